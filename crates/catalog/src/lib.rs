@@ -1,0 +1,240 @@
+//! The store: one small trait per aggregate ([`CredentialStore`], [`ConfigurationStore`],
+//! [`TokenStore`], [`MetaStore`]), each implemented on SQLite (the embedded default) and on
+//! PostgreSQL (for several replicas). [`Store::open`] picks one from the database URL and applies
+//! that database's forward-only migrations.
+//!
+//! Both implementations share their SQL (it is written in the dialect both accept) and run one
+//! conformance suite (`tests/conformance.rs`). This is the only crate that names sqlx.
+
+mod model;
+mod sql;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use byos_domain::ValidationReport;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use model::{
+    ConfigurationSpec, Configuration, Credential, CredentialIdentity, NewToken, Token,
+};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// A stored row no longer satisfies the domain's rules.
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    /// The database failed or could not be reached. A retry may help.
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A write refused because it would break an invariant of the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    #[error("a {resource} named {name:?} already exists")]
+    NameTaken { resource: &'static str, name: String },
+    #[error("storage configuration {name:?} is already the default for {region}")]
+    DefaultForRegionTaken { name: String, region: String },
+    #[error("{resource} {name:?} is used by {users:?}")]
+    InUse { resource: &'static str, name: String, users: Vec<String> },
+    #[error("token {name:?} is the last admin token")]
+    LastAdminToken { name: String },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            e => StoreError::Database(Box::new(e)),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Storage credentials.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn insert_credential(&self, credential: &Credential) -> Result<()>;
+    async fn get_credential(&self, id: Uuid) -> Result<Credential>;
+    async fn list_credentials(&self) -> Result<Vec<Credential>>;
+    /// Replaces a credential's identity and sealed secret (a rotation).
+    async fn rotate_credential(&self, credential: &Credential) -> Result<()>;
+    /// Deletes a credential that no configuration uses; otherwise [`Conflict::InUse`].
+    async fn delete_credential(&self, id: Uuid) -> Result<()>;
+}
+
+/// Storage configurations.
+#[async_trait]
+pub trait ConfigurationStore: Send + Sync {
+    /// Inserts a new configuration. Its credential must exist; its name is unique; at most one
+    /// configuration is the default of a region.
+    async fn insert_configuration(&self, configuration: &Configuration) -> Result<()>;
+    async fn get_configuration(&self, id: Uuid) -> Result<Configuration>;
+    async fn list_configurations(&self) -> Result<Vec<Configuration>>;
+    /// Records the outcome of a validation.
+    async fn record_validation(&self, id: Uuid, outcome: &ValidationOutcome) -> Result<()>;
+    async fn delete_configuration(&self, id: Uuid) -> Result<()>;
+}
+
+/// What a validation found, as [`ConfigurationStore::record_validation`] stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationOutcome {
+    pub status: byos_domain::ConfigurationStatus,
+    pub versioning: Option<byos_domain::VersioningState>,
+    pub report: ValidationReport,
+    pub error: Option<byos_domain::Problem>,
+    pub verified_at: OffsetDateTime,
+}
+
+/// API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn insert_token(&self, token: &NewToken) -> Result<()>;
+    /// The token whose value hashes to `hash`; notes that it was used.
+    async fn authenticate(&self, hash: &str, now: OffsetDateTime) -> Result<Token>;
+    async fn get_token(&self, id: Uuid) -> Result<Token>;
+    async fn list_tokens(&self) -> Result<Vec<Token>>;
+    /// Deletes a token, unless it is the last admin token ([`Conflict::LastAdminToken`]).
+    async fn delete_token(&self, id: Uuid) -> Result<()>;
+    async fn count_tokens(&self) -> Result<u64>;
+}
+
+/// Facts about the store itself, and its health.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets `key` to `value` if it has no value yet; returns the value it has afterwards.
+    async fn init_meta(&self, key: &str, value: &str) -> Result<String>;
+    /// Answers when the database does.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store, one handle per aggregate. Cloning is cheap.
+#[derive(Clone)]
+pub struct Store {
+    pub credentials: Arc<dyn CredentialStore>,
+    pub configurations: Arc<dyn ConfigurationStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub meta: Arc<dyn MetaStore>,
+    backend: Backend,
+    closer: Arc<dyn Closer>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+trait Closer: Send + Sync {
+    async fn close(&self);
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `postgres://...` for PostgreSQL; `None` for SQLite in the data directory.
+    pub url: Option<String>,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Store {
+    /// The file name of the SQLite database inside the data directory.
+    pub const SQLITE_FILE: &'static str = "byos.sqlite3";
+
+    /// Connects (creating the SQLite file if needed) and applies pending migrations.
+    pub async fn open(options: &StoreOptions, data_dir: &Path) -> Result<Store, OpenError> {
+        match options.url.as_deref() {
+            None => sql::sqlite::open(&data_dir.join(Store::SQLITE_FILE), options).await,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                sql::postgres::open(url, options).await
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                sql::sqlite::open(Path::new(path), options).await
+            }
+            Some(url) => Err(OpenError::UnsupportedUrl(redact_url(url))),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the connections, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.closer.close().await;
+    }
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("database URL {0:?} is neither postgres://... nor sqlite:...")]
+    UnsupportedUrl(String),
+    #[error("could not connect to the database at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("could not apply the database migrations")]
+    Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A URL with its password replaced, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(table: &'static str, ms: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Corrupt { table, reason: format!("timestamp {ms}: {e}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+}

@@ -1,0 +1,78 @@
+//! The records the store keeps. Fields hold domain types: a row that no longer parses is
+//! reported as [`StoreError::Corrupt`](crate::StoreError::Corrupt), never passed on.
+
+use byos_domain::{
+    AccessKeyId, BucketName, ConfigurationStatus, KeyPrefix, Problem, ResourceName, Role, RoleArn,
+    ServerSideEncryption, TokenName, ValidationReport, VersioningState,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The public half of a storage credential; the secret half is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialIdentity {
+    AwsUser { access_key_id: AccessKeyId },
+    AwsRole { role_arn: RoleArn },
+}
+
+/// A storage credential. `sealed_secret` holds the secret access key (`aws-user`) or the
+/// external id (`aws-role`), sealed under the master key with the credential's id as context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: Uuid,
+    pub name: ResourceName,
+    pub identity: CredentialIdentity,
+    pub sealed_secret: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What a new storage configuration is made of: the parameters, all validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigurationSpec {
+    pub name: ResourceName,
+    /// The AWS region id; one of the region table's.
+    pub region: String,
+    pub bucket: BucketName,
+    pub key_prefix: Option<KeyPrefix>,
+    pub credential_id: Uuid,
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    pub default_for_region: bool,
+}
+
+/// A storage configuration and what the platform knows of its bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configuration {
+    pub id: Uuid,
+    pub spec: ConfigurationSpec,
+    pub status: ConfigurationStatus,
+    pub versioning: Option<VersioningState>,
+    pub validation: Option<ValidationReport>,
+    /// The catalogue entry of the last failure, while `status` is `error`.
+    pub error: Option<Problem>,
+    pub last_verified_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An API token. Only the hash of its value is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: Uuid,
+    pub name: TokenName,
+    pub role: Role,
+    /// The projects a member token reaches; empty for admins.
+    pub projects: Vec<Uuid>,
+    /// The first characters of the token, to tell tokens apart.
+    pub hint: String,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A token to store: the record and the hash of its value.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub token: Token,
+    pub hash: String,
+}

@@ -1,0 +1,50 @@
+//! PostgreSQL, for several replicas sharing one catalog.
+
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::{Backend, OpenError, Store, StoreOptions, redact_url};
+
+pub(crate) struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    async fn begin_write(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
+        pool.begin().await
+    }
+
+    /// Serialises writers of `table` for the rest of the transaction, so that a check that
+    /// reads several rows (the last admin token) cannot race another replica. Plain reads go on.
+    async fn lock_table(tx: &mut Transaction<'static, Postgres>, table: &str) -> sqlx::Result<()> {
+        sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+super::impl_stores!(PostgresStore);
+
+pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, OpenError> {
+    let connect_error =
+        |source: sqlx::Error| OpenError::Connect { url: redact_url(url), source: Box::new(source) };
+    let connect: PgConnectOptions = url.parse().map_err(connect_error)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.connect_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(connect_error)?;
+    // Replicas starting together take turns: sqlx holds an advisory lock while it migrates.
+    sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
+    let store = Arc::new(PostgresStore { pool });
+    Ok(Store {
+        credentials: store.clone(),
+        configurations: store.clone(),
+        tokens: store.clone(),
+        meta: store.clone(),
+        backend: Backend::Postgres,
+        closer: store,
+    })
+}

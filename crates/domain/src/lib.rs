@@ -1,0 +1,24 @@
+//! The byos domain: regions, validated names, storage credentials and configurations, and the
+//! error catalogue. Everything here is pure data and rules; nothing does I/O.
+//!
+//! Values that reach this crate from the outside (an API request, a configuration file, an AWS
+//! response) come in through parse constructors such as [`BucketName::parse`]; once a value has
+//! one of these types it is known to be valid, so the rest of the code never checks it again.
+
+mod catalogue;
+mod names;
+mod region;
+mod storage;
+mod token;
+
+pub use catalogue::{CatalogueEntry, ErrorCode, Problem};
+pub use names::{
+    AccessKeyId, BucketName, ResourceName, ExternalId, KeyPrefix, KmsKeyArn, NameError,
+    RoleArn, SecretAccessKey, is_aws_region_id,
+};
+pub use region::{Region, RegionTable, RegionTableError};
+pub use storage::{
+    CheckResult, ConfigurationStatus, CredentialKind, ServerSideEncryption, SseAlgorithm,
+    ValidationCheck, ValidationReport, VersioningState,
+};
+pub use token::{Role, TokenName};

@@ -1,0 +1,261 @@
+//! Secrets at rest and API tokens.
+//!
+//! Stored secrets (secret access keys, external ids) are sealed with AES-256-GCM under a master
+//! key that never enters the database. Each sealed value is bound to the row it belongs to
+//! through the associated data, so a ciphertext copied onto another row does not open.
+//!
+//! API tokens are 256 random bits; only their SHA-256 is stored. A fast hash is right here:
+//! the tokens have full entropy, so there is nothing for a slow password hash to protect.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// Why a secret could not be loaded, sealed or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretsError {
+    #[error("the master key is not 32 bytes of base64 (got {0} bytes)")]
+    BadMasterKeyLength(usize),
+    #[error("the master key is not valid base64")]
+    BadMasterKeyEncoding,
+    #[error("a sealed secret is damaged, or was sealed under another master key")]
+    Unsealable,
+    #[error("could not {action} the master key file {path}")]
+    KeyFile {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The key that seals stored secrets. Its `Debug` is redacted.
+#[derive(Clone)]
+pub struct MasterKey(Key<Aes256Gcm>);
+
+/// The first byte of every sealed value: the format, so that it can change one day.
+const SEAL_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+impl MasterKey {
+    pub fn generate() -> MasterKey {
+        MasterKey(Aes256Gcm::generate_key(OsRng))
+    }
+
+    /// Reads a key given as standard base64 of 32 bytes (`openssl rand -base64 32`).
+    pub fn from_base64(encoded: &str) -> Result<MasterKey, SecretsError> {
+        let bytes = STANDARD.decode(encoded.trim()).map_err(|_| SecretsError::BadMasterKeyEncoding)?;
+        if bytes.len() != 32 {
+            return Err(SecretsError::BadMasterKeyLength(bytes.len()));
+        }
+        Ok(MasterKey(*Key::<Aes256Gcm>::from_slice(&bytes)))
+    }
+
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0.as_slice())
+    }
+
+    /// Reads the key file at `path`, or creates it with a new key, readable by its owner only.
+    /// Returns the key and whether it was created.
+    pub fn load_or_create(path: &Path) -> Result<(MasterKey, bool), SecretsError> {
+        let file_error = |action, source| SecretsError::KeyFile { action, path: path.display().to_string(), source };
+        match std::fs::read_to_string(path) {
+            Ok(contents) => Ok((MasterKey::from_base64(&contents)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = MasterKey::generate();
+                write_private_file(path, format!("{}\n", key.to_base64()).as_bytes())
+                    .map_err(|e| file_error("create", e))?;
+                Ok((key, true))
+            }
+            Err(e) => Err(file_error("read", e)),
+        }
+    }
+
+    /// A short public value that identifies the key without revealing it; the store keeps it
+    /// so that a server started with the wrong key refuses to run instead of failing later.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"byos master key fingerprint v1\0");
+        hasher.update(self.0.as_slice());
+        hex(&hasher.finalize()[..8])
+    }
+
+    /// Seals `plaintext`, bound to `context` (for example the id of the row that stores it).
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        let cipher = Aes256Gcm::new(&self.0);
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = cipher
+            .encrypt(&nonce, Payload { msg: plaintext, aad: context })
+            // Encryption fails only for plaintexts over 64 GiB.
+            .unwrap_or_else(|_| unreachable!("AES-GCM refused a small plaintext"));
+        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        sealed.push(SEAL_V1);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    /// Opens a value sealed by [`MasterKey::seal`] with the same key and context.
+    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        let [SEAL_V1, rest @ ..] = sealed else {
+            return Err(SecretsError::Unsealable);
+        };
+        if rest.len() < NONCE_LEN {
+            return Err(SecretsError::Unsealable);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        Aes256Gcm::new(&self.0)
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
+            .map_err(|_| SecretsError::Unsealable)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey({})", self.fingerprint())
+    }
+}
+
+/// Writes a new file that only its owner can read (mode 0600), failing if it exists.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// A bearer token in clear: shown once when created, never stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+/// The prefix of every token, so that secret scanners can recognise a leaked one.
+pub const TOKEN_PREFIX: &str = "byos_";
+
+impl ApiToken {
+    pub fn generate() -> ApiToken {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        ApiToken(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// A token chosen by an operator (`BYOS_ADMIN_TOKEN`). It must be long enough to resist
+    /// guessing.
+    pub fn from_operator(value: &str) -> Result<ApiToken, &'static str> {
+        let value = value.trim();
+        if value.len() < 24 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("a token is at least 24 printable characters without spaces");
+        }
+        Ok(ApiToken(value.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> String {
+        hash_token(&self.0)
+    }
+
+    /// The first characters, stored and shown so that people can tell their tokens apart.
+    pub fn hint(&self) -> String {
+        self.0.chars().take(TOKEN_PREFIX.len() + 4).collect()
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiToken({}…)", self.hint())
+    }
+}
+
+/// The stored form of a presented bearer token.
+pub fn hash_token(presented: &str) -> String {
+    hex(&Sha256::digest(presented.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MasterKey {
+        MasterKey::generate()
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_context() {
+        let k = key();
+        let sealed = k.seal(b"wJalrXUtnFEMI/K7MDENG", b"cred-1");
+        assert!(!sealed.windows(6).any(|w| w == b"wJalrX"), "the plaintext shows through");
+        assert_eq!(k.open(&sealed, b"cred-1").ok().as_deref(), Some(&b"wJalrXUtnFEMI/K7MDENG"[..]));
+        assert!(matches!(k.open(&sealed, b"cred-2"), Err(SecretsError::Unsealable)));
+        assert!(matches!(key().open(&sealed, b"cred-1"), Err(SecretsError::Unsealable)));
+        // Two seals of one value differ: the nonce is fresh each time.
+        assert_ne!(k.seal(b"x", b""), k.seal(b"x", b""));
+        assert!(matches!(k.open(&[], b""), Err(SecretsError::Unsealable)));
+        assert!(matches!(k.open(&[2, 0, 0], b""), Err(SecretsError::Unsealable)));
+        let mut tampered = sealed;
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(matches!(k.open(&tampered, b"cred-1"), Err(SecretsError::Unsealable)));
+    }
+
+    #[test]
+    fn master_keys_round_trip_and_are_checked() {
+        let k = key();
+        let again = MasterKey::from_base64(&k.to_base64()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.fingerprint(), k.fingerprint());
+        assert_ne!(key().fingerprint(), k.fingerprint());
+        assert!(matches!(MasterKey::from_base64("c2hvcnQ="), Err(SecretsError::BadMasterKeyLength(5))));
+        assert!(matches!(MasterKey::from_base64("not base64!"), Err(SecretsError::BadMasterKeyEncoding)));
+        assert!(!format!("{k:?}").contains(&k.to_base64()));
+    }
+
+    #[test]
+    fn key_file_is_created_private_then_reused() {
+        let dir = std::env::temp_dir().join(format!("byos-secrets-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("master.key");
+        let _ = std::fs::remove_file(&path);
+        let (first, created) = MasterKey::load_or_create(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).ok();
+            assert_eq!(mode, Some(0o600));
+        }
+        let (second, created) = MasterKey::load_or_create(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!created);
+        assert_eq!(first.fingerprint(), second.fingerprint());
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let t = ApiToken::generate();
+        assert!(t.expose().starts_with(TOKEN_PREFIX));
+        assert_eq!(t.expose().len(), TOKEN_PREFIX.len() + 43);
+        assert_ne!(t, ApiToken::generate());
+        assert_eq!(t.hash(), hash_token(t.expose()));
+        assert_eq!(t.hash().len(), 64);
+        assert!(!format!("{t:?}").contains(t.expose()));
+        assert!(ApiToken::from_operator("short").is_err());
+        assert!(ApiToken::from_operator("with space but long enough!!").is_err());
+        assert!(ApiToken::from_operator("an-operator-chosen-token-123").is_ok());
+    }
+}
