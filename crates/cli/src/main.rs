@@ -1,1 +1,65 @@
-fn main() {}
+//! `byos`: the server (`byos serve`) and, in later commands, the client and the bucket owners'
+//! tools.
+//!
+//! Exit codes: 0 on success, 1 when the command fails, 2 for a usage error.
+
+mod serve;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "byos", version, about = "Bring your own storage: connect customers' S3 buckets to a data platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: the REST API and the background workers.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
+    /// Where the SQLite database, the master key and the admin token live.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// A TOML configuration file; environment variables (BYOS__SECTION__KEY) override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr, reason = "the last word of a failed command, for a person")]
+            {
+                eprintln!("byos: error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

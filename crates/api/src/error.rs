@@ -1,0 +1,179 @@
+//! `ApiError`: every failure an API handler returns, rendered as the catalogue's
+//! `{type, code, message, fix}` body with the entry's status.
+//!
+//! A 5xx body carries only an error id; the cause's whole chain is logged once, under that id.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use byos_catalog::{Conflict, StoreError};
+use byos_domain::{ErrorCode, Problem};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error type, such as `Invalid Parameter`.
+    #[serde(rename = "type")]
+    pub error_type: &'static str,
+    /// The catalogue's stable code, such as `missing-bucket-name`.
+    pub code: &'static str,
+    pub message: String,
+    /// What to do about it.
+    pub fix: &'static str,
+}
+
+/// A failed request: a catalogue problem, and for internal errors the cause to log.
+#[derive(Debug)]
+pub struct ApiError {
+    problem: Problem,
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An internal error: the client sees an id, the log gets the cause.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
+        ApiError { problem: Problem::internal("pending"), cause: Some(cause.into()) }
+    }
+
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// Maps a store error of an operation on one resource (`resource` names it, `id` is the id
+    /// asked for) to its problem.
+    pub fn from_store(e: StoreError, resource: &str, id: &str) -> ApiError {
+        match e {
+            StoreError::NotFound => Problem::not_found(resource, id).into(),
+            StoreError::Conflict(conflict) => conflict_problem(conflict).into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+fn conflict_problem(conflict: Conflict) -> Problem {
+    match conflict {
+        Conflict::NameTaken { resource, name } => {
+            Problem::new(ErrorCode::NameTaken, &[("resource", resource), ("name", &name)])
+        }
+        Conflict::DefaultForRegionTaken { name, region } => {
+            Problem::new(ErrorCode::DefaultForRegionTaken, &[("name", &name), ("region", &region)])
+        }
+        Conflict::InUse { resource, name, users } => {
+            let users = users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ");
+            let resource = capitalise(resource);
+            Problem::new(
+                ErrorCode::InUse,
+                &[("resource", &resource), ("name", &name), ("users", &format!("storage configuration(s) {users}"))],
+            )
+        }
+        Conflict::LastAdminToken { name } => Problem::new(ErrorCode::LastAdminToken, &[("name", &name)]),
+        other => Problem::invalid_request(&other.to_string()),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> ApiError {
+        ApiError { problem, cause: None }
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> ApiError {
+        Problem::from(code).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self.cause {
+            Some(cause) => {
+                let error_id = uuid::Uuid::new_v4().simple().to_string();
+                tracing::error!(error_id, error = %error_chain(cause.as_ref()), "internal error");
+                Problem::internal(&error_id)
+            }
+            None => self.problem,
+        };
+        problem_response(&problem)
+    }
+}
+
+/// The response for a problem: its entry's status and the catalogue body.
+pub(crate) fn problem_response(problem: &Problem) -> Response {
+    let entry = problem.entry();
+    let status = StatusCode::from_u16(entry.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = ErrorBody {
+        error_type: entry.error_type,
+        code: entry.code,
+        message: problem.message().to_owned(),
+        fix: entry.fix,
+    };
+    (status, Json(body)).into_response()
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(e) = source {
+        chain.push_str(": ");
+        chain.push_str(&e.to_string());
+        source = e.source();
+    }
+    chain
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        match rejection {
+            JsonRejection::MissingJsonContentType(e) => {
+                Problem::new(ErrorCode::UnsupportedMediaType, &[("message", &e.body_text())]).into()
+            }
+            e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                // The limit is the router's; the message names it.
+                Problem::new(ErrorCode::PayloadTooLarge, &[("limit", &crate::BODY_LIMIT_BYTES.to_string())]).into()
+            }
+            JsonRejection::JsonDataError(e) => Problem::invalid_request(&serde_detail(&e.body_text())).into(),
+            JsonRejection::JsonSyntaxError(e) => Problem::invalid_request(&serde_detail(&e.body_text())).into(),
+            e => Problem::invalid_request(&e.body_text()).into(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        Problem::invalid_request(&format!("path: {}", rejection.body_text())).into()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        Problem::invalid_request(&format!("query: {}", rejection.body_text())).into()
+    }
+}
+
+/// axum's JSON messages start with "Failed to deserialize the JSON body into the target type: ";
+/// the part after it names the field and the rule.
+fn serde_detail(text: &str) -> String {
+    let detail = text.split_once("target type: ").map_or(text, |(_, rest)| rest);
+    let detail = text.strip_prefix("Failed to parse the request body as JSON: ").unwrap_or(detail);
+    format!("body: {detail}")
+}
+
+/// The answer for a path no route matches.
+pub(crate) async fn route_not_found(uri: Uri) -> ApiError {
+    Problem::new(ErrorCode::RouteNotFound, &[("path", uri.path())]).into()
+}
+
+/// The answer for a method a route does not take.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    Problem::new(ErrorCode::MethodNotAllowed, &[("method", method.as_str()), ("path", uri.path())]).into()
+}

@@ -1,0 +1,43 @@
+//! The API's routes, one module per resource. Each module holds its request and response
+//! bodies, the handlers (which only extract, call the service function, and map the result)
+//! and the service functions.
+
+mod configurations;
+mod credentials;
+mod operations;
+mod reference;
+mod tokens;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(credentials::router())
+        .merge(configurations::router())
+        .merge(tokens::router())
+        .merge(reference::router())
+        .merge(operations::router())
+}
+
+/// A time as the API shows it: RFC 3339 in UTC.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A list response: `{"items": [...]}`, so that paging can be added without breaking clients.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Items<T> {
+    items: Vec<T>,
+}
+
+/// A required field's value, or the error that says it is missing.
+fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(format!("{field}: required")),
+    }
+}

@@ -1,0 +1,149 @@
+//! `byos serve`: opens the store, checks the master key, makes the first admin token if the
+//! store is new, and serves the API until SIGTERM or Ctrl-C.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use byos_api::{AppState, FirstStart};
+use byos_catalog::{Store, StoreOptions};
+use byos_secrets::MasterKey;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::Settings;
+use crate::{LogFormat, ServeArgs};
+
+const MASTER_KEY_FILE: &str = "master.key";
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&args)?;
+    init_logging(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) => EnvFilter::try_new(filter).context("RUST_LOG")?,
+        Err(_) => EnvFilter::try_new(&settings.log_filter).context("log.filter")?,
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    create_data_dir(&settings.data_dir)?;
+    let master_key = master_key(&settings)?;
+    let options = StoreOptions {
+        url: settings.database_url.clone(),
+        max_connections: settings.max_connections,
+        connect_timeout: settings.connect_timeout,
+    };
+    let store = Store::open(&options, &settings.data_dir).await.context("opening the store")?;
+    tracing::info!(backend = ?store.backend(), "store open");
+    byos_api::check_master_key(&store, &master_key).await?;
+    let preset = std::env::var("BYOS_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    if let Some(first) = byos_api::ensure_admin_token(&store, preset.as_deref()).await? {
+        announce_admin_token(&settings, &first)?;
+    }
+
+    let state = AppState::new(store.clone(), master_key, settings.regions.clone());
+    let app = byos_api::router(state);
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr().context("reading the listening address")?;
+    tracing::info!("byos listening on http://{address}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    tracing::info!("shutting down: closing the store");
+    if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
+        tracing::warn!("the store did not close within the grace period");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the data directory, readable by its owner only, if it does not exist.
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// The master key: `BYOS_MASTER_KEY` (base64), or the file `BYOS_MASTER_KEY_FILE` names, or
+/// `master.key` in the data directory, created on first start.
+fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    let from_env = std::env::var("BYOS_MASTER_KEY").ok().filter(|v| !v.is_empty());
+    let from_file = std::env::var("BYOS_MASTER_KEY_FILE").ok().filter(|v| !v.is_empty());
+    match (from_env, from_file) {
+        (Some(_), Some(_)) => bail!("set BYOS_MASTER_KEY or BYOS_MASTER_KEY_FILE, not both"),
+        (Some(value), None) => MasterKey::from_base64(&value).context("BYOS_MASTER_KEY"),
+        (None, Some(path)) => {
+            let value = std::fs::read_to_string(&path).with_context(|| format!("reading BYOS_MASTER_KEY_FILE {path}"))?;
+            MasterKey::from_base64(&value).with_context(|| format!("BYOS_MASTER_KEY_FILE {path}"))
+        }
+        (None, None) => {
+            let path = settings.path_in_data_dir(MASTER_KEY_FILE);
+            let (key, created) = MasterKey::load_or_create(&path)?;
+            if created {
+                tracing::warn!(
+                    path = %path.display(),
+                    "created a new master key; back it up: the stored secrets cannot be read without it"
+                );
+            }
+            Ok(key)
+        }
+    }
+}
+
+/// Writes the first admin token to `admin-token` (0600) and shows it once.
+fn announce_admin_token(settings: &Settings, first: &FirstStart) -> anyhow::Result<()> {
+    let path = settings.path_in_data_dir(ADMIN_TOKEN_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("replacing {}", path.display())),
+    }
+    byos_secrets::write_private_file(&path, format!("{}\n", first.token.expose()).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[allow(clippy::print_stdout, reason = "the first admin token is shown once, to the operator")]
+    if first.preset {
+        println!("byos: the first admin token is BYOS_ADMIN_TOKEN's value; also written to {}", path.display());
+    } else {
+        println!("byos: first admin token (shown once, also written to {}):\n{}", path.display(), first.token.expose());
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,196 @@
+//! The server's configuration: defaults, then a TOML file, then `BYOS__SECTION__KEY` environment
+//! variables, then command-line flags. It is read and checked once, at start-up, and passed on
+//! explicitly.
+//!
+//! Secrets never come from this file: the master key is `BYOS_MASTER_KEY` or
+//! `BYOS_MASTER_KEY_FILE`, and the preset admin token is `BYOS_ADMIN_TOKEN`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use byos_domain::{Region, RegionTable};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::{LogFormat, ServeArgs};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    log: RawLog,
+    /// Replaces the built-in region table when given.
+    regions: Option<Vec<Region>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    shutdown_grace_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    max_connections: Option<u32>,
+    connect_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    /// A tracing filter, such as `info` or `byos=debug,sqlx=warn`. `RUST_LOG` overrides it.
+    filter: Option<String>,
+}
+
+/// The checked configuration.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) shutdown_grace: Duration,
+    /// `None`: SQLite in the data directory.
+    pub(crate) database_url: Option<String>,
+    pub(crate) max_connections: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log_filter: String,
+    pub(crate) regions: RegionTable,
+}
+
+impl Settings {
+    pub(crate) const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    pub(crate) const DEFAULT_DATA_DIR: &'static str = "byos-data";
+
+    /// Reads the layers in order and checks the result.
+    pub(crate) fn load(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let mut figment = Figment::new();
+        if let Some(file) = &args.config {
+            if !file.is_file() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("BYOS__").split("__"));
+        let raw: Raw = figment.extract().context("invalid configuration")?;
+        Settings::check(raw, args)
+    }
+
+    fn check(raw: Raw, args: &ServeArgs) -> anyhow::Result<Settings> {
+        let listen_text =
+            args.listen.clone().or(raw.server.listen).unwrap_or_else(|| Settings::DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("server.listen: {listen_text:?} is not an address such as 127.0.0.1:8080"))?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(raw.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from(Settings::DEFAULT_DATA_DIR));
+        let database_url = raw.database.url.filter(|u| !u.trim().is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            bail!("database.url: {:?} is neither postgres://... nor sqlite:...", byos_catalog::redact_url(url));
+        }
+        let max_connections = raw.database.max_connections.unwrap_or(10);
+        if max_connections == 0 {
+            bail!("database.max_connections: at least 1");
+        }
+        let regions = match raw.regions {
+            None => RegionTable::builtin(),
+            Some(regions) => RegionTable::new(regions).context("regions")?,
+        };
+        Ok(Settings {
+            listen,
+            data_dir,
+            shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds.unwrap_or(30)),
+            database_url,
+            max_connections,
+            connect_timeout: Duration::from_secs(raw.database.connect_timeout_seconds.unwrap_or(10)),
+            log_format: args.log_format.or(raw.log.format).unwrap_or(LogFormat::Text),
+            log_filter: raw.log.filter.unwrap_or_else(|| "info".to_owned()),
+            regions,
+        })
+    }
+
+    pub(crate) fn path_in_data_dir(&self, name: &str) -> PathBuf {
+        Path::new(&self.data_dir).join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs { data_dir: None, listen: None, config: None, log_format: None }
+    }
+
+    fn load_from(toml: &str, env: &[(&str, &str)], args: &ServeArgs) -> anyhow::Result<Settings> {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("byos.toml", toml)?;
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            let with_file = ServeArgs { config: Some(PathBuf::from("byos.toml")), ..args.clone() };
+            let result = Settings::load(&with_file).map_err(|e| format!("{e:#}"));
+            Ok(result)
+        })
+        .map_err(anyhow::Error::msg)
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let toml = "[server]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/byos\"\n[database]\nmax_connections = 3\n";
+        let s = load_from(toml, &[], &args()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.max_connections, 3);
+        assert_eq!(s.database_url, None);
+        assert_eq!(s.regions.regions().len(), 12);
+
+        let env = [("BYOS__SERVER__LISTEN", "127.0.0.1:9100"), ("BYOS__DATABASE__URL", "postgres://db/byos")];
+        let s = load_from(toml, &env, &args()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.database_url.as_deref(), Some("postgres://db/byos"));
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/byos"));
+
+        let flags = ServeArgs { listen: Some("127.0.0.1:9200".to_owned()), log_format: Some(LogFormat::Json), ..args() };
+        let s = load_from(toml, &env, &flags).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9200");
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_key() {
+        let cases = [
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+            ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            ("[database]\nmax_connections = 0\n", "database.max_connections"),
+            ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+            ("[[regions]]\ncode = \"X\"\nname = \"X\"\nawsRegion = \"nowhere\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/r\"\n", "regions"),
+        ];
+        for (toml, key) in cases {
+            let err = load_from(toml, &[], &args()).err().map(|e| format!("{e:#}"));
+            assert!(err.as_deref().is_some_and(|e| e.contains(key)), "{toml:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn regions_can_be_replaced() {
+        let toml = "[[regions]]\ncode = \"IE\"\nname = \"Ireland\"\nawsRegion = \"eu-west-1\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/copy\"\n";
+        let s = load_from(toml, &[], &args()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(s.regions.aws_region_list(), "eu-west-1");
+    }
+}
