@@ -138,17 +138,20 @@ mod tests {
         ServeArgs { data_dir: None, listen: None, config: None, log_format: None }
     }
 
+    #[allow(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
     fn load_from(toml: &str, env: &[(&str, &str)], args: &ServeArgs) -> anyhow::Result<Settings> {
+        // The jail gives the closure its own directory and environment, restored afterwards.
+        let mut result = None;
         figment::Jail::expect_with(|jail| {
             jail.create_file("byos.toml", toml)?;
             for (k, v) in env {
                 jail.set_env(k, v);
             }
             let with_file = ServeArgs { config: Some(PathBuf::from("byos.toml")), ..args.clone() };
-            let result = Settings::load(&with_file).map_err(|e| format!("{e:#}"));
-            Ok(result)
-        })
-        .map_err(anyhow::Error::msg)
+            result = Some(Settings::load(&with_file));
+            Ok(())
+        });
+        result.unwrap_or_else(|| unreachable!("the jail ran the closure"))
     }
 
     #[test]
