@@ -13,8 +13,8 @@ mod token;
 
 pub use catalogue::{CatalogueEntry, ErrorCode, Problem};
 pub use names::{
-    AccessKeyId, BucketName, ResourceName, ExternalId, KeyPrefix, KmsKeyArn, NameError,
-    RoleArn, SecretAccessKey, is_aws_region_id,
+    AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ResourceName, RoleArn,
+    SecretAccessKey, is_aws_region_id,
 };
 pub use region::{Region, RegionTable, RegionTableError};
 pub use storage::{

@@ -65,9 +65,12 @@ impl RegionTable {
                 code: code.to_owned(),
                 name: name.to_owned(),
                 aws_region: aws_region.to_owned(),
-                cross_account_role_arn: format!("arn:aws:iam::079623148045:role/ica_{role}_crossacct"),
+                cross_account_role_arn: format!(
+                    "arn:aws:iam::079623148045:role/ica_{role}_crossacct"
+                ),
                 note: (code == "KR").then(|| {
-                    "BSSH is not deployed in this region, so sequencer integration is limited".to_owned()
+                    "BSSH is not deployed in this region, so sequencer integration is limited"
+                        .to_owned()
                 }),
             })
             .collect();
@@ -88,10 +91,18 @@ impl RegionTable {
                 });
             }
             if let Err(e) = RoleArn::parse(&region.cross_account_role_arn) {
-                return Err(RegionTableError::BadRoleArn { code: region.code.clone(), reason: e.to_string() });
+                return Err(RegionTableError::BadRoleArn {
+                    code: region.code.clone(),
+                    reason: e.to_string(),
+                });
             }
-            if regions[..i].iter().any(|r| r.aws_region == region.aws_region) {
-                return Err(RegionTableError::Duplicate { aws_region: region.aws_region.clone() });
+            if regions[..i]
+                .iter()
+                .any(|r| r.aws_region == region.aws_region)
+            {
+                return Err(RegionTableError::Duplicate {
+                    aws_region: region.aws_region.clone(),
+                });
             }
         }
         Ok(RegionTable { regions })
@@ -108,7 +119,11 @@ impl RegionTable {
 
     /// The AWS region ids, comma-separated, as the catalogue's `{regions}` shows them.
     pub fn aws_region_list(&self) -> String {
-        self.regions.iter().map(|r| r.aws_region.as_str()).collect::<Vec<_>>().join(", ")
+        self.regions
+            .iter()
+            .map(|r| r.aws_region.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -124,7 +139,12 @@ mod tests {
         let rendered: String = table
             .regions()
             .iter()
-            .map(|r| format!("{} {} {} {}\n", r.code, r.aws_region, r.cross_account_role_arn, r.name))
+            .map(|r| {
+                format!(
+                    "{} {} {} {}\n",
+                    r.code, r.aws_region, r.cross_account_role_arn, r.name
+                )
+            })
             .collect();
         expect![[r#"
             AU ap-southeast-2 arn:aws:iam::079623148045:role/ica_aps2_crossacct Australia
@@ -142,10 +162,20 @@ mod tests {
         "#]]
         .assert_eq(&rendered);
         // The built-in table passes the same checks as a configured one.
-        assert_eq!(RegionTable::new(table.regions().to_vec()), Ok(table.clone()));
-        assert_eq!(table.get("eu-central-1").map(|r| r.code.as_str()), Some("EU"));
+        assert_eq!(
+            RegionTable::new(table.regions().to_vec()),
+            Ok(table.clone())
+        );
+        assert_eq!(
+            table.get("eu-central-1").map(|r| r.code.as_str()),
+            Some("EU")
+        );
         assert!(table.get("eu-west-1").is_none());
-        assert!(table.get("ap-northeast-2").is_some_and(|r| r.note.is_some()));
+        assert!(
+            table
+                .get("ap-northeast-2")
+                .is_some_and(|r| r.note.is_some())
+        );
     }
 
     #[test]

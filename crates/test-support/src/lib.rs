@@ -39,7 +39,11 @@ impl TestPostgres {
             Some((server, _database)) => format!("{server}/{name}"),
             None => panic!("BYOS_TEST_POSTGRES_URL {admin_url:?} names no database"),
         };
-        TestPostgres { url, name, admin_url }
+        TestPostgres {
+            url,
+            name,
+            admin_url,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -53,13 +57,16 @@ impl Drop for TestPostgres {
         // small runtime of its own on a plain thread.
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut admin)
+                                .await;
                     }
                 });
             }
@@ -82,5 +89,8 @@ async fn connect(url: &str) -> PgConnection {
 
 /// A fresh, empty directory for one test, removed when dropped.
 pub fn temp_dir() -> TempDir {
-    tempfile::Builder::new().prefix("byos-test-").tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+    tempfile::Builder::new()
+        .prefix("byos-test-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
 }

@@ -11,13 +11,12 @@ use byos_domain::{
     SecretAccessKey,
 };
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Items, required, rfc3339};
+use super::{Items, now, required, rfc3339};
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -55,8 +54,12 @@ pub(crate) struct CredentialView {
 impl From<&Credential> for CredentialView {
     fn from(c: &Credential) -> CredentialView {
         let (kind, access_key_id, role_arn) = match &c.identity {
-            CredentialIdentity::AwsUser { access_key_id } => (CredentialKind::AwsUser, Some(access_key_id.masked()), None),
-            CredentialIdentity::AwsRole { role_arn } => (CredentialKind::AwsRole, None, Some(role_arn.to_string())),
+            CredentialIdentity::AwsUser { access_key_id } => {
+                (CredentialKind::AwsUser, Some(access_key_id.masked()), None)
+            }
+            CredentialIdentity::AwsRole { role_arn } => {
+                (CredentialKind::AwsRole, None, Some(role_arn.to_string()))
+            }
         };
         CredentialView {
             id: c.id,
@@ -97,8 +100,14 @@ pub(crate) struct RotateCredential {
 
 /// The identity and the secret of a credential, validated.
 enum Material {
-    User { access_key_id: AccessKeyId, secret: SecretAccessKey },
-    Role { role_arn: RoleArn, external_id: ExternalId },
+    User {
+        access_key_id: AccessKeyId,
+        secret: SecretAccessKey,
+    },
+    Role {
+        role_arn: RoleArn,
+        external_id: ExternalId,
+    },
 }
 
 impl Material {
@@ -110,7 +119,11 @@ impl Material {
     }
 }
 
-fn field<T>(name: &str, value: Option<&str>, parse: fn(&str) -> Result<T, NameError>) -> Result<T, String> {
+fn field<T>(
+    name: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, NameError>,
+) -> Result<T, String> {
     parse(required(name, value)?).map_err(|e| format!("{name}: {e}"))
 }
 
@@ -123,7 +136,14 @@ fn material(
     external_id: Option<&str>,
 ) -> Result<Material, String> {
     let refuse = |name: &str, present: bool| {
-        if present { Err(format!("{name}: not a field of a {} credential", kind.as_str())) } else { Ok(()) }
+        if present {
+            Err(format!(
+                "{name}: not a field of a {} credential",
+                kind.as_str()
+            ))
+        } else {
+            Ok(())
+        }
     };
     match kind {
         CredentialKind::AwsUser => {
@@ -149,12 +169,20 @@ fn material(
 fn seal(state: &AppState, id: Uuid, material: Material) -> (CredentialIdentity, Vec<u8>) {
     let key = state.master_key();
     match material {
-        Material::User { access_key_id, secret } => {
-            (CredentialIdentity::AwsUser { access_key_id }, key.seal(secret.expose().as_bytes(), id.as_bytes()))
-        }
-        Material::Role { role_arn, external_id } => {
-            (CredentialIdentity::AwsRole { role_arn }, key.seal(external_id.expose().as_bytes(), id.as_bytes()))
-        }
+        Material::User {
+            access_key_id,
+            secret,
+        } => (
+            CredentialIdentity::AwsUser { access_key_id },
+            key.seal(secret.expose().as_bytes(), id.as_bytes()),
+        ),
+        Material::Role {
+            role_arn,
+            external_id,
+        } => (
+            CredentialIdentity::AwsRole { role_arn },
+            key.seal(external_id.expose().as_bytes(), id.as_bytes()),
+        ),
     }
 }
 
@@ -162,9 +190,19 @@ fn seal(state: &AppState, id: Uuid, material: Material) -> (CredentialIdentity, 
 #[utoipa::path(get, path = "/api/v1/storage-credentials", tag = "storage-credentials",
     security(("bearer" = [])),
     responses((status = 200, body = Items<CredentialView>), (status = "4XX", body = ErrorBody)))]
-async fn list_credentials(_: Admin, state: axum::extract::State<AppState>) -> ApiResult<Json<Items<CredentialView>>> {
-    let credentials = state.store().credentials.list_credentials().await.map_err(ApiError::internal)?;
-    Ok(Json(Items { items: credentials.iter().map(CredentialView::from).collect() }))
+async fn list_credentials(
+    _: Admin,
+    state: axum::extract::State<AppState>,
+) -> ApiResult<Json<Items<CredentialView>>> {
+    let credentials = state
+        .store()
+        .credentials
+        .list_credentials()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(Items {
+        items: credentials.iter().map(CredentialView::from).collect(),
+    }))
 }
 
 /// Create a storage credential.
@@ -190,9 +228,16 @@ async fn create_credential(
     )
     .map_err(invalid)?;
     let id = Uuid::new_v4();
-    let now = OffsetDateTime::now_utc();
+    let now = now();
     let (identity, sealed_secret) = seal(&state, id, material);
-    let credential = Credential { id, name, identity, sealed_secret, created_at: now, updated_at: now };
+    let credential = Credential {
+        id,
+        name,
+        identity,
+        sealed_secret,
+        created_at: now,
+        updated_at: now,
+    };
     state
         .store()
         .credentials
@@ -207,7 +252,11 @@ async fn create_credential(
 #[utoipa::path(get, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = CredentialView), (status = "4XX", body = ErrorBody)))]
-async fn get_credential(_: Admin, state: axum::extract::State<AppState>, Id(id): Id) -> ApiResult<Json<CredentialView>> {
+async fn get_credential(
+    _: Admin,
+    state: axum::extract::State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<CredentialView>> {
     let credential = state
         .store()
         .credentials
@@ -229,8 +278,10 @@ async fn rotate_credential(
     ApiJson(body): ApiJson<RotateCredential>,
 ) -> ApiResult<Json<CredentialView>> {
     let store = &state.store().credentials;
-    let mut credential =
-        store.get_credential(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    let mut credential = store
+        .get_credential(id)
+        .await
+        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
     let kind = match credential.identity {
         CredentialIdentity::AwsUser { .. } => CredentialKind::AwsUser,
         CredentialIdentity::AwsRole { .. } => CredentialKind::AwsRole,
@@ -250,7 +301,11 @@ async fn rotate_credential(
     if requested != kind {
         return Err(Problem::new(
             ErrorCode::CredentialKindMismatch,
-            &[("name", credential.name.as_str()), ("actual", kind.as_str()), ("requested", requested.as_str())],
+            &[
+                ("name", credential.name.as_str()),
+                ("actual", kind.as_str()),
+                ("requested", requested.as_str()),
+            ],
         )
         .into());
     }
@@ -266,8 +321,11 @@ async fn rotate_credential(
     let (identity, sealed_secret) = seal(&state, id, material);
     credential.identity = identity;
     credential.sealed_secret = sealed_secret;
-    credential.updated_at = OffsetDateTime::now_utc();
-    store.rotate_credential(&credential).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    credential.updated_at = now();
+    store
+        .rotate_credential(&credential)
+        .await
+        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
     tracing::info!(credential = %id, "storage credential rotated");
     Ok(Json(CredentialView::from(&credential)))
 }
@@ -276,7 +334,11 @@ async fn rotate_credential(
 #[utoipa::path(delete, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_credential(_: Admin, state: axum::extract::State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+async fn delete_credential(
+    _: Admin,
+    state: axum::extract::State<AppState>,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
     state
         .store()
         .credentials

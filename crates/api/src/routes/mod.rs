@@ -23,9 +23,17 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(operations::router())
 }
 
+/// The current time at the store's resolution (milliseconds), so that what a create answers
+/// equals what a later read returns.
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_millisecond(t.millisecond()).unwrap_or(t)
+}
+
 /// A time as the API shows it: RFC 3339 in UTC.
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// A list response: `{"items": [...]}`, so that paging can be added without breaking clients.

@@ -14,7 +14,9 @@ use crate::auth::Principal;
 use crate::error::ErrorBody;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_regions)).routes(routes!(list_errors))
+    OpenApiRouter::new()
+        .routes(routes!(list_regions))
+        .routes(routes!(list_errors))
 }
 
 /// A platform region.
@@ -74,7 +76,13 @@ async fn list_errors(_: Principal) -> Json<Items<CatalogueEntryView>> {
         .iter()
         .map(|code| {
             let e = code.entry();
-            CatalogueEntryView { error_type: e.error_type, code: e.code, status: e.status, message: e.message, fix: e.fix }
+            CatalogueEntryView {
+                error_type: e.error_type,
+                code: e.code,
+                status: e.status,
+                message: e.message,
+                fix: e.fix,
+            }
         })
         .collect();
     Json(Items { items })

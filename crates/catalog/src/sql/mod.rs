@@ -69,7 +69,10 @@ pub(crate) struct TokenRow {
 }
 
 fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { table, reason: reason.to_string() }
+    StoreError::Corrupt {
+        table,
+        reason: reason.to_string(),
+    }
 }
 
 fn uuid(table: &'static str, s: &str) -> Result<Uuid> {
@@ -85,10 +88,15 @@ impl TryFrom<CredentialRow> for Credential {
             ("aws-user", Some(key), None) => CredentialIdentity::AwsUser {
                 access_key_id: AccessKeyId::parse(&key).map_err(|e| corrupt(T, e))?,
             },
-            ("aws-role", None, Some(arn)) => {
-                CredentialIdentity::AwsRole { role_arn: RoleArn::parse(&arn).map_err(|e| corrupt(T, e))? }
+            ("aws-role", None, Some(arn)) => CredentialIdentity::AwsRole {
+                role_arn: RoleArn::parse(&arn).map_err(|e| corrupt(T, e))?,
+            },
+            (kind, ..) => {
+                return Err(corrupt(
+                    T,
+                    format!("kind {kind:?} with the wrong identity columns"),
+                ));
             }
-            (kind, ..) => return Err(corrupt(T, format!("kind {kind:?} with the wrong identity columns"))),
         };
         Ok(Credential {
             id: uuid(T, &row.id)?,
@@ -106,13 +114,15 @@ impl TryFrom<ConfigurationRow> for Configuration {
 
     fn try_from(row: ConfigurationRow) -> Result<Configuration> {
         const T: &str = "storage_configurations";
-        let server_side_encryption = match (row.sse_algorithm.as_deref().map(SseAlgorithm::parse), row.sse_kms_key_arn)
-        {
+        let server_side_encryption = match (
+            row.sse_algorithm.as_deref().map(SseAlgorithm::parse),
+            row.sse_kms_key_arn,
+        ) {
             (None, None) => None,
             (Some(Some(SseAlgorithm::Aes256)), None) => Some(ServerSideEncryption::Aes256),
-            (Some(Some(SseAlgorithm::AwsKms)), Some(arn)) => {
-                Some(ServerSideEncryption::Kms(KmsKeyArn::parse(&arn).map_err(|e| corrupt(T, e))?))
-            }
+            (Some(Some(SseAlgorithm::AwsKms)), Some(arn)) => Some(ServerSideEncryption::Kms(
+                KmsKeyArn::parse(&arn).map_err(|e| corrupt(T, e))?,
+            )),
             _ => return Err(corrupt(T, "inconsistent server-side encryption columns")),
         };
         let versioning = match row.versioning.as_deref() {
@@ -129,7 +139,8 @@ impl TryFrom<ConfigurationRow> for Configuration {
             .map_err(|e| corrupt(T, format!("validation report: {e}")))?;
         let error = match (row.error_code, row.error_message) {
             (Some(code), Some(message)) => {
-                let code = ErrorCode::from_code(&code).ok_or_else(|| corrupt(T, format!("error code {code:?}")))?;
+                let code = ErrorCode::from_code(&code)
+                    .ok_or_else(|| corrupt(T, format!("error code {code:?}")))?;
                 Some(Problem::restore(code, message))
             }
             (None, None) => None,
@@ -141,7 +152,12 @@ impl TryFrom<ConfigurationRow> for Configuration {
                 name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
                 region: row.region,
                 bucket: BucketName::parse(&row.bucket).map_err(|e| corrupt(T, e))?,
-                key_prefix: row.key_prefix.as_deref().map(KeyPrefix::parse).transpose().map_err(|e| corrupt(T, e))?,
+                key_prefix: row
+                    .key_prefix
+                    .as_deref()
+                    .map(KeyPrefix::parse)
+                    .transpose()
+                    .map_err(|e| corrupt(T, e))?,
                 credential_id: uuid(T, &row.credential_id)?,
                 server_side_encryption,
                 default_for_region: row.default_for_region,
@@ -151,7 +167,10 @@ impl TryFrom<ConfigurationRow> for Configuration {
             versioning,
             validation,
             error,
-            last_verified_at: row.last_verified_at.map(|ms| from_millis(T, ms)).transpose()?,
+            last_verified_at: row
+                .last_verified_at
+                .map(|ms| from_millis(T, ms))
+                .transpose()?,
             last_used_at: row.last_used_at.map(|ms| from_millis(T, ms)).transpose()?,
             created_at: from_millis(T, row.created_at)?,
             updated_at: from_millis(T, row.updated_at)?,
@@ -168,7 +187,8 @@ impl TryFrom<TokenRow> for Token {
         Ok(Token {
             id: uuid(T, &row.id)?,
             name: TokenName::parse(&row.name).map_err(|e| corrupt(T, e))?,
-            role: Role::parse(&row.role).ok_or_else(|| corrupt(T, format!("role {:?}", row.role)))?,
+            role: Role::parse(&row.role)
+                .ok_or_else(|| corrupt(T, format!("role {:?}", row.role)))?,
             projects: projects.iter().map(|p| uuid(T, p)).collect::<Result<_>>()?,
             hint: row.hint,
             created_at: from_millis(T, row.created_at)?,
@@ -188,11 +208,13 @@ fn serde_json_list(json: &str) -> Result<Vec<String>, String> {
 /// The text that names the constraint a unique violation broke, if `e` is one.
 pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
     let db = e.as_database_error()?;
-    db.is_unique_violation().then(|| format!("{} {}", db.constraint().unwrap_or_default(), db.message()))
+    db.is_unique_violation()
+        .then(|| format!("{} {}", db.constraint().unwrap_or_default(), db.message()))
 }
 
 pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|db| db.is_foreign_key_violation())
+    e.as_database_error()
+        .is_some_and(|db| db.is_foreign_key_violation())
 }
 
 /// Implements the store traits for a backend struct that has a `pool` field and the inherent
@@ -304,6 +326,17 @@ macro_rules! impl_stores {
             async fn insert_configuration(&self, c: &$crate::Configuration) -> $crate::Result<()> {
                 let spec = &c.spec;
                 let mut tx = Self::begin_write(&self.pool).await?;
+                let taken: Option<String> = sqlx::query_scalar("SELECT id FROM storage_configurations WHERE name = $1")
+                    .bind(spec.name.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if taken.is_some() {
+                    return Err($crate::Conflict::NameTaken {
+                        resource: "storage configuration",
+                        name: spec.name.to_string(),
+                    }
+                    .into());
+                }
                 if spec.default_for_region {
                     let other: Option<String> = sqlx::query_scalar(
                         "SELECT name FROM storage_configurations WHERE region = $1 AND default_for_region",
@@ -534,9 +567,13 @@ macro_rules! impl_stores {
 
 pub(crate) use impl_stores;
 
-pub(crate) fn identity_columns(identity: &CredentialIdentity) -> (&'static str, Option<&str>, Option<&str>) {
+pub(crate) fn identity_columns(
+    identity: &CredentialIdentity,
+) -> (&'static str, Option<&str>, Option<&str>) {
     match identity {
-        CredentialIdentity::AwsUser { access_key_id } => ("aws-user", Some(access_key_id.as_str()), None),
+        CredentialIdentity::AwsUser { access_key_id } => {
+            ("aws-user", Some(access_key_id.as_str()), None)
+        }
         CredentialIdentity::AwsRole { role_arn } => ("aws-role", None, Some(role_arn.as_str())),
     }
 }

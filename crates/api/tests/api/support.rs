@@ -1,0 +1,257 @@
+//! A test application: the real router on a fresh SQLite store, with the log captured.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use byos_api::AppState;
+use byos_catalog::{Store, StoreOptions};
+use byos_domain::RegionTable;
+use byos_secrets::MasterKey;
+use byos_test_support::{TempDir, temp_dir};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Everything any test in this binary logged, at every level.
+pub(crate) fn captured_log() -> String {
+    let buffer = log_buffer();
+    let bytes = buffer.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = buffer.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || SharedWriter(writer.clone()))
+                .try_init();
+            buffer
+        })
+        .clone()
+}
+
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) struct TestApp {
+    pub(crate) router: Router,
+    pub(crate) state: AppState,
+    pub(crate) admin: String,
+    /// Every response body this app returned, for the secret scan.
+    pub(crate) responses: Mutex<Vec<String>>,
+    _dir: TempDir,
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is empty or not JSON).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) text: String,
+}
+
+impl Reply {
+    /// Asserts the catalogue's error shape and code; returns the message.
+    #[track_caller]
+    pub(crate) fn error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(self.body["code"], json!(code), "{}", self.text);
+        for field in ["type", "message", "fix"] {
+            assert!(
+                self.body[field].as_str().is_some_and(|s| !s.is_empty()),
+                "no {field}: {}",
+                self.text
+            );
+        }
+        let keys: Vec<&String> = self
+            .body
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys.len(),
+            4,
+            "error bodies have exactly type, code, message, fix: {}",
+            self.text
+        );
+        self.body["message"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[track_caller]
+    pub(crate) fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub(crate) async fn new() -> TestApp {
+        TestApp::with_regions(RegionTable::builtin()).await
+    }
+
+    pub(crate) async fn with_regions(regions: RegionTable) -> TestApp {
+        log_buffer();
+        let dir = temp_dir();
+        let options = StoreOptions {
+            url: None,
+            max_connections: 4,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = Store::open(&options, dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("open: {e:?}"));
+        let key = MasterKey::generate();
+        byos_api::check_master_key(&store, &key)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = byos_api::ensure_admin_token(&store, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("a new store gets an admin token"));
+        let state = AppState::new(store, key, regions);
+        TestApp {
+            router: byos_api::router(state.clone()),
+            state,
+            admin: first.token.expose().to_owned(),
+            responses: Mutex::new(Vec::new()),
+            _dir: dir,
+        }
+    }
+
+    pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e| match e {});
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        self.responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(text.clone());
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    /// A request with a token (or none) and a JSON body (or none).
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        };
+        self.send(request.unwrap_or_else(|e| panic!("{e}"))).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(&self.admin), None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(&self.admin), Some(body))
+            .await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(&self.admin), None)
+            .await
+    }
+
+    /// Creates a member token for `projects` and returns its value.
+    pub(crate) async fn member(&self, projects: &[&str]) -> String {
+        let reply = self
+            .post(
+                "/api/v1/tokens",
+                json!({"name": "member", "role": "member", "projects": projects}),
+            )
+            .await;
+        reply.ok(201)["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}", reply.text))
+            .to_owned()
+    }
+
+    /// Creates an `aws-user` credential; returns its id.
+    pub(crate) async fn user_credential(&self, name: &str, secret: &str) -> String {
+        let reply = self
+            .post(
+                "/api/v1/storage-credentials",
+                json!({"name": name, "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": secret}),
+            )
+            .await;
+        id_of(reply.ok(201))
+    }
+
+    /// The number of items a list route returns.
+    pub(crate) async fn count(&self, path: &str) -> usize {
+        let reply = self.get(path).await;
+        reply.ok(200)["items"].as_array().map_or(0, Vec::len)
+    }
+
+    pub(crate) fn all_responses(&self) -> String {
+        self.responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+}
+
+#[track_caller]
+pub(crate) fn id_of(body: &Value) -> String {
+    body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {body}"))
+        .to_owned()
+}
+
+/// A valid configuration request body on `credential`.
+pub(crate) fn configuration(name: &str, credential: &str) -> Value {
+    json!({
+        "name": name,
+        "region": "eu-central-1",
+        "bucket": "customer-bucket",
+        "keyPrefix": format!("{}/", name.replace(' ', "-")),
+        "credentialId": credential,
+    })
+}
