@@ -33,10 +33,7 @@ impl Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Principal, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Principal, ApiError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -45,29 +42,15 @@ impl FromRequestParts<AppState> for Principal {
             .to_str()
             .ok()
             .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
+            .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| {
-                Problem::unauthenticated("the Authorization header is not 'Bearer <token>'")
-            })?;
+            .ok_or_else(|| Problem::unauthenticated("the Authorization header is not 'Bearer <token>'"))?;
         let hash = byos_secrets::hash_token(presented);
-        match state
-            .store()
-            .tokens
-            .authenticate(&hash, OffsetDateTime::now_utc())
-            .await
-        {
-            Ok(token) => Ok(Principal {
-                token_id: token.id,
-                role: token.role,
-                projects: token.projects,
-            }),
-            Err(StoreError::NotFound) => Err(Problem::unauthenticated(
-                "the token is not known; it may have been deleted",
-            )
-            .into()),
+        match state.store().tokens.authenticate(&hash, OffsetDateTime::now_utc()).await {
+            Ok(token) => Ok(Principal { token_id: token.id, role: token.role, projects: token.projects }),
+            Err(StoreError::NotFound) => {
+                Err(Problem::unauthenticated("the token is not known; it may have been deleted").into())
+            }
             Err(e) => Err(ApiError::internal(e)),
         }
     }
@@ -83,10 +66,7 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
         if !principal.is_admin() {
-            return Err(Problem::access_forbidden(
-                "System Settings need a token with the admin role",
-            )
-            .into());
+            return Err(Problem::access_forbidden("System Settings need a token with the admin role").into());
         }
         Ok(Admin(principal))
     }

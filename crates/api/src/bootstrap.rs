@@ -46,10 +46,7 @@ pub struct FirstStart {
 /// Creates the first admin token if the store has never had one: `preset` (from
 /// `BYOS_ADMIN_TOKEN`) or a new random one. Of several replicas starting together on one empty
 /// database, exactly one creates it.
-pub async fn ensure_admin_token(
-    store: &Store,
-    preset: Option<&str>,
-) -> Result<Option<FirstStart>, BootstrapError> {
+pub async fn ensure_admin_token(store: &Store, preset: Option<&str>) -> Result<Option<FirstStart>, BootstrapError> {
     if store.meta.get_meta(FIRST_ADMIN_TOKEN).await?.is_some() {
         return Ok(None);
     }
@@ -58,12 +55,7 @@ pub async fn ensure_admin_token(
         None => ApiToken::generate(),
     };
     let id = Uuid::new_v4();
-    if store
-        .meta
-        .init_meta(FIRST_ADMIN_TOKEN, &id.to_string())
-        .await?
-        != id.to_string()
-    {
+    if store.meta.init_meta(FIRST_ADMIN_TOKEN, &id.to_string()).await? != id.to_string() {
         return Ok(None);
     }
     let record = Token {
@@ -75,15 +67,6 @@ pub async fn ensure_admin_token(
         created_at: OffsetDateTime::now_utc(),
         last_used_at: None,
     };
-    store
-        .tokens
-        .insert_token(&NewToken {
-            token: record,
-            hash: token.hash(),
-        })
-        .await?;
-    Ok(Some(FirstStart {
-        token,
-        preset: preset.is_some(),
-    }))
+    store.tokens.insert_token(&NewToken { token: record, hash: token.hash() }).await?;
+    Ok(Some(FirstStart { token, preset: preset.is_some() }))
 }

@@ -37,10 +37,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An internal error: the client sees an id, the log gets the cause.
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
-        ApiError {
-            problem: Problem::internal("pending"),
-            cause: Some(cause.into()),
-        }
+        ApiError { problem: Problem::internal("pending"), cause: Some(cause.into()) }
     }
 
     pub fn problem(&self) -> &Problem {
@@ -60,55 +57,33 @@ impl ApiError {
 
 fn conflict_problem(conflict: Conflict) -> Problem {
     match conflict {
-        Conflict::NameTaken { resource, name } => Problem::new(
-            ErrorCode::NameTaken,
-            &[("resource", resource), ("name", &name)],
-        ),
-        Conflict::DefaultForRegionTaken { name, region } => Problem::new(
-            ErrorCode::DefaultForRegionTaken,
-            &[("name", &name), ("region", &region)],
-        ),
-        Conflict::InUse {
-            resource,
-            name,
-            users,
-        } => {
-            let users = users
-                .iter()
-                .map(|u| format!("'{u}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
+        Conflict::NameTaken { resource, name } => {
+            Problem::new(ErrorCode::NameTaken, &[("resource", resource), ("name", &name)])
+        }
+        Conflict::DefaultForRegionTaken { name, region } => {
+            Problem::new(ErrorCode::DefaultForRegionTaken, &[("name", &name), ("region", &region)])
+        }
+        Conflict::InUse { resource, name, users } => {
+            let users = users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ");
             let resource = capitalise(resource);
             Problem::new(
                 ErrorCode::InUse,
-                &[
-                    ("resource", &resource),
-                    ("name", &name),
-                    ("users", &format!("storage configuration(s) {users}")),
-                ],
+                &[("resource", &resource), ("name", &name), ("users", &format!("storage configuration(s) {users}"))],
             )
         }
-        Conflict::LastAdminToken { name } => {
-            Problem::new(ErrorCode::LastAdminToken, &[("name", &name)])
-        }
+        Conflict::LastAdminToken { name } => Problem::new(ErrorCode::LastAdminToken, &[("name", &name)]),
         other => Problem::invalid_request(&other.to_string()),
     }
 }
 
 fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 impl From<Problem> for ApiError {
     fn from(problem: Problem) -> ApiError {
-        ApiError {
-            problem,
-            cause: None,
-        }
+        ApiError { problem, cause: None }
     }
 }
 
@@ -159,25 +134,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         match rejection {
-            JsonRejection::MissingJsonContentType(e) => Problem::new(
-                ErrorCode::UnsupportedMediaType,
-                &[("message", &e.body_text())],
-            )
-            .into(),
+            JsonRejection::MissingJsonContentType(e) => {
+                Problem::new(ErrorCode::UnsupportedMediaType, &[("message", &e.body_text())]).into()
+            }
             e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 // The limit is the router's; the message names it.
-                Problem::new(
-                    ErrorCode::PayloadTooLarge,
-                    &[("limit", &crate::BODY_LIMIT_BYTES.to_string())],
-                )
-                .into()
+                Problem::new(ErrorCode::PayloadTooLarge, &[("limit", &crate::BODY_LIMIT_BYTES.to_string())]).into()
             }
-            JsonRejection::JsonDataError(e) => {
-                Problem::invalid_request(&serde_detail(&e.body_text())).into()
-            }
-            JsonRejection::JsonSyntaxError(e) => {
-                Problem::invalid_request(&serde_detail(&e.body_text())).into()
-            }
+            JsonRejection::JsonDataError(e) => Problem::invalid_request(&serde_detail(&e.body_text())).into(),
+            JsonRejection::JsonSyntaxError(e) => Problem::invalid_request(&serde_detail(&e.body_text())).into(),
             e => Problem::invalid_request(&e.body_text()).into(),
         }
     }
@@ -198,12 +163,8 @@ impl From<QueryRejection> for ApiError {
 /// axum's JSON messages start with "Failed to deserialize the JSON body into the target type: ";
 /// the part after it names the field and the rule.
 fn serde_detail(text: &str) -> String {
-    let detail = text
-        .split_once("target type: ")
-        .map_or(text, |(_, rest)| rest);
-    let detail = text
-        .strip_prefix("Failed to parse the request body as JSON: ")
-        .unwrap_or(detail);
+    let detail = text.split_once("target type: ").map_or(text, |(_, rest)| rest);
+    let detail = text.strip_prefix("Failed to parse the request body as JSON: ").unwrap_or(detail);
     format!("body: {detail}")
 }
 
@@ -214,9 +175,5 @@ pub(crate) async fn route_not_found(uri: Uri) -> ApiError {
 
 /// The answer for a method a route does not take.
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    Problem::new(
-        ErrorCode::MethodNotAllowed,
-        &[("method", method.as_str()), ("path", uri.path())],
-    )
-    .into()
+    Problem::new(ErrorCode::MethodNotAllowed, &[("method", method.as_str()), ("path", uri.path())]).into()
 }

@@ -36,10 +36,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Id, ApiError> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state).await?;
         Uuid::parse_str(&raw).map(Id).map_err(|_| {
-            byos_domain::Problem::invalid_request(&format!(
-                "path: {raw:?} is not an id; ids are UUIDs"
-            ))
-            .into()
+            byos_domain::Problem::invalid_request(&format!("path: {raw:?} is not an id; ids are UUIDs")).into()
         })
     }
 }

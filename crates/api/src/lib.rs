@@ -46,14 +46,7 @@ struct Inner {
 
 impl AppState {
     pub fn new(store: Store, master_key: MasterKey, regions: RegionTable) -> AppState {
-        AppState {
-            inner: Arc::new(Inner {
-                store,
-                master_key,
-                regions,
-                metrics: Metrics::new(),
-            }),
-        }
+        AppState { inner: Arc::new(Inner { store, master_key, regions, metrics: Metrics::new() }) }
     }
 
     pub fn store(&self) -> &Store {
@@ -121,19 +114,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json` (pretty-printed).
 pub fn openapi_json() -> String {
     let (_, openapi) = api_router().split_for_parts();
-    let mut json = openapi
-        .to_pretty_json()
-        .unwrap_or_else(|e| unreachable!("the document serializes: {e}"));
+    let mut json = openapi.to_pretty_json().unwrap_or_else(|e| unreachable!("the document serializes: {e}"));
     json.push('\n');
     json
 }

@@ -40,24 +40,12 @@ impl Metrics {
     pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("byos");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route and status",
-            requests.clone(),
-        );
+        registry.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
         // 1 ms to about 16 s.
         let latency: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 15)));
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency, by route",
-            latency.clone(),
-        );
-        Metrics {
-            registry,
-            requests,
-            latency,
-        }
+        registry.register("http_request_duration_seconds", "HTTP request latency, by route", latency.clone());
+        Metrics { registry, requests, latency }
     }
 
     /// The OpenMetrics text exposition.
@@ -70,19 +58,8 @@ impl Metrics {
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let route = route.to_owned();
-        self.requests
-            .get_or_create(&RequestLabels {
-                method: method.to_owned(),
-                route: route.clone(),
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels {
-                method: method.to_owned(),
-                route,
-            })
-            .observe(seconds);
+        self.requests.get_or_create(&RequestLabels { method: method.to_owned(), route: route.clone(), status }).inc();
+        self.latency.get_or_create(&RouteLabels { method: method.to_owned(), route }).observe(seconds);
     }
 }
 
@@ -91,16 +68,12 @@ impl Metrics {
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    state
-        .metrics()
-        .observe(method.as_str(), &route, status, elapsed.as_secs_f64());
+    state.metrics().observe(method.as_str(), &route, status, elapsed.as_secs_f64());
     tracing::info!(
         method = %method,
         route,

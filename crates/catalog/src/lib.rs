@@ -18,9 +18,7 @@ use byos_domain::ValidationReport;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use model::{
-    Configuration, ConfigurationSpec, Credential, CredentialIdentity, NewToken, Token,
-};
+pub use model::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, NewToken, Token};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,18 +41,11 @@ pub enum StoreError {
 #[non_exhaustive]
 pub enum Conflict {
     #[error("a {resource} named {name:?} already exists")]
-    NameTaken {
-        resource: &'static str,
-        name: String,
-    },
+    NameTaken { resource: &'static str, name: String },
     #[error("storage configuration {name:?} is already the default for {region}")]
     DefaultForRegionTaken { name: String, region: String },
     #[error("{resource} {name:?} is used by {users:?}")]
-    InUse {
-        resource: &'static str,
-        name: String,
-        users: Vec<String>,
-    },
+    InUse { resource: &'static str, name: String, users: Vec<String> },
     #[error("token {name:?} is the last admin token")]
     LastAdminToken { name: String },
 }
@@ -148,9 +139,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -180,9 +169,7 @@ impl Store {
                 sql::postgres::open(url, options).await
             }
             Some(url) if url.starts_with("sqlite:") => {
-                let path = url
-                    .trim_start_matches("sqlite://")
-                    .trim_start_matches("sqlite:");
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
                 sql::sqlite::open(Path::new(path), options).await
             }
             Some(url) => Err(OpenError::UnsupportedUrl(redact_url(url))),
@@ -234,12 +221,8 @@ fn millis(t: OffsetDateTime) -> i64 {
 }
 
 fn from_millis(table: &'static str, ms: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| {
-        StoreError::Corrupt {
-            table,
-            reason: format!("timestamp {ms}: {e}"),
-        }
-    })
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Corrupt { table, reason: format!("timestamp {ms}: {e}") })
 }
 
 #[cfg(test)]
@@ -248,10 +231,7 @@ mod tests {
 
     #[test]
     fn urls_lose_their_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:secret@db:5432/x"),
-            "postgres://u:***@db:5432/x"
-        );
+        assert_eq!(redact_url("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
         assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
     }

@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use byos_catalog::{
-    Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, NewToken, Store,
-    StoreError, StoreOptions, Token, ValidationOutcome,
+    Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, NewToken, Store, StoreError,
+    StoreOptions, Token, ValidationOutcome,
 };
 use byos_domain::{
-    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn,
-    Problem, ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck,
-    ValidationReport, VersioningState,
+    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
+    Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck, ValidationReport, VersioningState,
 };
 use byos_test_support::{TempDir, TestPostgres, temp_dir};
 use time::OffsetDateTime;
@@ -27,20 +26,9 @@ struct Fixture {
 impl Fixture {
     async fn sqlite() -> Fixture {
         let dir = temp_dir();
-        let options = StoreOptions {
-            url: None,
-            max_connections: 4,
-            connect_timeout: Duration::from_secs(5),
-        };
-        let store = Store::open(&options, dir.path())
-            .await
-            .unwrap_or_else(|e| panic!("open sqlite: {e:?}"));
-        Fixture {
-            store,
-            options,
-            dir,
-            _postgres: None,
-        }
+        let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
+        let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open sqlite: {e:?}"));
+        Fixture { store, options, dir, _postgres: None }
     }
 
     async fn postgres() -> Fixture {
@@ -51,23 +39,14 @@ impl Fixture {
             connect_timeout: Duration::from_secs(5),
         };
         let dir = temp_dir();
-        let store = Store::open(&options, dir.path())
-            .await
-            .unwrap_or_else(|e| panic!("open postgres: {e:?}"));
-        Fixture {
-            store,
-            options,
-            dir,
-            _postgres: Some(postgres),
-        }
+        let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open postgres: {e:?}"));
+        Fixture { store, options, dir, _postgres: Some(postgres) }
     }
 
     /// Closes the store and opens it again on the same database: migrations run a second time.
     async fn reopen(&mut self) {
         self.store.close().await;
-        self.store = Store::open(&self.options, self.dir.path())
-            .await
-            .unwrap_or_else(|e| panic!("reopen: {e:?}"));
+        self.store = Store::open(&self.options, self.dir.path()).await.unwrap_or_else(|e| panic!("reopen: {e:?}"));
     }
 }
 
@@ -111,8 +90,7 @@ conformance!(
 /// Whole milliseconds: the store's time resolution.
 fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t)
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t)
 }
 
 fn name(s: &str) -> ResourceName {
@@ -124,8 +102,7 @@ fn user_credential(n: &str) -> Credential {
         id: Uuid::new_v4(),
         name: name(n),
         identity: CredentialIdentity::AwsUser {
-            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE")
-                .unwrap_or_else(|e| panic!("{e}")),
+            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap_or_else(|e| panic!("{e}")),
         },
         sealed_secret: vec![1, 2, 3, 4],
         created_at: now(),
@@ -166,22 +143,12 @@ fn token(role: Role) -> (NewToken, String) {
         id: Uuid::new_v4(),
         name: TokenName::parse("a token").unwrap_or_else(|e| panic!("{e}")),
         role,
-        projects: if role == Role::Member {
-            vec![Uuid::new_v4(), Uuid::new_v4()]
-        } else {
-            vec![]
-        },
+        projects: if role == Role::Member { vec![Uuid::new_v4(), Uuid::new_v4()] } else { vec![] },
         hint: value[..9].to_owned(),
         created_at: now(),
         last_used_at: None,
     };
-    (
-        NewToken {
-            token,
-            hash: hash.clone(),
-        },
-        hash,
-    )
+    (NewToken { token, hash: hash.clone() }, hash)
 }
 
 async fn credentials_round_trip(f: Fixture) {
@@ -191,30 +158,16 @@ async fn credentials_round_trip(f: Fixture) {
         id: Uuid::new_v4(),
         name: name("alpha role"),
         identity: CredentialIdentity::AwsRole {
-            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/byos")
-                .unwrap_or_else(|e| panic!("{e}")),
+            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/byos").unwrap_or_else(|e| panic!("{e}")),
         },
         sealed_secret: vec![9; 40],
         created_at: now(),
         updated_at: now(),
     };
-    s.credentials
-        .insert_credential(&user)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.credentials
-        .insert_credential(&role)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        s.credentials.get_credential(user.id).await.ok(),
-        Some(user.clone())
-    );
-    let listed = s
-        .credentials
-        .list_credentials()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&user).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&role).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.credentials.get_credential(user.id).await.ok(), Some(user.clone()));
+    let listed = s.credentials.list_credentials().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(listed, vec![role.clone(), user.clone()], "listed by name");
 
     user.identity = CredentialIdentity::AwsUser {
@@ -222,114 +175,58 @@ async fn credentials_round_trip(f: Fixture) {
     };
     user.sealed_secret = vec![7; 60];
     user.updated_at = now() + time::Duration::seconds(1);
-    s.credentials
-        .rotate_credential(&user)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        s.credentials.get_credential(user.id).await.ok(),
-        Some(user.clone())
-    );
+    s.credentials.rotate_credential(&user).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.credentials.get_credential(user.id).await.ok(), Some(user.clone()));
 
     // A rotation must keep the credential's kind.
     let mut wrong_kind = role.clone();
     wrong_kind.identity = user.identity.clone();
-    assert!(matches!(
-        s.credentials.rotate_credential(&wrong_kind).await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(
-        s.credentials.get_credential(role.id).await.ok(),
-        Some(role.clone())
-    );
+    assert!(matches!(s.credentials.rotate_credential(&wrong_kind).await, Err(StoreError::NotFound)));
+    assert_eq!(s.credentials.get_credential(role.id).await.ok(), Some(role.clone()));
 
-    s.credentials
-        .delete_credential(user.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(
-        s.credentials.get_credential(user.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.credentials.delete_credential(user.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.credentials.get_credential(Uuid::new_v4()).await,
-        Err(StoreError::NotFound)
-    ));
+    s.credentials.delete_credential(user.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(s.credentials.get_credential(user.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.credentials.delete_credential(user.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.credentials.get_credential(Uuid::new_v4()).await, Err(StoreError::NotFound)));
 }
 
 async fn credential_names_are_unique(f: Fixture) {
     let s = &f.store;
-    s.credentials
-        .insert_credential(&user_credential("shared"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let again = s
-        .credentials
-        .insert_credential(&user_credential("shared"))
-        .await;
+    s.credentials.insert_credential(&user_credential("shared")).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = s.credentials.insert_credential(&user_credential("shared")).await;
     assert!(
         matches!(again, Err(StoreError::Conflict(Conflict::NameTaken { ref name, .. })) if name == "shared"),
         "{again:?}"
     );
-    assert_eq!(
-        s.credentials.list_credentials().await.map(|l| l.len()).ok(),
-        Some(1)
-    );
+    assert_eq!(s.credentials.list_credentials().await.map(|l| l.len()).ok(), Some(1));
 }
 
 async fn credentials_in_use_cannot_be_deleted(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("in use");
-    s.credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
     for n in ["second user", "first user"] {
-        s.configurations
-            .insert_configuration(&configuration(n, &credential))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.configurations.insert_configuration(&configuration(n, &credential)).await.unwrap_or_else(|e| panic!("{e}"));
     }
     let refused = s.credentials.delete_credential(credential.id).await;
     match refused {
         Err(StoreError::Conflict(Conflict::InUse { name, users, .. })) => {
             assert_eq!(name, "in use");
-            assert_eq!(
-                users,
-                vec!["first user".to_owned(), "second user".to_owned()]
-            );
+            assert_eq!(users, vec!["first user".to_owned(), "second user".to_owned()]);
         }
         other => panic!("expected InUse, got {other:?}"),
     }
     assert!(s.credentials.get_credential(credential.id).await.is_ok());
-    for c in s
-        .configurations
-        .list_configurations()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-    {
-        s.configurations
-            .delete_configuration(c.id)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+    for c in s.configurations.list_configurations().await.unwrap_or_else(|e| panic!("{e}")) {
+        s.configurations.delete_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
     }
-    s.credentials
-        .delete_credential(credential.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.delete_credential(credential.id).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn configurations_round_trip(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
     let kms = configuration("with kms", &credential);
     let mut plain = configuration("another", &credential);
     plain.spec.key_prefix = None;
@@ -338,88 +235,41 @@ async fn configurations_round_trip(f: Fixture) {
     let mut bare = configuration("bare", &credential);
     bare.spec.server_side_encryption = None;
     for c in [&kms, &plain, &bare] {
-        s.configurations
-            .insert_configuration(c)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            s.configurations.get_configuration(c.id).await.ok().as_ref(),
-            Some(c)
-        );
+        s.configurations.insert_configuration(c).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.configurations.get_configuration(c.id).await.ok().as_ref(), Some(c));
     }
-    let listed = s
-        .configurations
-        .list_configurations()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let listed = s.configurations.list_configurations().await.unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = listed.iter().map(|c| c.spec.name.as_str()).collect();
     assert_eq!(names, ["another", "bare", "with kms"]);
-    s.configurations
-        .delete_configuration(kms.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(
-        s.configurations.get_configuration(kms.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.configurations.delete_configuration(kms.id).await,
-        Err(StoreError::NotFound)
-    ));
+    s.configurations.delete_configuration(kms.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(s.configurations.get_configuration(kms.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.configurations.delete_configuration(kms.id).await, Err(StoreError::NotFound)));
 }
 
 async fn configurations_need_their_credential(f: Fixture) {
     let s = &f.store;
     let missing = user_credential("never stored");
-    let result = s
-        .configurations
-        .insert_configuration(&configuration("orphan", &missing))
-        .await;
+    let result = s.configurations.insert_configuration(&configuration("orphan", &missing)).await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
-    assert_eq!(
-        s.configurations
-            .list_configurations()
-            .await
-            .map(|l| l.len())
-            .ok(),
-        Some(0)
-    );
+    assert_eq!(s.configurations.list_configurations().await.map(|l| l.len()).ok(), Some(0));
 }
 
 async fn configuration_names_are_unique(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.configurations
-        .insert_configuration(&configuration("same", &credential))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let again = s
-        .configurations
-        .insert_configuration(&configuration("same", &credential))
-        .await;
-    assert!(
-        matches!(again, Err(StoreError::Conflict(Conflict::NameTaken { .. }))),
-        "{again:?}"
-    );
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&configuration("same", &credential)).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = s.configurations.insert_configuration(&configuration("same", &credential)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(Conflict::NameTaken { .. }))), "{again:?}");
 }
 
 async fn one_default_per_region(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
     let mut first = configuration("first", &credential);
     first.spec.default_for_region = true;
-    s.configurations
-        .insert_configuration(&first)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&first).await.unwrap_or_else(|e| panic!("{e}"));
     let mut second = configuration("second", &credential);
     second.spec.default_for_region = true;
     let refused = s.configurations.insert_configuration(&second).await;
@@ -431,25 +281,16 @@ async fn one_default_per_region(f: Fixture) {
     }
     // Another region, or not a default: fine.
     second.spec.region = "us-east-1".to_owned();
-    s.configurations
-        .insert_configuration(&second)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&second).await.unwrap_or_else(|e| panic!("{e}"));
     let mut third = configuration("third", &credential);
     third.spec.default_for_region = false;
-    s.configurations
-        .insert_configuration(&third)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&third).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn one_default_per_region_under_contention(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
     let attempts: Vec<_> = (0..8)
         .map(|i| {
             let mut c = configuration(&format!("contender {i}"), &credential);
@@ -467,40 +308,20 @@ async fn one_default_per_region_under_contention(f: Fixture) {
         }
     }
     assert_eq!(won, 1);
-    let defaults = s
-        .configurations
-        .list_configurations()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        defaults
-            .iter()
-            .filter(|c| c.spec.default_for_region)
-            .count(),
-        1
-    );
+    let defaults = s.configurations.list_configurations().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(defaults.iter().filter(|c| c.spec.default_for_region).count(), 1);
 }
 
 async fn validation_outcomes_are_recorded(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
     let c = configuration("validated", &credential);
-    s.configurations
-        .insert_configuration(&c)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&c).await.unwrap_or_else(|e| panic!("{e}"));
     let report = ValidationReport {
         checked_at: "2026-11-29T10:00:00Z".to_owned(),
         checks: vec![
-            ValidationCheck {
-                name: "bucket-exists".to_owned(),
-                result: CheckResult::Passed,
-                detail: "yes".to_owned(),
-            },
+            ValidationCheck { name: "bucket-exists".to_owned(), result: CheckResult::Passed, detail: "yes".to_owned() },
             ValidationCheck {
                 name: "bucket-in-region".to_owned(),
                 result: CheckResult::Failed,
@@ -515,116 +336,46 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
         error: Some(Problem::bucket_wrong_region("eu-central-1")),
         verified_at: now(),
     };
-    s.configurations
-        .record_validation(c.id, &failed)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = s
-        .configurations
-        .get_configuration(c.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.record_validation(c.id, &failed).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(got.status, ConfigurationStatus::Error);
     assert_eq!(got.versioning, Some(VersioningState::Suspended));
     assert_eq!(got.validation.as_ref(), Some(&report));
-    assert_eq!(
-        got.error.as_ref().map(Problem::code),
-        Some(ErrorCode::BucketWrongRegion)
-    );
+    assert_eq!(got.error.as_ref().map(Problem::code), Some(ErrorCode::BucketWrongRegion));
     assert_eq!(
         got.error.as_ref().map(Problem::message),
         Some("Storage container must be located in the eu-central-1 region")
     );
     assert_eq!(got.last_verified_at, Some(failed.verified_at));
 
-    let healed = ValidationOutcome {
-        status: ConfigurationStatus::Ready,
-        error: None,
-        ..failed
-    };
-    s.configurations
-        .record_validation(c.id, &healed)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = s
-        .configurations
-        .get_configuration(c.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let healed = ValidationOutcome { status: ConfigurationStatus::Ready, error: None, ..failed };
+    s.configurations.record_validation(c.id, &healed).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((got.status, got.error), (ConfigurationStatus::Ready, None));
-    assert!(matches!(
-        s.configurations
-            .record_validation(Uuid::new_v4(), &healed)
-            .await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.configurations.record_validation(Uuid::new_v4(), &healed).await, Err(StoreError::NotFound)));
 }
 
 async fn tokens_authenticate_by_hash(f: Fixture) {
     let s = &f.store;
     let (admin, admin_hash) = token(Role::Admin);
     let (member, member_hash) = token(Role::Member);
-    s.tokens
-        .insert_token(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.tokens
-        .insert_token(&member)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.insert_token(&admin).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.insert_token(&member).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(2));
 
     let at = now();
-    let found = s
-        .tokens
-        .authenticate(&member_hash, at)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let found = s.tokens.authenticate(&member_hash, at).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(found.id, member.token.id);
     assert_eq!(found.role, Role::Member);
     assert_eq!(found.projects, member.token.projects);
-    assert_eq!(
-        s.tokens
-            .get_token(member.token.id)
-            .await
-            .ok()
-            .and_then(|t| t.last_used_at),
-        Some(at)
-    );
+    assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
     // A second use within the minute does not write again.
-    s.tokens
-        .authenticate(&member_hash, at + time::Duration::seconds(5))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        s.tokens
-            .get_token(member.token.id)
-            .await
-            .ok()
-            .and_then(|t| t.last_used_at),
-        Some(at)
-    );
+    s.tokens.authenticate(&member_hash, at + time::Duration::seconds(5)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
 
-    assert!(matches!(
-        s.tokens.authenticate("no such hash", at).await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(
-        s.tokens
-            .authenticate(&admin_hash, at)
-            .await
-            .map(|t| t.role)
-            .ok(),
-        Some(Role::Admin)
-    );
-    let ids: Vec<Uuid> = s
-        .tokens
-        .list_tokens()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    assert!(matches!(s.tokens.authenticate("no such hash", at).await, Err(StoreError::NotFound)));
+    assert_eq!(s.tokens.authenticate(&admin_hash, at).await.map(|t| t.role).ok(), Some(Role::Admin));
+    let ids: Vec<Uuid> = s.tokens.list_tokens().await.unwrap_or_else(|e| panic!("{e}")).iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&admin.token.id) && ids.contains(&member.token.id));
 }
@@ -635,31 +386,13 @@ async fn the_last_admin_token_stays(f: Fixture) {
     let (second, _) = token(Role::Admin);
     let (member, _) = token(Role::Member);
     for t in [&first, &second, &member] {
-        s.tokens
-            .insert_token(t)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.tokens.insert_token(t).await.unwrap_or_else(|e| panic!("{e}"));
     }
-    s.tokens
-        .delete_token(member.token.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.tokens
-        .delete_token(first.token.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.delete_token(member.token.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.delete_token(first.token.id).await.unwrap_or_else(|e| panic!("{e}"));
     let refused = s.tokens.delete_token(second.token.id).await;
-    assert!(
-        matches!(
-            refused,
-            Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))
-        ),
-        "{refused:?}"
-    );
-    assert!(matches!(
-        s.tokens.delete_token(first.token.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))), "{refused:?}");
+    assert!(matches!(s.tokens.delete_token(first.token.id).await, Err(StoreError::NotFound)));
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(1));
 }
 
@@ -667,39 +400,16 @@ async fn meta_values_are_set_once(f: Fixture) {
     let s = &f.store;
     s.meta.ping().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.meta.get_meta("fingerprint").await.ok(), Some(None));
-    assert_eq!(
-        s.meta.init_meta("fingerprint", "a").await.ok().as_deref(),
-        Some("a")
-    );
-    assert_eq!(
-        s.meta.init_meta("fingerprint", "b").await.ok().as_deref(),
-        Some("a")
-    );
-    assert_eq!(
-        s.meta.get_meta("fingerprint").await.ok(),
-        Some(Some("a".to_owned()))
-    );
+    assert_eq!(s.meta.init_meta("fingerprint", "a").await.ok().as_deref(), Some("a"));
+    assert_eq!(s.meta.init_meta("fingerprint", "b").await.ok().as_deref(), Some("a"));
+    assert_eq!(s.meta.get_meta("fingerprint").await.ok(), Some(Some("a".to_owned())));
 }
 
 async fn data_survives_reopening(mut f: Fixture) {
     let credential = user_credential("durable");
-    f.store
-        .credentials
-        .insert_credential(&credential)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    f.store
-        .meta
-        .init_meta("k", "v")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    f.store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    f.store.meta.init_meta("k", "v").await.unwrap_or_else(|e| panic!("{e}"));
     f.reopen().await;
-    assert_eq!(
-        f.store.credentials.get_credential(credential.id).await.ok(),
-        Some(credential)
-    );
-    assert_eq!(
-        f.store.meta.get_meta("k").await.ok(),
-        Some(Some("v".to_owned()))
-    );
+    assert_eq!(f.store.credentials.get_credential(credential.id).await.ok(), Some(credential));
+    assert_eq!(f.store.meta.get_meta("k").await.ok(), Some(Some("v".to_owned())));
 }

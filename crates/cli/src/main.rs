@@ -12,11 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "byos",
-    version,
-    about = "Bring your own storage: connect customers' S3 buckets to a data platform"
-)]
+#[command(name = "byos", version, about = "Bring your own storage: connect customers' S3 buckets to a data platform")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,10 +55,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            #[allow(
-                clippy::print_stderr,
-                reason = "the last word of a failed command, for a person"
-            )]
+            #[allow(clippy::print_stderr, reason = "the last word of a failed command, for a person")]
             {
                 eprintln!("byos: error: {e:#}");
             }

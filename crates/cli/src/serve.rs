@@ -19,10 +19,7 @@ const ADMIN_TOKEN_FILE: &str = "admin-token";
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args)?;
     init_logging(&settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve(settings))
 }
 
@@ -31,9 +28,7 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
         Ok(filter) => EnvFilter::try_new(filter).context("RUST_LOG")?,
         Err(_) => EnvFilter::try_new(&settings.log_filter).context("log.filter")?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -49,36 +44,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         max_connections: settings.max_connections,
         connect_timeout: settings.connect_timeout,
     };
-    let store = Store::open(&options, &settings.data_dir)
-        .await
-        .context("opening the store")?;
+    let store = Store::open(&options, &settings.data_dir).await.context("opening the store")?;
     tracing::info!(backend = ?store.backend(), "store open");
     byos_api::check_master_key(&store, &master_key).await?;
-    let preset = std::env::var("BYOS_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
+    let preset = std::env::var("BYOS_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
     if let Some(first) = byos_api::ensure_admin_token(&store, preset.as_deref()).await? {
         announce_admin_token(&settings, &first)?;
     }
 
     let state = AppState::new(store.clone(), master_key, settings.regions.clone());
     let app = byos_api::router(state);
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
-    let address = listener
-        .local_addr()
-        .context("reading the listening address")?;
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr().context("reading the listening address")?;
     tracing::info!("byos listening on http://{address}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     tracing::info!("shutting down: closing the store");
-    if tokio::time::timeout(settings.shutdown_grace, store.close())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
         tracing::warn!("the store did not close within the grace period");
     }
     tracing::info!("stopped");
@@ -94,26 +76,20 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))
+    builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))
 }
 
 /// The master key: `BYOS_MASTER_KEY` (base64), or the file `BYOS_MASTER_KEY_FILE` names, or
 /// `master.key` in the data directory, created on first start.
 fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
-    let from_env = std::env::var("BYOS_MASTER_KEY")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let from_file = std::env::var("BYOS_MASTER_KEY_FILE")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let from_env = std::env::var("BYOS_MASTER_KEY").ok().filter(|v| !v.is_empty());
+    let from_file = std::env::var("BYOS_MASTER_KEY_FILE").ok().filter(|v| !v.is_empty());
     match (from_env, from_file) {
         (Some(_), Some(_)) => bail!("set BYOS_MASTER_KEY or BYOS_MASTER_KEY_FILE, not both"),
         (Some(value), None) => MasterKey::from_base64(&value).context("BYOS_MASTER_KEY"),
         (None, Some(path)) => {
-            let value = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading BYOS_MASTER_KEY_FILE {path}"))?;
+            let value =
+                std::fs::read_to_string(&path).with_context(|| format!("reading BYOS_MASTER_KEY_FILE {path}"))?;
             MasterKey::from_base64(&value).with_context(|| format!("BYOS_MASTER_KEY_FILE {path}"))
         }
         (None, None) => {
@@ -140,21 +116,11 @@ fn announce_admin_token(settings: &Settings, first: &FirstStart) -> anyhow::Resu
     }
     byos_secrets::write_private_file(&path, format!("{}\n", first.token.expose()).as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    #[allow(
-        clippy::print_stdout,
-        reason = "the first admin token is shown once, to the operator"
-    )]
+    #[allow(clippy::print_stdout, reason = "the first admin token is shown once, to the operator")]
     if first.preset {
-        println!(
-            "byos: the first admin token is BYOS_ADMIN_TOKEN's value; also written to {}",
-            path.display()
-        );
+        println!("byos: the first admin token is BYOS_ADMIN_TOKEN's value; also written to {}", path.display());
     } else {
-        println!(
-            "byos: first admin token (shown once, also written to {}):\n{}",
-            path.display(),
-            first.token.expose()
-        );
+        println!("byos: first admin token (shown once, also written to {}):\n{}", path.display(), first.token.expose());
     }
     Ok(())
 }

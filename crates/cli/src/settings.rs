@@ -88,29 +88,18 @@ impl Settings {
     }
 
     fn check(raw: Raw, args: &ServeArgs) -> anyhow::Result<Settings> {
-        let listen_text = args
-            .listen
-            .clone()
-            .or(raw.server.listen)
-            .unwrap_or_else(|| Settings::DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen_text.parse().with_context(|| {
-            format!("server.listen: {listen_text:?} is not an address such as 127.0.0.1:8080")
-        })?;
-        let data_dir = args
-            .data_dir
-            .clone()
-            .or(raw.server.data_dir)
-            .unwrap_or_else(|| PathBuf::from(Settings::DEFAULT_DATA_DIR));
+        let listen_text =
+            args.listen.clone().or(raw.server.listen).unwrap_or_else(|| Settings::DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("server.listen: {listen_text:?} is not an address such as 127.0.0.1:8080"))?;
+        let data_dir =
+            args.data_dir.clone().or(raw.server.data_dir).unwrap_or_else(|| PathBuf::from(Settings::DEFAULT_DATA_DIR));
         let database_url = raw.database.url.filter(|u| !u.trim().is_empty());
         if let Some(url) = &database_url
-            && !(url.starts_with("postgres://")
-                || url.starts_with("postgresql://")
-                || url.starts_with("sqlite:"))
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
         {
-            bail!(
-                "database.url: {:?} is neither postgres://... nor sqlite:...",
-                byos_catalog::redact_url(url)
-            );
+            bail!("database.url: {:?} is neither postgres://... nor sqlite:...", byos_catalog::redact_url(url));
         }
         let max_connections = raw.database.max_connections.unwrap_or(10);
         if max_connections == 0 {
@@ -126,13 +115,8 @@ impl Settings {
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds.unwrap_or(30)),
             database_url,
             max_connections,
-            connect_timeout: Duration::from_secs(
-                raw.database.connect_timeout_seconds.unwrap_or(10),
-            ),
-            log_format: args
-                .log_format
-                .or(raw.log.format)
-                .unwrap_or(LogFormat::Text),
+            connect_timeout: Duration::from_secs(raw.database.connect_timeout_seconds.unwrap_or(10)),
+            log_format: args.log_format.or(raw.log.format).unwrap_or(LogFormat::Text),
             log_filter: raw.log.filter.unwrap_or_else(|| "info".to_owned()),
             regions,
         })
@@ -148,18 +132,10 @@ mod tests {
     use super::*;
 
     fn args() -> ServeArgs {
-        ServeArgs {
-            data_dir: None,
-            listen: None,
-            config: None,
-            log_format: None,
-        }
+        ServeArgs { data_dir: None, listen: None, config: None, log_format: None }
     }
 
-    #[allow(
-        clippy::result_large_err,
-        reason = "figment::Jail fixes the closure's error type"
-    )]
+    #[allow(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
     fn load_from(toml: &str, env: &[(&str, &str)], args: &ServeArgs) -> anyhow::Result<Settings> {
         // The jail gives the closure its own directory and environment, restored afterwards.
         let mut result = None;
@@ -168,10 +144,7 @@ mod tests {
             for (k, v) in env {
                 jail.set_env(k, v);
             }
-            let with_file = ServeArgs {
-                config: Some(PathBuf::from("byos.toml")),
-                ..args.clone()
-            };
+            let with_file = ServeArgs { config: Some(PathBuf::from("byos.toml")), ..args.clone() };
             result = Some(Settings::load(&with_file));
             Ok(())
         });
@@ -180,27 +153,22 @@ mod tests {
 
     #[test]
     fn layers_apply_in_order() {
-        let toml = "[server]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/byos\"\n[database]\nmax_connections = 3\n";
+        let toml =
+            "[server]\nlisten = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/byos\"\n[database]\nmax_connections = 3\n";
         let s = load_from(toml, &[], &args()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(s.max_connections, 3);
         assert_eq!(s.database_url, None);
         assert_eq!(s.regions.regions().len(), 12);
 
-        let env = [
-            ("BYOS__SERVER__LISTEN", "127.0.0.1:9100"),
-            ("BYOS__DATABASE__URL", "postgres://db/byos"),
-        ];
+        let env = [("BYOS__SERVER__LISTEN", "127.0.0.1:9100"), ("BYOS__DATABASE__URL", "postgres://db/byos")];
         let s = load_from(toml, &env, &args()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(s.database_url.as_deref(), Some("postgres://db/byos"));
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/byos"));
 
-        let flags = ServeArgs {
-            listen: Some("127.0.0.1:9200".to_owned()),
-            log_format: Some(LogFormat::Json),
-            ..args()
-        };
+        let flags =
+            ServeArgs { listen: Some("127.0.0.1:9200".to_owned()), log_format: Some(LogFormat::Json), ..args() };
         let s = load_from(toml, &env, &flags).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9200");
         assert_eq!(s.log_format, LogFormat::Json);
@@ -211,10 +179,7 @@ mod tests {
         let cases = [
             ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
             ("[database]\nurl = \"mysql://x\"\n", "database.url"),
-            (
-                "[database]\nmax_connections = 0\n",
-                "database.max_connections",
-            ),
+            ("[database]\nmax_connections = 0\n", "database.max_connections"),
             ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
             (
                 "[[regions]]\ncode = \"X\"\nname = \"X\"\nawsRegion = \"nowhere\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/r\"\n",
@@ -222,13 +187,8 @@ mod tests {
             ),
         ];
         for (toml, key) in cases {
-            let err = load_from(toml, &[], &args())
-                .err()
-                .map(|e| format!("{e:#}"));
-            assert!(
-                err.as_deref().is_some_and(|e| e.contains(key)),
-                "{toml:?}: {err:?}"
-            );
+            let err = load_from(toml, &[], &args()).err().map(|e| format!("{e:#}"));
+            assert!(err.as_deref().is_some_and(|e| e.contains(key)), "{toml:?}: {err:?}");
         }
     }
 

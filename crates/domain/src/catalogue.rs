@@ -316,10 +316,7 @@ catalogue! {
 impl ErrorCode {
     /// The entry with this stable code.
     pub fn from_code(code: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL
-            .iter()
-            .copied()
-            .find(|c| c.entry().code == code)
+        ErrorCode::ALL.iter().copied().find(|c| c.entry().code == code)
     }
 
     /// The names of the `{placeholders}` of this entry's message, in order.
@@ -329,10 +326,7 @@ impl ErrorCode {
 }
 
 fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+    template.split('{').skip(1).filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
 }
 
 /// An error of the catalogue with its message rendered: what an API error body, a validation
@@ -355,12 +349,7 @@ impl Problem {
         let mut given: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
         names.sort_unstable();
         given.sort_unstable();
-        assert_eq!(
-            names,
-            given,
-            "values for catalogue entry {}",
-            code.entry().code
-        );
+        assert_eq!(names, given, "values for catalogue entry {}", code.entry().code);
         let mut message = template.to_owned();
         for (name, value) in values {
             message = message.replace(&format!("{{{name}}}"), value);
@@ -452,10 +441,7 @@ mod tests {
             let entry = code.entry();
             assert!(seen.insert(entry.code), "duplicate code {}", entry.code);
             assert!(
-                entry
-                    .code
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'-'),
+                entry.code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
                 "{} is not kebab-case",
                 entry.code
             );
@@ -500,32 +486,21 @@ mod tests {
     #[test]
     fn rendering_fills_every_placeholder() {
         for &code in ErrorCode::ALL {
-            let values: Vec<(&str, &str)> =
-                code.placeholders().into_iter().map(|p| (p, "X")).collect();
+            let values: Vec<(&str, &str)> = code.placeholders().into_iter().map(|p| (p, "X")).collect();
             let problem = Problem::new(code, &values);
-            assert!(
-                !problem.message().contains('{'),
-                "{}: {}",
-                code.entry().code,
-                problem.message()
-            );
+            assert!(!problem.message().contains('{'), "{}: {}", code.entry().code, problem.message());
         }
         let p = Problem::new(
             ErrorCode::NotificationOverlapDetail,
-            &[
-                ("prefixMsg", " (data/ and data/raw/)"),
-                ("eventTypeMsg", " for s3:ObjectCreated:*"),
-            ],
+            &[("prefixMsg", " (data/ and data/raw/)"), ("eventTypeMsg", " for s3:ObjectCreated:*")],
         );
         assert_eq!(
             p.message(),
             "Found conflicting storage container notifications with overlapping prefixes (data/ and data/raw/) for s3:ObjectCreated:*"
         );
         assert_eq!(
-            Problem::invalid_parameters(
-                "found conflicting storage container notifications with overlapping prefixes"
-            )
-            .message(),
+            Problem::invalid_parameters("found conflicting storage container notifications with overlapping prefixes")
+                .message(),
             "Invalid parameters for volume configuration: found conflicting storage container notifications with overlapping prefixes"
         );
     }

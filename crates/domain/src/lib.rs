@@ -13,12 +13,12 @@ mod token;
 
 pub use catalogue::{CatalogueEntry, ErrorCode, Problem};
 pub use names::{
-    AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ResourceName, RoleArn,
-    SecretAccessKey, is_aws_region_id,
+    AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ResourceName, RoleArn, SecretAccessKey,
+    is_aws_region_id,
 };
 pub use region::{Region, RegionTable, RegionTableError};
 pub use storage::{
-    CheckResult, ConfigurationStatus, CredentialKind, ServerSideEncryption, SseAlgorithm,
-    ValidationCheck, ValidationReport, VersioningState,
+    CheckResult, ConfigurationStatus, CredentialKind, ServerSideEncryption, SseAlgorithm, ValidationCheck,
+    ValidationReport, VersioningState,
 };
 pub use token::{Role, TokenName};

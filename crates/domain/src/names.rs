@@ -63,47 +63,33 @@ string_newtype! {
 impl BucketName {
     /// Forbidden beginnings and endings of bucket names, reserved by AWS for its own features.
     const RESERVED_PREFIXES: [&'static str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
-    const RESERVED_SUFFIXES: [&'static str; 5] =
-        ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    const RESERVED_SUFFIXES: [&'static str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
 
     pub fn parse(s: &str) -> Result<BucketName, NameError> {
         let len = s.len();
         if !(3..=63).contains(&len) {
-            return Err(NameError::new(format!(
-                "a bucket name is 3 to 63 characters long, this one has {len}"
-            )));
+            return Err(NameError::new(format!("a bucket name is 3 to 63 characters long, this one has {len}")));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
-        {
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-')) {
             return Err(NameError::new(format!(
                 "a bucket name holds only lowercase letters, digits, dots and hyphens, not {c:?}"
             )));
         }
         let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
         if !alnum(s.chars().next()) || !alnum(s.chars().last()) {
-            return Err(NameError::new(
-                "a bucket name starts and ends with a letter or digit",
-            ));
+            return Err(NameError::new("a bucket name starts and ends with a letter or digit"));
         }
         if s.contains("..") {
             return Err(NameError::new("a bucket name has no two adjacent dots"));
         }
         if looks_like_ipv4(s) {
-            return Err(NameError::new(
-                "a bucket name is not formatted as an IP address",
-            ));
+            return Err(NameError::new("a bucket name is not formatted as an IP address"));
         }
         if let Some(p) = Self::RESERVED_PREFIXES.iter().find(|p| s.starts_with(*p)) {
-            return Err(NameError::new(format!(
-                "a bucket name does not start with {p:?}"
-            )));
+            return Err(NameError::new(format!("a bucket name does not start with {p:?}")));
         }
         if let Some(p) = Self::RESERVED_SUFFIXES.iter().find(|p| s.ends_with(*p)) {
-            return Err(NameError::new(format!(
-                "a bucket name does not end with {p:?}"
-            )));
+            return Err(NameError::new(format!("a bucket name does not end with {p:?}")));
         }
         Ok(BucketName(s.to_owned()))
     }
@@ -111,10 +97,7 @@ impl BucketName {
 
 fn looks_like_ipv4(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 string_newtype! {
@@ -128,9 +111,7 @@ impl KeyPrefix {
 
     pub fn parse(s: &str) -> Result<KeyPrefix, NameError> {
         if s.is_empty() {
-            return Err(NameError::new(
-                "a key prefix is not empty; leave it out for the bucket root",
-            ));
+            return Err(NameError::new("a key prefix is not empty; leave it out for the bucket root"));
         }
         if s.len() > Self::MAX_BYTES {
             return Err(NameError::new(format!(
@@ -143,9 +124,7 @@ impl KeyPrefix {
             return Err(NameError::new("a key prefix ends with '/'"));
         }
         if s.starts_with("./") || s.starts_with("../") {
-            return Err(NameError::new(
-                "a key prefix does not start with './' or '../'",
-            ));
+            return Err(NameError::new("a key prefix does not start with './' or '../'"));
         }
         if let Some(c) = s.chars().find(|c| c.is_control()) {
             return Err(NameError::new(format!(
@@ -156,9 +135,7 @@ impl KeyPrefix {
         for segment in s[..s.len() - 1].split('/') {
             match segment {
                 "" => {
-                    return Err(NameError::new(
-                        "a key prefix has no empty segments ('//' or a leading '/')",
-                    ));
+                    return Err(NameError::new("a key prefix has no empty segments ('//' or a leading '/')"));
                 }
                 "." | ".." => {
                     return Err(NameError::new("a key prefix has no '.' or '..' segments"));
@@ -196,27 +173,16 @@ impl KmsKeyArn {
             return Err(NameError::new(shape));
         }
         if !is_aws_region_id(region) {
-            return Err(NameError::new(format!(
-                "{shape}; {region:?} is not an AWS region id"
-            )));
+            return Err(NameError::new(format!("{shape}; {region:?} is not an AWS region id")));
         }
         if !is_account_id(account) {
             return Err(NameError::new(format!("{shape}; the account is 12 digits")));
         }
         let Some(key_id) = resource.strip_prefix("key/") else {
-            return Err(NameError::new(format!(
-                "{shape}; aliases are not accepted, name the key"
-            )));
+            return Err(NameError::new(format!("{shape}; aliases are not accepted, name the key")));
         };
-        if key_id.is_empty()
-            || key_id.len() > 128
-            || !key_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(NameError::new(format!(
-                "{shape}; the key id is letters, digits and hyphens"
-            )));
+        if key_id.is_empty() || key_id.len() > 128 || !key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(NameError::new(format!("{shape}; the key id is letters, digits and hyphens")));
         }
         Ok(KmsKeyArn(s.to_owned()))
     }
@@ -239,17 +205,10 @@ string_newtype! {
 impl AccessKeyId {
     pub fn parse(s: &str) -> Result<AccessKeyId, NameError> {
         if !(16..=128).contains(&s.len()) {
-            return Err(NameError::new(
-                "an access key id is 16 to 128 characters long",
-            ));
+            return Err(NameError::new("an access key id is 16 to 128 characters long"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        {
-            return Err(NameError::new(
-                "an access key id holds only uppercase letters and digits",
-            ));
+        if !s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            return Err(NameError::new("an access key id holds only uppercase letters and digits"));
         }
         Ok(AccessKeyId(s.to_owned()))
     }
@@ -284,16 +243,12 @@ impl RoleArn {
         };
         let name = path_and_name.rsplit('/').next().unwrap_or_default();
         let name_ok = (1..=64).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
         let path_ok = path_and_name.len() <= 512 + 64
             && path_and_name.bytes().all(|b| b.is_ascii_graphic())
             && !path_and_name.contains("//");
         if !name_ok || !path_ok {
-            return Err(NameError::new(format!(
-                "{shape}; the name is 1 to 64 letters, digits or +=,.@_-"
-            )));
+            return Err(NameError::new(format!("{shape}; the name is 1 to 64 letters, digits or +=,.@_-")));
         }
         Ok(RoleArn(s.to_owned()))
     }
@@ -311,17 +266,10 @@ pub struct ExternalId(String);
 impl ExternalId {
     pub fn parse(s: &str) -> Result<ExternalId, NameError> {
         if !(2..=1224).contains(&s.len()) {
-            return Err(NameError::new(
-                "an external id is 2 to 1,224 characters long",
-            ));
+            return Err(NameError::new("an external id is 2 to 1,224 characters long"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b))
-        {
-            return Err(NameError::new(
-                "an external id holds only letters, digits and +=,.@:/_-",
-            ));
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&b)) {
+            return Err(NameError::new("an external id holds only letters, digits and +=,.@:/_-"));
         }
         Ok(ExternalId(s.to_owned()))
     }
@@ -345,14 +293,10 @@ pub struct SecretAccessKey(String);
 impl SecretAccessKey {
     pub fn parse(s: &str) -> Result<SecretAccessKey, NameError> {
         if !(16..=128).contains(&s.len()) {
-            return Err(NameError::new(
-                "a secret access key is 16 to 128 characters long",
-            ));
+            return Err(NameError::new("a secret access key is 16 to 128 characters long"));
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(NameError::new(
-                "a secret access key holds no spaces or control characters",
-            ));
+            return Err(NameError::new("a secret access key holds no spaces or control characters"));
         }
         Ok(SecretAccessKey(s.to_owned()))
     }
@@ -378,14 +322,10 @@ impl ResourceName {
     pub fn parse(s: &str) -> Result<ResourceName, NameError> {
         let chars = s.chars().count();
         if !(3..=63).contains(&chars) {
-            return Err(NameError::new(format!(
-                "a name is 3 to 63 characters long, this one has {chars}"
-            )));
+            return Err(NameError::new(format!("a name is 3 to 63 characters long, this one has {chars}")));
         }
         if s.trim() != s {
-            return Err(NameError::new(
-                "a name does not start or end with white space",
-            ));
+            return Err(NameError::new("a name does not start or end with white space"));
         }
         if s.chars().any(char::is_control) {
             return Err(NameError::new("a name holds no control characters"));
@@ -427,11 +367,7 @@ mod tests {
 
     use super::*;
 
-    fn check<T: fmt::Debug>(
-        parse: fn(&str) -> Result<T, NameError>,
-        inputs: &[&str],
-        expect: Expect,
-    ) {
+    fn check<T: fmt::Debug>(parse: fn(&str) -> Result<T, NameError>, inputs: &[&str], expect: Expect) {
         let actual: String = inputs
             .iter()
             .map(|input| match parse(input) {
@@ -559,8 +495,7 @@ mod tests {
                 "not-an-arn" -> a KMS key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/KEY-ID
             "#]],
         );
-        let arn = KmsKeyArn::parse("arn:aws:kms:us-east-1:123456789012:key/abc")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let arn = KmsKeyArn::parse("arn:aws:kms:us-east-1:123456789012:key/abc").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(arn.region(), "us-east-1");
         assert_eq!(arn.account(), "123456789012");
     }
@@ -569,12 +504,7 @@ mod tests {
     fn access_key_ids() {
         check(
             AccessKeyId::parse,
-            &[
-                "AKIAIOSFODNN7EXAMPLE",
-                "AKIA",
-                "akiaiosfodnn7example",
-                "AKIAIOSFODNN7EXAMPL!",
-            ],
+            &["AKIAIOSFODNN7EXAMPLE", "AKIA", "akiaiosfodnn7example", "AKIAIOSFODNN7EXAMPL!"],
             expect![[r#"
                 "AKIAIOSFODNN7EXAMPLE" -> ok "AKIAIOSFODNN7EXAMPLE"
                 "AKIA" -> an access key id is 16 to 128 characters long
@@ -613,14 +543,11 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let secret = SecretAccessKey::parse("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let secret =
+            SecretAccessKey::parse("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").unwrap_or_else(|e| panic!("{e}"));
         let external = ExternalId::parse("ext-1234-secret").unwrap_or_else(|e| panic!("{e}"));
         let shown = format!("{secret:?} {external:?}");
-        assert!(
-            !shown.contains("EXAMPLEKEY") && !shown.contains("1234"),
-            "{shown}"
-        );
+        assert!(!shown.contains("EXAMPLEKEY") && !shown.contains("1234"), "{shown}");
         check(
             ExternalId::parse,
             &["x", "tenant:42/abc", "has space"],
@@ -648,22 +575,10 @@ mod tests {
 
     #[test]
     fn region_ids() {
-        for ok in [
-            "eu-central-1",
-            "us-gov-west-1",
-            "ap-southeast-3",
-            "il-central-1",
-        ] {
+        for ok in ["eu-central-1", "us-gov-west-1", "ap-southeast-3", "il-central-1"] {
             assert!(is_aws_region_id(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "eu",
-            "eu-central",
-            "EU-central-1",
-            "eu-central-123",
-            "eu--1",
-        ] {
+        for bad in ["", "eu", "eu-central", "EU-central-1", "eu-central-123", "eu--1"] {
             assert!(!is_aws_region_id(bad), "{bad}");
         }
     }

@@ -65,13 +65,9 @@ impl RegionTable {
                 code: code.to_owned(),
                 name: name.to_owned(),
                 aws_region: aws_region.to_owned(),
-                cross_account_role_arn: format!(
-                    "arn:aws:iam::079623148045:role/ica_{role}_crossacct"
-                ),
-                note: (code == "KR").then(|| {
-                    "BSSH is not deployed in this region, so sequencer integration is limited"
-                        .to_owned()
-                }),
+                cross_account_role_arn: format!("arn:aws:iam::079623148045:role/ica_{role}_crossacct"),
+                note: (code == "KR")
+                    .then(|| "BSSH is not deployed in this region, so sequencer integration is limited".to_owned()),
             })
             .collect();
         RegionTable { regions }
@@ -91,18 +87,10 @@ impl RegionTable {
                 });
             }
             if let Err(e) = RoleArn::parse(&region.cross_account_role_arn) {
-                return Err(RegionTableError::BadRoleArn {
-                    code: region.code.clone(),
-                    reason: e.to_string(),
-                });
+                return Err(RegionTableError::BadRoleArn { code: region.code.clone(), reason: e.to_string() });
             }
-            if regions[..i]
-                .iter()
-                .any(|r| r.aws_region == region.aws_region)
-            {
-                return Err(RegionTableError::Duplicate {
-                    aws_region: region.aws_region.clone(),
-                });
+            if regions[..i].iter().any(|r| r.aws_region == region.aws_region) {
+                return Err(RegionTableError::Duplicate { aws_region: region.aws_region.clone() });
             }
         }
         Ok(RegionTable { regions })
@@ -119,11 +107,7 @@ impl RegionTable {
 
     /// The AWS region ids, comma-separated, as the catalogue's `{regions}` shows them.
     pub fn aws_region_list(&self) -> String {
-        self.regions
-            .iter()
-            .map(|r| r.aws_region.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.regions.iter().map(|r| r.aws_region.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -139,12 +123,7 @@ mod tests {
         let rendered: String = table
             .regions()
             .iter()
-            .map(|r| {
-                format!(
-                    "{} {} {} {}\n",
-                    r.code, r.aws_region, r.cross_account_role_arn, r.name
-                )
-            })
+            .map(|r| format!("{} {} {} {}\n", r.code, r.aws_region, r.cross_account_role_arn, r.name))
             .collect();
         expect![[r#"
             AU ap-southeast-2 arn:aws:iam::079623148045:role/ica_aps2_crossacct Australia
@@ -162,20 +141,10 @@ mod tests {
         "#]]
         .assert_eq(&rendered);
         // The built-in table passes the same checks as a configured one.
-        assert_eq!(
-            RegionTable::new(table.regions().to_vec()),
-            Ok(table.clone())
-        );
-        assert_eq!(
-            table.get("eu-central-1").map(|r| r.code.as_str()),
-            Some("EU")
-        );
+        assert_eq!(RegionTable::new(table.regions().to_vec()), Ok(table.clone()));
+        assert_eq!(table.get("eu-central-1").map(|r| r.code.as_str()), Some("EU"));
         assert!(table.get("eu-west-1").is_none());
-        assert!(
-            table
-                .get("ap-northeast-2")
-                .is_some_and(|r| r.note.is_some())
-        );
+        assert!(table.get("ap-northeast-2").is_some_and(|r| r.note.is_some()));
     }
 
     #[test]
@@ -189,10 +158,7 @@ mod tests {
         };
         let role = "arn:aws:iam::123456789012:role/copy";
         assert_eq!(RegionTable::new(vec![]), Err(RegionTableError::Empty));
-        assert!(matches!(
-            RegionTable::new(vec![region("central", role)]),
-            Err(RegionTableError::BadAwsRegion { .. })
-        ));
+        assert!(matches!(RegionTable::new(vec![region("central", role)]), Err(RegionTableError::BadAwsRegion { .. })));
         assert!(matches!(
             RegionTable::new(vec![region("eu-west-1", "arn:aws:iam::1:role/x")]),
             Err(RegionTableError::BadRoleArn { .. })

@@ -165,50 +165,24 @@ mod tests {
     fn wire_names_round_trip() {
         for kind in [CredentialKind::AwsUser, CredentialKind::AwsRole] {
             assert_eq!(CredentialKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(
-                serde_json::to_value(kind).ok(),
-                Some(serde_json::json!(kind.as_str()))
-            );
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::json!(kind.as_str())));
         }
         for alg in [SseAlgorithm::Aes256, SseAlgorithm::AwsKms] {
             assert_eq!(SseAlgorithm::parse(alg.as_str()), Some(alg));
-            assert_eq!(
-                serde_json::to_value(alg).ok(),
-                Some(serde_json::json!(alg.as_str()))
-            );
+            assert_eq!(serde_json::to_value(alg).ok(), Some(serde_json::json!(alg.as_str())));
         }
-        for status in [
-            ConfigurationStatus::Initializing,
-            ConfigurationStatus::Ready,
-            ConfigurationStatus::Error,
-        ] {
+        for status in [ConfigurationStatus::Initializing, ConfigurationStatus::Ready, ConfigurationStatus::Error] {
             assert_eq!(ConfigurationStatus::parse(status.as_str()), Some(status));
-            assert_eq!(
-                serde_json::to_value(status).ok(),
-                Some(serde_json::json!(status.as_str()))
-            );
+            assert_eq!(serde_json::to_value(status).ok(), Some(serde_json::json!(status.as_str())));
         }
         assert_eq!(CredentialKind::parse("aws"), None);
     }
 
     #[test]
     fn a_report_passes_unless_a_check_failed() {
-        let check = |result| ValidationCheck {
-            name: "bucket-exists".to_owned(),
-            result,
-            detail: String::new(),
-        };
-        let report = |checks| ValidationReport {
-            checked_at: "2026-01-01T00:00:00Z".to_owned(),
-            checks,
-        };
-        assert!(
-            report(vec![
-                check(CheckResult::Passed),
-                check(CheckResult::Skipped)
-            ])
-            .passed()
-        );
+        let check = |result| ValidationCheck { name: "bucket-exists".to_owned(), result, detail: String::new() };
+        let report = |checks| ValidationReport { checked_at: "2026-01-01T00:00:00Z".to_owned(), checks };
+        assert!(report(vec![check(CheckResult::Passed), check(CheckResult::Skipped)]).passed());
         assert!(!report(vec![check(CheckResult::Passed), check(CheckResult::Failed)]).passed());
     }
 }

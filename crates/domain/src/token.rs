@@ -40,9 +40,7 @@ impl TokenName {
     pub fn parse(s: &str) -> Result<TokenName, NameError> {
         let chars = s.chars().count();
         if !(1..=128).contains(&chars) || s.trim().is_empty() {
-            return Err(NameError::new(
-                "a token name is 1 to 128 characters, not all white space",
-            ));
+            return Err(NameError::new("a token name is 1 to 128 characters, not all white space"));
         }
         if s.chars().any(char::is_control) {
             return Err(NameError::new("a token name holds no control characters"));

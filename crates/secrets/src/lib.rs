@@ -52,9 +52,7 @@ impl MasterKey {
 
     /// Reads a key given as standard base64 of 32 bytes (`openssl rand -base64 32`).
     pub fn from_base64(encoded: &str) -> Result<MasterKey, SecretsError> {
-        let bytes = STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| SecretsError::BadMasterKeyEncoding)?;
+        let bytes = STANDARD.decode(encoded.trim()).map_err(|_| SecretsError::BadMasterKeyEncoding)?;
         if bytes.len() != 32 {
             return Err(SecretsError::BadMasterKeyLength(bytes.len()));
         }
@@ -68,11 +66,7 @@ impl MasterKey {
     /// Reads the key file at `path`, or creates it with a new key, readable by its owner only.
     /// Returns the key and whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(MasterKey, bool), SecretsError> {
-        let file_error = |action, source| SecretsError::KeyFile {
-            action,
-            path: path.display().to_string(),
-            source,
-        };
+        let file_error = |action, source| SecretsError::KeyFile { action, path: path.display().to_string(), source };
         match std::fs::read_to_string(path) {
             Ok(contents) => Ok((MasterKey::from_base64(&contents)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -99,13 +93,7 @@ impl MasterKey {
         let cipher = Aes256Gcm::new(&self.0);
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: context,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: plaintext, aad: context })
             // Encryption fails only for plaintexts over 64 GiB.
             .unwrap_or_else(|_| unreachable!("AES-GCM refused a small plaintext"));
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -125,13 +113,7 @@ impl MasterKey {
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         Aes256Gcm::new(&self.0)
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context,
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
             .map_err(|_| SecretsError::Unsealable)
     }
 }
@@ -218,36 +200,18 @@ mod tests {
     fn sealed_secrets_open_only_with_their_key_and_context() {
         let k = key();
         let sealed = k.seal(b"wJalrXUtnFEMI/K7MDENG", b"cred-1");
-        assert!(
-            !sealed.windows(6).any(|w| w == b"wJalrX"),
-            "the plaintext shows through"
-        );
-        assert_eq!(
-            k.open(&sealed, b"cred-1").ok().as_deref(),
-            Some(&b"wJalrXUtnFEMI/K7MDENG"[..])
-        );
-        assert!(matches!(
-            k.open(&sealed, b"cred-2"),
-            Err(SecretsError::Unsealable)
-        ));
-        assert!(matches!(
-            key().open(&sealed, b"cred-1"),
-            Err(SecretsError::Unsealable)
-        ));
+        assert!(!sealed.windows(6).any(|w| w == b"wJalrX"), "the plaintext shows through");
+        assert_eq!(k.open(&sealed, b"cred-1").ok().as_deref(), Some(&b"wJalrXUtnFEMI/K7MDENG"[..]));
+        assert!(matches!(k.open(&sealed, b"cred-2"), Err(SecretsError::Unsealable)));
+        assert!(matches!(key().open(&sealed, b"cred-1"), Err(SecretsError::Unsealable)));
         // Two seals of one value differ: the nonce is fresh each time.
         assert_ne!(k.seal(b"x", b""), k.seal(b"x", b""));
         assert!(matches!(k.open(&[], b""), Err(SecretsError::Unsealable)));
-        assert!(matches!(
-            k.open(&[2, 0, 0], b""),
-            Err(SecretsError::Unsealable)
-        ));
+        assert!(matches!(k.open(&[2, 0, 0], b""), Err(SecretsError::Unsealable)));
         let mut tampered = sealed;
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(matches!(
-            k.open(&tampered, b"cred-1"),
-            Err(SecretsError::Unsealable)
-        ));
+        assert!(matches!(k.open(&tampered, b"cred-1"), Err(SecretsError::Unsealable)));
     }
 
     #[test]
@@ -256,14 +220,8 @@ mod tests {
         let again = MasterKey::from_base64(&k.to_base64()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again.fingerprint(), k.fingerprint());
         assert_ne!(key().fingerprint(), k.fingerprint());
-        assert!(matches!(
-            MasterKey::from_base64("c2hvcnQ="),
-            Err(SecretsError::BadMasterKeyLength(5))
-        ));
-        assert!(matches!(
-            MasterKey::from_base64("not base64!"),
-            Err(SecretsError::BadMasterKeyEncoding)
-        ));
+        assert!(matches!(MasterKey::from_base64("c2hvcnQ="), Err(SecretsError::BadMasterKeyLength(5))));
+        assert!(matches!(MasterKey::from_base64("not base64!"), Err(SecretsError::BadMasterKeyEncoding)));
         assert!(!format!("{k:?}").contains(&k.to_base64()));
     }
 
@@ -278,9 +236,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .map(|m| m.permissions().mode() & 0o777)
-                .ok();
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).ok();
             assert_eq!(mode, Some(0o600));
         }
         let (second, created) = MasterKey::load_or_create(&path).unwrap_or_else(|e| panic!("{e}"));

@@ -13,8 +13,7 @@ pub use tempfile::TempDir;
 /// The PostgreSQL server tests create their databases on. The test command sets
 /// `BYOS_TEST_POSTGRES_URL`; without it, the server on this machine's standard port.
 pub fn postgres_admin_url() -> String {
-    std::env::var("BYOS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("BYOS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A database of its own for one test, dropped when this value is.
@@ -39,11 +38,7 @@ impl TestPostgres {
             Some((server, _database)) => format!("{server}/{name}"),
             None => panic!("BYOS_TEST_POSTGRES_URL {admin_url:?} names no database"),
         };
-        TestPostgres {
-            url,
-            name,
-            admin_url,
-        }
+        TestPostgres { url, name, admin_url }
     }
 
     pub fn url(&self) -> &str {
@@ -57,16 +52,13 @@ impl Drop for TestPostgres {
         // small runtime of its own on a plain thread.
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut admin)
-                                .await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
                     }
                 });
             }
@@ -89,8 +81,5 @@ async fn connect(url: &str) -> PgConnection {
 
 /// A fresh, empty directory for one test, removed when dropped.
 pub fn temp_dir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("byos-test-")
-        .tempdir()
-        .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+    tempfile::Builder::new().prefix("byos-test-").tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
 }

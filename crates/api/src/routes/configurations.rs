@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use byos_catalog::{Configuration, ConfigurationSpec, StoreError};
 use byos_domain::{
-    BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem,
-    ResourceName, ServerSideEncryption, SseAlgorithm, VersioningState,
+    BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
+    ServerSideEncryption, SseAlgorithm, VersioningState,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -168,33 +168,19 @@ fn validate(state: &AppState, body: CreateConfiguration) -> Result<Configuration
     let region = match body.region.as_deref() {
         Some(r) if !r.trim().is_empty() => r,
         _ => {
-            return Err(invalid(
-                "region: required; one of the AWS region ids of GET /api/v1/regions".to_owned(),
-            ));
+            return Err(invalid("region: required; one of the AWS region ids of GET /api/v1/regions".to_owned()));
         }
     };
     if state.regions().get(region).is_none() {
-        return Err(Problem::region_not_supported(
-            &state.regions().aws_region_list(),
-        ));
+        return Err(Problem::region_not_supported(&state.regions().aws_region_list()));
     }
-    let name = body
-        .name
-        .as_deref()
-        .ok_or_else(|| invalid("name: required, 3 to 63 characters".to_owned()))?;
+    let name = body.name.as_deref().ok_or_else(|| invalid("name: required, 3 to 63 characters".to_owned()))?;
     let name = ResourceName::parse(name).map_err(|e| invalid(format!("name: {e}")))?;
-    let key_prefix = body
-        .key_prefix
-        .as_deref()
-        .map(KeyPrefix::parse)
-        .transpose()
-        .map_err(|e| invalid(format!("keyPrefix: {e}")))?;
+    let key_prefix =
+        body.key_prefix.as_deref().map(KeyPrefix::parse).transpose().map_err(|e| invalid(format!("keyPrefix: {e}")))?;
     let credential_text = body.credential_id.as_deref().unwrap_or_default();
-    let credential_id = Uuid::parse_str(credential_text.trim()).map_err(|_| {
-        invalid(format!(
-            "credentialId: {credential_text:?} is not a storage credential id"
-        ))
-    })?;
+    let credential_id = Uuid::parse_str(credential_text.trim())
+        .map_err(|_| invalid(format!("credentialId: {credential_text:?} is not a storage credential id")))?;
     let server_side_encryption = match body.server_side_encryption {
         None => None,
         Some(sse) => Some(encryption(region, sse).map_err(invalid)?),
@@ -213,20 +199,16 @@ fn validate(state: &AppState, body: CreateConfiguration) -> Result<Configuration
 fn encryption(region: &str, sse: SseBody) -> Result<ServerSideEncryption, String> {
     let algorithm = sse.algorithm.as_deref().unwrap_or_default();
     match (SseAlgorithm::parse(algorithm), sse.key_name.as_deref()) {
-        (None, _) => Err(format!(
-            "serverSideEncryption.algorithm: {algorithm:?} is not AES256 or aws:kms"
-        )),
+        (None, _) => Err(format!("serverSideEncryption.algorithm: {algorithm:?} is not AES256 or aws:kms")),
         (Some(SseAlgorithm::Aes256), None) => Ok(ServerSideEncryption::Aes256),
-        (Some(SseAlgorithm::Aes256), Some(_)) => Err(
-            "serverSideEncryption.keyName: only aws:kms takes a key; leave it out for AES256"
-                .to_owned(),
-        ),
+        (Some(SseAlgorithm::Aes256), Some(_)) => {
+            Err("serverSideEncryption.keyName: only aws:kms takes a key; leave it out for AES256".to_owned())
+        }
         (Some(SseAlgorithm::AwsKms), None) => {
             Err("serverSideEncryption.keyName: required for aws:kms, the KMS key's ARN".to_owned())
         }
         (Some(SseAlgorithm::AwsKms), Some(key)) => {
-            let key =
-                KmsKeyArn::parse(key).map_err(|e| format!("serverSideEncryption.keyName: {e}"))?;
+            let key = KmsKeyArn::parse(key).map_err(|e| format!("serverSideEncryption.keyName: {e}"))?;
             if key.region() != region {
                 return Err(format!(
                     "serverSideEncryption.keyName: the KMS key is in {} but the configuration is in {region}; \
@@ -243,19 +225,9 @@ fn encryption(region: &str, sse: SseBody) -> Result<ServerSideEncryption, String
 #[utoipa::path(get, path = "/api/v1/storage-configurations", tag = "storage-configurations",
     security(("bearer" = [])),
     responses((status = 200, body = Items<ConfigurationView>), (status = "4XX", body = ErrorBody)))]
-async fn list_configurations(
-    _: Admin,
-    state: State<AppState>,
-) -> ApiResult<Json<Items<ConfigurationView>>> {
-    let configurations = state
-        .store()
-        .configurations
-        .list_configurations()
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(Items {
-        items: configurations.iter().map(ConfigurationView::from).collect(),
-    }))
+async fn list_configurations(_: Admin, state: State<AppState>) -> ApiResult<Json<Items<ConfigurationView>>> {
+    let configurations = state.store().configurations.list_configurations().await.map_err(ApiError::internal)?;
+    Ok(Json(Items { items: configurations.iter().map(ConfigurationView::from).collect() }))
 }
 
 /// Create a storage configuration. It starts `initializing`; validation and provisioning
@@ -282,12 +254,7 @@ async fn create_configuration(
         created_at: now,
         updated_at: now,
     };
-    match state
-        .store()
-        .configurations
-        .insert_configuration(&configuration)
-        .await
-    {
+    match state.store().configurations.insert_configuration(&configuration).await {
         Ok(()) => {}
         // The store answers NotFound when the credential does not exist.
         Err(StoreError::NotFound) => {
@@ -298,29 +265,18 @@ async fn create_configuration(
             .into());
         }
         Err(e) => {
-            return Err(ApiError::from_store(
-                e,
-                RESOURCE,
-                &configuration.id.to_string(),
-            ));
+            return Err(ApiError::from_store(e, RESOURCE, &configuration.id.to_string()));
         }
     }
     tracing::info!(configuration = %configuration.id, bucket = %configuration.spec.bucket, "storage configuration created");
-    Ok((
-        StatusCode::CREATED,
-        Json(ConfigurationView::from(&configuration)),
-    ))
+    Ok((StatusCode::CREATED, Json(ConfigurationView::from(&configuration))))
 }
 
 /// Get a storage configuration, with its status and validation report.
 #[utoipa::path(get, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
-async fn get_configuration(
-    _: Admin,
-    state: State<AppState>,
-    Id(id): Id,
-) -> ApiResult<Json<ConfigurationView>> {
+async fn get_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ConfigurationView>> {
     let configuration = state
         .store()
         .configurations
@@ -334,11 +290,7 @@ async fn get_configuration(
 #[utoipa::path(delete, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_configuration(
-    _: Admin,
-    state: State<AppState>,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+async fn delete_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
     state
         .store()
         .configurations

@@ -7,8 +7,7 @@ use axum::http::StatusCode;
 use axum::{Json, response::IntoResponse};
 use byos_catalog::{Credential, CredentialIdentity};
 use byos_domain::{
-    AccessKeyId, CredentialKind, ErrorCode, ExternalId, NameError, Problem, ResourceName, RoleArn,
-    SecretAccessKey,
+    AccessKeyId, CredentialKind, ErrorCode, ExternalId, NameError, Problem, ResourceName, RoleArn, SecretAccessKey,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -57,9 +56,7 @@ impl From<&Credential> for CredentialView {
             CredentialIdentity::AwsUser { access_key_id } => {
                 (CredentialKind::AwsUser, Some(access_key_id.masked()), None)
             }
-            CredentialIdentity::AwsRole { role_arn } => {
-                (CredentialKind::AwsRole, None, Some(role_arn.to_string()))
-            }
+            CredentialIdentity::AwsRole { role_arn } => (CredentialKind::AwsRole, None, Some(role_arn.to_string())),
         };
         CredentialView {
             id: c.id,
@@ -100,14 +97,8 @@ pub(crate) struct RotateCredential {
 
 /// The identity and the secret of a credential, validated.
 enum Material {
-    User {
-        access_key_id: AccessKeyId,
-        secret: SecretAccessKey,
-    },
-    Role {
-        role_arn: RoleArn,
-        external_id: ExternalId,
-    },
+    User { access_key_id: AccessKeyId, secret: SecretAccessKey },
+    Role { role_arn: RoleArn, external_id: ExternalId },
 }
 
 impl Material {
@@ -119,11 +110,7 @@ impl Material {
     }
 }
 
-fn field<T>(
-    name: &str,
-    value: Option<&str>,
-    parse: fn(&str) -> Result<T, NameError>,
-) -> Result<T, String> {
+fn field<T>(name: &str, value: Option<&str>, parse: fn(&str) -> Result<T, NameError>) -> Result<T, String> {
     parse(required(name, value)?).map_err(|e| format!("{name}: {e}"))
 }
 
@@ -136,14 +123,7 @@ fn material(
     external_id: Option<&str>,
 ) -> Result<Material, String> {
     let refuse = |name: &str, present: bool| {
-        if present {
-            Err(format!(
-                "{name}: not a field of a {} credential",
-                kind.as_str()
-            ))
-        } else {
-            Ok(())
-        }
+        if present { Err(format!("{name}: not a field of a {} credential", kind.as_str())) } else { Ok(()) }
     };
     match kind {
         CredentialKind::AwsUser => {
@@ -169,20 +149,12 @@ fn material(
 fn seal(state: &AppState, id: Uuid, material: Material) -> (CredentialIdentity, Vec<u8>) {
     let key = state.master_key();
     match material {
-        Material::User {
-            access_key_id,
-            secret,
-        } => (
-            CredentialIdentity::AwsUser { access_key_id },
-            key.seal(secret.expose().as_bytes(), id.as_bytes()),
-        ),
-        Material::Role {
-            role_arn,
-            external_id,
-        } => (
-            CredentialIdentity::AwsRole { role_arn },
-            key.seal(external_id.expose().as_bytes(), id.as_bytes()),
-        ),
+        Material::User { access_key_id, secret } => {
+            (CredentialIdentity::AwsUser { access_key_id }, key.seal(secret.expose().as_bytes(), id.as_bytes()))
+        }
+        Material::Role { role_arn, external_id } => {
+            (CredentialIdentity::AwsRole { role_arn }, key.seal(external_id.expose().as_bytes(), id.as_bytes()))
+        }
     }
 }
 
@@ -190,19 +162,9 @@ fn seal(state: &AppState, id: Uuid, material: Material) -> (CredentialIdentity, 
 #[utoipa::path(get, path = "/api/v1/storage-credentials", tag = "storage-credentials",
     security(("bearer" = [])),
     responses((status = 200, body = Items<CredentialView>), (status = "4XX", body = ErrorBody)))]
-async fn list_credentials(
-    _: Admin,
-    state: axum::extract::State<AppState>,
-) -> ApiResult<Json<Items<CredentialView>>> {
-    let credentials = state
-        .store()
-        .credentials
-        .list_credentials()
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(Items {
-        items: credentials.iter().map(CredentialView::from).collect(),
-    }))
+async fn list_credentials(_: Admin, state: axum::extract::State<AppState>) -> ApiResult<Json<Items<CredentialView>>> {
+    let credentials = state.store().credentials.list_credentials().await.map_err(ApiError::internal)?;
+    Ok(Json(Items { items: credentials.iter().map(CredentialView::from).collect() }))
 }
 
 /// Create a storage credential.
@@ -230,14 +192,7 @@ async fn create_credential(
     let id = Uuid::new_v4();
     let now = now();
     let (identity, sealed_secret) = seal(&state, id, material);
-    let credential = Credential {
-        id,
-        name,
-        identity,
-        sealed_secret,
-        created_at: now,
-        updated_at: now,
-    };
+    let credential = Credential { id, name, identity, sealed_secret, created_at: now, updated_at: now };
     state
         .store()
         .credentials
@@ -278,10 +233,8 @@ async fn rotate_credential(
     ApiJson(body): ApiJson<RotateCredential>,
 ) -> ApiResult<Json<CredentialView>> {
     let store = &state.store().credentials;
-    let mut credential = store
-        .get_credential(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    let mut credential =
+        store.get_credential(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
     let kind = match credential.identity {
         CredentialIdentity::AwsUser { .. } => CredentialKind::AwsUser,
         CredentialIdentity::AwsRole { .. } => CredentialKind::AwsRole,
@@ -301,11 +254,7 @@ async fn rotate_credential(
     if requested != kind {
         return Err(Problem::new(
             ErrorCode::CredentialKindMismatch,
-            &[
-                ("name", credential.name.as_str()),
-                ("actual", kind.as_str()),
-                ("requested", requested.as_str()),
-            ],
+            &[("name", credential.name.as_str()), ("actual", kind.as_str()), ("requested", requested.as_str())],
         )
         .into());
     }
@@ -322,10 +271,7 @@ async fn rotate_credential(
     credential.identity = identity;
     credential.sealed_secret = sealed_secret;
     credential.updated_at = now();
-    store
-        .rotate_credential(&credential)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    store.rotate_credential(&credential).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
     tracing::info!(credential = %id, "storage credential rotated");
     Ok(Json(CredentialView::from(&credential)))
 }
@@ -334,11 +280,7 @@ async fn rotate_credential(
 #[utoipa::path(delete, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_credential(
-    _: Admin,
-    state: axum::extract::State<AppState>,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+async fn delete_credential(_: Admin, state: axum::extract::State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
     state
         .store()
         .credentials

@@ -32,8 +32,7 @@ fn now() -> OffsetDateTime {
 
 /// A time as the API shows it: RFC 3339 in UTC.
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// A list response: `{"items": [...]}`, so that paging can be added without breaking clients.

@@ -15,10 +15,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,10 +36,7 @@ async fn healthz() -> Json<Status> {
 async fn readyz(state: State<AppState>) -> ApiResult<Json<Status>> {
     state.store().meta.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
-        ApiError::from(Problem::new(
-            ErrorCode::ServiceUnavailable,
-            &[("message", "the database does not answer")],
-        ))
+        ApiError::from(Problem::new(ErrorCode::ServiceUnavailable, &[("message", "the database does not answer")]))
     })?;
     Ok(Json(Status { status: "ready" }))
 }
@@ -51,8 +45,5 @@ async fn readyz(state: State<AppState>) -> ApiResult<Json<Status>> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(state: State<AppState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics().encode(),
-    )
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().encode())
 }

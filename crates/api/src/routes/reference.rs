@@ -14,9 +14,7 @@ use crate::auth::Principal;
 use crate::error::ErrorBody;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_regions))
-        .routes(routes!(list_errors))
+    OpenApiRouter::new().routes(routes!(list_regions)).routes(routes!(list_errors))
 }
 
 /// A platform region.

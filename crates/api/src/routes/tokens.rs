@@ -23,9 +23,7 @@ use crate::extract::{ApiJson, Id};
 const RESOURCE: &str = "Token";
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_tokens, create_token))
-        .routes(routes!(get_token, delete_token))
+    OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(get_token, delete_token))
 }
 
 /// An API token, without its value.
@@ -83,8 +81,7 @@ fn validate(body: CreateToken) -> Result<(TokenName, Role, Vec<Uuid>), String> {
     let name = required("name", body.name.as_deref())?;
     let name = TokenName::parse(name).map_err(|e| format!("name: {e}"))?;
     let role_text = required("role", body.role.as_deref())?;
-    let role = Role::parse(role_text)
-        .ok_or_else(|| format!("role: {role_text:?} is not admin or member"))?;
+    let role = Role::parse(role_text).ok_or_else(|| format!("role: {role_text:?} is not admin or member"))?;
     let projects = body
         .projects
         .unwrap_or_default()
@@ -92,10 +89,7 @@ fn validate(body: CreateToken) -> Result<(TokenName, Role, Vec<Uuid>), String> {
         .map(|p| Uuid::parse_str(p).map_err(|_| format!("projects: {p:?} is not a project id")))
         .collect::<Result<Vec<_>, _>>()?;
     if role == Role::Admin && !projects.is_empty() {
-        return Err(
-            "projects: an admin token reaches every project; list projects for member tokens only"
-                .to_owned(),
-        );
+        return Err("projects: an admin token reaches every project; list projects for member tokens only".to_owned());
     }
     Ok((name, role, projects))
 }
@@ -104,15 +98,8 @@ fn validate(body: CreateToken) -> Result<(TokenName, Role, Vec<Uuid>), String> {
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Items<TokenView>), (status = "4XX", body = ErrorBody)))]
 async fn list_tokens(_: Admin, state: State<AppState>) -> ApiResult<Json<Items<TokenView>>> {
-    let tokens = state
-        .store()
-        .tokens
-        .list_tokens()
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(Items {
-        items: tokens.iter().map(TokenView::from).collect(),
-    }))
+    let tokens = state.store().tokens.list_tokens().await.map_err(ApiError::internal)?;
+    Ok(Json(Items { items: tokens.iter().map(TokenView::from).collect() }))
 }
 
 /// Create an API token. The answer holds its value, shown this once.
@@ -124,35 +111,18 @@ async fn create_token(
     state: State<AppState>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<impl IntoResponse> {
-    let (name, role, projects) =
-        validate(body).map_err(|m| ApiError::from(Problem::invalid_request(&m)))?;
+    let (name, role, projects) = validate(body).map_err(|m| ApiError::from(Problem::invalid_request(&m)))?;
     let value = ApiToken::generate();
-    let token = Token {
-        id: Uuid::new_v4(),
-        name,
-        role,
-        projects,
-        hint: value.hint(),
-        created_at: now(),
-        last_used_at: None,
-    };
+    let token =
+        Token { id: Uuid::new_v4(), name, role, projects, hint: value.hint(), created_at: now(), last_used_at: None };
     state
         .store()
         .tokens
-        .insert_token(&NewToken {
-            token: token.clone(),
-            hash: value.hash(),
-        })
+        .insert_token(&NewToken { token: token.clone(), hash: value.hash() })
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(token = %token.id, role = role.as_str(), created_by = %creator.token_id, "token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            token: TokenView::from(&token),
-            value: value.expose().to_owned(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedToken { token: TokenView::from(&token), value: value.expose().to_owned() })))
 }
 
 /// Get an API token (without its value).
@@ -160,12 +130,8 @@ async fn create_token(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TokenView), (status = "4XX", body = ErrorBody)))]
 async fn get_token(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<TokenView>> {
-    let token = state
-        .store()
-        .tokens
-        .get_token(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    let token =
+        state.store().tokens.get_token(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
     Ok(Json(TokenView::from(&token)))
 }
 
@@ -173,17 +139,8 @@ async fn get_token(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Js
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_token(
-    Admin(deleter): Admin,
-    state: State<AppState>,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
-    state
-        .store()
-        .tokens
-        .delete_token(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+async fn delete_token(Admin(deleter): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+    state.store().tokens.delete_token(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
     tracing::info!(token = %id, deleted_by = %deleter.token_id, "token deleted");
     Ok(StatusCode::NO_CONTENT)
 }

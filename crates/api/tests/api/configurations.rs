@@ -5,8 +5,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, configuration, id_of};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const KMS_EU: &str =
-    "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const KMS_EU: &str = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 fn with(mut body: Value, field: &str, value: Value) -> Value {
     if value.is_null() {
@@ -33,46 +32,25 @@ async fn a_valid_configuration_starts_initializing() {
     let created = app.post("/api/v1/storage-configurations", body).await;
     let created = created.ok(201).clone();
     assert_eq!(created["status"], json!("initializing"));
-    assert_eq!(
-        created["serverSideEncryption"],
-        json!({"algorithm": "aws:kms", "keyName": KMS_EU})
-    );
+    assert_eq!(created["serverSideEncryption"], json!({"algorithm": "aws:kms", "keyName": KMS_EU}));
     assert_eq!(created["keyPrefix"], json!("ica/projects/"));
     assert_eq!(created["defaultForRegion"], json!(true));
-    for empty in [
-        "validation",
-        "error",
-        "versioning",
-        "lastVerifiedAt",
-        "lastUsedAt",
-    ] {
+    for empty in ["validation", "error", "versioning", "lastVerifiedAt", "lastUsedAt"] {
         assert_eq!(created[empty], Value::Null, "{empty}");
     }
     let id = id_of(&created);
-    assert_eq!(
-        app.get(&format!("/api/v1/storage-configurations/{id}"))
-            .await
-            .ok(200),
-        &created
-    );
+    assert_eq!(app.get(&format!("/api/v1/storage-configurations/{id}")).await.ok(200), &created);
     assert_eq!(app.count("/api/v1/storage-configurations").await, 1);
 
     // Without a prefix (the bucket root) and with SSE-S3.
     let root = with(
-        with(
-            configuration("whole bucket", &credential),
-            "keyPrefix",
-            Value::Null,
-        ),
+        with(configuration("whole bucket", &credential), "keyPrefix", Value::Null),
         "serverSideEncryption",
         json!({"algorithm": "AES256"}),
     );
     let root = app.post("/api/v1/storage-configurations", root).await;
     assert_eq!(root.ok(201)["keyPrefix"], Value::Null);
-    assert_eq!(
-        root.body["serverSideEncryption"],
-        json!({"algorithm": "AES256"})
-    );
+    assert_eq!(root.body["serverSideEncryption"], json!({"algorithm": "AES256"}));
 }
 
 #[tokio::test]
@@ -91,16 +69,8 @@ async fn parameter_errors_use_the_catalogue() {
             "missing-credentials",
             "Missing credentials for storage container",
         ),
-        (
-            with(good.clone(), "bucket", Value::Null),
-            "missing-bucket-name",
-            "Missing bucket name for storage container",
-        ),
-        (
-            with(good.clone(), "bucket", json!("  ")),
-            "missing-bucket-name",
-            "Missing bucket name for storage container",
-        ),
+        (with(good.clone(), "bucket", Value::Null), "missing-bucket-name", "Missing bucket name for storage container"),
+        (with(good.clone(), "bucket", json!("  ")), "missing-bucket-name", "Missing bucket name for storage container"),
         (
             with(good.clone(), "bucket", json!("Customer_Bucket")),
             "invalid-bucket-name",
@@ -147,11 +117,7 @@ async fn parameter_errors_use_the_catalogue() {
             "Invalid parameters for volume configuration: keyPrefix: a key prefix does not start with './' or '../'",
         ),
         (
-            with(
-                good.clone(),
-                "keyPrefix",
-                json!(format!("{}/", "k".repeat(1024))),
-            ),
+            with(good.clone(), "keyPrefix", json!(format!("{}/", "k".repeat(1024)))),
             "invalid-volume-parameters",
             "Invalid parameters for volume configuration: keyPrefix: a key prefix is at most 1024 bytes of UTF-8, this one has 1025",
         ),
@@ -161,47 +127,27 @@ async fn parameter_errors_use_the_catalogue() {
             "Invalid parameters for volume configuration: credentialId: \"not-an-id\" is not a storage credential id",
         ),
         (
-            with(
-                good.clone(),
-                "credentialId",
-                json!("6f1c2b1e-0000-4000-8000-000000000000"),
-            ),
+            with(good.clone(), "credentialId", json!("6f1c2b1e-0000-4000-8000-000000000000")),
             "invalid-volume-parameters",
             "Invalid parameters for volume configuration: credentialId: no storage credential has the id 6f1c2b1e-0000-4000-8000-000000000000",
         ),
         (
-            with(
-                good.clone(),
-                "serverSideEncryption",
-                json!({"algorithm": "aws:kms"}),
-            ),
+            with(good.clone(), "serverSideEncryption", json!({"algorithm": "aws:kms"})),
             "invalid-volume-parameters",
             "Invalid parameters for volume configuration: serverSideEncryption.keyName: required for aws:kms, the KMS key's ARN",
         ),
         (
-            with(
-                good.clone(),
-                "serverSideEncryption",
-                json!({"algorithm": "AES256", "keyName": KMS_EU}),
-            ),
+            with(good.clone(), "serverSideEncryption", json!({"algorithm": "AES256", "keyName": KMS_EU})),
             "invalid-volume-parameters",
             "Invalid parameters for volume configuration: serverSideEncryption.keyName: only aws:kms takes a key; leave it out for AES256",
         ),
         (
-            with(
-                good.clone(),
-                "serverSideEncryption",
-                json!({"algorithm": "DES"}),
-            ),
+            with(good.clone(), "serverSideEncryption", json!({"algorithm": "DES"})),
             "invalid-volume-parameters",
             "Invalid parameters for volume configuration: serverSideEncryption.algorithm: \"DES\" is not AES256 or aws:kms",
         ),
         (
-            with(
-                good.clone(),
-                "serverSideEncryption",
-                json!({"algorithm": "aws:kms", "keyName": "alias/mine"}),
-            ),
+            with(good.clone(), "serverSideEncryption", json!({"algorithm": "aws:kms", "keyName": "alias/mine"})),
             "invalid-volume-parameters",
             "Invalid parameters for volume configuration: serverSideEncryption.keyName: a KMS key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/KEY-ID",
         ),
@@ -216,57 +162,25 @@ async fn parameter_errors_use_the_catalogue() {
         ),
     ];
     for (body, code, message) in cases {
-        let reply = app
-            .post("/api/v1/storage-configurations", body.clone())
-            .await;
+        let reply = app.post("/api/v1/storage-configurations", body.clone()).await;
         assert_eq!(reply.error(400, code), message, "{body}");
     }
-    assert_eq!(
-        app.count("/api/v1/storage-configurations").await,
-        0,
-        "nothing was written"
-    );
+    assert_eq!(app.count("/api/v1/storage-configurations").await, 0, "nothing was written");
 }
 
 #[tokio::test]
 async fn names_and_region_defaults_are_unique() {
     let app = TestApp::new().await;
     let credential = app.user_credential("cred", SECRET).await;
-    let first = with(
-        configuration("first", &credential),
-        "defaultForRegion",
-        json!(true),
-    );
-    app.post("/api/v1/storage-configurations", first.clone())
-        .await
-        .ok(201);
-    let message = app
-        .post("/api/v1/storage-configurations", first)
-        .await
-        .error(409, "name-taken");
-    assert_eq!(
-        message,
-        "A storage configuration named 'first' already exists"
-    );
-    let second = with(
-        configuration("second", &credential),
-        "defaultForRegion",
-        json!(true),
-    );
-    let message = app
-        .post("/api/v1/storage-configurations", second.clone())
-        .await
-        .error(409, "default-for-region-taken");
-    assert_eq!(
-        message,
-        "Storage configuration 'first' is already the default for region eu-central-1"
-    );
-    app.post(
-        "/api/v1/storage-configurations",
-        with(second.clone(), "region", json!("us-east-1")),
-    )
-    .await
-    .ok(201);
+    let first = with(configuration("first", &credential), "defaultForRegion", json!(true));
+    app.post("/api/v1/storage-configurations", first.clone()).await.ok(201);
+    let message = app.post("/api/v1/storage-configurations", first).await.error(409, "name-taken");
+    assert_eq!(message, "A storage configuration named 'first' already exists");
+    let second = with(configuration("second", &credential), "defaultForRegion", json!(true));
+    let message =
+        app.post("/api/v1/storage-configurations", second.clone()).await.error(409, "default-for-region-taken");
+    assert_eq!(message, "Storage configuration 'first' is already the default for region eu-central-1");
+    app.post("/api/v1/storage-configurations", with(second.clone(), "region", json!("us-east-1"))).await.ok(201);
     assert_eq!(app.count("/api/v1/storage-configurations").await, 2);
 }
 
@@ -275,17 +189,8 @@ async fn missing_configurations_are_not_found() {
     let app = TestApp::new().await;
     let path = "/api/v1/storage-configurations/6f1c2b1e-0000-4000-8000-000000000000";
     let message = app.get(path).await.error(404, "not-found");
-    assert_eq!(
-        message,
-        "Storage configuration '6f1c2b1e-0000-4000-8000-000000000000' does not exist"
-    );
+    assert_eq!(message, "Storage configuration '6f1c2b1e-0000-4000-8000-000000000000' does not exist");
     app.delete(path).await.error(404, "not-found");
-    let message = app
-        .get("/api/v1/storage-configurations/nope")
-        .await
-        .error(400, "invalid-request");
-    assert_eq!(
-        message,
-        "Invalid request: path: \"nope\" is not an id; ids are UUIDs"
-    );
+    let message = app.get("/api/v1/storage-configurations/nope").await.error(400, "invalid-request");
+    assert_eq!(message, "Invalid request: path: \"nope\" is not an id; ids are UUIDs");
 }

@@ -30,18 +30,11 @@ async fn secrets_are_never_returned_nor_logged() {
         )
         .await;
     let role_body = role.ok(201).clone();
-    assert_eq!(
-        role_body["roleArn"],
-        json!("arn:aws:iam::123456789012:role/byos")
-    );
+    assert_eq!(role_body["roleArn"], json!("arn:aws:iam::123456789012:role/byos"));
     let role_id = id_of(&role_body);
 
-    app.get(&format!("/api/v1/storage-credentials/{user_id}"))
-        .await
-        .ok(200);
-    app.get(&format!("/api/v1/storage-credentials/{role_id}"))
-        .await
-        .ok(200);
+    app.get(&format!("/api/v1/storage-credentials/{user_id}")).await.ok(200);
+    app.get(&format!("/api/v1/storage-credentials/{role_id}")).await.ok(200);
     assert_eq!(app.count("/api/v1/storage-credentials").await, 2);
     let rotated = app
         .post(
@@ -50,50 +43,28 @@ async fn secrets_are_never_returned_nor_logged() {
         )
         .await;
     assert_eq!(rotated.ok(200)["accessKeyId"], json!("AKIA…MPLE"));
-    app.post(
-        &format!("/api/v1/storage-credentials/{role_id}/rotate"),
-        json!({"externalId": "another-external-id"}),
-    )
-    .await
-    .ok(200);
+    app.post(&format!("/api/v1/storage-credentials/{role_id}/rotate"), json!({"externalId": "another-external-id"}))
+        .await
+        .ok(200);
     // Bad input that carries the secret must not echo it either.
+    app.post("/api/v1/storage-credentials", json!({"name": "x", "type": "aws-user", "secretAccessKey": SECRET})).await;
     app.post(
         "/api/v1/storage-credentials",
-        json!({"name": "x", "type": "aws-user", "secretAccessKey": SECRET}),
+        json!({"name": "bad", "type": "aws-user", "accessKeyId": "short", "secretAccessKey": SECRET}),
     )
     .await;
-    app.post("/api/v1/storage-credentials", json!({"name": "bad", "type": "aws-user", "accessKeyId": "short", "secretAccessKey": SECRET}))
-        .await;
 
     // The sealed secret opens with the master key and the credential's id, and only so.
-    let stored = app
-        .state
-        .store()
-        .credentials
-        .get_credential(user_id.parse().unwrap_or_default())
-        .await;
+    let stored = app.state.store().credentials.get_credential(user_id.parse().unwrap_or_default()).await;
     let stored = stored.unwrap_or_else(|e| panic!("{e}"));
     let id = stored.id;
-    let opened = app
-        .state
-        .master_key()
-        .open(&stored.sealed_secret, id.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let opened = app.state.master_key().open(&stored.sealed_secret, id.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(opened, ROTATED_SECRET.as_bytes());
 
     let responses = app.all_responses();
     let log = captured_log();
-    assert!(
-        log.contains("storage credential created"),
-        "the log is captured"
-    );
-    for secret in [
-        SECRET,
-        ROTATED_SECRET,
-        EXTERNAL_ID,
-        "another-external-id",
-        "AKIAIOSFODNN7EXAMPLE",
-    ] {
+    assert!(log.contains("storage credential created"), "the log is captured");
+    for secret in [SECRET, ROTATED_SECRET, EXTERNAL_ID, "another-external-id", "AKIAIOSFODNN7EXAMPLE"] {
         assert!(!responses.contains(secret), "a response shows {secret}");
         assert!(!log.contains(secret), "the log shows {secret}");
     }
@@ -103,19 +74,13 @@ async fn secrets_are_never_returned_nor_logged() {
 async fn credential_requests_are_checked() {
     let app = TestApp::new().await;
     let cases = [
-        (
-            json!({"type": "aws-user"}),
-            "Invalid request: name: required",
-        ),
+        (json!({"type": "aws-user"}), "Invalid request: name: required"),
         (
             json!({"name": "ab", "type": "aws-user"}),
             "Invalid request: name: a name is 3 to 63 characters long, this one has 2",
         ),
         (json!({"name": "abc"}), "Invalid request: type: required"),
-        (
-            json!({"name": "abc", "type": "gcp"}),
-            "Invalid request: type: \"gcp\" is not aws-user or aws-role",
-        ),
+        (json!({"name": "abc", "type": "gcp"}), "Invalid request: type: \"gcp\" is not aws-user or aws-role"),
         (
             json!({"name": "abc", "type": "aws-user", "secretAccessKey": SECRET}),
             "Invalid request: accessKeyId: required",
@@ -142,18 +107,9 @@ async fn credential_requests_are_checked() {
         ),
     ];
     for (body, message) in cases {
-        assert_eq!(
-            app.post("/api/v1/storage-credentials", body)
-                .await
-                .error(400, "invalid-request"),
-            message
-        );
+        assert_eq!(app.post("/api/v1/storage-credentials", body).await.error(400, "invalid-request"), message);
     }
-    assert_eq!(
-        app.count("/api/v1/storage-credentials").await,
-        0,
-        "nothing was written"
-    );
+    assert_eq!(app.count("/api/v1/storage-credentials").await, 0, "nothing was written");
 }
 
 #[tokio::test]
@@ -166,27 +122,15 @@ async fn names_are_unique_and_rotation_keeps_the_type() {
             json!({"name": "taken", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": SECRET}),
         )
         .await;
-    assert_eq!(
-        again.error(409, "name-taken"),
-        "A storage credential named 'taken' already exists"
-    );
+    assert_eq!(again.error(409, "name-taken"), "A storage credential named 'taken' already exists");
 
     let message = app
-        .post(
-            &format!("/api/v1/storage-credentials/{id}/rotate"),
-            json!({"externalId": EXTERNAL_ID}),
-        )
+        .post(&format!("/api/v1/storage-credentials/{id}/rotate"), json!({"externalId": EXTERNAL_ID}))
         .await
         .error(400, "credential-kind-mismatch");
-    assert_eq!(
-        message,
-        "Storage credential 'taken' is of type aws-user; the request is for type aws-role"
-    );
+    assert_eq!(message, "Storage credential 'taken' is of type aws-user; the request is for type aws-role");
     let message = app
-        .post(
-            &format!("/api/v1/storage-credentials/{id}/rotate"),
-            json!({"accessKeyId": "AKIAI44QH8DHBEXAMPLE"}),
-        )
+        .post(&format!("/api/v1/storage-credentials/{id}/rotate"), json!({"accessKeyId": "AKIAI44QH8DHBEXAMPLE"}))
         .await
         .error(400, "invalid-request");
     assert_eq!(message, "Invalid request: secretAccessKey: required");
@@ -197,48 +141,21 @@ async fn names_are_unique_and_rotation_keeps_the_type() {
         )
         .await
         .error(404, "not-found");
-    assert_eq!(
-        message,
-        "Storage credential '6f1c2b1e-0000-4000-8000-000000000000' does not exist"
-    );
+    assert_eq!(message, "Storage credential '6f1c2b1e-0000-4000-8000-000000000000' does not exist");
 }
 
 #[tokio::test]
 async fn a_credential_in_use_is_not_deleted() {
     let app = TestApp::new().await;
     let credential = app.user_credential("shared key", SECRET).await;
-    let configuration_id = id_of(
-        app.post(
-            "/api/v1/storage-configurations",
-            configuration("genomics", &credential),
-        )
-        .await
-        .ok(201),
-    );
-    let message = app
-        .delete(&format!("/api/v1/storage-credentials/{credential}"))
-        .await
-        .error(409, "in-use");
-    assert_eq!(
-        message,
-        "Storage credential 'shared key' is used by storage configuration(s) 'genomics'"
-    );
-    app.get(&format!("/api/v1/storage-credentials/{credential}"))
-        .await
-        .ok(200);
+    let configuration_id =
+        id_of(app.post("/api/v1/storage-configurations", configuration("genomics", &credential)).await.ok(201));
+    let message = app.delete(&format!("/api/v1/storage-credentials/{credential}")).await.error(409, "in-use");
+    assert_eq!(message, "Storage credential 'shared key' is used by storage configuration(s) 'genomics'");
+    app.get(&format!("/api/v1/storage-credentials/{credential}")).await.ok(200);
 
-    app.delete(&format!(
-        "/api/v1/storage-configurations/{configuration_id}"
-    ))
-    .await
-    .ok(204);
-    app.delete(&format!("/api/v1/storage-credentials/{credential}"))
-        .await
-        .ok(204);
-    app.get(&format!("/api/v1/storage-credentials/{credential}"))
-        .await
-        .error(404, "not-found");
-    app.delete(&format!("/api/v1/storage-credentials/{credential}"))
-        .await
-        .error(404, "not-found");
+    app.delete(&format!("/api/v1/storage-configurations/{configuration_id}")).await.ok(204);
+    app.delete(&format!("/api/v1/storage-credentials/{credential}")).await.ok(204);
+    app.get(&format!("/api/v1/storage-credentials/{credential}")).await.error(404, "not-found");
+    app.delete(&format!("/api/v1/storage-credentials/{credential}")).await.error(404, "not-found");
 }

@@ -43,10 +43,7 @@ struct SharedWriter(Arc<Mutex<Vec<u8>>>);
 
 impl Write for SharedWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -79,23 +76,10 @@ impl Reply {
         assert_eq!(self.status.as_u16(), status, "{}", self.text);
         assert_eq!(self.body["code"], json!(code), "{}", self.text);
         for field in ["type", "message", "fix"] {
-            assert!(
-                self.body[field].as_str().is_some_and(|s| !s.is_empty()),
-                "no {field}: {}",
-                self.text
-            );
+            assert!(self.body[field].as_str().is_some_and(|s| !s.is_empty()), "no {field}: {}", self.text);
         }
-        let keys: Vec<&String> = self
-            .body
-            .as_object()
-            .map(|o| o.keys().collect())
-            .unwrap_or_default();
-        assert_eq!(
-            keys.len(),
-            4,
-            "error bodies have exactly type, code, message, fix: {}",
-            self.text
-        );
+        let keys: Vec<&String> = self.body.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+        assert_eq!(keys.len(), 4, "error bodies have exactly type, code, message, fix: {}", self.text);
         self.body["message"].as_str().unwrap_or_default().to_owned()
     }
 
@@ -114,18 +98,10 @@ impl TestApp {
     pub(crate) async fn with_regions(regions: RegionTable) -> TestApp {
         log_buffer();
         let dir = temp_dir();
-        let options = StoreOptions {
-            url: None,
-            max_connections: 4,
-            connect_timeout: Duration::from_secs(5),
-        };
-        let store = Store::open(&options, dir.path())
-            .await
-            .unwrap_or_else(|e| panic!("open: {e:?}"));
+        let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
+        let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open: {e:?}"));
         let key = MasterKey::generate();
-        byos_api::check_master_key(&store, &key)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        byos_api::check_master_key(&store, &key).await.unwrap_or_else(|e| panic!("{e}"));
         let first = byos_api::ensure_admin_token(&store, None)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
@@ -141,44 +117,23 @@ impl TestApp {
     }
 
     pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .unwrap_or_else(|e| match e {});
+        let response = self.router.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
         let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        self.responses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(text.clone());
+        self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(text.clone());
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status, body, text }
     }
 
     /// A request with a token (or none) and a JSON body (or none).
-    pub(crate) async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
+    pub(crate) async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = match body {
-            Some(body) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
+            Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
             None => request.body(Body::empty()),
         };
         self.send(request.unwrap_or_else(|e| panic!("{e}"))).await
@@ -189,27 +144,18 @@ impl TestApp {
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(&self.admin), Some(body))
-            .await
+        self.call(Method::POST, path, Some(&self.admin), Some(body)).await
     }
 
     pub(crate) async fn delete(&self, path: &str) -> Reply {
-        self.call(Method::DELETE, path, Some(&self.admin), None)
-            .await
+        self.call(Method::DELETE, path, Some(&self.admin), None).await
     }
 
     /// Creates a member token for `projects` and returns its value.
     pub(crate) async fn member(&self, projects: &[&str]) -> String {
-        let reply = self
-            .post(
-                "/api/v1/tokens",
-                json!({"name": "member", "role": "member", "projects": projects}),
-            )
-            .await;
-        reply.ok(201)["value"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{}", reply.text))
-            .to_owned()
+        let reply =
+            self.post("/api/v1/tokens", json!({"name": "member", "role": "member", "projects": projects})).await;
+        reply.ok(201)["value"].as_str().unwrap_or_else(|| panic!("{}", reply.text)).to_owned()
     }
 
     /// Creates an `aws-user` credential; returns its id.
@@ -230,19 +176,13 @@ impl TestApp {
     }
 
     pub(crate) fn all_responses(&self) -> String {
-        self.responses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+        self.responses.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
     }
 }
 
 #[track_caller]
 pub(crate) fn id_of(body: &Value) -> String {
-    body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {body}"))
-        .to_owned()
+    body["id"].as_str().unwrap_or_else(|| panic!("no id in {body}")).to_owned()
 }
 
 /// A valid configuration request body on `credential`.

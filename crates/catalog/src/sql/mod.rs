@@ -7,9 +7,8 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use byos_domain::{
-    AccessKeyId, BucketName, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem,
-    ResourceName, Role, RoleArn, ServerSideEncryption, SseAlgorithm, TokenName, ValidationReport,
-    VersioningState,
+    AccessKeyId, BucketName, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName, Role,
+    RoleArn, ServerSideEncryption, SseAlgorithm, TokenName, ValidationReport, VersioningState,
 };
 use uuid::Uuid;
 
@@ -69,10 +68,7 @@ pub(crate) struct TokenRow {
 }
 
 fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        reason: reason.to_string(),
-    }
+    StoreError::Corrupt { table, reason: reason.to_string() }
 }
 
 fn uuid(table: &'static str, s: &str) -> Result<Uuid> {
@@ -85,17 +81,14 @@ impl TryFrom<CredentialRow> for Credential {
     fn try_from(row: CredentialRow) -> Result<Credential> {
         const T: &str = "storage_credentials";
         let identity = match (row.kind.as_str(), row.access_key_id, row.role_arn) {
-            ("aws-user", Some(key), None) => CredentialIdentity::AwsUser {
-                access_key_id: AccessKeyId::parse(&key).map_err(|e| corrupt(T, e))?,
-            },
-            ("aws-role", None, Some(arn)) => CredentialIdentity::AwsRole {
-                role_arn: RoleArn::parse(&arn).map_err(|e| corrupt(T, e))?,
-            },
+            ("aws-user", Some(key), None) => {
+                CredentialIdentity::AwsUser { access_key_id: AccessKeyId::parse(&key).map_err(|e| corrupt(T, e))? }
+            }
+            ("aws-role", None, Some(arn)) => {
+                CredentialIdentity::AwsRole { role_arn: RoleArn::parse(&arn).map_err(|e| corrupt(T, e))? }
+            }
             (kind, ..) => {
-                return Err(corrupt(
-                    T,
-                    format!("kind {kind:?} with the wrong identity columns"),
-                ));
+                return Err(corrupt(T, format!("kind {kind:?} with the wrong identity columns")));
             }
         };
         Ok(Credential {
@@ -114,15 +107,13 @@ impl TryFrom<ConfigurationRow> for Configuration {
 
     fn try_from(row: ConfigurationRow) -> Result<Configuration> {
         const T: &str = "storage_configurations";
-        let server_side_encryption = match (
-            row.sse_algorithm.as_deref().map(SseAlgorithm::parse),
-            row.sse_kms_key_arn,
-        ) {
+        let server_side_encryption = match (row.sse_algorithm.as_deref().map(SseAlgorithm::parse), row.sse_kms_key_arn)
+        {
             (None, None) => None,
             (Some(Some(SseAlgorithm::Aes256)), None) => Some(ServerSideEncryption::Aes256),
-            (Some(Some(SseAlgorithm::AwsKms)), Some(arn)) => Some(ServerSideEncryption::Kms(
-                KmsKeyArn::parse(&arn).map_err(|e| corrupt(T, e))?,
-            )),
+            (Some(Some(SseAlgorithm::AwsKms)), Some(arn)) => {
+                Some(ServerSideEncryption::Kms(KmsKeyArn::parse(&arn).map_err(|e| corrupt(T, e))?))
+            }
             _ => return Err(corrupt(T, "inconsistent server-side encryption columns")),
         };
         let versioning = match row.versioning.as_deref() {
@@ -139,8 +130,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
             .map_err(|e| corrupt(T, format!("validation report: {e}")))?;
         let error = match (row.error_code, row.error_message) {
             (Some(code), Some(message)) => {
-                let code = ErrorCode::from_code(&code)
-                    .ok_or_else(|| corrupt(T, format!("error code {code:?}")))?;
+                let code = ErrorCode::from_code(&code).ok_or_else(|| corrupt(T, format!("error code {code:?}")))?;
                 Some(Problem::restore(code, message))
             }
             (None, None) => None,
@@ -152,12 +142,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
                 name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
                 region: row.region,
                 bucket: BucketName::parse(&row.bucket).map_err(|e| corrupt(T, e))?,
-                key_prefix: row
-                    .key_prefix
-                    .as_deref()
-                    .map(KeyPrefix::parse)
-                    .transpose()
-                    .map_err(|e| corrupt(T, e))?,
+                key_prefix: row.key_prefix.as_deref().map(KeyPrefix::parse).transpose().map_err(|e| corrupt(T, e))?,
                 credential_id: uuid(T, &row.credential_id)?,
                 server_side_encryption,
                 default_for_region: row.default_for_region,
@@ -167,10 +152,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
             versioning,
             validation,
             error,
-            last_verified_at: row
-                .last_verified_at
-                .map(|ms| from_millis(T, ms))
-                .transpose()?,
+            last_verified_at: row.last_verified_at.map(|ms| from_millis(T, ms)).transpose()?,
             last_used_at: row.last_used_at.map(|ms| from_millis(T, ms)).transpose()?,
             created_at: from_millis(T, row.created_at)?,
             updated_at: from_millis(T, row.updated_at)?,
@@ -187,8 +169,7 @@ impl TryFrom<TokenRow> for Token {
         Ok(Token {
             id: uuid(T, &row.id)?,
             name: TokenName::parse(&row.name).map_err(|e| corrupt(T, e))?,
-            role: Role::parse(&row.role)
-                .ok_or_else(|| corrupt(T, format!("role {:?}", row.role)))?,
+            role: Role::parse(&row.role).ok_or_else(|| corrupt(T, format!("role {:?}", row.role)))?,
             projects: projects.iter().map(|p| uuid(T, p)).collect::<Result<_>>()?,
             hint: row.hint,
             created_at: from_millis(T, row.created_at)?,
@@ -208,13 +189,11 @@ fn serde_json_list(json: &str) -> Result<Vec<String>, String> {
 /// The text that names the constraint a unique violation broke, if `e` is one.
 pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
     let db = e.as_database_error()?;
-    db.is_unique_violation()
-        .then(|| format!("{} {}", db.constraint().unwrap_or_default(), db.message()))
+    db.is_unique_violation().then(|| format!("{} {}", db.constraint().unwrap_or_default(), db.message()))
 }
 
 pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|db| db.is_foreign_key_violation())
+    e.as_database_error().is_some_and(|db| db.is_foreign_key_violation())
 }
 
 /// Implements the store traits for a backend struct that has a `pool` field and the inherent
@@ -242,11 +221,10 @@ macro_rules! impl_stores {
                 .await;
                 match result {
                     Ok(_) => Ok(()),
-                    Err(e) if $crate::sql::unique_violation(&e).is_some() => Err($crate::Conflict::NameTaken {
-                        resource: "storage credential",
-                        name: c.name.to_string(),
+                    Err(e) if $crate::sql::unique_violation(&e).is_some() => {
+                        Err($crate::Conflict::NameTaken { resource: "storage credential", name: c.name.to_string() }
+                            .into())
                     }
-                    .into()),
                     Err(e) => Err(e.into()),
                 }
             }
@@ -345,7 +323,9 @@ macro_rules! impl_stores {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(name) = other {
-                        return Err($crate::Conflict::DefaultForRegionTaken { name, region: spec.region.clone() }.into());
+                        return Err(
+                            $crate::Conflict::DefaultForRegionTaken { name, region: spec.region.clone() }.into()
+                        );
                     }
                 }
                 let credential: Option<String> = sqlx::query_scalar("SELECT id FROM storage_credentials WHERE id = $1")
@@ -403,20 +383,16 @@ macro_rules! impl_stores {
             }
 
             async fn get_configuration(&self, id: uuid::Uuid) -> $crate::Result<$crate::Configuration> {
-                let sql = format!(
-                    "SELECT {} FROM storage_configurations WHERE id = $1",
-                    $crate::sql::CONFIGURATION_COLUMNS
-                );
+                let sql =
+                    format!("SELECT {} FROM storage_configurations WHERE id = $1", $crate::sql::CONFIGURATION_COLUMNS);
                 let row: $crate::sql::ConfigurationRow =
                     sqlx::query_as(&sql).bind(id.to_string()).fetch_one(&self.pool).await?;
                 row.try_into()
             }
 
             async fn list_configurations(&self) -> $crate::Result<Vec<$crate::Configuration>> {
-                let sql = format!(
-                    "SELECT {} FROM storage_configurations ORDER BY name",
-                    $crate::sql::CONFIGURATION_COLUMNS
-                );
+                let sql =
+                    format!("SELECT {} FROM storage_configurations ORDER BY name", $crate::sql::CONFIGURATION_COLUMNS);
                 let rows: Vec<$crate::sql::ConfigurationRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
@@ -494,7 +470,8 @@ macro_rules! impl_stores {
 
             async fn get_token(&self, id: uuid::Uuid) -> $crate::Result<$crate::Token> {
                 let sql = format!("SELECT {} FROM api_tokens WHERE id = $1", $crate::sql::TOKEN_COLUMNS);
-                let row: $crate::sql::TokenRow = sqlx::query_as(&sql).bind(id.to_string()).fetch_one(&self.pool).await?;
+                let row: $crate::sql::TokenRow =
+                    sqlx::query_as(&sql).bind(id.to_string()).fetch_one(&self.pool).await?;
                 row.try_into()
             }
 
@@ -567,13 +544,9 @@ macro_rules! impl_stores {
 
 pub(crate) use impl_stores;
 
-pub(crate) fn identity_columns(
-    identity: &CredentialIdentity,
-) -> (&'static str, Option<&str>, Option<&str>) {
+pub(crate) fn identity_columns(identity: &CredentialIdentity) -> (&'static str, Option<&str>, Option<&str>) {
     match identity {
-        CredentialIdentity::AwsUser { access_key_id } => {
-            ("aws-user", Some(access_key_id.as_str()), None)
-        }
+        CredentialIdentity::AwsUser { access_key_id } => ("aws-user", Some(access_key_id.as_str()), None),
         CredentialIdentity::AwsRole { role_arn } => ("aws-role", None, Some(role_arn.as_str())),
     }
 }

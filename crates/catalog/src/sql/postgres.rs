@@ -19,9 +19,7 @@ impl PostgresStore {
     /// Serialises writers of `table` for the rest of the transaction, so that a check that
     /// reads several rows (the last admin token) cannot race another replica. Plain reads go on.
     async fn lock_table(tx: &mut Transaction<'static, Postgres>, table: &str) -> sqlx::Result<()> {
-        sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(&mut **tx).await?;
         Ok(())
     }
 }
@@ -29,10 +27,7 @@ impl PostgresStore {
 super::impl_stores!(PostgresStore);
 
 pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, OpenError> {
-    let connect_error = |source: sqlx::Error| OpenError::Connect {
-        url: redact_url(url),
-        source: Box::new(source),
-    };
+    let connect_error = |source: sqlx::Error| OpenError::Connect { url: redact_url(url), source: Box::new(source) };
     let connect: PgConnectOptions = url.parse().map_err(connect_error)?;
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
@@ -41,10 +36,7 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, Ope
         .await
         .map_err(connect_error)?;
     // Replicas starting together take turns: sqlx holds an advisory lock while it migrates.
-    sqlx::migrate!("./migrations/postgres")
-        .run(&pool)
-        .await
-        .map_err(|e| OpenError::Migrate(Box::new(e)))?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
     let store = Arc::new(PostgresStore { pool });
     Ok(Store {
         credentials: store.clone(),

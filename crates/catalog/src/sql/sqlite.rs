@@ -51,10 +51,7 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         .connect_with(connect)
         .await
         .map_err(connect_error)?;
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&pool)
-        .await
-        .map_err(|e| OpenError::Migrate(Box::new(e)))?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
     let store = Arc::new(SqliteStore { pool });
     Ok(Store {
         credentials: store.clone(),
