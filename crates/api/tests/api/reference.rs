@@ -86,3 +86,19 @@ async fn unknown_routes_and_methods_get_catalogue_errors() {
         app.call(Method::PUT, "/api/v1/regions", Some(&app.admin), None).await.error(405, "method-not-allowed");
     assert_eq!(message, "PUT is not allowed on /api/v1/regions");
 }
+
+#[tokio::test]
+async fn internal_errors_show_an_id_and_log_the_cause() {
+    let app = TestApp::new().await;
+    app.state.store().close().await;
+    let reply = app.get("/api/v1/storage-credentials").await;
+    let message = reply.error(500, "internal");
+    let id = message.strip_prefix("Internal error ").unwrap_or_else(|| panic!("{message}"));
+    assert_eq!(id.len(), 32, "{message}");
+    assert!(!reply.text.to_lowercase().contains("pool"), "no internals in the body: {}", reply.text);
+    let log = crate::support::captured_log();
+    let line = log.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("the id {id} is not in the log"));
+    assert!(line.contains("database error"), "the cause is logged: {line}");
+    let ready = app.call(Method::GET, "/readyz", None, None).await;
+    ready.error(503, "service-unavailable");
+}

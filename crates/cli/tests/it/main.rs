@@ -1,0 +1,5 @@
+//! The `byos` binary end to end (started on a free port with a fresh data directory, on SQLite
+//! and on PostgreSQL), and the tidy checks that keep the repository true to ARCHITECTURE.md.
+
+mod serve;
+mod tidy;

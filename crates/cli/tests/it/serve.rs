@@ -1,0 +1,272 @@
+//! `byos serve` as an operator runs it: first start, restart, shutdown on SIGTERM, the master
+//! key and admin token files, both stores, bad configuration.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use byos_test_support::{TempDir, TestPostgres, temp_dir};
+use serde_json::{Value, json};
+
+/// A running `byos serve`, its output going to files in its data directory's parent.
+struct Server {
+    child: Child,
+    base: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+fn byos() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_byos"));
+    // The test's own environment must not leak into the server's configuration.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BYOS_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+impl Server {
+    fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let stdout = dir.join(format!("stdout-{run}"));
+        let stderr = dir.join(format!("stderr-{run}"));
+        let mut command = byos();
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file(&stdout))
+            .stderr(file(&stderr));
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start byos: {e}"));
+        let mut server = Server { child, base: String::new(), stdout, stderr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = read(&server.stderr);
+            if let Some(at) = log.find("listening on http://") {
+                let rest = &log[at + "listening on ".len()..];
+                let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+                server.base = rest[..end].to_owned();
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("byos exited with {status} before listening:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "byos did not listen within 30 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status, read(&self.stderr));
+            }
+            assert!(Instant::now() < deadline, "byos did not stop within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn output(&self) -> String {
+        format!("{}{}", read(&self.stdout), read(&self.stderr))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn file(path: &Path) -> std::fs::File {
+    std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = client().request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYe2eSECRETKEY";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_restart_and_sigterm_on_sqlite() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[], &[]);
+    let data = dir.path().join("data");
+    let token = read(&data.join("admin-token")).trim().to_owned();
+    assert!(token.starts_with("byos_"), "admin-token holds {token:?}");
+    assert!(read(&server.stdout).contains(&token), "the first token is shown once on stdout");
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&data.join("admin-token")), 0o600);
+        assert_eq!(mode(&data.join("master.key")), 0o600);
+        assert_eq!(mode(&data), 0o700);
+    }
+    assert!(data.join("byos.sqlite3").is_file());
+
+    let health = client().get(server.url("/healthz")).send().await.map(|r| r.status().as_u16()).ok();
+    assert_eq!(health, Some(200));
+    let ready = client().get(server.url("/readyz")).send().await.map(|r| r.status().as_u16()).ok();
+    assert_eq!(ready, Some(200));
+    let (status, created) = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/storage-credentials"),
+        &token,
+        Some(json!({"name": "e2e", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": SECRET})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
+    let (status, log) = server.terminate();
+    assert!(status.success(), "byos exited with {status} on SIGTERM:\n{log}");
+    assert!(log.contains("SIGTERM received") && log.contains("stopped"), "{log}");
+
+    // A restart keeps the data, the key and the token, and makes no new token.
+    let again = Server::start(dir.path(), &[], &[]);
+    assert!(!read(&again.stdout).contains("byos_"), "no second admin token: {}", read(&again.stdout));
+    let (status, listed) = call(reqwest::Method::GET, &again.url("/api/v1/storage-credentials"), &token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["items"][0]["name"], json!("e2e"));
+    assert_eq!(listed["items"][0]["accessKeyId"], json!("AKIA…MPLE"));
+    let metrics = client().get(again.url("/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let metrics = metrics.text().await.unwrap_or_default();
+    assert!(metrics.contains(r#"route="/api/v1/storage-credentials",status="200""#), "{metrics}");
+    let output = again.output();
+    let (_, last_log) = again.terminate();
+    for text in [output, last_log, read(&data.join("byos.sqlite3-wal")), read(&data.join("byos.sqlite3"))] {
+        assert!(!text.contains(SECRET), "the secret shows in output or in the database file");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preset_admin_token_is_used_on_first_start() {
+    let dir = temp_dir();
+    let preset = "operator-chosen-admin-token-0123456789";
+    let server = Server::start(dir.path(), &[("BYOS_ADMIN_TOKEN", preset)], &[]);
+    assert_eq!(read(&dir.path().join("data/admin-token")).trim(), preset);
+    assert!(!read(&server.stdout).contains(preset), "a preset token is not printed");
+    let (status, _) = call(reqwest::Method::GET, &server.url("/api/v1/tokens"), preset, None).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(reqwest::Method::GET, &server.url("/api/v1/tokens"), "byos_wrong", None).await;
+    assert_eq!((status, body["code"].clone()), (401, json!("unauthenticated")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_master_key_is_refused() {
+    let dir = temp_dir();
+    let first = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let other = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let (status, _) = Server::start(dir.path(), &[("BYOS_MASTER_KEY", first)], &[]).terminate();
+    assert!(status.success());
+    assert!(!dir.path().join("data/master.key").exists(), "a key from the environment is not written");
+    let output = byos()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BYOS_MASTER_KEY", other)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not the one this database's secrets are sealed with"), "{stderr}");
+    assert!(!stderr.contains(other) && !stderr.contains(first), "keys are never printed");
+
+    // The key from a file works like the one from the environment.
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{first}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let key_path = key_file.display().to_string();
+    let (status, _) = Server::start(dir.path(), &[("BYOS_MASTER_KEY_FILE", &key_path)], &[]).terminate();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_serves_the_same_api() {
+    let postgres = TestPostgres::create().await;
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[("BYOS__DATABASE__URL", postgres.url())], &["--log-format", "json"]);
+    let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
+    assert!(!dir.path().join("data/byos.sqlite3").exists(), "no SQLite file when PostgreSQL is configured");
+    let (status, regions) = call(reqwest::Method::GET, &server.url("/api/v1/regions"), &token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(regions["items"].as_array().map(Vec::len), Some(12));
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/storage-credentials"),
+        &token,
+        Some(json!({"name": "pg role", "type": "aws-role", "roleArn": "arn:aws:iam::123456789012:role/byos", "externalId": "ext-e2e-4411"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    // JSON logs: every line is an object with a level and a message.
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed["level"].is_string() && parsed["fields"].is_object(), "{line}");
+    }
+    assert!(log.contains("Postgres"), "{log}");
+}
+
+#[test]
+fn bad_configuration_fails_at_start_with_its_key() {
+    let dir: TempDir = temp_dir();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let output = byos()
+            .args(["serve", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = run(&[("BYOS__SERVER__LISTEN", "nowhere")], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("server.listen"), "{stderr}");
+    let (code, stderr) = run(&[("BYOS__DATABASE__URL", "mysql://u:hunter2@db/x")], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("database.url") && !stderr.contains("hunter2"), "{stderr}");
+    let (code, stderr) = run(&[], &["--config", "/nonexistent/byos.toml"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    let (code, stderr) = run(&[("BYOS_MASTER_KEY", "dG9vIHNob3J0")], &["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("BYOS_MASTER_KEY"), "{stderr}");
+    let usage = byos().args(["serve", "--no-such-flag"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+}
