@@ -6,12 +6,15 @@
 //! one of these types it is known to be valid, so the rest of the code never checks it again.
 
 mod catalogue;
+mod checks;
 mod names;
+pub mod notifications;
 mod region;
 mod storage;
 mod token;
 
 pub use catalogue::{CatalogueEntry, ErrorCode, Problem};
+pub use checks::Check;
 pub use names::{
     AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ResourceName, RoleArn, SecretAccessKey,
     is_aws_region_id,

@@ -1,0 +1,329 @@
+//! Operations on one customer's bucket with a stored credential: what validation probes and
+//! what provisioning writes.
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, EventBridgeConfiguration, FilterRule, FilterRuleName, LambdaFunctionConfiguration,
+    NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    ServerSideEncryption as S3Sse, TopicConfiguration,
+};
+use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
+use byos_domain::{ServerSideEncryption, VersioningState};
+
+use crate::error::{AwsError, AwsErrorKind, classify};
+
+/// Who a credential is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// What a PutObject answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// Present when the bucket's versioning is enabled.
+    pub version_id: Option<String>,
+    pub e_tag: Option<String>,
+}
+
+/// S3, STS and KMS clients for one credential in one region.
+#[derive(Debug, Clone)]
+pub struct BucketAccess {
+    s3: aws_sdk_s3::Client,
+    sts: aws_sdk_sts::Client,
+    kms: aws_sdk_kms::Client,
+    region: String,
+    preflight: reqwest::Client,
+    endpoint_url: Option<String>,
+}
+
+impl BucketAccess {
+    pub(crate) fn new(
+        config: &SdkConfig,
+        path_style: bool,
+        region: &str,
+        preflight: reqwest::Client,
+        endpoint_url: Option<String>,
+    ) -> BucketAccess {
+        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+        BucketAccess {
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sts: aws_sdk_sts::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+            region: region.to_owned(),
+            preflight,
+            endpoint_url,
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// STS GetCallerIdentity: needs no permission, so it tells a bad key from a missing grant.
+    pub async fn caller_identity(&self) -> Result<Identity, AwsError> {
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| classify("GetCallerIdentity", e))?;
+        Ok(Identity {
+            account: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// The bucket's region. HeadBucket names it in a header even when access is denied; when it
+    /// does not, GetBucketLocation (granted by ICA's policy) does.
+    pub async fn bucket_region(&self, bucket: &str) -> Result<String, AwsError> {
+        match self.s3.head_bucket().bucket(bucket).send().await {
+            Ok(out) => {
+                if let Some(region) = out.bucket_region() {
+                    return Ok(region.to_owned());
+                }
+            }
+            Err(e) => {
+                let region = e.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_owned);
+                let error = classify("HeadBucket", e);
+                match (&error.kind, region) {
+                    (AwsErrorKind::NotFound | AwsErrorKind::NoSuchBucket, _) => {
+                        return Err(AwsError { kind: AwsErrorKind::NoSuchBucket, ..error });
+                    }
+                    (_, Some(region)) => return Ok(region),
+                    (AwsErrorKind::AccessDenied | AwsErrorKind::WrongRegion { .. }, None) => {}
+                    _ => return Err(error),
+                }
+            }
+        }
+        let out =
+            self.s3.get_bucket_location().bucket(bucket).send().await.map_err(|e| classify("GetBucketLocation", e))?;
+        // No constraint means us-east-1; "EU" is the old name of eu-west-1.
+        Ok(match out.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_owned(),
+            Some("EU") => "eu-west-1".to_owned(),
+            Some(other) => other.to_owned(),
+        })
+    }
+
+    /// Lists at most one key under `prefix`: proves ListBucket on it.
+    pub async fn list_one(&self, bucket: &str, prefix: &str) -> Result<Option<String>, AwsError> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| classify("ListObjectsV2", e))?;
+        Ok(out.contents().first().and_then(|o| o.key()).map(str::to_owned))
+    }
+
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        sse: Option<&ServerSideEncryption>,
+    ) -> Result<PutResult, AwsError> {
+        let mut request = self.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body));
+        match sse {
+            None => {}
+            Some(ServerSideEncryption::Aes256) => request = request.server_side_encryption(S3Sse::Aes256),
+            Some(ServerSideEncryption::Kms(key_arn)) => {
+                request = request.server_side_encryption(S3Sse::AwsKms).ssekms_key_id(key_arn.as_str());
+            }
+        }
+        let out = request.send().await.map_err(|e| classify("PutObject", e))?;
+        Ok(PutResult {
+            version_id: out.version_id().filter(|v| !v.is_empty() && *v != "null").map(str::to_owned),
+            e_tag: out.e_tag().map(str::to_owned),
+        })
+    }
+
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+        let out = self.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify("GetObject", e))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| AwsError::new(AwsErrorKind::Unavailable, "GetObject", format!("reading the body: {e}")))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    /// Deletes a key, or one version of it.
+    pub async fn delete_object(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<(), AwsError> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteObject", e))?;
+        Ok(())
+    }
+
+    pub async fn versioning(&self, bucket: &str) -> Result<VersioningState, AwsError> {
+        let out = self
+            .s3
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("GetBucketVersioning", e))?;
+        Ok(match out.status() {
+            Some(BucketVersioningStatus::Enabled) => VersioningState::Enabled,
+            Some(BucketVersioningStatus::Suspended) => VersioningState::Suspended,
+            _ => VersioningState::Unversioned,
+        })
+    }
+
+    pub async fn notifications(&self, bucket: &str) -> Result<NotificationConfig, AwsError> {
+        let out = self
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("GetBucketNotificationConfiguration", e))?;
+        let mut rules = Vec::new();
+        for q in out.queue_configurations() {
+            rules.push(rule(q.id(), Destination::Queue(q.queue_arn().to_owned()), q.events(), q.filter()));
+        }
+        for t in out.topic_configurations() {
+            rules.push(rule(t.id(), Destination::Topic(t.topic_arn().to_owned()), t.events(), t.filter()));
+        }
+        for l in out.lambda_function_configurations() {
+            rules.push(rule(l.id(), Destination::Lambda(l.lambda_function_arn().to_owned()), l.events(), l.filter()));
+        }
+        Ok(NotificationConfig { rules, eventbridge: out.event_bridge_configuration().is_some() })
+    }
+
+    /// Replaces the bucket's whole notification configuration: callers read, merge and write.
+    pub async fn put_notifications(&self, bucket: &str, config: &NotificationConfig) -> Result<(), AwsError> {
+        let mut out = NotificationConfiguration::builder();
+        for r in &config.rules {
+            let events = r.events.iter().map(|e| e.as_str().into()).collect::<Vec<_>>();
+            let filter = filter(r);
+            let built = match &r.destination {
+                Destination::Queue(arn) => QueueConfiguration::builder()
+                    .set_id(r.id.clone())
+                    .queue_arn(arn)
+                    .set_events(Some(events))
+                    .set_filter(filter)
+                    .build()
+                    .map(|q| out = std::mem::take(&mut out).queue_configurations(q)),
+                Destination::Topic(arn) => TopicConfiguration::builder()
+                    .set_id(r.id.clone())
+                    .topic_arn(arn)
+                    .set_events(Some(events))
+                    .set_filter(filter)
+                    .build()
+                    .map(|t| out = std::mem::take(&mut out).topic_configurations(t)),
+                Destination::Lambda(arn) => LambdaFunctionConfiguration::builder()
+                    .set_id(r.id.clone())
+                    .lambda_function_arn(arn)
+                    .set_events(Some(events))
+                    .set_filter(filter)
+                    .build()
+                    .map(|l| out = std::mem::take(&mut out).lambda_function_configurations(l)),
+            };
+            built
+                .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketNotificationConfiguration", e.to_string()))?;
+        }
+        if config.eventbridge {
+            out = out.event_bridge_configuration(EventBridgeConfiguration::builder().build());
+        }
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(out.build())
+            .send()
+            .await
+            .map_err(|e| classify("PutBucketNotificationConfiguration", e))?;
+        Ok(())
+    }
+
+    /// Encrypts and decrypts a data key with the KMS key in this region: what S3 does with it
+    /// for every SSE-KMS object, with the permissions ICA's policy grants.
+    pub async fn kms_round_trip(&self, key_arn: &str) -> Result<(), AwsError> {
+        let key = self
+            .kms
+            .generate_data_key()
+            .key_id(key_arn)
+            .number_of_bytes(32)
+            .send()
+            .await
+            .map_err(|e| classify("GenerateDataKey", e))?;
+        let blob = key
+            .ciphertext_blob()
+            .cloned()
+            .ok_or_else(|| AwsError::new(AwsErrorKind::Other, "GenerateDataKey", "the answer has no ciphertext"))?;
+        self.kms.decrypt().key_id(key_arn).ciphertext_blob(blob).send().await.map_err(|e| classify("Decrypt", e))?;
+        Ok(())
+    }
+
+    /// A browser's CORS preflight for an upload from `origin`: whether S3 would allow it. It is
+    /// unsigned and needs no permission.
+    pub async fn cors_allows(&self, bucket: &str, key: &str, origin: &str, method: &str) -> Result<bool, AwsError> {
+        let url = match &self.endpoint_url {
+            Some(endpoint) => format!("{}/{bucket}/{}", endpoint.trim_end_matches('/'), encode_key(key)),
+            None => format!("https://{bucket}.s3.{}.amazonaws.com/{}", self.region, encode_key(key)),
+        };
+        let response = self
+            .preflight
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", method)
+            .send()
+            .await
+            .map_err(|e| AwsError::new(AwsErrorKind::Unavailable, "CorsPreflight", format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        Ok((200..300).contains(&status))
+    }
+}
+
+fn rule(
+    id: Option<&str>,
+    destination: Destination,
+    events: &[aws_sdk_s3::types::Event],
+    filter: Option<&NotificationConfigurationFilter>,
+) -> NotificationRule {
+    let rules = filter.and_then(|f| f.key()).map(|k| k.filter_rules()).unwrap_or_default();
+    let value = |name: FilterRuleName| {
+        rules.iter().find(|r| r.name() == Some(&name)).and_then(|r| r.value()).map(str::to_owned)
+    };
+    NotificationRule {
+        id: id.map(str::to_owned),
+        destination,
+        events: events.iter().map(|e| e.as_str().to_owned()).collect(),
+        prefix: value(FilterRuleName::Prefix).filter(|p| !p.is_empty()),
+        suffix: value(FilterRuleName::Suffix).filter(|s| !s.is_empty()),
+    }
+}
+
+fn filter(rule: &NotificationRule) -> Option<NotificationConfigurationFilter> {
+    let mut rules = Vec::new();
+    if let Some(prefix) = &rule.prefix {
+        rules.push(FilterRule::builder().name(FilterRuleName::Prefix).value(prefix).build());
+    }
+    if let Some(suffix) = &rule.suffix {
+        rules.push(FilterRule::builder().name(FilterRuleName::Suffix).value(suffix).build());
+    }
+    (!rules.is_empty()).then(|| {
+        NotificationConfigurationFilter::builder()
+            .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+            .build()
+    })
+}
+
+/// Percent-encodes a key for a URL path, keeping `/`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(char::from(b)),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

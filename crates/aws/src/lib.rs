@@ -1,0 +1,129 @@
+//! The AWS adapter: typed operations on S3, SQS, STS, KMS and IAM, built on aws-sdk-rust. This
+//! is the only crate that names aws-sdk types; the rest of byos sees domain types and
+//! [`AwsError`].
+//!
+//! One HTTPS client (rustls on ring) is shared by every SDK client. Throttling, timeouts and 5xx
+//! answers are retried by the SDK's standard retry strategy (exponential backoff with full
+//! jitter); what is still failing after that reaches the caller classified.
+
+mod bucket;
+mod error;
+mod queue;
+mod setup;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use byos_domain::{ExternalId, RoleArn, SecretAccessKey};
+
+pub use bucket::{BucketAccess, Identity, PutResult};
+pub use error::{AwsError, AwsErrorKind};
+pub use queue::{QueueInfo, Queues};
+pub use setup::Setup;
+
+/// How to reach AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// An S3-compatible or local endpoint (moto, for one) instead of AWS's own; S3 is then
+    /// addressed path-style.
+    pub endpoint_url: Option<String>,
+}
+
+/// A stored credential in clear, as the adapter needs it.
+#[derive(Debug, Clone)]
+pub enum CredentialSecret {
+    AwsUser {
+        access_key_id: String,
+        secret_access_key: SecretAccessKey,
+    },
+    /// Assumed with the platform's own identity; `session_name` shows in CloudTrail.
+    AwsRole {
+        role_arn: RoleArn,
+        external_id: ExternalId,
+        session_name: String,
+    },
+}
+
+/// The entry point: the platform's own identity (the standard AWS credential chain) and the
+/// shared HTTP client.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    platform: SdkConfig,
+    endpoint_url: Option<String>,
+    /// For CORS preflight requests, which are unsigned plain HTTP.
+    preflight: reqwest::Client,
+}
+
+impl Aws {
+    /// Loads the platform's identity from the environment, profiles, or instance metadata.
+    pub async fn new(settings: &AwsSettings) -> Aws {
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::standard().with_max_attempts(4).with_initial_backoff(Duration::from_millis(100)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(90))
+                    .build(),
+            );
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let platform = loader.load().await;
+        let preflight = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap_or_else(|e| unreachable!("a client without custom TLS settings builds: {e}"));
+        Aws { platform, endpoint_url: settings.endpoint_url.clone(), preflight }
+    }
+
+    /// The platform's identity in `region`.
+    fn platform_config(&self, region: &str) -> SdkConfig {
+        self.platform.to_builder().region(Region::new(region.to_owned())).build()
+    }
+
+    /// Access to buckets in `region` with a stored credential. For a role, the platform assumes
+    /// it (with the external id) when first needed and refreshes it before it expires.
+    pub async fn bucket_access(&self, credential: &CredentialSecret, region: &str) -> BucketAccess {
+        let base = self.platform_config(region);
+        let provider = match credential {
+            CredentialSecret::AwsUser { access_key_id, secret_access_key } => SharedCredentialsProvider::new(
+                Credentials::new(access_key_id, secret_access_key.expose(), None, None, "byos-storage-credential"),
+            ),
+            CredentialSecret::AwsRole { role_arn, external_id, session_name } => SharedCredentialsProvider::new(
+                aws_config::sts::AssumeRoleProvider::builder(role_arn.as_str())
+                    .external_id(external_id.expose())
+                    .session_name(session_name)
+                    .configure(&base)
+                    .build()
+                    .await,
+            ),
+        };
+        let config = base.to_builder().credentials_provider(provider).build();
+        BucketAccess::new(
+            &config,
+            self.endpoint_url.is_some(),
+            region,
+            self.preflight.clone(),
+            self.endpoint_url.clone(),
+        )
+    }
+
+    /// The platform's own SQS queues in `region`.
+    pub fn queues(&self, region: &str) -> Queues {
+        Queues::new(&self.platform_config(region))
+    }
+
+    /// Set-up operations (buckets, keys, users, policies) with the platform's identity, or with
+    /// whatever identity the standard chain gives the bucket owner's tools.
+    pub fn setup(&self, region: &str) -> Setup {
+        Setup::new(&self.platform_config(region), self.endpoint_url.is_some())
+    }
+}

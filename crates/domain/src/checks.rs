@@ -1,0 +1,106 @@
+//! The named checks of a storage configuration's validation, shared by the platform's
+//! validation report and `byos aws doctor`. Each is named after what holds when it passes.
+
+use std::fmt;
+
+/// One check. [`Check::ALL`] is the order they run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Check {
+    /// The credential authenticates (STS GetCallerIdentity, which needs no permission).
+    CredentialValid,
+    /// The bucket exists.
+    BucketExists,
+    /// The bucket is in the configuration's region.
+    BucketInRegion,
+    /// Objects under the prefix can be listed.
+    ObjectsListable,
+    /// A probe object can be written under the prefix, with the configuration's encryption.
+    ProbeWritable,
+    /// The probe object can be read back, byte for byte.
+    ProbeReadable,
+    /// The probe object can be deleted, leaving nothing behind.
+    ProbeDeletable,
+    /// The bucket's versioning state can be read (needed for versioned buckets only).
+    VersioningReadable,
+    /// The bucket's notification configuration can be read.
+    NotificationsReadable,
+    /// The platform's notification rules are in place on the prefix.
+    NotificationsWritable,
+    /// The KMS key is in the bucket's region.
+    KmsKeyInRegion,
+    /// Objects can be encrypted and decrypted with the KMS key.
+    KmsKeyUsable,
+    /// The bucket's CORS rules let the console's origin upload from a browser.
+    CorsAllowsConsoleOrigin,
+}
+
+impl Check {
+    pub const ALL: [Check; 13] = [
+        Check::CredentialValid,
+        Check::BucketExists,
+        Check::BucketInRegion,
+        Check::ObjectsListable,
+        Check::ProbeWritable,
+        Check::ProbeReadable,
+        Check::ProbeDeletable,
+        Check::VersioningReadable,
+        Check::NotificationsReadable,
+        Check::NotificationsWritable,
+        Check::KmsKeyInRegion,
+        Check::KmsKeyUsable,
+        Check::CorsAllowsConsoleOrigin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::CredentialValid => "credential-valid",
+            Check::BucketExists => "bucket-exists",
+            Check::BucketInRegion => "bucket-in-region",
+            Check::ObjectsListable => "objects-listable",
+            Check::ProbeWritable => "probe-writable",
+            Check::ProbeReadable => "probe-readable",
+            Check::ProbeDeletable => "probe-deletable",
+            Check::VersioningReadable => "versioning-readable",
+            Check::NotificationsReadable => "notifications-readable",
+            Check::NotificationsWritable => "notifications-writable",
+            Check::KmsKeyInRegion => "kms-key-in-region",
+            Check::KmsKeyUsable => "kms-key-usable",
+            Check::CorsAllowsConsoleOrigin => "cors-allows-console-origin",
+        }
+    }
+
+    /// Whether a failure makes the configuration unusable. The others are advice: CORS only
+    /// matters for uploads from a browser, and ICA's policy for unversioned buckets grants no
+    /// `s3:GetBucketVersioning`, which such buckets do not need.
+    pub fn required(self) -> bool {
+        !matches!(self, Check::CorsAllowsConsoleOrigin | Check::VersioningReadable)
+    }
+
+    pub fn from_name(name: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_positive_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for check in Check::ALL {
+            assert!(seen.insert(check.name()));
+            assert_eq!(Check::from_name(check.name()), Some(check));
+            for negative in ["missing", "invalid", "denied", "not-", "fail"] {
+                assert!(!check.name().contains(negative), "{check} is named after a failure");
+            }
+        }
+    }
+}
