@@ -91,6 +91,13 @@ where
             };
             return AwsError::new(AwsErrorKind::Unavailable, operation, message);
         }
+        SdkError::ResponseError(_) => {
+            return AwsError::new(
+                AwsErrorKind::Other,
+                operation,
+                format!("the answer could not be read: {}", source_chain(&err)),
+            );
+        }
         SdkError::ConstructionFailure(_) => {
             return AwsError::new(AwsErrorKind::Other, operation, format!("invalid request: {}", source_chain(&err)));
         }

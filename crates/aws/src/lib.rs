@@ -23,7 +23,7 @@ use byos_domain::{ExternalId, RoleArn, SecretAccessKey};
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
 pub use queue::{QueueInfo, Queues};
-pub use setup::Setup;
+pub use setup::{NewAccessKey, Setup};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +31,9 @@ pub struct AwsSettings {
     /// An S3-compatible or local endpoint (moto, for one) instead of AWS's own; S3 is then
     /// addressed path-style.
     pub endpoint_url: Option<String>,
+    /// The platform's own keys, instead of the standard credential chain. Meant for local
+    /// endpoints and tests; in AWS, leave it out and let the chain find the instance's role.
+    pub static_credentials: Option<(String, String)>,
 }
 
 /// A stored credential in clear, as the adapter needs it.
@@ -75,6 +78,9 @@ impl Aws {
             );
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some((key, secret)) = &settings.static_credentials {
+            loader = loader.credentials_provider(Credentials::new(key, secret, None, None, "byos-settings"));
         }
         let platform = loader.load().await;
         let preflight = reqwest::Client::builder()
@@ -125,5 +131,17 @@ impl Aws {
     /// whatever identity the standard chain gives the bucket owner's tools.
     pub fn setup(&self, region: &str) -> Setup {
         Setup::new(&self.platform_config(region), self.endpoint_url.is_some())
+    }
+
+    /// Access to buckets with the platform's own identity (or the bucket owner's, in their
+    /// tools), rather than a stored credential.
+    pub fn own_bucket_access(&self, region: &str) -> BucketAccess {
+        BucketAccess::new(
+            &self.platform_config(region),
+            self.endpoint_url.is_some(),
+            region,
+            self.preflight.clone(),
+            self.endpoint_url.clone(),
+        )
     }
 }

@@ -7,6 +7,7 @@
 
 mod catalogue;
 mod checks;
+pub mod cors;
 mod names;
 pub mod notifications;
 mod region;

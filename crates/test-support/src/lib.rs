@@ -1,9 +1,11 @@
-//! Test support: the real peers the tests run against, each started or created fresh on
-//! loopback for one test, and removed afterwards.
+//! Test support: the real peers the tests run against (PostgreSQL, moto), each started or
+//! created fresh on loopback for one test, and removed afterwards.
 //!
 //! A missing peer is a loud failure with the command that provides it, never a skipped test.
 
-use std::time::Duration;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -82,4 +84,74 @@ async fn connect(url: &str) -> PgConnection {
 /// A fresh, empty directory for one test, removed when dropped.
 pub fn temp_dir() -> TempDir {
     tempfile::Builder::new().prefix("byos-test-").tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// A moto server of its own for one test: the local AWS (S3, SQS, STS, KMS, IAM). Stopped when
+/// dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    url: String,
+}
+
+/// The credentials any request to moto may use while IAM enforcement is off.
+pub const MOTO_ACCESS_KEY_ID: &str = "testing";
+pub const MOTO_SECRET_ACCESS_KEY: &str = "testing";
+
+impl Moto {
+    /// Starts `moto_server` from `BYOS_TEST_MOTO` (set by scripts/test) on a free port.
+    pub fn start() -> Moto {
+        let program = std::env::var("BYOS_TEST_MOTO").unwrap_or_else(|_| {
+            panic!("BYOS_TEST_MOTO is not set: run the tests with scripts/test, which installs moto")
+        });
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited with {status} before listening");
+            }
+            assert!(Instant::now() < deadline, "moto_server did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Switches IAM enforcement on: from now on only the IAM users' own keys work, within their
+    /// policies. Set the users up first.
+    pub async fn enforce_iam(&self) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.url))
+            .body("0")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("moto reset-auth: {e}"));
+        assert!(response.status().is_success(), "moto reset-auth answered {}", response.status());
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

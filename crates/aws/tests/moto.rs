@@ -1,0 +1,155 @@
+//! The adapter against moto: every operation the platform relies on, and the classification of
+//! AWS's errors with IAM enforcement on.
+
+use byos_aws::{Aws, AwsErrorKind, AwsSettings, CredentialSecret};
+use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
+use byos_domain::{SecretAccessKey, ServerSideEncryption, VersioningState};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto};
+
+async fn aws(moto: &Moto) -> Aws {
+    Aws::new(&AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+    })
+    .await
+}
+
+fn secret(s: &str) -> SecretAccessKey {
+    SecretAccessKey::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn bucket_operations_round_trip() {
+    let moto = Moto::start();
+    let aws = aws(&moto).await;
+    let setup = aws.setup("eu-central-1");
+    assert!(setup.create_bucket("probe-bucket").await.unwrap_or_else(|e| panic!("{e}")));
+    assert!(!setup.create_bucket("probe-bucket").await.unwrap_or_else(|e| panic!("{e}")), "idempotent");
+    aws.setup("us-east-1").create_bucket("virginia-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+
+    let s3 = aws.own_bucket_access("eu-central-1");
+    assert_eq!(s3.bucket_region("probe-bucket").await.ok().as_deref(), Some("eu-central-1"));
+    assert_eq!(s3.bucket_region("virginia-bucket").await.ok().as_deref(), Some("us-east-1"));
+    let missing = s3.bucket_region("no-such-bucket").await.err().map(|e| e.kind);
+    assert_eq!(missing, Some(AwsErrorKind::NoSuchBucket));
+
+    let put = s3.put_object("probe-bucket", "data/probe", b"hello".to_vec(), Some(&ServerSideEncryption::Aes256)).await;
+    assert_eq!(put.map(|p| p.version_id).ok(), Some(None), "unversioned: no version id");
+    assert_eq!(s3.get_object("probe-bucket", "data/probe").await.ok().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(s3.list_one("probe-bucket", "data/").await.ok().flatten().as_deref(), Some("data/probe"));
+    s3.delete_object("probe-bucket", "data/probe", None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s3.list_one("probe-bucket", "data/").await.ok(), Some(None));
+    let v = s3.versioning("probe-bucket").await;
+    assert_eq!(v.as_ref().ok(), Some(&VersioningState::Unversioned), "{v:?}");
+
+    setup.set_versioning("probe-bucket", VersioningState::Enabled).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s3.versioning("probe-bucket").await.ok(), Some(VersioningState::Enabled));
+    let put = s3.put_object("probe-bucket", "v", b"1".to_vec(), None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(put.version_id.is_some(), "versioned: a version id");
+
+    let key = setup.create_kms_key("byos test").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(key.starts_with("arn:aws:kms:eu-central-1:"), "{key}");
+    s3.kms_round_trip(&key).await.unwrap_or_else(|e| panic!("{e}"));
+    let elsewhere = key.replace("eu-central-1", "us-east-1");
+    let error = aws.own_bucket_access("us-east-1").kms_round_trip(&elsewhere).await.err();
+    assert_eq!(error.map(|e| e.kind), Some(AwsErrorKind::NotFound), "a key is found only in its region");
+
+    assert_eq!(s3.cors_rules("probe-bucket").await.ok(), Some(None));
+    setup.put_cors("probe-bucket", &["https://console.example".to_owned()]).await.unwrap_or_else(|e| panic!("{e}"));
+    let rules = s3.cors_rules("probe-bucket").await.ok().flatten().unwrap_or_default();
+    assert_eq!(byos_domain::cors::allows_uploads(&rules, "https://console.example", "PUT"), Ok(()));
+    // With rules set, moto answers preflights as S3 does.
+    assert!(s3.cors_allows("probe-bucket", "x", "https://console.example", "PUT").await.unwrap_or(false));
+    assert!(!s3.cors_allows("probe-bucket", "x", "https://evil.example", "PUT").await.unwrap_or(true));
+}
+
+#[tokio::test]
+async fn notifications_and_queue_policy_round_trip() {
+    let moto = Moto::start();
+    let aws = aws(&moto).await;
+    aws.setup("eu-central-1").create_bucket("events-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    let queues = aws.queues("eu-central-1");
+    let queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(queues.ensure("byos-events-eu-central-1").await.ok(), Some(queue.clone()), "idempotent");
+    assert!(queue.arn.ends_with(":byos-events-eu-central-1"), "{}", queue.arn);
+    queues.set_allowed_buckets(&queue, &["events-bucket".to_owned()]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(queues.allowed_buckets(&queue).await.ok(), Some(vec!["events-bucket".to_owned()]));
+
+    let s3 = aws.own_bucket_access("eu-central-1");
+    assert_eq!(s3.notifications("events-bucket").await.ok(), Some(NotificationConfig::default()));
+    let config = NotificationConfig {
+        rules: vec![
+            NotificationRule {
+                id: Some("gds:objectcreated".to_owned()),
+                destination: Destination::Queue(queue.arn.clone()),
+                events: vec!["s3:ObjectCreated:*".to_owned()],
+                prefix: Some("data/".to_owned()),
+                suffix: None,
+            },
+            NotificationRule {
+                id: Some("customer".to_owned()),
+                destination: Destination::Queue(queue.arn.clone()),
+                events: vec!["s3:ObjectRemoved:Delete".to_owned(), "s3:ObjectCreated:Put".to_owned()],
+                prefix: Some("other/".to_owned()),
+                suffix: Some(".bam".to_owned()),
+            },
+        ],
+        eventbridge: false,
+    };
+    s3.put_notifications("events-bucket", &config).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s3.notifications("events-bucket").await.ok(), Some(config));
+}
+
+#[tokio::test]
+async fn errors_are_classified_with_iam_enforced() {
+    let moto = Moto::start();
+    let aws = aws(&moto).await;
+    let setup = aws.setup("eu-central-1");
+    setup.create_bucket("guarded-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    setup.ensure_user("reader").await.unwrap_or_else(|e| panic!("{e}"));
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:ListBucket","s3:GetBucketLocation"],"Resource":"*"}]}"#;
+    setup.put_user_policy("reader", "list-only", policy).await.unwrap_or_else(|e| panic!("{e}"));
+    let key = setup.create_access_key("reader").await.unwrap_or_else(|e| panic!("{e}"));
+    moto.enforce_iam().await;
+
+    let reader = aws
+        .bucket_access(
+            &CredentialSecret::AwsUser {
+                access_key_id: key.access_key_id.clone(),
+                secret_access_key: secret(&key.secret_access_key),
+            },
+            "eu-central-1",
+        )
+        .await;
+    assert!(reader.list_one("guarded-bucket", "").await.is_ok());
+    let denied = reader.put_object("guarded-bucket", "x", b"x".to_vec(), None).await.err();
+    assert_eq!(denied.as_ref().map(|e| &e.kind), Some(&AwsErrorKind::AccessDenied), "{denied:?}");
+
+    let unknown = aws
+        .bucket_access(
+            &CredentialSecret::AwsUser {
+                access_key_id: "AKIAUNKNOWNKEY000000".to_owned(),
+                secret_access_key: secret("unknownsecretunknownsecretunknownsecret1"),
+            },
+            "eu-central-1",
+        )
+        .await;
+    let error = unknown.list_one("guarded-bucket", "").await.err();
+    assert_eq!(error.as_ref().map(|e| &e.kind), Some(&AwsErrorKind::InvalidAccessKeyId), "{error:?}");
+    assert_eq!(
+        error.map(|e| e.message),
+        Some("The AWS Access Key Id you provided does not exist in our records.".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_unavailable() {
+    let port = byos_test_support::free_port();
+    let aws = Aws::new(&AwsSettings {
+        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+        static_credentials: Some(("AKIAEXAMPLE000000000".to_owned(), "secret".to_owned())),
+    })
+    .await;
+    let error = aws.own_bucket_access("eu-central-1").list_one("b-b-b", "").await.err();
+    assert!(error.as_ref().is_some_and(|e| e.kind == AwsErrorKind::Unavailable && e.retryable()), "{error:?}");
+}
