@@ -72,6 +72,13 @@ fn conflict_problem(conflict: Conflict) -> Problem {
             )
         }
         Conflict::LastAdminToken { name } => Problem::new(ErrorCode::LastAdminToken, &[("name", &name)]),
+        Conflict::PrefixOverlap { name, bucket, prefix } => {
+            let prefix = prefix.map_or_else(|| "the whole".to_owned(), |p| format!("the prefix '{p}'"));
+            Problem::new(
+                ErrorCode::ConfigurationPrefixOverlap,
+                &[("name", &name), ("prefix", &prefix), ("bucket", &bucket)],
+            )
+        }
         other => Problem::invalid_request(&other.to_string()),
     }
 }

@@ -17,6 +17,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use byos_catalog::Store;
 use byos_domain::RegionTable;
+use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -41,12 +42,19 @@ struct Inner {
     store: Store,
     master_key: MasterKey,
     regions: RegionTable,
+    lifecycle: Lifecycle,
     metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(store: Store, master_key: MasterKey, regions: RegionTable) -> AppState {
-        AppState { inner: Arc::new(Inner { store, master_key, regions, metrics: Metrics::new() }) }
+    pub fn new(store: Store, master_key: MasterKey, regions: RegionTable, lifecycle: Lifecycle) -> AppState {
+        let mut metrics = Metrics::new();
+        lifecycle.register_metrics(metrics.registry_mut());
+        AppState { inner: Arc::new(Inner { store, master_key, regions, lifecycle, metrics }) }
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
     }
 
     pub fn store(&self) -> &Store {

@@ -48,6 +48,11 @@ impl Metrics {
         Metrics { registry, requests, latency }
     }
 
+    /// The registry, for the other parts of the server to add their metrics to at start-up.
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The OpenMetrics text exposition.
     pub(crate) fn encode(&self) -> String {
         let mut out = String::new();

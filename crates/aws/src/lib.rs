@@ -66,7 +66,10 @@ impl Aws {
     pub async fn new(settings: &AwsSettings) -> Aws {
         let http =
             aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        // Every client names its region, so the default chain's region lookup (which may ask
+        // the instance metadata service) never runs.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::from_static("us-east-1"))
             .http_client(http)
             .retry_config(RetryConfig::standard().with_max_attempts(4).with_initial_backoff(Duration::from_millis(100)))
             .timeout_config(

@@ -1,5 +1,5 @@
 //! The store: one small trait per aggregate ([`CredentialStore`], [`ConfigurationStore`],
-//! [`TokenStore`], [`MetaStore`]), each implemented on SQLite (the embedded default) and on
+//! [`TokenStore`], [`LeaseStore`], [`MetaStore`]), each implemented on SQLite (the embedded default) and on
 //! PostgreSQL (for several replicas). [`Store::open`] picks one from the database URL and applies
 //! that database's forward-only migrations.
 //!
@@ -48,6 +48,9 @@ pub enum Conflict {
     InUse { resource: &'static str, name: String, users: Vec<String> },
     #[error("token {name:?} is the last admin token")]
     LastAdminToken { name: String },
+    /// Another configuration already owns an overlapping part of the bucket.
+    #[error("storage configuration {name:?} already uses an overlapping prefix of {bucket}")]
+    PrefixOverlap { name: String, bucket: String, prefix: Option<String> },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -81,8 +84,10 @@ pub trait ConfigurationStore: Send + Sync {
     async fn insert_configuration(&self, configuration: &Configuration) -> Result<()>;
     async fn get_configuration(&self, id: Uuid) -> Result<Configuration>;
     async fn list_configurations(&self) -> Result<Vec<Configuration>>;
-    /// Records the outcome of a validation.
+    /// Records the outcome of a validation and when the next one is due.
     async fn record_validation(&self, id: Uuid, outcome: &ValidationOutcome) -> Result<()>;
+    /// The configurations whose next validation is due at `now`, most overdue first.
+    async fn due_configurations(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>>;
     async fn delete_configuration(&self, id: Uuid) -> Result<()>;
 }
 
@@ -94,6 +99,21 @@ pub struct ValidationOutcome {
     pub report: ValidationReport,
     pub error: Option<byos_domain::Problem>,
     pub verified_at: OffsetDateTime,
+    pub next_check_at: OffsetDateTime,
+    /// Validations in a row that failed, this one included.
+    pub failures: u32,
+}
+
+/// Leases: a named piece of work that one holder at a time may do, until the lease expires.
+/// With several replicas on one PostgreSQL database, this is how exactly one of them
+/// validates a configuration.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
+    /// already `holder`'s. Returns whether `holder` has it.
+    async fn try_lease(&self, name: &str, holder: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<bool>;
+    /// Gives the lease up, if `holder` has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 }
 
 /// API tokens.
@@ -132,6 +152,7 @@ pub struct Store {
     pub credentials: Arc<dyn CredentialStore>,
     pub configurations: Arc<dyn ConfigurationStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub leases: Arc<dyn LeaseStore>,
     pub meta: Arc<dyn MetaStore>,
     backend: Backend,
     closer: Arc<dyn Closer>,

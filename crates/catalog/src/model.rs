@@ -54,6 +54,10 @@ pub struct Configuration {
     pub last_used_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// When the next validation is due; `None` for at once.
+    pub next_check_at: Option<OffsetDateTime>,
+    /// Validations in a row that ended in `error`: the retry backoff grows with it.
+    pub check_failures: u32,
 }
 
 /// An API token. Only the hash of its value is stored.

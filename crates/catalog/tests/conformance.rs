@@ -85,6 +85,9 @@ conformance!(
     the_last_admin_token_stays,
     meta_values_are_set_once,
     data_survives_reopening,
+    prefixes_on_one_bucket_never_overlap,
+    due_configurations_come_most_overdue_first,
+    leases_have_one_holder_at_a_time,
 );
 
 /// Whole milliseconds: the store's time resolution.
@@ -117,7 +120,7 @@ fn configuration(n: &str, credential: &Credential) -> Configuration {
             name: name(n),
             region: "eu-central-1".to_owned(),
             bucket: BucketName::parse("customer-bucket").unwrap_or_else(|e| panic!("{e}")),
-            key_prefix: Some(KeyPrefix::parse("projects/").unwrap_or_else(|e| panic!("{e}"))),
+            key_prefix: Some(KeyPrefix::parse(&format!("{n}/")).unwrap_or_else(|e| panic!("{e}"))),
             credential_id: credential.id,
             server_side_encryption: Some(ServerSideEncryption::Kms(
                 KmsKeyArn::parse("arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
@@ -133,6 +136,8 @@ fn configuration(n: &str, credential: &Credential) -> Configuration {
         last_used_at: None,
         created_at: now(),
         updated_at: now(),
+        next_check_at: None,
+        check_failures: 0,
     }
 }
 
@@ -230,6 +235,7 @@ async fn configurations_round_trip(f: Fixture) {
     let kms = configuration("with kms", &credential);
     let mut plain = configuration("another", &credential);
     plain.spec.key_prefix = None;
+    plain.spec.bucket = BucketName::parse("whole-bucket").unwrap_or_else(|e| panic!("{e}"));
     plain.spec.server_side_encryption = Some(ServerSideEncryption::Aes256);
     plain.spec.default_for_region = true;
     let mut bare = configuration("bare", &credential);
@@ -335,6 +341,8 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
         report: report.clone(),
         error: Some(Problem::bucket_wrong_region("eu-central-1")),
         verified_at: now(),
+        next_check_at: now() + time::Duration::seconds(30),
+        failures: 1,
     };
     s.configurations.record_validation(c.id, &failed).await.unwrap_or_else(|e| panic!("{e}"));
     let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
@@ -347,8 +355,9 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
         Some("Storage container must be located in the eu-central-1 region")
     );
     assert_eq!(got.last_verified_at, Some(failed.verified_at));
+    assert_eq!((got.next_check_at, got.check_failures), (Some(failed.next_check_at), 1));
 
-    let healed = ValidationOutcome { status: ConfigurationStatus::Ready, error: None, ..failed };
+    let healed = ValidationOutcome { status: ConfigurationStatus::Ready, error: None, failures: 0, ..failed };
     s.configurations.record_validation(c.id, &healed).await.unwrap_or_else(|e| panic!("{e}"));
     let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((got.status, got.error), (ConfigurationStatus::Ready, None));
@@ -412,4 +421,103 @@ async fn data_survives_reopening(mut f: Fixture) {
     f.reopen().await;
     assert_eq!(f.store.credentials.get_credential(credential.id).await.ok(), Some(credential));
     assert_eq!(f.store.meta.get_meta("k").await.ok(), Some(Some("v".to_owned())));
+}
+
+async fn prefixes_on_one_bucket_never_overlap(f: Fixture) {
+    let s = &f.store;
+    let credential = user_credential("cred");
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    let with_prefix = |n: &str, prefix: Option<&str>| {
+        let mut c = configuration(n, &credential);
+        c.spec.key_prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap_or_else(|e| panic!("{e}")));
+        c
+    };
+    s.configurations
+        .insert_configuration(&with_prefix("genomics", Some("data/genomics/")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations
+        .insert_configuration(&with_prefix("imaging", Some("data/imaging/")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (name, prefix) in [("outer", Some("data/")), ("inner", Some("data/genomics/run1/")), ("root", None)] {
+        let refused = s.configurations.insert_configuration(&with_prefix(name, prefix)).await;
+        match refused {
+            Err(StoreError::Conflict(Conflict::PrefixOverlap { name: first, bucket, .. })) => {
+                assert!(first == "genomics" || first == "imaging", "{first}");
+                assert_eq!(bucket, "customer-bucket");
+            }
+            other => panic!("{name}: expected PrefixOverlap, got {other:?}"),
+        }
+    }
+    // Another bucket is another space.
+    let mut elsewhere = with_prefix("elsewhere", None);
+    elsewhere.spec.bucket = BucketName::parse("another-bucket").unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&elsewhere).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.configurations.list_configurations().await.map(|l| l.len()).ok(), Some(3));
+}
+
+async fn due_configurations_come_most_overdue_first(f: Fixture) {
+    let s = &f.store;
+    let credential = user_credential("cred");
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    let base = now();
+    let mut ids = Vec::new();
+    for (n, due) in [("later", Some(60)), ("new", None), ("overdue", Some(-60)), ("future", Some(3600))] {
+        let mut c = configuration(n, &credential);
+        c.next_check_at = due.map(|s| base + time::Duration::seconds(s));
+        s.configurations.insert_configuration(&c).await.unwrap_or_else(|e| panic!("{e}"));
+        ids.push(c.id);
+    }
+    let due = s.configurations.due_configurations(base, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(due, vec![ids[1], ids[2]], "never checked first, then the overdue one");
+    let due = s
+        .configurations
+        .due_configurations(base + time::Duration::seconds(120), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(due, vec![ids[1], ids[2], ids[0]]);
+    assert_eq!(
+        s.configurations.due_configurations(base + time::Duration::hours(2), 2).await.map(|d| d.len()).ok(),
+        Some(2)
+    );
+}
+
+async fn leases_have_one_holder_at_a_time(f: Fixture) {
+    let s = &f.store;
+    let t = now();
+    let until = t + time::Duration::seconds(60);
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(), Some(true));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-b", until, t).await.ok(), Some(false));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(), Some(true), "renewed");
+    assert_eq!(s.leases.try_lease("configuration:2", "replica-b", until, t).await.ok(), Some(true));
+    // Expired leases go to whoever asks.
+    let later = until + time::Duration::seconds(1);
+    assert_eq!(
+        s.leases.try_lease("configuration:1", "replica-b", later + time::Duration::seconds(60), later).await.ok(),
+        Some(true)
+    );
+    s.leases.release_lease("configuration:1", "replica-a").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(),
+        Some(false),
+        "not a's to release"
+    );
+    s.leases.release_lease("configuration:1", "replica-b").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(), Some(true));
+
+    // Many contenders at once: exactly one wins.
+    let contenders: Vec<_> = (0..8)
+        .map(|i| {
+            let store = s.clone();
+            tokio::spawn(async move { store.leases.try_lease("race", &format!("replica-{i}"), until, t).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for c in contenders {
+        if c.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")) {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
 }

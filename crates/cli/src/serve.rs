@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use byos_api::{AppState, FirstStart};
 use byos_catalog::{Store, StoreOptions};
 use byos_secrets::MasterKey;
+use std::future::IntoFuture;
+
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -52,13 +54,45 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         announce_admin_token(&settings, &first)?;
     }
 
-    let state = AppState::new(store.clone(), master_key, settings.regions.clone());
+    let aws = byos_aws::Aws::new(&settings.aws_settings()).await;
+    let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws, master_key.clone(), settings.lifecycle.clone());
+    let state = AppState::new(store.clone(), master_key, settings.regions.clone(), lifecycle.clone());
     let app = byos_api::router(state);
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the listening address")?;
+
+    // One signal stops both the HTTP server and the worker.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn({
+        let mut stopped = stopped.clone();
+        async move {
+            lifecycle
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    });
     tracing::info!("byos listening on http://{address}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    let mut http_stopped = stopped;
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.wait_for(|s| *s).await;
+        })
+        .into_future();
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => result.context("serving")?,
+        () = shutdown_signal() => {
+            let _ = stop.send(true);
+            serving.await.context("serving")?;
+        }
+    }
+    let _ = stop.send(true);
+    if tokio::time::timeout(settings.shutdown_grace, worker).await.is_err() {
+        tracing::warn!("validations did not finish within the grace period");
+    }
     tracing::info!("shutting down: closing the store");
     if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
         tracing::warn!("the store did not close within the grace period");

@@ -26,6 +26,10 @@ struct Raw {
     database: RawDatabase,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    aws: RawAws,
+    #[serde(default)]
+    lifecycle: RawLifecycle,
     /// Replaces the built-in region table when given.
     regions: Option<Vec<Region>>,
 }
@@ -36,6 +40,24 @@ struct RawServer {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     shutdown_grace_seconds: Option<u64>,
+    /// The URL people reach the server (and its console) at: the origin bucket CORS must allow.
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAws {
+    /// An S3-compatible or local endpoint instead of AWS.
+    endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    reverify_interval_seconds: Option<u64>,
+    retry_base_seconds: Option<u64>,
+    concurrency: Option<usize>,
+    queue_name_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +89,8 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     pub(crate) log_filter: String,
     pub(crate) regions: RegionTable,
+    pub(crate) aws_endpoint_url: Option<String>,
+    pub(crate) lifecycle: byos_lifecycle::LifecycleSettings,
 }
 
 impl Settings {
@@ -109,6 +133,39 @@ impl Settings {
             None => RegionTable::builtin(),
             Some(regions) => RegionTable::new(regions).context("regions")?,
         };
+        let public_url = raw.server.public_url.unwrap_or_else(|| format!("http://{listen}"));
+        let console_origin = origin(&public_url)?;
+        let aws_endpoint_url = raw.aws.endpoint_url.filter(|u| !u.trim().is_empty());
+        if let Some(url) = &aws_endpoint_url {
+            origin(url).context("aws.endpoint_url")?;
+        }
+        let defaults = byos_lifecycle::LifecycleSettings::default();
+        let seconds = |value: Option<u64>, default: Duration, key: &str| -> anyhow::Result<Duration> {
+            match value {
+                Some(0) => bail!("lifecycle.{key}: at least 1"),
+                Some(s) => Ok(Duration::from_secs(s)),
+                None => Ok(default),
+            }
+        };
+        let queue_name_prefix = raw.lifecycle.queue_name_prefix.unwrap_or(defaults.queue_name_prefix.clone());
+        if queue_name_prefix.is_empty()
+            || queue_name_prefix.len() > 60
+            || !queue_name_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!("lifecycle.queue_name_prefix: 1 to 60 letters, digits, '-' or '_'");
+        }
+        let lifecycle = byos_lifecycle::LifecycleSettings {
+            queue_name_prefix,
+            reverify_interval: seconds(
+                raw.lifecycle.reverify_interval_seconds,
+                defaults.reverify_interval,
+                "reverify_interval_seconds",
+            )?,
+            retry_base: seconds(raw.lifecycle.retry_base_seconds, defaults.retry_base, "retry_base_seconds")?,
+            console_origin,
+            concurrency: raw.lifecycle.concurrency.unwrap_or(defaults.concurrency).max(1),
+            ..defaults
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -119,12 +176,33 @@ impl Settings {
             log_format: args.log_format.or(raw.log.format).unwrap_or(LogFormat::Text),
             log_filter: raw.log.filter.unwrap_or_else(|| "info".to_owned()),
             regions,
+            aws_endpoint_url,
+            lifecycle,
         })
+    }
+
+    pub(crate) fn aws_settings(&self) -> byos_aws::AwsSettings {
+        byos_aws::AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), static_credentials: None }
     }
 
     pub(crate) fn path_in_data_dir(&self, name: &str) -> PathBuf {
         Path::new(&self.data_dir).join(name)
     }
+}
+
+/// The origin (`scheme://host[:port]`) of an http or https URL.
+fn origin(url: &str) -> anyhow::Result<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("{url:?} is not an http:// or https:// URL");
+    };
+    if !matches!(scheme, "http" | "https") {
+        bail!("{url:?} is not an http:// or https:// URL");
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        bail!("{url:?} has no host");
+    }
+    Ok(format!("{scheme}://{host}"))
 }
 
 #[cfg(test)]
@@ -160,12 +238,23 @@ mod tests {
         assert_eq!(s.max_connections, 3);
         assert_eq!(s.database_url, None);
         assert_eq!(s.regions.regions().len(), 12);
+        assert_eq!(s.lifecycle.console_origin, "http://127.0.0.1:9000");
+        assert_eq!(s.aws_endpoint_url, None);
 
-        let env = [("BYOS__SERVER__LISTEN", "127.0.0.1:9100"), ("BYOS__DATABASE__URL", "postgres://db/byos")];
+        let env = [
+            ("BYOS__SERVER__LISTEN", "127.0.0.1:9100"),
+            ("BYOS__DATABASE__URL", "postgres://db/byos"),
+            ("BYOS__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("BYOS__SERVER__PUBLIC_URL", "https://byos.example.com/console/"),
+            ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "60"),
+        ];
         let s = load_from(toml, &env, &args()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(s.database_url.as_deref(), Some("postgres://db/byos"));
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/byos"));
+        assert_eq!(s.aws_endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(s.lifecycle.console_origin, "https://byos.example.com");
+        assert_eq!(s.lifecycle.reverify_interval, Duration::from_secs(60));
 
         let flags =
             ServeArgs { listen: Some("127.0.0.1:9200".to_owned()), log_format: Some(LogFormat::Json), ..args() };
@@ -181,6 +270,10 @@ mod tests {
             ("[database]\nurl = \"mysql://x\"\n", "database.url"),
             ("[database]\nmax_connections = 0\n", "database.max_connections"),
             ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+            ("[server]\npublic_url = \"ftp://x\"\n", "ftp://x"),
+            ("[aws]\nendpoint_url = \"localhost:5000\"\n", "aws.endpoint_url"),
+            ("[lifecycle]\nreverify_interval_seconds = 0\n", "lifecycle.reverify_interval_seconds"),
+            ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             (
                 "[[regions]]\ncode = \"X\"\nname = \"X\"\nawsRegion = \"nowhere\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/r\"\n",
                 "regions",

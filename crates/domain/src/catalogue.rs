@@ -262,6 +262,34 @@ catalogue! {
         message: "Storage configuration '{name}' is already the default for region {region}",
         fix: "Clear defaultForRegion on the other configuration first, or create this one without it.",
     }
+    ConfigurationPrefixOverlap {
+        type: "Conflict",
+        code: "configuration-prefix-overlap",
+        status: 409,
+        message: "Storage configuration '{name}' already uses {prefix} of bucket '{bucket}', which overlaps this key prefix",
+        fix: "Two storage configurations never share keys of one bucket. Choose a key prefix that neither contains nor lies inside the other configuration's, or use that configuration.",
+    }
+    ValidationRunning {
+        type: "Conflict",
+        code: "validation-running",
+        status: 409,
+        message: "Storage configuration '{id}' is being validated right now",
+        fix: "Wait a few seconds and read the configuration: the running validation records its report.",
+    }
+    AwsUnreachable {
+        type: "Service Unavailable",
+        code: "aws-unreachable",
+        status: 503,
+        message: "AWS could not be reached: {message}",
+        fix: "This is usually temporary (throttling or an outage); the platform retries in the background. If it persists, an operator checks the server's network and its aws.endpoint_url.",
+    }
+    AwsRequestFailed {
+        type: "AWS Error",
+        code: "aws-request-failed",
+        status: 502,
+        message: "AWS refused {operation}: {message}",
+        fix: "Read AWS's message; `byos aws doctor` checks the bucket's whole set-up and names the fix.",
+    }
     LastAdminToken {
         type: "Conflict",
         code: "last-admin-token",

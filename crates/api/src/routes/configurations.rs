@@ -13,6 +13,7 @@ use byos_domain::{
     BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
     ServerSideEncryption, SseAlgorithm, VersioningState,
 };
+use byos_lifecycle::LifecycleError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +32,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_configurations, create_configuration))
         .routes(routes!(get_configuration, delete_configuration))
+        .routes(routes!(validate_configuration))
 }
 
 /// Server-side encryption: `AES256` (SSE-S3) or `aws:kms` with the KMS key's ARN in `keyName`.
@@ -253,6 +255,8 @@ async fn create_configuration(
         last_used_at: None,
         created_at: now,
         updated_at: now,
+        next_check_at: None,
+        check_failures: 0,
     };
     match state.store().configurations.insert_configuration(&configuration).await {
         Ok(()) => {}
@@ -269,6 +273,7 @@ async fn create_configuration(
         }
     }
     tracing::info!(configuration = %configuration.id, bucket = %configuration.spec.bucket, "storage configuration created");
+    state.lifecycle().wake();
     Ok((StatusCode::CREATED, Json(ConfigurationView::from(&configuration))))
 }
 
@@ -286,17 +291,31 @@ async fn get_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiR
     Ok(Json(ConfigurationView::from(&configuration)))
 }
 
-/// Delete a storage configuration.
+fn lifecycle_error(e: LifecycleError, id: Uuid) -> ApiError {
+    match e {
+        LifecycleError::NotFound => Problem::not_found(RESOURCE, &id.to_string()).into(),
+        LifecycleError::Busy => Problem::new(ErrorCode::ValidationRunning, &[("id", &id.to_string())]).into(),
+        e => ApiError::internal(e),
+    }
+}
+
+/// Validate a storage configuration now: run every check, provision the bucket's
+/// notifications, and record the report. Synchronous: the answer is the configuration with the
+/// new report (a few seconds against AWS). The background worker does the same periodically.
+#[utoipa::path(post, path = "/api/v1/storage-configurations/{id}/validate", tag = "storage-configurations",
+    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
+async fn validate_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ConfigurationView>> {
+    let configuration = state.lifecycle().validate_now(id).await.map_err(|e| lifecycle_error(e, id))?;
+    Ok(Json(ConfigurationView::from(&configuration)))
+}
+
+/// Delete a storage configuration, and the platform's notification rules on its bucket.
 #[utoipa::path(delete, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 async fn delete_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
-    state
-        .store()
-        .configurations
-        .delete_configuration(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    state.lifecycle().delete(id).await.map_err(|e| lifecycle_error(e, id))?;
     tracing::info!(configuration = %id, "storage configuration deleted");
     Ok(StatusCode::NO_CONTENT)
 }

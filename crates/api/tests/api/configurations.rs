@@ -48,6 +48,7 @@ async fn a_valid_configuration_starts_initializing() {
         "serverSideEncryption",
         json!({"algorithm": "AES256"}),
     );
+    let root = with(root, "bucket", json!("another-bucket"));
     let root = app.post("/api/v1/storage-configurations", root).await;
     assert_eq!(root.ok(201)["keyPrefix"], Value::Null);
     assert_eq!(root.body["serverSideEncryption"], json!({"algorithm": "AES256"}));
@@ -193,4 +194,22 @@ async fn missing_configurations_are_not_found() {
     app.delete(path).await.error(404, "not-found");
     let message = app.get("/api/v1/storage-configurations/nope").await.error(400, "invalid-request");
     assert_eq!(message, "Invalid request: path: \"nope\" is not an id; ids are UUIDs");
+}
+
+#[tokio::test]
+async fn configurations_on_one_bucket_never_overlap() {
+    let app = TestApp::new().await;
+    let credential = app.user_credential("cred", SECRET).await;
+    let first = with(configuration("genomics", &credential), "keyPrefix", json!("data/genomics/"));
+    app.post("/api/v1/storage-configurations", first).await.ok(201);
+    let inner = with(configuration("runs", &credential), "keyPrefix", json!("data/genomics/runs/"));
+    let message = app.post("/api/v1/storage-configurations", inner).await.error(409, "configuration-prefix-overlap");
+    assert_eq!(
+        message,
+        "Storage configuration 'genomics' already uses the prefix 'data/genomics/' of bucket 'customer-bucket', which overlaps this key prefix"
+    );
+    let root = with(configuration("root", &credential), "keyPrefix", Value::Null);
+    app.post("/api/v1/storage-configurations", root).await.error(409, "configuration-prefix-overlap");
+    let sibling = with(configuration("imaging", &credential), "keyPrefix", json!("data/imaging/"));
+    app.post("/api/v1/storage-configurations", sibling).await.ok(201);
 }

@@ -106,7 +106,14 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("a new store gets an admin token"));
-        let state = AppState::new(store, key, regions);
+        // AWS is a closed local port: these tests never reach AWS, and must not try the real one.
+        let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+            endpoint_url: Some(format!("http://127.0.0.1:{}", byos_test_support::free_port())),
+            static_credentials: Some(("AKIAEXAMPLE000000000".to_owned(), "unused".to_owned())),
+        })
+        .await;
+        let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws, key.clone(), Default::default());
+        let state = AppState::new(store, key, regions, lifecycle);
         TestApp {
             router: byos_api::router(state.clone()),
             state,

@@ -19,7 +19,7 @@ pub(crate) const CREDENTIAL_COLUMNS: &str =
     "id, name, kind, access_key_id, role_arn, sealed_secret, created_at, updated_at";
 pub(crate) const CONFIGURATION_COLUMNS: &str = "id, name, region, bucket, key_prefix, credential_id, \
     sse_algorithm, sse_kms_key_arn, default_for_region, status, versioning, validation, \
-    error_code, error_message, last_verified_at, last_used_at, created_at, updated_at";
+    error_code, error_message, last_verified_at, last_used_at, created_at, updated_at, next_check_at, check_failures";
 pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at";
 
 #[derive(sqlx::FromRow)]
@@ -54,6 +54,8 @@ pub(crate) struct ConfigurationRow {
     last_used_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    next_check_at: Option<i64>,
+    check_failures: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -71,7 +73,7 @@ fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, reason: reason.to_string() }
 }
 
-fn uuid(table: &'static str, s: &str) -> Result<Uuid> {
+pub(crate) fn uuid(table: &'static str, s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| corrupt(table, format!("id {s:?}: {e}")))
 }
 
@@ -156,6 +158,8 @@ impl TryFrom<ConfigurationRow> for Configuration {
             last_used_at: row.last_used_at.map(|ms| from_millis(T, ms)).transpose()?,
             created_at: from_millis(T, row.created_at)?,
             updated_at: from_millis(T, row.updated_at)?,
+            next_check_at: row.next_check_at.map(|ms| from_millis(T, ms)).transpose()?,
+            check_failures: u32::try_from(row.check_failures).unwrap_or(u32::MAX),
         })
     }
 }
@@ -328,6 +332,20 @@ macro_rules! impl_stores {
                         );
                     }
                 }
+                // Two configurations never share keys of one bucket.
+                Self::lock_table(&mut tx, "storage_configurations").await?;
+                let on_bucket: Vec<(String, Option<String>)> =
+                    sqlx::query_as("SELECT name, key_prefix FROM storage_configurations WHERE bucket = $1 ORDER BY created_at")
+                        .bind(spec.bucket.as_str())
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let ours = spec.key_prefix.as_ref().map(|p| p.as_str()).unwrap_or_default();
+                for (name, prefix) in on_bucket {
+                    let theirs = prefix.as_deref().unwrap_or_default();
+                    if ours.starts_with(theirs) || theirs.starts_with(ours) {
+                        return Err($crate::Conflict::PrefixOverlap { name, bucket: spec.bucket.to_string(), prefix }.into());
+                    }
+                }
                 let credential: Option<String> = sqlx::query_scalar("SELECT id FROM storage_credentials WHERE id = $1")
                     .bind(spec.credential_id.to_string())
                     .fetch_optional(&mut *tx)
@@ -340,8 +358,8 @@ macro_rules! impl_stores {
                     "INSERT INTO storage_configurations \
                      (id, name, region, bucket, key_prefix, credential_id, sse_algorithm, sse_kms_key_arn, \
                       default_for_region, status, versioning, validation, error_code, error_message, \
-                      last_verified_at, last_used_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                      last_verified_at, last_used_at, created_at, updated_at, next_check_at, check_failures) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                 )
                 .bind(c.id.to_string())
                 .bind(spec.name.as_str())
@@ -361,6 +379,8 @@ macro_rules! impl_stores {
                 .bind(c.last_used_at.map($crate::millis))
                 .bind($crate::millis(c.created_at))
                 .bind($crate::millis(c.updated_at))
+                .bind(c.next_check_at.map($crate::millis))
+                .bind(i64::from(c.check_failures))
                 .execute(&mut *tx)
                 .await;
                 match result {
@@ -401,7 +421,7 @@ macro_rules! impl_stores {
                 let done = sqlx::query(
                     "UPDATE storage_configurations \
                      SET status = $2, versioning = $3, validation = $4, error_code = $5, error_message = $6, \
-                         last_verified_at = $7, updated_at = $7 \
+                         last_verified_at = $7, updated_at = $7, next_check_at = $8, check_failures = $9 \
                      WHERE id = $1",
                 )
                 .bind(id.to_string())
@@ -411,12 +431,26 @@ macro_rules! impl_stores {
                 .bind(o.error.as_ref().map(|p| p.entry().code))
                 .bind(o.error.as_ref().map(|p| p.message()))
                 .bind($crate::millis(o.verified_at))
+                .bind($crate::millis(o.next_check_at))
+                .bind(i64::from(o.failures))
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound);
                 }
                 Ok(())
+            }
+
+            async fn due_configurations(&self, now: time::OffsetDateTime, limit: u32) -> $crate::Result<Vec<uuid::Uuid>> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM storage_configurations WHERE COALESCE(next_check_at, 0) <= $1 \
+                     ORDER BY COALESCE(next_check_at, 0), id LIMIT $2",
+                )
+                .bind($crate::millis(now))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                ids.iter().map(|id| $crate::sql::uuid("storage_configurations", id)).collect()
             }
 
             async fn delete_configuration(&self, id: uuid::Uuid) -> $crate::Result<()> {
@@ -506,6 +540,39 @@ macro_rules! impl_stores {
             async fn count_tokens(&self) -> $crate::Result<u64> {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(&self.pool).await?;
                 Ok(u64::try_from(n).unwrap_or_default())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::LeaseStore for $store {
+            async fn try_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                until: time::OffsetDateTime,
+                now: time::OffsetDateTime,
+            ) -> $crate::Result<bool> {
+                let taken = sqlx::query(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                     WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind($crate::millis(until))
+                .bind($crate::millis(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(taken.rows_affected() == 1)
+            }
+
+            async fn release_lease(&self, name: &str, holder: &str) -> $crate::Result<()> {
+                sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                    .bind(name)
+                    .bind(holder)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
         }
 

@@ -42,6 +42,7 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, Ope
         credentials: store.clone(),
         configurations: store.clone(),
         tokens: store.clone(),
+        leases: store.clone(),
         meta: store.clone(),
         backend: Backend::Postgres,
         closer: store,

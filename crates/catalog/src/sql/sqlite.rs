@@ -57,6 +57,7 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         credentials: store.clone(),
         configurations: store.clone(),
         tokens: store.clone(),
+        leases: store.clone(),
         meta: store.clone(),
         backend: Backend::Sqlite,
         closer: store,

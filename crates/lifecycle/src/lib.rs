@@ -1,0 +1,200 @@
+//! The lifecycle of storage configurations: validation (a report of named checks), provisioning
+//! of the bucket's event notifications, clean-up on delete, and the background worker that
+//! validates new configurations at once, ready ones periodically, and failed ones with backoff.
+//!
+//! Work on one configuration is guarded by a lease in the store, so that of several replicas
+//! sharing one PostgreSQL database exactly one validates it at a time.
+
+mod problems;
+mod provision;
+mod validate;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use byos_aws::{Aws, CredentialSecret};
+use byos_catalog::{Configuration, Credential, CredentialIdentity, Store, StoreError};
+use byos_domain::{ExternalId, SecretAccessKey};
+use byos_secrets::MasterKey;
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use validate::PROBE_MARKER;
+use worker::Metrics;
+
+/// How the lifecycle behaves.
+#[derive(Debug, Clone)]
+pub struct LifecycleSettings {
+    /// The platform's queue in each region is `{queue_name_prefix}-{region}`.
+    pub queue_name_prefix: String,
+    /// How often a ready configuration is validated again.
+    pub reverify_interval: Duration,
+    /// The first retry delay of a configuration in error; it doubles with each failure, up to
+    /// `reverify_interval`.
+    pub retry_base: Duration,
+    /// The web console's origin, which the bucket's CORS rules must allow for browser uploads.
+    pub console_origin: String,
+    /// How many configurations are validated at once.
+    pub concurrency: usize,
+    /// How long a lease on one configuration's validation lasts.
+    pub lease: Duration,
+    /// How often the worker looks for due configurations when nothing wakes it.
+    pub tick: Duration,
+    /// This replica's name in leases.
+    pub replica: String,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> LifecycleSettings {
+        LifecycleSettings {
+            queue_name_prefix: "byos-events".to_owned(),
+            reverify_interval: Duration::from_secs(600),
+            retry_base: Duration::from_secs(15),
+            console_origin: "http://127.0.0.1:8080".to_owned(),
+            concurrency: 16,
+            lease: Duration::from_secs(120),
+            tick: Duration::from_secs(5),
+            replica: format!("byos-{}", Uuid::new_v4().simple()),
+        }
+    }
+}
+
+/// Why a lifecycle operation could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    #[error("no such storage configuration")]
+    NotFound,
+    /// Another replica (or request) is validating this configuration right now.
+    #[error("a validation of this configuration is running")]
+    Busy,
+    #[error("the stored secret cannot be opened")]
+    Unsealable(#[source] byos_secrets::SecretsError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for LifecycleError {
+    fn from(e: StoreError) -> LifecycleError {
+        match e {
+            StoreError::NotFound => LifecycleError::NotFound,
+            e => LifecycleError::Store(e),
+        }
+    }
+}
+
+/// The lifecycle service. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    aws: Aws,
+    master_key: MasterKey,
+    settings: LifecycleSettings,
+    wake: Notify,
+    metrics: Metrics,
+}
+
+impl Lifecycle {
+    pub fn new(store: Store, aws: Aws, master_key: MasterKey, settings: LifecycleSettings) -> Lifecycle {
+        Lifecycle {
+            inner: Arc::new(Inner {
+                store,
+                aws,
+                master_key,
+                settings,
+                wake: Notify::new(),
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    /// Adds the lifecycle's metrics to the server's registry.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.inner.metrics.register(registry);
+    }
+
+    /// Tells the worker that a configuration is waiting (it was just created), so that it does
+    /// not wait for its next tick.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Validates (and provisions) a configuration now, holding its lease; returns it as
+    /// recorded. [`LifecycleError::Busy`] when another validation of it is running.
+    pub async fn validate_now(&self, id: Uuid) -> Result<Configuration, LifecycleError> {
+        let lease = format!("configuration:{id}");
+        if !worker::take_lease(&self.inner, &lease).await? {
+            return Err(LifecycleError::Busy);
+        }
+        let result = self.validate_holding_lease(id).await;
+        worker::release_lease(&self.inner, &lease).await;
+        result
+    }
+
+    async fn validate_holding_lease(&self, id: Uuid) -> Result<Configuration, LifecycleError> {
+        let configuration = self.inner.store.configurations.get_configuration(id).await?;
+        let credential = self.inner.store.credentials.get_credential(configuration.spec.credential_id).await?;
+        let secret = open_credential(&self.inner.master_key, &credential, id)?;
+        validate::run(&self.inner, &configuration, &secret).await?;
+        Ok(self.inner.store.configurations.get_configuration(id).await?)
+    }
+
+    /// Removes what the platform provisioned on the bucket for this configuration (its
+    /// notification rules, and the bucket from the queue policy when no other configuration
+    /// uses it), then the configuration itself. A bucket that cannot be reached does not stop
+    /// the delete: the rules left behind are adopted by the next configuration on that prefix.
+    pub async fn delete(&self, id: Uuid) -> Result<(), LifecycleError> {
+        let configuration = self.inner.store.configurations.get_configuration(id).await?;
+        if configuration.validation.is_some() {
+            match self.inner.store.credentials.get_credential(configuration.spec.credential_id).await {
+                Ok(credential) => match open_credential(&self.inner.master_key, &credential, id) {
+                    Ok(secret) => provision::remove(&self.inner, &configuration, &secret).await,
+                    Err(e) => tracing::warn!(configuration = %id, error = %e, "cannot clean the bucket up"),
+                },
+                Err(e) => tracing::warn!(configuration = %id, error = %e, "cannot clean the bucket up"),
+            }
+        }
+        self.inner.store.configurations.delete_configuration(id).await?;
+        Ok(())
+    }
+
+    /// The background worker: validates what is due until `shutdown` resolves, then lets the
+    /// validations under way finish.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        worker::run(self.inner.clone(), shutdown).await;
+    }
+}
+
+/// The credential in clear, for the AWS adapter.
+fn open_credential(
+    key: &MasterKey,
+    credential: &Credential,
+    configuration: Uuid,
+) -> Result<CredentialSecret, LifecycleError> {
+    let secret = key.open(&credential.sealed_secret, credential.id.as_bytes()).map_err(LifecycleError::Unsealable)?;
+    let secret = String::from_utf8(secret).unwrap_or_default();
+    let corrupt = |what: &str| {
+        LifecycleError::Store(StoreError::Corrupt {
+            table: "storage_credentials",
+            reason: format!("the sealed {what} does not parse"),
+        })
+    };
+    Ok(match &credential.identity {
+        CredentialIdentity::AwsUser { access_key_id } => CredentialSecret::AwsUser {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: SecretAccessKey::parse(&secret).map_err(|_| corrupt("secret access key"))?,
+        },
+        CredentialIdentity::AwsRole { role_arn } => CredentialSecret::AwsRole {
+            role_arn: role_arn.clone(),
+            external_id: ExternalId::parse(&secret).map_err(|_| corrupt("external id"))?,
+            session_name: format!("byos-{}", &configuration.simple().to_string()[..12]),
+        },
+    })
+}

@@ -1,0 +1,117 @@
+//! The bucket's event notifications: the platform's three rules on the configuration's prefix,
+//! to the region's queue, merged into the customer's configuration without dropping anything;
+//! and their removal when the configuration is deleted.
+
+use byos_aws::{AwsErrorKind, BucketAccess, CredentialSecret, QueueInfo};
+use byos_catalog::Configuration;
+use byos_domain::notifications::{self, NotificationConfig, NotificationRule};
+use byos_domain::{ErrorCode, Problem};
+
+use crate::Inner;
+use crate::problems::problem;
+
+/// The other configurations on the same bucket: their prefixes, and whether one of them is
+/// older than `configuration` (then its rules have the plain `gds:` ids and ours a suffix).
+async fn neighbours(
+    inner: &Inner,
+    configuration: &Configuration,
+) -> Result<(Vec<Option<String>>, bool), byos_catalog::StoreError> {
+    let all = inner.store.configurations.list_configurations().await?;
+    let others: Vec<&Configuration> =
+        all.iter().filter(|c| c.spec.bucket == configuration.spec.bucket && c.id != configuration.id).collect();
+    let older = others.iter().any(|c| (c.created_at, c.id) < (configuration.created_at, configuration.id));
+    Ok((others.iter().map(|c| c.spec.key_prefix.as_ref().map(|p| p.as_str().to_owned())).collect(), older))
+}
+
+async fn queue(inner: &Inner, region: &str, bucket: &str) -> Result<QueueInfo, (String, Problem)> {
+    let name = format!("{}-{region}", inner.settings.queue_name_prefix);
+    let queues = inner.aws.queues(region);
+    let info = queues.ensure(&name).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
+    let mut allowed = queues.allowed_buckets(&info).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
+    if !allowed.iter().any(|b| b == bucket) {
+        allowed.push(bucket.to_owned());
+        queues.set_allowed_buckets(&info, &allowed).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
+    }
+    Ok(info)
+}
+
+/// Puts the platform's rules in place; returns what was done, or why it cannot be.
+pub(crate) async fn ensure(
+    inner: &Inner,
+    configuration: &Configuration,
+    access: &BucketAccess,
+    existing: &NotificationConfig,
+) -> Result<String, (String, Problem)> {
+    let spec = &configuration.spec;
+    let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
+    let queue = queue(inner, region, bucket).await?;
+    let (others, older) = neighbours(inner, configuration).await.map_err(|e| {
+        let error_id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(error_id, error = %e, "reading the configurations of the bucket");
+        (format!("the store failed (error {error_id})"), Problem::internal(&error_id))
+    })?;
+    let suffix = older.then(|| configuration.id.simple().to_string()[..8].to_owned());
+    let desired = notifications::our_rules(&queue.arn, spec.key_prefix.as_ref(), suffix.as_deref());
+    let keep = |rule: &NotificationRule| others.contains(&rule.prefix);
+    let plan = match notifications::plan(existing, &desired, keep) {
+        Ok(plan) => plan,
+        Err(conflict) => return Err((conflict.to_string(), conflict.problem())),
+    };
+    if plan.changed
+        && let Err(e) = access.put_notifications(bucket, &plan.merged).await
+    {
+        let p = match e.kind {
+            AwsErrorKind::InvalidRequest => Problem::new(ErrorCode::NotificationRejected, &[("message", &e.message)]),
+            _ => problem(&e, bucket, region),
+        };
+        return Err((e.to_string(), p));
+    }
+    let ids = desired.iter().filter_map(|r| r.id.as_deref()).collect::<Vec<_>>().join(", ");
+    let mut detail = format!("{ids} send to {}", queue.arn);
+    if !plan.adopted.is_empty() {
+        detail.push_str(&format!("; adopted {} earlier rules of the platform", plan.adopted.len()));
+    }
+    if !plan.changed {
+        detail.push_str("; already in place");
+    }
+    Ok(detail)
+}
+
+/// Removes this configuration's rules (and the bucket from the queue policy when no other
+/// configuration uses it). Failures are logged: the delete goes on regardless.
+pub(crate) async fn remove(inner: &Inner, configuration: &Configuration, secret: &CredentialSecret) {
+    let spec = &configuration.spec;
+    let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
+    let access = inner.aws.bucket_access(secret, region).await;
+    let prefix = spec.key_prefix.as_ref().map(|p| p.as_str().to_owned());
+    let Ok((others, _)) = neighbours(inner, configuration).await else {
+        return;
+    };
+    match access.notifications(bucket).await {
+        Ok(existing) => {
+            let mine =
+                |r: &NotificationRule| notifications::is_ours(r) && r.prefix == prefix && !others.contains(&r.prefix);
+            let left = notifications::without(&existing, mine);
+            if left != existing
+                && let Err(e) = access.put_notifications(bucket, &left).await
+            {
+                tracing::warn!(configuration = %configuration.id, error = %e, "cannot remove the notification rules");
+            }
+        }
+        Err(e) => tracing::warn!(configuration = %configuration.id, error = %e, "cannot read the notification rules"),
+    }
+    if others.is_empty() {
+        let queues = inner.aws.queues(region);
+        let name = format!("{}-{region}", inner.settings.queue_name_prefix);
+        let result = async {
+            let info = queues.ensure(&name).await?;
+            let allowed: Vec<String> =
+                queues.allowed_buckets(&info).await?.into_iter().filter(|b| b != bucket).collect();
+            queues.set_allowed_buckets(&info, &allowed).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(configuration = %configuration.id, error = %e, "cannot update the queue policy");
+        }
+    }
+}
