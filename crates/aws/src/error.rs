@@ -106,7 +106,8 @@ where
     let code = err.code().map(str::to_owned);
     let message = err.message().map(str::to_owned);
     let kind = match (code.as_deref(), status) {
-        (Some("InvalidAccessKeyId"), _) => AwsErrorKind::InvalidAccessKeyId,
+        // S3 says InvalidAccessKeyId, STS InvalidClientTokenId, for a key that does not exist.
+        (Some("InvalidAccessKeyId" | "InvalidClientTokenId"), _) => AwsErrorKind::InvalidAccessKeyId,
         (Some("SignatureDoesNotMatch"), _) => AwsErrorKind::SignatureDoesNotMatch,
         (Some("AccessDenied" | "AccessDeniedException" | "AllAccessDisabled"), _) => AwsErrorKind::AccessDenied,
         (Some("NoSuchBucket"), _) => AwsErrorKind::NoSuchBucket,

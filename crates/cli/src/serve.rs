@@ -71,7 +71,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .run(async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 })
-                .await
+                .await;
         }
     });
     tracing::info!("byos listening on http://{address}");

@@ -7,7 +7,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Check {
-    /// The credential authenticates (STS GetCallerIdentity, which needs no permission).
+    /// AWS accepts the credential: it knows the key and the signature matches.
     CredentialValid,
     /// The bucket exists.
     BucketExists,

@@ -131,9 +131,19 @@ async fn checks(
         run.fail(check, e.to_string(), Some(problem(e, bucket, region)));
     };
 
-    match access.caller_identity().await {
-        Ok(identity) => run.pass(Check::CredentialValid, format!("authenticated as {}", identity.arn)),
-        Err(e) => fail_with(run, Check::CredentialValid, &e),
+    // AWS authenticates a request before it authorises it: any answer but an unknown key or a
+    // bad signature proves the credential. S3 is asked because ICA's policy grants only S3, and
+    // because its error carries AWS's own words for an unknown key.
+    match access.list_one(bucket, prefix).await {
+        Err(e) if matches!(e.kind, AwsErrorKind::InvalidAccessKeyId | AwsErrorKind::SignatureDoesNotMatch) => {
+            fail_with(run, Check::CredentialValid, &e);
+        }
+        Err(e) if e.retryable() => fail_with(run, Check::CredentialValid, &e),
+        Ok(_) => run.pass(Check::CredentialValid, "S3 accepts the key"),
+        Err(e) => run.pass(
+            Check::CredentialValid,
+            format!("S3 accepts the key (it answered {})", e.code.as_deref().unwrap_or("an error")),
+        ),
     }
     if run.blocked() {
         return None;
@@ -314,7 +324,7 @@ async fn cors(inner: &Inner, access: &BucketAccess, bucket: &str, prefix: &str, 
         Ok(Some(rules)) => match byos_domain::cors::allows_uploads(&rules, origin, "PUT") {
             Ok(()) => run.pass(Check::CorsAllowsConsoleOrigin, format!("CORS allows uploads from {origin}")),
             Err(reason) => {
-                run.fail(Check::CorsAllowsConsoleOrigin, format!("{reason}: browser uploads will fail"), None)
+                run.fail(Check::CorsAllowsConsoleOrigin, format!("{reason}: browser uploads will fail"), None);
             }
         },
         Ok(None) => run.fail(
