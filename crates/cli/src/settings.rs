@@ -154,14 +154,15 @@ impl Settings {
         {
             bail!("lifecycle.queue_name_prefix: 1 to 60 letters, digits, '-' or '_'");
         }
+        let reverify_interval =
+            seconds(raw.lifecycle.reverify_interval_seconds, defaults.reverify_interval, "reverify_interval_seconds")?;
+        let retry_base = seconds(raw.lifecycle.retry_base_seconds, defaults.retry_base, "retry_base_seconds")?;
         let lifecycle = byos_lifecycle::LifecycleSettings {
             queue_name_prefix,
-            reverify_interval: seconds(
-                raw.lifecycle.reverify_interval_seconds,
-                defaults.reverify_interval,
-                "reverify_interval_seconds",
-            )?,
-            retry_base: seconds(raw.lifecycle.retry_base_seconds, defaults.retry_base, "retry_base_seconds")?,
+            reverify_interval,
+            retry_base,
+            // Look for due work at least as often as the shortest delay asks for.
+            tick: defaults.tick.min(retry_base).min(reverify_interval),
             console_origin,
             concurrency: raw.lifecycle.concurrency.unwrap_or(defaults.concurrency).max(1),
             ..defaults

@@ -270,3 +270,94 @@ fn bad_configuration_fails_at_start_with_its_key() {
     let usage = byos().args(["serve", "--no-such-flag"]).output().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
 }
+
+/// The lifecycle through the API against moto: a configuration becomes ready; a customer
+/// notification that overlaps it, added behind the platform's back, turns it to error at the
+/// next background check; removing it heals the configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_heals_through_the_background_check() {
+    use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
+
+    let moto = byos_test_support::Moto::start();
+    let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+    })
+    .await;
+    aws.setup("eu-central-1").create_bucket("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = temp_dir();
+    let env = [
+        ("BYOS__AWS__ENDPOINT_URL", moto.url()),
+        ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "1"),
+        ("BYOS__LIFECYCLE__RETRY_BASE_SECONDS", "1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let server = Server::start(dir.path(), &env, &[]);
+    let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
+    let (status, credential) = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/storage-credentials"),
+        &token,
+        Some(json!({"name": "moto key", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": SECRET})),
+    )
+    .await;
+    assert_eq!(status, 201, "{credential}");
+    let (status, created) = call(
+        reqwest::Method::POST,
+        &server.url("/api/v1/storage-configurations"),
+        &token,
+        Some(json!({"name": "genomics", "region": "eu-central-1", "bucket": "lifecycle-bucket", "keyPrefix": "data/",
+                    "credentialId": credential["id"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/api/v1/storage-configurations/{}", created["id"].as_str().unwrap_or_default());
+
+    let wait = |want: &'static str| {
+        let (url, token) = (server.url(&path), token.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (_, body) = call(reqwest::Method::GET, &url, &token, None).await;
+                if body["status"] == json!(want) {
+                    return body;
+                }
+                assert!(Instant::now() < deadline, "not {want} within 30 s: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let ready = wait("ready").await;
+    assert_eq!(ready["validation"]["checks"].as_array().map(Vec::len), Some(13), "{ready}");
+
+    let s3 = aws.own_bucket_access("eu-central-1");
+    let mut config = s3.notifications("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    let queue = aws.queues("eu-central-1").ensure("customer-queue").await.unwrap_or_else(|e| panic!("{e}"));
+    config.rules.retain(|r| !r.id.as_deref().unwrap_or_default().starts_with("gds:"));
+    config.rules.push(NotificationRule {
+        id: Some("customer-audit".to_owned()),
+        destination: Destination::Queue(queue.arn.clone()),
+        events: vec!["s3:ObjectCreated:*".to_owned()],
+        prefix: None,
+        suffix: None,
+    });
+    s3.put_notifications("lifecycle-bucket", &config).await.unwrap_or_else(|e| panic!("{e}"));
+    let broken = wait("error").await;
+    assert_eq!(
+        broken["error"]["message"],
+        json!("Volume Configuration cannot be provisioned: storage container is already set up for customer's own notification"),
+        "{broken}"
+    );
+
+    s3.put_notifications("lifecycle-bucket", &NotificationConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let healed = wait("ready").await;
+    assert_eq!(healed["error"], Value::Null);
+    let metrics = client().get(server.url("/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let metrics = metrics.text().await.unwrap_or_default();
+    assert!(metrics.contains(r#"byos_configuration_status_changes_total{from="ready",to="error"}"#), "{metrics}");
+    assert!(metrics.contains(r#"byos_configuration_status_changes_total{from="error",to="ready"}"#), "{metrics}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
