@@ -84,6 +84,8 @@ pub trait ConfigurationStore: Send + Sync {
     async fn insert_configuration(&self, configuration: &Configuration) -> Result<()>;
     async fn get_configuration(&self, id: Uuid) -> Result<Configuration>;
     async fn list_configurations(&self) -> Result<Vec<Configuration>>;
+    /// The configurations on one bucket, oldest first.
+    async fn configurations_on_bucket(&self, bucket: &str) -> Result<Vec<Configuration>>;
     /// Records the outcome of a validation and when the next one is due.
     async fn record_validation(&self, id: Uuid, outcome: &ValidationOutcome) -> Result<()>;
     /// The configurations whose next validation is due at `now`, most overdue first.

@@ -60,6 +60,26 @@ pub struct Configuration {
     pub check_failures: u32,
 }
 
+impl Configuration {
+    /// A new configuration, `initializing` and due for validation at once.
+    pub fn new(id: Uuid, spec: ConfigurationSpec, now: OffsetDateTime) -> Configuration {
+        Configuration {
+            id,
+            spec,
+            status: ConfigurationStatus::Initializing,
+            versioning: None,
+            validation: None,
+            error: None,
+            last_verified_at: None,
+            last_used_at: None,
+            created_at: now,
+            updated_at: now,
+            next_check_at: None,
+            check_failures: 0,
+        }
+    }
+}
+
 /// An API token. Only the hash of its value is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {

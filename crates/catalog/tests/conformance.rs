@@ -114,9 +114,9 @@ fn user_credential(n: &str) -> Credential {
 }
 
 fn configuration(n: &str, credential: &Credential) -> Configuration {
-    Configuration {
-        id: Uuid::new_v4(),
-        spec: ConfigurationSpec {
+    Configuration::new(
+        Uuid::new_v4(),
+        ConfigurationSpec {
             name: name(n),
             region: "eu-central-1".to_owned(),
             bucket: BucketName::parse("customer-bucket").unwrap_or_else(|e| panic!("{e}")),
@@ -128,17 +128,8 @@ fn configuration(n: &str, credential: &Credential) -> Configuration {
             )),
             default_for_region: false,
         },
-        status: ConfigurationStatus::Initializing,
-        versioning: None,
-        validation: None,
-        error: None,
-        last_verified_at: None,
-        last_used_at: None,
-        created_at: now(),
-        updated_at: now(),
-        next_check_at: None,
-        check_failures: 0,
-    }
+        now(),
+    )
 }
 
 fn token(role: Role) -> (NewToken, String) {
@@ -455,6 +446,11 @@ async fn prefixes_on_one_bucket_never_overlap(f: Fixture) {
     elsewhere.spec.bucket = BucketName::parse("another-bucket").unwrap_or_else(|e| panic!("{e}"));
     s.configurations.insert_configuration(&elsewhere).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.configurations.list_configurations().await.map(|l| l.len()).ok(), Some(3));
+    let on_bucket =
+        s.configurations.configurations_on_bucket("customer-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut names: Vec<&str> = on_bucket.iter().map(|c| c.spec.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["genomics", "imaging"]);
 }
 
 async fn due_configurations_come_most_overdue_first(f: Fixture) {

@@ -99,6 +99,9 @@ struct Inner {
     settings: LifecycleSettings,
     wake: Notify,
     metrics: Metrics,
+    /// The queue of each region, once known; held while its policy is read, changed and
+    /// written, so that concurrent validations do not lose each other's buckets.
+    queues: tokio::sync::Mutex<std::collections::HashMap<String, byos_aws::QueueInfo>>,
 }
 
 impl Lifecycle {
@@ -111,6 +114,7 @@ impl Lifecycle {
                 settings,
                 wake: Notify::new(),
                 metrics: Metrics::default(),
+                queues: tokio::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }

@@ -23,16 +23,42 @@ async fn neighbours(
     Ok((others.iter().map(|c| c.spec.key_prefix.as_ref().map(|p| p.as_str().to_owned())).collect(), older))
 }
 
+/// The region's queue, with `bucket` allowed in its policy. Policy updates are serialised in
+/// this process and checked after writing: another replica's concurrent update may still win,
+/// in which case the next round puts the bucket back.
 async fn queue(inner: &Inner, region: &str, bucket: &str) -> Result<QueueInfo, (String, Problem)> {
-    let name = format!("{}-{region}", inner.settings.queue_name_prefix);
+    let failed = |e: byos_aws::AwsError| (e.to_string(), problem(&e, bucket, region));
     let queues = inner.aws.queues(region);
-    let info = queues.ensure(&name).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
-    let mut allowed = queues.allowed_buckets(&info).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
-    if !allowed.iter().any(|b| b == bucket) {
+    let mut known = inner.queues.lock().await;
+    let info = match known.get(region) {
+        Some(info) => info.clone(),
+        None => {
+            let name = format!("{}-{region}", inner.settings.queue_name_prefix);
+            let info = queues.ensure(&name).await.map_err(failed)?;
+            known.insert(region.to_owned(), info.clone());
+            info
+        }
+    };
+    for _ in 0..3 {
+        let mut allowed = match queues.allowed_buckets(&info).await {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                // The queue may have been deleted behind the platform's back: find it anew next time.
+                known.remove(region);
+                return Err(failed(e));
+            }
+        };
+        if allowed.iter().any(|b| b == bucket) {
+            return Ok(info);
+        }
         allowed.push(bucket.to_owned());
-        queues.set_allowed_buckets(&info, &allowed).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
+        queues.set_allowed_buckets(&info, &allowed).await.map_err(failed)?;
     }
-    Ok(info)
+    let message = "the queue policy kept losing the bucket to concurrent updates; the next validation retries";
+    Err((
+        message.to_owned(),
+        Problem::new(ErrorCode::AwsRequestFailed, &[("operation", "SetQueueAttributes"), ("message", message)]),
+    ))
 }
 
 /// Puts the platform's rules in place; returns what was done, or why it cannot be.
@@ -101,6 +127,7 @@ pub(crate) async fn remove(inner: &Inner, configuration: &Configuration, secret:
         Err(e) => tracing::warn!(configuration = %configuration.id, error = %e, "cannot read the notification rules"),
     }
     if others.is_empty() {
+        let _serialised = inner.queues.lock().await;
         let queues = inner.aws.queues(region);
         let name = format!("{}-{region}", inner.settings.queue_name_prefix);
         let result = async {

@@ -105,9 +105,9 @@ impl World {
     ) -> Uuid {
         let id = Uuid::new_v4();
         let now = OffsetDateTime::now_utc();
-        let configuration = Configuration {
+        let configuration = Configuration::new(
             id,
-            spec: ConfigurationSpec {
+            ConfigurationSpec {
                 name: ResourceName::parse(&format!("config {}", &id.simple().to_string()[..8]))
                     .unwrap_or_else(|e| panic!("{e}")),
                 region: REGION.to_owned(),
@@ -117,17 +117,8 @@ impl World {
                 server_side_encryption: sse,
                 default_for_region: false,
             },
-            status: ConfigurationStatus::Initializing,
-            versioning: None,
-            validation: None,
-            error: None,
-            last_verified_at: None,
-            last_used_at: None,
-            created_at: now,
-            updated_at: now,
-            next_check_at: None,
-            check_failures: 0,
-        };
+            now,
+        );
         self.store.configurations.insert_configuration(&configuration).await.unwrap_or_else(|e| panic!("{e}"));
         id
     }

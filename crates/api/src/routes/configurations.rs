@@ -244,20 +244,7 @@ async fn create_configuration(
 ) -> ApiResult<impl IntoResponse> {
     let spec = validate(&state, body)?;
     let now = now();
-    let configuration = Configuration {
-        id: Uuid::new_v4(),
-        spec,
-        status: ConfigurationStatus::Initializing,
-        versioning: None,
-        validation: None,
-        error: None,
-        last_verified_at: None,
-        last_used_at: None,
-        created_at: now,
-        updated_at: now,
-        next_check_at: None,
-        check_failures: 0,
-    };
+    let configuration = Configuration::new(Uuid::new_v4(), spec, now);
     match state.store().configurations.insert_configuration(&configuration).await {
         Ok(()) => {}
         // The store answers NotFound when the credential does not exist.

@@ -417,6 +417,16 @@ macro_rules! impl_stores {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn configurations_on_bucket(&self, bucket: &str) -> $crate::Result<Vec<$crate::Configuration>> {
+                let sql = format!(
+                    "SELECT {} FROM storage_configurations WHERE bucket = $1 ORDER BY created_at, id",
+                    $crate::sql::CONFIGURATION_COLUMNS
+                );
+                let rows: Vec<$crate::sql::ConfigurationRow> =
+                    sqlx::query_as(&sql).bind(bucket).fetch_all(&self.pool).await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
             async fn record_validation(&self, id: uuid::Uuid, o: &$crate::ValidationOutcome) -> $crate::Result<()> {
                 let done = sqlx::query(
                     "UPDATE storage_configurations \

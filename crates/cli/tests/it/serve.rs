@@ -347,7 +347,9 @@ async fn a_configuration_heals_through_the_background_check() {
     let broken = wait("error").await;
     assert_eq!(
         broken["error"]["message"],
-        json!("Volume Configuration cannot be provisioned: storage container is already set up for customer's own notification"),
+        json!(
+            "Volume Configuration cannot be provisioned: storage container is already set up for customer's own notification"
+        ),
         "{broken}"
     );
 
