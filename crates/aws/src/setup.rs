@@ -180,6 +180,33 @@ impl Setup {
         Ok(())
     }
 
+    /// Creates a role with a trust policy if it does not exist; returns its ARN.
+    pub async fn ensure_role(&self, name: &str, trust_policy: &str) -> Result<String, AwsError> {
+        match self.iam.create_role().role_name(name).assume_role_policy_document(trust_policy).send().await {
+            Ok(out) => Ok(out.role().map(|r| r.arn().to_owned()).unwrap_or_default()),
+            Err(e) => {
+                let error = classify("CreateRole", e);
+                if error.code.as_deref() != Some("EntityAlreadyExists") {
+                    return Err(error);
+                }
+                Ok(format!("arn:aws:iam::{}:role/{name}", self.account().await?))
+            }
+        }
+    }
+
+    /// Sets an inline policy on a role.
+    pub async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError> {
+        self.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .policy_document(document)
+            .send()
+            .await
+            .map_err(|e| classify("PutRolePolicy", e))?;
+        Ok(())
+    }
+
     pub async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
         let out =
             self.iam.create_access_key().user_name(user).send().await.map_err(|e| classify("CreateAccessKey", e))?;

@@ -543,3 +543,34 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
     assert_eq!(total, 6, "each configuration validated once across the two replicas");
     assert!(w.moto.url().starts_with("http://127.0.0.1:"));
 }
+
+/// An `aws-role` credential: the platform assumes the customer's role with the external id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_credential_is_assumed_with_its_external_id() {
+    let w = World::new().await;
+    w.bucket("role-bucket", REGION).await;
+    let setup = w.aws.setup(REGION);
+    let account = setup.account().await.unwrap_or_else(|e| panic!("{e}"));
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"tenant-42"}}}}}}]}}"#
+    );
+    let role = setup.ensure_role("byos-access", &trust).await.unwrap_or_else(|e| panic!("{e}"));
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    setup.put_role_policy("byos-access", "s3", everything).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let id = Uuid::new_v4();
+    let credential = Credential {
+        id,
+        name: ResourceName::parse("customer role").unwrap_or_else(|e| panic!("{e}")),
+        identity: CredentialIdentity::AwsRole {
+            role_arn: byos_domain::RoleArn::parse(&role).unwrap_or_else(|e| panic!("{e}")),
+        },
+        sealed_secret: w.key.seal(b"tenant-42", id.as_bytes()),
+        created_at: OffsetDateTime::now_utc(),
+        updated_at: OffsetDateTime::now_utc(),
+    };
+    w.store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    let c = w.validate(w.configuration("role-bucket", Some("data/"), id).await).await;
+    assert_eq!(c.status, ConfigurationStatus::Ready, "{c:#?}");
+    assert_eq!(w.notifications("role-bucket").await.rules.len(), 3);
+}
