@@ -161,18 +161,7 @@ async fn main() {
     for i in validations..total {
         add(i, true).await;
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn({
-        let lifecycle = lifecycle.clone();
-        let mut stopped = stopped;
-        async move {
-            lifecycle
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        }
-    });
+    let worker = lifecycle.spawn_worker();
     let started = Instant::now();
     let mut busy = Vec::new();
     loop {
@@ -190,8 +179,7 @@ async fn main() {
         }
     }
     let elapsed = started.elapsed();
-    let _ = stop.send(true);
-    let _ = worker.await;
+    worker.stop(Duration::from_secs(60)).await;
     let busy_p99 = percentile(&mut busy, 99.0);
     println!(
         "re-verify {configurations} configurations (concurrency 16): {:.1} s, {:.1} validations/s",

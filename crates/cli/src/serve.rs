@@ -7,8 +7,6 @@ use anyhow::{Context, bail};
 use byos_api::{AppState, FirstStart};
 use byos_catalog::{Store, StoreOptions};
 use byos_secrets::MasterKey;
-use std::future::IntoFuture;
-
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -62,37 +60,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the listening address")?;
 
-    // One signal stops both the HTTP server and the worker.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn({
-        let mut stopped = stopped.clone();
-        async move {
-            lifecycle
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        }
-    });
+    let worker = lifecycle.spawn_worker();
     tracing::info!("byos listening on http://{address}");
-    let mut http_stopped = stopped;
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = http_stopped.wait_for(|s| *s).await;
-        })
-        .into_future();
-    tokio::pin!(serving);
-    tokio::select! {
-        result = &mut serving => result.context("serving")?,
-        () = shutdown_signal() => {
-            let _ = stop.send(true);
-            serving.await.context("serving")?;
-        }
-    }
-    let _ = stop.send(true);
-    if tokio::time::timeout(settings.shutdown_grace, worker).await.is_err() {
-        tracing::warn!("validations did not finish within the grace period");
-    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    worker.stop(settings.shutdown_grace).await;
     tracing::info!("shutting down: closing the store");
     if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
         tracing::warn!("the store did not close within the grace period");

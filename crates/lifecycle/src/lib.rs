@@ -174,6 +174,38 @@ impl Lifecycle {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         worker::run(self.inner.clone(), shutdown).await;
     }
+
+    /// Runs the worker on its own task until [`Worker::stop`].
+    pub fn spawn_worker(&self) -> Worker {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let lifecycle = self.clone();
+        let task = tokio::spawn(async move {
+            lifecycle
+                .run(async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                })
+                .await;
+        });
+        Worker { stop, task }
+    }
+}
+
+/// A running background worker.
+#[derive(Debug)]
+pub struct Worker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Stops looking for work, and returns once the validations under way have finished (or
+    /// after `grace`, leaving them to their leases).
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(grace, self.task).await.is_err() {
+            tracing::warn!("validations did not finish within the grace period");
+        }
+    }
 }
 
 /// The credential in clear, for the AWS adapter.

@@ -454,24 +454,12 @@ async fn the_worker_validates_new_configurations_at_once() {
     let w = World::new().await;
     w.bucket("worker-bucket", REGION).await;
     let credential = w.any_credential().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn({
-        let lifecycle = w.lifecycle.clone();
-        let mut stopped = stopped;
-        async move {
-            lifecycle
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        }
-    });
+    let worker = w.lifecycle.spawn_worker();
     let id = w.configuration("worker-bucket", Some("data/"), credential).await;
     w.lifecycle.wake();
     let c = wait_for(&w.store, id, |c| c.status != ConfigurationStatus::Initializing).await;
     assert_eq!(c.status, ConfigurationStatus::Ready, "{c:#?}");
-    let _ = stop.send(true);
-    worker.await.unwrap_or_else(|e| panic!("{e}"));
+    worker.stop(Duration::from_secs(30)).await;
 }
 
 async fn wait_for(store: &Store, id: Uuid, done: impl Fn(&Configuration) -> bool) -> Configuration {
@@ -506,28 +494,18 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
     .unwrap_or_else(|e| panic!("{e:?}"));
     let replicas = [w.lifecycle.clone(), Lifecycle::new(second_store, w.aws.clone(), w.key.clone(), settings())];
     let mut registries = Vec::new();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for replica in &replicas {
         let mut registry = prometheus_client::registry::Registry::default();
         replica.register_metrics(&mut registry);
         registries.push(registry);
-        let replica = replica.clone();
-        let mut stopped = stopped.clone();
-        workers.push(tokio::spawn(async move {
-            replica
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        }));
+        workers.push(replica.spawn_worker());
     }
     for id in &ids {
         wait_for(&w.store, *id, |c| c.status == ConfigurationStatus::Ready).await;
     }
-    let _ = stop.send(true);
     for worker in workers {
-        worker.await.unwrap_or_else(|e| panic!("{e}"));
+        worker.stop(Duration::from_secs(30)).await;
     }
     let mut total = 0;
     for registry in &registries {
