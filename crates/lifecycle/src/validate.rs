@@ -103,7 +103,7 @@ pub(crate) async fn run(
                 from = configuration.status.as_str(),
                 to = status.as_str(),
                 code = p.entry().code,
-                message = p.message(),
+                error = p.message(),
                 "storage configuration status changed"
             ),
             None => tracing::info!(
