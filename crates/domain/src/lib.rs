@@ -10,6 +10,7 @@ mod checks;
 pub mod cors;
 mod names;
 pub mod notifications;
+pub mod policies;
 mod region;
 mod storage;
 mod token;
