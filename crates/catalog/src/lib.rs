@@ -227,7 +227,20 @@ pub enum OpenError {
 
 /// A URL with its password replaced, fit for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (url, query) = match url.split_once('?') {
+        Some((base, query)) => {
+            let redacted: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            (base, format!("?{}", redacted.join("&")))
+        }
+        None => (url, String::new()),
+    };
+    let base = match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
@@ -236,7 +249,8 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
-    }
+    };
+    format!("{base}{query}")
 }
 
 fn millis(t: OffsetDateTime) -> i64 {
@@ -257,5 +271,9 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
         assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redact_url("postgres://db/x?user=u&password=secret&sslmode=require"),
+            "postgres://db/x?user=u&password=***&sslmode=require"
+        );
     }
 }

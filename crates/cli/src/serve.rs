@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use byos_api::{AppState, FirstStart};
 use byos_catalog::{Store, StoreOptions};
 use byos_secrets::MasterKey;
+use std::future::IntoFuture;
+
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -62,7 +64,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let worker = lifecycle.spawn_worker();
     tracing::info!("byos listening on http://{address}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    // On the signal, the worker stops taking new work while the HTTP server drains, each
+    // within the grace period.
+    let (drain, draining) = tokio::sync::watch::channel(false);
+    let serving = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let mut draining = draining;
+            let _ = draining.wait_for(|d| *d).await;
+        })
+        .into_future();
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => result.context("serving")?,
+        () = shutdown_signal() => {
+            worker.request_stop();
+            let _ = drain.send(true);
+            match tokio::time::timeout(settings.shutdown_grace, &mut serving).await {
+                Ok(result) => result.context("serving")?,
+                Err(_) => tracing::warn!("requests did not finish within the grace period"),
+            }
+        }
+    }
     worker.stop(settings.shutdown_grace).await;
     tracing::info!("shutting down: closing the store");
     if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {

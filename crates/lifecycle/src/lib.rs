@@ -133,18 +133,38 @@ impl Lifecycle {
     /// Validates (and provisions) a configuration now, holding its lease; returns it as
     /// recorded. [`LifecycleError::Busy`] when another validation of it is running.
     pub async fn validate_now(&self, id: Uuid) -> Result<Configuration, LifecycleError> {
-        let lease = format!("configuration:{id}");
-        if !worker::take_lease(&self.inner, &lease).await? {
-            return Err(LifecycleError::Busy);
-        }
-        let result = self.validate_holding_lease(id).await;
-        worker::release_lease(&self.inner, &lease).await;
+        self.validate(id, false).await
+    }
+
+    /// Validates a configuration if it is still due once its lease is held (another replica
+    /// may have validated it since the worker read the due list).
+    pub(crate) async fn validate_if_due(&self, id: Uuid) -> Result<(), LifecycleError> {
+        self.validate(id, true).await.map(|_| ())
+    }
+
+    async fn validate(&self, id: Uuid, only_if_due: bool) -> Result<Configuration, LifecycleError> {
+        let lease = worker::Lease::take(&self.inner, &format!("configuration:{id}")).await?;
+        let result = self.validate_holding_lease(id, only_if_due).await;
+        lease.release(&self.inner).await;
         result
     }
 
-    async fn validate_holding_lease(&self, id: Uuid) -> Result<Configuration, LifecycleError> {
+    async fn validate_holding_lease(&self, id: Uuid, only_if_due: bool) -> Result<Configuration, LifecycleError> {
         let configuration = self.inner.store.configurations.get_configuration(id).await?;
-        let credential = self.inner.store.credentials.get_credential(configuration.spec.credential_id).await?;
+        let now = time::OffsetDateTime::now_utc();
+        if only_if_due && configuration.next_check_at.is_some_and(|due| due > now) {
+            return Ok(configuration);
+        }
+        let credential = self.inner.store.credentials.get_credential(configuration.spec.credential_id).await.map_err(
+            |e| match e {
+                // The foreign key makes this impossible short of a damaged database.
+                StoreError::NotFound => LifecycleError::Store(StoreError::Corrupt {
+                    table: "storage_configurations",
+                    reason: format!("configuration {id} names a credential that does not exist"),
+                }),
+                e => LifecycleError::Store(e),
+            },
+        )?;
         let secret = open_credential(&self.inner.master_key, &credential, id)?;
         validate::run(&self.inner, &configuration, &secret).await?;
         Ok(self.inner.store.configurations.get_configuration(id).await?)
@@ -155,6 +175,14 @@ impl Lifecycle {
     /// uses it), then the configuration itself. A bucket that cannot be reached does not stop
     /// the delete: the rules left behind are adopted by the next configuration on that prefix.
     pub async fn delete(&self, id: Uuid) -> Result<(), LifecycleError> {
+        // Under the lease: a validation running now would put the rules back after removal.
+        let lease = worker::Lease::take(&self.inner, &format!("configuration:{id}")).await?;
+        let result = self.delete_holding_lease(id).await;
+        lease.release(&self.inner).await;
+        result
+    }
+
+    async fn delete_holding_lease(&self, id: Uuid) -> Result<(), LifecycleError> {
         let configuration = self.inner.store.configurations.get_configuration(id).await?;
         if configuration.validation.is_some() {
             match self.inner.store.credentials.get_credential(configuration.spec.credential_id).await {
@@ -198,12 +226,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Stops looking for work, and returns once the validations under way have finished (or
-    /// after `grace`, leaving them to their leases).
-    pub async fn stop(self, grace: Duration) {
+    /// Stops looking for new work; the validations under way go on.
+    pub fn request_stop(&self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(grace, self.task).await.is_err() {
-            tracing::warn!("validations did not finish within the grace period");
+    }
+
+    /// Stops looking for work, and returns once the validations under way have finished, or
+    /// after `grace`, abandoning them (their leases expire by themselves).
+    pub async fn stop(mut self, grace: Duration) {
+        self.request_stop();
+        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
+            tracing::warn!("validations did not finish within the grace period; abandoning them");
+            self.task.abort();
         }
     }
 }

@@ -4,11 +4,14 @@
 
 use byos_aws::{AwsErrorKind, BucketAccess, CredentialSecret, QueueInfo};
 use byos_catalog::Configuration;
-use byos_domain::notifications::{self, NotificationConfig, NotificationRule};
+use byos_domain::notifications::{self, NotificationRule};
 use byos_domain::{ErrorCode, Problem};
 
-use crate::Inner;
+use std::time::Duration;
+
 use crate::problems::problem;
+use crate::worker::Lease;
+use crate::{Inner, LifecycleError};
 
 /// The other configurations on the same bucket: their prefixes, and whether one of them is
 /// older than `configuration` (then its rules have the plain `gds:` ids and ours a suffix).
@@ -24,8 +27,8 @@ async fn neighbours(
 }
 
 /// The region's queue, with `bucket` allowed in its policy. Policy updates are serialised in
-/// this process and checked after writing: another replica's concurrent update may still win,
-/// in which case the next round puts the bucket back.
+/// this process; another replica's concurrent update may still win, in which case the next
+/// validation puts the bucket back.
 async fn queue(inner: &Inner, region: &str, bucket: &str) -> Result<QueueInfo, (String, Problem)> {
     let failed = |e: byos_aws::AwsError| (e.to_string(), problem(&e, bucket, region));
     let queues = inner.aws.queues(region);
@@ -39,26 +42,30 @@ async fn queue(inner: &Inner, region: &str, bucket: &str) -> Result<QueueInfo, (
             info
         }
     };
-    for _ in 0..3 {
-        let mut allowed = match queues.allowed_buckets(&info).await {
-            Ok(allowed) => allowed,
-            Err(e) => {
-                // The queue may have been deleted behind the platform's back: find it anew next time.
-                known.remove(region);
-                return Err(failed(e));
-            }
-        };
-        if allowed.iter().any(|b| b == bucket) {
-            return Ok(info);
+    let mut allowed = match queues.allowed_buckets(&info).await {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            // The queue may have been deleted behind the platform's back: find it anew next time.
+            known.remove(region);
+            return Err(failed(e));
         }
+    };
+    if !allowed.iter().any(|b| b == bucket) {
+        // SQS shows attribute changes with a delay, so a successful write is trusted; the next
+        // validation checks it again.
         allowed.push(bucket.to_owned());
         queues.set_allowed_buckets(&info, &allowed).await.map_err(failed)?;
     }
-    let message = "the queue policy kept losing the bucket to concurrent updates; the next validation retries";
-    Err((
-        message.to_owned(),
-        Problem::new(ErrorCode::AwsRequestFailed, &[("operation", "SetQueueAttributes"), ("message", message)]),
-    ))
+    Ok(info)
+}
+
+/// How long provisioning waits for another configuration's read-merge-write on the same bucket.
+const BUCKET_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The lease that serialises read-merge-write of one bucket's notifications, across tasks and
+/// replicas: two configurations on one bucket must not write back each other's stale reads.
+async fn bucket_lease(inner: &Inner, bucket: &str) -> Result<Lease, LifecycleError> {
+    Lease::wait(inner, &format!("bucket:{bucket}"), BUCKET_PATIENCE).await
 }
 
 /// Puts the platform's rules in place; returns what was done, or why it cannot be.
@@ -66,10 +73,25 @@ pub(crate) async fn ensure(
     inner: &Inner,
     configuration: &Configuration,
     access: &BucketAccess,
-    existing: &NotificationConfig,
+) -> Result<String, (String, Problem)> {
+    let bucket = configuration.spec.bucket.as_str();
+    let lease = bucket_lease(inner, bucket).await.map_err(|e| {
+        let message = format!("the bucket's notifications are being changed by another validation: {e}");
+        (message, Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
+    })?;
+    let result = ensure_holding_lease(inner, configuration, access).await;
+    lease.release(inner).await;
+    result
+}
+
+async fn ensure_holding_lease(
+    inner: &Inner,
+    configuration: &Configuration,
+    access: &BucketAccess,
 ) -> Result<String, (String, Problem)> {
     let spec = &configuration.spec;
     let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
+    let existing = &access.notifications(bucket).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
     let queue = queue(inner, region, bucket).await?;
     let (others, older) = neighbours(inner, configuration).await.map_err(|e| {
         let error_id = uuid::Uuid::new_v4().simple().to_string();
@@ -110,8 +132,31 @@ pub(crate) async fn remove(inner: &Inner, configuration: &Configuration, secret:
     let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
     let access = inner.aws.bucket_access(secret, region).await;
     let prefix = spec.key_prefix.as_ref().map(|p| p.as_str().to_owned());
-    let Ok((others, _)) = neighbours(inner, configuration).await else {
-        return;
+    let lease = match bucket_lease(inner, bucket).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            tracing::warn!(configuration = %configuration.id, error = %e, "cannot clean the bucket up");
+            return;
+        }
+    };
+    remove_holding_lease(inner, configuration, &access, prefix).await;
+    lease.release(inner).await;
+}
+
+async fn remove_holding_lease(
+    inner: &Inner,
+    configuration: &Configuration,
+    access: &BucketAccess,
+    prefix: Option<String>,
+) {
+    let spec = &configuration.spec;
+    let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
+    let others = match neighbours(inner, configuration).await {
+        Ok((others, _)) => others,
+        Err(e) => {
+            tracing::warn!(configuration = %configuration.id, error = %e, "cannot clean the bucket up");
+            return;
+        }
     };
     match access.notifications(bucket).await {
         Ok(existing) => {

@@ -225,7 +225,7 @@ async fn checks(
                 Check::NotificationsReadable,
                 format!("{} notification rules on the bucket", existing.rules.len()),
             );
-            match provision::ensure(inner, configuration, access, &existing).await {
+            match provision::ensure(inner, configuration, access).await {
                 Ok(detail) => run.pass(Check::NotificationsWritable, detail),
                 Err((detail, problem)) => run.fail(Check::NotificationsWritable, detail, Some(problem)),
             }

@@ -70,14 +70,42 @@ pub(crate) fn next_delay(settings: &LifecycleSettings, failures: u32) -> Duratio
     capped.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }
 
-pub(crate) async fn take_lease(inner: &Inner, name: &str) -> Result<bool, LifecycleError> {
-    let now = OffsetDateTime::now_utc();
-    Ok(inner.store.leases.try_lease(name, &inner.settings.replica, now + inner.settings.lease, now).await?)
+/// A lease held for one piece of work. Each acquisition has a holder name of its own (the
+/// replica's name and a fresh id), so that two tasks of one replica exclude each other too.
+pub(crate) struct Lease {
+    name: String,
+    holder: String,
 }
 
-pub(crate) async fn release_lease(inner: &Inner, name: &str) {
-    if let Err(e) = inner.store.leases.release_lease(name, &inner.settings.replica).await {
-        tracing::warn!(lease = name, error = %e, "cannot release a lease; it expires by itself");
+impl Lease {
+    /// Takes the lease, or [`LifecycleError::Busy`] when someone holds it.
+    pub(crate) async fn take(inner: &Inner, name: &str) -> Result<Lease, LifecycleError> {
+        let holder = format!("{}:{}", inner.settings.replica, Uuid::new_v4().simple());
+        let now = OffsetDateTime::now_utc();
+        if inner.store.leases.try_lease(name, &holder, now + inner.settings.lease, now).await? {
+            Ok(Lease { name: name.to_owned(), holder })
+        } else {
+            Err(LifecycleError::Busy)
+        }
+    }
+
+    /// Takes the lease, waiting up to `patience` for its holder to give it up.
+    pub(crate) async fn wait(inner: &Inner, name: &str, patience: Duration) -> Result<Lease, LifecycleError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match Lease::take(inner, name).await {
+                Err(LifecycleError::Busy) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    pub(crate) async fn release(self, inner: &Inner) {
+        if let Err(e) = inner.store.leases.release_lease(&self.name, &self.holder).await {
+            tracing::warn!(lease = self.name, error = %e, "cannot release a lease; it expires by itself");
+        }
     }
 }
 
@@ -89,37 +117,44 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
     let mut in_flight: HashSet<Uuid> = HashSet::new();
     tokio::pin!(shutdown);
     tracing::info!(replica = inner.settings.replica, "storage configuration worker started");
+    // Look for due work at start, on a wake-up and on every tick; a finished task only frees
+    // its id (looking again then would spin on work another replica holds).
+    let mut look = true;
+    let mut ticker = tokio::time::interval(inner.settings.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while let Some(done) = running.try_join_next() {
-            finished(&mut in_flight, done);
-        }
-        let due = match inner.store.configurations.due_configurations(OffsetDateTime::now_utc(), 256).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the due configurations");
-                Vec::new()
-            }
-        };
-        for id in due {
-            if !in_flight.insert(id) {
-                continue;
-            }
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
-            let lifecycle = lifecycle.clone();
-            running.spawn(async move {
-                let _permit = permit;
-                match lifecycle.validate_now(id).await {
-                    Ok(_) | Err(LifecycleError::Busy | LifecycleError::NotFound) => {}
-                    Err(e) => tracing::warn!(configuration = %id, error = %e, "validation did not run"),
+        if look {
+            let due = match inner.store.configurations.due_configurations(OffsetDateTime::now_utc(), 256).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the due configurations");
+                    Vec::new()
                 }
-                id
-            });
+            };
+            for id in due {
+                if !in_flight.insert(id) {
+                    continue;
+                }
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let lifecycle = lifecycle.clone();
+                running.spawn(async move {
+                    let _permit = permit;
+                    match lifecycle.validate_if_due(id).await {
+                        Ok(()) | Err(LifecycleError::Busy | LifecycleError::NotFound) => {}
+                        Err(e) => tracing::warn!(configuration = %id, error = %e, "validation did not run"),
+                    }
+                    id
+                });
+            }
         }
         tokio::select! {
             () = &mut shutdown => break,
-            () = inner.wake.notified() => {}
-            () = tokio::time::sleep(inner.settings.tick) => {}
-            Some(done) = running.join_next(), if !running.is_empty() => finished(&mut in_flight, done),
+            () = inner.wake.notified() => look = true,
+            _ = ticker.tick() => look = true,
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                finished(&mut in_flight, done);
+                look = false;
+            }
         }
     }
     tracing::info!(running = running.len(), "storage configuration worker stopping; letting validations finish");
@@ -131,7 +166,7 @@ fn finished(in_flight: &mut HashSet<Uuid>, done: Result<Uuid, tokio::task::JoinE
         Ok(id) => {
             in_flight.remove(&id);
         }
-        // A panicked task's id cannot be known: start afresh, the lease keeps work single.
+        // A panicked task's id cannot be known: start afresh; the lease keeps work single.
         Err(e) => {
             tracing::error!(error = %e, "a validation task failed");
             in_flight.clear();

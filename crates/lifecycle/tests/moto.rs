@@ -552,3 +552,27 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
     assert_eq!(c.status, ConfigurationStatus::Ready, "{c:#?}");
     assert_eq!(w.notifications("role-bucket").await.rules.len(), 3);
 }
+
+/// Two validations of one configuration at once in one process: one runs, the other is told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_validation_of_a_configuration_at_a_time() {
+    let w = World::new().await;
+    w.bucket("busy-bucket", REGION).await;
+    let credential = w.any_credential().await;
+    let id = w.configuration("busy-bucket", Some("data/"), credential).await;
+    let (first, second) = tokio::join!(w.lifecycle.validate_now(id), w.lifecycle.validate_now(id));
+    let busy = [&first, &second].iter().filter(|r| matches!(r, Err(byos_lifecycle::LifecycleError::Busy))).count();
+    let ready =
+        [&first, &second].iter().filter(|r| r.as_ref().is_ok_and(|c| c.status == ConfigurationStatus::Ready)).count();
+    assert_eq!((busy, ready), (1, 1), "{first:?} / {second:?}");
+    // Deleting while a validation runs waits its turn in the same way.
+    let (validated, deleted) = tokio::join!(w.lifecycle.validate_now(id), w.lifecycle.delete(id));
+    match (&validated, &deleted) {
+        (Err(byos_lifecycle::LifecycleError::Busy), Ok(())) => {}
+        (Ok(_), Err(byos_lifecycle::LifecycleError::Busy)) => {
+            w.lifecycle.delete(id).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        other => panic!("exactly one of them should run: {other:?}"),
+    }
+    assert_eq!(w.notifications("busy-bucket").await.rules, vec![], "the delete removed the rules, whichever ran first");
+}
