@@ -1,8 +1,8 @@
-//! `byos`: the server (`byos serve`) and, in later commands, the client and the bucket owners'
-//! tools.
+//! `byos`: the server (`byos serve`) and the bucket owners' tools (`byos aws ...`).
 //!
 //! Exit codes: 0 on success, 1 when the command fails, 2 for a usage error.
 
+mod aws;
 mod serve;
 mod settings;
 
@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run the server: the REST API and the background workers.
     Serve(ServeArgs),
+    /// Tools for bucket owners: the documents their AWS account needs.
+    #[command(subcommand)]
+    Aws(aws::AwsCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Aws(command) => aws::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The `byos` binary end to end (started on a free port with a fresh data directory, on SQLite
 //! and on PostgreSQL), and the tidy checks that keep the repository true to ARCHITECTURE.md.
 
+mod aws_tools;
 mod serve;
 mod tidy;
