@@ -8,6 +8,8 @@
 mod catalogue;
 mod checks;
 pub mod cors;
+pub mod events;
+pub mod iam;
 mod names;
 pub mod notifications;
 pub mod policies;
