@@ -8,6 +8,7 @@
 
 mod bucket;
 mod error;
+mod owner;
 mod queue;
 mod setup;
 
@@ -22,6 +23,7 @@ use byos_domain::{ExternalId, RoleArn, SecretAccessKey};
 
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
+pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
 pub use queue::{QueueInfo, Queues};
 pub use setup::{NewAccessKey, Setup};
 
@@ -34,6 +36,8 @@ pub struct AwsSettings {
     /// The platform's own keys, instead of the standard credential chain. Meant for local
     /// endpoints and tests; in AWS, leave it out and let the chain find the instance's role.
     pub static_credentials: Option<(String, String)>,
+    /// A named profile of the shared AWS config and credentials files, as `--profile`.
+    pub profile: Option<String>,
 }
 
 /// A stored credential in clear, as the adapter needs it.
@@ -81,6 +85,9 @@ impl Aws {
             );
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
         }
         if let Some((key, secret)) = &settings.static_credentials {
             loader = loader.credentials_provider(Credentials::new(key, secret, None, None, "byos-settings"));

@@ -14,9 +14,9 @@ use crate::error::{AwsError, AwsErrorKind, classify};
 /// S3, KMS, IAM and STS with the caller's own identity in one region.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    s3: aws_sdk_s3::Client,
-    kms: aws_sdk_kms::Client,
-    iam: aws_sdk_iam::Client,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) kms: aws_sdk_kms::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
     region: String,
 }
@@ -88,25 +88,32 @@ impl Setup {
         Ok(())
     }
 
-    /// Sets the bucket's CORS rules to one rule for `origins` (ICA's rule: every method the
-    /// console uses, ETag exposed for multipart uploads).
+    /// Sets the bucket's CORS rules to ICA's one rule for `origins`.
     pub async fn put_cors(&self, bucket: &str, origins: &[String]) -> Result<(), AwsError> {
-        let rule = CorsRule::builder()
-            .allowed_headers("*")
-            .set_allowed_methods(Some(["HEAD", "GET", "PUT", "POST", "DELETE"].map(str::to_owned).to_vec()))
-            .set_allowed_origins(Some(origins.to_vec()))
-            .expose_headers("ETag")
-            .expose_headers("x-amz-meta-custom-header")
-            .build()
-            .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketCors", e.to_string()))?;
-        let config = CorsConfiguration::builder()
-            .cors_rules(rule)
-            .build()
-            .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketCors", e.to_string()))?;
+        let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
+        self.put_cors_rules(bucket, &[byos_domain::cors::CorsRule::console(&origins)]).await
+    }
+
+    /// Replaces the bucket's CORS rules.
+    pub async fn put_cors_rules(&self, bucket: &str, rules: &[byos_domain::cors::CorsRule]) -> Result<(), AwsError> {
+        let invalid =
+            |e: aws_sdk_s3::error::BuildError| AwsError::new(AwsErrorKind::Other, "PutBucketCors", e.to_string());
+        let mut config = CorsConfiguration::builder();
+        for rule in rules {
+            config = config.cors_rules(
+                CorsRule::builder()
+                    .set_allowed_headers(Some(rule.allowed_headers.clone()))
+                    .set_allowed_methods(Some(rule.allowed_methods.clone()))
+                    .set_allowed_origins(Some(rule.allowed_origins.clone()))
+                    .set_expose_headers(Some(rule.expose_headers.clone()))
+                    .build()
+                    .map_err(invalid)?,
+            );
+        }
         self.s3
             .put_bucket_cors()
             .bucket(bucket)
-            .cors_configuration(config)
+            .cors_configuration(config.build().map_err(invalid)?)
             .send()
             .await
             .map_err(|e| classify("PutBucketCors", e))?;

@@ -10,6 +10,7 @@ async fn aws(moto: &Moto) -> Aws {
     Aws::new(&AwsSettings {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+        profile: None,
     })
     .await
 }
@@ -148,6 +149,7 @@ async fn an_unreachable_endpoint_is_unavailable() {
     let aws = Aws::new(&AwsSettings {
         endpoint_url: Some(format!("http://127.0.0.1:{port}")),
         static_credentials: Some(("AKIAEXAMPLE000000000".to_owned(), "secret".to_owned())),
+        profile: None,
     })
     .await;
     let error = aws.own_bucket_access("eu-central-1").list_one("b-b-b", "").await.err();

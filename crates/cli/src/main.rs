@@ -1,6 +1,7 @@
 //! `byos`: the server (`byos serve`) and the bucket owners' tools (`byos aws ...`).
 //!
-//! Exit codes: 0 on success, 1 when the command fails, 2 for a usage error.
+//! Exit codes: 0 on success, 1 when the command fails, 2 for a usage error, 3 when
+//! `byos aws doctor` ran and a check failed.
 
 mod aws;
 mod serve;
@@ -22,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the server: the REST API and the background workers.
     Serve(ServeArgs),
-    /// Tools for bucket owners: the documents their AWS account needs.
+    /// Tools for bucket owners: the documents their AWS account needs, bootstrap and doctor.
     #[command(subcommand)]
     Aws(aws::AwsCommand),
 }
@@ -53,11 +54,11 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Aws(command) => aws::run(command),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             #[allow(clippy::print_stderr, reason = "the last word of a failed command, for a person")]
             {

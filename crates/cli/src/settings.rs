@@ -183,7 +183,7 @@ impl Settings {
     }
 
     pub(crate) fn aws_settings(&self) -> byos_aws::AwsSettings {
-        byos_aws::AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), static_credentials: None }
+        byos_aws::AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), static_credentials: None, profile: None }
     }
 
     pub(crate) fn path_in_data_dir(&self, name: &str) -> PathBuf {

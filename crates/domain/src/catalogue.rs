@@ -205,6 +205,13 @@ catalogue! {
         fix: "Give the storage container's settings (bucket, region and credential) in the configuration.",
     }
 
+    CorsBlocksUploads {
+        type: "Missing Storage Container Settings",
+        code: "cors-blocks-uploads",
+        status: 400,
+        message: "Browser uploads to the storage container are blocked by its CORS rules: {message}",
+        fix: "Add a CORS rule for the console's origin that allows HEAD, GET, PUT, POST and DELETE and exposes the ETag header: `byos aws cors` prints it and `byos aws doctor --fix` adds it, keeping the bucket's other rules.",
+    }
     NotificationRejected {
         type: "Conflict",
         code: "notification-rejected",

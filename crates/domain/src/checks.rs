@@ -1,9 +1,15 @@
 //! The named checks of a storage configuration's validation, shared by the platform's
 //! validation report and `byos aws doctor`. Each is named after what holds when it passes.
+//!
+//! The platform runs [`Check::VALIDATION`] with the stored credential. The doctor runs with the
+//! bucket owner's identity and evaluates the platform user's policies instead of probing with
+//! its key, so it checks the same things under the same names, plus what only the owner can
+//! read ([`Check::DOCTOR`]): default encryption, the bucket policy, federation and the copy
+//! role.
 
 use std::fmt;
 
-/// One check. [`Check::ALL`] is the order they run in.
+/// One check. [`Check::VALIDATION`] and [`Check::DOCTOR`] are the orders they run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Check {
@@ -33,10 +39,22 @@ pub enum Check {
     KmsKeyUsable,
     /// The bucket's CORS rules let the console's origin upload from a browser.
     CorsAllowsConsoleOrigin,
+    /// The bucket encrypts new objects by default (doctor only).
+    EncryptionConfigured,
+    /// No bucket policy statement denies the platform's user or its federated users what the
+    /// platform needs (doctor only).
+    BucketPolicyAllowsPlatform,
+    /// The platform's user may vend temporary credentials with `sts:GetFederationToken`
+    /// (doctor only).
+    FederationAllowed,
+    /// The region's cross-account copy role may read and write objects, and use the KMS key
+    /// (doctor only, with `--cross-account`).
+    CopyRoleAllowed,
 }
 
 impl Check {
-    pub const ALL: [Check; 13] = [
+    /// The platform's validation report, in order.
+    pub const VALIDATION: [Check; 13] = [
         Check::CredentialValid,
         Check::BucketExists,
         Check::BucketInRegion,
@@ -50,6 +68,28 @@ impl Check {
         Check::KmsKeyInRegion,
         Check::KmsKeyUsable,
         Check::CorsAllowsConsoleOrigin,
+    ];
+
+    /// `byos aws doctor`'s table, in order: the validation's checks where the owner's view
+    /// allows them, and the owner's own.
+    pub const DOCTOR: [Check; 17] = [
+        Check::CredentialValid,
+        Check::BucketExists,
+        Check::BucketInRegion,
+        Check::EncryptionConfigured,
+        Check::ObjectsListable,
+        Check::ProbeWritable,
+        Check::ProbeReadable,
+        Check::ProbeDeletable,
+        Check::VersioningReadable,
+        Check::NotificationsReadable,
+        Check::NotificationsWritable,
+        Check::KmsKeyInRegion,
+        Check::KmsKeyUsable,
+        Check::CorsAllowsConsoleOrigin,
+        Check::BucketPolicyAllowsPlatform,
+        Check::FederationAllowed,
+        Check::CopyRoleAllowed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +107,10 @@ impl Check {
             Check::KmsKeyInRegion => "kms-key-in-region",
             Check::KmsKeyUsable => "kms-key-usable",
             Check::CorsAllowsConsoleOrigin => "cors-allows-console-origin",
+            Check::EncryptionConfigured => "encryption-configured",
+            Check::BucketPolicyAllowsPlatform => "bucket-policy-allows-platform",
+            Check::FederationAllowed => "federation-allowed",
+            Check::CopyRoleAllowed => "copy-role-allowed",
         }
     }
 
@@ -74,11 +118,17 @@ impl Check {
     /// matters for uploads from a browser, and ICA's policy for unversioned buckets grants no
     /// `s3:GetBucketVersioning`, which such buckets do not need.
     pub fn required(self) -> bool {
-        !matches!(self, Check::CorsAllowsConsoleOrigin | Check::VersioningReadable)
+        !matches!(
+            self,
+            Check::CorsAllowsConsoleOrigin
+                | Check::VersioningReadable
+                | Check::EncryptionConfigured
+                | Check::CopyRoleAllowed
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Check> {
-        Check::ALL.into_iter().find(|c| c.name() == name)
+        Check::DOCTOR.into_iter().find(|c| c.name() == name)
     }
 }
 
@@ -95,12 +145,18 @@ mod tests {
     #[test]
     fn names_are_positive_unique_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
-        for check in Check::ALL {
+        for check in Check::DOCTOR {
             assert!(seen.insert(check.name()));
             assert_eq!(Check::from_name(check.name()), Some(check));
             for negative in ["missing", "invalid", "denied", "not-", "fail"] {
                 assert!(!check.name().contains(negative), "{check} is named after a failure");
             }
         }
+    }
+
+    #[test]
+    fn the_doctor_runs_every_validation_check_in_the_same_order() {
+        let shared: Vec<Check> = Check::DOCTOR.into_iter().filter(|c| Check::VALIDATION.contains(c)).collect();
+        assert_eq!(shared, Check::VALIDATION);
     }
 }

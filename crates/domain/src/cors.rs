@@ -10,6 +10,19 @@ pub struct CorsRule {
     pub expose_headers: Vec<String>,
 }
 
+impl CorsRule {
+    /// ICA's rule for a console on `origins`: every method the console uses, any header, and
+    /// ETag exposed for multipart uploads.
+    pub fn console(origins: &[&str]) -> CorsRule {
+        CorsRule {
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            allowed_methods: ["HEAD", "GET", "PUT", "POST", "DELETE"].map(str::to_owned).to_vec(),
+            allowed_headers: vec!["*".to_owned()],
+            expose_headers: vec!["ETag".to_owned(), "x-amz-meta-custom-header".to_owned()],
+        }
+    }
+}
+
 /// S3's origin matching: exact, or with one `*` standing for any run of characters.
 pub fn origin_matches(pattern: &str, origin: &str) -> bool {
     match pattern.split_once('*') {

@@ -8,6 +8,7 @@
 mod catalogue;
 mod checks;
 pub mod cors;
+mod dates;
 pub mod events;
 pub mod iam;
 mod names;

@@ -7,6 +7,7 @@
 
 use serde_json::{Value, json};
 
+use crate::cors::CorsRule;
 use crate::names::{BucketName, KeyPrefix, KmsKeyArn, RoleArn};
 use crate::storage::VersioningState;
 
@@ -115,12 +116,13 @@ pub fn iam_policy(
 
 /// The bucket's CORS configuration for browser uploads from `origins` (ICA's rule).
 pub fn cors_configuration(origins: &[&str]) -> Value {
+    let rule = CorsRule::console(origins);
     json!({
         "CORSRules": [{
-            "AllowedHeaders": ["*"],
-            "AllowedMethods": ["HEAD", "GET", "PUT", "POST", "DELETE"],
-            "AllowedOrigins": origins,
-            "ExposeHeaders": ["ETag", "x-amz-meta-custom-header"],
+            "AllowedHeaders": rule.allowed_headers,
+            "AllowedMethods": rule.allowed_methods,
+            "AllowedOrigins": rule.allowed_origins,
+            "ExposeHeaders": rule.expose_headers,
         }]
     })
 }
@@ -197,6 +199,56 @@ pub fn kms_key_policy_statement(role: &RoleArn) -> Value {
     })
 }
 
+/// A policy document with `ours` merged in, and whether that changed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    pub document: Value,
+    pub changed: bool,
+}
+
+/// Merges the statements of `ours` into the `existing` policy document (a bucket or key policy
+/// the owner may have written): a statement with one of our `Sid`s is replaced, the others are
+/// kept as they are, ours missing are added. This is how the tools add the copy role's grants
+/// without dropping what the owner has.
+pub fn merge_statements(existing: Option<&str>, ours: &Value) -> Result<Merged, String> {
+    let ours: Vec<Value> = match ours.get("Statement") {
+        Some(Value::Array(statements)) => statements.clone(),
+        Some(statement) => vec![statement.clone()],
+        None => vec![ours.clone()],
+    };
+    let Some(text) = existing else {
+        return Ok(Merged { document: json!({"Version": "2012-10-17", "Statement": ours}), changed: true });
+    };
+    let mut document: Value =
+        serde_json::from_str(text).map_err(|e| format!("the existing policy is not JSON: {e}"))?;
+    let Some(object) = document.as_object_mut() else {
+        return Err("the existing policy is not a JSON object".to_owned());
+    };
+    let mut statements = match object.remove("Statement") {
+        Some(Value::Array(statements)) => statements,
+        Some(statement) => vec![statement],
+        None => Vec::new(),
+    };
+    let mut changed = false;
+    for statement in ours {
+        let sid = statement.get("Sid").cloned();
+        match statements.iter_mut().find(|s| sid.is_some() && s.get("Sid") == sid.as_ref()) {
+            Some(existing) if *existing == statement => {}
+            Some(existing) => {
+                *existing = statement;
+                changed = true;
+            }
+            None => {
+                statements.push(statement);
+                changed = true;
+            }
+        }
+    }
+    object.insert("Statement".to_owned(), Value::Array(statements));
+    object.entry("Version").or_insert_with(|| json!("2012-10-17"));
+    Ok(Merged { document, changed })
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::expect;
@@ -205,6 +257,10 @@ mod tests {
 
     fn bucket() -> BucketName {
         BucketName::parse("customer-bucket").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn role() -> RoleArn {
+        RoleArn::parse("arn:aws:iam::079623148045:role/ica_euc1_crossacct").unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn pretty(v: &Value) -> String {
@@ -342,5 +398,32 @@ mod tests {
         ]]
         .assert_eq(&deny["Statement"][0]["Condition"]["ArnNotLike"]["aws:PrincipalArn"].to_string());
         assert_eq!(kms_key_policy_statement(&role)["Principal"]["AWS"], json!(role.as_str()));
+    }
+
+    #[test]
+    fn merging_keeps_the_owners_statements_and_is_idempotent() {
+        let ours = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Ours", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/r"}, "Action": "s3:GetObject", "Resource": "*"}
+        ]});
+        let owners = r#"{"Version":"2012-10-17","Statement":{"Sid":"Theirs","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
+        let first = merge_statements(Some(owners), &ours).unwrap_or_else(|e| panic!("{e}"));
+        assert!(first.changed);
+        let sids: Vec<_> =
+            first.document["Statement"].as_array().into_iter().flatten().map(|s| s["Sid"].clone()).collect();
+        assert_eq!(sids, [json!("Theirs"), json!("Ours")]);
+        let text = first.document.to_string();
+        let second = merge_statements(Some(&text), &ours).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!second.changed);
+        assert_eq!(second.document, first.document);
+
+        let stale = text.replace("s3:GetObject", "s3:PutObject");
+        let third = merge_statements(Some(&stale), &ours).unwrap_or_else(|e| panic!("{e}"));
+        assert!(third.changed);
+        assert_eq!(third.document, first.document);
+
+        let fresh = merge_statements(None, &kms_key_policy_statement(&role())).unwrap_or_else(|e| panic!("{e}"));
+        assert!(fresh.changed);
+        assert_eq!(fresh.document["Statement"][0]["Sid"], "AllowCrossAccountCopy");
+        assert!(merge_statements(Some("not json"), &ours).is_err());
     }
 }

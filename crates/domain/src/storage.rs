@@ -123,6 +123,16 @@ pub enum VersioningState {
     Suspended,
 }
 
+impl VersioningState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersioningState::Unversioned => "unversioned",
+            VersioningState::Enabled => "enabled",
+            VersioningState::Suspended => "suspended",
+        }
+    }
+}
+
 /// The outcome of one named check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -51,9 +51,12 @@ impl World {
     }
 
     async fn build(moto: Moto, platform: (String, String), postgres: Option<TestPostgres>) -> World {
-        let aws =
-            Aws::new(&AwsSettings { endpoint_url: Some(moto.url().to_owned()), static_credentials: Some(platform) })
-                .await;
+        let aws = Aws::new(&AwsSettings {
+            endpoint_url: Some(moto.url().to_owned()),
+            static_credentials: Some(platform),
+            profile: None,
+        })
+        .await;
         let dir = temp_dir();
         let options = StoreOptions {
             url: postgres.as_ref().map(|p| p.url().to_owned()),
@@ -389,6 +392,7 @@ async fn enforced_world() -> (World, byos_aws::NewAccessKey) {
     let bootstrap = Aws::new(&AwsSettings {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+        profile: None,
     })
     .await;
     let setup = bootstrap.setup(REGION);

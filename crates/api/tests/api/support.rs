@@ -110,6 +110,7 @@ impl TestApp {
         let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
             endpoint_url: Some(format!("http://127.0.0.1:{}", byos_test_support::free_port())),
             static_credentials: Some(("AKIAEXAMPLE000000000".to_owned(), "unused".to_owned())),
+            profile: None,
         })
         .await;
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws, key.clone(), Default::default());

@@ -282,6 +282,7 @@ async fn a_configuration_heals_through_the_background_check() {
     let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+        profile: None,
     })
     .await;
     aws.setup("eu-central-1").create_bucket("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));

@@ -1,15 +1,30 @@
 //! `byos aws ...`: the bucket owner's tools. The generators print the documents ICA's guide
-//! has people copy by hand, as JSON that the AWS CLI accepts (`file://...`).
+//! has people copy by hand, as JSON that the AWS CLI accepts (`file://...`); `bootstrap` puts
+//! them in place and `doctor` checks a bucket against everything the platform needs.
+
+mod bootstrap;
+mod connect;
+mod doctor;
+mod register;
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use byos_domain::policies::{self, ICA_CONSOLE_ORIGIN};
 use byos_domain::{BucketName, KeyPrefix, KmsKeyArn, RegionTable, VersioningState};
 use clap::Subcommand;
 
+/// The exit code of `doctor` when a check failed (1 means the command itself failed).
+pub(crate) const CHECKS_FAILED: u8 = 3;
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum AwsCommand {
+    /// Set a bucket up for the platform, idempotently: bucket, encryption, prefix folder, CORS,
+    /// IAM policy, user and access key (and the copy role's grants with --cross-account).
+    Bootstrap(Box<bootstrap::BootstrapArgs>),
+    /// Check a bucket against everything the platform needs; name each problem's fix.
+    Doctor(Box<doctor::DoctorArgs>),
     /// Print the IAM policy of the platform's user (ICA's documents).
     Policy {
         #[arg(long)]
@@ -58,11 +73,7 @@ pub(crate) enum AwsCommand {
     },
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("formatting the document")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").context("writing to stdout")
-}
+use connect::print_json;
 
 fn role(region: &str) -> anyhow::Result<byos_domain::RoleArn> {
     let table = RegionTable::builtin();
@@ -76,8 +87,29 @@ fn versioning(versioned: bool) -> VersioningState {
     if versioned { VersioningState::Enabled } else { VersioningState::Unversioned }
 }
 
-pub(crate) fn run(command: AwsCommand) -> anyhow::Result<()> {
+pub(crate) fn run(command: AwsCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AwsCommand::Bootstrap(args) => {
+            runtime()?.block_on(bootstrap::run(*args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AwsCommand::Doctor(args) => runtime()?.block_on(doctor::run(*args)),
+        command => {
+            print(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The commands that talk to AWS run on one thread: they wait on AWS, one call at a time.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// The printing commands.
+fn print(command: AwsCommand) -> anyhow::Result<()> {
+    match command {
+        AwsCommand::Bootstrap(_) | AwsCommand::Doctor(_) => Ok(()),
         AwsCommand::Policy { bucket, prefix, versioned, kms_key, explain } => {
             let bucket = BucketName::parse(&bucket).context("--bucket")?;
             let prefix = prefix.as_deref().map(KeyPrefix::parse).transpose().context("--prefix")?;

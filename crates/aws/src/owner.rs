@@ -1,0 +1,401 @@
+//! What a bucket owner's tools read and write beyond the platform's own needs: default
+//! encryption, bucket and key policies, and the IAM user's policies (attached, inline and through
+//! groups), so that `byos aws bootstrap` can compare before it writes and `byos aws doctor` can
+//! evaluate them.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ServerSideEncryption as S3Sse, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule,
+};
+
+use crate::error::{AwsError, AwsErrorKind, classify};
+use crate::setup::Setup;
+
+/// A bucket's default encryption, as S3 reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultEncryption {
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub algorithm: String,
+    /// The KMS key as configured: an ARN, a key id or an alias.
+    pub kms_key: Option<String>,
+    pub bucket_key: bool,
+}
+
+/// An IAM user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamUser {
+    pub name: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
+/// One of the policies that apply to a user, with where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedPolicy {
+    /// Says where the policy is attached, such as `managed policy illumina-ica-admin-policy` or
+    /// `inline policy p of group g`.
+    pub source: String,
+    /// The policy's JSON text, decoded.
+    pub document: String,
+}
+
+/// The policies that decide what a user may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPolicies {
+    pub identity: Vec<AppliedPolicy>,
+    /// The permissions boundary, when the user has one: it caps what the identity policies
+    /// grant.
+    pub boundary: Option<AppliedPolicy>,
+}
+
+/// A managed policy's ARN and the document of its default version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    pub arn: String,
+    pub default_version: String,
+    pub document: String,
+}
+
+/// A KMS key as `DescribeKey` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKey {
+    pub arn: String,
+    pub enabled: bool,
+}
+
+/// IAM answers policy documents URL-encoded (RFC 3986); some local endpoints send them as is.
+fn decode_document(text: &str) -> String {
+    if text.trim_start().starts_with('{') {
+        return text.to_owned();
+    }
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+fn missing(operation: &'static str, what: &str) -> AwsError {
+    AwsError::new(AwsErrorKind::Other, operation, format!("the answer has no {what}"))
+}
+
+/// `Ok(None)` for a missing thing, the error otherwise.
+fn absent_if<T>(result: Result<T, AwsError>, codes: &[&str]) -> Result<Option<T>, AwsError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind == AwsErrorKind::NotFound || e.code.as_deref().is_some_and(|c| codes.contains(&c)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Setup {
+    /// The bucket's default encryption; `None` when it has none configured (S3 then still
+    /// encrypts new objects with SSE-S3).
+    pub async fn bucket_encryption(&self, bucket: &str) -> Result<Option<DefaultEncryption>, AwsError> {
+        let result =
+            self.s3.get_bucket_encryption().bucket(bucket).send().await.map_err(|e| classify("GetBucketEncryption", e));
+        let Some(out) = absent_if(result, &["ServerSideEncryptionConfigurationNotFoundError"])? else {
+            return Ok(None);
+        };
+        let rule = out.server_side_encryption_configuration().and_then(|c| c.rules().first());
+        Ok(rule.and_then(|rule| {
+            let default = rule.apply_server_side_encryption_by_default()?;
+            Some(DefaultEncryption {
+                algorithm: default.sse_algorithm().as_str().to_owned(),
+                kms_key: default.kms_master_key_id().map(str::to_owned),
+                bucket_key: rule.bucket_key_enabled().unwrap_or(false),
+            })
+        }))
+    }
+
+    /// Sets the bucket's default encryption: SSE-KMS with `kms_key` (and an S3 bucket key, which
+    /// cuts KMS requests), or SSE-S3 without one.
+    pub async fn put_bucket_encryption(&self, bucket: &str, kms_key: Option<&str>) -> Result<(), AwsError> {
+        let default = match kms_key {
+            Some(key) => ServerSideEncryptionByDefault::builder().sse_algorithm(S3Sse::AwsKms).kms_master_key_id(key),
+            None => ServerSideEncryptionByDefault::builder().sse_algorithm(S3Sse::Aes256),
+        }
+        .build()
+        .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketEncryption", e.to_string()))?;
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(default)
+            .bucket_key_enabled(kms_key.is_some())
+            .build();
+        let config = ServerSideEncryptionConfiguration::builder()
+            .rules(rule)
+            .build()
+            .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketEncryption", e.to_string()))?;
+        self.s3
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(config)
+            .send()
+            .await
+            .map_err(|e| classify("PutBucketEncryption", e))?;
+        Ok(())
+    }
+
+    pub async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, AwsError> {
+        let result = self.s3.head_object().bucket(bucket).key(key).send().await.map_err(|e| classify("HeadObject", e));
+        Ok(absent_if(result, &["NoSuchKey", "NotFound"])?.is_some())
+    }
+
+    /// Writes an empty object, such as a folder marker (`prefix/`).
+    pub async fn put_empty_object(&self, bucket: &str, key: &str) -> Result<(), AwsError> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(|e| classify("PutObject", e))?;
+        Ok(())
+    }
+
+    /// The bucket policy's JSON text, if the bucket has one.
+    pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, AwsError> {
+        let result =
+            self.s3.get_bucket_policy().bucket(bucket).send().await.map_err(|e| classify("GetBucketPolicy", e));
+        Ok(absent_if(result, &["NoSuchBucketPolicy"])?.and_then(|out| out.policy().map(str::to_owned)))
+    }
+
+    pub async fn put_bucket_policy(&self, bucket: &str, document: &str) -> Result<(), AwsError> {
+        self.s3
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(document)
+            .send()
+            .await
+            .map_err(|e| classify("PutBucketPolicy", e))?;
+        Ok(())
+    }
+
+    /// The IAM user, if it exists.
+    pub async fn user(&self, name: &str) -> Result<Option<IamUser>, AwsError> {
+        let result = self.iam.get_user().user_name(name).send().await.map_err(|e| classify("GetUser", e));
+        Ok(absent_if(result, &["NoSuchEntity"])?.and_then(|out| {
+            out.user().map(|u| IamUser {
+                name: u.user_name().to_owned(),
+                arn: u.arn().to_owned(),
+                user_id: u.user_id().to_owned(),
+            })
+        }))
+    }
+
+    /// The ARNs of the managed policies attached to the user.
+    pub async fn attached_user_policies(&self, user: &str) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut pages = self.iam.list_attached_user_policies().user_name(user).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListAttachedUserPolicies", e))?;
+            arns.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)));
+        }
+        Ok(arns)
+    }
+
+    /// The managed policy and its default version's document, if the policy exists.
+    pub async fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, AwsError> {
+        let result = self.iam.get_policy().policy_arn(arn).send().await.map_err(|e| classify("GetPolicy", e));
+        let Some(out) = absent_if(result, &["NoSuchEntity"])? else { return Ok(None) };
+        let version = out
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .ok_or_else(|| missing("GetPolicy", "default version"))?
+            .to_owned();
+        let out = self
+            .iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(&version)
+            .send()
+            .await
+            .map_err(|e| classify("GetPolicyVersion", e))?;
+        let document =
+            out.policy_version().and_then(|v| v.document()).ok_or_else(|| missing("GetPolicyVersion", "document"))?;
+        Ok(Some(ManagedPolicy { arn: arn.to_owned(), default_version: version, document: decode_document(document) }))
+    }
+
+    /// Makes `document` the managed policy's default version. IAM keeps at most five versions,
+    /// so the oldest version that is not the default goes first when there are five.
+    pub async fn set_policy_document(&self, arn: &str, document: &str) -> Result<(), AwsError> {
+        let out = self
+            .iam
+            .list_policy_versions()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify("ListPolicyVersions", e))?;
+        let mut old: Vec<_> = out.versions().iter().filter(|v| !v.is_default_version()).collect();
+        if out.versions().len() >= 5 {
+            old.sort_by_key(|v| v.create_date().map(|d| d.secs()));
+            if let Some(oldest) = old.first().and_then(|v| v.version_id()) {
+                self.iam
+                    .delete_policy_version()
+                    .policy_arn(arn)
+                    .version_id(oldest)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DeletePolicyVersion", e))?;
+            }
+        }
+        self.iam
+            .create_policy_version()
+            .policy_arn(arn)
+            .policy_document(document)
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|e| classify("CreatePolicyVersion", e))?;
+        Ok(())
+    }
+
+    /// Every policy that applies to the user: attached and inline, the user's own and its
+    /// groups', and its permissions boundary.
+    pub async fn user_policies(&self, user: &str) -> Result<UserPolicies, AwsError> {
+        let mut policies = UserPolicies::default();
+        for arn in self.attached_user_policies(user).await? {
+            if let Some(policy) = self.managed_policy(&arn).await? {
+                policies
+                    .identity
+                    .push(AppliedPolicy { source: format!("managed policy {arn}"), document: policy.document });
+            }
+        }
+        let names =
+            self.iam.list_user_policies().user_name(user).send().await.map_err(|e| classify("ListUserPolicies", e))?;
+        for name in names.policy_names() {
+            let out = self
+                .iam
+                .get_user_policy()
+                .user_name(user)
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(|e| classify("GetUserPolicy", e))?;
+            policies.identity.push(AppliedPolicy {
+                source: format!("inline policy {name}"),
+                document: decode_document(out.policy_document()),
+            });
+        }
+        let groups = self
+            .iam
+            .list_groups_for_user()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| classify("ListGroupsForUser", e))?;
+        for group in groups.groups() {
+            let group = group.group_name();
+            let attached = self
+                .iam
+                .list_attached_group_policies()
+                .group_name(group)
+                .send()
+                .await
+                .map_err(|e| classify("ListAttachedGroupPolicies", e))?;
+            for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+                if let Some(policy) = self.managed_policy(arn).await? {
+                    policies.identity.push(AppliedPolicy {
+                        source: format!("managed policy {arn} of group {group}"),
+                        document: policy.document,
+                    });
+                }
+            }
+            let names = self
+                .iam
+                .list_group_policies()
+                .group_name(group)
+                .send()
+                .await
+                .map_err(|e| classify("ListGroupPolicies", e))?;
+            for name in names.policy_names() {
+                let out = self
+                    .iam
+                    .get_group_policy()
+                    .group_name(group)
+                    .policy_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetGroupPolicy", e))?;
+                policies.identity.push(AppliedPolicy {
+                    source: format!("inline policy {name} of group {group}"),
+                    document: decode_document(out.policy_document()),
+                });
+            }
+        }
+        let out = self.iam.get_user().user_name(user).send().await.map_err(|e| classify("GetUser", e))?;
+        let boundary = out.user().and_then(|u| u.permissions_boundary()).and_then(|b| b.permissions_boundary_arn());
+        if let Some(arn) = boundary
+            && let Some(policy) = self.managed_policy(arn).await?
+        {
+            policies.boundary =
+                Some(AppliedPolicy { source: format!("permissions boundary {arn}"), document: policy.document });
+        }
+        Ok(policies)
+    }
+
+    /// The ids of the user's access keys that are active.
+    pub async fn active_access_keys(&self, user: &str) -> Result<Vec<String>, AwsError> {
+        let out =
+            self.iam.list_access_keys().user_name(user).send().await.map_err(|e| classify("ListAccessKeys", e))?;
+        Ok(out
+            .access_key_metadata()
+            .iter()
+            .filter(|k| k.status().is_some_and(|s| s.as_str() == "Active"))
+            .filter_map(|k| k.access_key_id().map(str::to_owned))
+            .collect())
+    }
+
+    /// The KMS key named by an ARN, id or alias, if it exists.
+    pub async fn kms_key(&self, key: &str) -> Result<Option<KmsKey>, AwsError> {
+        let result = self.kms.describe_key().key_id(key).send().await.map_err(|e| classify("DescribeKey", e));
+        Ok(absent_if(result, &["NotFoundException"])?.and_then(|out| {
+            out.key_metadata().and_then(|m| Some(KmsKey { arn: m.arn()?.to_owned(), enabled: m.enabled() }))
+        }))
+    }
+
+    /// Points `alias/{name}` at the key.
+    pub async fn create_kms_alias(&self, alias: &str, key_arn: &str) -> Result<(), AwsError> {
+        self.kms
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(key_arn)
+            .send()
+            .await
+            .map_err(|e| classify("CreateAlias", e))?;
+        Ok(())
+    }
+
+    /// The key policy's JSON text (KMS keys have exactly one policy, named `default`).
+    pub async fn kms_key_policy(&self, key_arn: &str) -> Result<String, AwsError> {
+        let out = self
+            .kms
+            .get_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|e| classify("GetKeyPolicy", e))?;
+        out.policy().map(str::to_owned).ok_or_else(|| missing("GetKeyPolicy", "policy"))
+    }
+
+    pub async fn put_kms_key_policy(&self, key_arn: &str, document: &str) -> Result<(), AwsError> {
+        self.kms
+            .put_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .policy(document)
+            .send()
+            .await
+            .map_err(|e| classify("PutKeyPolicy", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_decoded_when_encoded() {
+        assert_eq!(decode_document("%7B%22Version%22%3A%20%222012-10-17%22%7D"), r#"{"Version": "2012-10-17"}"#);
+        assert_eq!(decode_document(r#" {"a": "100%"}"#), r#" {"a": "100%"}"#);
+    }
+}

@@ -1,0 +1,158 @@
+//! `bootstrap --register URL`: creates the storage credential and the storage configuration on a
+//! byos server over its REST API, then waits for the first validation and shows its report. A
+//! configuration of the same bucket and prefix that already exists is left as it is.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use byos_domain::{BucketName, KeyPrefix, KmsKeyArn};
+use serde_json::{Value, json};
+
+use super::bootstrap::{Change, Key, Steps};
+use super::connect::say;
+
+/// Where and what to register.
+#[derive(Debug)]
+pub(crate) struct Target<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) bucket: &'a BucketName,
+    pub(crate) prefix: Option<&'a KeyPrefix>,
+    pub(crate) kms_key: Option<&'a KmsKeyArn>,
+    pub(crate) user: &'a str,
+}
+
+/// A thin client of the byos REST API.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the byos server at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["message"].as_str().unwrap_or("no message");
+            let fix = body["fix"].as_str().map(|f| format!(" (fix: {f})")).unwrap_or_default();
+            bail!("{what}: the server answered {status}: {message}{fix}");
+        }
+        Ok(body)
+    }
+
+    async fn get(&self, path: &str, what: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base)), what).await
+    }
+
+    async fn post(&self, path: &str, body: &Value, what: &str) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body), what).await
+    }
+}
+
+pub(crate) async fn run(target: &Target<'_>, key: Option<&Key>, steps: &mut Steps) -> anyhow::Result<()> {
+    let api = Api {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().context("an HTTP client")?,
+        base: target.url.trim_end_matches('/').to_owned(),
+        token: target.token.to_owned(),
+    };
+    let subject = format!("storage configuration {}", target.name);
+    let prefix = target.prefix.map(KeyPrefix::as_str);
+    let existing = api.get("/api/v1/storage-configurations", "listing storage configurations").await?;
+    let same = existing["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["bucket"].as_str() == Some(target.bucket.as_str()) && c["keyPrefix"].as_str() == prefix);
+    if let Some(found) = same {
+        let detail = format!("{} exists on {} ({})", found["id"], target.url, found["status"].as_str().unwrap_or("?"));
+        return steps.record(Change::Unchanged, &subject, &detail);
+    }
+    if steps.is_dry_run() {
+        return steps.record(Change::Created, &subject, &format!("on {}, with a new storage credential", target.url));
+    }
+    let Some(key) = key else {
+        bail!(
+            "--register needs the access key's secret, which AWS shows only when the key is created: pass \
+             --new-access-key, or the --secret-file a previous run wrote"
+        );
+    };
+    let credential = api
+        .post(
+            "/api/v1/storage-credentials",
+            &json!({
+                "name": format!("{} {}", target.user, target.name),
+                "type": "aws-user",
+                "accessKeyId": key.access_key_id,
+                "secretAccessKey": key.secret_access_key,
+            }),
+            "creating the storage credential",
+        )
+        .await?;
+    let credential_id = credential["id"].as_str().context("the server's credential has no id")?;
+    steps.record(Change::Created, &format!("storage credential {}", credential["name"]), credential_id)?;
+    let mut body = json!({
+        "name": target.name,
+        "region": target.region,
+        "bucket": target.bucket.as_str(),
+        "credentialId": credential_id,
+    });
+    if let Some(prefix) = prefix {
+        body["keyPrefix"] = json!(prefix);
+    }
+    if let Some(key) = target.kms_key {
+        body["serverSideEncryption"] = json!({"algorithm": "aws:kms", "keyName": key.as_str()});
+    }
+    let created = api.post("/api/v1/storage-configurations", &body, "creating the storage configuration").await?;
+    let id = created["id"].as_str().context("the server's configuration has no id")?.to_owned();
+    steps.record(Change::Created, &subject, &id)?;
+    wait_for_validation(&api, &id, steps).await
+}
+
+/// Polls the configuration until its first validation has run, and shows the outcome.
+async fn wait_for_validation(api: &Api, id: &str, steps: &Steps) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let path = format!("/api/v1/storage-configurations/{id}");
+    if steps.shows_table() {
+        say("  waiting for the server to validate the configuration ...")?;
+    }
+    loop {
+        let configuration = api.get(&path, "reading the storage configuration").await?;
+        let status = configuration["status"].as_str().unwrap_or("?");
+        if status != "initializing" {
+            if steps.shows_table() {
+                say(format_args!("  status: {status}"))?;
+                for check in configuration["validation"]["checks"].as_array().into_iter().flatten() {
+                    if check["result"] == "failed" {
+                        say(format_args!(
+                            "    {:<28} failed  {}",
+                            check["name"].as_str().unwrap_or("?"),
+                            check["detail"].as_str().unwrap_or("")
+                        ))?;
+                    }
+                }
+                if let Some(message) = configuration["error"]["message"].as_str() {
+                    say(format_args!(
+                        "  error: {message}\n  fix:   {}",
+                        configuration["error"]["fix"].as_str().unwrap_or("")
+                    ))?;
+                }
+            }
+            if status == "error" {
+                bail!("the server could not use the bucket: run `byos aws doctor` on it");
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the server has not validated the configuration after 60 s; look at {path}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
