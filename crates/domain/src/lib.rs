@@ -13,6 +13,7 @@ pub mod events;
 pub mod iam;
 mod names;
 pub mod notifications;
+pub mod objects;
 pub mod policies;
 mod region;
 mod storage;

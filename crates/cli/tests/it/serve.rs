@@ -9,7 +9,7 @@ use byos_test_support::{TempDir, TestPostgres, temp_dir};
 use serde_json::{Value, json};
 
 /// A running `byos serve`, its output going to files in its data directory's parent.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     stdout: PathBuf,
@@ -28,7 +28,7 @@ fn byos() -> Command {
 }
 
 impl Server {
-    fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let stdout = dir.join(format!("stdout-{run}"));
         let stderr = dir.join(format!("stderr-{run}"));
@@ -60,7 +60,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -95,7 +95,7 @@ fn file(path: &Path) -> std::fs::File {
     std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
