@@ -16,7 +16,7 @@ use anyhow::Context;
 use byos_aws::{AwsErrorKind, BucketAccess, KmsKey};
 use byos_domain::cors::{self, CorsRule};
 use byos_domain::iam::{Access, Decision, Policies, PolicyDocument, PolicyKind, Request, ResourcePolicy};
-use byos_domain::notifications::{self, NotificationConfig};
+use byos_domain::notifications::{self, NotificationConfig, NotificationRule};
 use byos_domain::policies::{self, ICA_CONSOLE_ORIGIN};
 use byos_domain::{BucketName, Check, ErrorCode, KeyPrefix, KmsKeyArn, Problem, RegionTable, RoleArn, VersioningState};
 use serde_json::{Value, json};
@@ -80,8 +80,8 @@ impl Verdict {
 enum Repair {
     /// Add ICA's CORS rule for these origins, keeping the bucket's other rules.
     AddCors(Vec<String>),
-    /// Remove the `gds:*` notification rules.
-    RemoveLeftovers,
+    /// Remove these `gds:*` notification rules, left by a platform configuration that is gone.
+    RemoveLeftovers(Vec<String>),
     /// Make ICA's document the default version of byos's managed policy.
     SetPolicy { arn: String, document: String },
 }
@@ -90,7 +90,7 @@ impl Repair {
     fn describe(&self, bucket: &str) -> String {
         match self {
             Repair::AddCors(origins) => format!("add a CORS rule on {bucket} for {}", origins.join(", ")),
-            Repair::RemoveLeftovers => format!("remove the gds:* notification rules from {bucket}"),
+            Repair::RemoveLeftovers(ids) => format!("remove the leftover rules {} from {bucket}", ids.join(", ")),
             Repair::SetPolicy { arn, .. } => format!("make ICA's policy the default version of {arn}"),
         }
     }
@@ -347,6 +347,9 @@ struct Doctor<'a> {
     target: &'a Target,
     facts: &'a Facts,
 }
+
+/// The platform's queues are named `byos-events-{region}`.
+const QUEUE_PREFIX: &str = "byos-events-";
 
 /// The object key a permission check asks about: a probe under the prefix.
 const PROBE_KEY: &str = ".byos-probe-doctor";
@@ -735,24 +738,43 @@ impl Doctor<'_> {
                 ),
             );
         }
-        let ours: Vec<&str> =
-            existing.rules.iter().filter(|r| notifications::is_ours(r)).filter_map(|r| r.id.as_deref()).collect();
-        if !ours.is_empty() {
+        // The platform's rules on this prefix to a byos queue are a live configuration's; other
+        // gds:* rules (another queue, another prefix) were left by one that is gone.
+        let live = |r: &NotificationRule| {
+            r.prefix.as_deref().unwrap_or("") == self.prefix()
+                && r.destination.arn().rsplit(':').next().is_some_and(|q| q.starts_with(QUEUE_PREFIX))
+        };
+        let leftovers: Vec<String> = existing
+            .rules
+            .iter()
+            .filter(|r| notifications::is_ours(r) && !live(r))
+            .filter_map(|r| r.id.clone())
+            .collect();
+        if !leftovers.is_empty() {
             let mut finding = Finding::warn(
                 Check::NotificationsWritable,
                 format!(
-                    "gds:* rules are on the bucket ({}): a platform configuration uses them, or a deleted one left them; \
-                     remove leftovers with --fix (a live configuration puts its rules back at its next check)",
-                    ours.join(", ")
+                    "leftover platform rules {} (not this prefix's, or to another queue): remove them with --fix",
+                    leftovers.join(", ")
                 ),
             )
-            .with_repair(Repair::RemoveLeftovers);
-            finding.fix = Some(format!("byos aws doctor --bucket {} --fix", self.bucket()));
+            .with_repair(Repair::RemoveLeftovers(leftovers));
+            finding.fix = Some(format!("byos aws doctor --bucket {} --prefix {} --fix", self.bucket(), self.prefix()));
             return finding;
         }
+        let in_place = existing.rules.iter().filter(|r| notifications::is_ours(r) && live(r)).count();
+        let state = if in_place == 0 {
+            "the platform's rules are not set yet (it adds them when it validates the configuration)".to_owned()
+        } else {
+            format!("{in_place} platform rules in place")
+        };
         Finding::pass(
             Check::NotificationsWritable,
-            format!("{}; no rule of the bucket's overlaps the platform's on '{}'", granted.detail, self.prefix()),
+            format!(
+                "{}; {state}; no rule of the bucket's overlaps the platform's on '{}'",
+                granted.detail,
+                self.prefix()
+            ),
         )
     }
 
@@ -993,9 +1015,11 @@ async fn apply(c: &Connection, target: &Target, repair: &Repair) -> anyhow::Resu
             rules.push(CorsRule::console(&origins));
             c.setup.put_cors_rules(bucket, &rules).await.context("writing the CORS rules")
         }
-        Repair::RemoveLeftovers => {
+        Repair::RemoveLeftovers(ids) => {
             let existing = access.notifications(bucket).await.context("reading the notification rules")?;
-            let cleaned = notifications::without(&existing, notifications::is_ours);
+            let cleaned = notifications::without(&existing, |r| {
+                notifications::is_ours(r) && r.id.as_ref().is_some_and(|id| ids.contains(id))
+            });
             access.put_notifications(bucket, &cleaned).await.context("writing the notification rules")
         }
         Repair::SetPolicy { arn, document } => {

@@ -270,7 +270,10 @@ fn the_doctor_names_each_problem_and_its_fix_and_fix_heals() {
     assert_eq!(with_result(&report, "fail"), ["probe-readable", "cors-allows-console-origin"], "{report}");
     assert_eq!(with_result(&report, "warn"), ["notifications-writable"], "{report}");
     let leftovers = check(&report, "notifications-writable");
-    assert!(leftovers["detail"].as_str().unwrap_or_default().contains("gds:objectcreated"), "{leftovers}");
+    assert!(
+        leftovers["detail"].as_str().unwrap_or_default().contains("leftover platform rules gds:objectcreated"),
+        "{leftovers}"
+    );
     assert_eq!(leftovers["fixable"], true);
     let cors = check(&report, "cors-allows-console-origin");
     assert_eq!(cors["error"]["code"], "cors-blocks-uploads");
@@ -455,6 +458,12 @@ fn bootstrap_registers_the_bucket_on_a_server() {
     let (code, stdout, stderr) = owner.byos(&args);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("status: ready"), "{stdout}");
+    // The live configuration's notification rules are the platform's, not leftovers.
+    let (code, report) = owner.doctor(&[]);
+    assert_eq!(code, 0, "{report}");
+    let rules = check(&report, "notifications-writable");
+    assert_eq!(rules["result"], "pass", "{report}");
+    assert!(rules["detail"].as_str().unwrap_or_default().contains("3 platform rules in place"), "{rules}");
     // Registered once: the second run finds the configuration.
     let (code, second) = owner.json(&args);
     assert_eq!(code, 0, "{second}");
