@@ -19,6 +19,7 @@ use super::register;
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct BootstrapArgs {
+    /// The bucket to set up; created when it does not exist.
     #[arg(long)]
     pub(crate) bucket: String,
     /// The bucket's AWS region: one of the platform's regions.

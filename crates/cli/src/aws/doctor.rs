@@ -25,6 +25,7 @@ use super::connect::{AwsOptions, Connection, Output, connect, print_json, say};
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DoctorArgs {
+    /// The bucket to check.
     #[arg(long)]
     pub(crate) bucket: String,
     /// The key prefix the platform uses (ends with '/'); the whole bucket without it.
@@ -33,6 +34,10 @@ pub(crate) struct DoctorArgs {
     /// The region of the project or configuration that will use the bucket.
     #[arg(long, value_name = "REGION")]
     pub(crate) project_region: Option<String>,
+    /// The AWS region to ask first; the doctor finds the bucket's own region and reads the rest
+    /// there.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub(crate) region: String,
     /// The IAM user the platform signs in as.
     #[arg(long, default_value = "illumina_ica_admin")]
     pub(crate) user: String,
@@ -200,7 +205,7 @@ pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     }
     // The bucket's region is found first: S3 tells it to any region's client, and KMS keys and
     // the rest are read in it.
-    let first = connect(&args.aws, target.project_region.as_deref().unwrap_or("us-east-1")).await?;
+    let first = connect(&args.aws, target.project_region.as_deref().unwrap_or(&args.region)).await?;
     let bucket_region = match first.aws.own_bucket_access(&first.region).bucket_region(target.bucket.as_str()).await {
         Ok(region) => Ok(region),
         Err(e) if matches!(e.kind, AwsErrorKind::NoSuchBucket | AwsErrorKind::NotFound) => Err(e.to_string()),
