@@ -63,13 +63,16 @@ fn conflict_problem(conflict: Conflict) -> Problem {
         Conflict::DefaultForRegionTaken { name, region } => {
             Problem::new(ErrorCode::DefaultForRegionTaken, &[("name", &name), ("region", &region)])
         }
-        Conflict::InUse { resource, name, users } => {
+        Conflict::InUse { resource, name, used_by, users } => {
             let users = users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ");
             let resource = capitalise(resource);
             Problem::new(
                 ErrorCode::InUse,
-                &[("resource", &resource), ("name", &name), ("users", &format!("storage configuration(s) {users}"))],
+                &[("resource", &resource), ("name", &name), ("users", &format!("{used_by}(s) {users}"))],
             )
+        }
+        Conflict::ProjectPrefixOverlap { name, bucket, prefix } => {
+            Problem::new(ErrorCode::ProjectPrefixOverlap, &[("name", &name), ("prefix", &prefix), ("bucket", &bucket)])
         }
         Conflict::LastAdminToken { name } => Problem::new(ErrorCode::LastAdminToken, &[("name", &name)]),
         Conflict::PrefixOverlap { name, bucket, prefix } => {

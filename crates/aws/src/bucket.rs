@@ -59,6 +59,10 @@ impl BucketAccess {
         }
     }
 
+    pub(crate) fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
     pub fn region(&self) -> &str {
         &self.region
     }

@@ -8,6 +8,7 @@
 
 mod bucket;
 mod error;
+mod listing;
 mod owner;
 mod queue;
 mod setup;
@@ -23,8 +24,9 @@ use byos_domain::{ExternalId, RoleArn, SecretAccessKey};
 
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
+pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
-pub use queue::{QueueInfo, Queues};
+pub use queue::{QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
 
 /// How to reach AWS.

@@ -21,6 +21,16 @@ pub struct QueueInfo {
     pub arn: String,
 }
 
+/// A message taken from a queue; it comes back after its visibility timeout unless deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// How many times SQS has handed this message out, this time included.
+    pub receive_count: u32,
+}
+
 /// SQS with the platform's identity in one region.
 #[derive(Debug, Clone)]
 pub struct Queues {
@@ -75,6 +85,96 @@ impl Queues {
             .await
             .map_err(|e| classify("GetQueueAttributes", e))?;
         Ok(out.attributes().and_then(|a| a.get(&name)).cloned())
+    }
+
+    /// Long-polls for up to `max` messages (at most 10), waiting up to `wait` seconds (at most
+    /// 20). Received messages stay invisible to other consumers for `visibility` seconds.
+    pub async fn receive(
+        &self,
+        queue_url: &str,
+        max: i32,
+        wait: i32,
+        visibility: i32,
+    ) -> Result<Vec<ReceivedMessage>, AwsError> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait.clamp(0, 20))
+            .visibility_timeout(visibility)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| classify("ReceiveMessage", e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| ReceivedMessage {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            })
+            .collect())
+    }
+
+    /// Deletes messages by their receipt handles, ten per request; returns how many SQS
+    /// refused (their messages come back later and are applied again, which changes nothing).
+    pub async fn delete(&self, queue_url: &str, receipt_handles: &[String]) -> Result<usize, AwsError> {
+        let mut failed = 0;
+        for chunk in receipt_handles.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, handle)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .map_err(|e| AwsError::new(AwsErrorKind::Other, "DeleteMessageBatch", e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("DeleteMessageBatch", e))?;
+            failed += out.failed().len();
+        }
+        Ok(failed)
+    }
+
+    /// Sends one message (tests and tools use it to inject events).
+    pub async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError> {
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage", e))?;
+        Ok(())
+    }
+
+    /// The queue's URL and ARN, if it exists.
+    pub async fn find(&self, name: &str) -> Result<Option<QueueInfo>, AwsError> {
+        let url = match self.sqs.get_queue_url().queue_name(name).send().await {
+            Ok(out) => out.queue_url().unwrap_or_default().to_owned(),
+            Err(e) => {
+                let error = classify("GetQueueUrl", e);
+                return if error.kind == AwsErrorKind::NotFound { Ok(None) } else { Err(error) };
+            }
+        };
+        let arn = self.attribute(&url, QueueAttributeName::QueueArn).await?.unwrap_or_default();
+        Ok(Some(QueueInfo { url, arn }))
     }
 
     /// The buckets the queue's policy lets S3 send from.

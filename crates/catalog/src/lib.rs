@@ -1,11 +1,13 @@
 //! The store: one small trait per aggregate ([`CredentialStore`], [`ConfigurationStore`],
-//! [`TokenStore`], [`LeaseStore`], [`MetaStore`]), each implemented on SQLite (the embedded default) and on
+//! [`TokenStore`], [`LeaseStore`], [`MetaStore`], [`ProjectStore`], [`DataStore`],
+//! [`SyncStore`]), each implemented on SQLite (the embedded default) and on
 //! PostgreSQL (for several replicas). [`Store::open`] picks one from the database URL and applies
 //! that database's forward-only migrations.
 //!
 //! Both implementations share their SQL (it is written in the dialect both accept) and run one
 //! conformance suite (`tests/conformance.rs`). This is the only crate that names sqlx.
 
+mod data;
 mod model;
 mod sql;
 
@@ -18,7 +20,11 @@ use byos_domain::ValidationReport;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use model::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, NewToken, Token};
+pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey};
+pub use model::{
+    Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project, ReconcileRun,
+    ReconcileStatus, Token,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +50,18 @@ pub enum Conflict {
     NameTaken { resource: &'static str, name: String },
     #[error("storage configuration {name:?} is already the default for {region}")]
     DefaultForRegionTaken { name: String, region: String },
-    #[error("{resource} {name:?} is used by {users:?}")]
-    InUse { resource: &'static str, name: String, users: Vec<String> },
+    /// `users` are the names of the `used_by` (such as `project`) that use it.
+    #[error("{resource} {name:?} is used by {used_by} {users:?}")]
+    InUse { resource: &'static str, name: String, used_by: &'static str, users: Vec<String> },
     #[error("token {name:?} is the last admin token")]
     LastAdminToken { name: String },
     /// Another configuration already owns an overlapping part of the bucket.
     #[error("storage configuration {name:?} already uses an overlapping prefix of {bucket}")]
     PrefixOverlap { name: String, bucket: String, prefix: Option<String> },
+    /// Another project already owns an overlapping part of the bucket: one project's folder
+    /// lies inside the other's.
+    #[error("project {name:?} already owns {prefix:?} of {bucket}")]
+    ProjectPrefixOverlap { name: String, bucket: String, prefix: String },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -91,6 +102,52 @@ pub trait ConfigurationStore: Send + Sync {
     /// The configurations whose next validation is due at `now`, most overdue first.
     async fn due_configurations(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>>;
     async fn delete_configuration(&self, id: Uuid) -> Result<()>;
+}
+
+/// Projects.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    /// Inserts a project. Its name is unique ([`Conflict::NameTaken`]), its configuration
+    /// exists ([`StoreError::NotFound`]), and its prefix overlaps no other project's on the
+    /// bucket ([`Conflict::ProjectPrefixOverlap`]).
+    async fn insert_project(&self, project: &Project) -> Result<()>;
+    async fn get_project(&self, id: Uuid) -> Result<Project>;
+    /// Every project, by name.
+    async fn list_projects(&self) -> Result<Vec<Project>>;
+    /// Deletes a project and its catalog (the bucket's data stays where it is).
+    async fn delete_project(&self, id: Uuid) -> Result<()>;
+}
+
+/// The catalog of the projects' data, kept by the sync engine and read by browsing.
+#[async_trait]
+pub trait DataStore: Send + Sync {
+    /// Applies a batch of updates to one project's keys in one transaction: the keys' states
+    /// under the domain's rules, the visible files and folders, and the project's revision.
+    /// Batches of one project are serialised (on PostgreSQL by the project's row lock), so
+    /// replicas applying events of one key never interleave.
+    async fn apply(&self, project: Uuid, updates: &[KeyUpdate]) -> Result<ApplyOutcome>;
+    /// The project's revision: it grows with every batch applied.
+    async fn revision(&self, project: Uuid) -> Result<i64>;
+    /// Up to `limit` keys after `after`, in byte order (the reconcile's side of its diff).
+    async fn keys(&self, project: Uuid, after: Option<&str>, limit: u32) -> Result<Vec<StoredKey>>;
+    /// Up to `limit` entries of `folder` (`""` or `a/b/`) after the name `after`, by name.
+    async fn entries(&self, project: Uuid, folder: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>>;
+    /// One entry by its relative path (`a/b/c.txt`, or `a/b/` for a folder).
+    async fn entry(&self, project: Uuid, path: &str) -> Result<Entry>;
+}
+
+/// Reconcile runs, and messages that could not be read.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    async fn insert_reconcile(&self, run: &ReconcileRun) -> Result<()>;
+    /// Stores a run's progress or its end.
+    async fn update_reconcile(&self, run: &ReconcileRun) -> Result<()>;
+    async fn get_reconcile(&self, id: Uuid) -> Result<ReconcileRun>;
+    /// The project's latest run, if it ever had one.
+    async fn latest_reconcile(&self, project: Uuid) -> Result<Option<ReconcileRun>>;
+    /// Keeps a message that could not be read, with why, for an operator to look at.
+    async fn insert_dead_letter(&self, letter: &DeadLetter) -> Result<()>;
+    async fn count_dead_letters(&self) -> Result<u64>;
 }
 
 /// What a validation found, as [`ConfigurationStore::record_validation`] stores it.
@@ -156,6 +213,9 @@ pub struct Store {
     pub tokens: Arc<dyn TokenStore>,
     pub leases: Arc<dyn LeaseStore>,
     pub meta: Arc<dyn MetaStore>,
+    pub projects: Arc<dyn ProjectStore>,
+    pub data: Arc<dyn DataStore>,
+    pub sync: Arc<dyn SyncStore>,
     backend: Backend,
     closer: Arc<dyn Closer>,
 }

@@ -2,7 +2,7 @@
 //! reported as [`StoreError::Corrupt`](crate::StoreError::Corrupt), never passed on.
 
 use byos_domain::{
-    AccessKeyId, BucketName, ConfigurationStatus, KeyPrefix, Problem, ResourceName, Role, RoleArn,
+    AccessKeyId, BucketName, ConfigurationStatus, KeyPrefix, Problem, ProjectFolder, ResourceName, Role, RoleArn,
     ServerSideEncryption, TokenName, ValidationReport, VersioningState,
 };
 use time::OffsetDateTime;
@@ -99,4 +99,113 @@ pub struct Token {
 pub struct NewToken {
     pub token: Token,
     pub hash: String,
+}
+
+/// A project: a folder of a storage configuration's bucket whose data the catalog keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: Uuid,
+    pub name: ResourceName,
+    /// The AWS region id; the configuration's.
+    pub region: String,
+    pub configuration_id: Uuid,
+    pub folder: ProjectFolder,
+    /// The configuration's bucket.
+    pub bucket: BucketName,
+    /// Where the project's data lives: the configuration's prefix, the folder and `/`.
+    pub key_prefix: KeyPrefix,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Why a reconcile runs, and where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcileStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
+impl ReconcileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileStatus::Running => "running",
+            ReconcileStatus::Finished => "finished",
+            ReconcileStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReconcileStatus> {
+        match s {
+            "running" => Some(ReconcileStatus::Running),
+            "finished" => Some(ReconcileStatus::Finished),
+            "failed" => Some(ReconcileStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What a reconcile found the catalog had missed: counts, and the first keys of each kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Drift {
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    pub added_samples: Vec<String>,
+    pub removed_samples: Vec<String>,
+    pub changed_samples: Vec<String>,
+}
+
+impl Drift {
+    /// How many keys of each kind a report keeps as samples.
+    pub const SAMPLES: usize = 10;
+
+    fn note(count: &mut u64, samples: &mut Vec<String>, key: &str) {
+        *count += 1;
+        if samples.len() < Drift::SAMPLES {
+            samples.push(key.to_owned());
+        }
+    }
+
+    pub fn added(&mut self, key: &str) {
+        Drift::note(&mut self.added, &mut self.added_samples, key);
+    }
+
+    pub fn removed(&mut self, key: &str) {
+        Drift::note(&mut self.removed, &mut self.removed_samples, key);
+    }
+
+    pub fn changed(&mut self, key: &str) {
+        Drift::note(&mut self.changed, &mut self.changed_samples, key);
+    }
+}
+
+/// One reconcile of a project: a streaming listing of its prefix, diffed against the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileRun {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// `initial-import`, `periodic` or `requested`.
+    pub reason: String,
+    pub status: ReconcileStatus,
+    /// The project's revision when the run started: keys changed after it are left to events.
+    pub fence: i64,
+    /// Keys listed so far.
+    pub listed: u64,
+    pub drift: Drift,
+    pub error: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A queue message that could not be read as S3 events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub queue: String,
+    pub message_id: String,
+    pub body: String,
+    pub error: String,
+    pub received_at: OffsetDateTime,
 }

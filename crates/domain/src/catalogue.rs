@@ -276,6 +276,20 @@ catalogue! {
         message: "Storage configuration '{name}' already uses {prefix} of bucket '{bucket}', which overlaps this key prefix",
         fix: "Two storage configurations never share keys of one bucket. Choose a key prefix that neither contains nor lies inside the other configuration's, or use that configuration.",
     }
+    ProjectPrefixOverlap {
+        type: "Conflict",
+        code: "project-prefix-overlap",
+        status: 409,
+        message: "Project '{name}' already owns '{prefix}' of bucket '{bucket}', which overlaps this project's folder",
+        fix: "Two projects never share keys of one bucket: choose a folder that neither contains nor lies inside the other project's.",
+    }
+    ConfigurationNotReady {
+        type: "Conflict",
+        code: "configuration-not-ready",
+        status: 409,
+        message: "Storage configuration '{name}' is {status}: a project needs a ready storage configuration",
+        fix: "Wait for the configuration's validation to finish, or fix what its report names and validate it again (POST /api/v1/storage-configurations/{id}/validate).",
+    }
     ValidationRunning {
         type: "Conflict",
         code: "validation-running",

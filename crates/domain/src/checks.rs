@@ -9,6 +9,15 @@
 
 use std::fmt;
 
+/// Validation's probe objects are named `{prefix}.byos-probe-{uuid}`; the sync engine ignores
+/// keys whose name starts with it.
+pub const PROBE_MARKER: &str = ".byos-probe-";
+
+/// Whether a key is one of validation's probe objects.
+pub fn is_probe_key(key: &str) -> bool {
+    key.rsplit('/').next().is_some_and(|name| name.starts_with(PROBE_MARKER))
+}
+
 /// One check. [`Check::VALIDATION`] and [`Check::DOCTOR`] are the orders they run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

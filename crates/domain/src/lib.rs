@@ -20,10 +20,10 @@ mod storage;
 mod token;
 
 pub use catalogue::{CatalogueEntry, ErrorCode, Problem};
-pub use checks::Check;
+pub use checks::{Check, PROBE_MARKER, is_probe_key};
 pub use names::{
-    AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ResourceName, RoleArn, SecretAccessKey,
-    is_aws_region_id,
+    AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ProjectFolder, ResourceName, RoleArn,
+    SecretAccessKey, is_aws_region_id,
 };
 pub use region::{Region, RegionTable, RegionTableError};
 pub use storage::{

@@ -158,6 +158,36 @@ impl KeyPrefix {
 }
 
 string_newtype! {
+    /// A project's folder inside its storage configuration's prefix, such as `studies/2026`: a
+    /// valid relative key, without a leading or trailing `/`, with no empty, `.` or `..`
+    /// segments. The project's data lives under `{configuration prefix}{folder}/`.
+    ProjectFolder
+}
+
+impl ProjectFolder {
+    pub fn parse(s: &str) -> Result<ProjectFolder, NameError> {
+        if s.is_empty() {
+            return Err(NameError::new("a project folder is not empty"));
+        }
+        if s.starts_with('/') {
+            return Err(NameError::new("a project folder is a relative key: it does not start with '/'"));
+        }
+        if s.ends_with('/') {
+            return Err(NameError::new("a project folder does not end with '/'"));
+        }
+        KeyPrefix::parse(&format!("{s}/"))
+            .map_err(|e| NameError::new(e.0.replace("a key prefix", "a project folder")))?;
+        Ok(ProjectFolder(s.to_owned()))
+    }
+
+    /// The project's key prefix: the folder under the configuration's prefix (or the bucket
+    /// root), with its `/`.
+    pub fn key_prefix(&self, within: Option<&KeyPrefix>) -> KeyPrefix {
+        KeyPrefix(format!("{}{}/", within.map_or("", KeyPrefix::as_str), self.0))
+    }
+}
+
+string_newtype! {
     /// The ARN of a KMS key: `arn:aws:kms:REGION:ACCOUNT:key/KEY-ID`.
     KmsKeyArn
 }
@@ -601,6 +631,27 @@ mod tests {
                 proptest::prop_assert!(p.as_str().ends_with('/'));
                 proptest::prop_assert!(!p.as_str().split('/').rev().skip(1).any(|seg| seg.is_empty() || seg == "." || seg == ".."));
             }
+        }
+    }
+
+    #[test]
+    fn project_folders_are_relative_keys() {
+        let prefix = KeyPrefix::parse("ica/").unwrap_or_else(|e| panic!("{e}"));
+        let folder = ProjectFolder::parse("studies/2026").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(folder.key_prefix(Some(&prefix)).as_str(), "ica/studies/2026/");
+        assert_eq!(folder.key_prefix(None).as_str(), "studies/2026/");
+        for (bad, rule) in [
+            ("", "not empty"),
+            ("/abs", "does not start with '/'"),
+            ("trailing/", "does not end with '/'"),
+            ("./here", "does not start with './' or '../'"),
+            ("../up", "does not start with './' or '../'"),
+            ("a//b", "no empty segments"),
+            ("a/../b", "no '.' or '..' segments"),
+            ("a\u{7}b", "no control characters"),
+        ] {
+            let error = ProjectFolder::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(rule) && error.starts_with("a project folder"), "{bad:?}: {error}");
         }
     }
 }

@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use validate::PROBE_MARKER;
+pub use byos_domain::PROBE_MARKER;
 use worker::Metrics;
 
 /// How the lifecycle behaves.
@@ -170,6 +170,16 @@ impl Lifecycle {
         Ok(self.inner.store.configurations.get_configuration(id).await?)
     }
 
+    /// The configuration and access to its bucket with its credential, for the sync engine's
+    /// lookups and listings.
+    pub async fn bucket_access(&self, id: Uuid) -> Result<(Configuration, byos_aws::BucketAccess), LifecycleError> {
+        let configuration = self.inner.store.configurations.get_configuration(id).await?;
+        let credential = self.inner.store.credentials.get_credential(configuration.spec.credential_id).await?;
+        let secret = open_credential(&self.inner.master_key, &credential, id)?;
+        let access = self.inner.aws.bucket_access(&secret, &configuration.spec.region).await;
+        Ok((configuration, access))
+    }
+
     /// Removes what the platform provisioned on the bucket for this configuration (its
     /// notification rules, and the bucket from the queue policy when no other configuration
     /// uses it), then the configuration itself. A bucket that cannot be reached does not stop
@@ -184,6 +194,25 @@ impl Lifecycle {
 
     async fn delete_holding_lease(&self, id: Uuid) -> Result<(), LifecycleError> {
         let configuration = self.inner.store.configurations.get_configuration(id).await?;
+        // Projects keep a configuration: refuse before anything is removed from the bucket.
+        let users: Vec<String> = self
+            .inner
+            .store
+            .projects
+            .list_projects()
+            .await?
+            .into_iter()
+            .filter(|p| p.configuration_id == id)
+            .map(|p| p.name.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(LifecycleError::Store(StoreError::Conflict(byos_catalog::Conflict::InUse {
+                resource: "storage configuration",
+                name: configuration.spec.name.to_string(),
+                used_by: "project",
+                users,
+            })));
+        }
         if configuration.validation.is_some() {
             match self.inner.store.credentials.get_credential(configuration.spec.credential_id).await {
                 Ok(credential) => match open_credential(&self.inner.master_key, &credential, id) {

@@ -8,7 +8,7 @@
 use byos_aws::{AwsErrorKind, BucketAccess, CredentialSecret};
 use byos_catalog::{Configuration, ValidationOutcome};
 use byos_domain::{
-    Check, CheckResult, ConfigurationStatus, ErrorCode, Problem, ServerSideEncryption, ValidationCheck,
+    Check, CheckResult, ConfigurationStatus, ErrorCode, PROBE_MARKER, Problem, ServerSideEncryption, ValidationCheck,
     ValidationReport, VersioningState,
 };
 use time::OffsetDateTime;
@@ -16,9 +16,6 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::problems::problem;
 use crate::{Inner, LifecycleError, provision, worker};
-
-/// Probe objects are named `{prefix}.byos-probe-{uuid}`; the sync engine ignores such keys.
-pub const PROBE_MARKER: &str = ".byos-probe-";
 
 /// The checks of one run, as they are recorded.
 struct Run {

@@ -282,6 +282,7 @@ fn lifecycle_error(e: LifecycleError, id: Uuid) -> ApiError {
     match e {
         LifecycleError::NotFound => Problem::not_found(RESOURCE, &id.to_string()).into(),
         LifecycleError::Busy => Problem::new(ErrorCode::ValidationRunning, &[("id", &id.to_string())]).into(),
+        LifecycleError::Store(e @ StoreError::Conflict(_)) => ApiError::from_store(e, RESOURCE, &id.to_string()),
         e => ApiError::internal(e),
     }
 }

@@ -3,7 +3,9 @@
 //! over each database's pool, so the two can only differ where a backend module says so
 //! (connecting, starting a write transaction, locking a table).
 
+pub(crate) mod data;
 pub(crate) mod postgres;
+pub(crate) mod projects;
 pub(crate) mod sqlite;
 
 use byos_domain::{
@@ -69,7 +71,7 @@ pub(crate) struct TokenRow {
     last_used_at: Option<i64>,
 }
 
-fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, reason: reason.to_string() }
 }
 
@@ -283,7 +285,13 @@ macro_rules! impl_stores {
                 .fetch_all(&mut *tx)
                 .await?;
                 if !users.is_empty() {
-                    return Err($crate::Conflict::InUse { resource: "storage credential", name, users }.into());
+                    return Err($crate::Conflict::InUse {
+                        resource: "storage credential",
+                        name,
+                        used_by: "storage configuration",
+                        users,
+                    }
+                    .into());
                 }
                 let result = sqlx::query("DELETE FROM storage_credentials WHERE id = $1")
                     .bind(id.to_string())
@@ -295,6 +303,7 @@ macro_rules! impl_stores {
                     Err(e) if $crate::sql::is_foreign_key_violation(&e) => Err($crate::Conflict::InUse {
                         resource: "storage credential",
                         name,
+                        used_by: "storage configuration",
                         users: vec!["a storage configuration created meanwhile".to_owned()],
                     }
                     .into()),
@@ -464,14 +473,34 @@ macro_rules! impl_stores {
             }
 
             async fn delete_configuration(&self, id: uuid::Uuid) -> $crate::Result<()> {
-                let done = sqlx::query("DELETE FROM storage_configurations WHERE id = $1")
+                let mut tx = Self::begin_write(&self.pool).await?;
+                Self::lock_table(&mut tx, "projects").await?;
+                let name: Option<String> = sqlx::query_scalar("SELECT name FROM storage_configurations WHERE id = $1")
                     .bind(id.to_string())
-                    .execute(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                if done.rows_affected() == 0 {
+                let Some(name) = name else {
                     return Err($crate::StoreError::NotFound);
+                };
+                let users: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM projects WHERE configuration_id = $1 ORDER BY name")
+                        .bind(id.to_string())
+                        .fetch_all(&mut *tx)
+                        .await?;
+                if !users.is_empty() {
+                    return Err($crate::Conflict::InUse {
+                        resource: "storage configuration",
+                        name,
+                        used_by: "project",
+                        users,
+                    }
+                    .into());
                 }
-                Ok(())
+                sqlx::query("DELETE FROM storage_configurations WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx.commit().await?)
             }
         }
 

@@ -25,6 +25,8 @@ impl PostgresStore {
 }
 
 super::impl_stores!(PostgresStore);
+super::projects::impl_project_stores!(PostgresStore);
+super::data::impl_data_stores!(PostgresStore, sqlx::Postgres);
 
 pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, OpenError> {
     let connect_error = |source: sqlx::Error| OpenError::Connect { url: redact_url(url), source: Box::new(source) };
@@ -44,6 +46,9 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, Ope
         tokens: store.clone(),
         leases: store.clone(),
         meta: store.clone(),
+        projects: store.clone(),
+        data: store.clone(),
+        sync: store.clone(),
         backend: Backend::Postgres,
         closer: store,
     })

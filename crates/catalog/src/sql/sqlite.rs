@@ -29,6 +29,8 @@ impl SqliteStore {
 }
 
 super::impl_stores!(SqliteStore);
+super::projects::impl_project_stores!(SqliteStore);
+super::data::impl_data_stores!(SqliteStore, sqlx::Sqlite);
 
 pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
     let connect_error = |source: sqlx::Error| OpenError::Connect {
@@ -59,6 +61,9 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         tokens: store.clone(),
         leases: store.clone(),
         meta: store.clone(),
+        projects: store.clone(),
+        data: store.clone(),
+        sync: store.clone(),
         backend: Backend::Sqlite,
         closer: store,
     })

@@ -1,0 +1,180 @@
+//! Reading what a bucket holds, page by page: objects (ListObjectsV2), versions and delete
+//! markers (ListObjectVersions), and one key's current state (HeadObject). The sync engine's
+//! reconcile streams these pages, so memory stays bounded whatever the bucket's size.
+
+use aws_sdk_s3::primitives::DateTime;
+
+use crate::bucket::BucketAccess;
+use crate::error::{AwsError, AwsErrorKind, classify};
+
+/// One object of a listing, or one version of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub key: String,
+    /// `None` in a ListObjectsV2 page; `"null"` for the null version.
+    pub version_id: Option<String>,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub storage_class: Option<String>,
+}
+
+/// One page and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub entries: Vec<ListedVersion>,
+    /// Pass back to get the next page; `None` after the last one.
+    pub next: Option<PageMarker>,
+}
+
+/// Where a listing goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageMarker {
+    Objects { continuation_token: String },
+    Versions { key_marker: String, version_id_marker: Option<String> },
+}
+
+/// What HeadObject says about a key (or one of its versions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub storage_class: Option<String>,
+    /// The `x-amz-restore` header: `ongoing-request="true"`, or `ongoing-request="false",
+    /// expiry-date="..."`.
+    pub restore: Option<String>,
+}
+
+fn millis(t: Option<&DateTime>) -> i64 {
+    t.and_then(|t| t.to_millis().ok()).unwrap_or(0)
+}
+
+fn unquote(etag: Option<&str>) -> String {
+    etag.unwrap_or_default().trim_matches('"').to_owned()
+}
+
+fn size(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+impl BucketAccess {
+    /// One page (up to `max` keys) of the current objects under `prefix`, in key order.
+    pub async fn list_objects_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&PageMarker>,
+        max: i32,
+    ) -> Result<ListPage, AwsError> {
+        let mut request = self.s3().list_objects_v2().bucket(bucket).prefix(prefix).max_keys(max);
+        if let Some(PageMarker::Objects { continuation_token }) = after {
+            request = request.continuation_token(continuation_token);
+        }
+        let out = request.send().await.map_err(|e| classify("ListObjectsV2", e))?;
+        let entries = out
+            .contents()
+            .iter()
+            .map(|o| ListedVersion {
+                key: o.key().unwrap_or_default().to_owned(),
+                version_id: None,
+                is_latest: true,
+                delete_marker: false,
+                size: size(o.size()),
+                etag: unquote(o.e_tag()),
+                last_modified_ms: millis(o.last_modified()),
+                storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
+            })
+            .collect();
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(token)) => Some(PageMarker::Objects { continuation_token: token.to_owned() }),
+            _ => None,
+        };
+        Ok(ListPage { entries, next })
+    }
+
+    /// One page of versions and delete markers under `prefix`: keys in order, each key's
+    /// versions newest first (S3's order), with `is_latest` on the current one.
+    pub async fn list_versions_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&PageMarker>,
+        max: i32,
+    ) -> Result<ListPage, AwsError> {
+        let mut request = self.s3().list_object_versions().bucket(bucket).prefix(prefix).max_keys(max);
+        if let Some(PageMarker::Versions { key_marker, version_id_marker }) = after {
+            request = request.key_marker(key_marker).set_version_id_marker(version_id_marker.clone());
+        }
+        let out = request.send().await.map_err(|e| classify("ListObjectVersions", e))?;
+        let mut entries: Vec<ListedVersion> = out
+            .versions()
+            .iter()
+            .map(|v| ListedVersion {
+                key: v.key().unwrap_or_default().to_owned(),
+                version_id: Some(v.version_id().unwrap_or("null").to_owned()),
+                is_latest: v.is_latest().unwrap_or(false),
+                delete_marker: false,
+                size: size(v.size()),
+                etag: unquote(v.e_tag()),
+                last_modified_ms: millis(v.last_modified()),
+                storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
+            })
+            .collect();
+        entries.extend(out.delete_markers().iter().map(|m| ListedVersion {
+            key: m.key().unwrap_or_default().to_owned(),
+            version_id: Some(m.version_id().unwrap_or("null").to_owned()),
+            is_latest: m.is_latest().unwrap_or(false),
+            delete_marker: true,
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: millis(m.last_modified()),
+            storage_class: None,
+        }));
+        // S3 sends versions and markers in two lists; one stream in key order, newest first
+        // within a key, is what the reconcile merges.
+        entries.sort_by(|a, b| {
+            a.key.cmp(&b.key).then(b.is_latest.cmp(&a.is_latest)).then(b.last_modified_ms.cmp(&a.last_modified_ms))
+        });
+        let next = match (out.is_truncated(), out.next_key_marker()) {
+            (Some(true), Some(key)) => Some(PageMarker::Versions {
+                key_marker: key.to_owned(),
+                version_id_marker: out.next_version_id_marker().map(str::to_owned),
+            }),
+            _ => None,
+        };
+        Ok(ListPage { entries, next })
+    }
+
+    /// The key's current object (or a given version); `None` when there is none (deleted, or a
+    /// delete marker is current).
+    pub async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Option<Head>, AwsError> {
+        let result =
+            self.s3().head_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_owned)).send().await;
+        match result {
+            Ok(out) => Ok(Some(Head {
+                version_id: out.version_id().map(str::to_owned),
+                size: size(out.content_length()),
+                etag: unquote(out.e_tag()),
+                last_modified_ms: millis(out.last_modified()),
+                storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+                restore: out.restore().map(str::to_owned),
+            })),
+            Err(e) => {
+                let error = classify("HeadObject", e);
+                // A HEAD answer has no body: a missing key is a bare 404, and a current delete
+                // marker a 404 (or 405 for a version that is one).
+                if matches!(error.kind, AwsErrorKind::NotFound | AwsErrorKind::NoSuchKey) || error.message == "HTTP 405"
+                {
+                    Ok(None)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+-- Projects and the catalog of their data: each key's state (versions, delete markers,
+-- tombstones) as the sync engine applies events to it, the visible tree that browsing reads
+-- (files and folders, folders counting their children), reconcile runs and dead letters.
+
+CREATE TABLE projects (
+    id               TEXT PRIMARY KEY NOT NULL,
+    name             TEXT NOT NULL UNIQUE,
+    region           TEXT NOT NULL,
+    configuration_id TEXT NOT NULL REFERENCES storage_configurations (id) ON DELETE RESTRICT,
+    folder           TEXT NOT NULL,
+    bucket           TEXT NOT NULL,
+    key_prefix       TEXT NOT NULL,
+    -- Bumped by every committed change to the project's catalog; reconcile fences on it.
+    revision         INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX projects_by_bucket ON projects (bucket);
+CREATE INDEX projects_by_configuration ON projects (configuration_id);
+
+-- One row per key ever seen under the project's prefix (keys relative to it), while it has a
+-- version or a tombstone that late events must respect.
+CREATE TABLE objects (
+    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    key        TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    revision   INTEGER NOT NULL,
+    PRIMARY KEY (project_id, key)
+) STRICT, WITHOUT ROWID;
+
+-- The visible tree: a file per visible key, a folder per path that holds anything or has a
+-- folder marker object. Folder names end with '/'.
+CREATE TABLE entries (
+    project_id      TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    parent          TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('file', 'folder')),
+    size            INTEGER,
+    etag            TEXT,
+    last_modified   INTEGER,
+    storage_class   TEXT,
+    version_id      TEXT,
+    archive         TEXT,
+    children        INTEGER NOT NULL DEFAULT 0,
+    marker          INTEGER NOT NULL DEFAULT 0 CHECK (marker IN (0, 1)),
+    PRIMARY KEY (project_id, parent, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE reconciles (
+    id          TEXT PRIMARY KEY NOT NULL,
+    project_id  TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    reason      TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed')),
+    fence       INTEGER NOT NULL,
+    listed      INTEGER NOT NULL DEFAULT 0,
+    added       INTEGER NOT NULL DEFAULT 0,
+    removed     INTEGER NOT NULL DEFAULT 0,
+    changed     INTEGER NOT NULL DEFAULT 0,
+    samples     TEXT NOT NULL,
+    error       TEXT,
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    finished_at INTEGER
+) STRICT;
+CREATE INDEX reconciles_by_project ON reconciles (project_id, started_at);
+
+CREATE TABLE dead_letters (
+    id          TEXT PRIMARY KEY NOT NULL,
+    queue       TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    error       TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+) STRICT;

@@ -1,0 +1,441 @@
+//! The catalog of a project's data: what [`DataStore`](crate::DataStore) keeps, and the pure
+//! part of applying a batch: each key's state under the domain's rules
+//! ([`byos_domain::objects`]), then what that means for the visible tree.
+//!
+//! The tree has a file entry for every visible key and a folder entry for every folder that
+//! holds anything or has a folder marker object (a key ending in `/`). A folder counts its
+//! direct children; it goes away by itself when the count drops to zero and it has no marker,
+//! and that may empty its parent in turn. Keys are relative to the project's prefix; the empty
+//! key is the project folder's own marker object, which has a state but no entry (the project's
+//! root is no entry of any folder).
+//!
+//! A key's row stays while its state holds anything, tombstones included: a tombstone is what
+//! stops a late write of a removed version from bringing it back, so the row must outlive the
+//! version (the engine drops old tombstones with [`KeyState::prune_tombstones`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use byos_domain::objects::{Applied, Change, KeyState, Observation, RestoreState, VisibleObject};
+
+/// What happened to one key: changes from events, or what S3 answered about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUpdate {
+    /// Changes from event records, in any order.
+    Changes { key: String, changes: Vec<Change> },
+    /// A lookup's or a reconcile's answer. With a `fence`, it is skipped when the key changed
+    /// at a later revision: an event that came during the scan is never overwritten by it.
+    Observed { key: String, observation: Observation, fence: Option<i64> },
+}
+
+impl KeyUpdate {
+    pub fn key(&self) -> &str {
+        match self {
+            KeyUpdate::Changes { key, .. } | KeyUpdate::Observed { key, .. } => key,
+        }
+    }
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Keys whose state changed.
+    pub changed: u32,
+    /// Keys the batch left as they were (duplicates, older events, fenced observations): each
+    /// key of the batch counts once, as changed or as unchanged.
+    pub unchanged: u32,
+    /// Observations skipped because an event changed the key after their fence.
+    pub fenced: u32,
+    /// The project's revision after the batch.
+    pub revision: i64,
+}
+
+/// A key as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key: String,
+    pub state: KeyState,
+    /// The project revision at which the key last changed.
+    pub revision: i64,
+}
+
+/// One entry of a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The folder it is in, relative to the project: `""` or `a/b/`.
+    pub parent: String,
+    /// The file's name, or the folder's with its `/`.
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+impl Entry {
+    /// The entry's path relative to the project: `a/b/c.txt`, `a/b/`.
+    pub fn path(&self) -> String {
+        format!("{}{}", self.parent, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File(FileEntry),
+    Folder {
+        /// A folder marker object keeps the folder while it is empty.
+        marker: bool,
+        /// Direct children: files and folders.
+        children: u64,
+    },
+}
+
+/// A visible object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub storage_class: Option<String>,
+    pub version_id: Option<String>,
+    pub restore: Option<RestoreState>,
+}
+
+impl FileEntry {
+    fn from_visible(visible: VisibleObject) -> FileEntry {
+        FileEntry {
+            size: visible.size,
+            etag: visible.etag,
+            last_modified_ms: visible.last_modified_ms,
+            storage_class: visible.storage_class,
+            version_id: Some(visible.version_id).filter(|v| v != byos_domain::objects::NULL_VERSION),
+            restore: visible.restore,
+        }
+    }
+}
+
+/// Splits a relative key into its folder and name: `a/b/c` is (`a/b/`, `c`), `a/b/` is (`a/`,
+/// `b/`), `c` is (``, `c`).
+pub(crate) fn split(key: &str) -> (&str, &str) {
+    let body = key.strip_suffix('/').unwrap_or(key);
+    match body.rfind('/') {
+        Some(at) => (&key[..=at], &key[at + 1..]),
+        None => ("", key),
+    }
+}
+
+/// A folder's row, as the batch needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FolderRow {
+    pub(crate) children: i64,
+    pub(crate) marker: bool,
+}
+
+/// What a batch writes, computed from the loaded rows.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Keys whose state to store, with their new state; `None` deletes the key's row, once its
+    /// state holds nothing at all (not even a tombstone).
+    pub(crate) states: Vec<(String, Option<KeyState>)>,
+    /// Files whose entry changes, as (folder, name, the file or `None` when it goes).
+    pub(crate) files: Vec<(String, String, Option<FileEntry>)>,
+    /// Folder paths whose marker appeared (`true`) or went (`false`).
+    pub(crate) markers: BTreeMap<String, bool>,
+    /// Folder paths whose child count changes by files appearing or going.
+    pub(crate) deltas: BTreeMap<String, i64>,
+    pub(crate) outcome: ApplyOutcome,
+}
+
+/// Applies the updates to the loaded states (`None` for a key the store does not have).
+pub(crate) fn plan(updates: &[KeyUpdate], mut loaded: HashMap<String, (KeyState, i64)>) -> Plan {
+    let mut plan = Plan::default();
+    // A key may come several times in one batch: its updates apply in turn to one state.
+    let mut order: Vec<String> = Vec::new();
+    let mut working: HashMap<String, (KeyState, i64, Option<VisibleObject>, bool)> = HashMap::new();
+    for update in updates {
+        let key = update.key();
+        let entry = working.entry(key.to_owned()).or_insert_with(|| {
+            order.push(key.to_owned());
+            let (state, revision) = loaded.remove(key).unwrap_or_default();
+            let visible = state.visible();
+            (state, revision, visible, false)
+        });
+        let (state, revision, _, changed) = entry;
+        match update {
+            KeyUpdate::Changes { changes, .. } => {
+                for change in changes {
+                    *changed |= state.apply(change) == Applied::Changed;
+                }
+            }
+            KeyUpdate::Observed { observation, fence, .. } => {
+                // A change earlier in this batch is at this batch's revision, which is after any
+                // fence: the observation is skipped as if the change had come in a batch of its own.
+                if fence.is_some_and(|fence| *changed || *revision > fence) {
+                    plan.outcome.fenced += 1;
+                    continue;
+                }
+                *changed |= state.observe(observation) == Applied::Changed;
+            }
+        }
+    }
+    for key in order {
+        let Some((state, _, before, changed)) = working.remove(&key) else { continue };
+        if !changed {
+            plan.outcome.unchanged += 1;
+            continue;
+        }
+        plan.outcome.changed += 1;
+        let after = state.visible();
+        // The project folder's own marker (the empty key) shows as no entry.
+        if before != after && !key.is_empty() {
+            let (parent, name) = split(&key);
+            if key.ends_with('/') {
+                // A folder marker object: it shows as the folder, never as a file.
+                if before.is_some() != after.is_some() {
+                    plan.markers.insert(key.clone(), after.is_some());
+                }
+            } else {
+                match (before.is_some(), after.is_some()) {
+                    (false, true) => *plan.deltas.entry(parent.to_owned()).or_default() += 1,
+                    (true, false) => *plan.deltas.entry(parent.to_owned()).or_default() -= 1,
+                    _ => {}
+                }
+                plan.files.push((parent.to_owned(), name.to_owned(), after.map(FileEntry::from_visible)));
+            }
+        }
+        // A state without versions may still hold tombstones, or the time of its last
+        // listing: the row stays until there is nothing at all to keep.
+        let keep = state != KeyState::default();
+        plan.states.push((key, keep.then_some(state)));
+    }
+    plan
+}
+
+impl Plan {
+    /// Every folder whose row the batch may change: those it touches and their ancestors.
+    pub(crate) fn folders(&self) -> BTreeSet<String> {
+        let mut folders = BTreeSet::new();
+        for path in self.deltas.keys().chain(self.markers.keys()) {
+            let mut path = path.as_str();
+            while !path.is_empty() && folders.insert(path.to_owned()) {
+                path = split(path).0;
+            }
+        }
+        folders
+    }
+}
+
+/// The folder rows after the batch (`None`: the folder goes), deepest first, from the rows
+/// before it. A folder that appears or goes changes its parent's count in turn.
+pub(crate) fn fold_folders(
+    plan: &Plan,
+    mut rows: BTreeMap<String, Option<FolderRow>>,
+) -> Vec<(String, Option<FolderRow>)> {
+    let mut deltas = plan.deltas.clone();
+    let mut paths: Vec<String> = rows.keys().cloned().collect();
+    // Deeper folders first, so that their appearing or going reaches the parent's count.
+    paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    let mut out = Vec::new();
+    for path in paths {
+        let before = rows.remove(&path).flatten();
+        let mut after = before.unwrap_or_default();
+        after.children += deltas.remove(&path).unwrap_or(0);
+        if let Some(marker) = plan.markers.get(&path) {
+            after.marker = *marker;
+        }
+        let exists = after.children > 0 || after.marker;
+        let parent = split(&path).0.to_owned();
+        match (before.is_some(), exists) {
+            (false, true) => *deltas.entry(parent).or_default() += 1,
+            (true, false) => *deltas.entry(parent).or_default() -= 1,
+            _ => {}
+        }
+        if before != Some(after) || !exists {
+            out.push((path, exists.then_some(after)));
+        }
+    }
+    out
+}
+
+/// How a restore state is stored in an entry's `archive` column.
+pub(crate) fn restore_text(restore: Option<&RestoreState>) -> Option<String> {
+    restore.map(|r| match r {
+        RestoreState::InProgress => "in-progress".to_owned(),
+        RestoreState::Restored { expires } => format!("restored:{}", expires.as_deref().unwrap_or("")),
+        RestoreState::Expired => "expired".to_owned(),
+    })
+}
+
+pub(crate) fn restore_from_text(text: Option<&str>) -> Option<RestoreState> {
+    match text? {
+        "in-progress" => Some(RestoreState::InProgress),
+        "expired" => Some(RestoreState::Expired),
+        other => other
+            .strip_prefix("restored:")
+            .map(|e| RestoreState::Restored { expires: Some(e.to_owned()).filter(|e| !e.is_empty()) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use byos_domain::events::Sequencer;
+    use byos_domain::objects::NULL_VERSION;
+
+    use super::*;
+
+    #[test]
+    fn keys_split_into_folder_and_name() {
+        assert_eq!(split("a/b/c.txt"), ("a/b/", "c.txt"));
+        assert_eq!(split("a/b/"), ("a/", "b/"));
+        assert_eq!(split("c"), ("", "c"));
+        assert_eq!(split("top/"), ("", "top/"));
+    }
+
+    fn folders(plan: &Plan, rows: &[(&str, Option<FolderRow>)]) -> Vec<(String, Option<FolderRow>)> {
+        let mut all: BTreeMap<String, Option<FolderRow>> = plan.folders().into_iter().map(|f| (f, None)).collect();
+        for (path, row) in rows {
+            all.insert((*path).to_owned(), *row);
+        }
+        fold_folders(plan, all)
+    }
+
+    #[test]
+    fn a_first_file_makes_its_folders_and_the_last_one_takes_them_away() {
+        let mut plan = Plan::default();
+        plan.deltas.insert("a/b/".to_owned(), 1);
+        let made = folders(&plan, &[]);
+        assert_eq!(
+            made,
+            [
+                ("a/b/".to_owned(), Some(FolderRow { children: 1, marker: false })),
+                ("a/".to_owned(), Some(FolderRow { children: 1, marker: false })),
+            ]
+        );
+        let mut plan = Plan::default();
+        plan.deltas.insert("a/b/".to_owned(), -1);
+        let rows = [
+            ("a/b/", Some(FolderRow { children: 1, marker: false })),
+            ("a/", Some(FolderRow { children: 1, marker: false })),
+        ];
+        assert_eq!(folders(&plan, &rows), [("a/b/".to_owned(), None), ("a/".to_owned(), None)]);
+    }
+
+    #[test]
+    fn a_marker_keeps_an_empty_folder_and_a_sibling_keeps_the_parent() {
+        let mut plan = Plan::default();
+        plan.deltas.insert("a/b/".to_owned(), -1);
+        let rows = [
+            ("a/b/", Some(FolderRow { children: 1, marker: true })),
+            ("a/", Some(FolderRow { children: 2, marker: false })),
+        ];
+        assert_eq!(folders(&plan, &rows), [("a/b/".to_owned(), Some(FolderRow { children: 0, marker: true }))]);
+
+        let mut plan = Plan::default();
+        plan.markers.insert("a/b/".to_owned(), false);
+        let rows = [
+            ("a/b/", Some(FolderRow { children: 0, marker: true })),
+            ("a/", Some(FolderRow { children: 2, marker: false })),
+        ];
+        assert_eq!(
+            folders(&plan, &rows),
+            [("a/b/".to_owned(), None), ("a/".to_owned(), Some(FolderRow { children: 1, marker: false }))]
+        );
+    }
+
+    fn seq(n: u32) -> Sequencer {
+        Sequencer::parse(&format!("0055AED6DCD9{n:08X}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn created(key: &str, n: u32) -> KeyUpdate {
+        let change = Change::Created {
+            version_id: NULL_VERSION.to_owned(),
+            sequencer: seq(n),
+            size: 1,
+            etag: format!("etag-{n}"),
+            at_ms: 1_000 + i64::from(n),
+        };
+        KeyUpdate::Changes { key: key.to_owned(), changes: vec![change] }
+    }
+
+    fn removed(key: &str, n: u32) -> KeyUpdate {
+        let change =
+            Change::Removed { version_id: NULL_VERSION.to_owned(), sequencer: seq(n), at_ms: 1_000 + i64::from(n) };
+        KeyUpdate::Changes { key: key.to_owned(), changes: vec![change] }
+    }
+
+    /// The rows a store would hold after `plan`, at `revision`.
+    fn stored(plan: &Plan, revision: i64) -> HashMap<String, (KeyState, i64)> {
+        plan.states.iter().filter_map(|(key, state)| Some((key.clone(), (state.clone()?, revision)))).collect()
+    }
+
+    #[test]
+    fn a_removed_key_keeps_its_tombstone_and_a_late_write_stays_out() {
+        let made = plan(&[created("a/x", 1)], HashMap::new());
+        let gone = plan(&[removed("a/x", 2)], stored(&made, 1));
+        assert!(matches!(gone.states.as_slice(), [(key, Some(_))] if key == "a/x"), "{:?}", gone.states);
+        assert_eq!(gone.files, [("a/".to_owned(), "x".to_owned(), None)]);
+        assert_eq!(gone.deltas, BTreeMap::from([("a/".to_owned(), -1)]));
+
+        let late = plan(&[created("a/x", 1)], stored(&gone, 2));
+        assert_eq!(late.outcome, ApplyOutcome { changed: 0, unchanged: 1, fenced: 0, revision: 0 });
+        assert!(late.files.is_empty() && late.deltas.is_empty());
+    }
+
+    #[test]
+    fn a_change_earlier_in_the_batch_fences_an_observation() {
+        let observation = KeyUpdate::Observed {
+            key: "k".to_owned(),
+            observation: Observation { as_of_ms: 5_000, versions: Vec::new() },
+            fence: Some(7),
+        };
+        let planned = plan(&[created("k", 1), observation.clone()], HashMap::new());
+        assert_eq!(planned.outcome, ApplyOutcome { changed: 1, unchanged: 0, fenced: 1, revision: 0 });
+        assert!(matches!(planned.files.as_slice(), [(_, _, Some(_))]), "the listing did not hide the new file");
+
+        // Alone, at or after the key's revision, it applies.
+        let made = plan(&[created("k", 1)], HashMap::new());
+        let planned = plan(&[observation], stored(&made, 7));
+        assert_eq!(planned.outcome, ApplyOutcome { changed: 1, unchanged: 0, fenced: 0, revision: 0 });
+        assert_eq!(planned.files, [(String::new(), "k".to_owned(), None)]);
+    }
+
+    #[test]
+    fn a_file_appearing_and_another_going_leave_their_folder_as_it_was() {
+        let before = plan(&[created("a/x", 1)], HashMap::new());
+        let planned = plan(&[created("a/y", 2), removed("a/x", 3)], stored(&before, 1));
+        assert_eq!(planned.deltas, BTreeMap::from([("a/".to_owned(), 0)]));
+        let rows = [("a/", Some(FolderRow { children: 1, marker: false }))];
+        assert_eq!(folders(&planned, &rows), []);
+    }
+
+    #[test]
+    fn a_marker_and_files_under_it_in_one_batch() {
+        let planned = plan(&[created("m/", 1), created("m/x", 2), created("m/n/y", 3)], HashMap::new());
+        assert_eq!(planned.markers, BTreeMap::from([("m/".to_owned(), true)]));
+        let files: Vec<(&str, &str)> = planned.files.iter().map(|(p, n, _)| (p.as_str(), n.as_str())).collect();
+        assert_eq!(files, [("m/", "x"), ("m/n/", "y")], "the marker is no file");
+        assert_eq!(
+            folders(&planned, &[]),
+            [
+                ("m/n/".to_owned(), Some(FolderRow { children: 1, marker: false })),
+                ("m/".to_owned(), Some(FolderRow { children: 2, marker: true })),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_project_folders_own_marker_has_no_entry() {
+        let planned = plan(&[created("", 1)], HashMap::new());
+        assert!(matches!(planned.states.as_slice(), [(key, Some(_))] if key.is_empty()));
+        assert!(planned.files.is_empty() && planned.markers.is_empty() && planned.deltas.is_empty());
+    }
+
+    #[test]
+    fn restore_states_round_trip_through_text() {
+        for state in [
+            None,
+            Some(RestoreState::InProgress),
+            Some(RestoreState::Expired),
+            Some(RestoreState::Restored { expires: None }),
+            Some(RestoreState::Restored { expires: Some("2026-12-01T00:00:00Z".to_owned()) }),
+        ] {
+            assert_eq!(restore_from_text(restore_text(state.as_ref()).as_deref()), state);
+        }
+    }
+}

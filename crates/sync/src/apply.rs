@@ -1,0 +1,163 @@
+//! One batch of queue messages: parse, route each record to its project, read from S3 the keys
+//! whose events cannot be placed by themselves, and apply everything to the catalog, one
+//! transaction per project. The caller deletes a message from the queue only after this
+//! returns it as done: a message leaves the queue only after its batch is committed.
+
+use std::collections::HashMap;
+
+use byos_catalog::{DeadLetter, KeyUpdate};
+use byos_domain::events::{Message, parse_message};
+use byos_domain::is_probe_key;
+use byos_domain::objects::Change;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Inner, SyncError, lookup};
+
+/// After this many deliveries, a message whose keys S3 still will not show is kept as a dead
+/// letter rather than retried forever.
+const MAX_RECEIVES: u32 = 10;
+
+/// A message taken from the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub message_id: String,
+    pub body: String,
+    /// How many times the queue has delivered it, this time included.
+    pub receive_count: u32,
+}
+
+/// What a batch did. `done[i]` says whether message `i` may leave the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub done: Vec<bool>,
+    /// Records applied as events.
+    pub records: u64,
+    /// Records for keys read from S3 instead.
+    pub looked_up: u64,
+    /// Records of no project, probe objects, and events that change nothing the catalog keeps.
+    pub ignored: u64,
+    pub test_events: u64,
+    pub dead_letters: u64,
+    /// Keys whose catalog state changed.
+    pub changed_keys: u64,
+}
+
+/// A key to read from S3, and the messages that asked for it.
+struct Lookup {
+    configuration: Uuid,
+    bucket: String,
+    key: String,
+    messages: Vec<usize>,
+}
+
+pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<BatchOutcome, SyncError> {
+    let routes = inner.routes();
+    let mut outcome = BatchOutcome { done: vec![true; messages.len()], ..BatchOutcome::default() };
+    // Per project, per relative key: its changes, in arrival order (order does not matter).
+    let mut changes: HashMap<Uuid, HashMap<String, Vec<Change>>> = HashMap::new();
+    let mut lookups: HashMap<(Uuid, String), Lookup> = HashMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        let records = match parse_message(&message.body) {
+            Ok(Message::TestEvent { .. }) => {
+                outcome.test_events += 1;
+                continue;
+            }
+            Ok(Message::Records(records)) => records,
+            Err(e) => {
+                dead_letter(inner, queue, message, &e.to_string()).await?;
+                outcome.dead_letters += 1;
+                continue;
+            }
+        };
+        for record in &records {
+            let routed = if is_probe_key(&record.key) { None } else { routes.route(&record.bucket, &record.key) };
+            let Some((route, relative)) = routed else {
+                outcome.ignored += 1;
+                continue;
+            };
+            match Change::from_record(record) {
+                Ok(Some(change)) => {
+                    outcome.records += 1;
+                    changes.entry(route.project).or_default().entry(relative.to_owned()).or_default().push(change);
+                }
+                Ok(None) => outcome.ignored += 1,
+                Err(_) => {
+                    outcome.looked_up += 1;
+                    let lookup = lookups.entry((route.project, relative.to_owned())).or_insert_with(|| Lookup {
+                        configuration: route.configuration,
+                        bucket: record.bucket.clone(),
+                        key: record.key.clone(),
+                        messages: Vec::new(),
+                    });
+                    lookup.messages.push(index);
+                }
+            }
+        }
+    }
+
+    let mut updates: HashMap<Uuid, Vec<KeyUpdate>> = HashMap::new();
+    for (project, keys) in changes {
+        updates
+            .entry(project)
+            .or_default()
+            .extend(keys.into_iter().map(|(key, changes)| KeyUpdate::Changes { key, changes }));
+    }
+    let mut access = HashMap::new();
+    for ((project, relative), lookup) in lookups {
+        let answer = match access.get(&lookup.configuration) {
+            Some(found) => Ok(found),
+            None => match inner.lifecycle.bucket_access(lookup.configuration).await {
+                Ok(found) => Ok(&*access.entry(lookup.configuration).or_insert(found)),
+                Err(e) => Err(SyncError::from(e)),
+            },
+        };
+        let observed = match answer {
+            Ok((configuration, bucket)) => {
+                lookup::look_up(bucket, &lookup.bucket, &lookup.key, configuration.versioning).await
+            }
+            Err(e) => Err(e),
+        };
+        match observed {
+            Ok(observation) => {
+                updates.entry(project).or_default().push(KeyUpdate::Observed { key: relative, observation, fence: None })
+            }
+            Err(e) => {
+                tracing::warn!(bucket = %lookup.bucket, key = %lookup.key, error = %e, "cannot read the key from S3");
+                for index in lookup.messages {
+                    let message = &messages[index];
+                    if message.receive_count >= MAX_RECEIVES {
+                        dead_letter(inner, queue, message, &format!("S3 would not show {}: {e}", lookup.key)).await?;
+                        outcome.dead_letters += 1;
+                    } else {
+                        outcome.done[index] = false;
+                    }
+                }
+            }
+        }
+    }
+    for (project, updates) in updates {
+        match inner.store.data.apply(project, &updates).await {
+            Ok(applied) => outcome.changed_keys += u64::from(applied.changed),
+            // The project was deleted since the routes were read: its events go with it.
+            Err(byos_catalog::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    inner.metrics.observe(&outcome);
+    Ok(outcome)
+}
+
+async fn dead_letter(inner: &Inner, queue: &str, message: &Inbound, error: &str) -> Result<(), SyncError> {
+    tracing::warn!(queue, message = %message.message_id, error, "a message went to the dead letters");
+    let letter = DeadLetter {
+        id: Uuid::new_v4(),
+        queue: queue.to_owned(),
+        message_id: message.message_id.clone(),
+        body: message.body.clone(),
+        error: error.to_owned(),
+        received_at: OffsetDateTime::now_utc(),
+    };
+    inner.store.sync.insert_dead_letter(&letter).await?;
+    Ok(())
+}

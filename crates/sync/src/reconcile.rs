@@ -1,0 +1,254 @@
+//! Reconcile: a streaming listing of a project's prefix merged with the catalog's keys, both in
+//! byte order, a page of each at a time, so memory stays bounded whatever the bucket's size.
+//! Keys S3 shows are applied as observations; keys only the catalog has are observed empty.
+//!
+//! It is fenced: the run takes the project's revision when it starts, and a key that an event
+//! changed after that is left as the event made it (the store skips the observation). The run
+//! counts what it found different (added, removed, changed, with samples) and records its
+//! progress as it goes.
+
+use std::collections::VecDeque;
+
+use byos_aws::{BucketAccess, ListedVersion, PageMarker};
+use byos_catalog::{Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey};
+use byos_domain::VersioningState;
+use byos_domain::is_probe_key;
+use byos_domain::objects::KeyState;
+use time::OffsetDateTime;
+
+use crate::{Inner, SyncError, lookup};
+
+/// Keys per listing page, catalog page and applied batch.
+const PAGE: u32 = 1000;
+
+/// The listing as a stream of keys, each with its entries (newest first), in key order.
+struct Listing<'a> {
+    access: &'a BucketAccess,
+    bucket: &'a str,
+    prefix: &'a str,
+    versions: bool,
+    marker: Option<PageMarker>,
+    done: bool,
+    /// Entries not yet handed out, with when their page was asked for (their observation's
+    /// `as_of`). A key's entries may continue on the next page, so a key is handed out only
+    /// once the next key has started.
+    buffer: VecDeque<(ListedVersion, i64)>,
+    /// The `as_of` of the last page asked for.
+    last_as_of: i64,
+}
+
+impl Listing<'_> {
+    async fn fill(&mut self) -> Result<(), SyncError> {
+        let started = lookup::now_ms();
+        let page = if self.versions {
+            self.access.list_versions_page(self.bucket, self.prefix, self.marker.as_ref(), PAGE as i32).await?
+        } else {
+            self.access.list_objects_page(self.bucket, self.prefix, self.marker.as_ref(), PAGE as i32).await?
+        };
+        self.buffer.extend(page.entries.into_iter().map(|e| (e, started)));
+        self.last_as_of = lookup::as_of(started);
+        self.marker = page.next;
+        self.done = self.marker.is_none();
+        Ok(())
+    }
+
+    /// The next key (relative to the prefix), its entries, and the `as_of` of their listing.
+    async fn next(&mut self) -> Result<Option<Listed>, SyncError> {
+        loop {
+            let Some((first, _)) = self.buffer.front() else {
+                if self.done {
+                    return Ok(None);
+                }
+                self.fill().await?;
+                continue;
+            };
+            let key = first.key.clone();
+            if !self.done && self.buffer.iter().all(|(e, _)| e.key == key) {
+                self.fill().await?;
+                continue;
+            }
+            let mut entries = Vec::new();
+            let mut as_of = i64::MAX;
+            while self.buffer.front().is_some_and(|(e, _)| e.key == key) {
+                if let Some((entry, started)) = self.buffer.pop_front() {
+                    as_of = as_of.min(lookup::as_of(started));
+                    entries.push(entry);
+                }
+            }
+            let relative = key.strip_prefix(self.prefix).unwrap_or(&key).to_owned();
+            return Ok(Some(Listed { key: relative, entries, as_of }));
+        }
+    }
+}
+
+/// One key of the listing.
+#[derive(Default)]
+struct Listed {
+    key: String,
+    entries: Vec<ListedVersion>,
+    as_of: i64,
+}
+
+/// The catalog's keys as a stream, a page at a time.
+struct Catalog<'a> {
+    inner: &'a Inner,
+    project: uuid::Uuid,
+    buffer: VecDeque<StoredKey>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl Catalog<'_> {
+    async fn peek(&mut self) -> Result<Option<&StoredKey>, SyncError> {
+        if self.buffer.is_empty() && !self.done {
+            let page = self.inner.store.data.keys(self.project, self.after.as_deref(), PAGE).await?;
+            self.done = page.len() < PAGE as usize;
+            self.after = page.last().map(|k| k.key.clone());
+            self.buffer.extend(page);
+        }
+        Ok(self.buffer.front())
+    }
+}
+
+/// Runs a reconcile of `project` to its end, recording progress and the drift in `run`.
+pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun) -> Result<(), SyncError> {
+    let (configuration, access) = inner.lifecycle.bucket_access(project.configuration_id).await?;
+    let versions = matches!(configuration.versioning, Some(VersioningState::Enabled | VersioningState::Suspended));
+    let mut listing = Listing {
+        access: &access,
+        bucket: project.bucket.as_str(),
+        prefix: project.key_prefix.as_str(),
+        versions,
+        marker: None,
+        done: false,
+        buffer: VecDeque::new(),
+        last_as_of: lookup::as_of(lookup::now_ms()),
+    };
+    let mut catalog = Catalog { inner, project: project.id, buffer: VecDeque::new(), after: None, done: false };
+    let mut batch: Vec<KeyUpdate> = Vec::new();
+    let mut listed = listing.next().await?;
+    loop {
+        let stored = catalog.peek().await?.map(|k| k.key.clone());
+        // The smaller key of the two streams goes first; on a tie, both.
+        let take_listed = match (&listed, &stored) {
+            (None, None) => break,
+            (Some(l), Some(s)) => l.key <= *s,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        let take_stored = match (&listed, &stored) {
+            (Some(l), Some(s)) => *s <= l.key,
+            (_, stored) => stored.is_some() && !take_listed,
+        };
+        let state = if take_stored { catalog.buffer.pop_front() } else { None };
+        let seen = if take_listed {
+            let current = listed.take();
+            listed = listing.next().await?;
+            current
+        } else {
+            None
+        };
+        let key = match (&seen, &state) {
+            (Some(l), _) => l.key.clone(),
+            (None, Some(s)) => s.key.clone(),
+            (None, None) => continue,
+        };
+        // The project folder's own marker and validation's probes are not data.
+        if key.is_empty() || is_probe_key(&key) {
+            continue;
+        }
+        let observation = match &seen {
+            Some(l) => {
+                run.listed += 1;
+                lookup::observation(l.as_of, &l.entries)
+            }
+            // Not listed: S3 held none of it when the page that would hold it was asked for,
+            // the page of the next listed key (or the last page).
+            None => lookup::observation(listed.as_ref().map_or(listing.last_as_of, |l| l.as_of), &[]),
+        };
+        let before = state.as_ref().map(|s| s.state.clone()).unwrap_or_default();
+        let mut after: KeyState = before.clone();
+        let _ = after.observe(&observation);
+        if before == after {
+            continue;
+        }
+        note_drift(&mut run.drift, &key, &before, &after);
+        batch.push(KeyUpdate::Observed { key, observation, fence: Some(run.fence) });
+        if batch.len() >= PAGE as usize {
+            flush(inner, project, run, &mut batch).await?;
+        }
+    }
+    flush(inner, project, run, &mut batch).await
+}
+
+/// Counts what the listing showed that the catalog did not.
+fn note_drift(drift: &mut Drift, key: &str, before: &KeyState, after: &KeyState) {
+    match (before.visible(), after.visible()) {
+        (None, Some(_)) => drift.added(key),
+        (Some(_), None) => drift.removed(key),
+        (Some(a), Some(b)) if a != b => drift.changed(key),
+        _ => {}
+    }
+}
+
+async fn flush(
+    inner: &Inner,
+    project: &Project,
+    run: &mut ReconcileRun,
+    batch: &mut Vec<KeyUpdate>,
+) -> Result<(), SyncError> {
+    if !batch.is_empty() {
+        inner.store.data.apply(project.id, batch).await?;
+        batch.clear();
+    }
+    run.updated_at = OffsetDateTime::now_utc();
+    inner.store.sync.update_reconcile(run).await?;
+    Ok(())
+}
+
+/// A new run of `project`, fenced at its current revision.
+pub(crate) async fn start(inner: &Inner, project: &Project, reason: &str) -> Result<ReconcileRun, SyncError> {
+    let now = OffsetDateTime::now_utc();
+    let run = ReconcileRun {
+        id: uuid::Uuid::new_v4(),
+        project_id: project.id,
+        reason: reason.to_owned(),
+        status: ReconcileStatus::Running,
+        fence: inner.store.data.revision(project.id).await?,
+        listed: 0,
+        drift: Drift::default(),
+        error: None,
+        started_at: now,
+        updated_at: now,
+        finished_at: None,
+    };
+    inner.store.sync.insert_reconcile(&run).await?;
+    Ok(run)
+}
+
+/// Records how a run ended.
+pub(crate) async fn finish(inner: &Inner, run: &mut ReconcileRun, result: Result<(), SyncError>) {
+    let now = OffsetDateTime::now_utc();
+    run.updated_at = now;
+    run.finished_at = Some(now);
+    match result {
+        Ok(()) => run.status = ReconcileStatus::Finished,
+        Err(e) => {
+            run.status = ReconcileStatus::Failed;
+            run.error = Some(e.to_string());
+        }
+    }
+    if let Err(e) = inner.store.sync.update_reconcile(run).await {
+        tracing::warn!(reconcile = %run.id, error = %e, "cannot record the end of a reconcile");
+    }
+    tracing::info!(
+        project = %run.project_id,
+        reconcile = %run.id,
+        status = run.status.as_str(),
+        listed = run.listed,
+        added = run.drift.added,
+        removed = run.drift.removed,
+        changed = run.drift.changed,
+        "reconcile ended"
+    );
+}
