@@ -19,6 +19,7 @@ use byos_catalog::Store;
 use byos_domain::RegionTable;
 use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
+use byos_sync::SyncEngine;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -43,14 +44,26 @@ struct Inner {
     master_key: MasterKey,
     regions: RegionTable,
     lifecycle: Lifecycle,
+    sync: SyncEngine,
     metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(store: Store, master_key: MasterKey, regions: RegionTable, lifecycle: Lifecycle) -> AppState {
+    pub fn new(
+        store: Store,
+        master_key: MasterKey,
+        regions: RegionTable,
+        lifecycle: Lifecycle,
+        sync: SyncEngine,
+    ) -> AppState {
         let mut metrics = Metrics::new();
         lifecycle.register_metrics(metrics.registry_mut());
-        AppState { inner: Arc::new(Inner { store, master_key, regions, lifecycle, metrics }) }
+        sync.register_metrics(metrics.registry_mut());
+        AppState { inner: Arc::new(Inner { store, master_key, regions, lifecycle, sync, metrics }) }
+    }
+
+    pub fn sync(&self) -> &SyncEngine {
+        &self.inner.sync
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -85,6 +98,7 @@ impl AppState {
         (name = "storage-credentials", description = "System Settings > Storage > Credentials"),
         (name = "storage-configurations", description = "System Settings > Storage > Configurations"),
         (name = "tokens", description = "API tokens"),
+        (name = "projects", description = "Projects, their data and its sync with the bucket"),
         (name = "reference", description = "Regions and the error catalogue"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -55,14 +55,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
 
     let aws = byos_aws::Aws::new(&settings.aws_settings()).await;
-    let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws, master_key.clone(), settings.lifecycle.clone());
-    let state = AppState::new(store.clone(), master_key, settings.regions.clone(), lifecycle.clone());
+    let lifecycle =
+        byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), master_key.clone(), settings.lifecycle.clone());
+    let sync = byos_sync::SyncEngine::new(store.clone(), aws, lifecycle.clone(), settings.sync.clone());
+    sync.refresh_routes().await.context("reading the projects")?;
+    let state = AppState::new(store.clone(), master_key, settings.regions.clone(), lifecycle.clone(), sync.clone());
     let app = byos_api::router(state);
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the listening address")?;
 
     let worker = lifecycle.spawn_worker();
+    let sync_workers = sync.spawn_workers();
     tracing::info!("byos listening on http://{address}");
     // On the signal, the worker stops taking new work while the HTTP server drains, each
     // within the grace period.
@@ -78,6 +82,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         result = &mut serving => result.context("serving")?,
         () = shutdown_signal() => {
             worker.request_stop();
+            sync_workers.request_stop();
             let _ = drain.send(true);
             match tokio::time::timeout(settings.shutdown_grace, &mut serving).await {
                 Ok(result) => result.context("serving")?,
@@ -85,7 +90,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
-    worker.stop(settings.shutdown_grace).await;
+    tokio::join!(worker.stop(settings.shutdown_grace), sync_workers.stop(settings.shutdown_grace));
     tracing::info!("shutting down: closing the store");
     if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
         tracing::warn!("the store did not close within the grace period");

@@ -30,6 +30,8 @@ struct Raw {
     aws: RawAws,
     #[serde(default)]
     lifecycle: RawLifecycle,
+    #[serde(default)]
+    sync: RawSync,
     /// Replaces the built-in region table when given.
     regions: Option<Vec<Region>>,
 }
@@ -58,6 +60,14 @@ struct RawLifecycle {
     retry_base_seconds: Option<u64>,
     concurrency: Option<usize>,
     queue_name_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    pollers: Option<usize>,
+    reconcile_interval_seconds: Option<u64>,
+    visibility_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +101,7 @@ pub(crate) struct Settings {
     pub(crate) regions: RegionTable,
     pub(crate) aws_endpoint_url: Option<String>,
     pub(crate) lifecycle: byos_lifecycle::LifecycleSettings,
+    pub(crate) sync: byos_sync::SyncSettings,
 }
 
 impl Settings {
@@ -167,6 +178,30 @@ impl Settings {
             concurrency: raw.lifecycle.concurrency.unwrap_or(defaults.concurrency).max(1),
             ..defaults
         };
+        let sync_defaults = byos_sync::SyncSettings::default();
+        let sync_seconds = |value: Option<u64>, default: Duration, key: &str| -> anyhow::Result<Duration> {
+            match value {
+                Some(0) => bail!("sync.{key}: at least 1"),
+                Some(s) => Ok(Duration::from_secs(s)),
+                None => Ok(default),
+            }
+        };
+        let sync = byos_sync::SyncSettings {
+            queue_name_prefix: lifecycle.queue_name_prefix.clone(),
+            pollers: raw.sync.pollers.unwrap_or(sync_defaults.pollers).max(1),
+            reconcile_interval: sync_seconds(
+                raw.sync.reconcile_interval_seconds,
+                sync_defaults.reconcile_interval,
+                "reconcile_interval_seconds",
+            )?,
+            visibility: sync_seconds(
+                raw.sync.visibility_timeout_seconds,
+                sync_defaults.visibility,
+                "visibility_timeout_seconds",
+            )?,
+            replica: lifecycle.replica.clone(),
+            ..sync_defaults
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -179,6 +214,7 @@ impl Settings {
             regions,
             aws_endpoint_url,
             lifecycle,
+            sync,
         })
     }
 

@@ -119,9 +119,11 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
             Err(e) => Err(e),
         };
         match observed {
-            Ok(observation) => {
-                updates.entry(project).or_default().push(KeyUpdate::Observed { key: relative, observation, fence: None })
-            }
+            Ok(observation) => updates.entry(project).or_default().push(KeyUpdate::Observed {
+                key: relative,
+                observation,
+                fence: None,
+            }),
             Err(e) => {
                 tracing::warn!(bucket = %lookup.bucket, key = %lookup.key, error = %e, "cannot read the key from S3");
                 for index in lookup.messages {

@@ -66,6 +66,11 @@ pub struct Workers {
 }
 
 impl Workers {
+    /// Stops taking new messages and starting reconciles; what is running goes on.
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops taking new messages and starting reconciles; batches being applied finish, up to
     /// `grace`, and are abandoned after it (their messages come back to the queue).
     pub async fn stop(mut self, grace: Duration) {

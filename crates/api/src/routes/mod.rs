@@ -4,7 +4,9 @@
 
 mod configurations;
 mod credentials;
+mod data;
 mod operations;
+mod projects;
 mod reference;
 mod tokens;
 
@@ -19,6 +21,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(credentials::router())
         .merge(configurations::router())
         .merge(tokens::router())
+        .merge(projects::router())
+        .merge(data::router())
         .merge(reference::router())
         .merge(operations::router())
 }

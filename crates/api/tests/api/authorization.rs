@@ -10,11 +10,16 @@ use crate::support::TestApp;
 /// The tags of System Settings: admins only.
 const SYSTEM_SETTINGS: [&str; 3] = ["storage-credentials", "storage-configurations", "tokens"];
 
+/// Admin-only operations outside System Settings.
+const ADMIN_OPERATIONS: [(&str, &str); 2] = [("post", "/api/v1/projects"), ("delete", "/api/v1/projects/{id}")];
+
 struct Operation {
     method: Method,
     path: String,
     public: bool,
     admin_only: bool,
+    /// A project's own route: a member outside the project is told it does not exist.
+    of_a_project: bool,
 }
 
 async fn operations(app: &TestApp) -> Vec<Operation> {
@@ -30,7 +35,9 @@ async fn operations(app: &TestApp) -> Vec<Operation> {
                 // Any id: the walk is about who gets in, not what exists.
                 path: path.replace("{id}", "6f1c2b1e-0000-4000-8000-000000000000"),
                 public: op.get("security").is_none(),
-                admin_only: tags.iter().any(|t| SYSTEM_SETTINGS.contains(t)),
+                admin_only: tags.iter().any(|t| SYSTEM_SETTINGS.contains(t))
+                    || ADMIN_OPERATIONS.contains(&(method.as_str(), path.as_str())),
+                of_a_project: path.starts_with("/api/v1/projects/{id}"),
             });
         }
     }
@@ -63,6 +70,8 @@ async fn every_route_checks_its_caller() {
         if op.admin_only {
             let message = as_member.error(403, "access-forbidden");
             assert!(message.starts_with("Access forbidden: "), "{what}: {message}");
+        } else if op.of_a_project {
+            as_member.error(404, "not-found");
         } else {
             assert!(as_member.status.is_success(), "{what} as a member: {}", as_member.text);
         }

@@ -113,8 +113,9 @@ impl TestApp {
             profile: None,
         })
         .await;
-        let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws, key.clone(), Default::default());
-        let state = AppState::new(store, key, regions, lifecycle);
+        let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), key.clone(), Default::default());
+        let sync = byos_sync::SyncEngine::new(store.clone(), aws, lifecycle.clone(), Default::default());
+        let state = AppState::new(store, key, regions, lifecycle, sync);
         TestApp {
             router: byos_api::router(state.clone()),
             state,
