@@ -120,6 +120,9 @@ struct Inner {
     settings: SyncSettings,
     routes: RwLock<Arc<Routes>>,
     metrics: Metrics,
+    /// Wakes the supervisor when a project was created, so that its region's consumers start
+    /// without waiting for a tick.
+    wake: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -138,6 +141,7 @@ impl SyncEngine {
                 settings,
                 routes: RwLock::new(Arc::new(Routes::default())),
                 metrics: Metrics::default(),
+                wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -168,6 +172,7 @@ impl SyncEngine {
     /// A new project: route its events from now on and import what its folder already holds.
     pub async fn project_created(&self, project: &Project) -> Result<ReconcileRun, SyncError> {
         self.refresh_routes().await?;
+        self.inner.wake.notify_one();
         self.request_reconcile(project.id, "initial-import").await
     }
 

@@ -61,7 +61,12 @@ fn from_head(as_of_ms: i64, head: Option<Head>) -> Observation {
     let versions = head
         .map(|h| ObservedVersion {
             version_id: h.version_id.unwrap_or_else(|| NULL_VERSION.to_owned()),
-            kind: VersionKind::Object { size: h.size, etag: h.etag, storage_class: h.storage_class },
+            // S3 leaves the storage class header out for STANDARD objects; listings name it.
+            kind: VersionKind::Object {
+                size: h.size,
+                etag: h.etag,
+                storage_class: Some(h.storage_class.unwrap_or_else(|| "STANDARD".to_owned())),
+            },
             last_modified_ms: h.last_modified_ms,
             restore: restore_header(h.restore.as_deref()),
         })

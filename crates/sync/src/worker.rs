@@ -105,6 +105,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = inner.wake.notified() => {}
             () = stopping(&mut stopped) => break,
         }
         if let Err(e) = engine.refresh_routes().await {

@@ -5,4 +5,5 @@
 mod aws_tools;
 mod owner;
 mod serve;
+mod sync;
 mod tidy;

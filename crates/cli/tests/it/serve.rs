@@ -103,7 +103,7 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = client().request(method, url).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
