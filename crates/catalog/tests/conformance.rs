@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use byos_catalog::{
-    Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, NewToken, Store, StoreError,
-    StoreOptions, Token, ValidationOutcome,
+    ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
+    EntryKind, FileEntry, KeyUpdate, NewToken, Project, ReconcileRun, ReconcileStatus, Store, StoreError, StoreOptions,
+    Token, ValidationOutcome,
 };
+use byos_domain::events::Sequencer;
+use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
 use byos_domain::{
-    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
-    Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck, ValidationReport, VersioningState,
+    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ProjectFolder,
+    ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck, ValidationReport, VersioningState,
 };
 use byos_test_support::{TempDir, TestPostgres, temp_dir};
 use time::OffsetDateTime;
@@ -88,6 +91,25 @@ conformance!(
     prefixes_on_one_bucket_never_overlap,
     due_configurations_come_most_overdue_first,
     leases_have_one_holder_at_a_time,
+    projects_round_trip,
+    project_folders_never_overlap,
+    project_folders_never_overlap_under_contention,
+    deleting_a_project_takes_its_catalog,
+    batches_build_the_tree,
+    emptied_folders_disappear,
+    folder_markers_keep_their_folder,
+    one_batch_mixes_appearing_and_going,
+    entries_page_by_name,
+    big_batches_go_in_chunks,
+    keys_page_in_byte_order_with_their_revisions,
+    fenced_observations_are_skipped,
+    delete_markers_hide_and_unhide_versions,
+    restores_show_on_their_files,
+    keys_and_names_sort_by_bytes,
+    awkward_keys_round_trip,
+    concurrent_batches_keep_the_counts,
+    reconcile_runs_round_trip,
+    dead_letters_are_kept,
 );
 
 /// Whole milliseconds: the store's time resolution.
@@ -516,4 +538,789 @@ async fn leases_have_one_holder_at_a_time(f: Fixture) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+// Projects and their catalog.
+
+/// A configuration on `customer-bucket` with its own credential, stored.
+async fn stored_configuration(s: &Store, n: &str) -> Configuration {
+    let credential = user_credential(&format!("{n} credential"));
+    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    let c = configuration(n, &credential);
+    s.configurations.insert_configuration(&c).await.unwrap_or_else(|e| panic!("{e}"));
+    c
+}
+
+fn project(n: &str, configuration: &Configuration, folder: &str) -> Project {
+    let folder = ProjectFolder::parse(folder).unwrap_or_else(|e| panic!("{folder}: {e}"));
+    Project {
+        id: Uuid::new_v4(),
+        name: name(n),
+        region: configuration.spec.region.clone(),
+        configuration_id: configuration.id,
+        key_prefix: folder.key_prefix(configuration.spec.key_prefix.as_ref()),
+        folder,
+        bucket: configuration.spec.bucket.clone(),
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+/// A project with an empty catalog, on a configuration of its own.
+async fn stored_project(s: &Store) -> Project {
+    let c = stored_configuration(s, "data").await;
+    let p = project("studies", &c, "studies");
+    s.projects.insert_project(&p).await.unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
+/// Event times: the `n`th event of a test happens at `BASE_MS + n`.
+const BASE_MS: i64 = 1_780_000_000_000;
+
+/// The `n`th sequencer of a key: greater `n`, later event.
+fn seq(n: u32) -> Sequencer {
+    Sequencer::parse(&format!("0055AED6DCD90281E5{n:04X}")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn changes(key: &str, changes: Vec<Change>) -> KeyUpdate {
+    KeyUpdate::Changes { key: key.to_owned(), changes }
+}
+
+/// Version `version` of `key` written by the `n`th event: `10 * n` bytes, etag `etag-n`.
+fn put_version(key: &str, version: &str, n: u32) -> KeyUpdate {
+    let change = Change::Created {
+        version_id: version.to_owned(),
+        sequencer: seq(n),
+        size: u64::from(n) * 10,
+        etag: format!("etag-{n}"),
+        at_ms: BASE_MS + i64::from(n),
+    };
+    changes(key, vec![change])
+}
+
+/// `key` written on an unversioned bucket by the `n`th event.
+fn put(key: &str, n: u32) -> KeyUpdate {
+    put_version(key, NULL_VERSION, n)
+}
+
+fn remove_version(key: &str, version: &str, n: u32) -> KeyUpdate {
+    let change = Change::Removed { version_id: version.to_owned(), sequencer: seq(n), at_ms: BASE_MS + i64::from(n) };
+    changes(key, vec![change])
+}
+
+/// `key` deleted on an unversioned bucket by the `n`th event.
+fn remove(key: &str, n: u32) -> KeyUpdate {
+    remove_version(key, NULL_VERSION, n)
+}
+
+/// The file `put_version(_, version, n)` shows.
+fn file(version: &str, n: u32) -> EntryKind {
+    EntryKind::File(FileEntry {
+        size: u64::from(n) * 10,
+        etag: format!("etag-{n}"),
+        last_modified_ms: BASE_MS + i64::from(n),
+        storage_class: None,
+        version_id: Some(version.to_owned()).filter(|v| v != NULL_VERSION),
+        restore: None,
+    })
+}
+
+fn folder(marker: bool, children: u64) -> EntryKind {
+    EntryKind::Folder { marker, children }
+}
+
+fn entry(parent: &str, name: &str, kind: EntryKind) -> Entry {
+    Entry { parent: parent.to_owned(), name: name.to_owned(), kind }
+}
+
+async fn apply(s: &Store, project: Uuid, updates: &[KeyUpdate]) -> ApplyOutcome {
+    s.data.apply(project, updates).await.unwrap_or_else(|e| panic!("apply: {e:?}"))
+}
+
+fn outcome(changed: u32, unchanged: u32, fenced: u32, revision: i64) -> ApplyOutcome {
+    ApplyOutcome { changed, unchanged, fenced, revision }
+}
+
+/// Every entry of a folder, in one page.
+async fn list(s: &Store, project: Uuid, folder: &str) -> Vec<Entry> {
+    s.data.entries(project, folder, None, 10_000).await.unwrap_or_else(|e| panic!("entries of {folder:?}: {e:?}"))
+}
+
+fn names(entries: &[Entry]) -> Vec<&str> {
+    entries.iter().map(|e| e.name.as_str()).collect()
+}
+
+async fn get_entry(s: &Store, project: Uuid, path: &str) -> Option<Entry> {
+    match s.data.entry(project, path).await {
+        Ok(entry) => Some(entry),
+        Err(StoreError::NotFound) => None,
+        Err(e) => panic!("entry {path:?}: {e:?}"),
+    }
+}
+
+async fn all_keys(s: &Store, project: Uuid) -> Vec<(String, i64)> {
+    let keys = s.data.keys(project, None, 10_000).await.unwrap_or_else(|e| panic!("keys: {e:?}"));
+    keys.into_iter().map(|k| (k.key, k.revision)).collect()
+}
+
+async fn projects_round_trip(f: Fixture) {
+    let s = &f.store;
+    let c = stored_configuration(s, "data").await;
+    let beta = project("beta", &c, "b");
+    let alpha = project("alpha", &c, "a/b");
+    let upper = project("Zulu", &c, "z");
+    for p in [&beta, &alpha, &upper] {
+        s.projects.insert_project(p).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.projects.get_project(p.id).await.ok().as_ref(), Some(p));
+    }
+    assert_eq!(alpha.key_prefix.as_str(), "data/a/b/");
+    let listed = s.projects.list_projects().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed, vec![upper.clone(), alpha.clone(), beta.clone()], "by name, byte by byte");
+    assert_eq!(s.data.revision(alpha.id).await.ok(), Some(0), "a new project is at revision 0");
+
+    let taken = s.projects.insert_project(&project("alpha", &c, "elsewhere")).await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict(Conflict::NameTaken { resource: "project", ref name })) if name == "alpha"),
+        "{taken:?}"
+    );
+    let mut orphan = project("orphan", &c, "orphan");
+    orphan.configuration_id = Uuid::new_v4();
+    let orphaned = s.projects.insert_project(&orphan).await;
+    assert!(matches!(orphaned, Err(StoreError::NotFound)), "{orphaned:?}");
+
+    let refused = s.configurations.delete_configuration(c.id).await;
+    match refused {
+        Err(StoreError::Conflict(Conflict::InUse { resource, name, used_by, users })) => {
+            assert_eq!((resource, name.as_str(), used_by), ("storage configuration", "data", "project"));
+            assert_eq!(users, ["Zulu", "alpha", "beta"]);
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert!(s.configurations.get_configuration(c.id).await.is_ok());
+
+    for p in [&beta, &alpha, &upper] {
+        s.projects.delete_project(p.id).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(matches!(s.projects.get_project(alpha.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.projects.delete_project(alpha.id).await, Err(StoreError::NotFound)));
+    assert_eq!(s.projects.list_projects().await.map(|l| l.len()).ok(), Some(0));
+    s.configurations.delete_configuration(c.id).await.unwrap_or_else(|e| panic!("unused now: {e}"));
+}
+
+async fn project_folders_never_overlap(f: Fixture) {
+    let s = &f.store;
+    let c = stored_configuration(s, "data").await;
+    s.projects.insert_project(&project("a-b", &c, "a/b")).await.unwrap_or_else(|e| panic!("{e}"));
+    for (n, folder) in [("same", "a/b"), ("inside", "a/b/c"), ("deep inside", "a/b/c/d"), ("containing", "a")] {
+        let refused = s.projects.insert_project(&project(n, &c, folder)).await;
+        match refused {
+            Err(StoreError::Conflict(Conflict::ProjectPrefixOverlap { name, bucket, prefix })) => {
+                assert_eq!((name.as_str(), bucket.as_str(), prefix.as_str()), ("a-b", "customer-bucket", "data/a/b/"));
+            }
+            other => panic!("{n} ({folder}): expected ProjectPrefixOverlap, got {other:?}"),
+        }
+    }
+    // Siblings whose names share a beginning are apart: a/b/ is no prefix of a/bc/.
+    for (n, folder) in [("sibling", "a/bc"), ("shorter sibling", "a/a"), ("next door", "ab")] {
+        s.projects.insert_project(&project(n, &c, folder)).await.unwrap_or_else(|e| panic!("{n}: {e}"));
+    }
+    // The same folder under another configuration (another prefix of the bucket) is elsewhere.
+    let other = stored_configuration(s, "other").await;
+    s.projects.insert_project(&project("other ab", &other, "a/b")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.projects.list_projects().await.map(|l| l.len()).ok(), Some(5));
+}
+
+async fn project_folders_never_overlap_under_contention(f: Fixture) {
+    let s = &f.store;
+    let c = stored_configuration(s, "data").await;
+    // x, x/x, x/x/x, ...: every two of them overlap.
+    let attempts: Vec<_> = (1..=8)
+        .map(|depth| {
+            let p = project(&format!("contender {depth}"), &c, &vec!["x"; depth].join("/"));
+            let store = s.clone();
+            tokio::spawn(async move { store.projects.insert_project(&p).await })
+        })
+        .collect();
+    let mut won = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap_or_else(|e| panic!("{e}")) {
+            Ok(()) => won += 1,
+            Err(StoreError::Conflict(Conflict::ProjectPrefixOverlap { .. })) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.projects.list_projects().await.map(|l| l.len()).ok(), Some(1));
+}
+
+async fn deleting_a_project_takes_its_catalog(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let neighbour = project("neighbour", &stored_configuration(s, "other").await, "studies");
+    s.projects.insert_project(&neighbour).await.unwrap_or_else(|e| panic!("{e}"));
+    for id in [p.id, neighbour.id] {
+        apply(s, id, &[put("a/b/c.txt", 1), put("top.txt", 2)]).await;
+    }
+    let run = reconcile_run(p.id, now());
+    s.sync.insert_reconcile(&run).await.unwrap_or_else(|e| panic!("{e}"));
+
+    s.projects.delete_project(p.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(s.data.revision(p.id).await, Err(StoreError::NotFound)));
+    assert_eq!(s.data.keys(p.id, None, 100).await.map(|k| k.len()).ok(), Some(0));
+    for folder in ["", "a/", "a/b/"] {
+        assert_eq!(s.data.entries(p.id, folder, None, 100).await.map(|e| e.len()).ok(), Some(0), "{folder:?}");
+    }
+    assert!(matches!(s.data.entry(p.id, "top.txt").await, Err(StoreError::NotFound)));
+    assert!(matches!(s.sync.get_reconcile(run.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.sync.latest_reconcile(p.id).await, Ok(None)));
+    let late = s.data.apply(p.id, &[put("late.txt", 3)]).await;
+    assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
+    assert!(matches!(s.data.revision(p.id).await, Err(StoreError::NotFound)), "nothing came back");
+
+    // Another project's catalog stays.
+    assert_eq!(names(&list(s, neighbour.id, "").await), ["a/", "top.txt"]);
+    assert_eq!(all_keys(s, neighbour.id).await.len(), 2);
+}
+
+async fn batches_build_the_tree(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let batch = [put("a/b/c.txt", 1), put("a/d.txt", 2), put("top.txt", 3)];
+    assert_eq!(apply(s, p.id, &batch).await, outcome(3, 0, 0, 1));
+    assert_eq!(s.data.revision(p.id).await.ok(), Some(1));
+
+    let root = list(s, p.id, "").await;
+    assert_eq!(root, [entry("", "a/", folder(false, 2)), entry("", "top.txt", file(NULL_VERSION, 3))]);
+    assert_eq!(root[1].path(), "top.txt");
+    let a = list(s, p.id, "a/").await;
+    assert_eq!(a, [entry("a/", "b/", folder(false, 1)), entry("a/", "d.txt", file(NULL_VERSION, 2))]);
+    assert_eq!(a[0].path(), "a/b/");
+    assert_eq!(list(s, p.id, "a/b/").await, [entry("a/b/", "c.txt", file(NULL_VERSION, 1))]);
+    assert_eq!(get_entry(s, p.id, "a/b/c.txt").await, Some(entry("a/b/", "c.txt", file(NULL_VERSION, 1))));
+    assert_eq!(get_entry(s, p.id, "a/b/").await, Some(entry("a/", "b/", folder(false, 1))));
+    assert_eq!(get_entry(s, p.id, "a/").await, Some(entry("", "a/", folder(false, 2))));
+    for missing in ["a/b", "a/b/c.txt/", "nothing.txt", "a/nothing/", ""] {
+        assert_eq!(get_entry(s, p.id, missing).await, None, "{missing:?}");
+    }
+    assert_eq!(list(s, p.id, "top.txt/").await, []);
+
+    // The same batch again changes nothing, but it is a batch: the revision grows.
+    assert_eq!(apply(s, p.id, &batch).await, outcome(0, 3, 0, 2));
+    assert_eq!(list(s, p.id, "").await, root);
+    assert_eq!(list(s, p.id, "a/").await, a);
+
+    // A rewrite changes the file in place, and only its key's revision.
+    assert_eq!(apply(s, p.id, &[put("top.txt", 4), put("a/d.txt", 1)]).await, outcome(1, 1, 0, 3));
+    assert_eq!(get_entry(s, p.id, "top.txt").await, Some(entry("", "top.txt", file(NULL_VERSION, 4))));
+    assert_eq!(get_entry(s, p.id, "a/d.txt").await, Some(entry("a/", "d.txt", file(NULL_VERSION, 2))), "older");
+    assert_eq!(get_entry(s, p.id, "a/").await, Some(entry("", "a/", folder(false, 2))));
+    assert_eq!(
+        all_keys(s, p.id).await,
+        [("a/b/c.txt".to_owned(), 1), ("a/d.txt".to_owned(), 1), ("top.txt".to_owned(), 3)]
+    );
+
+    // An empty batch is a batch too.
+    assert_eq!(apply(s, p.id, &[]).await, outcome(0, 0, 0, 4));
+    let unknown = s.data.apply(Uuid::new_v4(), &batch).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+    assert!(matches!(s.data.revision(Uuid::new_v4()).await, Err(StoreError::NotFound)));
+}
+
+async fn emptied_folders_disappear(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    apply(s, p.id, &[put("a/b/c.txt", 1), put("a/d.txt", 2), put("top.txt", 3)]).await;
+
+    assert_eq!(apply(s, p.id, &[remove("a/b/c.txt", 4)]).await, outcome(1, 0, 0, 2));
+    assert_eq!(get_entry(s, p.id, "a/b/c.txt").await, None);
+    assert_eq!(get_entry(s, p.id, "a/b/").await, None);
+    assert_eq!(list(s, p.id, "a/b/").await, []);
+    assert_eq!(list(s, p.id, "a/").await, [entry("a/", "d.txt", file(NULL_VERSION, 2))]);
+    assert_eq!(get_entry(s, p.id, "a/").await, Some(entry("", "a/", folder(false, 1))));
+
+    apply(s, p.id, &[remove("a/d.txt", 5)]).await;
+    assert_eq!(get_entry(s, p.id, "a/").await, None);
+    assert_eq!(list(s, p.id, "").await, [entry("", "top.txt", file(NULL_VERSION, 3))]);
+
+    // Writes older than the removals, arriving late, do not bring the files back: the keys keep
+    // their tombstones.
+    assert_eq!(apply(s, p.id, &[put("a/b/c.txt", 2), put("a/d.txt", 1)]).await, outcome(0, 2, 0, 4));
+    assert_eq!(list(s, p.id, "").await, [entry("", "top.txt", file(NULL_VERSION, 3))]);
+    assert_eq!(get_entry(s, p.id, "a/b/c.txt").await, None);
+    let keys: Vec<String> = all_keys(s, p.id).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["a/b/c.txt", "a/d.txt", "top.txt"], "removed keys keep their rows");
+
+    // A later write does.
+    assert_eq!(apply(s, p.id, &[put("a/b/c.txt", 6)]).await, outcome(1, 0, 0, 5));
+    assert_eq!(
+        list(s, p.id, "").await,
+        [entry("", "a/", folder(false, 1)), entry("", "top.txt", file(NULL_VERSION, 3))]
+    );
+    assert_eq!(list(s, p.id, "a/").await, [entry("a/", "b/", folder(false, 1))]);
+    assert_eq!(list(s, p.id, "a/b/").await, [entry("a/b/", "c.txt", file(NULL_VERSION, 6))]);
+}
+
+async fn folder_markers_keep_their_folder(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let marker = Change::Created {
+        version_id: NULL_VERSION.to_owned(),
+        sequencer: seq(1),
+        size: 0,
+        etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+        at_ms: BASE_MS + 1,
+    };
+    apply(s, p.id, &[changes("m/", vec![marker])]).await;
+    assert_eq!(list(s, p.id, "").await, [entry("", "m/", folder(true, 0))], "a folder, and no file");
+    assert_eq!(get_entry(s, p.id, "m/").await, Some(entry("", "m/", folder(true, 0))));
+    assert_eq!(list(s, p.id, "m/").await, []);
+
+    apply(s, p.id, &[put("m/x.txt", 2)]).await;
+    assert_eq!(get_entry(s, p.id, "m/").await, Some(entry("", "m/", folder(true, 1))));
+    apply(s, p.id, &[remove("m/", 3)]).await;
+    assert_eq!(get_entry(s, p.id, "m/").await, Some(entry("", "m/", folder(false, 1))), "its file keeps it");
+    apply(s, p.id, &[remove("m/x.txt", 4)]).await;
+    assert_eq!(list(s, p.id, "").await, []);
+
+    // A marker deep down makes its parents, which go with it.
+    apply(s, p.id, &[put("n/o/", 1)]).await;
+    assert_eq!(list(s, p.id, "").await, [entry("", "n/", folder(false, 1))]);
+    assert_eq!(list(s, p.id, "n/").await, [entry("n/", "o/", folder(true, 0))]);
+    apply(s, p.id, &[remove("n/o/", 2)]).await;
+    assert_eq!(list(s, p.id, "").await, []);
+    assert_eq!(list(s, p.id, "n/").await, []);
+}
+
+async fn one_batch_mixes_appearing_and_going(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    apply(s, p.id, &[put("a/old.txt", 1), put("gone/only.txt", 1)]).await;
+
+    // In one batch: a file appears and another goes in one folder; a folder empties; a marker
+    // comes with files under it; a key comes and goes; a key's events come in two updates.
+    let batch = [
+        put("a/new.txt", 2),
+        remove("a/old.txt", 2),
+        remove("gone/only.txt", 2),
+        put("m/", 1),
+        put("m/x.txt", 1),
+        put("m/n/y.txt", 1),
+        put("flash.txt", 1),
+        remove("flash.txt", 2),
+        remove("twice.txt", 3),
+        put("twice.txt", 4),
+    ];
+    assert_eq!(apply(s, p.id, &batch).await, outcome(8, 0, 0, 2));
+    assert_eq!(
+        list(s, p.id, "").await,
+        [
+            entry("", "a/", folder(false, 1)),
+            entry("", "m/", folder(true, 2)),
+            entry("", "twice.txt", file(NULL_VERSION, 4))
+        ]
+    );
+    assert_eq!(list(s, p.id, "a/").await, [entry("a/", "new.txt", file(NULL_VERSION, 2))]);
+    assert_eq!(
+        list(s, p.id, "m/").await,
+        [entry("m/", "n/", folder(false, 1)), entry("m/", "x.txt", file(NULL_VERSION, 1))]
+    );
+    assert_eq!(list(s, p.id, "m/n/").await, [entry("m/n/", "y.txt", file(NULL_VERSION, 1))]);
+    assert_eq!(get_entry(s, p.id, "gone/").await, None);
+    assert_eq!(get_entry(s, p.id, "flash.txt").await, None);
+
+    // Everything under the marker goes in one batch, the marker last in it: the folder goes too.
+    let batch = [remove("m/x.txt", 2), remove("m/n/y.txt", 2), remove("m/", 2)];
+    assert_eq!(apply(s, p.id, &batch).await, outcome(3, 0, 0, 3));
+    assert_eq!(names(&list(s, p.id, "").await), ["a/", "twice.txt"]);
+    assert_eq!(list(s, p.id, "m/").await, []);
+    assert_eq!(list(s, p.id, "m/n/").await, []);
+}
+
+async fn entries_page_by_name(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    // Names in a scrambled order, some of them folders; byte order puts "Z" before "a", "-"
+    // and "." before "/".
+    let mut expected: Vec<String> = (0..250)
+        .map(|i| match i % 5 {
+            0 => format!("f{:03}.txt", (i * 37) % 1000),
+            1 => format!("F{:03}", (i * 37) % 1000),
+            2 => format!("f{:03}-x", (i * 37) % 1000),
+            3 => format!("f{:03}/", (i * 37) % 1000),
+            _ => format!("é{i}"),
+        })
+        .collect();
+    let updates: Vec<KeyUpdate> = expected
+        .iter()
+        .map(|n| if n.ends_with('/') { put(&format!("big/{n}inner.txt"), 1) } else { put(&format!("big/{n}"), 1) })
+        .collect();
+    for batch in updates.chunks(60) {
+        apply(s, p.id, batch).await;
+    }
+    expected.sort_unstable();
+    assert_eq!(get_entry(s, p.id, "big/").await, Some(entry("", "big/", folder(false, 250))));
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .data
+            .entries(p.id, "big/", after.as_deref(), 100)
+            .await
+            .unwrap_or_else(|e| panic!("page after {after:?}: {e:?}"));
+        pages += 1;
+        assert!(page.len() <= 100);
+        if pages == 1 {
+            // New names while paging: before the cursor (never seen), after it (seen once).
+            apply(s, p.id, &[put("big/!early", 2), put("big/zzz-late", 2), put("big/", 2)]).await;
+        }
+        let Some(last) = page.last() else { break };
+        after = Some(last.name.clone());
+        seen.extend(page.iter().map(|e| e.name.clone()));
+        if page.len() < 100 {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    let originals: Vec<String> = seen.iter().filter(|n| expected.contains(n)).cloned().collect();
+    assert_eq!(originals, expected, "every name once, in byte order");
+    expected.push("zzz-late".to_owned());
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "a name that came after the cursor is seen once, one before it never");
+    assert_eq!(get_entry(s, p.id, "big/").await, Some(entry("", "big/", folder(true, 252))));
+}
+
+async fn big_batches_go_in_chunks(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    // More keys than one statement takes (500), over several folders.
+    let keys: Vec<String> = (0..1_234).map(|i| format!("d{}/k{i:05}", i % 3)).collect();
+    let batch: Vec<KeyUpdate> = keys.iter().map(|k| put(k, 1)).collect();
+    assert_eq!(apply(s, p.id, &batch).await, outcome(1_234, 0, 0, 1));
+    assert_eq!(
+        list(s, p.id, "").await,
+        [
+            entry("", "d0/", folder(false, 412)),
+            entry("", "d1/", folder(false, 411)),
+            entry("", "d2/", folder(false, 411))
+        ]
+    );
+    assert_eq!(apply(s, p.id, &batch).await, outcome(0, 1_234, 0, 2));
+    let gone: Vec<KeyUpdate> = keys.iter().filter(|k| !k.starts_with("d2/")).map(|k| remove(k, 2)).collect();
+    assert_eq!(apply(s, p.id, &gone).await, outcome(823, 0, 0, 3));
+    assert_eq!(list(s, p.id, "").await, [entry("", "d2/", folder(false, 411))]);
+    assert_eq!(all_keys(s, p.id).await.len(), 1_234);
+}
+
+async fn keys_page_in_byte_order_with_their_revisions(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    apply(s, p.id, &[put("k/3", 1), put("k/1", 1), put("k/2/x", 1), put("k/2", 1)]).await;
+    apply(s, p.id, &[put("k/0", 1), put("k/3", 2)]).await;
+    assert_eq!(s.data.keys(p.id, None, 0).await.map(|k| k.len()).ok(), Some(0));
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.data.keys(p.id, after.as_deref(), 2).await.unwrap_or_else(|e| panic!("{e:?}"));
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        seen.extend(page.into_iter().map(|k| (k.key.clone(), k.revision, k.state.visible().map(|v| v.etag))));
+    }
+    let expected = [
+        ("k/0", 2, "etag-1"),
+        ("k/1", 1, "etag-1"),
+        ("k/2", 1, "etag-1"),
+        ("k/2/x", 1, "etag-1"),
+        ("k/3", 2, "etag-2"),
+    ]
+    .map(|(k, r, e)| (k.to_owned(), r, Some(e.to_owned())));
+    assert_eq!(seen, expected);
+    let from = s.data.keys(p.id, Some("k/2"), 10).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(from.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["k/2/x", "k/3"]);
+}
+
+/// What a listing of `put_version(_, NULL_VERSION, n)` shows, in another storage class.
+fn listed(key: &str, n: u32, storage_class: &str, fence: Option<i64>) -> KeyUpdate {
+    KeyUpdate::Observed {
+        key: key.to_owned(),
+        observation: Observation {
+            as_of_ms: BASE_MS + 1_000,
+            versions: vec![ObservedVersion {
+                version_id: NULL_VERSION.to_owned(),
+                kind: VersionKind::Object {
+                    size: u64::from(n) * 10,
+                    etag: format!("etag-{n}"),
+                    storage_class: Some(storage_class.to_owned()),
+                },
+                last_modified_ms: BASE_MS + i64::from(n),
+                restore: None,
+            }],
+        },
+        fence,
+    }
+}
+
+async fn fenced_observations_are_skipped(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    apply(s, p.id, &[put("old.txt", 1)]).await;
+    let fence = s.data.revision(p.id).await.unwrap_or_else(|e| panic!("{e:?}"));
+    // A reconcile starts at `fence`; meanwhile an event changes new.txt.
+    assert_eq!(apply(s, p.id, &[put("new.txt", 2)]).await.revision, fence + 1);
+
+    let scan = [listed("new.txt", 2, "GLACIER", Some(fence)), listed("old.txt", 1, "GLACIER", Some(fence))];
+    assert_eq!(apply(s, p.id, &scan).await, outcome(1, 1, 1, fence + 2));
+    let storage_class = |e: Option<Entry>| match e.map(|e| e.kind) {
+        Some(EntryKind::File(file)) => file.storage_class,
+        other => panic!("not a file: {other:?}"),
+    };
+    assert_eq!(storage_class(get_entry(s, p.id, "new.txt").await), None, "the event's side stays");
+    assert_eq!(storage_class(get_entry(s, p.id, "old.txt").await).as_deref(), Some("GLACIER"));
+    assert_eq!(all_keys(s, p.id).await, [("new.txt".to_owned(), fence + 1), ("old.txt".to_owned(), fence + 2)]);
+
+    // A fence at the key's revision, or none, lets the observation in.
+    let again = [listed("new.txt", 2, "GLACIER", Some(fence + 1)), listed("old.txt", 1, "STANDARD_IA", None)];
+    assert_eq!(apply(s, p.id, &again).await, outcome(2, 0, 0, fence + 3));
+    assert_eq!(storage_class(get_entry(s, p.id, "new.txt").await).as_deref(), Some("GLACIER"));
+    assert_eq!(storage_class(get_entry(s, p.id, "old.txt").await).as_deref(), Some("STANDARD_IA"));
+
+    // An event earlier in the same batch fences the observation just as well.
+    // (The write happens after the listings' time, or they would reflect it.)
+    let mixed = [put("new.txt", 2_000), listed("new.txt", 2, "DEEP_ARCHIVE", Some(fence + 3))];
+    assert_eq!(apply(s, p.id, &mixed).await, outcome(1, 0, 1, fence + 4));
+    assert_eq!(get_entry(s, p.id, "new.txt").await, Some(entry("", "new.txt", file(NULL_VERSION, 2_000))));
+}
+
+async fn delete_markers_hide_and_unhide_versions(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let key = "docs/report.pdf";
+    apply(s, p.id, &[put_version(key, "v1", 1)]).await;
+    assert_eq!(get_entry(s, p.id, key).await, Some(entry("docs/", "report.pdf", file("v1", 1))));
+
+    let marker = Change::DeleteMarkerCreated { version_id: "m1".to_owned(), sequencer: seq(2), at_ms: BASE_MS + 2 };
+    assert_eq!(apply(s, p.id, &[changes(key, vec![marker])]).await, outcome(1, 0, 0, 2));
+    assert_eq!(get_entry(s, p.id, key).await, None);
+    assert_eq!(get_entry(s, p.id, "docs/").await, None, "its only file is hidden");
+    assert_eq!(list(s, p.id, "").await, []);
+
+    assert_eq!(apply(s, p.id, &[remove_version(key, "m1", 3)]).await, outcome(1, 0, 0, 3));
+    assert_eq!(get_entry(s, p.id, key).await, Some(entry("docs/", "report.pdf", file("v1", 1))), "v1 is back");
+    assert_eq!(list(s, p.id, "").await, [entry("", "docs/", folder(false, 1))]);
+
+    // A newer version shows over v1; removing it shows v1 again, in place.
+    apply(s, p.id, &[put_version(key, "v2", 4)]).await;
+    assert_eq!(get_entry(s, p.id, key).await, Some(entry("docs/", "report.pdf", file("v2", 4))));
+    apply(s, p.id, &[remove_version(key, "v2", 5)]).await;
+    assert_eq!(get_entry(s, p.id, key).await, Some(entry("docs/", "report.pdf", file("v1", 1))));
+    assert_eq!(get_entry(s, p.id, "docs/").await, Some(entry("", "docs/", folder(false, 1))));
+}
+
+async fn restores_show_on_their_files(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let key = "cold/archive.tar";
+    apply(s, p.id, &[put_version(key, "v1", 1)]).await;
+    let expires = Some("2026-12-01T00:00:00Z".to_owned());
+    for (state, at) in [
+        (RestoreState::InProgress, 10),
+        (RestoreState::Restored { expires: expires.clone() }, 20),
+        (RestoreState::Restored { expires: None }, 30),
+        (RestoreState::Expired, 40),
+    ] {
+        let restore = Change::Restore { version_id: "v1".to_owned(), state: state.clone(), at_ms: BASE_MS + at };
+        assert_eq!(apply(s, p.id, &[changes(key, vec![restore])]).await.changed, 1, "{state:?}");
+        let got = get_entry(s, p.id, key).await.map(|e| e.kind);
+        assert!(
+            matches!(got, Some(EntryKind::File(FileEntry { ref restore, .. })) if *restore == Some(state.clone())),
+            "{got:?}"
+        );
+    }
+    // A newer version has no restore of its own.
+    apply(s, p.id, &[put_version(key, "v2", 50)]).await;
+    assert_eq!(get_entry(s, p.id, key).await, Some(entry("cold/", "archive.tar", file("v2", 50))));
+}
+
+async fn keys_and_names_sort_by_bytes(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let names_in_byte_order = ["B", "Z", "a", "b", "é", "ë", "中"];
+    let mut updates = Vec::new();
+    for n in ["é", "a", "中", "Z", "ë", "B", "b"] {
+        updates.push(put(n, 1));
+        updates.push(put(&format!("x/{n}"), 1));
+    }
+    apply(s, p.id, &updates).await;
+    let mut expected: Vec<String> = names_in_byte_order.iter().map(|n| (*n).to_owned()).collect();
+    expected.insert(4, "x/".to_owned());
+    assert_eq!(names(&list(s, p.id, "").await), expected);
+    assert_eq!(names(&list(s, p.id, "x/").await), names_in_byte_order);
+    // Pages follow the same order.
+    let page = s.data.entries(p.id, "x/", Some("Z"), 2).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(names(&page), ["a", "b"]);
+    let page = s.data.entries(p.id, "x/", Some("b"), 10).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(names(&page), ["é", "ë", "中"]);
+
+    let keys: Vec<String> = all_keys(s, p.id).await.into_iter().map(|(k, _)| k).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(keys, sorted);
+    assert_eq!(keys[..5], ["B", "Z", "a", "b", "x/B"]);
+    let after: Vec<String> = s
+        .data
+        .keys(p.id, Some("x/Z"), 3)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    assert_eq!(after, ["x/a", "x/b", "x/é"]);
+}
+
+async fn awkward_keys_round_trip(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let awkward = [
+        "100% done.txt",
+        "under_score/a_b.txt",
+        "it's \"quoted\".txt",
+        "back\\slash.txt",
+        "semi;colon -- DROP TABLE entries.txt",
+        "spaces in name/ file .txt",
+        "ünïcödé/日本語.txt",
+        "emoji 🦀.txt",
+        "a//double.txt",
+        "/leading.txt",
+        "tab\there.txt",
+    ];
+    let updates: Vec<KeyUpdate> = awkward.iter().map(|k| put(k, 1)).collect();
+    assert_eq!(apply(s, p.id, &updates).await.changed, 11);
+    for key in awkward {
+        let got = get_entry(s, p.id, key).await.unwrap_or_else(|| panic!("{key:?} is missing"));
+        assert_eq!(got.path(), key);
+        assert_eq!(got.kind, file(NULL_VERSION, 1), "{key:?}");
+        let parent = got.parent.clone();
+        assert!(names(&list(s, p.id, &parent).await).contains(&got.name.as_str()), "{key:?} in {parent:?}");
+    }
+    // `%` and `_` are no wildcards: a folder holds only its own children.
+    assert_eq!(names(&list(s, p.id, "under_score/").await), ["a_b.txt"]);
+    assert_eq!(list(s, p.id, "a/").await, [entry("a/", "/", folder(false, 1))]);
+    assert_eq!(names(&list(s, p.id, "a//").await), ["double.txt"]);
+    assert_eq!(names(&list(s, p.id, "/").await), ["leading.txt"]);
+    let keys: Vec<String> = all_keys(s, p.id).await.into_iter().map(|(k, _)| k).collect();
+    let mut expected: Vec<String> = awkward.iter().map(|k| (*k).to_owned()).collect();
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+
+    // The project folder's own marker (the empty relative key) is kept, and shows as no entry.
+    let root = list(s, p.id, "").await;
+    apply(s, p.id, &[put("", 2)]).await;
+    let keys = s.data.keys(p.id, None, 2).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(keys.first().map(|k| k.key.as_str()), Some(""), "the first key");
+    assert_eq!(list(s, p.id, "").await, root, "root entries unchanged");
+    assert_eq!(get_entry(s, p.id, "").await, None);
+}
+
+async fn concurrent_batches_keep_the_counts(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let batches: Vec<_> = (0..8)
+        .map(|i| {
+            let store = s.clone();
+            let batch: Vec<KeyUpdate> = (0..10)
+                .flat_map(|j| [put(&format!("shared/{i}-{j}"), 1), put(&format!("shared/{i}/{j}"), 1)])
+                .collect();
+            tokio::spawn(async move { store.data.apply(p.id, &batch).await })
+        })
+        .collect();
+    let mut revisions = Vec::new();
+    for batch in batches {
+        let outcome = batch.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((outcome.changed, outcome.unchanged), (20, 0));
+        revisions.push(outcome.revision);
+    }
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=8).collect::<Vec<i64>>(), "one revision per batch");
+    assert_eq!(get_entry(s, p.id, "shared/").await, Some(entry("", "shared/", folder(false, 88))));
+    for i in 0..8 {
+        assert_eq!(
+            get_entry(s, p.id, &format!("shared/{i}/")).await,
+            Some(entry("shared/", &format!("{i}/"), folder(false, 10)))
+        );
+    }
+}
+
+fn reconcile_run(project: Uuid, started_at: OffsetDateTime) -> ReconcileRun {
+    ReconcileRun {
+        id: Uuid::new_v4(),
+        project_id: project,
+        reason: "periodic".to_owned(),
+        status: ReconcileStatus::Running,
+        fence: 7,
+        listed: 0,
+        drift: Drift::default(),
+        error: None,
+        started_at,
+        updated_at: started_at,
+        finished_at: None,
+    }
+}
+
+async fn reconcile_runs_round_trip(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    assert_eq!(s.sync.latest_reconcile(p.id).await.ok(), Some(None));
+    let t = now();
+    let mut first = reconcile_run(p.id, t);
+    first.reason = "initial-import".to_owned();
+    let later = reconcile_run(p.id, t + time::Duration::seconds(60));
+    // Inserted out of order: the latest is the one that started last.
+    s.sync.insert_reconcile(&later).await.unwrap_or_else(|e| panic!("{e}"));
+    s.sync.insert_reconcile(&first).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.sync.get_reconcile(first.id).await.ok().as_ref(), Some(&first));
+    assert_eq!(s.sync.latest_reconcile(p.id).await.ok(), Some(Some(later.clone())));
+
+    let mut done = first.clone();
+    done.status = ReconcileStatus::Finished;
+    done.listed = 12_345;
+    for i in 0..12 {
+        done.drift.added(&format!("added/{i}"));
+    }
+    done.drift.removed("gone's \"key\"");
+    done.drift.changed("changed/é");
+    done.updated_at = t + time::Duration::seconds(30);
+    done.finished_at = Some(t + time::Duration::seconds(30));
+    s.sync.update_reconcile(&done).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = s.sync.get_reconcile(first.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, done);
+    assert_eq!((got.drift.added, got.drift.added_samples.len()), (12, Drift::SAMPLES));
+
+    let mut failed = later.clone();
+    failed.status = ReconcileStatus::Failed;
+    failed.error = Some("access denied".to_owned());
+    s.sync.update_reconcile(&failed).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.sync.latest_reconcile(p.id).await.ok(), Some(Some(failed)));
+
+    let nowhere = reconcile_run(Uuid::new_v4(), t);
+    assert!(matches!(s.sync.insert_reconcile(&nowhere).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.sync.update_reconcile(&nowhere).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.sync.get_reconcile(nowhere.id).await, Err(StoreError::NotFound)));
+}
+
+async fn dead_letters_are_kept(f: Fixture) {
+    let s = &f.store;
+    assert_eq!(s.sync.count_dead_letters().await.ok(), Some(0));
+    for i in 0..3 {
+        let letter = DeadLetter {
+            id: Uuid::new_v4(),
+            queue: "https://sqs.eu-central-1.amazonaws.com/123456789012/byos-events".to_owned(),
+            message_id: format!("message-{i}"),
+            body: "{\"not\": \"an S3 event\"}".to_owned(),
+            error: "missing field `Records`".to_owned(),
+            received_at: now(),
+        };
+        s.sync.insert_dead_letter(&letter).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(s.sync.count_dead_letters().await.ok(), Some(3));
 }

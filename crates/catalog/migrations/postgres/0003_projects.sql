@@ -1,5 +1,6 @@
 -- Keys and names sort byte by byte (COLLATE "C"), as in SQLite and S3 listings, so keyset
--- pagination and the reconcile's merge see one order.
+-- pagination and the reconcile's merge see one order, and projects list by name in the same
+-- order on both databases.
 --
 -- Projects and the catalog of their data: each key's state (versions, delete markers,
 -- tombstones) as the sync engine applies events to it, the visible tree that browsing reads
@@ -7,7 +8,7 @@
 
 CREATE TABLE projects (
     id               TEXT PRIMARY KEY NOT NULL,
-    name             TEXT NOT NULL UNIQUE,
+    name             TEXT COLLATE "C" NOT NULL UNIQUE,
     region           TEXT NOT NULL,
     configuration_id TEXT NOT NULL REFERENCES storage_configurations (id) ON DELETE RESTRICT,
     folder           TEXT NOT NULL,

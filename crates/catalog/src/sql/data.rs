@@ -1,7 +1,8 @@
 //! The SQL of [`DataStore`](crate::DataStore) and [`SyncStore`](crate::SyncStore), shared by
-//! both databases. A batch is a handful of statements whatever its size: one `SELECT ... IN` per
-//! chunk of keys, one multi-row upsert per chunk of states and of files, and one statement per
-//! folder that changes. The rules are in [`crate::data`].
+//! both databases. A batch takes a few statements per chunk of keys, not one per key: one
+//! `SELECT ... IN` per chunk of keys, one multi-row upsert or delete per chunk of states and of
+//! files (files that go, folder by folder), then for each folder the batch may change, a read of
+//! its row and, when it changes, a write. The rules are in [`crate::data`].
 
 use byos_domain::objects::KeyState;
 
@@ -71,9 +72,7 @@ impl TryFrom<EntryRow> for Entry {
                 version_id: row.version_id,
                 restore: restore_from_text(row.archive.as_deref()),
             }),
-            "folder" => {
-                EntryKind::Folder { marker: row.marker, children: u64::try_from(row.children).unwrap_or(0) }
-            }
+            "folder" => EntryKind::Folder { marker: row.marker, children: u64::try_from(row.children).unwrap_or(0) },
             other => return Err(corrupt("entries", format!("kind {other:?}"))),
         };
         Ok(Entry { parent: row.parent, name: row.name, kind })
@@ -117,7 +116,8 @@ impl TryFrom<ReconcileRow> for ReconcileRun {
             id: uuid(T, &row.id)?,
             project_id: uuid(T, &row.project_id)?,
             reason: row.reason,
-            status: ReconcileStatus::parse(&row.status).ok_or_else(|| corrupt(T, format!("status {:?}", row.status)))?,
+            status: ReconcileStatus::parse(&row.status)
+                .ok_or_else(|| corrupt(T, format!("status {:?}", row.status)))?,
             fence: row.fence,
             listed: count(row.listed),
             drift,
@@ -217,24 +217,32 @@ macro_rules! impl_data_stores {
                     query.build().execute(&mut *tx).await?;
                 }
 
-                let (shown, gone): (Vec<_>, Vec<_>) = plan.files.iter().partition(|(_, _, file)| file.is_some());
+                // Files that go are deleted folder by folder, so that removing many files takes
+                // a statement per chunk of them rather than one each.
+                let mut shown = Vec::new();
+                let mut gone_by_folder: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (parent, name, file) in &plan.files {
+                    match file {
+                        Some(file) => shown.push((parent.as_str(), name.as_str(), file)),
+                        None => gone_by_folder.entry(parent.as_str()).or_default().push(name.as_str()),
+                    }
+                }
                 for chunk in shown.chunks(CHUNK) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO entries (project_id, parent, name, kind, size, etag, last_modified, \
                          storage_class, version_id, archive, children, marker) ",
                     );
                     query.push_values(chunk, |mut row, (parent, name, file)| {
-                        let file = file.as_ref();
                         row.push_bind(&project_id)
-                            .push_bind(parent.as_str())
-                            .push_bind(name.as_str())
+                            .push_bind(*parent)
+                            .push_bind(*name)
                             .push_bind("file")
-                            .push_bind(file.map(|f| i64::try_from(f.size).unwrap_or(i64::MAX)))
-                            .push_bind(file.map(|f| f.etag.clone()))
-                            .push_bind(file.map(|f| f.last_modified_ms))
-                            .push_bind(file.and_then(|f| f.storage_class.clone()))
-                            .push_bind(file.and_then(|f| f.version_id.clone()))
-                            .push_bind($crate::data::restore_text(file.and_then(|f| f.restore.as_ref())))
+                            .push_bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+                            .push_bind(file.etag.as_str())
+                            .push_bind(file.last_modified_ms)
+                            .push_bind(file.storage_class.as_deref())
+                            .push_bind(file.version_id.as_deref())
+                            .push_bind($crate::data::restore_text(file.restore.as_ref()))
                             .push_bind(0_i64)
                             .push_bind(false);
                     });
@@ -246,13 +254,17 @@ macro_rules! impl_data_stores {
                     );
                     query.build().execute(&mut *tx).await?;
                 }
-                for (parent, name, _) in gone {
-                    sqlx::query("DELETE FROM entries WHERE project_id = $1 AND parent = $2 AND name = $3")
-                        .bind(&project_id)
-                        .bind(parent)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
+                for (parent, names) in gone_by_folder {
+                    for chunk in names.chunks(CHUNK) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM entries WHERE project_id = ");
+                        query.push_bind(&project_id).push(" AND parent = ").push_bind(parent).push(" AND name IN (");
+                        let mut list = query.separated(", ");
+                        for name in chunk {
+                            list.push_bind(*name);
+                        }
+                        query.push(")");
+                        query.build().execute(&mut *tx).await?;
+                    }
                 }
 
                 let mut rows = BTreeMap::new();
