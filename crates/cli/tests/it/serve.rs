@@ -79,6 +79,12 @@ impl Server {
         }
     }
 
+    /// SIGKILL: the process gets no chance to finish anything.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn output(&self) -> String {
         format!("{}{}", read(&self.stdout), read(&self.stderr))
     }
