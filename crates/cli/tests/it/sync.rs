@@ -409,3 +409,67 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
     let (_, latest) = world.get(&reconcile).await;
     assert_eq!(latest["reason"], "initial-import", "{latest}");
 }
+
+/// How many records a server has applied as events, from its metrics.
+async fn applied(server: &Server) -> u64 {
+    let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("byos_sync_records_total{outcome=\"applied\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Two replicas on one PostgreSQL database consume one queue: the work is shared, each record is
+/// applied once, and the catalog is the events' end state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_share_the_queue() {
+    let postgres = byos_test_support::TestPostgres::create().await;
+    // Replicas share the master key, as they share the database.
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let world =
+        World::with(&[("BYOS__DATABASE__URL", postgres.url()), ("BYOS_MASTER_KEY", key), ("BYOS__SYNC__POLLERS", "1")])
+            .await;
+    let created = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "shared", "region": REGION, "storageConfigurationId": world.configuration, "folder": "shared"}),
+        )
+        .await;
+    let project = created["id"].as_str().unwrap_or_default().to_owned();
+    world.wait(&format!("/api/v1/projects/{project}/reconcile"), |r| r["status"] == "finished", "the import").await;
+    let second_dir = byos_test_support::temp_dir();
+    let second = World::start(second_dir.path(), &world.env);
+
+    const KEYS: usize = 2_500;
+    let key = |i: usize| format!("data/shared/f{}/k{i:04}", i % 7);
+    let mut records = Vec::new();
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..KEYS {
+        let base = (i as u64 + 1) << 4;
+        records.push(unversioned("ObjectCreated:Put", &key(i), base + 2, i as u64 % 300));
+        records.push(unversioned("ObjectCreated:Put", &key(i), base + 1, 999_999));
+        expected.insert(format!("/f{}/k{i:04}", i % 7), i as u64 % 300);
+    }
+    let queues = world.aws.queues(REGION);
+    let queue = queues
+        .find(&format!("byos-events-{REGION}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no queue"));
+    for chunk in records.chunks(50) {
+        queues.send(&queue.url, &message(chunk)).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let catalog = catalog_files(&world, &project).await;
+        if catalog == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the catalog ({} files) did not reach the events' end state", catalog.len());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (first, other) = (applied(&world.server).await, applied(&second).await);
+    assert_eq!(first + other, records.len() as u64, "each record applied once: {first} + {other}");
+    assert!(first > 0 && other > 0, "both replicas took a share: {first} and {other}");
+}
