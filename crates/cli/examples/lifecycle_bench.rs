@@ -133,7 +133,8 @@ async fn main() {
     println!("validate + provision one configuration on moto ({validations} runs): p50 {}, p95 {}", ms(p50), ms(p95));
 
     // 2. The API while the worker re-verifies.
-    let state = AppState::new(store.clone(), key.clone(), RegionTable::builtin(), lifecycle.clone());
+    let sync = byos_sync::SyncEngine::new(store.clone(), aws.clone(), lifecycle.clone(), Default::default());
+    let state = AppState::new(store.clone(), key.clone(), RegionTable::builtin(), lifecycle.clone(), sync);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let base = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     tokio::spawn(async move { axum::serve(listener, byos_api::router(state)).await });

@@ -205,7 +205,7 @@ async fn validate(state: &AppState, body: CreateProject) -> Result<Project, ApiE
         configuration_id,
         key_prefix: folder.key_prefix(configuration.spec.key_prefix.as_ref()),
         folder,
-        bucket: configuration.spec.bucket.clone(),
+        bucket: configuration.spec.bucket,
         created_at: now,
         updated_at: now,
     })
