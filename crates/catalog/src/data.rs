@@ -25,12 +25,15 @@ pub enum KeyUpdate {
     /// A lookup's or a reconcile's answer. With a `fence`, it is skipped when the key changed
     /// at a later revision: an event that came during the scan is never overwritten by it.
     Observed { key: String, observation: Observation, fence: Option<i64> },
+    /// Drops the key's tombstones of removals older than `older_than_ms`, a time before which no
+    /// event can still arrive; a key left with nothing goes.
+    Prune { key: String, older_than_ms: i64 },
 }
 
 impl KeyUpdate {
     pub fn key(&self) -> &str {
         match self {
-            KeyUpdate::Changes { key, .. } | KeyUpdate::Observed { key, .. } => key,
+            KeyUpdate::Changes { key, .. } | KeyUpdate::Observed { key, .. } | KeyUpdate::Prune { key, .. } => key,
         }
     }
 }
@@ -162,6 +165,9 @@ pub(crate) fn plan(updates: &[KeyUpdate], mut loaded: HashMap<String, (KeyState,
                 for change in changes {
                     *changed |= state.apply(change) == Applied::Changed;
                 }
+            }
+            KeyUpdate::Prune { older_than_ms, .. } => {
+                *changed |= state.prune_tombstones(*older_than_ms) == Applied::Changed;
             }
             KeyUpdate::Observed { observation, fence, .. } => {
                 // A change earlier in this batch is at this batch's revision, which is after any
@@ -375,6 +381,18 @@ mod tests {
         let late = plan(&[created("a/x", 1)], stored(&gone, 2));
         assert_eq!(late.outcome, ApplyOutcome { changed: 0, unchanged: 1, fenced: 0, revision: 0 });
         assert!(late.files.is_empty() && late.deltas.is_empty());
+    }
+
+    #[test]
+    fn old_tombstones_are_pruned_and_their_row_goes() {
+        let made = plan(&[created("a/x", 1)], HashMap::new());
+        let gone = plan(&[removed("a/x", 2)], stored(&made, 1));
+        // A cut-off before the removal keeps the tombstone.
+        let kept = plan(&[KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_002 }], stored(&gone, 2));
+        assert_eq!(kept.outcome.unchanged, 1);
+        let pruned = plan(&[KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_003 }], stored(&gone, 2));
+        assert!(matches!(pruned.states.as_slice(), [(key, None)] if key == "a/x"), "{:?}", pruned.states);
+        assert!(pruned.files.is_empty());
     }
 
     #[test]

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey};
 pub use model::{
-    Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project, ReconcileRun,
-    ReconcileStatus, Token,
+    Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project,
+    ReconcileRun, ReconcileStatus, Token,
 };
 
 /// Why a store operation failed.

@@ -13,13 +13,17 @@ use byos_aws::{BucketAccess, ListedVersion, PageMarker};
 use byos_catalog::{Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey};
 use byos_domain::VersioningState;
 use byos_domain::is_probe_key;
-use byos_domain::objects::KeyState;
+use byos_domain::objects::{Applied, KeyState};
 use time::OffsetDateTime;
 
 use crate::{Inner, SyncError, lookup};
 
 /// Keys per listing page, catalog page and applied batch.
 const PAGE: u32 = 1000;
+
+/// How long a tombstone is kept: longer than a message can stay in the queue (four days), so
+/// that no event older than the removal can still arrive.
+const TOMBSTONE_LIFE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The listing as a stream of keys, each with its entries (newest first), in key order.
 struct Listing<'a> {
@@ -160,6 +164,10 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
         let observation = match &seen {
             Some(l) => {
                 run.listed += 1;
+                // Progress shows while the run goes, a page at a time.
+                if run.listed % u64::from(PAGE) == 0 {
+                    flush(inner, project, run, &mut batch).await?;
+                }
                 lookup::observation(l.as_of, &l.entries)
             }
             // Not listed: S3 held none of it when the page that would hold it was asked for,
@@ -169,11 +177,19 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
         let before = state.as_ref().map(|s| s.state.clone()).unwrap_or_default();
         let mut after: KeyState = before.clone();
         let _ = after.observe(&observation);
-        if before == after {
+        // Tombstones are kept only while late events can still come.
+        let mut pruned = after.clone();
+        let prune = pruned.prune_tombstones(lookup::now_ms() - TOMBSTONE_LIFE_MS) == Applied::Changed;
+        if before == after && !prune {
             continue;
         }
         note_drift(&mut run.drift, &key, &before, &after);
-        batch.push(KeyUpdate::Observed { key, observation, fence: Some(run.fence) });
+        if before != after {
+            batch.push(KeyUpdate::Observed { key: key.clone(), observation, fence: Some(run.fence) });
+        }
+        if prune {
+            batch.push(KeyUpdate::Prune { key, older_than_ms: lookup::now_ms() - TOMBSTONE_LIFE_MS });
+        }
         if batch.len() >= PAGE as usize {
             flush(inner, project, run, &mut batch).await?;
         }
