@@ -110,6 +110,7 @@ conformance!(
     concurrent_batches_keep_the_counts,
     reconcile_runs_round_trip,
     dead_letters_are_kept,
+    random_batches_keep_the_tree_true,
 );
 
 /// Whole milliseconds: the store's time resolution.
@@ -1323,4 +1324,104 @@ async fn dead_letters_are_kept(f: Fixture) {
         s.sync.insert_dead_letter(&letter).await.unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(s.sync.count_dead_letters().await.ok(), Some(3));
+}
+
+/// A small deterministic generator (xorshift), so that a failing history repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % n as u64).unwrap_or(0)
+    }
+}
+
+/// Walks the tree from the root: every file's path, and every folder with the number of
+/// entries it holds and its count.
+async fn walk(s: &Store, project: Uuid) -> (std::collections::BTreeSet<String>, Vec<(String, u64, u64, bool)>) {
+    let mut files = std::collections::BTreeSet::new();
+    let mut folders = Vec::new();
+    let mut pending = vec![String::new()];
+    while let Some(folder) = pending.pop() {
+        let entries = list(s, project, &folder).await;
+        if !folder.is_empty() {
+            let Some(Entry { kind: EntryKind::Folder { marker, children }, .. }) = get_entry(s, project, &folder).await
+            else {
+                panic!("folder {folder:?} is listed but has no entry");
+            };
+            folders.push((folder.clone(), entries.len() as u64, children, marker));
+        }
+        for e in entries {
+            match e.kind {
+                EntryKind::File(_) => {
+                    files.insert(e.path());
+                }
+                EntryKind::Folder { .. } => pending.push(e.path()),
+            }
+        }
+    }
+    (files, folders)
+}
+
+/// Random histories of writes and removals over a few nested keys and folder markers, applied
+/// in random batches, out of order, with duplicates: after every batch the tree shows exactly
+/// the keys whose state is visible, each folder counts exactly its entries, and no folder stays
+/// that is empty without a marker.
+async fn random_batches_keep_the_tree_true(f: Fixture) {
+    const KEYS: [&str; 9] = ["a", "d/a", "d/b", "d/e/a", "d/e/", "d/", "x/y/z/w", "x/", "x/y/"];
+    let s = &f.store;
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    for round in 0..40 {
+        let project = stored_project_named(s, &format!("random {round}"), &format!("r{round}")).await;
+        // Each key's history, then all events shuffled and some repeated.
+        let mut events = Vec::new();
+        let mut n = 0;
+        for key in KEYS {
+            for _ in 0..rng.below(4) {
+                n += 1;
+                events.push(if rng.below(3) == 0 { remove(key, n) } else { put(key, n) });
+            }
+        }
+        for i in (1..events.len()).rev() {
+            events.swap(i, rng.below(i + 1));
+        }
+        for _ in 0..events.len() / 3 {
+            let again = events[rng.below(events.len())].clone();
+            events.push(again);
+        }
+        while !events.is_empty() {
+            let batch: Vec<KeyUpdate> = events.drain(..1 + rng.below(events.len()).min(4)).collect();
+            apply(s, project.id, &batch).await;
+            let stored = s.data.keys(project.id, None, 10_000).await.unwrap_or_else(|e| panic!("keys: {e:?}"));
+            let visible: std::collections::BTreeSet<String> = stored
+                .iter()
+                .filter(|k| !k.key.ends_with('/') && k.state.visible().is_some())
+                .map(|k| k.key.clone())
+                .collect();
+            let markers: std::collections::BTreeSet<String> = stored
+                .iter()
+                .filter(|k| k.key.ends_with('/') && k.state.visible().is_some())
+                .map(|k| k.key.clone())
+                .collect();
+            let (files, folders) = walk(s, project.id).await;
+            assert_eq!(files, visible, "round {round}: the files are the visible keys");
+            for (folder, held, children, marker) in folders {
+                assert_eq!(held, children, "round {round}: {folder:?} counts its entries");
+                assert_eq!(marker, markers.contains(&folder), "round {round}: {folder:?}'s marker");
+                assert!(held > 0 || marker, "round {round}: {folder:?} is empty and has no marker");
+            }
+            for marker in &markers {
+                assert!(get_entry(s, project.id, marker).await.is_some(), "round {round}: marker {marker:?} shows");
+            }
+        }
+    }
+}
+
+async fn stored_project_named(s: &Store, name: &str, folder: &str) -> Project {
+    let configuration = stored_configuration(s, name).await;
+    let p = project(name, &configuration, folder);
+    s.projects.insert_project(&p).await.unwrap_or_else(|e| panic!("insert project: {e:?}"));
+    p
 }
