@@ -165,7 +165,7 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
             Some(l) => {
                 run.listed += 1;
                 // Progress shows while the run goes, a page at a time.
-                if run.listed % u64::from(PAGE) == 0 {
+                if run.listed.is_multiple_of(u64::from(PAGE)) {
                     flush(inner, project, run, &mut batch).await?;
                 }
                 lookup::observation(l.as_of, &l.entries)
