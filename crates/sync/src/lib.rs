@@ -172,8 +172,28 @@ impl SyncEngine {
     /// A new project: route its events from now on and import what its folder already holds.
     pub async fn project_created(&self, project: &Project) -> Result<ReconcileRun, SyncError> {
         self.refresh_routes().await?;
+        // The import starts before the workers hear of the project, and if a worker's tick took
+        // the project's lease first, its run is the import.
+        let run = match self.request_reconcile(project.id, "initial-import").await {
+            Err(SyncError::Busy) => self.running_reconcile(project.id).await,
+            result => result,
+        };
         self.inner.wake.notify_one();
-        self.request_reconcile(project.id, "initial-import").await
+        run
+    }
+
+    /// The project's run in progress, waiting a moment for a run whose lease is taken to be
+    /// recorded.
+    async fn running_reconcile(&self, project: Uuid) -> Result<ReconcileRun, SyncError> {
+        for _ in 0..50 {
+            if let Some(run) = self.inner.store.sync.latest_reconcile(project).await?
+                && run.status == ReconcileStatus::Running
+            {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(SyncError::Busy)
     }
 
     /// Starts a reconcile of the project in the background and returns its run, or the run in

@@ -130,7 +130,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
             if *stopped.borrow() {
                 break;
             }
-            if due(&inner, project.id).await {
+            if due(&inner, project).await {
                 match engine.request_reconcile(project.id, "periodic").await {
                     Ok(_) | Err(SyncError::Busy) => {}
                     Err(e) => tracing::warn!(project = %project.id, error = %e, "cannot start a reconcile"),
@@ -141,10 +141,11 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     while consumers.join_next().await.is_some() {}
 }
 
-/// Whether the project's last reconcile is older than the interval (or failed, or never ran).
-async fn due(inner: &Inner, project: Uuid) -> bool {
-    match inner.store.sync.latest_reconcile(project).await {
-        Ok(None) => true,
+/// Whether the project's last reconcile is older than the interval (or failed, or never ran;
+/// a project just created gets its import from the request that created it).
+async fn due(inner: &Inner, project: &byos_catalog::Project) -> bool {
+    match inner.store.sync.latest_reconcile(project.id).await {
+        Ok(None) => OffsetDateTime::now_utc() - project.created_at > inner.settings.tick * 12,
         Ok(Some(run)) => match (run.status, run.finished_at) {
             (ReconcileStatus::Running, _) => false,
             (ReconcileStatus::Failed, Some(at)) => OffsetDateTime::now_utc() - at > inner.settings.tick * 12,
@@ -152,7 +153,7 @@ async fn due(inner: &Inner, project: Uuid) -> bool {
             (_, None) => true,
         },
         Err(e) => {
-            tracing::warn!(project = %project, error = %e, "cannot read the last reconcile");
+            tracing::warn!(project = %project.id, error = %e, "cannot read the last reconcile");
             false
         }
     }

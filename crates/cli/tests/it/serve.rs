@@ -85,7 +85,7 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!("{}{}", read(&self.stdout), read(&self.stderr))
     }
 }

@@ -83,7 +83,7 @@ impl World {
 
     async fn post(&self, path: &str, body: Value) -> Value {
         let (status, reply) = call(reqwest::Method::POST, &self.server.url(path), &self.token, Some(body)).await;
-        assert!((200..300).contains(&status), "POST {path}: {status} {reply}");
+        assert!((200..300).contains(&status), "POST {path}: {status} {reply}\n{}", self.server.output());
         reply
     }
 
@@ -118,13 +118,20 @@ impl World {
 
     /// Sends one message to the region's queue, as S3 would.
     async fn inject(&self, body: &str) {
+        self.inject_all(&[body.to_owned()]).await;
+    }
+
+    /// Sends messages to the region's queue, in order.
+    async fn inject_all(&self, bodies: &[String]) {
         let queues = self.aws.queues(REGION);
         let queue = queues
             .find(&format!("byos-events-{REGION}"))
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("the platform's queue does not exist"));
-        queues.send(&queue.url, body).await.unwrap_or_else(|e| panic!("{e}"));
+        for body in bodies {
+            queues.send(&queue.url, body).await.unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
 
@@ -272,18 +279,20 @@ async fn bucket_files(world: &World, prefix: &str) -> std::collections::BTreeMap
     }
 }
 
-/// How many event records the server has applied or looked up, from its metrics.
-async fn records_seen(world: &World) -> u64 {
-    let Ok(response) = reqwest::get(world.server.url("/metrics")).await else { return 0 };
+/// How many event records a server counted with these outcomes, from its metrics.
+async fn records(server: &Server, outcomes: &[&str]) -> u64 {
+    let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
     let text = response.text().await.unwrap_or_default();
     text.lines()
-        .filter(|l| {
-            l.starts_with("byos_sync_records_total{outcome=\"looked-up\"}")
-                || l.starts_with("byos_sync_records_total{outcome=\"applied\"}")
-        })
+        .filter(|l| outcomes.iter().any(|o| l.starts_with(&format!("byos_sync_records_total{{outcome=\"{o}\"}}"))))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
+}
+
+/// How many event records the server has applied or looked up.
+async fn records_seen(world: &World) -> u64 {
+    records(&world.server, &["applied", "looked-up"]).await
 }
 
 /// An AWS-shaped record of an unversioned bucket (no version id), with its sequencer.
@@ -365,15 +374,7 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
         state ^= state << 17;
         records.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap_or(0));
     }
-    let queues = world.aws.queues(REGION);
-    let queue = queues
-        .find(&format!("byos-events-{REGION}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no queue"));
-    for chunk in records.chunks(100) {
-        queues.send(&queue.url, &message(chunk)).await.unwrap_or_else(|e| panic!("{e}"));
-    }
+    world.inject_all(&records.chunks(100).map(message).collect::<Vec<_>>()).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while records_seen(&world).await < 4_000 {
         assert!(Instant::now() < deadline, "the server did not apply 4,000 events within 120 s");
@@ -410,14 +411,9 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
     assert_eq!(latest["reason"], "initial-import", "{latest}");
 }
 
-/// How many records a server has applied as events, from its metrics.
+/// How many records a server has applied as events.
 async fn applied(server: &Server) -> u64 {
-    let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with("byos_sync_records_total{outcome=\"applied\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    records(server, &["applied"]).await
 }
 
 /// Two replicas on one PostgreSQL database consume one queue: the work is shared, each record is
@@ -451,15 +447,7 @@ async fn replicas_on_postgres_share_the_queue() {
         records.push(unversioned("ObjectCreated:Put", &key(i), base + 1, 999_999));
         expected.insert(format!("/f{}/k{i:04}", i % 7), i as u64 % 300);
     }
-    let queues = world.aws.queues(REGION);
-    let queue = queues
-        .find(&format!("byos-events-{REGION}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no queue"));
-    for chunk in records.chunks(50) {
-        queues.send(&queue.url, &message(chunk)).await.unwrap_or_else(|e| panic!("{e}"));
-    }
+    world.inject_all(&records.chunks(50).map(message).collect::<Vec<_>>()).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let catalog = catalog_files(&world, &project).await;
