@@ -130,58 +130,56 @@ pub(crate) struct FolderRow {
     pub(crate) marker: bool,
 }
 
-/// What a batch writes, computed from the loaded rows.
+/// What a batch writes, computed from the loaded rows. Keys and paths borrow from the batch's
+/// updates.
 #[derive(Debug, Default)]
-pub(crate) struct Plan {
-    /// Keys whose state to store, with their new state; `None` deletes the key's row, once its
-    /// state holds nothing at all (not even a tombstone).
-    pub(crate) states: Vec<(String, Option<KeyState>)>,
+pub(crate) struct Plan<'a> {
+    /// Keys whose state to store, in key order, with their new state; `None` deletes the key's
+    /// row, once its state holds nothing at all (not even a tombstone).
+    pub(crate) states: Vec<(&'a str, Option<KeyState>)>,
     /// Files whose entry changes, as (folder, name, the file or `None` when it goes).
-    pub(crate) files: Vec<(String, String, Option<FileEntry>)>,
+    pub(crate) files: Vec<(&'a str, &'a str, Option<FileEntry>)>,
     /// Folder paths whose marker appeared (`true`) or went (`false`).
-    pub(crate) markers: BTreeMap<String, bool>,
+    pub(crate) markers: BTreeMap<&'a str, bool>,
     /// Folder paths whose child count changes by files appearing or going.
-    pub(crate) deltas: BTreeMap<String, i64>,
+    pub(crate) deltas: BTreeMap<&'a str, i64>,
     pub(crate) outcome: ApplyOutcome,
 }
 
-/// Applies the updates to the loaded states (`None` for a key the store does not have).
-pub(crate) fn plan(updates: &[KeyUpdate], mut loaded: HashMap<String, (KeyState, i64)>) -> Plan {
+/// Applies the updates to the loaded states (a key the store does not have is missing).
+pub(crate) fn plan<'a>(updates: &'a [KeyUpdate], mut loaded: HashMap<String, (KeyState, i64)>) -> Plan<'a> {
     let mut plan = Plan::default();
-    // A key may come several times in one batch: its updates apply in turn to one state.
-    let mut order: Vec<String> = Vec::new();
-    let mut working: HashMap<String, (KeyState, i64, Option<VisibleObject>, bool)> = HashMap::new();
-    for update in updates {
-        let key = update.key();
-        let entry = working.entry(key.to_owned()).or_insert_with(|| {
-            order.push(key.to_owned());
-            let (state, revision) = loaded.remove(key).unwrap_or_default();
-            let visible = state.visible();
-            (state, revision, visible, false)
-        });
-        let (state, revision, _, changed) = entry;
-        match update {
-            KeyUpdate::Changes { changes, .. } => {
-                for change in changes {
-                    *changed |= state.apply(change) == Applied::Changed;
+    // A key may come several times in one batch: its updates apply in turn to one state, in the
+    // order they came (the sort is stable).
+    let mut order: Vec<&KeyUpdate> = updates.iter().collect();
+    order.sort_by(|a, b| a.key().cmp(b.key()));
+    for same_key in order.chunk_by(|a, b| a.key() == b.key()) {
+        let key = same_key[0].key();
+        let (mut state, revision) = loaded.remove(key).unwrap_or_default();
+        let before = state.visible();
+        let mut changed = false;
+        for update in same_key {
+            match update {
+                KeyUpdate::Changes { changes, .. } => {
+                    for change in changes {
+                        changed |= state.apply(change) == Applied::Changed;
+                    }
                 }
-            }
-            KeyUpdate::Prune { older_than_ms, .. } => {
-                *changed |= state.prune_tombstones(*older_than_ms) == Applied::Changed;
-            }
-            KeyUpdate::Observed { observation, fence, .. } => {
-                // A change earlier in this batch is at this batch's revision, which is after any
-                // fence: the observation is skipped as if the change had come in a batch of its own.
-                if fence.is_some_and(|fence| *changed || *revision > fence) {
-                    plan.outcome.fenced += 1;
-                    continue;
+                KeyUpdate::Prune { older_than_ms, .. } => {
+                    changed |= state.prune_tombstones(*older_than_ms) == Applied::Changed;
                 }
-                *changed |= state.observe(observation) == Applied::Changed;
+                KeyUpdate::Observed { observation, fence, .. } => {
+                    // A change earlier in this batch is at this batch's revision, which is after
+                    // any fence: the observation is skipped as if the change had come in a batch
+                    // of its own.
+                    if fence.is_some_and(|fence| changed || revision > fence) {
+                        plan.outcome.fenced += 1;
+                        continue;
+                    }
+                    changed |= state.observe(observation) == Applied::Changed;
+                }
             }
         }
-    }
-    for key in order {
-        let Some((state, _, before, changed)) = working.remove(&key) else { continue };
         if !changed {
             plan.outcome.unchanged += 1;
             continue;
@@ -190,19 +188,19 @@ pub(crate) fn plan(updates: &[KeyUpdate], mut loaded: HashMap<String, (KeyState,
         let after = state.visible();
         // The project folder's own marker (the empty key) shows as no entry.
         if before != after && !key.is_empty() {
-            let (parent, name) = split(&key);
+            let (parent, name) = split(key);
             if key.ends_with('/') {
                 // A folder marker object: it shows as the folder, never as a file.
                 if before.is_some() != after.is_some() {
-                    plan.markers.insert(key.clone(), after.is_some());
+                    plan.markers.insert(key, after.is_some());
                 }
             } else {
                 match (before.is_some(), after.is_some()) {
-                    (false, true) => *plan.deltas.entry(parent.to_owned()).or_default() += 1,
-                    (true, false) => *plan.deltas.entry(parent.to_owned()).or_default() -= 1,
+                    (false, true) => *plan.deltas.entry(parent).or_default() += 1,
+                    (true, false) => *plan.deltas.entry(parent).or_default() -= 1,
                     _ => {}
                 }
-                plan.files.push((parent.to_owned(), name.to_owned(), after.map(FileEntry::from_visible)));
+                plan.files.push((parent, name, after.map(FileEntry::from_visible)));
             }
         }
         // A state without versions may still hold tombstones, or the time of its last
@@ -213,13 +211,13 @@ pub(crate) fn plan(updates: &[KeyUpdate], mut loaded: HashMap<String, (KeyState,
     plan
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// Every folder whose row the batch may change: those it touches and their ancestors.
-    pub(crate) fn folders(&self) -> BTreeSet<String> {
+    pub(crate) fn folders(&self) -> BTreeSet<&'a str> {
         let mut folders = BTreeSet::new();
         for path in self.deltas.keys().chain(self.markers.keys()) {
-            let mut path = path.as_str();
-            while !path.is_empty() && folders.insert(path.to_owned()) {
+            let mut path = *path;
+            while !path.is_empty() && folders.insert(path) {
                 path = split(path).0;
             }
         }
@@ -229,24 +227,24 @@ impl Plan {
 
 /// The folder rows after the batch (`None`: the folder goes), deepest first, from the rows
 /// before it. A folder that appears or goes changes its parent's count in turn.
-pub(crate) fn fold_folders(
-    plan: &Plan,
-    mut rows: BTreeMap<String, Option<FolderRow>>,
-) -> Vec<(String, Option<FolderRow>)> {
+pub(crate) fn fold_folders<'a>(
+    plan: &Plan<'a>,
+    mut rows: BTreeMap<&'a str, Option<FolderRow>>,
+) -> Vec<(&'a str, Option<FolderRow>)> {
     let mut deltas = plan.deltas.clone();
-    let mut paths: Vec<String> = rows.keys().cloned().collect();
+    let mut paths: Vec<&'a str> = rows.keys().copied().collect();
     // Deeper folders first, so that their appearing or going reaches the parent's count.
     paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
     let mut out = Vec::new();
     for path in paths {
-        let before = rows.remove(&path).flatten();
+        let before = rows.remove(path).flatten();
         let mut after = before.unwrap_or_default();
-        after.children += deltas.remove(&path).unwrap_or(0);
-        if let Some(marker) = plan.markers.get(&path) {
+        after.children += deltas.remove(path).unwrap_or(0);
+        if let Some(marker) = plan.markers.get(path) {
             after.marker = *marker;
         }
         let exists = after.children > 0 || after.marker;
-        let parent = split(&path).0.to_owned();
+        let parent = split(path).0;
         match (before.is_some(), exists) {
             (false, true) => *deltas.entry(parent).or_default() += 1,
             (true, false) => *deltas.entry(parent).or_default() -= 1,
@@ -293,10 +291,10 @@ mod tests {
         assert_eq!(split("top/"), ("", "top/"));
     }
 
-    fn folders(plan: &Plan, rows: &[(&str, Option<FolderRow>)]) -> Vec<(String, Option<FolderRow>)> {
-        let mut all: BTreeMap<String, Option<FolderRow>> = plan.folders().into_iter().map(|f| (f, None)).collect();
+    fn folders<'a>(plan: &Plan<'a>, rows: &[(&'a str, Option<FolderRow>)]) -> Vec<(&'a str, Option<FolderRow>)> {
+        let mut all: BTreeMap<&str, Option<FolderRow>> = plan.folders().into_iter().map(|f| (f, None)).collect();
         for (path, row) in rows {
-            all.insert((*path).to_owned(), *row);
+            all.insert(*path, *row);
         }
         fold_folders(plan, all)
     }
@@ -304,44 +302,41 @@ mod tests {
     #[test]
     fn a_first_file_makes_its_folders_and_the_last_one_takes_them_away() {
         let mut plan = Plan::default();
-        plan.deltas.insert("a/b/".to_owned(), 1);
+        plan.deltas.insert("a/b/", 1);
         let made = folders(&plan, &[]);
         assert_eq!(
             made,
             [
-                ("a/b/".to_owned(), Some(FolderRow { children: 1, marker: false })),
-                ("a/".to_owned(), Some(FolderRow { children: 1, marker: false })),
+                ("a/b/", Some(FolderRow { children: 1, marker: false })),
+                ("a/", Some(FolderRow { children: 1, marker: false })),
             ]
         );
         let mut plan = Plan::default();
-        plan.deltas.insert("a/b/".to_owned(), -1);
+        plan.deltas.insert("a/b/", -1);
         let rows = [
             ("a/b/", Some(FolderRow { children: 1, marker: false })),
             ("a/", Some(FolderRow { children: 1, marker: false })),
         ];
-        assert_eq!(folders(&plan, &rows), [("a/b/".to_owned(), None), ("a/".to_owned(), None)]);
+        assert_eq!(folders(&plan, &rows), [("a/b/", None), ("a/", None)]);
     }
 
     #[test]
     fn a_marker_keeps_an_empty_folder_and_a_sibling_keeps_the_parent() {
         let mut plan = Plan::default();
-        plan.deltas.insert("a/b/".to_owned(), -1);
+        plan.deltas.insert("a/b/", -1);
         let rows = [
             ("a/b/", Some(FolderRow { children: 1, marker: true })),
             ("a/", Some(FolderRow { children: 2, marker: false })),
         ];
-        assert_eq!(folders(&plan, &rows), [("a/b/".to_owned(), Some(FolderRow { children: 0, marker: true }))]);
+        assert_eq!(folders(&plan, &rows), [("a/b/", Some(FolderRow { children: 0, marker: true }))]);
 
         let mut plan = Plan::default();
-        plan.markers.insert("a/b/".to_owned(), false);
+        plan.markers.insert("a/b/", false);
         let rows = [
             ("a/b/", Some(FolderRow { children: 0, marker: true })),
             ("a/", Some(FolderRow { children: 2, marker: false })),
         ];
-        assert_eq!(
-            folders(&plan, &rows),
-            [("a/b/".to_owned(), None), ("a/".to_owned(), Some(FolderRow { children: 1, marker: false }))]
-        );
+        assert_eq!(folders(&plan, &rows), [("a/b/", None), ("a/", Some(FolderRow { children: 1, marker: false }))]);
     }
 
     fn seq(n: u32) -> Sequencer {
@@ -365,33 +360,40 @@ mod tests {
         KeyUpdate::Changes { key: key.to_owned(), changes: vec![change] }
     }
 
+    /// A batch that lives as long as the test, for plans that borrow from it.
+    fn batch(updates: Vec<KeyUpdate>) -> &'static [KeyUpdate] {
+        updates.leak()
+    }
+
     /// The rows a store would hold after `plan`, at `revision`.
     fn stored(plan: &Plan, revision: i64) -> HashMap<String, (KeyState, i64)> {
-        plan.states.iter().filter_map(|(key, state)| Some((key.clone(), (state.clone()?, revision)))).collect()
+        plan.states.iter().filter_map(|(key, state)| Some(((*key).to_owned(), (state.clone()?, revision)))).collect()
     }
 
     #[test]
     fn a_removed_key_keeps_its_tombstone_and_a_late_write_stays_out() {
-        let made = plan(&[created("a/x", 1)], HashMap::new());
-        let gone = plan(&[removed("a/x", 2)], stored(&made, 1));
-        assert!(matches!(gone.states.as_slice(), [(key, Some(_))] if key == "a/x"), "{:?}", gone.states);
-        assert_eq!(gone.files, [("a/".to_owned(), "x".to_owned(), None)]);
-        assert_eq!(gone.deltas, BTreeMap::from([("a/".to_owned(), -1)]));
+        let made = plan(batch(vec![created("a/x", 1)]), HashMap::new());
+        let gone = plan(batch(vec![removed("a/x", 2)]), stored(&made, 1));
+        assert!(matches!(gone.states.as_slice(), [(key, Some(_))] if *key == "a/x"), "{:?}", gone.states);
+        assert_eq!(gone.files, [("a/", "x", None)]);
+        assert_eq!(gone.deltas, BTreeMap::from([("a/", -1)]));
 
-        let late = plan(&[created("a/x", 1)], stored(&gone, 2));
+        let late = plan(batch(vec![created("a/x", 1)]), stored(&gone, 2));
         assert_eq!(late.outcome, ApplyOutcome { changed: 0, unchanged: 1, fenced: 0, revision: 0 });
         assert!(late.files.is_empty() && late.deltas.is_empty());
     }
 
     #[test]
     fn old_tombstones_are_pruned_and_their_row_goes() {
-        let made = plan(&[created("a/x", 1)], HashMap::new());
-        let gone = plan(&[removed("a/x", 2)], stored(&made, 1));
+        let made = plan(batch(vec![created("a/x", 1)]), HashMap::new());
+        let gone = plan(batch(vec![removed("a/x", 2)]), stored(&made, 1));
         // A cut-off before the removal keeps the tombstone.
-        let kept = plan(&[KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_002 }], stored(&gone, 2));
+        let kept =
+            plan(batch(vec![KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_002 }]), stored(&gone, 2));
         assert_eq!(kept.outcome.unchanged, 1);
-        let pruned = plan(&[KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_003 }], stored(&gone, 2));
-        assert!(matches!(pruned.states.as_slice(), [(key, None)] if key == "a/x"), "{:?}", pruned.states);
+        let pruned =
+            plan(batch(vec![KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_003 }]), stored(&gone, 2));
+        assert!(matches!(pruned.states.as_slice(), [(key, None)] if *key == "a/x"), "{:?}", pruned.states);
         assert!(pruned.files.is_empty());
     }
 
@@ -402,44 +404,45 @@ mod tests {
             observation: Observation { as_of_ms: 5_000, versions: Vec::new() },
             fence: Some(7),
         };
-        let planned = plan(&[created("k", 1), observation.clone()], HashMap::new());
+        let planned = plan(batch(vec![created("k", 1), observation.clone()]), HashMap::new());
         assert_eq!(planned.outcome, ApplyOutcome { changed: 1, unchanged: 0, fenced: 1, revision: 0 });
         assert!(matches!(planned.files.as_slice(), [(_, _, Some(_))]), "the listing did not hide the new file");
 
         // Alone, at or after the key's revision, it applies.
-        let made = plan(&[created("k", 1)], HashMap::new());
-        let planned = plan(&[observation], stored(&made, 7));
+        let made = plan(batch(vec![created("k", 1)]), HashMap::new());
+        let planned = plan(batch(vec![observation]), stored(&made, 7));
         assert_eq!(planned.outcome, ApplyOutcome { changed: 1, unchanged: 0, fenced: 0, revision: 0 });
-        assert_eq!(planned.files, [(String::new(), "k".to_owned(), None)]);
+        assert_eq!(planned.files, [("", "k", None)]);
     }
 
     #[test]
     fn a_file_appearing_and_another_going_leave_their_folder_as_it_was() {
-        let before = plan(&[created("a/x", 1)], HashMap::new());
-        let planned = plan(&[created("a/y", 2), removed("a/x", 3)], stored(&before, 1));
-        assert_eq!(planned.deltas, BTreeMap::from([("a/".to_owned(), 0)]));
+        let before = plan(batch(vec![created("a/x", 1)]), HashMap::new());
+        let planned = plan(batch(vec![created("a/y", 2), removed("a/x", 3)]), stored(&before, 1));
+        assert_eq!(planned.deltas, BTreeMap::from([("a/", 0)]));
         let rows = [("a/", Some(FolderRow { children: 1, marker: false }))];
         assert_eq!(folders(&planned, &rows), []);
     }
 
     #[test]
     fn a_marker_and_files_under_it_in_one_batch() {
-        let planned = plan(&[created("m/", 1), created("m/x", 2), created("m/n/y", 3)], HashMap::new());
-        assert_eq!(planned.markers, BTreeMap::from([("m/".to_owned(), true)]));
-        let files: Vec<(&str, &str)> = planned.files.iter().map(|(p, n, _)| (p.as_str(), n.as_str())).collect();
-        assert_eq!(files, [("m/", "x"), ("m/n/", "y")], "the marker is no file");
+        let planned = plan(batch(vec![created("m/", 1), created("m/x", 2), created("m/n/y", 3)]), HashMap::new());
+        assert_eq!(planned.markers, BTreeMap::from([("m/", true)]));
+        let files: Vec<(&str, &str)> = planned.files.iter().map(|(p, n, _)| (*p, *n)).collect();
+        // In key order: `m/n/y` before `m/x`.
+        assert_eq!(files, [("m/n/", "y"), ("m/", "x")], "the marker is no file");
         assert_eq!(
             folders(&planned, &[]),
             [
-                ("m/n/".to_owned(), Some(FolderRow { children: 1, marker: false })),
-                ("m/".to_owned(), Some(FolderRow { children: 2, marker: true })),
+                ("m/n/", Some(FolderRow { children: 1, marker: false })),
+                ("m/", Some(FolderRow { children: 2, marker: true })),
             ]
         );
     }
 
     #[test]
     fn the_project_folders_own_marker_has_no_entry() {
-        let planned = plan(&[created("", 1)], HashMap::new());
+        let planned = plan(batch(vec![created("", 1)]), HashMap::new());
         assert!(matches!(planned.states.as_slice(), [(key, Some(_))] if key.is_empty()));
         assert!(planned.files.is_empty() && planned.markers.is_empty() && planned.deltas.is_empty());
     }

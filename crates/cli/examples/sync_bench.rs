@@ -2,8 +2,9 @@
 //! measured in the same run:
 //!
 //! - `apply`: S3 event messages applied in-process into SQLite (parse, route, order, commit), in
-//!   batches of several sizes, against the store's ceiling (the same number of fresh keys in one
-//!   `DataStore::apply`) and a raw SQLite insert of the same rows through the `sqlite3` shell;
+//!   batches of several sizes and in the server's shape (group commit), against the store's
+//!   ceiling (the same number of fresh keys in one `DataStore::apply`) and a raw SQLite insert of
+//!   the same rows (Python's `sqlite3` module: prepared statements bound in a loop);
 //! - `reconcile`: the initial import of a bucket prefix on moto (`SyncEngine::reconcile`)
 //!   against `s5cmd ls` of the same prefix, and the reconcile's peak RSS at two sizes, each in a
 //!   child process of its own;
@@ -45,6 +46,10 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+/// The binary's allocator, so that the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REGION: &str = "eu-central-1";
 /// The configuration's prefix; projects are folders in it.
 const CONFIGURATION_PREFIX: &str = "data/";
@@ -73,11 +78,11 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         folders: usize,
         /// Messages per batch: one run per value.
-        #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100, 1000])]
+        #[arg(long, value_delimiter = ',', default_values_t = [10, 1000])]
         messages: Vec<usize>,
-        /// The sqlite3 shell for the raw ceiling (skipped when it cannot be run).
-        #[arg(long, env = "BYOS_BENCH_SQLITE3", default_value = "sqlite3")]
-        sqlite3: PathBuf,
+        /// The Python that runs the raw SQLite reference (its standard `sqlite3` module).
+        #[arg(long, env = "BYOS_BENCH_PYTHON", default_value = "python3")]
+        python: PathBuf,
     },
     /// The initial import on moto against `s5cmd ls`, and the reconcile's peak RSS at two sizes.
     Reconcile {
@@ -126,8 +131,8 @@ async fn main() -> Result<()> {
     }
     let before = Cpu::now()?;
     match command {
-        Command::Apply { events, records, folders, messages, sqlite3 } => {
-            apply(&Shape { events, records, folders }, &messages, &sqlite3).await?;
+        Command::Apply { events, records, folders, messages, python } => {
+            apply(&Shape { events, records, folders }, &messages, &python).await?;
         }
         Command::Reconcile { objects, small, rounds, upload_concurrency, s5cmd } => {
             let Some(s5cmd) = s5cmd else {
@@ -447,7 +452,7 @@ async fn count_files(fixture: &Fixture, folders: usize) -> Result<usize> {
     Ok(files)
 }
 
-async fn apply(shape: &Shape, batch_sizes: &[usize], sqlite3: &Path) -> Result<()> {
+async fn apply(shape: &Shape, batch_sizes: &[usize], python: &Path) -> Result<()> {
     const BUCKET: &str = "bench-bucket";
     let Shape { events, records, folders } = *shape;
     let stream = event_stream(BUCKET, shape);
@@ -484,24 +489,39 @@ async fn apply(shape: &Shape, batch_sizes: &[usize], sqlite3: &Path) -> Result<(
     ensure!(parsed == events, "parsed {parsed} of {events} records");
     println!("parse only (JSON to changes, no store): {:.0} events/s", rate(events, parse));
 
-    let mut runs: Vec<(String, usize, f64)> = Vec::new();
-    let mut plan: Vec<(usize, usize)> = batch_sizes.iter().map(|&n| (n, 1)).collect();
-    // The server: two long polls per region, each applying batches of up to 10 messages.
-    plan.push((SERVER_MESSAGES, 2));
-    for (per_batch, pollers) in plan {
+    // (label, events/s, whether it is the server's shape)
+    let mut runs: Vec<(String, f64, bool)> = Vec::new();
+    let mut plan: Vec<(usize, usize, bool)> = batch_sizes.iter().map(|&n| (n, 1, false)).collect();
+    // The server: per region, `sync.pollers` long polls, each receiving batches of up to 10
+    // messages and applying them as they come, up to `sync.in_flight` messages at once; batches
+    // ready together commit together.
+    let settings = byos_sync::SyncSettings::default();
+    let in_flight = settings.pollers * settings.in_flight / SERVER_MESSAGES;
+    plan.push((SERVER_MESSAGES, in_flight, true));
+    for (per_batch, at_once, server) in plan {
         let fixture = Fixture::new(None, BUCKET).await?;
-        let (elapsed, applied) = feed(&fixture, &messages, per_batch, pollers).await?;
+        let (elapsed, applied) = feed(&fixture, &messages, per_batch, at_once).await?;
         ensure!(applied == events as u64, "{applied} of {events} records applied");
         let files = count_files(&fixture, folders).await?;
         ensure!(files == stream.live, "{files} files in the catalog, {} expected", stream.live);
-        let label = format!("{per_batch} messages per batch ({} records), {pollers} at once", per_batch * records);
+        let label = if server {
+            format!(
+                "the server's shape: batches of {per_batch} messages ({} records), {at_once} at once ({} pollers x \
+                 {} messages in flight)",
+                per_batch * records,
+                settings.pollers,
+                settings.in_flight
+            )
+        } else {
+            format!("batches of {per_batch} messages ({} records), one at a time", per_batch * records)
+        };
         println!(
-            "apply: {label}: {:.1} s, {:.0} events/s, {:.2} ms per batch",
+            "apply, {label}: {:.1} s, {:.0} events/s, {:.2} ms per batch",
             elapsed.as_secs_f64(),
             rate(events, elapsed),
             elapsed.as_secs_f64() * 1000.0 / messages.len().div_ceil(per_batch) as f64
         );
-        runs.push((label, per_batch, rate(events, elapsed)));
+        runs.push((label, rate(events, elapsed), server));
     }
 
     // The store's ceiling: as many fresh keys as there were events, each one write, in one
@@ -520,46 +540,29 @@ async fn apply(shape: &Shape, batch_sizes: &[usize], sqlite3: &Path) -> Result<(
         store_ceiling.as_secs_f64()
     );
 
-    // SQLite's own ceiling: the same rows inserted by the sqlite3 shell.
-    let raw = match raw_sqlite(sqlite3, &updates).await {
-        Ok(raw) => raw,
-        Err(e) => {
-            println!("ceiling, raw SQLite: skipped ({e:#})");
-            Vec::new()
-        }
-    };
-    for (label, elapsed) in &raw {
-        println!(
-            "ceiling, raw SQLite (sqlite3 shell, WAL, synchronous=NORMAL, 500 rows per INSERT): {label}: {:.1} s, \
-             {:.0} keys/s",
-            elapsed.as_secs_f64(),
-            rate(events, *elapsed)
-        );
-    }
-
-    let (best_label, _, best) = runs.iter().max_by(|a, b| a.2.total_cmp(&b.2)).cloned().context("no run")?;
-    let server = runs.iter().find(|r| r.1 == SERVER_MESSAGES && r.0.ends_with("1 at once")).map(|r| r.2);
-    let against_raw = |x: f64| {
-        raw.iter()
-            .skip(1)
-            .map(|(label, elapsed)| format!("{:.2} of raw SQLite's {label}", x / rate(events, *elapsed)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    // SQLite's own ceiling: the same rows, bound to prepared statements in a loop, in a fresh
+    // database of the same schema.
+    let fixture = Fixture::new(None, BUCKET).await?;
+    let group = in_flight * SERVER_MESSAGES * records;
+    let (version, grouped, one) = raw_sqlite(python, fixture, &updates, group)
+        .await
+        .context("the raw SQLite reference needs python3 with its sqlite3 module (BYOS_BENCH_PYTHON names another)")?;
+    let (grouped, one) = (rate(events, grouped), rate(events, one));
     println!(
-        "best: {best_label}: {best:.0} events/s (target >= 50000): {:.2} of the store's ceiling, {}",
-        best / store_rate,
-        against_raw(best)
+        "ceiling, raw SQLite {version} (Python's sqlite3: prepared INSERTs, executemany), the same rows into the \
+         same schema: a transaction per {group} keys: {grouped:.0} keys/s; one transaction: {one:.0} keys/s"
     );
-    if let Some(server) = server {
-        println!(
-            "the server's batch ({SERVER_MESSAGES} messages, one at a time): {server:.0} events/s: {:.2} of the \
-             store's ceiling, {}",
-            server / store_rate,
-            against_raw(server)
-        );
-    }
-    println!("the store's ceiling: {}", against_raw(store_rate));
+
+    let (best_label, best, _) = runs.iter().max_by(|a, b| a.1.total_cmp(&b.1)).cloned().context("no run")?;
+    let server = runs.iter().find(|r| r.2).map_or(0.0, |r| r.1);
+    println!(
+        "the server's shape: {server:.0} events/s (target >= 50000): {:.2} of the store's ceiling, {:.2} of raw \
+         SQLite's rate with transactions of {group} keys",
+        server / store_rate,
+        server / grouped
+    );
+    println!("best: {best_label}: {best:.0} events/s");
+    println!("the store's ceiling: {:.2} of raw SQLite's rate in one transaction", store_rate / one);
     Ok(())
 }
 
@@ -574,73 +577,87 @@ fn created(n: usize) -> Result<Change> {
     })
 }
 
-/// Times the sqlite3 shell inserting the rows the updates end in: `objects` rows alone a
-/// transaction per 500 keys; `objects` and `entries` rows a transaction per 500 keys; and the
-/// same in one transaction. The SQL is written to a file first, outside the timing.
-async fn raw_sqlite(sqlite3: &Path, updates: &[KeyUpdate]) -> Result<Vec<(String, Duration)>> {
-    let version = tokio::process::Command::new(sqlite3).arg("-version").output().await?;
-    ensure!(version.status.success(), "{} -version failed", sqlite3.display());
-    let dir = temp_dir();
-    let project = Uuid::new_v4().to_string();
-    let schema = "PRAGMA journal_mode = WAL;\nPRAGMA synchronous = NORMAL;\n\
-        CREATE TABLE objects (project_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, \
-        revision INTEGER NOT NULL, PRIMARY KEY (project_id, key)) STRICT, WITHOUT ROWID;\n\
-        CREATE TABLE entries (project_id TEXT NOT NULL, parent TEXT NOT NULL, name TEXT NOT NULL, \
-        kind TEXT NOT NULL CHECK (kind IN ('file', 'folder')), size INTEGER, etag TEXT, last_modified INTEGER, \
-        storage_class TEXT, version_id TEXT, archive TEXT, children INTEGER NOT NULL DEFAULT 0, \
-        marker INTEGER NOT NULL DEFAULT 0 CHECK (marker IN (0, 1)), PRIMARY KEY (project_id, parent, name)) \
-        STRICT, WITHOUT ROWID;\n";
-    let mut objects_sql = String::from(schema);
-    let mut both_sql = String::from(schema);
-    let mut one_sql = format!("{schema}BEGIN IMMEDIATE;\n");
-    for chunk in updates.chunks(500) {
-        let mut objects = Vec::with_capacity(chunk.len());
-        let mut entries = Vec::with_capacity(chunk.len());
-        for update in chunk {
-            let KeyUpdate::Changes { key, changes } = update else { bail!("only changes") };
-            let mut state = KeyState::new();
-            for change in changes {
-                let _ = state.apply(change);
-            }
-            let json = serde_json::to_string(&state)?.replace('\'', "''");
-            objects.push(format!("('{project}', '{key}', '{json}', 1)"));
-            let (parent, name) = key.rsplit_once('/').map_or(("", key.as_str()), |(p, n)| (p, n));
-            let visible = state.visible().context("a written key is visible")?;
-            entries.push(format!(
-                "('{project}', '{parent}/', '{name}', 'file', {}, '{}', {}, NULL, NULL, NULL, 0, 0)",
-                visible.size, visible.etag, visible.last_modified_ms
-            ));
+/// The raw reference: Python's `sqlite3` module (SQLite's C API: one prepared statement per
+/// table, rows bound and stepped in a loop by `executemany`) inserting the rows the updates end
+/// in, `objects` and `entries`, into a byos database (the store's own schema: its migrations,
+/// foreign keys and checks), with the store's pragmas. Rows are read from a file before the
+/// clock starts. Prints seconds per run: a transaction per `group` keys, and one transaction.
+const RAW_SQLITE: &str = r#"
+import json, sqlite3, sys, time
+database, rows, group = sys.argv[1], sys.argv[2], int(sys.argv[3])
+objects, entries = [], []
+with open(rows) as f:
+    for line in f:
+        o, e = json.loads(line)
+        objects.append(tuple(o))
+        entries.append(tuple(e))
+db = sqlite3.connect(database, isolation_level=None)
+for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "temp_store = MEMORY",
+               "cache_size = -65536"):
+    db.execute("PRAGMA " + pragma)
+def run(per_transaction):
+    db.execute("DELETE FROM objects")
+    db.execute("DELETE FROM entries")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    started = time.perf_counter()
+    for at in range(0, len(objects), per_transaction):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO objects (project_id, key, state, revision) VALUES (?, ?, ?, ?)",
+                       objects[at:at + per_transaction])
+        db.executemany("INSERT INTO entries (project_id, parent, name, kind, size, etag, last_modified, "
+                       "storage_class, version_id, archive, children, marker) "
+                       "VALUES (?, ?, ?, 'file', ?, ?, ?, NULL, NULL, NULL, 0, 0)",
+                       entries[at:at + per_transaction])
+        db.execute("COMMIT")
+    return time.perf_counter() - started
+print(run(group), run(len(objects)), sqlite3.sqlite_version)
+"#;
+
+/// Runs [`RAW_SQLITE`] on the rows `updates` end in, in the fixture's database (closed first).
+/// Returns the SQLite version and the times: a transaction per `group` keys, one transaction.
+async fn raw_sqlite(
+    python: &Path,
+    fixture: Fixture,
+    updates: &[KeyUpdate],
+    group: usize,
+) -> Result<(String, Duration, Duration)> {
+    let project = fixture.project.id.to_string();
+    let mut rows = String::new();
+    for update in updates {
+        let KeyUpdate::Changes { key, changes } = update else { bail!("only changes") };
+        let mut state = KeyState::new();
+        for change in changes {
+            let _ = state.apply(change);
         }
-        let objects = format!("INSERT INTO objects VALUES {};\n", objects.join(", "));
-        let entries = format!("INSERT INTO entries VALUES {};\n", entries.join(", "));
-        objects_sql.push_str(&format!("BEGIN IMMEDIATE;\n{objects}COMMIT;\n"));
-        both_sql.push_str(&format!("BEGIN IMMEDIATE;\n{objects}{entries}COMMIT;\n"));
-        one_sql.push_str(&format!("{objects}{entries}"));
+        let visible = state.visible().context("a written key is visible")?;
+        let (parent, name) = match key.rsplit_once('/') {
+            Some((parent, name)) => (format!("{parent}/"), name),
+            None => (String::new(), key.as_str()),
+        };
+        let object = json!([project, key, serde_json::to_string(&state)?, 1]);
+        let entry = json!([project, parent, name, visible.size, visible.etag, visible.last_modified_ms]);
+        rows.push_str(&json!([object, entry]).to_string());
+        rows.push('\n');
     }
-    one_sql.push_str("COMMIT;\n");
-    let mut times = Vec::new();
-    for (n, (label, sql)) in [
-        ("objects rows, a transaction per 500 keys", objects_sql),
-        ("objects and entries rows, a transaction per 500 keys", both_sql),
-        ("objects and entries rows, one transaction", one_sql),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let script = dir.path().join(format!("{n}.sql"));
-        tokio::fs::write(&script, sql).await?;
-        let database = dir.path().join(format!("{n}.sqlite3"));
-        let started = Instant::now();
-        let output = tokio::process::Command::new(sqlite3)
-            .arg(&database)
-            .arg(format!(".read {}", script.display()))
-            .stdout(Stdio::null())
-            .output()
-            .await?;
-        times.push((label.to_owned(), started.elapsed()));
-        ensure!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(times)
+    fixture.store.close().await;
+    let rows_file = fixture._dir.path().join("rows.jsonl");
+    tokio::fs::write(&rows_file, rows).await?;
+    let database = fixture._dir.path().join(Store::SQLITE_FILE);
+    let output = tokio::process::Command::new(python)
+        .arg("-c")
+        .arg(RAW_SQLITE)
+        .arg(&database)
+        .arg(&rows_file)
+        .arg(group.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    ensure!(output.status.success(), "{}: {}", python.display(), String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout)?;
+    let fields: Vec<&str> = printed.split_whitespace().collect();
+    let [grouped, one, version] = fields.as_slice() else { bail!("unexpected output: {printed}") };
+    Ok((version.to_string(), Duration::from_secs_f64(grouped.parse()?), Duration::from_secs_f64(one.parse()?)))
 }
 
 // 2. and 3. The initial import, and the reconcile's memory.

@@ -12,6 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: the sync engine's batches make many small allocations on several threads (tokio's
+/// workers, SQLite's), which glibc's allocator serves slowly; see BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "byos", version, about = "Bring your own storage: connect customers' S3 buckets to a data platform")]
 struct Cli {

@@ -66,6 +66,7 @@ struct RawLifecycle {
 #[serde(deny_unknown_fields)]
 struct RawSync {
     pollers: Option<usize>,
+    in_flight: Option<usize>,
     reconcile_interval_seconds: Option<u64>,
     visibility_timeout_seconds: Option<u64>,
 }
@@ -189,6 +190,11 @@ impl Settings {
         let sync = byos_sync::SyncSettings {
             queue_name_prefix: lifecycle.queue_name_prefix.clone(),
             pollers: raw.sync.pollers.unwrap_or(sync_defaults.pollers).max(1),
+            in_flight: match raw.sync.in_flight {
+                Some(n) if n < 10 => bail!("sync.in_flight: at least 10 (a receive's worth of messages)"),
+                Some(n) => n,
+                None => sync_defaults.in_flight,
+            },
             reconcile_interval: sync_seconds(
                 raw.sync.reconcile_interval_seconds,
                 sync_defaults.reconcile_interval,
@@ -284,6 +290,7 @@ mod tests {
             ("BYOS__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
             ("BYOS__SERVER__PUBLIC_URL", "https://byos.example.com/console/"),
             ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "60"),
+            ("BYOS__SYNC__IN_FLIGHT", "2000"),
         ];
         let s = load_from(toml, &env, &args()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
@@ -292,6 +299,7 @@ mod tests {
         assert_eq!(s.aws_endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         assert_eq!(s.lifecycle.console_origin, "https://byos.example.com");
         assert_eq!(s.lifecycle.reverify_interval, Duration::from_secs(60));
+        assert_eq!(s.sync.in_flight, 2000);
 
         let flags =
             ServeArgs { listen: Some("127.0.0.1:9200".to_owned()), log_format: Some(LogFormat::Json), ..args() };
@@ -311,6 +319,7 @@ mod tests {
             ("[aws]\nendpoint_url = \"localhost:5000\"\n", "aws.endpoint_url"),
             ("[lifecycle]\nreverify_interval_seconds = 0\n", "lifecycle.reverify_interval_seconds"),
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
+            ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             (
                 "[[regions]]\ncode = \"X\"\nname = \"X\"\nawsRegion = \"nowhere\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/r\"\n",
                 "regions",

@@ -313,6 +313,9 @@ pub enum Message {
 /// Parses one SQS message body: an S3 event message or test event, bare or inside an SNS
 /// notification's `Message`.
 pub fn parse_message(body: &str) -> Result<Message, EventError> {
+    if let Some(records) = parse_bare_records(body) {
+        return records.map(Message::Records);
+    }
     let value: Value = serde_json::from_str(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let mut value = unwrap_sns(value)?;
     let Some(object) = value.as_object_mut() else {
@@ -339,6 +342,33 @@ pub fn parse_message(body: &str) -> Result<Message, EventError> {
         return Ok(Message::TestEvent { bucket });
     }
     Err(EventError::NotAnEvent("it has neither records nor an s3:TestEvent"))
+}
+
+/// The common case, read straight into the wire shape without building a `Value` first: a bare
+/// S3 event message (no SNS `Type`) whose records all fit [`WireRecord`]. `None` sends the
+/// message the long way, which names what is wrong with it.
+fn parse_bare_records(body: &str) -> Option<Result<Vec<S3Record>, EventError>> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "Type")]
+        kind: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "Records", borrow)]
+        records: Option<Vec<&'a serde_json::value::RawValue>>,
+    }
+    let envelope: Envelope<'_> = serde_json::from_str(body).ok()?;
+    let records = envelope.records.filter(|_| envelope.kind.is_none())?;
+    if records.is_empty() {
+        return Some(Err(EventError::EmptyMessage));
+    }
+    let mut parsed = Vec::with_capacity(records.len());
+    for (index, record) in records.into_iter().enumerate() {
+        let wire: WireRecord = serde_json::from_str(record.get()).ok()?;
+        match S3Record::from_wire(wire) {
+            Ok(record) => parsed.push(record),
+            Err(error) => return Some(Err(EventError::InRecord { index, error: Box::new(error) })),
+        }
+    }
+    Some(Ok(parsed))
 }
 
 /// S3 -> SNS -> SQS delivers the S3 message as a JSON string in the notification's `Message`
@@ -407,6 +437,10 @@ struct WireRestore {
 impl S3Record {
     fn from_json(value: Value) -> Result<S3Record, EventError> {
         let wire: WireRecord = serde_json::from_value(value).map_err(|e| EventError::BadRecord(e.to_string()))?;
+        S3Record::from_wire(wire)
+    }
+
+    fn from_wire(wire: WireRecord) -> Result<S3Record, EventError> {
         let required =
             |field: Option<String>, name| field.filter(|s| !s.is_empty()).ok_or(EventError::MissingField(name));
 

@@ -1,7 +1,8 @@
 //! One batch of queue messages: parse, route each record to its project, read from S3 the keys
 //! whose events cannot be placed by themselves, and apply everything to the catalog, one
-//! transaction per project. The caller deletes a message from the queue only after this
-//! returns it as done: a message leaves the queue only after its batch is committed.
+//! transaction per project, shared with the batches ready at the same time ([`crate::commit`]).
+//! The caller deletes a message from the queue only after this returns it as done: a message
+//! leaves the queue only after its batch is committed.
 
 use std::collections::HashMap;
 
@@ -39,8 +40,6 @@ pub struct BatchOutcome {
     pub ignored: u64,
     pub test_events: u64,
     pub dead_letters: u64,
-    /// Keys whose catalog state changed.
-    pub changed_keys: u64,
 }
 
 /// A key to read from S3, and the messages that asked for it.
@@ -138,14 +137,7 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
             }
         }
     }
-    for (project, updates) in updates {
-        match inner.store.data.apply(project, &updates).await {
-            Ok(applied) => outcome.changed_keys += u64::from(applied.changed),
-            // The project was deleted since the routes were read: its events go with it.
-            Err(byos_catalog::StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    inner.commits.commit(&inner.store, updates).await?;
     inner.metrics.observe(&outcome);
     Ok(outcome)
 }

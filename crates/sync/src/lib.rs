@@ -15,6 +15,7 @@
 //! Reconciles hold a lease per project in the store.
 
 mod apply;
+mod commit;
 mod lookup;
 mod reconcile;
 mod routes;
@@ -44,6 +45,9 @@ pub struct SyncSettings {
     pub queue_name_prefix: String,
     /// Long polls per region at once: how many batches are read and applied concurrently.
     pub pollers: usize,
+    /// Messages each poller holds at most, received but not yet committed: batches received
+    /// while others are applied wait for the next group commit instead of for each other.
+    pub in_flight: usize,
     /// How long a received message stays invisible to other consumers: longer than a batch
     /// takes to apply.
     pub visibility: Duration,
@@ -62,6 +66,7 @@ impl Default for SyncSettings {
         SyncSettings {
             queue_name_prefix: "byos-events".to_owned(),
             pollers: 2,
+            in_flight: 500,
             visibility: Duration::from_secs(120),
             reconcile_interval: Duration::from_secs(6 * 3600),
             tick: Duration::from_secs(5),
@@ -86,6 +91,9 @@ pub enum SyncError {
     Aws(#[from] byos_aws::AwsError),
     #[error(transparent)]
     Lifecycle(LifecycleError),
+    /// A batch's transaction did not commit; the batch is to be applied again.
+    #[error("the batch was not committed: {0}")]
+    Commit(String),
 }
 
 impl From<StoreError> for SyncError {
@@ -120,6 +128,7 @@ struct Inner {
     settings: SyncSettings,
     routes: RwLock<Arc<Routes>>,
     metrics: Metrics,
+    commits: commit::GroupCommit,
     /// Wakes the supervisor when a project was created, so that its region's consumers start
     /// without waiting for a tick.
     wake: tokio::sync::Notify,
@@ -141,6 +150,7 @@ impl SyncEngine {
                 settings,
                 routes: RwLock::new(Arc::new(Routes::default())),
                 metrics: Metrics::default(),
+                commits: commit::GroupCommit::default(),
                 wake: tokio::sync::Notify::new(),
             }),
         }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use byos_aws::QueueInfo;
+use byos_aws::{QueueInfo, Queues, ReceivedMessage};
 use byos_catalog::ReconcileStatus;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -159,14 +159,18 @@ async fn due(inner: &Inner, project: &byos_catalog::Project) -> bool {
     }
 }
 
-/// One long poller of a region's queue: receive, apply, delete what was applied.
+/// One long poller of a region's queue: receives batches and applies them as they come, up to
+/// `sync.in_flight` messages at once, so that batches ready together commit together
+/// ([`crate::commit`]); deletes each batch's messages once it is committed.
 async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver<bool>) {
     let name = format!("{}-{region}", inner.settings.queue_name_prefix);
     let queues = inner.aws.queues(&region);
-    let engine = SyncEngine { inner: inner.clone() };
     let mut queue: Option<QueueInfo> = None;
     let visibility = i32::try_from(inner.settings.visibility.as_secs()).unwrap_or(i32::MAX);
+    let in_flight = Arc::new(Semaphore::new(inner.settings.in_flight.max(RECEIVE_MAX)));
+    let mut batches: JoinSet<()> = JoinSet::new();
     while !*stopped.borrow() {
+        while batches.try_join_next().is_some() {}
         let Some(found) = &queue else {
             // The lifecycle creates the queue when it validates the region's first configuration.
             match queues.find(&name).await {
@@ -182,8 +186,14 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
             }
             continue;
         };
+        // Room for a whole receive first: messages are never held without a batch to apply them.
+        let permits = tokio::select! {
+            permits = in_flight.clone().acquire_many_owned(RECEIVE_MAX as u32) => permits,
+            () = stopping(&mut stopped) => break,
+        };
+        let Ok(mut permits) = permits else { break };
         let received = tokio::select! {
-            received = queues.receive(&found.url, 10, 20, visibility) => received,
+            received = queues.receive(&found.url, RECEIVE_MAX as i32, 20, visibility) => received,
             () = stopping(&mut stopped) => break,
         };
         let messages = match received {
@@ -197,29 +207,43 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
         if messages.is_empty() {
             continue;
         }
-        let inbound: Vec<Inbound> = messages
-            .iter()
-            .map(|m| Inbound { message_id: m.message_id.clone(), body: m.body.clone(), receive_count: m.receive_count })
-            .collect();
-        match engine.apply(&name, &inbound).await {
-            Ok(outcome) => {
-                let done: Vec<String> = messages
-                    .iter()
-                    .zip(&outcome.done)
-                    .filter(|(_, done)| **done)
-                    .map(|(m, _)| m.receipt_handle.clone())
-                    .collect();
-                match queues.delete(&found.url, &done).await {
-                    Ok(0) => {}
-                    Ok(failed) => tracing::warn!(queue = name, failed, "some applied messages were not deleted"),
-                    Err(e) => tracing::warn!(queue = name, error = %e, "cannot delete applied messages"),
-                }
-            }
-            // The messages come back after the visibility timeout and are applied then.
-            Err(e) => {
-                tracing::warn!(queue = name, error = %e, "cannot apply a batch");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        // Give back the room the receive did not use.
+        if messages.len() < RECEIVE_MAX {
+            drop(permits.split(RECEIVE_MAX - messages.len()));
+        }
+        let (inner, queues, name, url) = (inner.clone(), queues.clone(), name.clone(), found.url.clone());
+        batches.spawn(async move {
+            apply_and_delete(&inner, &queues, &name, &url, &messages).await;
+            drop(permits);
+        });
+    }
+    // Batches already received are applied and deleted; the caller bounds how long that takes.
+    while batches.join_next().await.is_some() {}
+}
+
+/// SQS hands out at most this many messages per receive.
+const RECEIVE_MAX: usize = 10;
+
+async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str, messages: &[ReceivedMessage]) {
+    let inbound: Vec<Inbound> = messages
+        .iter()
+        .map(|m| Inbound { message_id: m.message_id.clone(), body: m.body.clone(), receive_count: m.receive_count })
+        .collect();
+    match crate::apply::apply_batch(inner, name, &inbound).await {
+        Ok(outcome) => {
+            let done: Vec<String> = messages
+                .iter()
+                .zip(&outcome.done)
+                .filter(|(_, done)| **done)
+                .map(|(m, _)| m.receipt_handle.clone())
+                .collect();
+            match queues.delete(url, &done).await {
+                Ok(0) => {}
+                Ok(failed) => tracing::warn!(queue = name, failed, "some applied messages were not deleted"),
+                Err(e) => tracing::warn!(queue = name, error = %e, "cannot delete applied messages"),
             }
         }
+        // The messages come back after the visibility timeout and are applied then.
+        Err(e) => tracing::warn!(queue = name, error = %e, "cannot apply a batch"),
     }
 }

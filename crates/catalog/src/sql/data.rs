@@ -1,8 +1,8 @@
 //! The SQL of [`DataStore`](crate::DataStore) and [`SyncStore`](crate::SyncStore), shared by
 //! both databases. A batch takes a few statements per chunk of keys, not one per key: one
 //! `SELECT ... IN` per chunk of keys, one multi-row upsert or delete per chunk of states and of
-//! files (files that go, folder by folder), then for each folder the batch may change, a read of
-//! its row and, when it changes, a write. The rules are in [`crate::data`].
+//! files (files that go, folder by folder), then the same for the rows of the folders the batch
+//! may change. The rules are in [`crate::data`].
 
 use byos_domain::objects::KeyState;
 
@@ -40,11 +40,28 @@ impl TryFrom<KeyRow> for StoredKey {
     }
 }
 
+/// Pushes `(parent, name), ...`, for a row-value `IN (VALUES ...)`.
+pub(crate) fn push_pairs<'a, DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<'a, DB>, pairs: &[(&'a str, &'a str)])
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut list = query.separated(", ");
+    for (parent, name) in pairs {
+        list.push("(")
+            .push_bind_unseparated(*parent)
+            .push_unseparated(", ")
+            .push_bind_unseparated(*name)
+            .push_unseparated(")");
+    }
+}
+
 pub(crate) fn state_json(state: &KeyState) -> String {
     serde_json::to_string(state).unwrap_or_else(|_| unreachable!("a key state always serializes"))
 }
 
-#[derive(sqlx::FromRow)]
+/// An entry's row: from the database's row, or from an element of a page's JSON array (the
+/// columns in [`ENTRY_COLUMNS`] order, see [`entries_from_json`]).
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct EntryRow {
     parent: String,
     name: String,
@@ -77,6 +94,14 @@ impl TryFrom<EntryRow> for Entry {
         };
         Ok(Entry { parent: row.parent, name: row.name, kind })
     }
+}
+
+/// A page of entries from one JSON array of arrays, as the backends' `ENTRIES_PAGE` query
+/// builds it. A page of 1,000 entries moved as 1,000 rows costs more than the query itself (each
+/// value copied out of SQLite and handed across threads); one text value does not.
+pub(crate) fn entries_from_json(json: &str) -> Result<Vec<Entry>> {
+    let rows: Vec<EntryRow> = serde_json::from_str(json).map_err(|e| corrupt("entries", e))?;
+    rows.into_iter().map(TryInto::try_into).collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -149,7 +174,7 @@ macro_rules! impl_data_stores {
                 use $crate::sql::data::CHUNK;
 
                 let project_id = project.to_string();
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 // Taking the next revision locks the project's row: batches of one project run
                 // one after the other, on every replica.
                 let revision: Option<i64> =
@@ -188,8 +213,8 @@ macro_rules! impl_data_stores {
                 let mut forgotten = Vec::new();
                 for (key, state) in &plan.states {
                     match state {
-                        Some(state) => kept.push((key.as_str(), state)),
-                        None => forgotten.push(key.as_str()),
+                        Some(state) => kept.push((*key, state)),
+                        None => forgotten.push(*key),
                     }
                 }
                 for chunk in kept.chunks(CHUNK) {
@@ -217,14 +242,12 @@ macro_rules! impl_data_stores {
                     query.build().execute(&mut *tx).await?;
                 }
 
-                // Files that go are deleted folder by folder, so that removing many files takes
-                // a statement per chunk of them rather than one each.
                 let mut shown = Vec::new();
-                let mut gone_by_folder: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                let mut hidden = Vec::new();
                 for (parent, name, file) in &plan.files {
                     match file {
-                        Some(file) => shown.push((parent.as_str(), name.as_str(), file)),
-                        None => gone_by_folder.entry(parent.as_str()).or_default().push(name.as_str()),
+                        Some(file) => shown.push((*parent, *name, file)),
+                        None => hidden.push((*parent, *name)),
                     }
                 }
                 for chunk in shown.chunks(CHUNK) {
@@ -254,66 +277,68 @@ macro_rules! impl_data_stores {
                     );
                     query.build().execute(&mut *tx).await?;
                 }
-                for (parent, names) in gone_by_folder {
-                    for chunk in names.chunks(CHUNK) {
-                        let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM entries WHERE project_id = ");
-                        query.push_bind(&project_id).push(" AND parent = ").push_bind(parent).push(" AND name IN (");
-                        let mut list = query.separated(", ");
-                        for name in chunk {
-                            list.push_bind(*name);
-                        }
-                        query.push(")");
-                        query.build().execute(&mut *tx).await?;
-                    }
+                for chunk in hidden.chunks(CHUNK) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM entries WHERE project_id = ");
+                    query.push_bind(&project_id).push(" AND kind = 'file' AND (parent, name) IN (VALUES ");
+                    $crate::sql::data::push_pairs(&mut query, chunk);
+                    query.push(")");
+                    query.build().execute(&mut *tx).await?;
                 }
 
-                let mut rows = BTreeMap::new();
-                for path in plan.folders() {
-                    let (parent, name) = $crate::data::split(&path);
-                    let row: Option<(i64, bool)> = sqlx::query_as(
-                        "SELECT children, marker FROM entries \
-                         WHERE project_id = $1 AND parent = $2 AND name = $3 AND kind = 'folder'",
-                    )
-                    .bind(&project_id)
-                    .bind(parent)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    rows.insert(
-                        path.clone(),
-                        row.map(|(children, marker)| $crate::data::FolderRow { children, marker }),
+                // Folder rows: read those the batch may change, then write the ones that change,
+                // a statement per chunk of them.
+                let folders = plan.folders();
+                let mut rows: BTreeMap<&str, Option<$crate::data::FolderRow>> =
+                    folders.iter().map(|path| (*path, None)).collect();
+                let folders: Vec<(&str, &str)> = folders.iter().map(|path| $crate::data::split(path)).collect();
+                for chunk in folders.chunks(CHUNK) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT parent, name, children, marker FROM entries WHERE project_id = ",
                     );
-                }
-                for (path, row) in $crate::data::fold_folders(&plan, rows) {
-                    let (parent, name) = $crate::data::split(&path);
-                    match row {
-                        Some(row) => {
-                            sqlx::query(
-                                "INSERT INTO entries (project_id, parent, name, kind, children, marker) \
-                                 VALUES ($1, $2, $3, 'folder', $4, $5) \
-                                 ON CONFLICT (project_id, parent, name) DO UPDATE SET \
-                                 children = excluded.children, marker = excluded.marker",
-                            )
-                            .bind(&project_id)
-                            .bind(parent)
-                            .bind(name)
-                            .bind(row.children)
-                            .bind(row.marker)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        None => {
-                            sqlx::query(
-                                "DELETE FROM entries WHERE project_id = $1 AND parent = $2 AND name = $3 \
-                                 AND kind = 'folder'",
-                            )
-                            .bind(&project_id)
-                            .bind(parent)
-                            .bind(name)
-                            .execute(&mut *tx)
-                            .await?;
+                    query.push_bind(&project_id).push(" AND kind = 'folder' AND (parent, name) IN (VALUES ");
+                    $crate::sql::data::push_pairs(&mut query, chunk);
+                    query.push(")");
+                    let found: Vec<(String, String, i64, bool)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                    for (parent, name, children, marker) in found {
+                        if let Some(row) = rows.get_mut(format!("{parent}{name}").as_str()) {
+                            *row = Some($crate::data::FolderRow { children, marker });
                         }
                     }
+                }
+                let folded = $crate::data::fold_folders(&plan, rows);
+                let mut kept = Vec::new();
+                let mut gone = Vec::new();
+                for (path, row) in &folded {
+                    match row {
+                        Some(row) => kept.push((*path, *row)),
+                        None => gone.push($crate::data::split(path)),
+                    }
+                }
+                for chunk in kept.chunks(CHUNK) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO entries (project_id, parent, name, kind, children, marker) ",
+                    );
+                    query.push_values(chunk, |mut row, (path, folder)| {
+                        let (parent, name) = $crate::data::split(path);
+                        row.push_bind(&project_id)
+                            .push_bind(parent)
+                            .push_bind(name)
+                            .push_bind("folder")
+                            .push_bind(folder.children)
+                            .push_bind(folder.marker);
+                    });
+                    query.push(
+                        " ON CONFLICT (project_id, parent, name) DO UPDATE SET \
+                         children = excluded.children, marker = excluded.marker",
+                    );
+                    query.build().execute(&mut *tx).await?;
+                }
+                for chunk in gone.chunks(CHUNK) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM entries WHERE project_id = ");
+                    query.push_bind(&project_id).push(" AND kind = 'folder' AND (parent, name) IN (VALUES ");
+                    $crate::sql::data::push_pairs(&mut query, chunk);
+                    query.push(")");
+                    query.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok($crate::ApplyOutcome { revision, ..plan.outcome })
@@ -352,18 +377,14 @@ macro_rules! impl_data_stores {
                 after: Option<&str>,
                 limit: u32,
             ) -> $crate::Result<Vec<$crate::Entry>> {
-                let sql = format!(
-                    "SELECT {} FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4",
-                    $crate::sql::data::ENTRY_COLUMNS
-                );
-                let rows: Vec<$crate::sql::data::EntryRow> = sqlx::query_as(&sql)
+                let page: String = sqlx::query_scalar(Self::ENTRIES_PAGE)
                     .bind(project.to_string())
                     .bind(folder)
                     .bind(after.unwrap_or(""))
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_one(&self.pool)
                     .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                $crate::sql::data::entries_from_json(&page)
             }
 
             async fn entry(&self, project: uuid::Uuid, path: &str) -> $crate::Result<$crate::Entry> {

@@ -270,7 +270,7 @@ macro_rules! impl_stores {
             }
 
             async fn delete_credential(&self, id: uuid::Uuid) -> $crate::Result<()> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let name: Option<String> = sqlx::query_scalar("SELECT name FROM storage_credentials WHERE id = $1")
                     .bind(id.to_string())
                     .fetch_optional(&mut *tx)
@@ -316,7 +316,7 @@ macro_rules! impl_stores {
         impl $crate::ConfigurationStore for $store {
             async fn insert_configuration(&self, c: &$crate::Configuration) -> $crate::Result<()> {
                 let spec = &c.spec;
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let taken: Option<String> = sqlx::query_scalar("SELECT id FROM storage_configurations WHERE name = $1")
                     .bind(spec.name.as_str())
                     .fetch_optional(&mut *tx)
@@ -473,7 +473,7 @@ macro_rules! impl_stores {
             }
 
             async fn delete_configuration(&self, id: uuid::Uuid) -> $crate::Result<()> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 Self::lock_table(&mut tx, "projects").await?;
                 let name: Option<String> = sqlx::query_scalar("SELECT name FROM storage_configurations WHERE id = $1")
                     .bind(id.to_string())
@@ -555,7 +555,7 @@ macro_rules! impl_stores {
             }
 
             async fn delete_token(&self, id: uuid::Uuid) -> $crate::Result<()> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 Self::lock_table(&mut tx, "api_tokens").await?;
                 let found: Option<(String, String)> = sqlx::query_as("SELECT name, role FROM api_tokens WHERE id = $1")
                     .bind(id.to_string())
@@ -636,13 +636,6 @@ macro_rules! impl_stores {
             async fn ping(&self) -> $crate::Result<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::Closer for $store {
-            async fn close(&self) {
-                self.pool.close().await;
             }
         }
     };

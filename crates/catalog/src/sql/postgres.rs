@@ -12,9 +12,16 @@ pub(crate) struct PostgresStore {
 }
 
 impl PostgresStore {
-    async fn begin_write(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-        pool.begin().await
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.pool.begin().await
     }
+
+    /// A folder's page of entries as one JSON array of arrays, in [`super::data::ENTRY_COLUMNS`]
+    /// order (see [`super::data::entries_from_json`]).
+    const ENTRIES_PAGE: &str = "SELECT COALESCE(json_agg(json_build_array(parent, name, kind, size, etag, \
+        last_modified, storage_class, version_id, archive, children, marker) ORDER BY name), '[]')::text \
+        FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4) \
+        AS page";
 
     /// Serialises writers of `table` for the rest of the transaction, so that a check that
     /// reads several rows (the last admin token) cannot race another replica. Plain reads go on.
@@ -25,6 +32,13 @@ impl PostgresStore {
 }
 
 super::impl_stores!(PostgresStore);
+
+#[async_trait::async_trait]
+impl crate::Closer for PostgresStore {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
 super::projects::impl_project_stores!(PostgresStore);
 super::data::impl_data_stores!(PostgresStore, sqlx::Postgres);
 

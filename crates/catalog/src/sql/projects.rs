@@ -49,7 +49,7 @@ macro_rules! impl_project_stores {
         #[async_trait::async_trait]
         impl $crate::ProjectStore for $store {
             async fn insert_project(&self, p: &$crate::Project) -> $crate::Result<()> {
-                let mut tx = Self::begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 // Serialises project inserts, so two overlapping projects cannot both pass the
                 // check below on PostgreSQL.
                 Self::lock_table(&mut tx, "projects").await?;

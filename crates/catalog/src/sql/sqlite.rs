@@ -1,5 +1,11 @@
 //! SQLite, the embedded default: one file in the data directory, in WAL mode so that readers
 //! never wait for the writer.
+//!
+//! SQLite has one writer at a time, so write transactions share one connection of their own with
+//! a large page cache: a batch of the sync engine touches pages all over the catalog's trees,
+//! and with SQLite's default cache of 2 MiB it would spill them to the log before it commits and
+//! read them back from the file for the next batch. Reads, and writes of one statement, use the
+//! pool. Temporary data (the statement journals that multi-row upserts keep) stays in memory.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,17 +16,30 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::{Backend, OpenError, Store, StoreOptions};
 
+/// The write connection's page cache.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Each pooled connection's page cache.
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// One connection, for write transactions.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
-    /// SQLite has one writer at a time. Taking the write lock up front (`BEGIN IMMEDIATE`)
-    /// makes a transaction that reads before it writes wait its turn, instead of failing with
-    /// SQLITE_BUSY when it tries to upgrade its lock.
-    async fn begin_write(pool: &SqlitePool) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        pool.begin_with("BEGIN IMMEDIATE").await
+    /// Write transactions take turns on the write connection. Taking the write lock up front
+    /// (`BEGIN IMMEDIATE`) makes a transaction that reads before it writes wait for writes of
+    /// one statement on the pool, instead of failing with SQLITE_BUSY when it upgrades its lock.
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
+
+    /// A folder's page of entries as one JSON array of arrays, in [`super::data::ENTRY_COLUMNS`]
+    /// order (see [`super::data::entries_from_json`]).
+    const ENTRIES_PAGE: &str = "SELECT json_group_array(json_array(parent, name, kind, size, etag, last_modified, \
+        storage_class, version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY name) \
+        FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4)";
 
     /// Nothing to do: `begin_write` already holds the database's only write lock.
     async fn lock_table(_tx: &mut Transaction<'static, Sqlite>, _table: &str) -> sqlx::Result<()> {
@@ -29,6 +48,14 @@ impl SqliteStore {
 }
 
 super::impl_stores!(SqliteStore);
+
+#[async_trait::async_trait]
+impl crate::Closer for SqliteStore {
+    async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+}
 super::projects::impl_project_stores!(SqliteStore);
 super::data::impl_data_stores!(SqliteStore, sqlx::Sqlite);
 
@@ -46,15 +73,22 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         // loss can take back the last ones.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(options.connect_timeout);
+        .busy_timeout(options.connect_timeout)
+        .pragma("temp_store", "memory");
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.connect_timeout)
+        .connect_with(connect.clone().pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
+        .await
+        .map_err(connect_error)?;
+    sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.connect_timeout)
-        .connect_with(connect)
+        .connect_with(connect.pragma("cache_size", format!("-{READER_CACHE_KIB}")))
         .await
         .map_err(connect_error)?;
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
-    let store = Arc::new(SqliteStore { pool });
+    let store = Arc::new(SqliteStore { pool, writer });
     Ok(Store {
         credentials: store.clone(),
         configurations: store.clone(),
