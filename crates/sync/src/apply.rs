@@ -5,15 +5,24 @@
 //! leaves the queue only after its batch is committed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use byos_aws::BucketAccess;
 
 use byos_catalog::{DeadLetter, KeyUpdate};
+use byos_domain::VersioningState;
 use byos_domain::events::{Message, parse_message};
 use byos_domain::is_probe_key;
-use byos_domain::objects::Change;
+use byos_domain::objects::{Change, Observation};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::{Inner, SyncError, lookup};
+
+/// Keys of one batch read from S3 at once.
+const LOOKUPS_AT_ONCE: usize = 16;
 
 /// After this many deliveries, a message whose keys S3 still will not show is kept as a dead
 /// letter rather than retried forever.
@@ -102,21 +111,7 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
             .or_default()
             .extend(keys.into_iter().map(|(key, changes)| KeyUpdate::Changes { key, changes }));
     }
-    let mut access = HashMap::new();
-    for ((project, relative), lookup) in lookups {
-        let answer = match access.get(&lookup.configuration) {
-            Some(found) => Ok(found),
-            None => match inner.lifecycle.bucket_access(lookup.configuration).await {
-                Ok(found) => Ok(&*access.entry(lookup.configuration).or_insert(found)),
-                Err(e) => Err(SyncError::from(e)),
-            },
-        };
-        let observed = match answer {
-            Ok((configuration, bucket)) => {
-                lookup::look_up(bucket, &lookup.bucket, &lookup.key, configuration.versioning).await
-            }
-            Err(e) => Err(e),
-        };
+    for (project, relative, lookup, observed) in look_up_all(inner, lookups).await? {
         match observed {
             Ok(observation) => updates.entry(project).or_default().push(KeyUpdate::Observed {
                 key: relative,
@@ -140,6 +135,46 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
     inner.commits.commit(&inner.store, updates).await?;
     inner.metrics.observe(&outcome);
     Ok(outcome)
+}
+
+/// Reads the keys from S3, up to [`LOOKUPS_AT_ONCE`] at a time, each configuration's access
+/// opened once.
+async fn look_up_all(
+    inner: &Inner,
+    lookups: HashMap<(Uuid, String), Lookup>,
+) -> Result<Vec<(Uuid, String, Lookup, Result<Observation, String>)>, SyncError> {
+    let mut access: HashMap<Uuid, Result<(Option<VersioningState>, BucketAccess), String>> = HashMap::new();
+    for lookup in lookups.values() {
+        if let std::collections::hash_map::Entry::Vacant(vacant) = access.entry(lookup.configuration) {
+            let opened = inner.lifecycle.bucket_access(lookup.configuration).await;
+            vacant.insert(opened.map(|(c, a)| (c.versioning, a)).map_err(|e| SyncError::from(e).to_string()));
+        }
+    }
+    let room = Arc::new(Semaphore::new(LOOKUPS_AT_ONCE));
+    let mut running = JoinSet::new();
+    let mut done = Vec::with_capacity(lookups.len());
+    for ((project, relative), lookup) in lookups {
+        let (versioning, access) = match access.get(&lookup.configuration) {
+            Some(Ok((versioning, access))) => (*versioning, access.clone()),
+            Some(Err(e)) => {
+                done.push((project, relative, lookup, Err(e.clone())));
+                continue;
+            }
+            None => unreachable!("every lookup's configuration was opened above"),
+        };
+        let room = room.clone();
+        running.spawn(async move {
+            let _turn = room.acquire_owned().await;
+            let observed = lookup::look_up(&access, &lookup.bucket, &lookup.key, versioning).await;
+            let observed = observed.map_err(|e| e.to_string());
+            (project, relative, lookup, observed)
+        });
+    }
+    while let Some(finished) = running.join_next().await {
+        // A lookup cannot panic short of a bug; the whole batch then comes back from the queue.
+        done.push(finished.map_err(|e| SyncError::Task(e.to_string()))?);
+    }
+    Ok(done)
 }
 
 async fn dead_letter(inner: &Inner, queue: &str, message: &Inbound, error: &str) -> Result<(), SyncError> {

@@ -94,6 +94,9 @@ pub enum SyncError {
     /// A batch's transaction did not commit; the batch is to be applied again.
     #[error("the batch was not committed: {0}")]
     Commit(String),
+    /// A task of the engine's failed (a bug); what it was doing is to be done again.
+    #[error("a task failed: {0}")]
+    Task(String),
 }
 
 impl From<StoreError> for SyncError {

@@ -316,8 +316,15 @@ fn unversioned(event: &str, key: &str, sequencer: u64, size: u64) -> Value {
 /// 5,000 keys written three times, 3,000 of them a fourth time, 2,000 deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_it_ingests_loses_nothing() {
-    // Redelivery of what the killed server had taken comes after the visibility timeout.
-    let mut world = World::with(&[("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "5"), ("BYOS__SYNC__POLLERS", "1")]).await;
+    // Redelivery of what the killed server had taken comes after the visibility timeout. One
+    // receive at a time, so that the ingest lasts long enough to be interrupted: with the
+    // default `in_flight` the server takes the whole queue in a couple of seconds.
+    let settings = [
+        ("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "5"),
+        ("BYOS__SYNC__POLLERS", "1"),
+        ("BYOS__SYNC__IN_FLIGHT", "10"),
+    ];
+    let mut world = World::with(&settings).await;
     let created = world
         .post(
             "/api/v1/projects",
