@@ -168,9 +168,20 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
     let mut queue: Option<QueueInfo> = None;
     let visibility = i32::try_from(inner.settings.visibility.as_secs()).unwrap_or(i32::MAX);
     let in_flight = Arc::new(Semaphore::new(inner.settings.in_flight.max(RECEIVE_MAX)));
-    let mut batches: JoinSet<()> = JoinSet::new();
+    // Each batch says whether it was applied.
+    let mut batches: JoinSet<bool> = JoinSet::new();
     while !*stopped.borrow() {
-        while batches.try_join_next().is_some() {}
+        let mut failed = false;
+        while let Some(finished) = batches.try_join_next() {
+            failed |= !finished.unwrap_or(false);
+        }
+        if failed {
+            // The store (or S3) is failing: slow down rather than take messages only to fail them.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stopping(&mut stopped) => break,
+            }
+        }
         let Some(found) = &queue else {
             // The lifecycle creates the queue when it validates the region's first configuration.
             match queues.find(&name).await {
@@ -213,8 +224,9 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
         }
         let (inner, queues, name, url) = (inner.clone(), queues.clone(), name.clone(), found.url.clone());
         batches.spawn(async move {
-            apply_and_delete(&inner, &queues, &name, &url, &messages).await;
+            let applied = apply_and_delete(&inner, &queues, &name, &url, &messages).await;
             drop(permits);
+            applied
         });
     }
     // Batches already received are applied and deleted; the caller bounds how long that takes.
@@ -224,7 +236,8 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
 /// SQS hands out at most this many messages per receive.
 const RECEIVE_MAX: usize = 10;
 
-async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str, messages: &[ReceivedMessage]) {
+/// Applies a batch and deletes the messages it is done with; false when it could not be applied.
+async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str, messages: &[ReceivedMessage]) -> bool {
     let inbound: Vec<Inbound> = messages
         .iter()
         .map(|m| Inbound { message_id: m.message_id.clone(), body: m.body.clone(), receive_count: m.receive_count })
@@ -242,8 +255,12 @@ async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str,
                 Ok(failed) => tracing::warn!(queue = name, failed, "some applied messages were not deleted"),
                 Err(e) => tracing::warn!(queue = name, error = %e, "cannot delete applied messages"),
             }
+            true
         }
         // The messages come back after the visibility timeout and are applied then.
-        Err(e) => tracing::warn!(queue = name, error = %e, "cannot apply a batch"),
+        Err(e) => {
+            tracing::warn!(queue = name, error = %e, "cannot apply a batch");
+            false
+        }
     }
 }
