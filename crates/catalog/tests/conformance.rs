@@ -111,6 +111,7 @@ conformance!(
     reconcile_runs_round_trip,
     dead_letters_are_kept,
     random_batches_keep_the_tree_true,
+    small_writes_get_their_turn_between_big_batches,
 );
 
 /// Whole milliseconds: the store's time resolution.
@@ -1424,4 +1425,46 @@ async fn stored_project_named(s: &Store, name: &str, folder: &str) -> Project {
     let p = project(name, &configuration, folder);
     s.projects.insert_project(&p).await.unwrap_or_else(|e| panic!("insert project: {e:?}"));
     p
+}
+
+/// Writes of one statement (a lease renewal, a dead letter) are not starved by large batches
+/// committed back to back: on SQLite they queue for the write connection instead of retrying in
+/// SQLite's busy handler, which sleeps on a timer and can miss every short gap between two
+/// transactions until its timeout (here one second).
+async fn small_writes_get_their_turn_between_big_batches(mut f: Fixture) {
+    f.options.connect_timeout = Duration::from_secs(1);
+    f.reopen().await;
+    let s = f.store.clone();
+    let p = stored_project(&s).await;
+    // Three appliers, their batches made beforehand, so that a batch always waits for the write
+    // lock and takes it the moment another commits.
+    let batches: Vec<Vec<KeyUpdate>> = (0..40_u32)
+        .map(|b| (0..6_000).map(|i| put(&format!("d{:02}/k{b:03}-{i:05}", i % 50), b * 6_000 + i)).collect())
+        .collect();
+    let batches = std::sync::Arc::new(batches);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let mut appliers = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (s, batches, next) = (s.clone(), batches.clone(), next.clone());
+        appliers.spawn(async move {
+            while std::time::Instant::now() < until {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % batches.len();
+                s.data.apply(p.id, &batches[b]).await.unwrap_or_else(|e| panic!("a batch: {e}"));
+            }
+        });
+    }
+    let mut renewals = 0;
+    while std::time::Instant::now() < until {
+        let now = OffsetDateTime::now_utc();
+        let held = s.leases.try_lease("busy", "me", now + time::Duration::minutes(1), now).await;
+        assert_eq!(held.ok(), Some(true), "renewal {renewals} failed while batches were committed");
+        renewals += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while let Some(done) = appliers.join_next().await {
+        done.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let batches = next.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(batches > 3 && renewals > 0, "{batches} batches and {renewals} renewals in 4 s");
 }

@@ -86,8 +86,9 @@
 //! removal is on its way). Once every event is in, each listed version has its sequencer and this
 //! is the order of the sequencers.
 //!
-//! Observations of a key must be applied in the order S3 answered them: the engine serialises a
-//! key's lookups. A bucket's events either all carry sequencers (AWS) or none do (moto); the
+//! Observations of a key may come in any order (lookups of several batches run at once): one
+//! older than the last applied (`as_of_ms` before it) is ignored, since the newer one already
+//! shows everything the older one could. A bucket's events either all carry sequencers (AWS) or none do (moto); the
 //! model tests below check both, not a mix, in which a lookup could consume the very event that
 //! would have corrected a state kept by the rule above, until the next reconcile. S3 lists `LastModified` in whole seconds; the one known limit is that a restore
 //! event about a `null` overwritten within the same second as a listed rewrite can be shown with
@@ -466,8 +467,11 @@ impl KeyState {
 
     /// Merges what S3 answered about the key, by the rules of the module documentation.
     pub fn observe(&mut self, observation: &Observation) -> Applied {
-        let before = self.clone();
         let as_of = observation.as_of_ms;
+        if self.listed_as_of_ms.is_some_and(|last| as_of < last) {
+            return Applied::Unchanged;
+        }
+        let before = self.clone();
         let mut known: BTreeMap<String, Version> =
             mem::take(&mut self.versions).into_iter().map(|v| (v.version_id.clone(), v)).collect();
         let mut merged: BTreeMap<String, Version> = BTreeMap::new();
@@ -1483,9 +1487,11 @@ mod tests {
 
         /// Events delivered late and early around listings: reconciles taken at random moments
         /// and applied up to three operations later (so events after the listing can come
-        /// first), each with a random margin before its `as_of_ms`; or, in moto's way (no
-        /// sequencers), a lookup for every write or delete event. Every event is delivered after
-        /// it happened, and a key's listings are applied in the order they were taken.
+        /// first), with a random margin before their `as_of_ms`; or, in moto's way (no
+        /// sequencers), a lookup for every write or delete event, taken when the event arrives
+        /// and applied up to three operations later, so that lookups of one key cross (batches
+        /// look up at once). Every event is delivered after it happened; reconciles are applied
+        /// in the order they were taken.
         #[test]
         fn listings_and_late_events_give_the_model(
             ops in prop::collection::vec(op(), 5..25),
@@ -1517,10 +1523,9 @@ mod tests {
                     schedule.push((event.op + 1 + rng.below(n - event.op), Delivery::Event(event)));
                 }
             }
-            // Taken and applied slots, both in the order taken; moto's lookups are immediate, so
-            // a reconcile there is applied when taken, to stay in order with them.
+            // Taken and applied slots, both in the order taken (a lookup may cross a reconcile).
             let mut taken: Vec<(usize, usize)> =
-                reconciles.iter().map(|&(slot, delay)| (slot.min(n), if moto { slot } else { slot + delay }.min(n))).collect();
+                reconciles.iter().map(|&(slot, delay)| (slot.min(n), (slot + delay).min(n))).collect();
             taken.sort_unstable();
             for i in 1..taken.len() {
                 taken[i].1 = taken[i].1.max(taken[i - 1].1);
@@ -1534,12 +1539,28 @@ mod tests {
             for (place, &(slot, _)) in places.into_iter().zip(&taken) {
                 schedule[place].1 = Delivery::Reconcile(slot);
             }
-            let mut observation = |slot: usize, key: usize| Observation {
-                as_of_ms: first_unlisted_ms[slot] - rng.below(7) as i64,
+            // The engine dates a listing by when its request started, less a fixed margin for
+            // clocks: a random margin per case, the same for every listing of the case, so that a
+            // listing taken later is never dated earlier.
+            let margin = rng.below(7) as i64;
+            let observation = |slot: usize, key: usize| Observation {
+                as_of_ms: first_unlisted_ms[slot] - margin,
                 versions: listings[slot][key].clone(),
             };
             let mut states = vec![KeyState::new(); KEYS];
+            // moto's lookups: (slot to apply it at, key, what S3 answered).
+            let mut lookups: Vec<(usize, usize, Observation)> = Vec::new();
+            let mut order = Rng(seed.rotate_left(17));
+            let apply_due = |lookups: &mut Vec<(usize, usize, Observation)>, states: &mut [KeyState], order: &mut Rng, slot: usize| {
+                let (mut due, later): (Vec<_>, Vec<_>) = lookups.drain(..).partition(|(at, ..)| *at <= slot);
+                *lookups = later;
+                order.shuffle(&mut due);
+                for (_, key, observation) in due {
+                    let _ = states[key].observe(&observation);
+                }
+            };
             for (slot, delivery) in schedule {
+                apply_due(&mut lookups, &mut states, &mut order, slot.saturating_sub(1));
                 match delivery {
                     Delivery::Reconcile(taken) => {
                         for (key, state) in states.iter_mut().enumerate() {
@@ -1556,13 +1577,15 @@ mod tests {
                                 let _ = states[event.key].apply(&change);
                             }
                             Err(NeedsLookup::NoSequencer) => {
-                                let _ = states[event.key].observe(&observation(slot, event.key));
+                                let delay = order.below(4);
+                                lookups.push(((slot + delay).min(n), event.key, observation(slot, event.key)));
                             }
                             other => prop_assert!(false, "{:?} for {:?}", other, record),
                         }
                     }
                 }
             }
+            apply_due(&mut lookups, &mut states, &mut order, n);
             for (state, key) in states.iter().zip(&model.keys) {
                 check_key(state, key)?;
             }

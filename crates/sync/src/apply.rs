@@ -24,8 +24,8 @@ use crate::{Inner, SyncError, lookup};
 /// Keys of one batch read from S3 at once.
 const LOOKUPS_AT_ONCE: usize = 16;
 
-/// After this many deliveries, a message whose keys S3 still will not show is kept as a dead
-/// letter rather than retried forever.
+/// After this many deliveries, a message whose keys S3 still will not show, or whose batch still
+/// cannot be committed, is kept as a dead letter rather than retried forever.
 const MAX_RECEIVES: u32 = 10;
 
 /// A message taken from the queue.
@@ -41,6 +41,9 @@ pub struct Inbound {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub done: Vec<bool>,
+    /// Whether the batch's updates were committed. When they were not, the messages that fed
+    /// them come back from the queue (or, delivered too often, are kept as dead letters).
+    pub committed: bool,
     /// Records applied as events.
     pub records: u64,
     /// Records for keys read from S3 instead.
@@ -62,6 +65,8 @@ struct Lookup {
 pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<BatchOutcome, SyncError> {
     let routes = inner.routes();
     let mut outcome = BatchOutcome { done: vec![true; messages.len()], ..BatchOutcome::default() };
+    // The messages whose records feed the catalog's updates.
+    let mut feeding = vec![false; messages.len()];
     // Per project, per relative key: its changes, in arrival order (order does not matter).
     let mut changes: HashMap<Uuid, HashMap<String, Vec<Change>>> = HashMap::new();
     let mut lookups: HashMap<(Uuid, String), Lookup> = HashMap::new();
@@ -87,6 +92,7 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
             match Change::from_record(record) {
                 Ok(Some(change)) => {
                     outcome.records += 1;
+                    feeding[index] = true;
                     changes.entry(route.project).or_default().entry(relative.to_owned()).or_default().push(change);
                 }
                 Ok(None) => outcome.ignored += 1,
@@ -113,11 +119,16 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
     }
     for (project, relative, lookup, observed) in look_up_all(inner, lookups).await? {
         match observed {
-            Ok(observation) => updates.entry(project).or_default().push(KeyUpdate::Observed {
-                key: relative,
-                observation,
-                fence: None,
-            }),
+            Ok(observation) => {
+                for index in lookup.messages {
+                    feeding[index] = true;
+                }
+                updates.entry(project).or_default().push(KeyUpdate::Observed {
+                    key: relative,
+                    observation,
+                    fence: None,
+                });
+            }
             Err(e) => {
                 tracing::warn!(bucket = %lookup.bucket, key = %lookup.key, error = %e, "cannot read the key from S3");
                 for index in lookup.messages {
@@ -132,7 +143,26 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
             }
         }
     }
-    inner.commits.commit(&inner.store, updates).await?;
+    match inner.commits.commit(&inner.store, updates).await {
+        Ok(()) => outcome.committed = true,
+        // The batch could not be applied, alone or with others. Its messages come back from the
+        // queue; one that came back too often is kept as a dead letter, as an unreadable one is,
+        // rather than fail forever (the next reconcile brings in what it held).
+        Err(SyncError::Commit(e)) => {
+            for (index, message) in messages.iter().enumerate() {
+                if !feeding[index] || !outcome.done[index] {
+                    continue;
+                }
+                if message.receive_count >= MAX_RECEIVES {
+                    dead_letter(inner, queue, message, &format!("its batch cannot be committed: {e}")).await?;
+                    outcome.dead_letters += 1;
+                } else {
+                    outcome.done[index] = false;
+                }
+            }
+        }
+        Err(e) => return Err(e),
+    }
     inner.metrics.observe(&outcome);
     Ok(outcome)
 }

@@ -12,12 +12,14 @@
 //! Merging is sound because the per-key rules do not depend on the order in which updates come
 //! ([`byos_domain::objects`]), and a key's updates within one transaction apply in turn to one
 //! state ([`byos_catalog::DataStore::apply`]). A batch's messages leave the queue only after every
-//! project it touched has committed.
+//! project it touched has committed. A group whose transaction fails is applied again batch by
+//! batch, so that a batch is failed only by its own updates.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
-use byos_catalog::{KeyUpdate, StoreError};
+use byos_catalog::{KeyUpdate, Store, StoreError};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -26,15 +28,6 @@ use crate::SyncError;
 /// A group closes at this many updates (the batches already in it stay whole): the longest a
 /// transaction holds the store's write lock, and the memory a group takes.
 const MAX_GROUP_UPDATES: usize = 20_000;
-
-/// How one project's share of a group ended, for the batches that had updates for it.
-#[derive(Debug, Clone)]
-enum Committed {
-    Done,
-    /// The project was deleted since the routes were read: its updates go with it.
-    Gone,
-    Failed(String),
-}
 
 /// A batch's updates, waiting for a leader.
 struct Waiting {
@@ -60,11 +53,7 @@ impl GroupCommit {
     /// Commits `updates` (per project), with whatever other batches are waiting. Returns once
     /// every project's transaction that holds them has committed; an error means some did not,
     /// and the batch must be applied again (applying is idempotent).
-    pub(crate) async fn commit(
-        &self,
-        store: &byos_catalog::Store,
-        updates: HashMap<Uuid, Vec<KeyUpdate>>,
-    ) -> Result<(), SyncError> {
+    pub(crate) async fn commit(&self, store: &Store, updates: HashMap<Uuid, Vec<KeyUpdate>>) -> Result<(), SyncError> {
         if updates.is_empty() {
             return Ok(());
         }
@@ -115,39 +104,69 @@ impl GroupCommit {
     }
 }
 
-/// Applies a group, one transaction per project, and answers each batch in it.
-async fn lead(store: &byos_catalog::Store, group: Vec<Waiting>) {
-    let mut merged: HashMap<Uuid, Vec<KeyUpdate>> = HashMap::new();
+/// Applies a group, one transaction per project, and answers each batch in it. When a project's
+/// transaction fails and more than one batch fed it, each of those batches is applied again on
+/// its own, so that one batch that cannot be applied (or a moment's failure) does not fail the
+/// others with it.
+async fn lead(store: &Store, group: Vec<Waiting>) {
+    let mut failures: Vec<Option<String>> = vec![None; group.len()];
+    let mut projects: HashMap<Uuid, Merged> = HashMap::new();
     let mut answers = Vec::with_capacity(group.len());
-    for batch in group {
-        let projects: Vec<Uuid> = batch.updates.keys().copied().collect();
+    for (index, batch) in group.into_iter().enumerate() {
         for (project, updates) in batch.updates {
-            merged.entry(project).or_default().extend(updates);
+            let merged = projects.entry(project).or_default();
+            let start = merged.updates.len();
+            merged.updates.extend(updates);
+            merged.shares.push((index, start..merged.updates.len()));
         }
-        answers.push((projects, batch.result));
+        answers.push(batch.result);
     }
-    let mut results = HashMap::with_capacity(merged.len());
-    for (project, updates) in merged {
-        let committed = match store.data.apply(project, &updates).await {
-            Ok(_) => Committed::Done,
-            Err(StoreError::NotFound) => Committed::Gone,
-            Err(e) => {
-                tracing::warn!(project = %project, error = %e, "cannot commit a group of batches");
-                Committed::Failed(e.to_string())
+    for (project, Merged { updates, shares }) in projects {
+        let merged = Arc::new(updates);
+        let Err(error) = apply(store, project, &merged, 0..merged.len()).await else { continue };
+        if let [(index, _)] = shares.as_slice() {
+            failures[*index] = Some(error);
+            continue;
+        }
+        tracing::warn!(project = %project, error, batches = shares.len(), "a group's commit failed: its batches go one by one");
+        for (index, share) in shares {
+            if let Err(error) = apply(store, project, &merged, share).await {
+                failures[index] = Some(error);
             }
-        };
-        results.insert(project, committed);
+        }
     }
-    for (projects, answer) in answers {
-        let failed = projects.iter().find_map(|p| match results.get(p) {
-            Some(Committed::Failed(e)) => Some(e.clone()),
-            Some(Committed::Done | Committed::Gone) => None,
-            None => Some("the project's updates were not committed".to_owned()),
-        });
-        let _ = answer.send(match failed {
+    for (answer, failure) in answers.into_iter().zip(failures) {
+        let _ = answer.send(match failure {
             None => Ok(()),
             Some(e) => Err(SyncError::Commit(e)),
         });
+    }
+}
+
+/// A project's updates in a group, batch after batch, and each batch's share of them (its index
+/// in the group, and the range of its updates).
+#[derive(Default)]
+struct Merged {
+    updates: Vec<KeyUpdate>,
+    shares: Vec<(usize, Range<usize>)>,
+}
+
+/// One transaction of `updates[share]` for the project, in a task of its own so that a panic
+/// (a bug) fails this transaction's batches only. A project deleted meanwhile is no failure: its
+/// updates go with it.
+async fn apply(store: &Store, project: Uuid, updates: &Arc<Vec<KeyUpdate>>, share: Range<usize>) -> Result<(), String> {
+    let (store, updates) = (store.clone(), updates.clone());
+    let applied = tokio::spawn(async move { store.data.apply(project, &updates[share]).await }).await;
+    match applied {
+        Ok(Ok(_) | Err(StoreError::NotFound)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!(project = %project, error = %e, "cannot commit a batch");
+            Err(e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(project = %project, error = %e, "applying a batch failed");
+            Err(format!("applying the batch failed: {e}"))
+        }
     }
 }
 
@@ -170,9 +189,10 @@ mod tests {
 
     use super::*;
 
-    /// A store in `dir` with one project, `p`.
-    async fn store_with_project(dir: &std::path::Path) -> (Store, Uuid) {
-        let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(10) };
+    /// A store with one project: SQLite in `dir`, or the PostgreSQL database at `url`.
+    async fn store_with_project(dir: &std::path::Path, url: Option<&str>) -> (Store, Uuid) {
+        let options =
+            StoreOptions { url: url.map(str::to_owned), max_connections: 4, connect_timeout: Duration::from_secs(10) };
         let store = Store::open(&options, dir).await.unwrap_or_else(|e| panic!("{e:?}"));
         let now = OffsetDateTime::now_utc();
         let name = |n: &str| ResourceName::parse(n).unwrap_or_else(|e| panic!("{e}"));
@@ -229,7 +249,7 @@ mod tests {
     #[tokio::test]
     async fn batches_ready_together_commit_together() {
         let dir = byos_test_support::temp_dir();
-        let (store, project) = store_with_project(dir.path()).await;
+        let (store, project) = store_with_project(dir.path(), None).await;
         let commits = Arc::new(GroupCommit::default());
         let mut batches = tokio::task::JoinSet::new();
         for n in 0..50 {
@@ -252,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn a_deleted_project_does_not_hold_up_the_others_in_its_group() {
         let dir = byos_test_support::temp_dir();
-        let (store, project) = store_with_project(dir.path()).await;
+        let (store, project) = store_with_project(dir.path(), None).await;
         let commits = GroupCommit::default();
         let gone = Uuid::new_v4();
         let updates = HashMap::from([(gone, vec![written("x", 1)]), (project, vec![written("y", 2)])]);
@@ -260,5 +280,42 @@ mod tests {
         let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["y"]);
         commits.commit(&store, HashMap::new()).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A batch that cannot be committed fails alone: the group's transaction fails, its batches
+    /// are applied one by one, and the good one commits. PostgreSQL refuses a NUL byte in text,
+    /// which makes a batch that no store retry can apply.
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_committed_fails_alone() {
+        let postgres = byos_test_support::TestPostgres::create().await;
+        let dir = byos_test_support::temp_dir();
+        let (store, project) = store_with_project(dir.path(), Some(postgres.url())).await;
+        let commits = Arc::new(GroupCommit::default());
+        // Both batches wait while the lead is held, so that one leader takes them together.
+        let leading = commits.leading.lock().await;
+        let mut batches = tokio::task::JoinSet::new();
+        for key in ["good", "bad\0key"] {
+            let (commits, store) = (commits.clone(), store.clone());
+            batches.spawn(async move {
+                let updates = HashMap::from([(project, vec![written(key, 1)])]);
+                (key, commits.commit(&store, updates).await)
+            });
+        }
+        while commits.lock_waiting().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(leading);
+        let mut results = HashMap::new();
+        while let Some(done) = batches.join_next().await {
+            let (key, result) = done.unwrap_or_else(|e| panic!("{e}"));
+            results.insert(key, result);
+        }
+        assert!(results["good"].is_ok(), "{:?}", results["good"]);
+        assert!(matches!(results["bad\0key"], Err(SyncError::Commit(_))), "{:?}", results["bad\0key"]);
+        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
+        // Only the good batch alone took a revision: a failed transaction takes none.
+        assert_eq!(store.data.revision(project).await.ok(), Some(1));
+        store.close().await;
     }
 }

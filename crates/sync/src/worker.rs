@@ -255,7 +255,7 @@ async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str,
                 Ok(failed) => tracing::warn!(queue = name, failed, "some applied messages were not deleted"),
                 Err(e) => tracing::warn!(queue = name, error = %e, "cannot delete applied messages"),
             }
-            true
+            outcome.committed
         }
         // The messages come back after the visibility timeout and are applied then.
         Err(e) => {

@@ -425,7 +425,7 @@ macro_rules! impl_data_stores {
                 .bind($crate::millis(run.started_at))
                 .bind($crate::millis(run.updated_at))
                 .bind(run.finished_at.map($crate::millis))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await;
                 match result {
                     Ok(_) => Ok(()),
@@ -449,7 +449,7 @@ macro_rules! impl_data_stores {
                 .bind(run.error.as_deref())
                 .bind($crate::millis(run.updated_at))
                 .bind(run.finished_at.map($crate::millis))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound);
@@ -485,7 +485,7 @@ macro_rules! impl_data_stores {
                 .bind(&letter.body)
                 .bind(&letter.error)
                 .bind($crate::millis(letter.received_at))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }

@@ -223,7 +223,7 @@ macro_rules! impl_stores {
                 .bind(&c.sealed_secret)
                 .bind($crate::millis(c.created_at))
                 .bind($crate::millis(c.updated_at))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await;
                 match result {
                     Ok(_) => Ok(()),
@@ -261,7 +261,7 @@ macro_rules! impl_stores {
                 .bind(arn)
                 .bind(&c.sealed_secret)
                 .bind($crate::millis(c.updated_at))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound);
@@ -452,7 +452,7 @@ macro_rules! impl_stores {
                 .bind($crate::millis(o.verified_at))
                 .bind($crate::millis(o.next_check_at))
                 .bind(i64::from(o.failures))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound);
@@ -520,7 +520,7 @@ macro_rules! impl_stores {
                 .bind(&token.hint)
                 .bind($crate::millis(token.created_at))
                 .bind(token.last_used_at.map($crate::millis))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 Ok(())
             }
@@ -535,7 +535,7 @@ macro_rules! impl_stores {
                     sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
                         .bind(token.id.to_string())
                         .bind(now_ms)
-                        .execute(&self.pool)
+                        .execute(self.write_pool())
                         .await?;
                 }
                 Ok(token)
@@ -600,7 +600,7 @@ macro_rules! impl_stores {
                 .bind(holder)
                 .bind($crate::millis(until))
                 .bind($crate::millis(now))
-                .execute(&self.pool)
+                .execute(self.write_pool())
                 .await?;
                 Ok(taken.rows_affected() == 1)
             }
@@ -609,7 +609,7 @@ macro_rules! impl_stores {
                 sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
                     .bind(name)
                     .bind(holder)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(())
             }
@@ -628,7 +628,7 @@ macro_rules! impl_stores {
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
                     .bind(value)
-                    .execute(&self.pool)
+                    .execute(self.write_pool())
                     .await?;
                 Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&self.pool).await?)
             }

@@ -12,6 +12,10 @@ pub(crate) struct PostgresStore {
 }
 
 impl PostgresStore {
+    fn write_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
         self.pool.begin().await
     }

@@ -119,7 +119,7 @@ macro_rules! impl_project_stores {
             async fn delete_project(&self, id: uuid::Uuid) -> $crate::Result<()> {
                 // The catalog rows go with it (ON DELETE CASCADE).
                 let done =
-                    sqlx::query("DELETE FROM projects WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+                    sqlx::query("DELETE FROM projects WHERE id = $1").bind(id.to_string()).execute(self.write_pool()).await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound);
                 }

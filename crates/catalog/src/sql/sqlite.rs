@@ -1,11 +1,11 @@
 //! SQLite, the embedded default: one file in the data directory, in WAL mode so that readers
 //! never wait for the writer.
 //!
-//! SQLite has one writer at a time, so write transactions share one connection of their own with
-//! a large page cache: a batch of the sync engine touches pages all over the catalog's trees,
-//! and with SQLite's default cache of 2 MiB it would spill them to the log before it commits and
-//! read them back from the file for the next batch. Reads, and writes of one statement, use the
-//! pool. Temporary data (the statement journals that multi-row upserts keep) stays in memory.
+//! SQLite has one writer at a time, so every write goes through one connection of its own, with
+//! a large page cache: a batch of the sync engine touches pages all over the catalog's trees, and
+//! with SQLite's default cache of 2 MiB it would spill them to the log before it commits and read
+//! them back from the file for the next batch. Reads use the pool. Temporary data (the statement
+//! journals that multi-row upserts keep) stays in memory.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -28,6 +28,13 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Writes of one statement go to the write connection too: they wait their turn in the pool's
+    /// queue rather than in SQLite's busy handler, which retries on a timer and can miss every
+    /// short gap between two large transactions until its timeout.
+    fn write_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     /// Write transactions take turns on the write connection. Taking the write lock up front
     /// (`BEGIN IMMEDIATE`) makes a transaction that reads before it writes wait for writes of
     /// one statement on the pool, instead of failing with SQLITE_BUSY when it upgrades its lock.
