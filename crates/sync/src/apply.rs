@@ -63,9 +63,80 @@ struct Lookup {
 }
 
 pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<BatchOutcome, SyncError> {
+    let Prepared { mut outcome, feeding, updates } = prepare(inner, queue, messages).await?;
+    match inner.commits.commit(&inner.store, updates).await {
+        Ok(()) => outcome.committed = true,
+        // The batch could not be applied, alone or with others. With several messages feeding
+        // it, each is applied on its own, so that one that cannot be applied does not hold back
+        // the others.
+        Err(SyncError::Commit(e)) => {
+            let failed: Vec<usize> = (0..messages.len()).filter(|&i| feeding[i] && outcome.done[i]).collect();
+            let mut committed = true;
+            if let [index] = failed.as_slice() {
+                committed = false;
+                not_committed(inner, queue, messages, *index, &e, &mut outcome).await?;
+            } else {
+                for index in failed {
+                    let alone = prepare(inner, queue, &messages[index..=index]).await?;
+                    outcome.done[index] = alone.outcome.done[0];
+                    outcome.dead_letters += alone.outcome.dead_letters;
+                    match inner.commits.commit(&inner.store, alone.updates).await {
+                        Ok(()) => {}
+                        Err(SyncError::Commit(e)) => {
+                            committed = false;
+                            not_committed(inner, queue, messages, index, &e, &mut outcome).await?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            outcome.committed = committed;
+        }
+        Err(e) => return Err(e),
+    }
+    inner.metrics.observe(&outcome);
+    Ok(outcome)
+}
+
+/// A message whose updates could not be committed comes back from the queue; one that came back
+/// too often is kept as a dead letter, as an unreadable one is, rather than fail forever (the
+/// next reconcile brings in what it held).
+async fn not_committed(
+    inner: &Inner,
+    queue: &str,
+    messages: &[Inbound],
+    index: usize,
+    error: &str,
+    outcome: &mut BatchOutcome,
+) -> Result<(), SyncError> {
+    if !outcome.done[index] {
+        return Ok(());
+    }
+    let message = &messages[index];
+    if message.receive_count >= MAX_RECEIVES {
+        dead_letter(inner, queue, message, &format!("its updates cannot be committed: {error}")).await?;
+        outcome.dead_letters += 1;
+    } else {
+        outcome.done[index] = false;
+    }
+    Ok(())
+}
+
+/// A batch read and ready to commit.
+struct Prepared {
+    /// What became of each message so far: `done` is false for those whose keys S3 would not
+    /// show; unreadable ones are dead letters already.
+    outcome: BatchOutcome,
+    /// The messages whose records feed `updates`.
+    feeding: Vec<bool>,
+    updates: HashMap<Uuid, Vec<KeyUpdate>>,
+}
+
+/// Parses the messages, routes their records, reads from S3 the keys whose events cannot be
+/// placed by themselves, and gathers the updates per project.
+async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Prepared, SyncError> {
     let routes = inner.routes();
     let mut outcome = BatchOutcome { done: vec![true; messages.len()], ..BatchOutcome::default() };
-    // The messages whose records feed the catalog's updates.
     let mut feeding = vec![false; messages.len()];
     // Per project, per relative key: its changes, in arrival order (order does not matter).
     let mut changes: HashMap<Uuid, HashMap<String, Vec<Change>>> = HashMap::new();
@@ -143,28 +214,7 @@ pub(crate) async fn apply_batch(inner: &Inner, queue: &str, messages: &[Inbound]
             }
         }
     }
-    match inner.commits.commit(&inner.store, updates).await {
-        Ok(()) => outcome.committed = true,
-        // The batch could not be applied, alone or with others. Its messages come back from the
-        // queue; one that came back too often is kept as a dead letter, as an unreadable one is,
-        // rather than fail forever (the next reconcile brings in what it held).
-        Err(SyncError::Commit(e)) => {
-            for (index, message) in messages.iter().enumerate() {
-                if !feeding[index] || !outcome.done[index] {
-                    continue;
-                }
-                if message.receive_count >= MAX_RECEIVES {
-                    dead_letter(inner, queue, message, &format!("its batch cannot be committed: {e}")).await?;
-                    outcome.dead_letters += 1;
-                } else {
-                    outcome.done[index] = false;
-                }
-            }
-        }
-        Err(e) => return Err(e),
-    }
-    inner.metrics.observe(&outcome);
-    Ok(outcome)
+    Ok(Prepared { outcome, feeding, updates })
 }
 
 /// Reads the keys from S3, up to [`LOOKUPS_AT_ONCE`] at a time, each configuration's access
@@ -219,4 +269,49 @@ async fn dead_letter(inner: &Inner, queue: &str, message: &Inbound, error: &str)
     };
     inner.store.sync.insert_dead_letter(&letter).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{BUCKET, engine, store_with_project};
+
+    /// A message of one S3 event: `key` (url-encoded, under the project's folder `p/`) written.
+    fn message(id: &str, key: &str, n: u32, receive_count: u32) -> Inbound {
+        let record = serde_json::json!({
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "eu-central-1",
+            "eventTime": "2020-01-01T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "gds:objectcreated",
+                   "bucket": {"name": BUCKET, "arn": format!("arn:aws:s3:::{BUCKET}")},
+                   "object": {"key": format!("p/{key}"), "size": 1, "eTag": "e", "sequencer": format!("{n:016X}")}}
+        });
+        Inbound { message_id: id.to_owned(), body: serde_json::json!({"Records": [record]}).to_string(), receive_count }
+    }
+
+    /// A message whose updates cannot be committed (PostgreSQL refuses a NUL byte, `%00`, in a
+    /// key) does not hold back the others of its batch; it comes back from the queue, and after
+    /// ten deliveries it is kept as a dead letter.
+    #[tokio::test]
+    async fn a_message_that_cannot_be_committed_fails_alone_then_is_kept_as_a_dead_letter() {
+        let postgres = byos_test_support::TestPostgres::create().await;
+        let dir = byos_test_support::temp_dir();
+        let (store, project) = store_with_project(dir.path(), Some(postgres.url())).await;
+        let engine = engine(&store).await;
+
+        let batch = [message("good", "good", 1, 1), message("bad", "bad%00key", 2, 1)];
+        let outcome = engine.apply("queue", &batch).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(outcome.done, [true, false], "{outcome:?}");
+        assert!(!outcome.committed && outcome.dead_letters == 0, "{outcome:?}");
+        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
+
+        let outcome = engine
+            .apply("queue", &[message("bad", "bad%00key", 2, MAX_RECEIVES)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(outcome.done, [true], "{outcome:?}");
+        assert_eq!(outcome.dead_letters, 1, "{outcome:?}");
+        assert_eq!(store.sync.count_dead_letters().await.ok(), Some(1));
+        store.close().await;
+    }
 }

@@ -19,6 +19,8 @@ mod commit;
 mod lookup;
 mod reconcile;
 mod routes;
+#[cfg(test)]
+mod testing;
 mod worker;
 
 use std::sync::{Arc, RwLock};
@@ -283,11 +285,15 @@ impl Metrics {
         registry.register("sync_batches", "Batches of queue messages applied", self.batches.clone());
     }
 
+    /// Records count once their batch is committed: a batch that is not comes back.
     fn observe(&self, outcome: &BatchOutcome) {
+        self.dead_letters.inc_by(outcome.dead_letters);
+        if !outcome.committed {
+            return;
+        }
         self.batches.inc();
         self.records.get_or_create(&[("outcome", "applied")]).inc_by(outcome.records);
         self.records.get_or_create(&[("outcome", "looked-up")]).inc_by(outcome.looked_up);
         self.records.get_or_create(&[("outcome", "ignored")]).inc_by(outcome.ignored);
-        self.dead_letters.inc_by(outcome.dead_letters);
     }
 }
