@@ -274,7 +274,7 @@ async fn dead_letter(inner: &Inner, queue: &str, message: &Inbound, error: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{BUCKET, engine, store_with_project};
+    use crate::testing::{BUCKET, engine, store_with_project, written};
 
     /// A message of one S3 event: `key` (url-encoded, under the project's folder `p/`) written.
     fn message(id: &str, key: &str, n: u32, receive_count: u32) -> Inbound {
@@ -312,6 +312,12 @@ mod tests {
         assert_eq!(outcome.done, [true], "{outcome:?}");
         assert_eq!(outcome.dead_letters, 1, "{outcome:?}");
         assert_eq!(store.sync.count_dead_letters().await.ok(), Some(1));
+        let Err(SyncError::Commit(error)) =
+            engine.inner.commits.commit(&store, HashMap::from([(project, vec![written("bad\0key", 3)])])).await
+        else {
+            panic!("a NUL byte was committed")
+        };
+        assert!(error.starts_with("database error: ") && error.len() > 20, "the cause is named: {error}");
         store.close().await;
     }
 }

@@ -160,14 +160,27 @@ async fn apply(store: &Store, project: Uuid, updates: &Arc<Vec<KeyUpdate>>, shar
     match applied {
         Ok(Ok(_) | Err(StoreError::NotFound)) => Ok(()),
         Ok(Err(e)) => {
-            tracing::warn!(project = %project, error = %e, "cannot commit a batch");
-            Err(e.to_string())
+            let error = with_causes(&e);
+            tracing::warn!(project = %project, error, "cannot commit a batch");
+            Err(error)
         }
         Err(e) => {
             tracing::error!(project = %project, error = %e, "applying a batch failed");
             Err(format!("applying the batch failed: {e}"))
         }
     }
+}
+
+/// The error and its causes, `a: b: c`: a store error's own text is only "database error".
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn abandoned() -> SyncError {
