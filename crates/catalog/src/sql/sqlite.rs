@@ -43,7 +43,8 @@ impl SqliteStore {
     }
 
     /// A folder's page of entries as one JSON array of arrays, in [`super::data::ENTRY_COLUMNS`]
-    /// order (see [`super::data::entries_from_json`]).
+    /// order (see [`super::data::entries_from_json`]). `ORDER BY` inside an aggregate needs
+    /// SQLite 3.44; sqlx builds its own, newer one.
     const ENTRIES_PAGE: &str = "SELECT json_group_array(json_array(parent, name, kind, size, etag, last_modified, \
         storage_class, version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY name) \
         FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4)";
