@@ -20,6 +20,9 @@ use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, temp_d
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod support;
+use support::percentile;
+
 const REGION: &str = "eu-central-1";
 
 fn arg(name: &str, default: usize) -> usize {
@@ -29,12 +32,6 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
         .unwrap_or(default)
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
-    samples[rank.clamp(1, samples.len()) - 1]
 }
 
 fn ms(d: Duration) -> String {

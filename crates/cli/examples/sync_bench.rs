@@ -46,6 +46,9 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+mod support;
+use support::percentile;
+
 /// The binary's allocator, so that the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -302,12 +305,6 @@ fn folder_path(folder: usize) -> String {
 /// A sequencer; a greater `n` is a later event (fixed width, so that text order is number order).
 fn sequencer_text(n: usize) -> String {
     format!("0055AED6DCD9{n:010X}")
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
-    samples[rank.clamp(1, samples.len()) - 1]
 }
 
 fn ms(d: Duration) -> String {

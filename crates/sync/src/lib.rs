@@ -221,14 +221,7 @@ impl SyncEngine {
         {
             return Ok(latest);
         }
-        let lease = worker::Lease::take(&self.inner, &format!("reconcile:{}", project.id)).await?;
-        let mut run = match reconcile::start(&self.inner, &project, reason).await {
-            Ok(run) => run,
-            Err(e) => {
-                lease.release(&self.inner).await;
-                return Err(e);
-            }
-        };
+        let (lease, mut run) = self.start_reconcile(&project, reason).await?;
         let started = run.clone();
         let inner = self.inner.clone();
         tokio::spawn(async move {
@@ -242,18 +235,27 @@ impl SyncEngine {
     /// Runs a reconcile of the project to its end and returns the finished run.
     pub async fn reconcile(&self, project: Uuid, reason: &str) -> Result<ReconcileRun, SyncError> {
         let project = self.inner.store.projects.get_project(project).await?;
-        let lease = worker::Lease::take(&self.inner, &format!("reconcile:{}", project.id)).await?;
-        let mut run = match reconcile::start(&self.inner, &project, reason).await {
-            Ok(run) => run,
-            Err(e) => {
-                lease.release(&self.inner).await;
-                return Err(e);
-            }
-        };
+        let (lease, mut run) = self.start_reconcile(&project, reason).await?;
         let result = reconcile::run(&self.inner, &project, &mut run).await;
         reconcile::finish(&self.inner, &mut run, result).await;
         lease.release(&self.inner).await;
         Ok(run)
+    }
+
+    /// Takes the project's reconcile lease and records a new run, or gives the lease back.
+    async fn start_reconcile(
+        &self,
+        project: &Project,
+        reason: &str,
+    ) -> Result<(worker::Lease, ReconcileRun), SyncError> {
+        let lease = worker::Lease::take(&self.inner, &format!("reconcile:{}", project.id)).await?;
+        match reconcile::start(&self.inner, project, reason).await {
+            Ok(run) => Ok((lease, run)),
+            Err(e) => {
+                lease.release(&self.inner).await;
+                Err(e)
+            }
+        }
     }
 
     /// Starts the queue consumers and the periodic reconciles.

@@ -40,11 +40,19 @@ impl TryFrom<KeyRow> for StoredKey {
     }
 }
 
-/// Pushes `(parent, name), ...`, for a row-value `IN (VALUES ...)`.
-pub(crate) fn push_pairs<'a, DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<'a, DB>, pairs: &[(&'a str, &'a str)])
+/// `{verb} FROM entries` of the project's entries of `kind` at the `(parent, name)` pairs, as a
+/// row-value `IN (VALUES ...)`.
+pub(crate) fn entries_in<'a, DB: sqlx::Database>(
+    verb: &str,
+    project_id: &'a str,
+    kind: &str,
+    pairs: &[(&'a str, &'a str)],
+) -> sqlx::QueryBuilder<'a, DB>
 where
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
+    let mut query = sqlx::QueryBuilder::new(format!("{verb} FROM entries WHERE project_id = "));
+    query.push_bind(project_id).push(format!(" AND kind = '{kind}' AND (parent, name) IN (VALUES "));
     let mut list = query.separated(", ");
     for (parent, name) in pairs {
         list.push("(")
@@ -53,6 +61,8 @@ where
             .push_bind_unseparated(*name)
             .push_unseparated(")");
     }
+    query.push(")");
+    query
 }
 
 pub(crate) fn state_json(state: &KeyState) -> String {
@@ -278,10 +288,7 @@ macro_rules! impl_data_stores {
                     query.build().execute(&mut *tx).await?;
                 }
                 for chunk in hidden.chunks(CHUNK) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM entries WHERE project_id = ");
-                    query.push_bind(&project_id).push(" AND kind = 'file' AND (parent, name) IN (VALUES ");
-                    $crate::sql::data::push_pairs(&mut query, chunk);
-                    query.push(")");
+                    let mut query = $crate::sql::data::entries_in::<$db>("DELETE", &project_id, "file", chunk);
                     query.build().execute(&mut *tx).await?;
                 }
 
@@ -292,12 +299,12 @@ macro_rules! impl_data_stores {
                     folders.iter().map(|path| (*path, None)).collect();
                 let folders: Vec<(&str, &str)> = folders.iter().map(|path| $crate::data::split(path)).collect();
                 for chunk in folders.chunks(CHUNK) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT parent, name, children, marker FROM entries WHERE project_id = ",
+                    let mut query = $crate::sql::data::entries_in::<$db>(
+                        "SELECT parent, name, children, marker",
+                        &project_id,
+                        "folder",
+                        chunk,
                     );
-                    query.push_bind(&project_id).push(" AND kind = 'folder' AND (parent, name) IN (VALUES ");
-                    $crate::sql::data::push_pairs(&mut query, chunk);
-                    query.push(")");
                     let found: Vec<(String, String, i64, bool)> = query.build_query_as().fetch_all(&mut *tx).await?;
                     for (parent, name, children, marker) in found {
                         if let Some(row) = rows.get_mut(format!("{parent}{name}").as_str()) {
@@ -334,10 +341,7 @@ macro_rules! impl_data_stores {
                     query.build().execute(&mut *tx).await?;
                 }
                 for chunk in gone.chunks(CHUNK) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM entries WHERE project_id = ");
-                    query.push_bind(&project_id).push(" AND kind = 'folder' AND (parent, name) IN (VALUES ");
-                    $crate::sql::data::push_pairs(&mut query, chunk);
-                    query.push(")");
+                    let mut query = $crate::sql::data::entries_in::<$db>("DELETE", &project_id, "folder", chunk);
                     query.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
