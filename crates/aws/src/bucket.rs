@@ -59,6 +59,12 @@ impl BucketAccess {
         }
     }
 
+    /// The same, with STS reached through `config` (an STS endpoint of its own).
+    pub(crate) fn with_sts(mut self, config: &SdkConfig) -> BucketAccess {
+        self.sts = aws_sdk_sts::Client::new(config);
+        self
+    }
+
     pub(crate) fn s3(&self) -> &aws_sdk_s3::Client {
         &self.s3
     }
@@ -120,6 +126,25 @@ impl BucketAccess {
             .await
             .map_err(|e| classify("ListObjectsV2", e))?;
         Ok(out.contents().first().and_then(|o| o.key()).map(str::to_owned))
+    }
+
+    /// Whether `account` owns the bucket: S3 refuses a request whose expected bucket owner is
+    /// not the owner. Asked after listing was shown to work, so a refusal means another owner.
+    pub async fn owned_by(&self, bucket: &str, prefix: &str, account: &str) -> Result<bool, AwsError> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .expected_bucket_owner(account)
+            .send()
+            .await;
+        match listed.map_err(|e| classify("ListObjectsV2", e)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == AwsErrorKind::AccessDenied => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn put_object(

@@ -26,7 +26,7 @@ pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
 pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
-pub use queue::{QueueInfo, Queues, ReceivedMessage};
+pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
 
 /// How to reach AWS.
@@ -40,6 +40,9 @@ pub struct AwsSettings {
     pub static_credentials: Option<(String, String)>,
     /// A named profile of the shared AWS config and credentials files, as `--profile`.
     pub profile: Option<String>,
+    /// STS at an endpoint of its own (AWS's per-service endpoint), instead of `endpoint_url`:
+    /// tests put AWS's rules that the local endpoint lacks in front of it.
+    pub sts_endpoint_url: Option<String>,
 }
 
 /// A stored credential in clear, as the adapter needs it.
@@ -63,6 +66,7 @@ pub enum CredentialSecret {
 pub struct Aws {
     platform: SdkConfig,
     endpoint_url: Option<String>,
+    sts_endpoint_url: Option<String>,
     /// For CORS preflight requests, which are unsigned plain HTTP.
     preflight: reqwest::Client,
 }
@@ -99,12 +103,25 @@ impl Aws {
             .timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_else(|e| unreachable!("a client without custom TLS settings builds: {e}"));
-        Aws { platform, endpoint_url: settings.endpoint_url.clone(), preflight }
+        Aws {
+            platform,
+            endpoint_url: settings.endpoint_url.clone(),
+            sts_endpoint_url: settings.sts_endpoint_url.clone(),
+            preflight,
+        }
     }
 
     /// The platform's identity in `region`.
     fn platform_config(&self, region: &str) -> SdkConfig {
         self.platform.to_builder().region(Region::new(region.to_owned())).build()
+    }
+
+    /// `config` with STS at its own endpoint, when one is set.
+    fn for_sts(&self, config: &SdkConfig) -> SdkConfig {
+        match &self.sts_endpoint_url {
+            Some(url) => config.to_builder().endpoint_url(url).build(),
+            None => config.clone(),
+        }
     }
 
     /// Access to buckets in `region` with a stored credential. For a role, the platform assumes
@@ -119,7 +136,7 @@ impl Aws {
                 aws_config::sts::AssumeRoleProvider::builder(role_arn.as_str())
                     .external_id(external_id.expose())
                     .session_name(session_name)
-                    .configure(&base)
+                    .configure(&self.for_sts(&base))
                     .build()
                     .await,
             ),
@@ -132,6 +149,37 @@ impl Aws {
             self.preflight.clone(),
             self.endpoint_url.clone(),
         )
+        .with_sts(&self.for_sts(&config))
+    }
+
+    /// Who the platform itself is: its account (roles in it are never assumed for customers)
+    /// and the principal that customers' role trust policies name.
+    pub async fn platform_identity(&self) -> Result<Identity, AwsError> {
+        let sts = aws_sdk_sts::Client::new(&self.for_sts(&self.platform));
+        let out = sts.get_caller_identity().send().await.map_err(|e| error::classify("GetCallerIdentity", e))?;
+        Ok(Identity {
+            account: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Assumes `role_arn` with the platform's identity and no external id. A role whose trust
+    /// policy requires the external id refuses (AccessDenied); one that does not trusts the
+    /// platform for every customer, the confused deputy the external id exists to stop.
+    pub async fn assume_role_without_external_id(
+        &self,
+        role_arn: &RoleArn,
+        session_name: &str,
+    ) -> Result<(), AwsError> {
+        let sts = aws_sdk_sts::Client::new(&self.for_sts(&self.platform));
+        sts.assume_role()
+            .role_arn(role_arn.as_str())
+            .role_session_name(session_name)
+            .duration_seconds(900)
+            .send()
+            .await
+            .map_err(|e| error::classify("AssumeRole", e))?;
+        Ok(())
     }
 
     /// The platform's own SQS queues in `region`.

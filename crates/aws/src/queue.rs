@@ -177,16 +177,16 @@ impl Queues {
         Ok(Some(QueueInfo { url, arn }))
     }
 
-    /// The buckets the queue's policy lets S3 send from.
-    pub async fn allowed_buckets(&self, queue: &QueueInfo) -> Result<Vec<String>, AwsError> {
+    /// The buckets (with their owners) the queue's policy lets S3 send from.
+    pub async fn allowed_sources(&self, queue: &QueueInfo) -> Result<Vec<EventSource>, AwsError> {
         let policy = self.attribute(&queue.url, QueueAttributeName::Policy).await?;
-        Ok(buckets_in(&parse_policy(policy.as_deref())))
+        Ok(sources_in(&parse_policy(policy.as_deref())))
     }
 
     /// Sets the buckets S3 may send from, keeping any other statement of the policy.
-    pub async fn set_allowed_buckets(&self, queue: &QueueInfo, buckets: &[String]) -> Result<(), AwsError> {
+    pub async fn set_allowed_sources(&self, queue: &QueueInfo, sources: &[EventSource]) -> Result<(), AwsError> {
         let current = self.attribute(&queue.url, QueueAttributeName::Policy).await?;
-        let policy = with_buckets(&parse_policy(current.as_deref()), &queue.arn, buckets);
+        let policy = with_sources(&parse_policy(current.as_deref()), &queue.arn, sources);
         self.sqs
             .set_queue_attributes()
             .queue_url(&queue.url)
@@ -198,39 +198,73 @@ impl Queues {
     }
 }
 
+/// A bucket whose events the queue accepts, and the account that owns it: S3 names both in
+/// `aws:SourceArn` and `aws:SourceAccount`, and requiring the account keeps out a bucket of the
+/// same name that someone else created after the owner deleted theirs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventSource {
+    /// `None` only for buckets allowed before owners were recorded; each goes once its
+    /// configuration is validated again and its owner known.
+    pub account: Option<String>,
+    pub bucket: String,
+}
+
 fn parse_policy(text: Option<&str>) -> Value {
     text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}))
 }
 
-fn buckets_in(policy: &Value) -> Vec<String> {
-    let statement = policy["Statement"].as_array().and_then(|s| s.iter().find(|s| s["Sid"] == json!(STATEMENT_ID)));
-    let arns = statement.map(|s| &s["Condition"]["ArnLike"]["aws:SourceArn"]);
-    let arns: Vec<String> = match arns {
-        Some(Value::String(one)) => vec![one.clone()],
-        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        _ => Vec::new(),
-    };
-    arns.iter().filter_map(|a| a.strip_prefix("arn:aws:s3:::")).map(str::to_owned).collect()
+fn is_ours(statement: &Value) -> bool {
+    statement["Sid"].as_str().is_some_and(|sid| sid == STATEMENT_ID || sid.starts_with(&format!("{STATEMENT_ID}-")))
 }
 
-/// The policy with byos's statement listing exactly `buckets` (none: the statement goes).
-fn with_buckets(policy: &Value, queue_arn: &str, buckets: &[String]) -> Value {
-    let mut statements: Vec<Value> = policy["Statement"]
-        .as_array()
-        .map(|s| s.iter().filter(|s| s["Sid"] != json!(STATEMENT_ID)).cloned().collect())
-        .unwrap_or_default();
-    if !buckets.is_empty() {
-        let mut arns: Vec<String> = buckets.iter().map(|b| format!("arn:aws:s3:::{b}")).collect();
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// byos's statements: one per owning account (and one without, for buckets allowed before
+/// owners were recorded).
+fn sources_in(policy: &Value) -> Vec<EventSource> {
+    let mut sources = Vec::new();
+    for statement in policy["Statement"].as_array().into_iter().flatten().filter(|s| is_ours(s)) {
+        let account = strings(&statement["Condition"]["StringEquals"]["aws:SourceAccount"]).into_iter().next();
+        for arn in strings(&statement["Condition"]["ArnLike"]["aws:SourceArn"]) {
+            if let Some(bucket) = arn.strip_prefix("arn:aws:s3:::") {
+                sources.push(EventSource { account: account.clone(), bucket: bucket.to_owned() });
+            }
+        }
+    }
+    sources.sort();
+    sources.dedup();
+    sources
+}
+
+/// The policy with byos's statements allowing exactly `sources` (none: the statements go).
+fn with_sources(policy: &Value, queue_arn: &str, sources: &[EventSource]) -> Value {
+    let mut statements: Vec<Value> =
+        policy["Statement"].as_array().map(|s| s.iter().filter(|s| !is_ours(s)).cloned().collect()).unwrap_or_default();
+    let mut by_account: std::collections::BTreeMap<Option<&str>, Vec<String>> = std::collections::BTreeMap::new();
+    for source in sources {
+        by_account.entry(source.account.as_deref()).or_default().push(format!("arn:aws:s3:::{}", source.bucket));
+    }
+    for (account, mut arns) in by_account {
         arns.sort();
         arns.dedup();
-        statements.push(json!({
-            "Sid": STATEMENT_ID,
+        let mut statement = json!({
+            "Sid": account.map_or_else(|| STATEMENT_ID.to_owned(), |a| format!("{STATEMENT_ID}-{a}")),
             "Effect": "Allow",
             "Principal": {"Service": "s3.amazonaws.com"},
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
             "Condition": {"ArnLike": {"aws:SourceArn": arns}},
-        }));
+        });
+        if let Some(account) = account {
+            statement["Condition"]["StringEquals"] = json!({"aws:SourceAccount": account});
+        }
+        statements.push(statement);
     }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
@@ -239,20 +273,40 @@ fn with_buckets(policy: &Value, queue_arn: &str, buckets: &[String]) -> Value {
 mod tests {
     use super::*;
 
+    fn source(account: Option<&str>, bucket: &str) -> EventSource {
+        EventSource { account: account.map(str::to_owned), bucket: bucket.to_owned() }
+    }
+
     #[test]
-    fn the_policy_statement_is_merged_and_removed() {
+    fn the_policy_statements_are_merged_and_removed() {
         let other = json!({"Version": "2012-10-17", "Statement": [{"Sid": "ops", "Effect": "Allow", "Principal": "*", "Action": "sqs:GetQueueAttributes", "Resource": "q"}]});
-        let added = with_buckets(
-            &other,
-            "arn:aws:sqs:eu-central-1:111111111111:q",
-            &["b".to_owned(), "a".to_owned(), "a".to_owned()],
+        let wanted = [
+            source(Some("111111111111"), "b"),
+            source(Some("111111111111"), "a"),
+            source(Some("222222222222"), "c"),
+            source(None, "legacy"),
+            source(Some("111111111111"), "a"),
+        ];
+        let added = with_sources(&other, "arn:aws:sqs:eu-central-1:999999999999:q", &wanted);
+        assert_eq!(
+            sources_in(&added),
+            [
+                source(None, "legacy"),
+                source(Some("111111111111"), "a"),
+                source(Some("111111111111"), "b"),
+                source(Some("222222222222"), "c"),
+            ]
         );
-        assert_eq!(buckets_in(&added), ["a", "b"]);
-        assert_eq!(added["Statement"].as_array().map(Vec::len), Some(2), "the operator's statement stays");
-        let removed = with_buckets(&added, "q", &[]);
-        assert_eq!(removed["Statement"].as_array().map(Vec::len), Some(1));
-        assert!(buckets_in(&removed).is_empty());
-        assert!(buckets_in(&parse_policy(None)).is_empty());
-        assert!(buckets_in(&parse_policy(Some("not json"))).is_empty());
+        let statements = added["Statement"].as_array().cloned().unwrap_or_default();
+        assert_eq!(statements.len(), 4, "the operator's, and one per account: {added}");
+        // Each bucket is allowed only together with its owner's account.
+        let ours = statements.iter().find(|s| s["Sid"] == "byos-s3-events-222222222222").cloned().unwrap_or_default();
+        assert_eq!(ours["Condition"]["StringEquals"]["aws:SourceAccount"], "222222222222");
+        assert_eq!(ours["Condition"]["ArnLike"]["aws:SourceArn"], json!(["arn:aws:s3:::c"]));
+        let removed = with_sources(&added, "q", &[]);
+        assert_eq!(removed["Statement"].as_array().map(Vec::len), Some(1), "the operator's statement stays");
+        assert!(sources_in(&removed).is_empty());
+        assert!(sources_in(&parse_policy(None)).is_empty());
+        assert!(sources_in(&parse_policy(Some("not json"))).is_empty());
     }
 }

@@ -11,6 +11,7 @@ async fn aws(moto: &Moto) -> Aws {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await
 }
@@ -73,8 +74,9 @@ async fn notifications_and_queue_policy_round_trip() {
     let queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(queues.ensure("byos-events-eu-central-1").await.ok(), Some(queue.clone()), "idempotent");
     assert!(queue.arn.ends_with(":byos-events-eu-central-1"), "{}", queue.arn);
-    queues.set_allowed_buckets(&queue, &["events-bucket".to_owned()]).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(queues.allowed_buckets(&queue).await.ok(), Some(vec!["events-bucket".to_owned()]));
+    let source = byos_aws::EventSource { account: Some("123456789012".to_owned()), bucket: "events-bucket".to_owned() };
+    queues.set_allowed_sources(&queue, std::slice::from_ref(&source)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(queues.allowed_sources(&queue).await.ok(), Some(vec![source]));
 
     let s3 = aws.own_bucket_access("eu-central-1");
     assert_eq!(s3.notifications("events-bucket").await.ok(), Some(NotificationConfig::default()));
@@ -150,6 +152,7 @@ async fn an_unreachable_endpoint_is_unavailable() {
         endpoint_url: Some(format!("http://127.0.0.1:{port}")),
         static_credentials: Some(("AKIAEXAMPLE000000000".to_owned(), "secret".to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await;
     let error = aws.own_bucket_access("eu-central-1").list_one("b-b-b", "").await.err();

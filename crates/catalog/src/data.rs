@@ -30,6 +30,13 @@ pub enum KeyUpdate {
     Prune { key: String, older_than_ms: i64 },
 }
 
+/// Whether the store can keep `key` (relative to its project). PostgreSQL's text cannot hold
+/// NUL, which S3 keys may contain; both stores refuse it, so that they behave the same, and
+/// callers skip such a key (with a dead letter) instead of failing the batch it came in.
+pub fn storable_key(key: &str) -> bool {
+    !key.contains('\0')
+}
+
 impl KeyUpdate {
     pub fn key(&self) -> &str {
         match self {

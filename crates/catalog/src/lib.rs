@@ -8,6 +8,7 @@
 //! conformance suite (`tests/conformance.rs`). This is the only crate that names sqlx.
 
 mod data;
+mod lease;
 mod model;
 mod sql;
 
@@ -20,7 +21,8 @@ use byos_domain::ValidationReport;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey};
+pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey, storable_key};
+pub use lease::{Lease, LeaseLost};
 pub use model::{
     Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project,
     ReconcileRun, ReconcileStatus, Token,
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// A stored row no longer satisfies the domain's rules.
     #[error("corrupt row in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    /// A key the store cannot keep ([`storable_key`]); nothing of the batch was applied.
+    #[error("the store cannot keep the key {0:?}: it contains NUL")]
+    UnstorableKey(String),
     /// The database failed or could not be reached. A retry may help.
     #[error("database error")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -145,6 +150,13 @@ pub trait SyncStore: Send + Sync {
     async fn get_reconcile(&self, id: Uuid) -> Result<ReconcileRun>;
     /// The project's latest run, if it ever had one.
     async fn latest_reconcile(&self, project: Uuid) -> Result<Option<ReconcileRun>>;
+    /// Ends the project's runs still marked running as interrupted, with `error` saying why;
+    /// returns how many. Called by whoever holds the project's reconcile lease: a run left
+    /// running then has no holder any more (its replica stopped or crashed).
+    async fn interrupt_reconciles(&self, project: Uuid, error: &str, now: OffsetDateTime) -> Result<u64>;
+    /// The projects due for a reconcile under `schedule`, judged by each one's latest run: in one
+    /// query, whatever the number of projects.
+    async fn due_reconciles(&self, schedule: &ReconcileSchedule) -> Result<Vec<Uuid>>;
     /// Keeps a message that could not be read, with why, for an operator to look at.
     async fn insert_dead_letter(&self, letter: &DeadLetter) -> Result<()>;
     async fn count_dead_letters(&self) -> Result<u64>;
@@ -161,16 +173,34 @@ pub struct ValidationOutcome {
     pub next_check_at: OffsetDateTime,
     /// Validations in a row that failed, this one included.
     pub failures: u32,
+    /// The AWS account that owns the bucket, when this validation learned it; `None` keeps
+    /// the one known before.
+    pub bucket_account: Option<String>,
+}
+
+/// When a project is due for a reconcile, by its latest run: [`SyncStore::due_reconciles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileSchedule {
+    /// A project that never had a run, created before this (its import is its creator's).
+    pub created_before: OffsetDateTime,
+    /// A run still marked running that has not recorded progress since: its holder may be
+    /// gone, and the project's lease decides.
+    pub running_stale_before: OffsetDateTime,
+    /// A run that failed or was interrupted, ended before this.
+    pub failed_before: OffsetDateTime,
+    /// A run that finished before this.
+    pub finished_before: OffsetDateTime,
 }
 
 /// Leases: a named piece of work that one holder at a time may do, until the lease expires.
 /// With several replicas on one PostgreSQL database, this is how exactly one of them
-/// validates a configuration.
+/// validates a configuration or reconciles a project. Work holds a [`Lease`], which renews
+/// itself; this trait is its storage.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
-    /// Takes the lease `name` for `holder` until `until`, if it is free, expired at `now`, or
-    /// already `holder`'s. Returns whether `holder` has it.
-    async fn try_lease(&self, name: &str, holder: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<bool>;
+    /// Takes the lease `name` for `holder` for `ttl` from now, by the database's clock, if it is
+    /// free, expired, or already `holder`'s (a renewal). Returns whether `holder` has it.
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool>;
     /// Gives the lease up, if `holder` has it.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 }

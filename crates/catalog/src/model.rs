@@ -58,6 +58,8 @@ pub struct Configuration {
     pub next_check_at: Option<OffsetDateTime>,
     /// Validations in a row that ended in `error`: the retry backoff grows with it.
     pub check_failures: u32,
+    /// The AWS account that owns the bucket, once a validation learned it.
+    pub bucket_account: Option<String>,
 }
 
 impl Configuration {
@@ -76,6 +78,7 @@ impl Configuration {
             updated_at: now,
             next_check_at: None,
             check_failures: 0,
+            bucket_account: None,
         }
     }
 }
@@ -124,6 +127,9 @@ pub enum ReconcileStatus {
     Running,
     Finished,
     Failed,
+    /// Stopped before its end: the server shut down, its lease was lost, or its replica died
+    /// (found by the next holder of the project's lease).
+    Interrupted,
 }
 
 impl ReconcileStatus {
@@ -132,6 +138,7 @@ impl ReconcileStatus {
             ReconcileStatus::Running => "running",
             ReconcileStatus::Finished => "finished",
             ReconcileStatus::Failed => "failed",
+            ReconcileStatus::Interrupted => "interrupted",
         }
     }
 
@@ -140,6 +147,7 @@ impl ReconcileStatus {
             "running" => Some(ReconcileStatus::Running),
             "finished" => Some(ReconcileStatus::Finished),
             "failed" => Some(ReconcileStatus::Failed),
+            "interrupted" => Some(ReconcileStatus::Interrupted),
             _ => None,
         }
     }
@@ -154,6 +162,12 @@ pub struct Drift {
     pub added_samples: Vec<String>,
     pub removed_samples: Vec<String>,
     pub changed_samples: Vec<String>,
+    /// Keys the store cannot keep ([`crate::storable_key`]), left out of the catalog with a dead
+    /// letter each. Runs recorded before this count existed read as none.
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default)]
+    pub skipped_samples: Vec<String>,
 }
 
 impl Drift {
@@ -177,6 +191,10 @@ impl Drift {
 
     pub fn changed(&mut self, key: &str) {
         Drift::note(&mut self.changed, &mut self.changed_samples, key);
+    }
+
+    pub fn skipped(&mut self, key: &str) {
+        Drift::note(&mut self.skipped, &mut self.skipped_samples, key);
     }
 }
 

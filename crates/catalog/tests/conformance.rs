@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, KeyUpdate, NewToken, Project, ReconcileRun, ReconcileStatus, Store, StoreError, StoreOptions,
-    Token, ValidationOutcome,
+    EntryKind, FileEntry, KeyUpdate, Lease, LeaseLost, NewToken, Project, ReconcileRun, ReconcileSchedule,
+    ReconcileStatus, Store, StoreError, StoreOptions, Token, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -91,6 +91,9 @@ conformance!(
     prefixes_on_one_bucket_never_overlap,
     due_configurations_come_most_overdue_first,
     leases_have_one_holder_at_a_time,
+    a_held_lease_renews_itself,
+    work_that_loses_its_lease_stops,
+    a_lease_that_cannot_be_renewed_is_lost,
     projects_round_trip,
     project_folders_never_overlap,
     project_folders_never_overlap_under_contention,
@@ -109,6 +112,9 @@ conformance!(
     awkward_keys_round_trip,
     concurrent_batches_keep_the_counts,
     reconcile_runs_round_trip,
+    running_reconciles_are_interrupted,
+    keys_with_nul_are_refused,
+    due_reconciles_follow_the_latest_run,
     dead_letters_are_kept,
     random_batches_keep_the_tree_true,
     small_writes_get_their_turn_between_big_batches,
@@ -358,6 +364,7 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
         verified_at: now(),
         next_check_at: now() + time::Duration::seconds(30),
         failures: 1,
+        bucket_account: Some("111122223333".to_owned()),
     };
     s.configurations.record_validation(c.id, &failed).await.unwrap_or_else(|e| panic!("{e}"));
     let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
@@ -371,11 +378,20 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
     );
     assert_eq!(got.last_verified_at, Some(failed.verified_at));
     assert_eq!((got.next_check_at, got.check_failures), (Some(failed.next_check_at), 1));
+    assert_eq!(got.bucket_account.as_deref(), Some("111122223333"));
 
-    let healed = ValidationOutcome { status: ConfigurationStatus::Ready, error: None, failures: 0, ..failed };
+    // A validation that did not learn the bucket's owner keeps the one known before.
+    let healed = ValidationOutcome {
+        status: ConfigurationStatus::Ready,
+        error: None,
+        failures: 0,
+        bucket_account: None,
+        ..failed
+    };
     s.configurations.record_validation(c.id, &healed).await.unwrap_or_else(|e| panic!("{e}"));
     let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((got.status, got.error), (ConfigurationStatus::Ready, None));
+    assert_eq!(got.bucket_account.as_deref(), Some("111122223333"));
     assert!(matches!(s.configurations.record_validation(Uuid::new_v4(), &healed).await, Err(StoreError::NotFound)));
 }
 
@@ -505,32 +521,26 @@ async fn due_configurations_come_most_overdue_first(f: Fixture) {
 
 async fn leases_have_one_holder_at_a_time(f: Fixture) {
     let s = &f.store;
-    let t = now();
-    let until = t + time::Duration::seconds(60);
-    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(), Some(true));
-    assert_eq!(s.leases.try_lease("configuration:1", "replica-b", until, t).await.ok(), Some(false));
-    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(), Some(true), "renewed");
-    assert_eq!(s.leases.try_lease("configuration:2", "replica-b", until, t).await.ok(), Some(true));
-    // Expired leases go to whoever asks.
-    let later = until + time::Duration::seconds(1);
-    assert_eq!(
-        s.leases.try_lease("configuration:1", "replica-b", later + time::Duration::seconds(60), later).await.ok(),
-        Some(true)
-    );
-    s.leases.release_lease("configuration:1", "replica-a").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(),
-        Some(false),
-        "not a's to release"
-    );
+    let ttl = Duration::from_secs(60);
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", ttl).await.ok(), Some(true));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-b", ttl).await.ok(), Some(false));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", ttl).await.ok(), Some(true), "renewed");
+    assert_eq!(s.leases.try_lease("configuration:2", "replica-b", ttl).await.ok(), Some(true));
+    // Expired leases go to whoever asks: a lease of no time expires at once, by the
+    // database's clock.
+    assert_eq!(s.leases.try_lease("expiring", "replica-a", Duration::ZERO).await.ok(), Some(true));
+    assert_eq!(s.leases.try_lease("expiring", "replica-b", ttl).await.ok(), Some(true));
+    assert_eq!(s.leases.try_lease("expiring", "replica-a", ttl).await.ok(), Some(false));
     s.leases.release_lease("configuration:1", "replica-b").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.leases.try_lease("configuration:1", "replica-a", until, t).await.ok(), Some(true));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-b", ttl).await.ok(), Some(false), "not b's to release");
+    s.leases.release_lease("configuration:1", "replica-a").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.leases.try_lease("configuration:1", "replica-b", ttl).await.ok(), Some(true));
 
     // Many contenders at once: exactly one wins.
     let contenders: Vec<_> = (0..8)
         .map(|i| {
             let store = s.clone();
-            tokio::spawn(async move { store.leases.try_lease("race", &format!("replica-{i}"), until, t).await })
+            tokio::spawn(async move { store.leases.try_lease("race", &format!("replica-{i}"), ttl).await })
         })
         .collect();
     let mut winners = 0;
@@ -540,6 +550,57 @@ async fn leases_have_one_holder_at_a_time(f: Fixture) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+/// Waits until `done` holds, polling; the test's own timeout bounds the wait.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..6_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within a minute");
+}
+
+/// A held lease renews itself past its first expiry, so nobody else can take it.
+async fn a_held_lease_renews_itself(f: Fixture) {
+    let s = &f.store;
+    let ttl = Duration::from_secs(3);
+    let lease = Lease::take(&s.leases, "renewed", "replica-a", ttl).await.unwrap_or_else(|e| panic!("{e}"));
+    let lease = lease.unwrap_or_else(|| panic!("the lease is free"));
+    // Four renewals, a third of the time to live apart: the first expiry has passed.
+    eventually("four renewals", || lease.renewals() >= 4).await;
+    assert_eq!(s.leases.try_lease("renewed", "replica-b", ttl).await.ok(), Some(false));
+    assert!(!lease.is_lost());
+    let held = lease.hold(async { "done" }).await;
+    assert_eq!(held, Ok("done"));
+    lease.release().await;
+    assert_eq!(s.leases.try_lease("renewed", "replica-b", ttl).await.ok(), Some(true), "released");
+}
+
+/// Work whose lease another holder took is stopped, and says so.
+async fn work_that_loses_its_lease_stops(f: Fixture) {
+    let s = &f.store;
+    let ttl = Duration::from_secs(1);
+    let lease = Lease::take(&s.leases, "stolen", "replica-a", ttl).await.unwrap_or_else(|e| panic!("{e}"));
+    let lease = lease.unwrap_or_else(|| panic!("the lease is free"));
+    // Another replica takes it over (as after an expiry): the next renewal finds it gone.
+    s.leases.release_lease("stolen", lease.holder()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.leases.try_lease("stolen", "replica-b", Duration::from_secs(60)).await.ok(), Some(true));
+    let work = lease.hold(std::future::pending::<()>()).await;
+    assert_eq!(work, Err(LeaseLost { name: "stolen".to_owned() }));
+    assert!(lease.is_lost());
+}
+
+/// A holder that cannot reach the database stops its work before the lease expires there.
+async fn a_lease_that_cannot_be_renewed_is_lost(f: Fixture) {
+    let s = &f.store;
+    let lease = Lease::take(&s.leases, "unreachable", "replica-a", Duration::from_secs(1)).await;
+    let lease = lease.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("the lease is free"));
+    s.close().await;
+    let work = lease.hold(std::future::pending::<()>()).await;
+    assert_eq!(work, Err(LeaseLost { name: "unreachable".to_owned() }));
 }
 
 // Projects and their catalog.
@@ -1310,6 +1371,98 @@ async fn reconcile_runs_round_trip(f: Fixture) {
     assert!(matches!(s.sync.get_reconcile(nowhere.id).await, Err(StoreError::NotFound)));
 }
 
+/// Runs left running by a holder that is gone end interrupted; other projects' runs stay.
+async fn running_reconciles_are_interrupted(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project_named(s, "orphaned", "orphaned").await;
+    let other = stored_project_named(s, "busy", "busy").await;
+    let t = now();
+    let orphan = reconcile_run(p.id, t);
+    let mut finished = reconcile_run(p.id, t - time::Duration::hours(1));
+    finished.status = ReconcileStatus::Finished;
+    finished.finished_at = Some(t - time::Duration::minutes(50));
+    let elsewhere = reconcile_run(other.id, t);
+    for run in [&orphan, &finished, &elsewhere] {
+        s.sync.insert_reconcile(run).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let later = t + time::Duration::seconds(5);
+    let n = s.sync.interrupt_reconciles(p.id, "its replica stopped", later).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 1);
+    let got = s.sync.get_reconcile(orphan.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (got.status, got.error.as_deref(), got.finished_at),
+        (ReconcileStatus::Interrupted, Some("its replica stopped"), Some(later))
+    );
+    assert_eq!(s.sync.get_reconcile(finished.id).await.ok(), Some(finished));
+    assert_eq!(s.sync.get_reconcile(elsewhere.id).await.ok(), Some(elsewhere));
+}
+
+/// One query finds the projects due by their latest run.
+async fn due_reconciles_follow_the_latest_run(f: Fixture) {
+    let s = &f.store;
+    let t = now();
+    let minutes = |m: i64| t - time::Duration::minutes(m);
+    let schedule = ReconcileSchedule {
+        created_before: minutes(1),
+        running_stale_before: minutes(2),
+        failed_before: minutes(3),
+        finished_before: minutes(60),
+    };
+    // (name, the latest run's status, its last update or end in minutes ago, due)
+    let cases = [
+        ("never-run", None, 0, false),
+        ("running-fresh", Some(ReconcileStatus::Running), 1, false),
+        ("running-stale", Some(ReconcileStatus::Running), 5, true),
+        ("failed-recently", Some(ReconcileStatus::Failed), 2, false),
+        ("failed-long-ago", Some(ReconcileStatus::Failed), 4, true),
+        ("interrupted", Some(ReconcileStatus::Interrupted), 4, true),
+        ("finished-recently", Some(ReconcileStatus::Finished), 30, false),
+        ("finished-long-ago", Some(ReconcileStatus::Finished), 61, true),
+    ];
+    let mut expected = Vec::new();
+    for (n, status, ago, due) in cases {
+        let p = stored_project_named(s, n, n).await;
+        if let Some(status) = status {
+            // An older run that would be due does not count: only the latest does.
+            let mut old = reconcile_run(p.id, minutes(500));
+            old.status = ReconcileStatus::Failed;
+            old.finished_at = Some(minutes(499));
+            s.sync.insert_reconcile(&old).await.unwrap_or_else(|e| panic!("{e}"));
+            let mut run = reconcile_run(p.id, minutes(ago + 1));
+            run.status = status;
+            run.updated_at = minutes(ago);
+            run.finished_at = (status != ReconcileStatus::Running).then(|| minutes(ago));
+            s.sync.insert_reconcile(&run).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        if due {
+            expected.push(p.id);
+        }
+    }
+    // A project created long ago that never ran is due; the one above was created just now.
+    let mut old_project = project("created-long-ago", &stored_configuration(s, "old").await, "old");
+    old_project.created_at = minutes(10);
+    s.projects.insert_project(&old_project).await.unwrap_or_else(|e| panic!("{e}"));
+    expected.push(old_project.id);
+    expected.sort();
+    let mut due = s.sync.due_reconciles(&schedule).await.unwrap_or_else(|e| panic!("{e}"));
+    due.sort();
+    assert_eq!(due, expected);
+}
+
+/// A key with NUL, which PostgreSQL's text cannot hold, is refused by both stores alike, and the
+/// rest of its batch is not applied either.
+async fn keys_with_nul_are_refused(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let before = s.data.revision(p.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let batch = [put("fine.txt", 1), put("bad\0key.txt", 2)];
+    let refused = s.data.apply(p.id, &batch).await;
+    assert!(matches!(&refused, Err(StoreError::UnstorableKey(k)) if k == "bad\0key.txt"), "{refused:?}");
+    assert_eq!(s.data.revision(p.id).await.ok(), Some(before));
+    assert_eq!(get_entry(s, p.id, "fine.txt").await, None);
+    assert!(!byos_catalog::storable_key("bad\0key.txt") && byos_catalog::storable_key("fine.txt"));
+}
+
 async fn dead_letters_are_kept(f: Fixture) {
     let s = &f.store;
     assert_eq!(s.sync.count_dead_letters().await.ok(), Some(0));
@@ -1456,8 +1609,7 @@ async fn small_writes_get_their_turn_between_big_batches(mut f: Fixture) {
     }
     let mut renewals = 0;
     while std::time::Instant::now() < until {
-        let now = OffsetDateTime::now_utc();
-        let held = s.leases.try_lease("busy", "me", now + time::Duration::minutes(1), now).await;
+        let held = s.leases.try_lease("busy", "me", Duration::from_secs(60)).await;
         assert_eq!(held.ok(), Some(true), "renewal {renewals} failed while batches were committed");
         renewals += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;

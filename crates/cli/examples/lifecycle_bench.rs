@@ -48,6 +48,7 @@ async fn main() {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await;
     let dir = temp_dir();

@@ -223,6 +223,7 @@ impl Fixture {
             endpoint_url: Some(endpoint),
             static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
             profile: None,
+            sts_endpoint_url: None,
         })
         .await;
         let dir = temp_dir();
@@ -674,6 +675,7 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await;
     for (bucket, count) in [(SMALL, small), (LARGE, objects)] {

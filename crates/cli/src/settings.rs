@@ -44,6 +44,9 @@ struct RawServer {
     shutdown_grace_seconds: Option<u64>,
     /// The URL people reach the server (and its console) at: the origin bucket CORS must allow.
     public_url: Option<String>,
+    /// How long a lease on a piece of work (a validation, a reconcile) lasts unless renewed:
+    /// how soon another replica takes over the work of one that died.
+    lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,8 +172,14 @@ impl Settings {
         let reverify_interval =
             seconds(raw.lifecycle.reverify_interval_seconds, defaults.reverify_interval, "reverify_interval_seconds")?;
         let retry_base = seconds(raw.lifecycle.retry_base_seconds, defaults.retry_base, "retry_base_seconds")?;
+        let lease = match raw.server.lease_seconds {
+            Some(s) if s < 3 => bail!("server.lease_seconds: at least 3 (renewals come every third of it)"),
+            Some(s) => Duration::from_secs(s),
+            None => defaults.lease,
+        };
         let lifecycle = byos_lifecycle::LifecycleSettings {
             queue_name_prefix,
+            lease,
             reverify_interval,
             retry_base,
             // Look for due work at least as often as the shortest delay asks for.
@@ -206,6 +215,7 @@ impl Settings {
                 "visibility_timeout_seconds",
             )?,
             replica: lifecycle.replica.clone(),
+            lease: lifecycle.lease,
             ..sync_defaults
         };
         Ok(Settings {
@@ -225,7 +235,7 @@ impl Settings {
     }
 
     pub(crate) fn aws_settings(&self) -> byos_aws::AwsSettings {
-        byos_aws::AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), static_credentials: None, profile: None }
+        byos_aws::AwsSettings { endpoint_url: self.aws_endpoint_url.clone(), ..byos_aws::AwsSettings::default() }
     }
 
     pub(crate) fn path_in_data_dir(&self, name: &str) -> PathBuf {
@@ -320,6 +330,7 @@ mod tests {
             ("[lifecycle]\nreverify_interval_seconds = 0\n", "lifecycle.reverify_interval_seconds"),
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
+            ("[server]\nlease_seconds = 1\n", "server.lease_seconds"),
             (
                 "[[regions]]\ncode = \"X\"\nname = \"X\"\nawsRegion = \"nowhere\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/r\"\n",
                 "regions",

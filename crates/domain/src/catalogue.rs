@@ -311,6 +311,27 @@ catalogue! {
         message: "AWS refused {operation}: {message}",
         fix: "Read AWS's message; `byos aws doctor` checks the bucket's whole set-up and names the fix.",
     }
+    RoleTrustsWithoutExternalId {
+        type: "Access Forbidden",
+        code: "role-trusts-without-external-id",
+        status: 403,
+        message: "Role '{roleArn}' can be assumed by the platform without its external id",
+        fix: "Any customer of the platform could then reach this bucket through the role. Replace the role's trust policy with the one the platform gives (GET /api/v1/storage-credentials/{id}/trust-policy, or `byos aws trust-policy`): it requires the credential's external id.",
+    }
+    RoleInPlatformAccount {
+        type: "Invalid Parameter",
+        code: "role-in-platform-account",
+        status: 400,
+        message: "Role '{roleArn}' is in the platform's own AWS account {account}",
+        fix: "The platform assumes only roles of the bucket owner's account: create the role there, trusting the platform's principal with the external id.",
+    }
+    BucketOwnerMismatch {
+        type: "Access Forbidden",
+        code: "bucket-owner-mismatch",
+        status: 403,
+        message: "Bucket '{bucket}' is not owned by the credential's AWS account {account}",
+        fix: "The platform accepts a bucket's events only from the account that owns it, and learns that account from the credential: use an IAM user or role of the bucket owner's account.",
+    }
     LastAdminToken {
         type: "Conflict",
         code: "last-admin-token",

@@ -24,12 +24,18 @@ pub fn is_probe_key(key: &str) -> bool {
 pub enum Check {
     /// AWS accepts the credential: it knows the key and the signature matches.
     CredentialValid,
+    /// An `aws-role` credential's role refuses the platform without the external id, so that no
+    /// other customer of the platform can make it act on this bucket (the confused deputy).
+    RoleRequiresExternalId,
     /// The bucket exists.
     BucketExists,
     /// The bucket is in the configuration's region.
     BucketInRegion,
     /// Objects under the prefix can be listed.
     ObjectsListable,
+    /// The AWS account that owns the bucket is the credential's: the queue accepts the bucket's
+    /// events only from that account.
+    BucketOwnerKnown,
     /// A probe object can be written under the prefix, with the configuration's encryption.
     ProbeWritable,
     /// The probe object can be read back, byte for byte.
@@ -63,11 +69,13 @@ pub enum Check {
 
 impl Check {
     /// The platform's validation report, in order.
-    pub const VALIDATION: [Check; 13] = [
+    pub const VALIDATION: [Check; 15] = [
         Check::CredentialValid,
+        Check::RoleRequiresExternalId,
         Check::BucketExists,
         Check::BucketInRegion,
         Check::ObjectsListable,
+        Check::BucketOwnerKnown,
         Check::ProbeWritable,
         Check::ProbeReadable,
         Check::ProbeDeletable,
@@ -81,12 +89,14 @@ impl Check {
 
     /// `byos aws doctor`'s table, in order: the validation's checks where the owner's view
     /// allows them, and the owner's own.
-    pub const DOCTOR: [Check; 17] = [
+    pub const DOCTOR: [Check; 19] = [
         Check::CredentialValid,
+        Check::RoleRequiresExternalId,
         Check::BucketExists,
         Check::BucketInRegion,
         Check::EncryptionConfigured,
         Check::ObjectsListable,
+        Check::BucketOwnerKnown,
         Check::ProbeWritable,
         Check::ProbeReadable,
         Check::ProbeDeletable,
@@ -104,6 +114,8 @@ impl Check {
     pub fn name(self) -> &'static str {
         match self {
             Check::CredentialValid => "credential-valid",
+            Check::RoleRequiresExternalId => "role-requires-external-id",
+            Check::BucketOwnerKnown => "bucket-owner-known",
             Check::BucketExists => "bucket-exists",
             Check::BucketInRegion => "bucket-in-region",
             Check::ObjectsListable => "objects-listable",

@@ -288,8 +288,10 @@ impl RoleArn {
     }
 }
 
-/// The external id a role's trust policy requires. It is kept like a secret (sealed at rest,
-/// never shown again) because it is what stops the confused-deputy problem.
+/// The external id a role's trust policy requires: what stops the confused deputy, where one
+/// customer names another customer's role. The platform generates it (a customer who chose it
+/// could choose another's), shows it to the admin who writes the trust policy, and keeps it
+/// sealed at rest; its `Debug` stays redacted so that it never reaches a log line.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExternalId(String);
 

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::cors::CorsRule;
-use crate::names::{BucketName, KeyPrefix, KmsKeyArn, RoleArn};
+use crate::names::{BucketName, ExternalId, KeyPrefix, KmsKeyArn, RoleArn};
 use crate::storage::VersioningState;
 
 /// ICA's CORS origin, the default console.
@@ -199,6 +199,37 @@ pub fn kms_key_policy_statement(role: &RoleArn) -> Value {
     })
 }
 
+/// The principal customers' role trust policies name: the platform's identity as STS reports
+/// it, with an assumed role's session turned into the role itself (a trust policy names a
+/// role, never one of its sessions). The role's path is not in a session ARN; AWS accepts the
+/// role ARN without it only for roles at `/`, so a platform role with a path shows here as
+/// it should be written, `arn:aws:iam::ACCOUNT:role/NAME`, to be corrected by hand.
+pub fn trust_principal(caller_arn: &str) -> String {
+    let parts: Vec<&str> = caller_arn.splitn(6, ':').collect();
+    if let [_, partition, "sts", _, account, resource] = parts[..]
+        && let Some(session) = resource.strip_prefix("assumed-role/")
+    {
+        let role = session.split('/').next().unwrap_or_default();
+        return format!("arn:{partition}:iam::{account}:role/{role}");
+    }
+    caller_arn.to_owned()
+}
+
+/// The trust policy of a customer's role for an `aws-role` credential: the platform's principal
+/// may assume it only with the credential's external id.
+pub fn role_trust_policy(principal: &str, external_id: &ExternalId) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "TrustThePlatformWithItsExternalId",
+            "Effect": "Allow",
+            "Principal": {"AWS": principal},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id.expose()}},
+        }]
+    })
+}
+
 /// A policy document with `ours` merged in, and whether that changed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Merged {
@@ -265,6 +296,38 @@ mod tests {
 
     fn pretty(v: &Value) -> String {
         serde_json::to_string_pretty(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn trust_policies_require_the_external_id() {
+        let external_id = ExternalId::parse("byos-0123456789abcdef0123456789abcdef").unwrap_or_else(|e| panic!("{e}"));
+        let principal = trust_principal("arn:aws:sts::123456789012:assumed-role/byos-server/i-0abc");
+        expect![[r#"
+            {
+              "Statement": [
+                {
+                  "Action": "sts:AssumeRole",
+                  "Condition": {
+                    "StringEquals": {
+                      "sts:ExternalId": "byos-0123456789abcdef0123456789abcdef"
+                    }
+                  },
+                  "Effect": "Allow",
+                  "Principal": {
+                    "AWS": "arn:aws:iam::123456789012:role/byos-server"
+                  },
+                  "Sid": "TrustThePlatformWithItsExternalId"
+                }
+              ],
+              "Version": "2012-10-17"
+            }"#]]
+        .assert_eq(&pretty(&role_trust_policy(&principal, &external_id)));
+        assert_eq!(trust_principal("arn:aws:iam::123456789012:user/byos"), "arn:aws:iam::123456789012:user/byos");
+        assert_eq!(
+            trust_principal("arn:aws-cn:sts::123456789012:assumed-role/r/s"),
+            "arn:aws-cn:iam::123456789012:role/r"
+        );
+        assert_eq!(trust_principal("garbage"), "garbage");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use byos_aws::{Aws, CredentialSecret};
-use byos_catalog::{Configuration, Credential, CredentialIdentity, Store, StoreError};
+use byos_catalog::{Configuration, Credential, CredentialIdentity, Lease, LeaseLost, Store, StoreError};
 use byos_domain::{ExternalId, SecretAccessKey};
 use byos_secrets::MasterKey;
 use prometheus_client::registry::Registry;
@@ -38,7 +38,8 @@ pub struct LifecycleSettings {
     pub console_origin: String,
     /// How many configurations are validated at once.
     pub concurrency: usize,
-    /// How long a lease on one configuration's validation lasts.
+    /// How long a lease on a piece of work lasts unless renewed; held leases renew every third
+    /// of it, and work whose lease is lost stops.
     pub lease: Duration,
     /// How often the worker looks for due configurations when nothing wakes it.
     pub tick: Duration,
@@ -54,7 +55,7 @@ impl Default for LifecycleSettings {
             retry_base: Duration::from_secs(15),
             console_origin: "http://127.0.0.1:8080".to_owned(),
             concurrency: 16,
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(60),
             tick: Duration::from_secs(5),
             replica: format!("byos-{}", Uuid::new_v4().simple()),
         }
@@ -72,6 +73,10 @@ pub enum LifecycleError {
     Busy,
     #[error("the stored secret cannot be opened")]
     Unsealable(#[source] byos_secrets::SecretsError),
+    /// The work's lease was lost (it could not be renewed in time, or another holder took it
+    /// over), so the work stopped where it was; it runs again when next due.
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -102,6 +107,36 @@ struct Inner {
     /// The queue of each region, once known; held while its policy is read, changed and
     /// written, so that concurrent validations do not lose each other's buckets.
     queues: tokio::sync::Mutex<std::collections::HashMap<String, byos_aws::QueueInfo>>,
+    /// The platform's own identity, asked of STS once.
+    platform: tokio::sync::OnceCell<byos_aws::Identity>,
+    /// Bucket access per configuration, while its credential is unchanged.
+    accesses: std::sync::Mutex<std::collections::HashMap<Uuid, OpenedAccess>>,
+}
+
+/// A configuration's bucket access, opened with one version of its credential. An `aws-role`
+/// session lives in the access's clients (the SDK refreshes it before it expires), so keeping
+/// the access keeps the session: batches do not assume the role again each.
+#[derive(Debug, Clone)]
+struct OpenedAccess {
+    credential: Uuid,
+    credential_updated_at: time::OffsetDateTime,
+    access: byos_aws::BucketAccess,
+}
+
+impl Inner {
+    /// Takes the lease `name` for this replica, or [`LifecycleError::Busy`].
+    async fn lease(&self, name: &str) -> Result<Lease, LifecycleError> {
+        Lease::take(&self.store.leases, name, &self.settings.replica, self.settings.lease)
+            .await?
+            .ok_or(LifecycleError::Busy)
+    }
+
+    /// Takes the lease `name`, waiting up to `patience` for its holder to give it up.
+    async fn wait_lease(&self, name: &str, patience: Duration) -> Result<Lease, LifecycleError> {
+        Lease::wait(&self.store.leases, name, &self.settings.replica, self.settings.lease, patience)
+            .await?
+            .ok_or(LifecycleError::Busy)
+    }
 }
 
 impl Lifecycle {
@@ -115,6 +150,8 @@ impl Lifecycle {
                 wake: Notify::new(),
                 metrics: Metrics::default(),
                 queues: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+                platform: tokio::sync::OnceCell::new(),
+                accesses: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -122,6 +159,12 @@ impl Lifecycle {
     /// Adds the lifecycle's metrics to the server's registry.
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.inner.metrics.register(registry);
+    }
+
+    /// The platform's own AWS identity: its account, whose roles are never assumed for a
+    /// customer, and the principal customers' role trust policies name. Asked of STS once.
+    pub async fn platform_identity(&self) -> Result<byos_aws::Identity, byos_aws::AwsError> {
+        self.inner.platform.get_or_try_init(|| self.inner.aws.platform_identity()).await.cloned()
     }
 
     /// Tells the worker that a configuration is waiting (it was just created), so that it does
@@ -143,10 +186,10 @@ impl Lifecycle {
     }
 
     async fn validate(&self, id: Uuid, only_if_due: bool) -> Result<Configuration, LifecycleError> {
-        let lease = worker::Lease::take(&self.inner, &format!("configuration:{id}")).await?;
-        let result = self.validate_holding_lease(id, only_if_due).await;
-        lease.release(&self.inner).await;
-        result
+        let lease = self.inner.lease(&format!("configuration:{id}")).await?;
+        let result = lease.hold(self.validate_holding_lease(id, only_if_due)).await;
+        lease.release().await;
+        result?
     }
 
     async fn validate_holding_lease(&self, id: Uuid, only_if_due: bool) -> Result<Configuration, LifecycleError> {
@@ -173,11 +216,34 @@ impl Lifecycle {
     /// The configuration and access to its bucket with its credential, for the sync engine's
     /// lookups and listings.
     pub async fn bucket_access(&self, id: Uuid) -> Result<(Configuration, byos_aws::BucketAccess), LifecycleError> {
-        let configuration = self.inner.store.configurations.get_configuration(id).await?;
+        let configuration = match self.inner.store.configurations.get_configuration(id).await {
+            Ok(configuration) => configuration,
+            Err(e) => {
+                self.opened().remove(&id);
+                return Err(e.into());
+            }
+        };
         let credential = self.inner.store.credentials.get_credential(configuration.spec.credential_id).await?;
+        // The same credential, not rotated since: its access (and an assumed role's session).
+        if let Some(opened) = self.opened().get(&id)
+            && opened.credential == credential.id
+            && opened.credential_updated_at == credential.updated_at
+        {
+            return Ok((configuration, opened.access.clone()));
+        }
         let secret = open_credential(&self.inner.master_key, &credential, id)?;
         let access = self.inner.aws.bucket_access(&secret, &configuration.spec.region).await;
+        let opened = OpenedAccess {
+            credential: credential.id,
+            credential_updated_at: credential.updated_at,
+            access: access.clone(),
+        };
+        self.opened().insert(id, opened);
         Ok((configuration, access))
+    }
+
+    fn opened(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, OpenedAccess>> {
+        self.inner.accesses.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Removes what the platform provisioned on the bucket for this configuration (its
@@ -186,10 +252,10 @@ impl Lifecycle {
     /// the delete: the rules left behind are adopted by the next configuration on that prefix.
     pub async fn delete(&self, id: Uuid) -> Result<(), LifecycleError> {
         // Under the lease: a validation running now would put the rules back after removal.
-        let lease = worker::Lease::take(&self.inner, &format!("configuration:{id}")).await?;
-        let result = self.delete_holding_lease(id).await;
-        lease.release(&self.inner).await;
-        result
+        let lease = self.inner.lease(&format!("configuration:{id}")).await?;
+        let result = lease.hold(self.delete_holding_lease(id)).await;
+        lease.release().await;
+        result?
     }
 
     async fn delete_holding_lease(&self, id: Uuid) -> Result<(), LifecycleError> {

@@ -2,15 +2,14 @@
 //! to the region's queue, merged into the customer's configuration without dropping anything;
 //! and their removal when the configuration is deleted.
 
-use byos_aws::{AwsErrorKind, BucketAccess, CredentialSecret, QueueInfo};
-use byos_catalog::Configuration;
+use byos_aws::{AwsErrorKind, BucketAccess, CredentialSecret, EventSource, QueueInfo};
+use byos_catalog::{Configuration, Lease};
 use byos_domain::notifications::{self, NotificationRule};
 use byos_domain::{ErrorCode, Problem};
 
 use std::time::Duration;
 
 use crate::problems::problem;
-use crate::worker::Lease;
 use crate::{Inner, LifecycleError};
 
 /// The other configurations on the same bucket: their prefixes, and whether one of them is
@@ -26,37 +25,107 @@ async fn neighbours(
     Ok((others.iter().map(|c| c.spec.key_prefix.as_ref().map(|p| p.as_str().to_owned())).collect(), older))
 }
 
-/// The region's queue, with `bucket` allowed in its policy. Policy updates are serialised in
-/// this process; another replica's concurrent update may still win, in which case the next
-/// validation puts the bucket back.
-async fn queue(inner: &Inner, region: &str, bucket: &str) -> Result<QueueInfo, (String, Problem)> {
+/// The region's queue, with its policy allowing exactly the buckets of the region's
+/// configurations, each from its owner's account. The allowed set comes from the store, not
+/// from the policy read back, so replicas writing it in turn agree; they take turns under the
+/// lease `queue:{region}`, and each write is read back until SQS shows it.
+async fn queue(
+    inner: &Inner,
+    configuration: &Configuration,
+    source: Option<EventSource>,
+) -> Result<QueueInfo, (String, Problem)> {
+    let region = configuration.spec.region.as_str();
+    let lease = inner.wait_lease(&format!("queue:{region}"), BUCKET_PATIENCE).await.map_err(|e| {
+        let message = format!("the region's queue policy is being changed by another validation: {e}");
+        (message, Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
+    })?;
+    let result = lease.hold(queue_holding_lease(inner, configuration, source)).await;
+    lease.release().await;
+    result.map_err(|lost| {
+        (lost.to_string(), Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
+    })?
+}
+
+async fn queue_holding_lease(
+    inner: &Inner,
+    configuration: &Configuration,
+    source: Option<EventSource>,
+) -> Result<QueueInfo, (String, Problem)> {
+    let (bucket, region) = (configuration.spec.bucket.as_str(), configuration.spec.region.as_str());
     let failed = |e: byos_aws::AwsError| (e.to_string(), problem(&e, bucket, region));
     let queues = inner.aws.queues(region);
-    let mut known = inner.queues.lock().await;
-    let info = match known.get(region) {
-        Some(info) => info.clone(),
+    let known = inner.queues.lock().await.get(region).cloned();
+    let info = match known {
+        Some(info) => info,
         None => {
             let name = format!("{}-{region}", inner.settings.queue_name_prefix);
             let info = queues.ensure(&name).await.map_err(failed)?;
-            known.insert(region.to_owned(), info.clone());
+            inner.queues.lock().await.insert(region.to_owned(), info.clone());
             info
         }
     };
-    let mut allowed = match queues.allowed_buckets(&info).await {
-        Ok(allowed) => allowed,
+    let current = match queues.allowed_sources(&info).await {
+        Ok(current) => current,
         Err(e) => {
             // The queue may have been deleted behind the platform's back: find it anew next time.
-            known.remove(region);
+            inner.queues.lock().await.remove(region);
             return Err(failed(e));
         }
     };
-    if !allowed.iter().any(|b| b == bucket) {
-        // SQS shows attribute changes with a delay, so a successful write is trusted; the next
-        // validation checks it again.
-        allowed.push(bucket.to_owned());
-        queues.set_allowed_buckets(&info, &allowed).await.map_err(failed)?;
+    let wanted = wanted_sources(inner, configuration, source, &current).await.map_err(|e| {
+        let error_id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(error_id, error = %e, "reading the configurations of the region");
+        (format!("the store failed (error {error_id})"), Problem::internal(&error_id))
+    })?;
+    if current != wanted {
+        queues.set_allowed_sources(&info, &wanted).await.map_err(failed)?;
+        verify_sources(&queues, &info, &wanted).await;
     }
     Ok(info)
+}
+
+/// What the region's queue policy should allow: every configuration of the region whose
+/// bucket's owner is known, from that owner; `changed` (validated or deleted now) as given,
+/// or left out when `None`. A configuration whose owner is not known yet (validated before
+/// owners were recorded) keeps what the policy allowed its bucket until it is validated again.
+async fn wanted_sources(
+    inner: &Inner,
+    changed: &Configuration,
+    source: Option<EventSource>,
+    current: &[EventSource],
+) -> Result<Vec<EventSource>, byos_catalog::StoreError> {
+    let region = changed.spec.region.as_str();
+    let mut wanted: Vec<EventSource> = source.into_iter().collect();
+    for other in inner.store.configurations.list_configurations().await? {
+        if other.id == changed.id || other.spec.region != region {
+            continue;
+        }
+        let bucket = other.spec.bucket.as_str();
+        match &other.bucket_account {
+            Some(account) => wanted.push(EventSource { account: Some(account.clone()), bucket: bucket.to_owned() }),
+            None => wanted.extend(current.iter().filter(|s| s.bucket == bucket).cloned()),
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    Ok(wanted)
+}
+
+/// SQS shows a policy change after a delay (up to a minute, AWS says): reads the policy back
+/// until it shows `wanted`. A write that does not show is logged; the next validation of any
+/// configuration in the region writes it again.
+async fn verify_sources(queues: &byos_aws::Queues, info: &QueueInfo, wanted: &[EventSource]) {
+    let mut delay = Duration::from_millis(250);
+    for _ in 0..8 {
+        match queues.allowed_sources(info).await {
+            Ok(shown) if shown == wanted => return,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(queue = info.url, error = %e, "cannot read the queue policy back"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(8));
+    }
+    tracing::warn!(queue = info.url, "the queue policy written does not show yet; the next validation writes it again");
 }
 
 /// How long provisioning waits for another configuration's read-merge-write on the same bucket.
@@ -65,7 +134,7 @@ const BUCKET_PATIENCE: Duration = Duration::from_secs(60);
 /// The lease that serialises read-merge-write of one bucket's notifications, across tasks and
 /// replicas: two configurations on one bucket must not write back each other's stale reads.
 async fn bucket_lease(inner: &Inner, bucket: &str) -> Result<Lease, LifecycleError> {
-    Lease::wait(inner, &format!("bucket:{bucket}"), BUCKET_PATIENCE).await
+    inner.wait_lease(&format!("bucket:{bucket}"), BUCKET_PATIENCE).await
 }
 
 /// Puts the platform's rules in place; returns what was done, or why it cannot be.
@@ -73,26 +142,31 @@ pub(crate) async fn ensure(
     inner: &Inner,
     configuration: &Configuration,
     access: &BucketAccess,
+    account: &str,
 ) -> Result<String, (String, Problem)> {
     let bucket = configuration.spec.bucket.as_str();
     let lease = bucket_lease(inner, bucket).await.map_err(|e| {
         let message = format!("the bucket's notifications are being changed by another validation: {e}");
         (message, Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
     })?;
-    let result = ensure_holding_lease(inner, configuration, access).await;
-    lease.release(inner).await;
-    result
+    let result = lease.hold(ensure_holding_lease(inner, configuration, access, account)).await;
+    lease.release().await;
+    result.map_err(|lost| {
+        (lost.to_string(), Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
+    })?
 }
 
 async fn ensure_holding_lease(
     inner: &Inner,
     configuration: &Configuration,
     access: &BucketAccess,
+    account: &str,
 ) -> Result<String, (String, Problem)> {
     let spec = &configuration.spec;
     let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
     let existing = &access.notifications(bucket).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
-    let queue = queue(inner, region, bucket).await?;
+    let source = EventSource { account: Some(account.to_owned()), bucket: bucket.to_owned() };
+    let queue = queue(inner, configuration, Some(source)).await?;
     let (others, older) = neighbours(inner, configuration).await.map_err(|e| {
         let error_id = uuid::Uuid::new_v4().simple().to_string();
         tracing::error!(error_id, error = %e, "reading the configurations of the bucket");
@@ -139,8 +213,10 @@ pub(crate) async fn remove(inner: &Inner, configuration: &Configuration, secret:
             return;
         }
     };
-    remove_holding_lease(inner, configuration, &access, prefix).await;
-    lease.release(inner).await;
+    if let Err(lost) = lease.hold(remove_holding_lease(inner, configuration, &access, prefix)).await {
+        tracing::warn!(configuration = %configuration.id, error = %lost, "cannot clean the bucket up");
+    }
+    lease.release().await;
 }
 
 async fn remove_holding_lease(
@@ -149,8 +225,7 @@ async fn remove_holding_lease(
     access: &BucketAccess,
     prefix: Option<String>,
 ) {
-    let spec = &configuration.spec;
-    let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
+    let bucket = configuration.spec.bucket.as_str();
     let others = match neighbours(inner, configuration).await {
         Ok((others, _)) => others,
         Err(e) => {
@@ -171,19 +246,7 @@ async fn remove_holding_lease(
         }
         Err(e) => tracing::warn!(configuration = %configuration.id, error = %e, "cannot read the notification rules"),
     }
-    if others.is_empty() {
-        let _serialised = inner.queues.lock().await;
-        let queues = inner.aws.queues(region);
-        let name = format!("{}-{region}", inner.settings.queue_name_prefix);
-        let result = async {
-            let info = queues.ensure(&name).await?;
-            let allowed: Vec<String> =
-                queues.allowed_buckets(&info).await?.into_iter().filter(|b| b != bucket).collect();
-            queues.set_allowed_buckets(&info, &allowed).await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(configuration = %configuration.id, error = %e, "cannot update the queue policy");
-        }
+    if let Err((e, _)) = queue(inner, configuration, None).await {
+        tracing::warn!(configuration = %configuration.id, error = %e, "cannot update the queue policy");
     }
 }

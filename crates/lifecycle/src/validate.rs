@@ -22,6 +22,8 @@ struct Run {
     checks: Vec<ValidationCheck>,
     /// The first blocking problem.
     problem: Option<(Check, Problem)>,
+    /// The AWS account that owns the bucket, once `bucket-owner-known` passed.
+    bucket_account: Option<String>,
 }
 
 impl Run {
@@ -76,8 +78,9 @@ pub(crate) async fn run(
 ) -> Result<(), LifecycleError> {
     let spec = &configuration.spec;
     let access = inner.aws.bucket_access(secret, &spec.region).await;
-    let mut run = Run { checks: Vec::new(), problem: None };
-    let versioning = checks(inner, configuration, &access, &mut run).await;
+    let mut run = Run { checks: Vec::new(), problem: None, bucket_account: None };
+    let versioning = checks(inner, configuration, secret, &access, &mut run).await;
+    let bucket_account = run.bucket_account.clone();
     let now = OffsetDateTime::now_utc();
     let (report, problem) = run.report(now);
     let status = if problem.is_some() { ConfigurationStatus::Error } else { ConfigurationStatus::Ready };
@@ -90,6 +93,7 @@ pub(crate) async fn run(
         error: problem,
         verified_at: now,
         failures,
+        bucket_account,
     };
     inner.store.configurations.record_validation(configuration.id, &outcome).await?;
     inner.metrics.observe(configuration.status, status);
@@ -118,6 +122,7 @@ pub(crate) async fn run(
 async fn checks(
     inner: &Inner,
     configuration: &Configuration,
+    secret: &CredentialSecret,
     access: &BucketAccess,
     run: &mut Run,
 ) -> Option<VersioningState> {
@@ -142,6 +147,10 @@ async fn checks(
             format!("S3 accepts the key (it answered {})", e.code.as_deref().unwrap_or("an error")),
         ),
     }
+    if run.blocked() {
+        return None;
+    }
+    role_requires_external_id(inner, secret, run).await;
     if run.blocked() {
         return None;
     }
@@ -172,6 +181,9 @@ async fn checks(
     if run.blocked() {
         return None;
     }
+    let Some(account) = bucket_owner(access, bucket, prefix, run).await else {
+        return None;
+    };
 
     // The KMS key before the probe, so that a key problem is named as such.
     match spec.server_side_encryption.as_ref().and_then(ServerSideEncryption::kms_key) {
@@ -222,7 +234,7 @@ async fn checks(
                 Check::NotificationsReadable,
                 format!("{} notification rules on the bucket", existing.rules.len()),
             );
-            match provision::ensure(inner, configuration, access).await {
+            match provision::ensure(inner, configuration, access, &account).await {
                 Ok(detail) => run.pass(Check::NotificationsWritable, detail),
                 Err((detail, problem)) => run.fail(Check::NotificationsWritable, detail, Some(problem)),
             }
@@ -235,6 +247,61 @@ async fn checks(
 
     cors(inner, access, bucket, prefix, run).await;
     versioning
+}
+
+/// For a role, that the platform cannot assume it without the external id: the role must not
+/// trust the platform on behalf of every customer.
+async fn role_requires_external_id(inner: &Inner, secret: &CredentialSecret, run: &mut Run) {
+    let CredentialSecret::AwsRole { role_arn, session_name, .. } = secret else {
+        run.skip(Check::RoleRequiresExternalId, "an aws-user credential is not assumed");
+        return;
+    };
+    match inner.aws.assume_role_without_external_id(role_arn, session_name).await {
+        Ok(()) => run.fail(
+            Check::RoleRequiresExternalId,
+            "the platform assumed the role without the external id: its trust policy does not require it",
+            Some(Problem::new(ErrorCode::RoleTrustsWithoutExternalId, &[("roleArn", role_arn.as_str())])),
+        ),
+        Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+            run.pass(Check::RoleRequiresExternalId, "the role refuses the platform without the external id");
+        }
+        Err(e) => {
+            let problem = problem(&e, "", "");
+            run.fail(Check::RoleRequiresExternalId, e.to_string(), Some(problem));
+        }
+    }
+}
+
+/// The account that owns the bucket: the credential's, confirmed by S3 (a request that names
+/// another expected owner is refused). The queue accepts the bucket's events from it only.
+async fn bucket_owner(access: &BucketAccess, bucket: &str, prefix: &str, run: &mut Run) -> Option<String> {
+    let region = access.region().to_owned();
+    let account = match access.caller_identity().await {
+        Ok(identity) => identity.account,
+        Err(e) => {
+            run.fail(Check::BucketOwnerKnown, e.to_string(), Some(problem(&e, bucket, &region)));
+            return None;
+        }
+    };
+    match access.owned_by(bucket, prefix, &account).await {
+        Ok(true) => {
+            run.pass(Check::BucketOwnerKnown, format!("account {account} owns the bucket"));
+            run.bucket_account = Some(account.clone());
+            Some(account)
+        }
+        Ok(false) => {
+            run.fail(
+                Check::BucketOwnerKnown,
+                format!("the credential's account {account} does not own the bucket"),
+                Some(Problem::new(ErrorCode::BucketOwnerMismatch, &[("bucket", bucket), ("account", &account)])),
+            );
+            None
+        }
+        Err(e) => {
+            run.fail(Check::BucketOwnerKnown, e.to_string(), Some(problem(&e, bucket, &region)));
+            None
+        }
+    }
 }
 
 /// Writes, reads and deletes a probe object; reads the versioning state where it is needed.

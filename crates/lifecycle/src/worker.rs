@@ -70,45 +70,6 @@ pub(crate) fn next_delay(settings: &LifecycleSettings, failures: u32) -> Duratio
     capped.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }
 
-/// A lease held for one piece of work. Each acquisition has a holder name of its own (the
-/// replica's name and a fresh id), so that two tasks of one replica exclude each other too.
-pub(crate) struct Lease {
-    name: String,
-    holder: String,
-}
-
-impl Lease {
-    /// Takes the lease, or [`LifecycleError::Busy`] when someone holds it.
-    pub(crate) async fn take(inner: &Inner, name: &str) -> Result<Lease, LifecycleError> {
-        let holder = format!("{}:{}", inner.settings.replica, Uuid::new_v4().simple());
-        let now = OffsetDateTime::now_utc();
-        if inner.store.leases.try_lease(name, &holder, now + inner.settings.lease, now).await? {
-            Ok(Lease { name: name.to_owned(), holder })
-        } else {
-            Err(LifecycleError::Busy)
-        }
-    }
-
-    /// Takes the lease, waiting up to `patience` for its holder to give it up.
-    pub(crate) async fn wait(inner: &Inner, name: &str, patience: Duration) -> Result<Lease, LifecycleError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            match Lease::take(inner, name).await {
-                Err(LifecycleError::Busy) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    pub(crate) async fn release(self, inner: &Inner) {
-        if let Err(e) = inner.store.leases.release_lease(&self.name, &self.holder).await {
-            tracing::warn!(lease = self.name, error = %e, "cannot release a lease; it expires by itself");
-        }
-    }
-}
-
 pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Output = ()>) {
     let lifecycle = Lifecycle { inner: inner.clone() };
     let permits = Arc::new(Semaphore::new(inner.settings.concurrency.max(1)));

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use byos_aws::{Aws, AwsSettings};
+use byos_aws::{Aws, AwsSettings, EventSource};
 use byos_catalog::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, Store, StoreOptions};
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{
-    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, KeyPrefix, KmsKeyArn, ResourceName, SecretAccessKey,
-    ServerSideEncryption, VersioningState,
+    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
+    SecretAccessKey, ServerSideEncryption, VersioningState,
 };
 use byos_lifecycle::{Lifecycle, LifecycleSettings};
 use byos_secrets::MasterKey;
@@ -55,6 +55,7 @@ impl World {
             endpoint_url: Some(moto.url().to_owned()),
             static_credentials: Some(platform),
             profile: None,
+            sts_endpoint_url: None,
         })
         .await;
         let dir = temp_dir();
@@ -178,12 +179,14 @@ async fn a_good_bucket_becomes_ready_and_is_provisioned() {
     assert!(c.error.is_none() && c.last_verified_at.is_some());
     let report = c.validation.clone().unwrap_or_else(|| panic!("no report"));
     let names: Vec<&str> = report.checks.iter().map(|k| k.name.as_str()).collect();
-    assert_eq!(names.len(), 13);
+    assert_eq!(names.len(), 15);
+    assert_eq!(result(&c, "role-requires-external-id"), CheckResult::Skipped, "an aws-user credential");
     for check in [
         "credential-valid",
         "bucket-exists",
         "bucket-in-region",
         "objects-listable",
+        "bucket-owner-known",
         "probe-writable",
         "probe-readable",
         "probe-deletable",
@@ -204,7 +207,10 @@ async fn a_good_bucket_becomes_ready_and_is_provisioned() {
         && matches!(&r.destination, Destination::Queue(arn) if arn.ends_with(":byos-events-eu-central-1"))));
     let queues = w.aws.queues(REGION);
     let queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(queues.allowed_buckets(&queue).await.ok(), Some(vec!["good-bucket".to_owned()]));
+    // The bucket's events are accepted from its owner's account only (moto's is 123456789012).
+    let source = EventSource { account: Some("123456789012".to_owned()), bucket: "good-bucket".to_owned() };
+    assert_eq!(queues.allowed_sources(&queue).await.ok(), Some(vec![source]));
+    assert_eq!(result(&c, "bucket-owner-known"), CheckResult::Passed);
     // The probe is gone.
     let left = w.aws.own_bucket_access(REGION).list_one("good-bucket", "").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(left, None);
@@ -362,7 +368,7 @@ async fn leftovers_are_adopted_and_delete_removes_only_ours() {
     assert_eq!(w.notifications("leftover-bucket").await.rules, vec![customer]);
     let queues = w.aws.queues(REGION);
     let platform_queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(queues.allowed_buckets(&platform_queue).await.ok(), Some(vec![]), "the bucket left the queue policy");
+    assert_eq!(queues.allowed_sources(&platform_queue).await.ok(), Some(vec![]), "the bucket left the queue policy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,6 +399,7 @@ async fn enforced_world() -> (World, byos_aws::NewAccessKey) {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await;
     let setup = bootstrap.setup(REGION);
@@ -526,24 +533,17 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
     assert!(w.moto.url().starts_with("http://127.0.0.1:"));
 }
 
-/// An `aws-role` credential: the platform assumes the customer's role with the external id.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_role_credential_is_assumed_with_its_external_id() {
-    let w = World::new().await;
-    w.bucket("role-bucket", REGION).await;
+/// A role of the customer's for `role-bucket`, trusting the platform with `trust`, and an
+/// `aws-role` credential for it whose external id is `tenant-42`.
+async fn role_credential(w: &World, role_name: &str, trust: &str) -> (Uuid, String) {
     let setup = w.aws.setup(REGION);
-    let account = setup.account().await.unwrap_or_else(|e| panic!("{e}"));
-    let trust = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"tenant-42"}}}}}}]}}"#
-    );
-    let role = setup.ensure_role("byos-access", &trust).await.unwrap_or_else(|e| panic!("{e}"));
+    let role = setup.ensure_role(role_name, trust).await.unwrap_or_else(|e| panic!("{e}"));
     let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
-    setup.put_role_policy("byos-access", "s3", everything).await.unwrap_or_else(|e| panic!("{e}"));
-
+    setup.put_role_policy(role_name, "s3", everything).await.unwrap_or_else(|e| panic!("{e}"));
     let id = Uuid::new_v4();
     let credential = Credential {
         id,
-        name: ResourceName::parse("customer role").unwrap_or_else(|e| panic!("{e}")),
+        name: ResourceName::parse(role_name).unwrap_or_else(|e| panic!("{e}")),
         identity: CredentialIdentity::AwsRole {
             role_arn: byos_domain::RoleArn::parse(&role).unwrap_or_else(|e| panic!("{e}")),
         },
@@ -552,9 +552,68 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
         updated_at: OffsetDateTime::now_utc(),
     };
     w.store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
-    let c = w.validate(w.configuration("role-bucket", Some("data/"), id).await).await;
+    (id, role)
+}
+
+/// An `aws-role` credential: the platform assumes the customer's role with the external id, and
+/// the role refuses it without (AWS's rule for `StringEquals sts:ExternalId`, which moto lacks:
+/// the STS gate in front of moto applies it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_credential_is_assumed_with_its_external_id() {
+    let w = World::new().await;
+    w.bucket("role-bucket", REGION).await;
+    let account = w.aws.setup(REGION).account().await.unwrap_or_else(|e| panic!("{e}"));
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"tenant-42"}}}}}}]}}"#
+    );
+    let (credential, role) = role_credential(&w, "byos-access", &trust).await;
+    let gate = byos_test_support::StsGate::start(&w.moto, &[role]).await;
+    let aws = Aws::new(&AwsSettings {
+        endpoint_url: Some(w.moto.url().to_owned()),
+        static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+        profile: None,
+        sts_endpoint_url: Some(gate.url().to_owned()),
+    })
+    .await;
+    let lifecycle = Lifecycle::new(w.store.clone(), aws, w.key.clone(), settings());
+    let id = w.configuration("role-bucket", Some("data/"), credential).await;
+    let c = lifecycle.validate_now(id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.status, ConfigurationStatus::Ready, "{c:#?}");
+    assert_eq!(result(&c, "role-requires-external-id"), CheckResult::Passed);
     assert_eq!(w.notifications("role-bucket").await.rules.len(), 3);
+
+    // The sync engine's batches open the bucket again and again: the role's session is kept
+    // (one AssumeRole for all of them) until the credential changes.
+    let before = gate.assume_role_calls();
+    for _ in 0..3 {
+        let (_, access) = lifecycle.bucket_access(id).await.unwrap_or_else(|e| panic!("{e}"));
+        access.list_one("role-bucket", "data/").await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(gate.assume_role_calls() - before, 1, "one session for three batches");
+    let mut rotated = w.store.credentials.get_credential(credential).await.unwrap_or_else(|e| panic!("{e}"));
+    rotated.updated_at = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    w.store.credentials.rotate_credential(&rotated).await.unwrap_or_else(|e| panic!("{e}"));
+    let (_, access) = lifecycle.bucket_access(id).await.unwrap_or_else(|e| panic!("{e}"));
+    access.list_one("role-bucket", "data/").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gate.assume_role_calls() - before, 2, "a rotated credential opens a new session");
+}
+
+/// A role that the platform can assume without the external id trusts it on behalf of every
+/// customer (the confused deputy): its configuration fails, saying how to fix the trust policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_does_not_require_its_external_id_is_refused() {
+    let w = World::new().await;
+    w.bucket("role-bucket", REGION).await;
+    let account = w.aws.setup(REGION).account().await.unwrap_or_else(|e| panic!("{e}"));
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let (credential, _) = role_credential(&w, "too-trusting", &trust).await;
+    let c = w.validate(w.configuration("role-bucket", Some("data/"), credential).await).await;
+    assert_eq!(c.status, ConfigurationStatus::Error, "{c:#?}");
+    assert_eq!(result(&c, "role-requires-external-id"), CheckResult::Failed);
+    assert_eq!(c.error.as_ref().map(Problem::code), Some(ErrorCode::RoleTrustsWithoutExternalId));
+    assert_eq!(w.notifications("role-bucket").await.rules, vec![], "nothing was provisioned");
 }
 
 /// Two validations of one configuration at once in one process: one runs, the other is told so.

@@ -135,6 +135,14 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// A new external id for an `aws-role` credential: `byos-` and 128 random bits in hex. The
+/// platform makes it, never the caller, so that no caller can name another customer's id.
+pub fn generate_external_id() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    format!("byos-{}", hex(&bytes))
+}
+
 /// A bearer token in clear: shown once when created, never stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken(String);
@@ -194,6 +202,20 @@ mod tests {
 
     fn key() -> MasterKey {
         MasterKey::generate()
+    }
+
+    #[test]
+    fn external_ids_carry_128_random_bits() {
+        let (a, b) = (generate_external_id(), generate_external_id());
+        assert_ne!(a, b);
+        let digits = a.strip_prefix("byos-").unwrap_or_default();
+        assert!(digits.len() == 32 && digits.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert!(in_aws_external_id_alphabet(&a), "{a}");
+    }
+
+    /// AWS's external id alphabet: letters, digits and `+=,.@:/_-`.
+    fn in_aws_external_id_alphabet(id: &str) -> bool {
+        id.bytes().all(|c| c.is_ascii_alphanumeric() || b"+=,.@:/_-".contains(&c))
     }
 
     #[test]

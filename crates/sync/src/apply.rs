@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use byos_aws::BucketAccess;
 
-use byos_catalog::{DeadLetter, KeyUpdate};
+use byos_catalog::{DeadLetter, KeyUpdate, storable_key};
 use byos_domain::VersioningState;
 use byos_domain::events::{Message, parse_message};
 use byos_domain::is_probe_key;
@@ -160,6 +160,15 @@ async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Pre
                 outcome.ignored += 1;
                 continue;
             };
+            // A key the store cannot keep would fail the whole batch, delivery after delivery:
+            // the record is kept as a dead letter, and the message's other records go on.
+            if !storable_key(relative) {
+                let error =
+                    format!("the key {} contains NUL, which the catalog cannot keep", record.key.escape_default());
+                dead_letter(inner, queue, message, &error).await?;
+                outcome.dead_letters += 1;
+                continue;
+            }
             match Change::from_record(record) {
                 Ok(Some(change)) => {
                     outcome.records += 1;
@@ -288,17 +297,31 @@ mod tests {
         Inbound { message_id: id.to_owned(), body: serde_json::json!({"Records": [record]}).to_string(), receive_count }
     }
 
-    /// A message whose updates cannot be committed (PostgreSQL refuses a NUL byte, `%00`, in a
-    /// key) does not hold back the others of its batch; it comes back from the queue, and after
-    /// ten deliveries it is kept as a dead letter.
+    /// Makes the test's database refuse to keep any key that starts with `bad`: a failure of the
+    /// database itself, which no retry cures.
+    async fn refuse_bad_keys(postgres: &byos_test_support::TestPostgres) {
+        postgres
+            .execute(
+                "CREATE FUNCTION refuse_bad_keys() RETURNS trigger AS $$ BEGIN \
+                   IF NEW.key LIKE 'bad%' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; \
+                 END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_bad_keys BEFORE INSERT OR UPDATE ON objects \
+                   FOR EACH ROW EXECUTE FUNCTION refuse_bad_keys();",
+            )
+            .await;
+    }
+
+    /// A message whose updates cannot be committed does not hold back the others of its batch;
+    /// it comes back from the queue, and after ten deliveries it is kept as a dead letter.
     #[tokio::test]
     async fn a_message_that_cannot_be_committed_fails_alone_then_is_kept_as_a_dead_letter() {
         let postgres = byos_test_support::TestPostgres::create().await;
         let dir = byos_test_support::temp_dir();
         let (store, project) = store_with_project(dir.path(), Some(postgres.url())).await;
+        refuse_bad_keys(&postgres).await;
         let engine = engine(&store).await;
 
-        let batch = [message("good", "good", 1, 1), message("bad", "bad%00key", 2, 1)];
+        let batch = [message("good", "good", 1, 1), message("bad", "bad-key", 2, 1)];
         let outcome = engine.apply("queue", &batch).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(outcome.done, [true, false], "{outcome:?}");
         assert!(!outcome.committed && outcome.dead_letters == 0, "{outcome:?}");
@@ -306,18 +329,36 @@ mod tests {
         assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
 
         let outcome = engine
-            .apply("queue", &[message("bad", "bad%00key", 2, MAX_RECEIVES)])
+            .apply("queue", &[message("bad", "bad-key", 2, MAX_RECEIVES)])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(outcome.done, [true], "{outcome:?}");
         assert_eq!(outcome.dead_letters, 1, "{outcome:?}");
         assert_eq!(store.sync.count_dead_letters().await.ok(), Some(1));
         let Err(SyncError::Commit(error)) =
-            engine.inner.commits.commit(&store, HashMap::from([(project, vec![written("bad\0key", 3)])])).await
+            engine.inner.commits.commit(&store, HashMap::from([(project, vec![written("bad-key", 3)])])).await
         else {
-            panic!("a NUL byte was committed")
+            panic!("a refused key was committed")
         };
-        assert!(error.starts_with("database error: ") && error.len() > 20, "the cause is named: {error}");
+        assert!(error.starts_with("database error: ") && error.contains("refused by the test"), "the cause: {error}");
+        store.close().await;
+    }
+
+    /// A key with NUL (`%00`), which the store cannot keep, is a dead letter at once: the other
+    /// records of the batch are committed, and the message does not come back ten times.
+    #[tokio::test]
+    async fn a_key_the_store_cannot_keep_is_a_dead_letter_at_once() {
+        let postgres = byos_test_support::TestPostgres::create().await;
+        let dir = byos_test_support::temp_dir();
+        let (store, project) = store_with_project(dir.path(), Some(postgres.url())).await;
+        let engine = engine(&store).await;
+        let batch = [message("good", "good", 1, 1), message("nul", "bad%00key", 2, 1)];
+        let outcome = engine.apply("queue", &batch).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(outcome.done, [true, true], "{outcome:?}");
+        assert!(outcome.committed && outcome.dead_letters == 1, "{outcome:?}");
+        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
+        assert_eq!(store.sync.count_dead_letters().await.ok(), Some(1));
         store.close().await;
     }
 }

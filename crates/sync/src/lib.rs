@@ -23,16 +23,18 @@ mod routes;
 mod testing;
 mod worker;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use byos_aws::Aws;
-use byos_catalog::{Project, ReconcileRun, ReconcileStatus, Store, StoreError};
+use byos_catalog::{Lease, LeaseLost, Project, ReconcileRun, ReconcileStatus, Store, StoreError};
 use byos_lifecycle::{Lifecycle, LifecycleError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use apply::{BatchOutcome, Inbound};
@@ -99,6 +101,12 @@ pub enum SyncError {
     /// A task of the engine's failed (a bug); what it was doing is to be done again.
     #[error("a task failed: {0}")]
     Task(String),
+    /// The work's lease was lost, so it stopped where it was.
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
+    /// The engine is stopping: the work stopped where it was, to be done again after a start.
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 impl From<StoreError> for SyncError {
@@ -137,11 +145,26 @@ struct Inner {
     /// Wakes the supervisor when a project was created, so that its region's consumers start
     /// without waiting for a tick.
     wake: tokio::sync::Notify,
+    /// Reconciles running in the background, so that a shutdown stops and records them.
+    reconciles: Mutex<JoinSet<()>>,
+    /// Turns true when the engine stops.
+    stopping: watch::Sender<bool>,
 }
 
 impl Inner {
     fn routes(&self) -> Arc<Routes> {
         self.routes.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |r| r.clone())
+    }
+
+    fn background_reconciles(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.reconciles.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops the background reconciles and waits until each has recorded its end.
+    async fn stop_reconciles(&self) {
+        let _ = self.stopping.send(true);
+        let mut running = std::mem::take(&mut *self.background_reconciles());
+        while running.join_next().await.is_some() {}
     }
 }
 
@@ -157,6 +180,8 @@ impl SyncEngine {
                 metrics: Metrics::default(),
                 commits: commit::GroupCommit::default(),
                 wake: tokio::sync::Notify::new(),
+                reconciles: Mutex::new(JoinSet::new()),
+                stopping: watch::channel(false).0,
             }),
         }
     }
@@ -169,13 +194,18 @@ impl SyncEngine {
     /// Reads the projects again, so that events reach the projects created (or not the ones
     /// deleted) since. The workers also do it on every tick, for other replicas' changes.
     pub async fn refresh_routes(&self) -> Result<(), SyncError> {
+        self.reload_routes().await.map(|_| ())
+    }
+
+    /// [`SyncEngine::refresh_routes`], returning the projects it read.
+    async fn reload_routes(&self) -> Result<Vec<Project>, SyncError> {
         let projects = self.inner.store.projects.list_projects().await?;
         let routes = Arc::new(Routes::new(&projects));
         match self.inner.routes.write() {
             Ok(mut current) => *current = routes,
             Err(poisoned) => *poisoned.into_inner() = routes,
         }
-        Ok(())
+        Ok(projects)
     }
 
     /// Applies a batch of queue messages (see [`BatchOutcome::done`] for which may leave the
@@ -221,13 +251,14 @@ impl SyncEngine {
         {
             return Ok(latest);
         }
-        let (lease, mut run) = self.start_reconcile(&project, reason).await?;
+        let (lease, run) = self.start_reconcile(&project, reason).await?;
         let started = run.clone();
         let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let result = reconcile::run(&inner, &project, &mut run).await;
-            reconcile::finish(&inner, &mut run, result).await;
-            lease.release(&inner).await;
+        let mut running = self.inner.background_reconciles();
+        // Forget the ones that ended, so the set holds the running ones only.
+        while running.try_join_next().is_some() {}
+        running.spawn(async move {
+            run_to_end(&inner, &project, lease, run).await;
         });
         Ok(started)
     }
@@ -235,24 +266,31 @@ impl SyncEngine {
     /// Runs a reconcile of the project to its end and returns the finished run.
     pub async fn reconcile(&self, project: Uuid, reason: &str) -> Result<ReconcileRun, SyncError> {
         let project = self.inner.store.projects.get_project(project).await?;
-        let (lease, mut run) = self.start_reconcile(&project, reason).await?;
-        let result = reconcile::run(&self.inner, &project, &mut run).await;
-        reconcile::finish(&self.inner, &mut run, result).await;
-        lease.release(&self.inner).await;
-        Ok(run)
+        let (lease, run) = self.start_reconcile(&project, reason).await?;
+        Ok(run_to_end(&self.inner, &project, lease, run).await)
     }
 
     /// Takes the project's reconcile lease and records a new run, or gives the lease back.
-    async fn start_reconcile(
-        &self,
-        project: &Project,
-        reason: &str,
-    ) -> Result<(worker::Lease, ReconcileRun), SyncError> {
-        let lease = worker::Lease::take(&self.inner, &format!("reconcile:{}", project.id)).await?;
-        match reconcile::start(&self.inner, project, reason).await {
+    async fn start_reconcile(&self, project: &Project, reason: &str) -> Result<(Lease, ReconcileRun), SyncError> {
+        let inner = &self.inner;
+        let name = format!("reconcile:{}", project.id);
+        let lease = Lease::take(&inner.store.leases, &name, &inner.settings.replica, inner.settings.lease)
+            .await?
+            .ok_or(SyncError::Busy)?;
+        let started = async {
+            // With the lease held, no run of the project is going on: one still marked running
+            // lost its replica (a crash, a kill) before it could record its end.
+            let now = OffsetDateTime::now_utc();
+            let orphans = inner.store.sync.interrupt_reconciles(project.id, ORPHANED, now).await?;
+            if orphans > 0 {
+                tracing::warn!(project = %project.id, runs = orphans, "recorded runs left running as interrupted");
+            }
+            reconcile::start(inner, project, reason).await
+        };
+        match started.await {
             Ok(run) => Ok((lease, run)),
             Err(e) => {
-                lease.release(&self.inner).await;
+                lease.release().await;
                 Err(e)
             }
         }
@@ -262,6 +300,23 @@ impl SyncEngine {
     pub fn spawn_workers(&self) -> Workers {
         worker::spawn(self.inner.clone())
     }
+}
+
+/// Why a run found still running by the next holder of its project's lease ended.
+const ORPHANED: &str = "its replica stopped before the run ended";
+
+/// Runs a started reconcile to its end under its lease, records how it ended, and gives the
+/// lease back. A lost lease or a stopping engine stops the run where it is: it ends
+/// `interrupted`, and a later run starts again from the beginning.
+async fn run_to_end(inner: &Inner, project: &Project, lease: Lease, mut run: ReconcileRun) -> ReconcileRun {
+    let mut stopping = inner.stopping.subscribe();
+    let result = tokio::select! {
+        result = lease.hold(reconcile::run(inner, project, &mut run)) => result.map_err(SyncError::from).and_then(|r| r),
+        _ = stopping.wait_for(|stopping| *stopping) => Err(SyncError::ShuttingDown),
+    };
+    reconcile::finish(inner, &mut run, result).await;
+    lease.release().await;
+    run
 }
 
 /// The engine's counters.

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use byos_aws::{BucketAccess, ListedVersion, PageMarker};
-use byos_catalog::{Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey};
+use byos_catalog::{DeadLetter, Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey, storable_key};
 use byos_domain::VersioningState;
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Applied, KeyState};
@@ -161,6 +161,13 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
         if key.is_empty() || is_probe_key(&key) {
             continue;
         }
+        // A key the store cannot keep is left out, with a dead letter, rather than fail the run
+        // (and every run after it) at its flush.
+        if !storable_key(&key) {
+            run.drift.skipped(&key);
+            skip(inner, project, &key).await?;
+            continue;
+        }
         let observation = match &seen {
             Some(l) => {
                 run.listed += 1;
@@ -195,6 +202,21 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
         }
     }
     flush(inner, project, run, &mut batch).await
+}
+
+/// Keeps a dead letter for a listed key the store cannot keep, once per run.
+async fn skip(inner: &Inner, project: &Project, key: &str) -> Result<(), SyncError> {
+    let letter = DeadLetter {
+        id: uuid::Uuid::new_v4(),
+        queue: format!("reconcile:{}", project.id),
+        message_id: key.escape_default().to_string(),
+        body: format!("s3://{}/{}{}", project.bucket, project.key_prefix.as_str(), key.escape_default()),
+        error: "the key contains NUL, which the catalog cannot keep; rename the object".to_owned(),
+        received_at: OffsetDateTime::now_utc(),
+    };
+    inner.store.sync.insert_dead_letter(&letter).await?;
+    tracing::warn!(project = %project.id, key = %key.escape_default(), "left a key the catalog cannot keep out");
+    Ok(())
 }
 
 /// Counts what the listing showed that the catalog did not.
@@ -249,6 +271,10 @@ pub(crate) async fn finish(inner: &Inner, run: &mut ReconcileRun, result: Result
     run.finished_at = Some(now);
     match result {
         Ok(()) => run.status = ReconcileStatus::Finished,
+        Err(e @ (SyncError::ShuttingDown | SyncError::LeaseLost(_))) => {
+            run.status = ReconcileStatus::Interrupted;
+            run.error = Some(e.to_string());
+        }
         Err(e) => {
             run.status = ReconcileStatus::Failed;
             run.error = Some(e.to_string());

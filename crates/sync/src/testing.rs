@@ -82,6 +82,7 @@ pub(crate) async fn engine(store: &Store) -> SyncEngine {
         endpoint_url: Some(format!("http://127.0.0.1:{}", byos_test_support::free_port())),
         static_credentials: Some(("AKIAIOSFODNN7EXAMPLE".to_owned(), "secret".to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await;
     let lifecycle = Lifecycle::new(store.clone(), aws.clone(), MasterKey::generate(), Default::default());

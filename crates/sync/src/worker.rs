@@ -2,65 +2,22 @@
 //! and a ticker that refreshes the routes, starts consumers for new regions, and reconciles the
 //! projects that are due, each under its lease.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use byos_aws::{QueueInfo, Queues, ReceivedMessage};
-use byos_catalog::ReconcileStatus;
+use byos_catalog::ReconcileSchedule;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use crate::{Inbound, Inner, SyncEngine, SyncError};
-
-/// A lease held for one piece of work, renewed in the background while it is held.
-pub(crate) struct Lease {
-    name: String,
-    holder: String,
-    renewal: tokio::task::JoinHandle<()>,
-}
-
-impl Lease {
-    /// Takes the lease, or [`SyncError::Busy`] when someone else holds it.
-    pub(crate) async fn take(inner: &Arc<Inner>, name: &str) -> Result<Lease, SyncError> {
-        let holder = format!("{}:{}", inner.settings.replica, Uuid::new_v4().simple());
-        let now = OffsetDateTime::now_utc();
-        if !inner.store.leases.try_lease(name, &holder, now + inner.settings.lease, now).await? {
-            return Err(SyncError::Busy);
-        }
-        let renewal = {
-            let (inner, name, holder) = (inner.clone(), name.to_owned(), holder.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(inner.settings.lease / 3).await;
-                    let now = OffsetDateTime::now_utc();
-                    match inner.store.leases.try_lease(&name, &holder, now + inner.settings.lease, now).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(lease = name, "lost a lease to another holder");
-                            return;
-                        }
-                        Err(e) => tracing::warn!(lease = name, error = %e, "cannot renew a lease"),
-                    }
-                }
-            })
-        };
-        Ok(Lease { name: name.to_owned(), holder, renewal })
-    }
-
-    pub(crate) async fn release(self, inner: &Inner) {
-        self.renewal.abort();
-        if let Err(e) = inner.store.leases.release_lease(&self.name, &self.holder).await {
-            tracing::warn!(lease = self.name, error = %e, "cannot release a lease; it expires by itself");
-        }
-    }
-}
 
 /// The running workers.
 #[derive(Debug)]
 pub struct Workers {
+    inner: Arc<Inner>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -71,11 +28,16 @@ impl Workers {
         let _ = self.stop.send(true);
     }
 
-    /// Stops taking new messages and starting reconciles; batches being applied finish, up to
-    /// `grace`, and are abandoned after it (their messages come back to the queue).
+    /// Stops taking new messages and starting reconciles, and stops the reconciles running
+    /// (they end `interrupted`, so that the next start runs them again); batches being applied
+    /// finish, up to `grace`, and are abandoned after it (their messages come back to the queue).
     pub async fn stop(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        let all = async { while self.tasks.join_next().await.is_some() {} };
+        let inner = self.inner.clone();
+        let all = async {
+            while self.tasks.join_next().await.is_some() {}
+            inner.stop_reconciles().await;
+        };
         if tokio::time::timeout(grace, all).await.is_err() {
             self.tasks.abort_all();
         }
@@ -85,8 +47,8 @@ impl Workers {
 pub(crate) fn spawn(inner: Arc<Inner>) -> Workers {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    tasks.spawn(supervise(inner, stopped));
-    Workers { stop, tasks }
+    tasks.spawn(supervise(inner.clone(), stopped));
+    Workers { inner, stop, tasks }
 }
 
 /// Waits until `stopped` turns true; returns at once if it already has.
@@ -94,11 +56,22 @@ async fn stopping(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-/// The ticker: routes, consumers per region, and due reconciles.
+/// The ticker: routes, consumers per region (restarted if one ends), and due reconciles.
 async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     let engine = SyncEngine { inner: inner.clone() };
-    let mut consumers: JoinSet<()> = JoinSet::new();
-    let mut regions: HashMap<String, ()> = HashMap::new();
+    let mut consumers = {
+        let (inner, stopped) = (inner.clone(), stopped.clone());
+        Consumers::new(inner.settings.pollers.max(1), RESTART_BASE, move |region: String, delay: Duration| {
+            let (inner, mut stopped) = (inner.clone(), stopped.clone());
+            Box::pin(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stopping(&mut stopped) => return,
+                }
+                consume(inner, region, stopped).await;
+            }) as ConsumerFuture
+        })
+    };
     let mut ticker = tokio::time::interval(inner.settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(replica = inner.settings.replica, "sync workers started");
@@ -106,13 +79,10 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
         tokio::select! {
             _ = ticker.tick() => {}
             () = inner.wake.notified() => {}
+            () = consumers.restart_ended(), if !consumers.is_empty() => continue,
             () = stopping(&mut stopped) => break,
         }
-        if let Err(e) = engine.refresh_routes().await {
-            tracing::warn!(error = %e, "cannot read the projects");
-            continue;
-        }
-        let projects = match inner.store.projects.list_projects().await {
+        let projects = match engine.reload_routes().await {
             Ok(projects) => projects,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the projects");
@@ -120,42 +90,125 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
             }
         };
         for project in &projects {
-            if regions.insert(project.region.clone(), ()).is_none() {
-                for _ in 0..inner.settings.pollers.max(1) {
-                    consumers.spawn(consume(inner.clone(), project.region.clone(), stopped.clone()));
-                }
-            }
+            consumers.ensure(&project.region);
         }
-        for project in &projects {
+        let due = match inner.store.sync.due_reconciles(&schedule(&inner.settings, OffsetDateTime::now_utc())).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the due reconciles");
+                continue;
+            }
+        };
+        for project in due {
             if *stopped.borrow() {
                 break;
             }
-            if due(&inner, project).await {
-                match engine.request_reconcile(project.id, "periodic").await {
-                    Ok(_) | Err(SyncError::Busy) => {}
-                    Err(e) => tracing::warn!(project = %project.id, error = %e, "cannot start a reconcile"),
-                }
+            match engine.request_reconcile(project, "periodic").await {
+                Ok(_) | Err(SyncError::Busy | SyncError::NotFound) => {}
+                Err(e) => tracing::warn!(project = %project, error = %e, "cannot start a reconcile"),
             }
         }
     }
-    while consumers.join_next().await.is_some() {}
+    consumers.join().await;
 }
 
-/// Whether the project's last reconcile is older than the interval (or failed, or never ran;
-/// a project just created gets its import from the request that created it).
-async fn due(inner: &Inner, project: &byos_catalog::Project) -> bool {
-    match inner.store.sync.latest_reconcile(project.id).await {
-        Ok(None) => OffsetDateTime::now_utc() - project.created_at > inner.settings.tick * 12,
-        Ok(Some(run)) => match (run.status, run.finished_at) {
-            (ReconcileStatus::Running, _) => false,
-            (ReconcileStatus::Failed, Some(at)) => OffsetDateTime::now_utc() - at > inner.settings.tick * 12,
-            (_, Some(at)) => OffsetDateTime::now_utc() - at > inner.settings.reconcile_interval,
-            (_, None) => true,
-        },
-        Err(e) => {
-            tracing::warn!(project = %project.id, error = %e, "cannot read the last reconcile");
-            false
+/// When a project is due for a reconcile: its interval after the last finished run; soon after
+/// a failed or interrupted one; a run that has recorded no progress for a lease's time may have
+/// lost its replica (the project's lease decides); a project that never ran once its creator
+/// had the time to start its import.
+fn schedule(settings: &crate::SyncSettings, now: OffsetDateTime) -> ReconcileSchedule {
+    ReconcileSchedule {
+        created_before: now - settings.tick * 12,
+        running_stale_before: now - settings.lease,
+        failed_before: now - settings.tick * 12,
+        finished_before: now - settings.reconcile_interval,
+    }
+}
+
+/// The first restart of a consumer that ended comes after this; each further one in a row
+/// after twice the last, up to [`RESTART_MAX`].
+const RESTART_BASE: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(60);
+/// A consumer that ran this long before it ended starts its backoff afresh.
+const RESTART_FORGIVEN_AFTER: Duration = Duration::from_secs(300);
+
+type ConsumerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The long pollers of each region's queue, `pollers` per region. A poller only ends when the
+/// workers stop; one that ends before (a panic: a bug) is restarted with a doubling backoff, so
+/// that a region never goes unconsumed.
+struct Consumers<S> {
+    pollers: usize,
+    base: Duration,
+    /// Makes a poller of a region that starts after a delay.
+    spawn: S,
+    tasks: JoinSet<()>,
+    /// Each running poller's region and when it started.
+    running: HashMap<tokio::task::Id, (String, tokio::time::Instant)>,
+    regions: HashSet<String>,
+    /// Restarts in a row, per region.
+    restarts: HashMap<String, u32>,
+}
+
+impl<S: Fn(String, Duration) -> ConsumerFuture> Consumers<S> {
+    fn new(pollers: usize, base: Duration, spawn: S) -> Consumers<S> {
+        Consumers {
+            pollers,
+            base,
+            spawn,
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            regions: HashSet::new(),
+            restarts: HashMap::new(),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Starts the region's pollers, if it has none yet.
+    fn ensure(&mut self, region: &str) {
+        if self.regions.insert(region.to_owned()) {
+            for _ in 0..self.pollers {
+                self.start(region, Duration::ZERO);
+            }
+        }
+    }
+
+    fn start(&mut self, region: &str, delay: Duration) {
+        let handle = self.tasks.spawn((self.spawn)(region.to_owned(), delay));
+        self.running.insert(handle.id(), (region.to_owned(), tokio::time::Instant::now() + delay));
+    }
+
+    /// Waits for a poller to end, and starts it again after its backoff. Cancel-safe.
+    async fn restart_ended(&mut self) {
+        let Some(ended) = self.tasks.join_next_with_id().await else { return };
+        let (id, panic) = match ended {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), Some(e)),
+        };
+        let Some((region, started)) = self.running.remove(&id) else { return };
+        let restarts = self.restarts.entry(region.clone()).or_default();
+        if started.elapsed() >= RESTART_FORGIVEN_AFTER {
+            *restarts = 0;
+        }
+        let delay = self.base.saturating_mul(1 << (*restarts).min(16)).min(RESTART_MAX);
+        *restarts += 1;
+        let error = panic.map(|e| e.to_string()).unwrap_or_else(|| "it returned".to_owned());
+        tracing::error!(region, error, ?delay, "a queue consumer ended; restarting it");
+        self.start(&region, delay);
+    }
+
+    /// How many times the region's pollers were restarted in a row.
+    #[cfg(test)]
+    fn restarts(&self, region: &str) -> u32 {
+        self.restarts.get(region).copied().unwrap_or_default()
+    }
+
+    /// Waits for every poller to end (the workers are stopping).
+    async fn join(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 
@@ -262,5 +315,56 @@ async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str,
             tracing::warn!(queue = name, error = %e, "cannot apply a batch");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A poller that panics is started again, with its backoff, until it keeps running.
+    #[tokio::test]
+    async fn a_consumer_that_ends_is_restarted() {
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        let mut consumers = Consumers::new(2, Duration::ZERO, move |region: String, _delay: Duration| {
+            // The first three starts fail; the rest run until stopped.
+            let start = counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if start < 3 {
+                    panic!("the consumer of {region} failed");
+                }
+                std::future::pending::<()>().await;
+            }) as ConsumerFuture
+        });
+        consumers.ensure("eu-central-1");
+        consumers.ensure("eu-central-1");
+        // Two pollers, three failures, each restarted: five starts in all, then both run on.
+        for _ in 0..3 {
+            consumers.restart_ended().await;
+        }
+        assert_eq!(consumers.restarts("eu-central-1"), 3);
+        assert_eq!(consumers.tasks.len(), 2, "both pollers run");
+        let still = tokio::time::timeout(Duration::from_millis(50), consumers.restart_ended()).await;
+        assert!(still.is_err(), "no poller ended");
+        assert_eq!(starts.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn reconciles_are_due_by_their_latest_run() {
+        let settings = crate::SyncSettings {
+            tick: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(3600),
+            ..crate::SyncSettings::default()
+        };
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let schedule = schedule(&settings, now);
+        assert_eq!(now - schedule.created_before, time::Duration::seconds(60));
+        assert_eq!(now - schedule.running_stale_before, time::Duration::seconds(60));
+        assert_eq!(now - schedule.failed_before, time::Duration::seconds(60));
+        assert_eq!(now - schedule.finished_before, time::Duration::seconds(3600));
     }
 }

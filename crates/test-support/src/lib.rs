@@ -46,6 +46,14 @@ impl TestPostgres {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Runs `sql` on the test's database: a test that needs the database itself to fail (a
+    /// trigger that refuses a row) sets that up here, with no hook in the product.
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = connect(&self.url).await;
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+    }
 }
 
 impl Drop for TestPostgres {
@@ -153,5 +161,143 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// moto's STS with one rule of AWS's that moto lacks: a role whose trust policy requires an
+/// external id (`StringEquals sts:ExternalId`) refuses an AssumeRole that carries none; moto lets
+/// it through. Tests of the confused-deputy check point STS here (AWS's per-service endpoint);
+/// every other request goes to moto as it is. Stopped when dropped.
+#[derive(Debug)]
+pub struct StsGate {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+    assumed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StsGate {
+    /// Serves on a free loopback port, for `moto`, refusing AssumeRole without an external id
+    /// for the roles in `strict` (their ARNs).
+    pub async fn start(moto: &Moto, strict: &[String]) -> StsGate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
+        let (upstream, strict) = (moto.url().to_owned(), strict.to_vec());
+        let client = reqwest::Client::new();
+        let assumed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = assumed.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (upstream, strict, client, counted) =
+                    (upstream.clone(), strict.clone(), client.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let _ = sts_gate_serve(stream, &upstream, &strict, &client, &counted).await;
+                });
+            }
+        });
+        StsGate { url: format!("http://127.0.0.1:{port}"), task, assumed }
+    }
+
+    /// How many AssumeRole calls (of any role, with or without an external id) reached it.
+    pub fn assume_role_calls(&self) -> u64 {
+        self.assumed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for StsGate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One connection: requests read by their Content-Length (STS's are small form posts), each
+/// answered by the rule or by moto.
+async fn sts_gate_serve(
+    mut stream: tokio::net::TcpStream,
+    upstream: &str,
+    strict: &[String],
+    client: &reqwest::Client,
+    assumed: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let mut chunk = [0u8; 8192];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize =
+            headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        while buffer.len() < head_end + length {
+            let mut chunk = [0u8; 8192];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        let body: Vec<u8> = buffer[head_end..head_end + length].to_vec();
+        buffer.drain(..head_end + length);
+        let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        if field("Action").as_deref() == Some("AssumeRole") {
+            assumed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let refused = field("Action").as_deref() == Some("AssumeRole")
+            && field("ExternalId").is_none()
+            && field("RoleArn").is_some_and(|arn| strict.contains(&arn));
+        let (status, content_type, answer) = if refused {
+            let xml = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+                <Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole \
+                (the role's trust policy requires an external id)</Message></Error>\
+                <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>";
+            (403, "text/xml".to_owned(), xml.as_bytes().to_vec())
+        } else {
+            let path = request_line.split(' ').nth(1).unwrap_or("/");
+            let method = request_line.split(' ').next().unwrap_or("POST");
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+            let mut request = client.request(method, format!("{upstream}{path}")).body(body);
+            for (k, v) in &headers {
+                if k != "host" && k != "content-length" && k != "connection" {
+                    request = request.header(k.as_str(), v.as_str());
+                }
+            }
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let content_type = response
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("text/xml")
+                        .to_owned();
+                    (status, content_type, response.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+                }
+                Err(e) => (502, "text/plain".to_owned(), e.to_string().into_bytes()),
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 {status} Gate\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            answer.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&answer).await?;
     }
 }

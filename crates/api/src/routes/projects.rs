@@ -102,6 +102,9 @@ pub(crate) struct DriftView {
     added_samples: Vec<String>,
     removed_samples: Vec<String>,
     changed_samples: Vec<String>,
+    /// Keys the catalog cannot keep (they contain NUL), left out with a dead letter each.
+    skipped: u64,
+    skipped_samples: Vec<String>,
 }
 
 /// One reconcile of a project: a listing of its folder merged with the catalog.
@@ -112,7 +115,8 @@ pub(crate) struct ReconcileView {
     project_id: Uuid,
     /// `initial-import`, `periodic` or `requested`.
     reason: String,
-    /// `running`, `finished` or `failed`.
+    /// `running`, `finished`, `failed`, or `interrupted` (stopped by a shutdown, a lost lease
+    /// or a crash; a later run starts again).
     status: String,
     /// Keys listed so far.
     listed: u64,
@@ -138,6 +142,8 @@ impl From<&ReconcileRun> for ReconcileView {
                 added_samples: run.drift.added_samples.clone(),
                 removed_samples: run.drift.removed_samples.clone(),
                 changed_samples: run.drift.changed_samples.clone(),
+                skipped: run.drift.skipped,
+                skipped_samples: run.drift.skipped_samples.clone(),
             },
             error: run.error.clone(),
             started_at: rfc3339(run.started_at),

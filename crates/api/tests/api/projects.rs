@@ -32,6 +32,7 @@ async fn set_status(app: &TestApp, id: &str, status: ConfigurationStatus) {
         verified_at: now,
         next_check_at: now + time::Duration::hours(1),
         failures: 0,
+        bucket_account: None,
     };
     let id = Uuid::parse_str(id).unwrap_or_else(|e| panic!("{e}"));
     app.state.store().configurations.record_validation(id, &outcome).await.unwrap_or_else(|e| panic!("{e}"));

@@ -96,6 +96,15 @@ impl TestApp {
     }
 
     pub(crate) async fn with_regions(regions: RegionTable) -> TestApp {
+        TestApp::build(regions, None).await
+    }
+
+    /// An app whose AWS is `endpoint` (a moto server), for routes that ask AWS at once.
+    pub(crate) async fn with_aws(endpoint: &str) -> TestApp {
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned())).await
+    }
+
+    async fn build(regions: RegionTable, aws_endpoint: Option<String>) -> TestApp {
         log_buffer();
         let dir = temp_dir();
         let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
@@ -106,11 +115,17 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("a new store gets an admin token"));
-        // AWS is a closed local port: these tests never reach AWS, and must not try the real one.
+        // Without an endpoint, AWS is a closed local port: these tests never reach AWS, and must
+        // not try the real one.
+        let (endpoint, key_id, secret) = match aws_endpoint {
+            Some(url) => (url, byos_test_support::MOTO_ACCESS_KEY_ID, byos_test_support::MOTO_SECRET_ACCESS_KEY),
+            None => (format!("http://127.0.0.1:{}", byos_test_support::free_port()), "AKIAEXAMPLE000000000", "unused"),
+        };
         let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
-            endpoint_url: Some(format!("http://127.0.0.1:{}", byos_test_support::free_port())),
-            static_credentials: Some(("AKIAEXAMPLE000000000".to_owned(), "unused".to_owned())),
+            endpoint_url: Some(endpoint),
+            static_credentials: Some((key_id.to_owned(), secret.to_owned())),
             profile: None,
+            sts_endpoint_url: None,
         })
         .await;
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), key.clone(), Default::default());

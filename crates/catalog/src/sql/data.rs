@@ -183,6 +183,9 @@ macro_rules! impl_data_stores {
 
                 use $crate::sql::data::CHUNK;
 
+                if let Some(key) = updates.iter().map($crate::KeyUpdate::key).find(|k| !$crate::storable_key(k)) {
+                    return Err($crate::StoreError::UnstorableKey(key.to_owned()));
+                }
                 let project_id = project.to_string();
                 let mut tx = self.begin_write().await?;
                 // Taking the next revision locks the project's row: batches of one project run
@@ -476,6 +479,45 @@ macro_rules! impl_data_stores {
                 let row: Option<$crate::sql::data::ReconcileRow> =
                     sqlx::query_as(&sql).bind(project.to_string()).fetch_optional(&self.pool).await?;
                 row.map(TryInto::try_into).transpose()
+            }
+
+            async fn interrupt_reconciles(
+                &self,
+                project: uuid::Uuid,
+                error: &str,
+                now: time::OffsetDateTime,
+            ) -> $crate::Result<u64> {
+                let done = sqlx::query(
+                    "UPDATE reconciles SET status = 'interrupted', error = $2, updated_at = $3, finished_at = $3 \
+                     WHERE project_id = $1 AND status = 'running'",
+                )
+                .bind(project.to_string())
+                .bind(error)
+                .bind($crate::millis(now))
+                .execute(self.write_pool())
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn due_reconciles(&self, due: &$crate::ReconcileSchedule) -> $crate::Result<Vec<uuid::Uuid>> {
+                // Each project's latest run, by the index on (project_id, started_at).
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT p.id FROM projects p \
+                     LEFT JOIN reconciles r ON r.id = (SELECT id FROM reconciles \
+                         WHERE project_id = p.id ORDER BY started_at DESC, id DESC LIMIT 1) \
+                     WHERE (r.id IS NULL AND p.created_at <= $1) \
+                        OR (r.status = 'running' AND r.updated_at <= $2) \
+                        OR (r.status IN ('failed', 'interrupted') AND r.finished_at <= $3) \
+                        OR (r.status = 'finished' AND r.finished_at <= $4) \
+                     ORDER BY p.id",
+                )
+                .bind($crate::millis(due.created_before))
+                .bind($crate::millis(due.running_stale_before))
+                .bind($crate::millis(due.failed_before))
+                .bind($crate::millis(due.finished_before))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|(id,)| $crate::sql::uuid("projects", id)).collect()
             }
 
             async fn insert_dead_letter(&self, letter: &$crate::DeadLetter) -> $crate::Result<()> {

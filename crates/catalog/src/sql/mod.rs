@@ -21,7 +21,7 @@ pub(crate) const CREDENTIAL_COLUMNS: &str =
     "id, name, kind, access_key_id, role_arn, sealed_secret, created_at, updated_at";
 pub(crate) const CONFIGURATION_COLUMNS: &str = "id, name, region, bucket, key_prefix, credential_id, \
     sse_algorithm, sse_kms_key_arn, default_for_region, status, versioning, validation, \
-    error_code, error_message, last_verified_at, last_used_at, created_at, updated_at, next_check_at, check_failures";
+    error_code, error_message, last_verified_at, last_used_at, created_at, updated_at, next_check_at, check_failures, bucket_account";
 pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at";
 
 #[derive(sqlx::FromRow)]
@@ -58,6 +58,7 @@ pub(crate) struct ConfigurationRow {
     updated_at: i64,
     next_check_at: Option<i64>,
     check_failures: i64,
+    bucket_account: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -162,6 +163,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
             updated_at: from_millis(T, row.updated_at)?,
             next_check_at: row.next_check_at.map(|ms| from_millis(T, ms)).transpose()?,
             check_failures: u32::try_from(row.check_failures).unwrap_or(u32::MAX),
+            bucket_account: row.bucket_account,
         })
     }
 }
@@ -440,7 +442,8 @@ macro_rules! impl_stores {
                 let done = sqlx::query(
                     "UPDATE storage_configurations \
                      SET status = $2, versioning = $3, validation = $4, error_code = $5, error_message = $6, \
-                         last_verified_at = $7, updated_at = $7, next_check_at = $8, check_failures = $9 \
+                         last_verified_at = $7, updated_at = $7, next_check_at = $8, check_failures = $9, \
+                         bucket_account = COALESCE($10, bucket_account) \
                      WHERE id = $1",
                 )
                 .bind(id.to_string())
@@ -452,6 +455,7 @@ macro_rules! impl_stores {
                 .bind($crate::millis(o.verified_at))
                 .bind($crate::millis(o.next_check_at))
                 .bind(i64::from(o.failures))
+                .bind(o.bucket_account.as_deref())
                 .execute(self.write_pool())
                 .await?;
                 if done.rows_affected() == 0 {
@@ -584,22 +588,18 @@ macro_rules! impl_stores {
 
         #[async_trait::async_trait]
         impl $crate::LeaseStore for $store {
-            async fn try_lease(
-                &self,
-                name: &str,
-                holder: &str,
-                until: time::OffsetDateTime,
-                now: time::OffsetDateTime,
-            ) -> $crate::Result<bool> {
-                let taken = sqlx::query(
-                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+            async fn try_lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> $crate::Result<bool> {
+                // Expiry is by the database's clock, which every replica shares: replicas whose
+                // clocks disagree still agree on who holds a lease.
+                let taken = sqlx::query(&format!(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, {now} + $3) \
                      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-                     WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder",
-                )
+                     WHERE leases.expires_at <= {now} OR leases.holder = excluded.holder",
+                    now = Self::NOW_MS,
+                ))
                 .bind(name)
                 .bind(holder)
-                .bind($crate::millis(until))
-                .bind($crate::millis(now))
+                .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2))
                 .execute(self.write_pool())
                 .await?;
                 Ok(taken.rows_affected() == 1)

@@ -27,6 +27,10 @@ impl PostgresStore {
         FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4) \
         AS page";
 
+    /// The database's clock in Unix milliseconds, for leases. `clock_timestamp()` moves within a
+    /// transaction, unlike `now()`.
+    const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
     /// Serialises writers of `table` for the rest of the transaction, so that a check that
     /// reads several rows (the last admin token) cannot race another replica. Plain reads go on.
     async fn lock_table(tx: &mut Transaction<'static, Postgres>, table: &str) -> sqlx::Result<()> {

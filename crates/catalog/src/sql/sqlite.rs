@@ -49,6 +49,9 @@ impl SqliteStore {
         storage_class, version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY name) \
         FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4)";
 
+    /// The database's clock in Unix milliseconds, for leases.
+    const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
     /// Nothing to do: `begin_write` already holds the database's only write lock.
     async fn lock_table(_tx: &mut Transaction<'static, Sqlite>, _table: &str) -> sqlx::Result<()> {
         Ok(())

@@ -42,6 +42,7 @@ pub(crate) async fn connect(options: &AwsOptions, region: &str) -> anyhow::Resul
         endpoint_url: options.endpoint_url.clone(),
         static_credentials: None,
         profile: options.profile.clone(),
+        sts_endpoint_url: None,
     };
     let aws = Aws::new(&settings).await;
     let setup = aws.setup(region);

@@ -179,6 +179,8 @@ struct Facts {
     cors: Result<Option<Vec<CorsRule>>, String>,
     bucket_policy: Result<Option<PolicyDocument>, String>,
     kms: Option<KmsFacts>,
+    /// Whether the account the platform's user is in (the doctor's) owns the bucket.
+    owned: Result<bool, String>,
 }
 
 /// The KMS key the platform writes with.
@@ -296,6 +298,7 @@ async fn gather(
         cors: Err("not read".to_owned()),
         bucket_policy: Ok(None),
         kms: None,
+        owned: Err("not read".to_owned()),
     };
     if facts.user.is_some() {
         facts.access_keys = c.setup.active_access_keys(&args.user).await.context("listing the user's access keys")?;
@@ -323,6 +326,10 @@ async fn gather(
     let access: BucketAccess = c.aws.own_bucket_access(&c.region);
     facts.encryption = c.setup.bucket_encryption(bucket).await.context("reading the default encryption")?;
     facts.versioning = Some(access.versioning(bucket).await.context("reading the versioning state")?);
+    facts.owned = access
+        .owned_by(bucket, target.prefix.as_ref().map_or("", |p| p.as_str()), &c.account)
+        .await
+        .map_err(|e| e.to_string());
     facts.notifications = access.notifications(bucket).await.map_err(|e| e.to_string());
     facts.cors = access.cors_rules(bucket).await.map_err(|e| e.to_string());
     facts.bucket_policy = match c.setup.bucket_policy(bucket).await.context("reading the bucket policy")? {
@@ -550,6 +557,7 @@ impl Doctor<'_> {
     fn checks(&self) -> Vec<Finding> {
         let mut findings = Vec::new();
         findings.push(self.credential());
+        findings.push(Finding::skip(Check::RoleRequiresExternalId, "the platform's user is an IAM user, not a role"));
         findings.extend(self.bucket_checks());
         if self.facts.bucket_region.is_err() {
             for check in Check::DOCTOR {
@@ -564,6 +572,7 @@ impl Doctor<'_> {
         let object_arn = format!("{bucket_arn}/{}{PROBE_KEY}", self.prefix());
         let resource = self.bucket_policy();
         findings.push(self.permissions(Check::ObjectsListable, &[("s3:ListBucket", bucket_arn.clone())], resource));
+        findings.push(self.bucket_owner());
         findings.push(self.permissions(Check::ProbeWritable, &[("s3:PutObject", object_arn.clone())], resource));
         findings.push(self.permissions(Check::ProbeReadable, &[("s3:GetObject", object_arn.clone())], resource));
         let mut delete = vec![("s3:DeleteObject", object_arn.clone())];
@@ -588,6 +597,24 @@ impl Doctor<'_> {
         ));
         findings.push(self.copy_role(&bucket_arn));
         findings
+    }
+
+    /// The queue accepts the bucket's events from the account of the platform's user only: the
+    /// user must be in the account that owns the bucket.
+    fn bucket_owner(&self) -> Finding {
+        let account = &self.facts.account;
+        match &self.facts.owned {
+            Ok(true) => {
+                Finding::pass(Check::BucketOwnerKnown, format!("account {account}, the user's, owns the bucket"))
+            }
+            Ok(false) => Finding::fail(
+                Check::BucketOwnerKnown,
+                format!("account {account}, the user's, does not own the bucket"),
+                Problem::new(ErrorCode::BucketOwnerMismatch, &[("bucket", self.bucket()), ("account", account)]),
+                "create the platform's IAM user in the account that owns the bucket".to_owned(),
+            ),
+            Err(e) => Finding::warn(Check::BucketOwnerKnown, format!("could not check the bucket's owner: {e}")),
+        }
     }
 
     fn credential(&self) -> Finding {

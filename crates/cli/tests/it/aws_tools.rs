@@ -1,4 +1,4 @@
-//! `byos aws policy | cors | bucket-policy | kms-policy`: the documents print as JSON that the
+//! `byos aws policy | cors | bucket-policy | kms-policy | trust-policy`: the documents print as JSON that the
 //! AWS CLI accepts, checked with the real AWS CLI against moto.
 
 use std::process::Command;
@@ -107,6 +107,43 @@ fn documents_are_accepted_by_the_aws_cli() {
     );
     assert!(ok, "{out}");
     assert!(bucket_policy.contains("arn:aws:iam::079623148045:role/ica_euc1_crossacct"), "{bucket_policy}");
+}
+
+/// The trust policy of an `aws-role` credential's role is a document IAM accepts as such, and
+/// requires the credential's external id.
+#[test]
+fn trust_policies_are_accepted_by_iam() {
+    let moto = Moto::start();
+    let dir = temp_dir();
+    let external_id = "byos-0123456789abcdef0123456789abcdef";
+    let (code, trust, stderr) = byos(&[
+        "aws",
+        "trust-policy",
+        "--principal",
+        "arn:aws:sts::123456789012:assumed-role/byos-server/i-0abc",
+        "--external-id",
+        external_id,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let parsed: Value = serde_json::from_str(&trust).unwrap_or_else(|e| panic!("{e}: {trust}"));
+    assert_eq!(parsed["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::123456789012:role/byos-server");
+    assert_eq!(parsed["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"], external_id);
+    let file = dir.path().join("trust.json");
+    std::fs::write(&file, &trust).unwrap_or_else(|e| panic!("{e}"));
+    let document = format!("file://{}", file.display());
+    let (ok, out) = aws_cli(
+        &moto,
+        &["iam", "create-role", "--role-name", "byos-access", "--assume-role-policy-document", &document],
+    );
+    assert!(ok && out.contains("sts:ExternalId"), "{out}");
+
+    let (code, _, stderr) = byos(&["aws", "trust-policy", "--principal", "byos", "--external-id", external_id]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--principal"), "{stderr}");
+    let (code, _, stderr) =
+        byos(&["aws", "trust-policy", "--principal", "arn:aws:iam::123456789012:user/u", "--external-id", "a b"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--external-id"), "{stderr}");
 }
 
 #[test]

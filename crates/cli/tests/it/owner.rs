@@ -155,7 +155,11 @@ fn bootstrap_twice_then_the_doctor_passes_and_moto_agrees() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(with_result(&report, "fail"), Vec::<String>::new(), "{report}");
     assert_eq!(with_result(&report, "warn"), Vec::<String>::new(), "{report}");
-    assert_eq!(with_result(&report, "skip"), ["kms-key-in-region", "kms-key-usable", "copy-role-allowed"], "{report}");
+    assert_eq!(
+        with_result(&report, "skip"),
+        ["role-requires-external-id", "kms-key-in-region", "kms-key-usable", "copy-role-allowed"],
+        "{report}"
+    );
 
     // The evaluator's verdicts agree with moto's own IAM enforcement for the platform's key: an
     // admin keeps the owner's tools working once enforcement is on.

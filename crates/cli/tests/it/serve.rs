@@ -234,7 +234,8 @@ async fn postgres_backend_serves_the_same_api() {
         reqwest::Method::POST,
         &server.url("/api/v1/storage-credentials"),
         &token,
-        Some(json!({"name": "pg role", "type": "aws-role", "roleArn": "arn:aws:iam::123456789012:role/byos", "externalId": "ext-e2e-4411"})),
+        Some(json!({"name": "pg key", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                    "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYe2eSECRETKEY"})),
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -289,6 +290,7 @@ async fn a_configuration_heals_through_the_background_check() {
         endpoint_url: Some(moto.url().to_owned()),
         static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
         profile: None,
+        sts_endpoint_url: None,
     })
     .await;
     aws.setup("eu-central-1").create_bucket("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));
@@ -337,7 +339,7 @@ async fn a_configuration_heals_through_the_background_check() {
         }
     };
     let ready = wait("ready").await;
-    assert_eq!(ready["validation"]["checks"].as_array().map(Vec::len), Some(13), "{ready}");
+    assert_eq!(ready["validation"]["checks"].as_array().map(Vec::len), Some(15), "{ready}");
 
     let s3 = aws.own_bucket_access("eu-central-1");
     let mut config = s3.notifications("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));

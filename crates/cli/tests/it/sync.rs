@@ -36,6 +36,7 @@ impl World {
             endpoint_url: Some(moto.url().to_owned()),
             static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
             profile: None,
+            sts_endpoint_url: None,
         })
         .await;
         aws.setup(REGION).create_bucket(BUCKET).await.unwrap_or_else(|e| panic!("{e}"));
@@ -467,4 +468,67 @@ async fn replicas_on_postgres_share_the_queue() {
     let (first, other) = (applied(&world.server).await, applied(&second).await);
     assert_eq!(first + other, records.len() as u64, "each record applied once: {first} + {other}");
     assert!(first > 0 && other > 0, "both replicas took a share: {first} and {other}");
+}
+
+/// A server killed (SIGKILL) while it reconciles a large project leaves that run marked running.
+/// The restarted server finds it without a holder once its lease has expired, records it
+/// interrupted, reconciles the project again to its end, and the periodic reconciles go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
+    let settings = [("BYOS__SERVER__LEASE_SECONDS", "3"), ("BYOS__SYNC__RECONCILE_INTERVAL_SECONDS", "2")];
+    let mut world = World::with(&settings).await;
+    const KEYS: usize = 4_000;
+    let access = world.aws.own_bucket_access(REGION);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut uploads = tokio::task::JoinSet::new();
+    for i in 0..KEYS {
+        let (access, permits) = (access.clone(), permits.clone());
+        uploads.spawn(async move {
+            let _permit = permits.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            let key = format!("data/big/part-{:02}/object-{i:05}.txt", i % 40);
+            access.put_object(BUCKET, &key, b"x".to_vec(), None).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let created = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "big", "region": REGION, "storageConfigurationId": world.configuration, "folder": "big"}),
+        )
+        .await;
+    // The import is recorded running before the answer; it lists 4 pages, and the kill comes now.
+    assert_eq!(created["import"]["status"], "running", "{created}");
+    world.kill_and_restart();
+    let import: uuid::Uuid = created["import"]["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_default();
+    let project = created["id"].as_str().unwrap_or_default().to_owned();
+
+    let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
+    let store =
+        byos_catalog::Store::open(&options, &world.dir.path().join("data")).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let killed = loop {
+        let run = store.sync.get_reconcile(import).await.unwrap_or_else(|e| panic!("{e}"));
+        if run.status != byos_catalog::ReconcileStatus::Running {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the killed run is still marked running after 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(killed.status, byos_catalog::ReconcileStatus::Interrupted, "{killed:?}");
+    assert!(killed.listed < KEYS as u64, "the import had finished before the kill: {killed:?}");
+
+    // A new run lists the whole folder; the periodic ones come after it.
+    let reconcile = format!("/api/v1/projects/{project}/reconcile");
+    let first = world
+        .wait(&reconcile, |r| r["status"] == "finished" && r["listed"] == KEYS, "a new run listed everything")
+        .await;
+    assert_ne!(first["id"], json!(import.to_string()));
+    let later = world
+        .wait(&reconcile, |r| r["status"] == "finished" && r["id"] != first["id"], "a periodic run after it")
+        .await;
+    assert_eq!(later["reason"], "periodic", "{later}");
+    assert_eq!(later["listed"], KEYS, "{later}");
+    store.close().await;
 }
