@@ -1,5 +1,8 @@
 //! Who is calling: bearer tokens, looked up by their hash, and the two roles.
 //!
+//! A token past its `expiresAt` is refused with `token-expired`, which says so and how to get
+//! a new one, rather than as unknown.
+//!
 //! Handlers say what they need by their arguments: [`Principal`] for any valid token, [`Admin`]
 //! for System Settings. A handler without either is public; the authorization test walks every
 //! route of the OpenAPI document to keep that list short and right.
@@ -10,6 +13,7 @@ use axum::http::request::Parts;
 use byos_catalog::StoreError;
 use byos_domain::{Problem, Role};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -46,7 +50,12 @@ impl FromRequestParts<AppState> for Principal {
             .map(|(_, token)| token.trim())
             .ok_or_else(|| Problem::unauthenticated("the Authorization header is not 'Bearer <token>'"))?;
         let hash = byos_secrets::hash_token(presented);
-        match state.store().tokens.authenticate(&hash, OffsetDateTime::now_utc()).await {
+        let now = OffsetDateTime::now_utc();
+        match state.store().tokens.authenticate(&hash, now).await {
+            Ok(token) if token.is_expired(now) => {
+                let at = token.expires_at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
+                Err(Problem::token_expired(&at).into())
+            }
             Ok(token) => Ok(Principal { token_id: token.id, role: token.role, projects: token.projects }),
             Err(StoreError::NotFound) => {
                 Err(Problem::unauthenticated("the token is not known; it may have been deleted").into())

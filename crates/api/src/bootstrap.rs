@@ -3,7 +3,7 @@
 
 use byos_catalog::{NewToken, Store, StoreError, Token};
 use byos_domain::{Role, TokenName};
-use byos_secrets::{ApiToken, MasterKey};
+use byos_secrets::{ApiToken, MasterKey, OperatorTokenError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ pub enum BootstrapError {
     )]
     WrongMasterKey { given: String, stored: String },
     #[error("BYOS_ADMIN_TOKEN is not usable: {0}")]
-    BadPresetToken(&'static str),
+    BadPresetToken(OperatorTokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -66,6 +66,7 @@ pub async fn ensure_admin_token(store: &Store, preset: Option<&str>) -> Result<O
         hint: token.hint(),
         created_at: OffsetDateTime::now_utc(),
         last_used_at: None,
+        expires_at: None,
     };
     store.tokens.insert_token(&NewToken { token: record, hash: token.hash() }).await?;
     Ok(Some(FirstStart { token, preset: preset.is_some() }))

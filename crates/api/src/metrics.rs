@@ -1,8 +1,13 @@
 //! Prometheus metrics: requests and latency per route, served as text at `/metrics`.
+//!
+//! Every label value comes from a closed set (a known method or `other`, a route pattern or
+//! `unmatched`, a status the server itself answered), so that no request, authenticated or not,
+//! can add series without bound.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,14 +20,14 @@ use crate::AppState;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -61,10 +66,29 @@ impl Metrics {
         out
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    fn observe(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         let route = route.to_owned();
-        self.requests.get_or_create(&RequestLabels { method: method.to_owned(), route: route.clone(), status }).inc();
-        self.latency.get_or_create(&RouteLabels { method: method.to_owned(), route }).observe(seconds);
+        self.requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
+        self.latency.get_or_create(&RouteLabels { method, route }).observe(seconds);
+    }
+}
+
+/// The method as a label: HTTP's standard methods by name, any other as `other`. A client may
+/// send any token as a method (`curl -X Z1`), and each distinct value would otherwise be a new
+/// counter and histogram kept for the life of the process.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
     }
 }
 
@@ -78,7 +102,7 @@ pub(crate) async fn track(State(state): State<AppState>, request: Request, next:
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    state.metrics().observe(method.as_str(), &route, status, elapsed.as_secs_f64());
+    state.metrics().observe(&method, &route, status, elapsed.as_secs_f64());
     tracing::info!(
         method = %method,
         route,

@@ -58,7 +58,7 @@ pub enum Conflict {
     /// `users` are the names of the `used_by` (such as `project`) that use it.
     #[error("{resource} {name:?} is used by {used_by} {users:?}")]
     InUse { resource: &'static str, name: String, used_by: &'static str, users: Vec<String> },
-    #[error("token {name:?} is the last admin token")]
+    #[error("token {name:?} is the last admin token that does not expire")]
     LastAdminToken { name: String },
     /// Another configuration already owns an overlapping part of the bucket.
     #[error("storage configuration {name:?} already uses an overlapping prefix of {bucket}")]
@@ -209,11 +209,13 @@ pub trait LeaseStore: Send + Sync {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn insert_token(&self, token: &NewToken) -> Result<()>;
-    /// The token whose value hashes to `hash`; notes that it was used.
+    /// The token whose value hashes to `hash`, expired or not ([`Token::is_expired`]); notes
+    /// that it was used unless it has expired.
     async fn authenticate(&self, hash: &str, now: OffsetDateTime) -> Result<Token>;
     async fn get_token(&self, id: Uuid) -> Result<Token>;
     async fn list_tokens(&self) -> Result<Vec<Token>>;
-    /// Deletes a token, unless it is the last admin token ([`Conflict::LastAdminToken`]).
+    /// Deletes a token, unless it is the last admin token that does not expire
+    /// ([`Conflict::LastAdminToken`]).
     async fn delete_token(&self, id: Uuid) -> Result<()>;
     async fn count_tokens(&self) -> Result<u64>;
 }

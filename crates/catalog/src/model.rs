@@ -95,6 +95,15 @@ pub struct Token {
     pub hint: String,
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
+    /// When the token stops working; never when `None`.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Token {
+    /// Whether the token no longer works at `now`: it expires at the instant it names.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A token to store: the record and the hash of its value.

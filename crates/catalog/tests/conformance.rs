@@ -85,6 +85,7 @@ conformance!(
     one_default_per_region_under_contention,
     validation_outcomes_are_recorded,
     tokens_authenticate_by_hash,
+    tokens_expire,
     the_last_admin_token_stays,
     meta_values_are_set_once,
     data_survives_reopening,
@@ -173,6 +174,7 @@ fn token(role: Role) -> (NewToken, String) {
         hint: value[..9].to_owned(),
         created_at: now(),
         last_used_at: None,
+        expires_at: None,
     };
     (NewToken { token, hash: hash.clone() }, hash)
 }
@@ -420,6 +422,32 @@ async fn tokens_authenticate_by_hash(f: Fixture) {
     assert!(ids.contains(&admin.token.id) && ids.contains(&member.token.id));
 }
 
+async fn tokens_expire(f: Fixture) {
+    let s = &f.store;
+    let at = now();
+    let (mut lasting, lasting_hash) = token(Role::Member);
+    lasting.token.expires_at = Some(at + time::Duration::days(30));
+    let (mut expired, expired_hash) = token(Role::Admin);
+    expired.token.expires_at = Some(at);
+    for t in [&lasting, &expired] {
+        s.tokens.insert_token(t).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(s.tokens.get_token(lasting.token.id).await.ok(), Some(lasting.token.clone()));
+    let listed = s.tokens.list_tokens().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(listed.contains(&expired.token), "{listed:?}");
+
+    let found = s.tokens.authenticate(&lasting_hash, at).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!found.is_expired(at));
+    assert_eq!(s.tokens.get_token(lasting.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
+    assert!(found.is_expired(at + time::Duration::days(30)), "a token expires at the instant it names");
+
+    // An expired token is still found, so that the caller can say it expired, but its use is
+    // not noted.
+    let found = s.tokens.authenticate(&expired_hash, at).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((found.id, found.is_expired(at)), (expired.token.id, true));
+    assert_eq!(s.tokens.get_token(expired.token.id).await.ok().and_then(|t| t.last_used_at), None);
+}
+
 async fn the_last_admin_token_stays(f: Fixture) {
     let s = &f.store;
     let (first, _) = token(Role::Admin);
@@ -433,6 +461,15 @@ async fn the_last_admin_token_stays(f: Fixture) {
     let refused = s.tokens.delete_token(second.token.id).await;
     assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))), "{refused:?}");
     assert!(matches!(s.tokens.delete_token(first.token.id).await, Err(StoreError::NotFound)));
+    assert_eq!(s.tokens.count_tokens().await.ok(), Some(1));
+
+    // Admin tokens that expire do not count: they would all stop working one day.
+    let (mut expiring, _) = token(Role::Admin);
+    expiring.token.expires_at = Some(now() + time::Duration::days(1));
+    s.tokens.insert_token(&expiring).await.unwrap_or_else(|e| panic!("{e}"));
+    let refused = s.tokens.delete_token(second.token.id).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))), "{refused:?}");
+    s.tokens.delete_token(expiring.token.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(1));
 }
 

@@ -227,6 +227,13 @@ catalogue! {
         message: "A valid bearer token is required: {message}",
         fix: "Send `Authorization: Bearer <token>` with a token from the admin-token file or from /api/v1/tokens.",
     }
+    TokenExpired {
+        type: "Unauthenticated",
+        code: "token-expired",
+        status: 401,
+        message: "A valid bearer token is required: the token expired at {expiresAt}; ask an admin for a new one (POST /api/v1/tokens)",
+        fix: "An expired token cannot be renewed. An admin creates a new one with POST /api/v1/tokens (with a later expiresAt, or none); send it as `Authorization: Bearer <token>`.",
+    }
     NotFound {
         type: "Not Found",
         code: "not-found",
@@ -336,8 +343,8 @@ catalogue! {
         type: "Conflict",
         code: "last-admin-token",
         status: 409,
-        message: "Token '{name}' is the last admin token and cannot be deleted",
-        fix: "Create another admin token first.",
+        message: "Token '{name}' is the last admin token that does not expire, and cannot be deleted",
+        fix: "Create another admin token without expiresAt first: once admin tokens that expire have expired, nothing else could reach System Settings.",
     }
     CredentialKindMismatch {
         type: "Invalid Parameter",
@@ -476,6 +483,11 @@ impl Problem {
         Problem::new(ErrorCode::Unauthenticated, &[("message", message)])
     }
 
+    /// A token that expired at `expires_at` (RFC 3339).
+    pub fn token_expired(expires_at: &str) -> Problem {
+        Problem::new(ErrorCode::TokenExpired, &[("expiresAt", expires_at)])
+    }
+
     pub fn internal(error_id: &str) -> Problem {
         Problem::new(ErrorCode::Internal, &[("errorId", error_id)])
     }
@@ -587,6 +599,7 @@ mod tests {
             Problem::not_found("Storage credential", "x"),
             Problem::invalid_request("m"),
             Problem::unauthenticated("m"),
+            Problem::token_expired("2030-01-02T03:04:05Z"),
             Problem::internal("e"),
             Problem::from(ErrorCode::MissingBucketName),
         ];
@@ -600,6 +613,7 @@ mod tests {
             Storage credential 'x' does not exist
             Invalid request: m
             A valid bearer token is required: m
+            A valid bearer token is required: the token expired at 2030-01-02T03:04:05Z; ask an admin for a new one (POST /api/v1/tokens)
             Internal error e
             Missing bucket name for storage container
         "#]]

@@ -143,6 +143,51 @@ pub fn generate_external_id() -> String {
     format!("byos-{}", hex(&bytes))
 }
 
+/// The fewest bits of entropy a token chosen by an operator must carry, as many as a random
+/// UUID's and half of a generated token's.
+pub const MIN_OPERATOR_TOKEN_BITS: u32 = 128;
+
+/// Why a token chosen by an operator is refused. Each message says how to make a good one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorTokenError {
+    #[error("a token is printable ASCII characters without spaces; make one with `openssl rand -base64 32`")]
+    NotPrintable,
+    #[error(
+        "a token must carry at least {MIN_OPERATOR_TOKEN_BITS} bits of entropy, and this one carries about {bits} \
+         ({length} characters from an alphabet of {alphabet}); make one with `openssl rand -base64 32`"
+    )]
+    TooWeak { bits: u32, length: usize, alphabet: u32 },
+}
+
+/// An estimate of a token's entropy in bits, and the size of the alphabet it assumes: the
+/// length times log2 of the alphabet the characters come from. The alphabet is the smallest of
+/// decimal digits (10), hexadecimal digits of one case (16), or else the union of the classes
+/// the token uses: lowercase (26), uppercase (26), digits (10) and the other printable ASCII
+/// characters (32). A token chosen at random from its alphabet carries this much; a word or a
+/// pattern carries less, which no estimate can see.
+pub fn estimated_bits(value: &str) -> (f64, u32) {
+    let all = |f: fn(&u8) -> bool| value.bytes().all(|b| f(&b));
+    let alphabet = if all(u8::is_ascii_digit) {
+        10
+    } else if all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        || all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+    {
+        16
+    } else {
+        let any = |f: fn(&u8) -> bool| value.bytes().any(|b| f(&b));
+        let classes = [
+            (any(u8::is_ascii_lowercase), 26),
+            (any(u8::is_ascii_uppercase), 26),
+            (any(u8::is_ascii_digit), 10),
+            (any(|b| !b.is_ascii_alphanumeric()), 32),
+        ];
+        classes.iter().filter(|(used, _)| *used).map(|(_, size)| size).sum()
+    };
+    let length = value.chars().count() as f64;
+    (length * f64::from(alphabet).log2(), alphabet)
+}
+
 /// A bearer token in clear: shown once when created, never stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken(String);
@@ -157,12 +202,19 @@ impl ApiToken {
         ApiToken(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    /// A token chosen by an operator (`BYOS_ADMIN_TOKEN`). It must be long enough to resist
-    /// guessing.
-    pub fn from_operator(value: &str) -> Result<ApiToken, &'static str> {
+    /// A token chosen by an operator (`BYOS_ADMIN_TOKEN`). It must carry at least
+    /// [`MIN_OPERATOR_TOKEN_BITS`], estimated from its length and its alphabet
+    /// ([`estimated_bits`]): it guards every admin route, so no guess may have a chance.
+    pub fn from_operator(value: &str) -> Result<ApiToken, OperatorTokenError> {
         let value = value.trim();
-        if value.len() < 24 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("a token is at least 24 printable characters without spaces");
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(OperatorTokenError::NotPrintable);
+        }
+        let (bits, alphabet) = estimated_bits(value);
+        if bits < f64::from(MIN_OPERATOR_TOKEN_BITS) {
+            // Rounded down, so that the message never claims the minimum for a token below it.
+            let bits = bits.floor() as u32;
+            return Err(OperatorTokenError::TooWeak { bits, length: value.len(), alphabet });
         }
         Ok(ApiToken(value.to_owned()))
     }
@@ -276,8 +328,39 @@ mod tests {
         assert_eq!(t.hash(), hash_token(t.expose()));
         assert_eq!(t.hash().len(), 64);
         assert!(!format!("{t:?}").contains(t.expose()));
-        assert!(ApiToken::from_operator("short").is_err());
         assert!(ApiToken::from_operator("with space but long enough!!").is_err());
         assert!(ApiToken::from_operator("an-operator-chosen-token-123").is_ok());
+    }
+
+    /// Operators' tokens carry at least 128 bits by the estimate: length times log2 of the
+    /// alphabet.
+    #[test]
+    fn operator_tokens_carry_128_bits() {
+        let check = |value: &str| match ApiToken::from_operator(value) {
+            Ok(_) => "accepted".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        // `openssl rand -base64 32`, `-hex 16` and `-hex 32`, and a generated token.
+        assert_eq!(check("q3Yh0x8Tl1b7Z0cJm2Wf5nRr8kXyGv4sPz6aDuE1tQ0="), "accepted");
+        assert_eq!(check("9f86d081884c7d659a2feaa0c55ad015"), "accepted");
+        assert_eq!(check(&"A1".repeat(32)), "accepted");
+        assert_eq!(check(ApiToken::generate().expose()), "accepted");
+        // 28 lowercase letters are 131 bits; 27 are 126.
+        assert_eq!(check(&"x".repeat(28)), "accepted");
+        assert_eq!(
+            check(&"x".repeat(27)),
+            "a token must carry at least 128 bits of entropy, and this one carries about 126 (27 characters \
+             from an alphabet of 26); make one with `openssl rand -base64 32`"
+        );
+        // Twenty-four characters were once enough; of one class they are not.
+        assert!(check("abcdefghijklmnopqrstuvwx").contains("about 112 (24 characters from an alphabet of 26)"));
+        assert!(check(&"7".repeat(38)).contains("about 126 (38 characters from an alphabet of 10)"));
+        assert!(check("deadbeefdeadbeefdeadbeefdeadbee").contains("an alphabet of 16"));
+        assert!(check("short").contains("about 23"));
+        assert_eq!(
+            check(" "),
+            "a token is printable ASCII characters without spaces; make one with `openssl rand -base64 32`"
+        );
+        assert_eq!(estimated_bits("aZ9-").1, 94);
     }
 }

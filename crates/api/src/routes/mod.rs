@@ -10,6 +10,9 @@ mod projects;
 mod reference;
 mod tokens;
 
+use axum::http::HeaderValue;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,6 +40,19 @@ fn now() -> OffsetDateTime {
 /// A time as the API shows it: RFC 3339 in UTC.
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A response whose body carries a secret (a new token's value, vended credentials): sent with
+/// `Cache-Control: no-store`, so that no browser, proxy or client cache keeps a copy of it.
+#[derive(Debug)]
+pub(crate) struct NoStore<T>(pub(crate) T);
+
+impl<T: IntoResponse> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 }
 
 /// A list response: `{"items": [...]}`, so that paging can be added without breaking clients.

@@ -6,6 +6,7 @@ mod authorization;
 mod bad_input;
 mod configurations;
 mod credentials;
+mod metrics;
 mod projects;
 mod reference;
 mod support;

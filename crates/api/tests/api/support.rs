@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use byos_api::AppState;
 use byos_catalog::{Store, StoreOptions};
 use byos_domain::RegionTable;
@@ -65,6 +65,7 @@ pub(crate) struct TestApp {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     pub(crate) body: Value,
     pub(crate) text: String,
 }
@@ -143,11 +144,12 @@ impl TestApp {
     pub(crate) async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(text.clone());
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body, text }
+        Reply { status, headers, body, text }
     }
 
     /// A request with a token (or none) and a JSON body (or none).
@@ -202,6 +204,14 @@ impl TestApp {
     pub(crate) fn all_responses(&self) -> String {
         self.responses.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
     }
+}
+
+/// A fresh SQLite store that has never been started on, and the directory that holds it.
+pub(crate) async fn empty_store() -> (Store, TempDir) {
+    let dir = temp_dir();
+    let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
+    let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open: {e:?}"));
+    (store, dir)
 }
 
 #[track_caller]

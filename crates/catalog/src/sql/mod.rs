@@ -22,7 +22,7 @@ pub(crate) const CREDENTIAL_COLUMNS: &str =
 pub(crate) const CONFIGURATION_COLUMNS: &str = "id, name, region, bucket, key_prefix, credential_id, \
     sse_algorithm, sse_kms_key_arn, default_for_region, status, versioning, validation, \
     error_code, error_message, last_verified_at, last_used_at, created_at, updated_at, next_check_at, check_failures, bucket_account";
-pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at";
+pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at, expires_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct CredentialRow {
@@ -70,6 +70,7 @@ pub(crate) struct TokenRow {
     hint: String,
     created_at: i64,
     last_used_at: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 pub(crate) fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> StoreError {
@@ -182,6 +183,7 @@ impl TryFrom<TokenRow> for Token {
             hint: row.hint,
             created_at: from_millis(T, row.created_at)?,
             last_used_at: row.last_used_at.map(|ms| from_millis(T, ms)).transpose()?,
+            expires_at: row.expires_at.map(|ms| from_millis(T, ms)).transpose()?,
         })
     }
 }
@@ -513,8 +515,9 @@ macro_rules! impl_stores {
             async fn insert_token(&self, t: &$crate::NewToken) -> $crate::Result<()> {
                 let token = &t.token;
                 sqlx::query(
-                    "INSERT INTO api_tokens (id, name, role, projects, token_hash, hint, created_at, last_used_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO api_tokens \
+                     (id, name, role, projects, token_hash, hint, created_at, last_used_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(token.id.to_string())
                 .bind(token.name.as_str())
@@ -524,6 +527,7 @@ macro_rules! impl_stores {
                 .bind(&token.hint)
                 .bind($crate::millis(token.created_at))
                 .bind(token.last_used_at.map($crate::millis))
+                .bind(token.expires_at.map($crate::millis))
                 .execute(self.write_pool())
                 .await?;
                 Ok(())
@@ -533,9 +537,10 @@ macro_rules! impl_stores {
                 let sql = format!("SELECT {} FROM api_tokens WHERE token_hash = $1", $crate::sql::TOKEN_COLUMNS);
                 let row: $crate::sql::TokenRow = sqlx::query_as(&sql).bind(hash).fetch_one(&self.pool).await?;
                 let token: $crate::Token = row.try_into()?;
-                // Note the use at most once a minute, so that reads stay reads.
+                // Note the use at most once a minute, so that reads stay reads. An expired token
+                // is refused by the caller: presenting it is no use.
                 let now_ms = $crate::millis(now);
-                if token.last_used_at.is_none_or(|t| now_ms - $crate::millis(t) >= 60_000) {
+                if !token.is_expired(now) && token.last_used_at.is_none_or(|t| now_ms - $crate::millis(t) >= 60_000) {
                     sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
                         .bind(token.id.to_string())
                         .bind(now_ms)
@@ -561,17 +566,22 @@ macro_rules! impl_stores {
             async fn delete_token(&self, id: uuid::Uuid) -> $crate::Result<()> {
                 let mut tx = self.begin_write().await?;
                 Self::lock_table(&mut tx, "api_tokens").await?;
-                let found: Option<(String, String)> = sqlx::query_as("SELECT name, role FROM api_tokens WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some((name, role)) = found else {
+                let found: Option<(String, String, Option<i64>)> =
+                    sqlx::query_as("SELECT name, role, expires_at FROM api_tokens WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some((name, role, expires_at)) = found else {
                     return Err($crate::StoreError::NotFound);
                 };
-                if role == "admin" {
-                    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE role = 'admin'")
-                        .fetch_one(&mut *tx)
-                        .await?;
+                // Admin tokens that expire will all stop working one day: an admin token that
+                // does not expire must stay, or System Settings could be locked for good.
+                if role == "admin" && expires_at.is_none() {
+                    let admins: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM api_tokens WHERE role = 'admin' AND expires_at IS NULL",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
                     if admins <= 1 {
                         return Err($crate::Conflict::LastAdminToken { name }.into());
                     }

@@ -59,8 +59,9 @@ pub(crate) struct BootstrapArgs {
     /// Print what would change, and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Also create the storage credential and configuration on this byos server.
-    #[arg(long, value_name = "URL")]
+    /// Also create the storage credential and configuration on this byos server (https://, or
+    /// http:// on this machine).
+    #[arg(long, value_name = "URL", value_parser = register::server_url)]
     pub(crate) register: Option<String>,
     /// An admin token of the byos server, for --register.
     #[arg(long, env = "BYOS_TOKEN", hide_env_values = true, requires = "register")]

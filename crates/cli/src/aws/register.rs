@@ -1,7 +1,11 @@
 //! `bootstrap --register URL`: creates the storage credential and the storage configuration on a
 //! byos server over its REST API, then waits for the first validation and shows its report. A
 //! configuration of the same bucket and prefix that already exists is left as it is.
+//!
+//! The requests carry an admin token and the access key's secret, so the server must be
+//! `https://`; plain `http://` is accepted only on this machine's loopback.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -22,6 +26,33 @@ pub(crate) struct Target<'a> {
     pub(crate) prefix: Option<&'a KeyPrefix>,
     pub(crate) kms_key: Option<&'a KmsKeyArn>,
     pub(crate) user: &'a str,
+}
+
+/// The `--register` URL, checked when the arguments are parsed (a refusal is a usage error):
+/// `https://`, or `http://` to a loopback host (127.0.0.0/8, ::1, localhost). Anywhere else the
+/// admin token and the access key's secret would cross the network in clear.
+pub(crate) fn server_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("not a URL ({e}); give the server's, such as https://byos.example.com"))?;
+    match url.scheme() {
+        "https" => Ok(text.to_owned()),
+        "http" if is_loopback(&url) => Ok(text.to_owned()),
+        "http" => Err(format!(
+            "plain http:// is accepted only for a server on this machine (127.0.0.0/8, ::1, localhost), \
+             and {} is not: the admin token and the access key's secret would cross the network in clear; \
+             use the server's https:// URL",
+            url.host_str().unwrap_or_default()
+        )),
+        other => Err(format!("the server's URL is https:// (or http:// on this machine), not {other}://")),
+    }
+}
+
+/// Whether the URL's host is this machine's loopback. The URL parser has already put IP
+/// addresses in their canonical form (`127.1` is `127.0.0.1`); an IPv6 host is in brackets.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// A thin client of the byos REST API.
@@ -154,5 +185,43 @@ async fn wait_for_validation(api: &Api, id: &str, steps: &Steps) -> anyhow::Resu
             bail!("the server has not validated the configuration after 60 s; look at {path}");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_url;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for accepted in [
+            "https://byos.example.com",
+            "https://203.0.113.7:8443/",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://127.1:8080",
+            "http://[::1]:8080/",
+            "http://[::ffff:127.0.0.1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            assert_eq!(server_url(accepted).as_deref(), Ok(accepted));
+        }
+        for refused in [
+            "http://byos.example.com",
+            "http://10.0.0.5:8080",
+            "http://0.0.0.0:8080",
+            "http://[::]:8080",
+            "http://localhost.example.com",
+            "http://128.0.0.1",
+        ] {
+            let message = server_url(refused).err().unwrap_or_default();
+            assert!(
+                message.starts_with("plain http:// is accepted only for a server on this machine"),
+                "{refused}: {message}"
+            );
+        }
+        assert!(server_url("ftp://localhost").is_err_and(|m| m.contains("not ftp://")));
+        assert!(server_url("byos.example.com").is_err_and(|m| m.starts_with("not a URL")));
     }
 }

@@ -427,6 +427,25 @@ fn missing_credentials_unreachable_endpoints_and_profiles() {
     ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("must be in its region"), "{stderr}");
+    // The token and the secret never go to another machine in clear: a usage error. (0.0.0.0
+    // stands for a remote host; were it let through, the connection would stay on this machine.)
+    let (code, _, stderr) = owner.byos(&[
+        "bootstrap",
+        "--bucket",
+        BUCKET,
+        "--region",
+        REGION,
+        "--dry-run",
+        "--register",
+        "http://0.0.0.0:9",
+        "--token",
+        "byos_unused",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'http://0.0.0.0:9' for '--register <URL>': plain http:// is accepted only"),
+        "{stderr}"
+    );
 }
 
 #[test]
