@@ -248,6 +248,35 @@ async fn postgres_backend_serves_the_same_api() {
     assert!(log.contains("Postgres"), "{log}");
 }
 
+/// `database.url` with `sslmode=verify-full` and `sslrootcert`: the server starts over TLS with
+/// the right authority and refuses to start, saying why, with another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_verified_tls() {
+    let postgres = byos_test_support::ThrowawayPostgres::start_with_tls();
+    let dir = temp_dir();
+    let url = |ca: &Path| format!("{}?sslmode=verify-full&sslrootcert={}", postgres.url(), ca.display());
+    let verified = url(&postgres.ca_certificate());
+    let server = Server::start(dir.path(), &[("BYOS__DATABASE__URL", &verified)], &[]);
+    let ready = client().get(server.url("/readyz")).send().await.map(|r| r.status().as_u16()).ok();
+    assert_eq!(ready, Some(200));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    let output = byos()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BYOS__DATABASE__URL", url(&postgres.unrelated_ca_certificate()))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not connect to the database at")
+            && stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_configuration_fails_at_start_with_its_key() {
     let dir: TempDir = temp_dir();
