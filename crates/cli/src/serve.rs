@@ -99,31 +99,45 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the data directory, readable by its owner only, if it does not exist.
+/// Creates the data directory, readable by its owner only, if it does not exist, and warns
+/// when an existing one is open to others: its files are private, but their names and sizes
+/// are not, and a directory others may write to lets them swap files.
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata =
+            std::fs::metadata(dir).with_context(|| format!("reading the data directory {}", dir.display()))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:04o}"),
+                "the data directory is open to others than its owner; make it private: chmod 700 {}",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The master key: `BYOS_MASTER_KEY` (base64), or the file `BYOS_MASTER_KEY_FILE` names, or
-/// `master.key` in the data directory, created on first start.
+/// `master.key` in the data directory, created on first start. A key file must be private to
+/// its owner (mode 0600 or 0400).
 fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     let from_env = std::env::var("BYOS_MASTER_KEY").ok().filter(|v| !v.is_empty());
     let from_file = std::env::var("BYOS_MASTER_KEY_FILE").ok().filter(|v| !v.is_empty());
     match (from_env, from_file) {
         (Some(_), Some(_)) => bail!("set BYOS_MASTER_KEY or BYOS_MASTER_KEY_FILE, not both"),
         (Some(value), None) => MasterKey::from_base64(&value).context("BYOS_MASTER_KEY"),
-        (None, Some(path)) => {
-            let value =
-                std::fs::read_to_string(&path).with_context(|| format!("reading BYOS_MASTER_KEY_FILE {path}"))?;
-            MasterKey::from_base64(&value).with_context(|| format!("BYOS_MASTER_KEY_FILE {path}"))
-        }
+        (None, Some(path)) => MasterKey::from_file(Path::new(&path)).context("BYOS_MASTER_KEY_FILE"),
         (None, None) => {
             let path = settings.path_in_data_dir(MASTER_KEY_FILE);
             let (key, created) = MasterKey::load_or_create(&path)?;

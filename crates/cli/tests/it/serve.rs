@@ -17,8 +17,19 @@ pub(crate) struct Server {
 }
 
 fn byos() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_byos"));
-    // The test's own environment must not leak into the server's configuration.
+    without_test_environment(Command::new(env!("CARGO_BIN_EXE_byos")))
+}
+
+/// `byos` started by a shell that sets the umask first, as an operator's shell or a service
+/// manager does: files byos creates must be private whatever it is.
+fn byos_with_umask(umask: u32) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", &format!("umask {umask:03o} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_byos")]);
+    without_test_environment(command)
+}
+
+/// The test's own environment must not leak into the server's configuration.
+fn without_test_environment(mut command: Command) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("BYOS_") || key == "RUST_LOG" {
             command.env_remove(key);
@@ -29,10 +40,13 @@ fn byos() -> Command {
 
 impl Server {
     pub(crate) fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        Server::start_with(byos(), dir, env, extra)
+    }
+
+    fn start_with(mut command: Command, dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let stdout = dir.join(format!("stdout-{run}"));
         let stderr = dir.join(format!("stderr-{run}"));
-        let mut command = byos();
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
@@ -214,10 +228,74 @@ async fn another_master_key_is_refused() {
 
     // The key from a file works like the one from the environment.
     let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{first}\n")).unwrap_or_else(|e| panic!("{e}"));
+    byos_secrets::write_private_file(&key_file, format!("{first}\n").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let key_path = key_file.display().to_string();
     let (status, _) = Server::start(dir.path(), &[("BYOS_MASTER_KEY_FILE", &key_path)], &[]).terminate();
     assert!(status.success());
+}
+
+/// Under an operator's usual umask (022), every file byos creates in the data directory is
+/// private, the SQLite database's log and shared memory included; a data directory others can
+/// read is named in a warning; a master key file others can read stops the start.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_the_data_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap_or_else(|e| panic!("{e}"));
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    chmod(&data, 0o755);
+    let server = Server::start_with(byos_with_umask(0o022), dir.path(), &[], &[]);
+    // The store is open: SQLite's log and shared memory exist until it closes.
+    let files = ["master.key", "admin-token", "byos.sqlite3", "byos.sqlite3-wal", "byos.sqlite3-shm"];
+    let modes: Vec<(&str, String)> =
+        files.iter().map(|name| (*name, format!("{:o}", mode(&data.join(name))))).collect();
+    let private: Vec<(&str, String)> = files.iter().map(|name| (*name, "600".to_owned())).collect();
+    assert_eq!(modes, private);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    let warning =
+        format!("the data directory is open to others than its owner; make it private: chmod 700 {}", data.display());
+    assert!(log.contains(&warning), "no warning about the data directory:\n{log}");
+
+    let refused = |env: &[(&str, &str)]| {
+        let output = byos()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let key = data.join("master.key");
+    chmod(&key, 0o644);
+    let (code, stderr) = refused(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let shown = key.display();
+    assert!(
+        stderr.contains(&format!(
+            "the master key file {shown} is open to others than its owner (mode 0644); make it private: chmod 600 {shown}"
+        )),
+        "{stderr}"
+    );
+
+    let key_file = dir.path().join("key");
+    std::fs::copy(&key, &key_file).unwrap_or_else(|e| panic!("{e}"));
+    chmod(&key_file, 0o640);
+    let key_path = key_file.display().to_string();
+    let (code, stderr) = refused(&[("BYOS_MASTER_KEY_FILE", &key_path)]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("BYOS_MASTER_KEY_FILE") && stderr.contains(&format!("chmod 600 {key_path}")), "{stderr}");
+
+    chmod(&key_file, 0o600);
+    chmod(&data, 0o700);
+    let (status, log) = Server::start(dir.path(), &[("BYOS_MASTER_KEY_FILE", &key_path)], &[]).terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("open to others"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
