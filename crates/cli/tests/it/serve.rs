@@ -298,6 +298,96 @@ async fn files_in_the_data_directory_are_private() {
     assert!(!log.contains("open to others"), "{log}");
 }
 
+/// Sends `GET path` on an open connection and reads one response; returns its status line.
+async fn exchange(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: byos\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head.lines().next().unwrap_or_default().to_owned();
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(n > 0, "the connection closed before the response to {path} was complete: {text:?}");
+        received.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address).await.unwrap_or_else(|e| panic!("{address}: {e}"))
+}
+
+/// A client that sends half a request line and then nothing is dropped once the header-read
+/// timeout passes; the server goes on serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_dropped_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "1")], &[]);
+    let mut slow = connect(&server).await;
+    slow.write_all(b"GET /hea").await.unwrap_or_else(|e| panic!("{e}"));
+    // The end of the connection (EOF, or a reset) is the state waited for; the deadline only
+    // keeps a broken server from hanging the test.
+    let mut received = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(120), slow.read_to_end(&mut received)).await;
+    assert!(ended.is_ok(), "the slow connection is still open");
+    assert!(!String::from_utf8_lossy(&received).contains("200 OK"), "{received:?}");
+    let mut other = connect(&server).await;
+    assert_eq!(exchange(&mut other, "/healthz").await, "HTTP/1.1 200 OK");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+/// With `server.max_connections` = 2, a third connection is not served while two are open, and
+/// is served once one of them closes. SIGTERM still stops the server with connections open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[("BYOS__SERVER__MAX_CONNECTIONS", "2")], &[]);
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut connection = connect(&server).await;
+        assert_eq!(exchange(&mut connection, "/healthz").await, "HTTP/1.1 200 OK");
+        open.push(connection);
+    }
+    // The kernel completes the third connection's handshake; the server does not accept it.
+    let mut third = connect(&server).await;
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: byos\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+    // The two keep being served meanwhile, so the server is not merely slow.
+    for connection in &mut open {
+        for _ in 0..3 {
+            assert_eq!(exchange(connection, "/healthz").await, "HTTP/1.1 200 OK");
+        }
+    }
+    // Nothing arrives on the third: a slower machine only makes this wait longer, never the
+    // check wrong.
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(early.is_err(), "the third connection was answered while two were open: {early:?}");
+    drop(open.pop());
+    let mut response = Vec::new();
+    while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+        let n = third.read(&mut byte).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "the third connection closed unanswered: {response:?}");
+        response.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200 OK"), "{response:?}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_serves_the_same_api() {
     let postgres = TestPostgres::create().await;
