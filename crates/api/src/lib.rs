@@ -10,8 +10,10 @@ mod error;
 mod extract;
 mod metrics;
 mod routes;
+mod timeout;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -123,9 +125,19 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    app(state, None)
+}
+
+/// The whole HTTP application as the server runs it: a request that takes longer than
+/// `request_timeout` is answered with the catalogue's `request-timeout`, and counted.
+pub fn router_with_request_timeout(state: AppState, request_timeout: Duration) -> Router {
+    app(state, Some(request_timeout))
+}
+
+fn app(state: AppState, request_timeout: Option<Duration>) -> Router {
     let (router, openapi) = api_router().split_for_parts();
     let openapi = Arc::new(openapi);
-    router
+    let mut router = router
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
@@ -135,9 +147,12 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
+    // Inside the metrics layer, so that a request that timed out is counted with its 503.
+    if let Some(limit) = request_timeout {
+        router = router.layer(axum::middleware::from_fn_with_state(limit, timeout::limit));
+    }
+    router.layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)).with_state(state)
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json` (pretty-printed).

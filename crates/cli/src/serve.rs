@@ -2,17 +2,21 @@
 //! store is new, and serves the API until SIGTERM or Ctrl-C.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use byos_api::{AppState, FirstStart};
 use byos_catalog::{Store, StoreOptions};
 use byos_secrets::MasterKey;
-use std::future::IntoFuture;
-
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::Settings;
+use crate::settings::{HttpLimits, Settings};
 use crate::{LogFormat, ServeArgs};
 
 const MASTER_KEY_FILE: &str = "master.key";
@@ -60,33 +64,33 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let sync = byos_sync::SyncEngine::new(store.clone(), aws, lifecycle.clone(), settings.sync.clone());
     sync.refresh_routes().await.context("reading the projects")?;
     let state = AppState::new(store.clone(), master_key, settings.regions.clone(), lifecycle.clone(), sync.clone());
-    let app = byos_api::router(state);
+    let app = byos_api::router_with_request_timeout(state, settings.http.request_timeout);
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the listening address")?;
 
     let worker = lifecycle.spawn_worker();
     let sync_workers = sync.spawn_workers();
+    tracing::info!(
+        max_connections = settings.http.max_connections,
+        header_read_timeout_seconds = settings.http.header_read_timeout.as_secs(),
+        request_timeout_seconds = settings.http.request_timeout.as_secs(),
+        "HTTP limits"
+    );
     tracing::info!("byos listening on http://{address}");
     // On the signal, the worker stops taking new work while the HTTP server drains, each
     // within the grace period.
-    let (drain, draining) = tokio::sync::watch::channel(false);
-    let serving = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let mut draining = draining;
-            let _ = draining.wait_for(|d| *d).await;
-        })
-        .into_future();
+    let (drain, draining) = watch::channel(false);
+    let serving = serve_http(listener, app, settings.http, draining);
     tokio::pin!(serving);
     tokio::select! {
-        result = &mut serving => result.context("serving")?,
+        () = &mut serving => {}
         () = shutdown_signal() => {
             worker.request_stop();
             sync_workers.request_stop();
             let _ = drain.send(true);
-            match tokio::time::timeout(settings.shutdown_grace, &mut serving).await {
-                Ok(result) => result.context("serving")?,
-                Err(_) => tracing::warn!("requests did not finish within the grace period"),
+            if tokio::time::timeout(settings.shutdown_grace, &mut serving).await.is_err() {
+                tracing::warn!("requests did not finish within the grace period");
             }
         }
     }
@@ -99,31 +103,105 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the data directory, readable by its owner only, if it does not exist.
-fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+/// Serves HTTP/1 on `listener` until `draining` turns true, then stops accepting and lets the
+/// open connections finish the requests they are in.
+///
+/// At most `limits.max_connections` connections are served at once. The loop takes a permit
+/// before it accepts, so further connections wait in the kernel's listen queue rather than
+/// being accepted and refused: a burst is served late instead of failing, and a waiting
+/// connection costs the server no file descriptor. Slots come back as connections close, and
+/// the header-read timeout closes the ones that idle or trickle their headers.
+async fn serve_http(listener: TcpListener, app: axum::Router, limits: HttpLimits, mut draining: watch::Receiver<bool>) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = draining.wait_for(|d| *d) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            _ = draining.wait_for(|d| *d) => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+            drop(permit);
+        });
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
+    // New connections are refused from here on; open ones finish their current request.
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// An accept that failed. A connection reset before it was accepted concerns that connection
+/// only; anything else (out of file descriptors, say) would fail again at once, so the loop
+/// pauses instead of spinning.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection; trying again in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Creates the data directory, readable by its owner only, if it does not exist, and warns
+/// when an existing one is open to others: its files are private, but their names and sizes
+/// are not, and a directory others may write to lets them swap files.
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+    }
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).with_context(|| format!("creating the data directory {}", dir.display()))
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata =
+            std::fs::metadata(dir).with_context(|| format!("reading the data directory {}", dir.display()))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:04o}"),
+                "the data directory is open to others than its owner; make it private: chmod 700 {}",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The master key: `BYOS_MASTER_KEY` (base64), or the file `BYOS_MASTER_KEY_FILE` names, or
-/// `master.key` in the data directory, created on first start.
+/// `master.key` in the data directory, created on first start. A key file must be private to
+/// its owner (mode 0600 or 0400).
 fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     let from_env = std::env::var("BYOS_MASTER_KEY").ok().filter(|v| !v.is_empty());
     let from_file = std::env::var("BYOS_MASTER_KEY_FILE").ok().filter(|v| !v.is_empty());
     match (from_env, from_file) {
         (Some(_), Some(_)) => bail!("set BYOS_MASTER_KEY or BYOS_MASTER_KEY_FILE, not both"),
         (Some(value), None) => MasterKey::from_base64(&value).context("BYOS_MASTER_KEY"),
-        (None, Some(path)) => {
-            let value =
-                std::fs::read_to_string(&path).with_context(|| format!("reading BYOS_MASTER_KEY_FILE {path}"))?;
-            MasterKey::from_base64(&value).with_context(|| format!("BYOS_MASTER_KEY_FILE {path}"))
-        }
+        (None, Some(path)) => MasterKey::from_file(Path::new(&path)).context("BYOS_MASTER_KEY_FILE"),
         (None, None) => {
             let path = settings.path_in_data_dir(MASTER_KEY_FILE);
             let (key, created) = MasterKey::load_or_create(&path)?;

@@ -47,6 +47,9 @@ struct RawServer {
     /// How long a lease on a piece of work (a validation, a reconcile) lasts unless renewed:
     /// how soon another replica takes over the work of one that died.
     lease_seconds: Option<u64>,
+    header_read_timeout_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +99,7 @@ pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) data_dir: PathBuf,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) http: HttpLimits,
     /// `None`: SQLite in the data directory.
     pub(crate) database_url: Option<String>,
     pub(crate) max_connections: u32,
@@ -106,6 +110,26 @@ pub(crate) struct Settings {
     pub(crate) aws_endpoint_url: Option<String>,
     pub(crate) lifecycle: byos_lifecycle::LifecycleSettings,
     pub(crate) sync: byos_sync::SyncSettings,
+}
+
+/// What one client may hold of the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HttpLimits {
+    /// How long a connection may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    pub(crate) header_read_timeout: Duration,
+    /// How long a handler may take to answer.
+    pub(crate) request_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's listen queue.
+    pub(crate) max_connections: usize,
+}
+
+impl HttpLimits {
+    const DEFAULT: HttpLimits = HttpLimits {
+        header_read_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(60),
+        max_connections: 512,
+    };
 }
 
 impl Settings {
@@ -154,6 +178,30 @@ impl Settings {
         if let Some(url) = &aws_endpoint_url {
             origin(url).context("aws.endpoint_url")?;
         }
+        let server_seconds = |value: Option<u64>, default: Duration, key: &str| -> anyhow::Result<Duration> {
+            match value {
+                Some(0) => bail!("server.{key}: at least 1"),
+                Some(s) => Ok(Duration::from_secs(s)),
+                None => Ok(default),
+            }
+        };
+        let http = HttpLimits {
+            header_read_timeout: server_seconds(
+                raw.server.header_read_timeout_seconds,
+                HttpLimits::DEFAULT.header_read_timeout,
+                "header_read_timeout_seconds",
+            )?,
+            request_timeout: server_seconds(
+                raw.server.request_timeout_seconds,
+                HttpLimits::DEFAULT.request_timeout,
+                "request_timeout_seconds",
+            )?,
+            max_connections: match raw.server.max_connections {
+                Some(0) => bail!("server.max_connections: at least 1"),
+                Some(n) => n,
+                None => HttpLimits::DEFAULT.max_connections,
+            },
+        };
         let defaults = byos_lifecycle::LifecycleSettings::default();
         let seconds = |value: Option<u64>, default: Duration, key: &str| -> anyhow::Result<Duration> {
             match value {
@@ -222,6 +270,7 @@ impl Settings {
             listen,
             data_dir,
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds.unwrap_or(30)),
+            http,
             database_url,
             max_connections,
             connect_timeout: Duration::from_secs(raw.database.connect_timeout_seconds.unwrap_or(10)),
@@ -293,6 +342,7 @@ mod tests {
         assert_eq!(s.regions.regions().len(), 12);
         assert_eq!(s.lifecycle.console_origin, "http://127.0.0.1:9000");
         assert_eq!(s.aws_endpoint_url, None);
+        assert_eq!(s.http, HttpLimits::DEFAULT);
 
         let env = [
             ("BYOS__SERVER__LISTEN", "127.0.0.1:9100"),
@@ -301,6 +351,9 @@ mod tests {
             ("BYOS__SERVER__PUBLIC_URL", "https://byos.example.com/console/"),
             ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "60"),
             ("BYOS__SYNC__IN_FLIGHT", "2000"),
+            ("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "5"),
+            ("BYOS__SERVER__REQUEST_TIMEOUT_SECONDS", "120"),
+            ("BYOS__SERVER__MAX_CONNECTIONS", "64"),
         ];
         let s = load_from(toml, &env, &args()).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
@@ -310,6 +363,12 @@ mod tests {
         assert_eq!(s.lifecycle.console_origin, "https://byos.example.com");
         assert_eq!(s.lifecycle.reverify_interval, Duration::from_secs(60));
         assert_eq!(s.sync.in_flight, 2000);
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 64,
+        };
+        assert_eq!(s.http, limits);
 
         let flags =
             ServeArgs { listen: Some("127.0.0.1:9200".to_owned()), log_format: Some(LogFormat::Json), ..args() };
@@ -331,6 +390,9 @@ mod tests {
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             ("[server]\nlease_seconds = 1\n", "server.lease_seconds"),
+            ("[server]\nheader_read_timeout_seconds = 0\n", "server.header_read_timeout_seconds"),
+            ("[server]\nrequest_timeout_seconds = 0\n", "server.request_timeout_seconds"),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
             (
                 "[[regions]]\ncode = \"X\"\nname = \"X\"\nawsRegion = \"nowhere\"\ncrossAccountRoleArn = \"arn:aws:iam::123456789012:role/r\"\n",
                 "regions",

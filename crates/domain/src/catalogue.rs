@@ -381,6 +381,13 @@ catalogue! {
         message: "The service is not ready: {message}",
         fix: "Retry shortly; if it persists, an operator checks the server's log and its database.",
     }
+    RequestTimeout {
+        type: "Service Unavailable",
+        code: "request-timeout",
+        status: 503,
+        message: "The request did not finish within the server's limit of {limit}",
+        fix: "Retry shortly. If it keeps happening, an operator checks the server's log and its database, and may raise server.request_timeout_seconds.",
+    }
     Internal {
         type: "Internal Error",
         code: "internal",

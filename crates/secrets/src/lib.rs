@@ -35,6 +35,11 @@ pub enum SecretsError {
         #[source]
         source: std::io::Error,
     },
+    /// The key file's mode lets others than its owner read or change it.
+    #[error(
+        "the master key file {path} is open to others than its owner (mode {mode:04o}); make it private: chmod 600 {path}"
+    )]
+    KeyFileNotPrivate { path: String, mode: u32 },
 }
 
 /// The key that seals stored secrets. Its `Debug` is redacted.
@@ -63,12 +68,24 @@ impl MasterKey {
         STANDARD.encode(self.0.as_slice())
     }
 
-    /// Reads the key file at `path`, or creates it with a new key, readable by its owner only.
-    /// Returns the key and whether it was created.
+    /// Reads the key file at `path`, which only its owner may read or write (as ssh does with
+    /// private keys: a key that others could read may already be theirs).
+    pub fn from_file(path: &Path) -> Result<MasterKey, SecretsError> {
+        let file_error = |action, source| SecretsError::KeyFile { action, path: path.display().to_string(), source };
+        let contents = std::fs::read_to_string(path).map_err(|e| file_error("read", e))?;
+        check_private(path)?;
+        MasterKey::from_base64(&contents)
+    }
+
+    /// Reads the key file at `path` (see [`MasterKey::from_file`]), or creates it with a new key,
+    /// readable by its owner only. Returns the key and whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(MasterKey, bool), SecretsError> {
         let file_error = |action, source| SecretsError::KeyFile { action, path: path.display().to_string(), source };
         match std::fs::read_to_string(path) {
-            Ok(contents) => Ok((MasterKey::from_base64(&contents)?, false)),
+            Ok(contents) => {
+                check_private(path)?;
+                Ok((MasterKey::from_base64(&contents)?, false))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = MasterKey::generate();
                 write_private_file(path, format!("{}\n", key.to_base64()).as_bytes())
@@ -122,6 +139,27 @@ impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MasterKey({})", self.fingerprint())
     }
+}
+
+/// Refuses a key file that its group or others may read or write. The mode is that of the file
+/// a symbolic link leads to, as mounted secrets often are links.
+fn check_private(path: &Path) -> Result<(), SecretsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = std::fs::metadata(path).map_err(|source| SecretsError::KeyFile {
+            action: "read",
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SecretsError::KeyFileNotPrivate { path: path.display().to_string(), mode });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes a new file that only its owner can read (mode 0600), failing if it exists.
@@ -316,6 +354,35 @@ mod tests {
         let (second, created) = MasterKey::load_or_create(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!created);
         assert_eq!(first.fingerprint(), second.fingerprint());
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_open_to_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("byos-secrets-mode-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("master.key");
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, format!("{}\n", key().to_base64())).unwrap_or_else(|e| panic!("{e}"));
+        let shown = path.display().to_string();
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
+            let refused = MasterKey::load_or_create(&path).map(|_| ()).map_err(|e| e.to_string());
+            assert_eq!(
+                refused,
+                Err(format!(
+                    "the master key file {shown} is open to others than its owner (mode {mode:04o}); make it private: chmod 600 {shown}"
+                ))
+            );
+            assert!(matches!(MasterKey::from_file(&path), Err(SecretsError::KeyFileNotPrivate { .. })), "{mode:o}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(MasterKey::load_or_create(&path).is_ok_and(|(_, created)| !created), "{mode:o}");
+            assert!(MasterKey::from_file(&path).is_ok(), "{mode:o}");
+        }
         std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     }
 

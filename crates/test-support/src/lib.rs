@@ -1,9 +1,12 @@
 //! Test support: the real peers the tests run against (PostgreSQL, moto), each started or
-//! created fresh on loopback for one test, and removed afterwards.
+//! created fresh on loopback for one test, and removed afterwards: a database on the shared
+//! PostgreSQL server, or a PostgreSQL cluster of its own where a test needs the server's
+//! settings (TLS).
 //!
 //! A missing peer is a loud failure with the command that provides it, never a skipped test.
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,6 +90,226 @@ async fn connect(url: &str) -> PgConnection {
         ),
         Err(_) => panic!("PostgreSQL at {url} did not answer within 10 s"),
     }
+}
+
+/// A PostgreSQL cluster of its own for one test, on a free loopback port, made with the
+/// machine's `initdb` and `pg_ctl` (as the `postgres` user when the test runs as root, since
+/// `initdb` refuses root). Stopped and removed when dropped.
+///
+/// It accepts TLS connections only, with a certificate for `localhost` and `127.0.0.1` signed
+/// by a certificate authority of its own, made with the `openssl` command.
+#[derive(Debug)]
+pub struct ThrowawayPostgres {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl ThrowawayPostgres {
+    pub fn start_with_tls() -> ThrowawayPostgres {
+        let bin = postgres_bin();
+        let dir = temp_dir();
+        let as_postgres = running_as_root();
+        if as_postgres {
+            run(false, "chown", &["postgres".as_ref(), dir.path().as_os_str()]);
+        }
+        let tls = dir.path().join("tls");
+        run(as_postgres, "mkdir", &[tls.as_os_str()]);
+        make_certificates(&tls, as_postgres);
+        let data = dir.path().join("data");
+        let initdb = bin.join("initdb");
+        run(
+            as_postgres,
+            &initdb,
+            &["-D".as_ref(), data.as_os_str(), "-U".as_ref(), "postgres".as_ref(), "--auth=trust".as_ref()],
+        );
+        // TLS or nothing over TCP: a connection that got through is an encrypted one.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap_or_else(|e| panic!("cannot write pg_hba.conf: {e}"));
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on \
+             -c ssl_cert_file={cert} -c ssl_key_file={key}",
+            dir = dir.path().display(),
+            cert = tls.join("server.crt").display(),
+            key = tls.join("server.key").display(),
+        );
+        let log = dir.path().join("server.log");
+        let started = command(as_postgres, bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-o", &options, "start"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
+        let cluster = ThrowawayPostgres { dir, bin, port, as_postgres };
+        assert!(
+            started.status.success(),
+            "PostgreSQL did not start: {}\n{}",
+            String::from_utf8_lossy(&started.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        cluster
+    }
+
+    /// The cluster's `postgres` database, as its superuser, without TLS options: add
+    /// `?sslmode=...`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The certificate (PEM) of the authority that signed the server's certificate.
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.crt")
+    }
+
+    /// The certificate of another authority, which did not sign the server's.
+    pub fn unrelated_ca_certificate(&self) -> PathBuf {
+        self.dir.path().join("tls/other-ca.crt")
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = command(self.as_postgres, self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// The newest PostgreSQL server binaries: `BYOS_TEST_POSTGRES_BIN`, or Debian's
+/// `/usr/lib/postgresql/<version>/bin`.
+fn postgres_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("BYOS_TEST_POSTGRES_BIN") {
+        return PathBuf::from(bin);
+    }
+    let versions = std::fs::read_dir("/usr/lib/postgresql").map(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|v| v.parse::<u32>().ok()))
+            .filter(|v| Path::new(&format!("/usr/lib/postgresql/{v}/bin/initdb")).is_file())
+            .max()
+    });
+    match versions {
+        Ok(Some(version)) => PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")),
+        _ => panic!(
+            "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin: install Debian's \
+             postgresql package (scripts/test does when it runs as root), or set BYOS_TEST_POSTGRES_BIN"
+        ),
+    }
+}
+
+fn running_as_root() -> bool {
+    let id = Command::new("id").arg("-u").output().unwrap_or_else(|e| panic!("cannot run id: {e}"));
+    String::from_utf8_lossy(&id.stdout).trim() == "0"
+}
+
+fn command(as_postgres: bool, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if as_postgres {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(as_postgres: bool, program: impl AsRef<std::ffi::OsStr>, args: &[&std::ffi::OsStr]) {
+    let shown = program.as_ref().to_string_lossy().into_owned();
+    let output = command(as_postgres, program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        output.status.success(),
+        "{shown} {args:?} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A certificate authority, another one, and a server certificate for `localhost` and
+/// `127.0.0.1` signed by the first, with the `openssl` command; the files belong to the user
+/// the server runs as, which PostgreSQL requires of its key.
+fn make_certificates(tls: &Path, as_postgres: bool) {
+    let openssl = |args: &[&str]| {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        run(as_postgres, "openssl", &args);
+    };
+    let file = |name: &str| tls.join(name).display().to_string();
+    for (name, subject) in [("ca", "/CN=byos test CA"), ("other-ca", "/CN=byos unrelated test CA")] {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &file(&format!("{name}.key")),
+            "-out",
+            &file(&format!("{name}.crt")),
+            "-days",
+            "2",
+            "-subj",
+            subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+    }
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &file("server.key"),
+        "-out",
+        &file("server.csr"),
+        "-subj",
+        "/CN=localhost",
+    ]);
+    let extensions = tls.join("server.ext");
+    std::fs::write(
+        &extensions,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("cannot write {}: {e}", extensions.display()));
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &file("server.csr"),
+        "-CA",
+        &file("ca.crt"),
+        "-CAkey",
+        &file("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &file("server.crt"),
+        "-days",
+        "2",
+        "-extfile",
+        &file("server.ext"),
+    ]);
+    // PostgreSQL refuses a key that others can read.
+    run(as_postgres, "chmod", &["600".as_ref(), file("server.key").as_ref()]);
 }
 
 /// A fresh, empty directory for one test, removed when dropped.

@@ -75,6 +75,8 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         url: format!("sqlite:{}", path.display()),
         source: Box::new(source),
     };
+    create_private(path)
+        .map_err(|source| OpenError::Connect { url: format!("sqlite:{}", path.display()), source: Box::new(source) })?;
     let connect = SqliteConnectOptions::from_str("sqlite:")
         .map_err(connect_error)?
         .filename(path)
@@ -99,6 +101,7 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         .connect_with(connect.pragma("cache_size", format!("-{READER_CACHE_KIB}")))
         .await
         .map_err(connect_error)?;
+    warn_if_open_to_others(path);
     let store = Arc::new(SqliteStore { pool, writer });
     Ok(Store {
         credentials: store.clone(),
@@ -112,4 +115,76 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         backend: Backend::Sqlite,
         closer: store,
     })
+}
+
+/// Creates the database file, empty and readable by its owner only, before SQLite opens it.
+/// SQLite would create it with mode 0644 (less the umask); it creates its `-wal` and `-shm`
+/// files with the mode of the database file, so those are private too.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Warns about a database file (or its `-wal` or `-shm` file) that others may read: one
+/// created by an older version, or made so by hand. Its mode is the operator's to change.
+fn warn_if_open_to_others(path: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        if let Ok(metadata) = std::fs::metadata(&file) {
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %file.display(),
+                    mode = format!("{mode:04o}"),
+                    "a database file is open to others than its owner; make it private: chmod 600 {}",
+                    file.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Store, StoreOptions};
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = byos_test_support::temp_dir();
+        let options = StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(10) };
+        let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("{e:?}"));
+        store.meta.ping().await.unwrap_or_else(|e| panic!("{e:?}"));
+        // The log and the shared memory exist while the database is open.
+        let modes: Vec<(String, Option<String>)> = ["", "-wal", "-shm"]
+            .into_iter()
+            .map(|suffix| {
+                let name = format!("{}{suffix}", Store::SQLITE_FILE);
+                let mode = std::fs::metadata(dir.path().join(&name))
+                    .ok()
+                    .map(|m| format!("{:o}", m.permissions().mode() & 0o777));
+                (name, mode)
+            })
+            .collect();
+        store.close().await;
+        let private: Vec<(String, Option<String>)> =
+            modes.iter().map(|(name, _)| (name.clone(), Some("600".to_owned()))).collect();
+        assert_eq!(modes, private);
+    }
 }

@@ -17,8 +17,19 @@ pub(crate) struct Server {
 }
 
 fn byos() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_byos"));
-    // The test's own environment must not leak into the server's configuration.
+    without_test_environment(Command::new(env!("CARGO_BIN_EXE_byos")))
+}
+
+/// `byos` started by a shell that sets the umask first, as an operator's shell or a service
+/// manager does: files byos creates must be private whatever it is.
+fn byos_with_umask(umask: u32) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", &format!("umask {umask:03o} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_byos")]);
+    without_test_environment(command)
+}
+
+/// The test's own environment must not leak into the server's configuration.
+fn without_test_environment(mut command: Command) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("BYOS_") || key == "RUST_LOG" {
             command.env_remove(key);
@@ -29,10 +40,13 @@ fn byos() -> Command {
 
 impl Server {
     pub(crate) fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        Server::start_with(byos(), dir, env, extra)
+    }
+
+    fn start_with(mut command: Command, dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let stdout = dir.join(format!("stdout-{run}"));
         let stderr = dir.join(format!("stderr-{run}"));
-        let mut command = byos();
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
@@ -214,10 +228,164 @@ async fn another_master_key_is_refused() {
 
     // The key from a file works like the one from the environment.
     let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{first}\n")).unwrap_or_else(|e| panic!("{e}"));
+    byos_secrets::write_private_file(&key_file, format!("{first}\n").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let key_path = key_file.display().to_string();
     let (status, _) = Server::start(dir.path(), &[("BYOS_MASTER_KEY_FILE", &key_path)], &[]).terminate();
     assert!(status.success());
+}
+
+/// Under an operator's usual umask (022), every file byos creates in the data directory is
+/// private, the SQLite database's log and shared memory included; a data directory others can
+/// read is named in a warning; a master key file others can read stops the start.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_the_data_directory_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap_or_else(|e| panic!("{e}"));
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    chmod(&data, 0o755);
+    let server = Server::start_with(byos_with_umask(0o022), dir.path(), &[], &[]);
+    // The store is open: SQLite's log and shared memory exist until it closes.
+    let files = ["master.key", "admin-token", "byos.sqlite3", "byos.sqlite3-wal", "byos.sqlite3-shm"];
+    let modes: Vec<(&str, String)> =
+        files.iter().map(|name| (*name, format!("{:o}", mode(&data.join(name))))).collect();
+    let private: Vec<(&str, String)> = files.iter().map(|name| (*name, "600".to_owned())).collect();
+    assert_eq!(modes, private);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    let warning =
+        format!("the data directory is open to others than its owner; make it private: chmod 700 {}", data.display());
+    assert!(log.contains(&warning), "no warning about the data directory:\n{log}");
+
+    let refused = |env: &[(&str, &str)]| {
+        let output = byos()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let key = data.join("master.key");
+    chmod(&key, 0o644);
+    let (code, stderr) = refused(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let shown = key.display();
+    assert!(
+        stderr.contains(&format!(
+            "the master key file {shown} is open to others than its owner (mode 0644); make it private: chmod 600 {shown}"
+        )),
+        "{stderr}"
+    );
+
+    let key_file = dir.path().join("key");
+    std::fs::copy(&key, &key_file).unwrap_or_else(|e| panic!("{e}"));
+    chmod(&key_file, 0o640);
+    let key_path = key_file.display().to_string();
+    let (code, stderr) = refused(&[("BYOS_MASTER_KEY_FILE", &key_path)]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("BYOS_MASTER_KEY_FILE") && stderr.contains(&format!("chmod 600 {key_path}")), "{stderr}");
+
+    chmod(&key_file, 0o600);
+    chmod(&data, 0o700);
+    let (status, log) = Server::start(dir.path(), &[("BYOS_MASTER_KEY_FILE", &key_path)], &[]).terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("open to others"), "{log}");
+}
+
+/// Sends `GET path` on an open connection and reads one response; returns its status line.
+async fn exchange(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: byos\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head.lines().next().unwrap_or_default().to_owned();
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(n > 0, "the connection closed before the response to {path} was complete: {text:?}");
+        received.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn connect(server: &Server) -> tokio::net::TcpStream {
+    let address = server.base.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address).await.unwrap_or_else(|e| panic!("{address}: {e}"))
+}
+
+/// A client that sends half a request line and then nothing is dropped once the header-read
+/// timeout passes; the server goes on serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_dropped_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "1")], &[]);
+    let mut slow = connect(&server).await;
+    slow.write_all(b"GET /hea").await.unwrap_or_else(|e| panic!("{e}"));
+    // The end of the connection (EOF, or a reset) is the state waited for; the deadline only
+    // keeps a broken server from hanging the test.
+    let mut received = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(120), slow.read_to_end(&mut received)).await;
+    assert!(ended.is_ok(), "the slow connection is still open");
+    assert!(!String::from_utf8_lossy(&received).contains("200 OK"), "{received:?}");
+    let mut other = connect(&server).await;
+    assert_eq!(exchange(&mut other, "/healthz").await, "HTTP/1.1 200 OK");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+/// With `server.max_connections` = 2, a third connection is not served while two are open, and
+/// is served once one of them closes. SIGTERM still stops the server with connections open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[("BYOS__SERVER__MAX_CONNECTIONS", "2")], &[]);
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut connection = connect(&server).await;
+        assert_eq!(exchange(&mut connection, "/healthz").await, "HTTP/1.1 200 OK");
+        open.push(connection);
+    }
+    // The kernel completes the third connection's handshake; the server does not accept it.
+    let mut third = connect(&server).await;
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: byos\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+    // The two keep being served meanwhile, so the server is not merely slow.
+    for connection in &mut open {
+        for _ in 0..3 {
+            assert_eq!(exchange(connection, "/healthz").await, "HTTP/1.1 200 OK");
+        }
+    }
+    // Nothing arrives on the third: a slower machine only makes this wait longer, never the
+    // check wrong.
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(early.is_err(), "the third connection was answered while two were open: {early:?}");
+    drop(open.pop());
+    let mut response = Vec::new();
+    while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+        let n = third.read(&mut byte).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "the third connection closed unanswered: {response:?}");
+        response.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200 OK"), "{response:?}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,6 +415,35 @@ async fn postgres_backend_serves_the_same_api() {
         assert!(parsed["level"].is_string() && parsed["fields"].is_object(), "{line}");
     }
     assert!(log.contains("Postgres"), "{log}");
+}
+
+/// `database.url` with `sslmode=verify-full` and `sslrootcert`: the server starts over TLS with
+/// the right authority and refuses to start, saying why, with another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_verified_tls() {
+    let postgres = byos_test_support::ThrowawayPostgres::start_with_tls();
+    let dir = temp_dir();
+    let url = |ca: &Path| format!("{}?sslmode=verify-full&sslrootcert={}", postgres.url(), ca.display());
+    let verified = url(&postgres.ca_certificate());
+    let server = Server::start(dir.path(), &[("BYOS__DATABASE__URL", &verified)], &[]);
+    let ready = client().get(server.url("/readyz")).send().await.map(|r| r.status().as_u16()).ok();
+    assert_eq!(ready, Some(200));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    let output = byos()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BYOS__DATABASE__URL", url(&postgres.unrelated_ca_certificate()))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not connect to the database at")
+            && stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "{stderr}"
+    );
 }
 
 #[test]
