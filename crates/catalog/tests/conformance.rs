@@ -1620,40 +1620,58 @@ async fn stored_project_named(s: &Store, name: &str, folder: &str) -> Project {
 /// Writes of one statement (a lease renewal, a dead letter) are not starved by large batches
 /// committed back to back: on SQLite they queue for the write connection instead of retrying in
 /// SQLite's busy handler, which sleeps on a timer and can miss every short gap between two
-/// transactions until its timeout (here one second).
+/// transactions, for as many batches as come.
+///
+/// Starvation is counted, not timed: while the appliers keep the store busy, each renewal may
+/// wait for the batches queued before it, never for more.
 async fn small_writes_get_their_turn_between_big_batches(mut f: Fixture) {
-    f.options.connect_timeout = Duration::from_secs(1);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const APPLIERS: usize = 3;
+    const RENEWALS: usize = 5;
+    // Long enough for any machine: the count below is what fails a starved renewal.
+    f.options.connect_timeout = Duration::from_secs(60);
     f.reopen().await;
     let s = f.store.clone();
     let p = stored_project(&s).await;
-    // Three appliers, their batches made beforehand, so that a batch always waits for the write
-    // lock and takes it the moment another commits.
+    // The appliers' batches are made beforehand, so that a batch always waits for the write lock
+    // and takes it the moment another commits.
     let batches: Vec<Vec<KeyUpdate>> = (0..40_u32)
         .map(|b| (0..6_000).map(|i| put(&format!("d{:02}/k{b:03}-{i:05}", i % 50), b * 6_000 + i)).collect())
         .collect();
-    let batches = std::sync::Arc::new(batches);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let until = std::time::Instant::now() + Duration::from_secs(4);
+    let batches = Arc::new(batches);
+    let (next, committed, stop) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     let mut appliers = tokio::task::JoinSet::new();
-    for _ in 0..3 {
-        let (s, batches, next) = (s.clone(), batches.clone(), next.clone());
+    for _ in 0..APPLIERS {
+        let (s, batches, next, committed, stop) =
+            (s.clone(), batches.clone(), next.clone(), committed.clone(), stop.clone());
         appliers.spawn(async move {
-            while std::time::Instant::now() < until {
-                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % batches.len();
+            while !stop.load(Ordering::SeqCst) {
+                let b = next.fetch_add(1, Ordering::SeqCst) % batches.len();
                 s.data.apply(p.id, &batches[b]).await.unwrap_or_else(|e| panic!("a batch: {e}"));
+                committed.fetch_add(1, Ordering::SeqCst);
             }
         });
     }
-    let mut renewals = 0;
-    while std::time::Instant::now() < until {
-        let held = s.leases.try_lease("busy", "me", Duration::from_secs(60)).await;
-        assert_eq!(held.ok(), Some(true), "renewal {renewals} failed while batches were committed");
-        renewals += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // The renewals start once batches are flowing, and the appliers go on until they are done.
+    while committed.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
     }
+    for renewal in 0..RENEWALS {
+        let before = committed.load(Ordering::SeqCst);
+        let held = s.leases.try_lease("busy", "me", Duration::from_secs(60)).await;
+        let waited = committed.load(Ordering::SeqCst) - before;
+        assert_eq!(held.ok(), Some(true), "renewal {renewal} failed while batches were committed");
+        // The batch running and those queued before the renewal, and one counted late.
+        assert!(
+            waited <= APPLIERS + 1,
+            "renewal {renewal} waited for {waited} batches to commit: it does not get its turn"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
     while let Some(done) = appliers.join_next().await {
         done.unwrap_or_else(|e| panic!("{e}"));
     }
-    let batches = next.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(batches > 3 && renewals > 0, "{batches} batches and {renewals} renewals in 4 s");
 }

@@ -110,7 +110,7 @@ catalogue! {
         type: "Invalid Access Key ID",
         code: "invalid-access-key-id",
         status: 400,
-        message: "Failed to update bucket policy: {message}",
+        message: "Failed to update bucket policy: The AWS Access Key Id you provided does not exist in our records.",
         fix: "Check the status of the AWS Access Key ID in the console. If not active, activate it. If missing, create it, then rotate the storage credential to the new key.",
     }
     MissingCredentials {
@@ -554,7 +554,7 @@ mod tests {
             Conflict | Found conflicting storage container notifications for {prefix}{eventTypeMsg}
             Conflict | Found conflicting storage container notifications with overlapping prefixes{prefixMsg}{eventTypeMsg}
             Customer Container Notification Exists | Volume Configuration cannot be provisioned: storage container is already set up for customer's own notification
-            Invalid Access Key ID | Failed to update bucket policy: {message}
+            Invalid Access Key ID | Failed to update bucket policy: The AWS Access Key Id you provided does not exist in our records.
             Invalid Parameter | Missing credentials for storage container
             Invalid Parameter | Missing bucket name for storage container
             Invalid Parameter | The storage container name has invalid characters

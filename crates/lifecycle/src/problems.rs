@@ -25,7 +25,9 @@ fn action(operation: &str) -> &str {
 /// The catalogue entry for a failed call on `bucket` of a configuration in `region`.
 pub(crate) fn problem(error: &AwsError, bucket: &str, region: &str) -> Problem {
     match &error.kind {
-        AwsErrorKind::InvalidAccessKeyId => Problem::new(ErrorCode::InvalidAccessKeyId, &[("message", &error.message)]),
+        // The seed's message is a fixed sentence, AWS's own words for S3's answer; STS words it
+        // differently, and users search the catalogue for the sentence they saw.
+        AwsErrorKind::InvalidAccessKeyId => ErrorCode::InvalidAccessKeyId.into(),
         AwsErrorKind::SignatureDoesNotMatch => Problem::access_forbidden(&format!(
             "{} (the secret access key does not belong to the access key id)",
             error.message
@@ -41,6 +43,17 @@ pub(crate) fn problem(error: &AwsError, bucket: &str, region: &str) -> Problem {
             Problem::new(ErrorCode::AwsUnreachable, &[("message", &error.to_string())])
         }
         _ => Problem::new(ErrorCode::AwsRequestFailed, &[("operation", error.operation), ("message", &error.message)]),
+    }
+}
+
+/// The catalogue entry for a refused write of the bucket's notification configuration: S3's
+/// `InvalidArgument` (rules that overlap in a way the platform's own check did not foresee, such
+/// as a rule the customer added meanwhile) keeps S3's words, as the seed's troubleshooting text
+/// shows them.
+pub(crate) fn notifications_refused(error: &AwsError, bucket: &str, region: &str) -> Problem {
+    match error.kind {
+        AwsErrorKind::InvalidRequest => Problem::new(ErrorCode::NotificationRejected, &[("message", &error.message)]),
+        _ => problem(error, bucket, region),
     }
 }
 
@@ -90,5 +103,33 @@ mod tests {
             let p = problem(&e, "b-b-b", "eu-central-1");
             assert_eq!((p.entry().code, p.message()), (code, message));
         }
+        // STS words an unknown key differently; the catalogue's sentence stays the seed's.
+        let sts = error(
+            AwsErrorKind::InvalidAccessKeyId,
+            "GetFederationToken",
+            "The security token included in the request is invalid.",
+        );
+        assert_eq!(
+            problem(&sts, "b-b-b", "eu-central-1").message(),
+            "Failed to update bucket policy: The AWS Access Key Id you provided does not exist in our records."
+        );
+    }
+
+    /// The seed's troubleshooting text shows S3's refusal of overlapping notification rules as
+    /// `Failed to update bucket policy: Configurations overlap. Configurations on the same bucket
+    /// cannot share a common event type`: the platform's answer to that refusal carries it.
+    #[test]
+    fn a_refused_notification_write_keeps_s3s_words() {
+        let refused = error(
+            AwsErrorKind::InvalidRequest,
+            "PutBucketNotificationConfiguration",
+            "Configurations overlap. Configurations on the same bucket cannot share a common event type.",
+        );
+        let p = notifications_refused(&refused, "b-b-b", "eu-central-1");
+        assert_eq!(p.entry().code, "notification-rejected");
+        let seed = "Failed to update bucket policy: Configurations overlap. Configurations on the same bucket cannot share a common event type";
+        assert!(p.message().starts_with(seed), "{}", p.message());
+        let denied = error(AwsErrorKind::AccessDenied, "PutBucketNotificationConfiguration", "Access Denied");
+        assert_eq!(notifications_refused(&denied, "b-b-b", "eu-central-1").entry().code, "access-forbidden");
     }
 }

@@ -2,14 +2,14 @@
 //! to the region's queue, merged into the customer's configuration without dropping anything;
 //! and their removal when the configuration is deleted.
 
-use byos_aws::{AwsErrorKind, BucketAccess, CredentialSecret, EventSource, QueueInfo};
+use byos_aws::{BucketAccess, CredentialSecret, EventSource, QueueInfo};
 use byos_catalog::{Configuration, Lease};
 use byos_domain::notifications::{self, NotificationRule};
 use byos_domain::{ErrorCode, Problem};
 
 use std::time::Duration;
 
-use crate::problems::problem;
+use crate::problems::{self, problem};
 use crate::{Inner, LifecycleError};
 
 /// The other configurations on the same bucket: their prefixes, and whether one of them is
@@ -182,11 +182,7 @@ async fn ensure_holding_lease(
     if plan.changed
         && let Err(e) = access.put_notifications(bucket, &plan.merged).await
     {
-        let p = match e.kind {
-            AwsErrorKind::InvalidRequest => Problem::new(ErrorCode::NotificationRejected, &[("message", &e.message)]),
-            _ => problem(&e, bucket, region),
-        };
-        return Err((e.to_string(), p));
+        return Err((e.to_string(), problems::notifications_refused(&e, bucket, region)));
     }
     let ids = desired.iter().filter_map(|r| r.id.as_deref()).collect::<Vec<_>>().join(", ");
     let mut detail = format!("{ids} send to {}", queue.arn);

@@ -192,27 +192,68 @@ mod tests {
     use super::*;
     use crate::testing::{store_with_project, written};
 
+    /// Holds the lead until every batch is waiting, as a running commit would, so that what is
+    /// grouped does not depend on how fast the batches arrive.
+    async fn commit_waiting_together(
+        store: &Store,
+        commits: &Arc<GroupCommit>,
+        batches: Vec<HashMap<Uuid, Vec<KeyUpdate>>>,
+    ) -> Vec<Result<(), SyncError>> {
+        let count = batches.len();
+        let leading = commits.leading.lock().await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, updates) in batches.into_iter().enumerate() {
+            let (commits, store) = (commits.clone(), store.clone());
+            tasks.spawn(async move { (n, commits.commit(&store, updates).await) });
+        }
+        while commits.lock_waiting().len() < count {
+            tokio::task::yield_now().await;
+        }
+        drop(leading);
+        let mut results: Vec<(usize, Result<(), SyncError>)> = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            results.push(done.unwrap_or_else(|e| panic!("{e}")));
+        }
+        results.sort_by_key(|(n, _)| *n);
+        results.into_iter().map(|(_, result)| result).collect()
+    }
+
     #[tokio::test]
     async fn batches_ready_together_commit_together() {
         let dir = byos_test_support::temp_dir();
         let (store, project) = store_with_project(dir.path(), None).await;
         let commits = Arc::new(GroupCommit::default());
-        let mut batches = tokio::task::JoinSet::new();
-        for n in 0..50 {
-            let (commits, store) = (commits.clone(), store.clone());
-            batches.spawn(async move {
-                let updates = HashMap::from([(project, vec![written(&format!("k{n:02}"), n)])]);
-                commits.commit(&store, updates).await
-            });
-        }
-        while let Some(done) = batches.join_next().await {
-            done.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+        let batches = (0..50).map(|n| HashMap::from([(project, vec![written(&format!("k{n:02}"), n)])])).collect();
+        for result in commit_waiting_together(&store, &commits, batches).await {
+            result.unwrap_or_else(|e| panic!("{e}"));
         }
         let keys = store.data.keys(project, None, 100).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(keys.len(), 50, "every batch's key is committed");
-        // Each transaction takes the project's next revision.
-        let transactions = store.data.revision(project).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(transactions < 50, "50 batches took {transactions} transactions: none were grouped");
+        // Each transaction takes the project's next revision: the first leader took all 50.
+        assert_eq!(store.data.revision(project).await.ok(), Some(1), "50 waiting batches commit in one transaction");
+        assert!(commits.lock_waiting().is_empty());
+    }
+
+    /// A group closes at [`MAX_GROUP_UPDATES`]: the batches left out lead the next one.
+    #[tokio::test]
+    async fn a_group_closes_at_its_size() {
+        let dir = byos_test_support::temp_dir();
+        let (store, project) = store_with_project(dir.path(), None).await;
+        let commits = Arc::new(GroupCommit::default());
+        let half = u32::try_from(MAX_GROUP_UPDATES / 2).unwrap_or_else(|e| panic!("{e}"));
+        let batches = (0..3)
+            .map(|b| {
+                let updates = (0..half).map(|i| written(&format!("b{b}/k{i:05}"), b * half + i)).collect();
+                HashMap::from([(project, updates)])
+            })
+            .collect();
+        for result in commit_waiting_together(&store, &commits, batches).await {
+            result.unwrap_or_else(|e| panic!("{e}"));
+        }
+        // Two batches fill a group: a group of two, then one of the third.
+        assert_eq!(store.data.revision(project).await.ok(), Some(2));
+        let keys = store.data.keys(project, None, 3 * half + 1).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.len(), 3 * half as usize);
     }
 
     #[tokio::test]

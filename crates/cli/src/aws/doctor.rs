@@ -619,12 +619,7 @@ impl Doctor<'_> {
 
     fn credential(&self) -> Finding {
         let user = &self.args.user;
-        let invalid = || {
-            Problem::new(
-                ErrorCode::InvalidAccessKeyId,
-                &[("message", "The AWS Access Key Id you provided does not exist in our records.")],
-            )
-        };
+        let invalid = || Problem::from(ErrorCode::InvalidAccessKeyId);
         let mut finding = match &self.facts.user {
             None => Finding::fail(
                 Check::CredentialValid,

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|e| panic!("{e}"))
 }
@@ -114,4 +116,67 @@ fn ci_runs_the_readme_test_command() {
         assert!(head.contains(command), "the README's first lines do not give `{command}`");
     }
     assert!(ci.lines().any(|l| l.trim_start().starts_with("scripts/test")), ".ci/run does not call scripts/test");
+}
+
+/// Every migration file as it was committed, by its SHA-256. A database that has applied a
+/// migration never runs it again, so an edited migration changes nothing there and makes fresh
+/// databases differ from upgraded ones: a change to the schema is a new migration, for both
+/// databases, and its hash goes here.
+const MIGRATIONS: [(&str, &str); 10] = [
+    ("postgres/0001_foundation.sql", "19995f15a95ab68c03bd1dc3a317acb697727f2c152c3f76b5522710d0550756"),
+    ("postgres/0002_lifecycle.sql", "5bb9200e95f5dc57100b491ed623cad5ec4975b5b0d740950caea7e18881620f"),
+    ("postgres/0003_projects.sql", "28eba14ece25746099b3752df3770d09c58e3a64d49ce2257c7b11abd3965d74"),
+    ("postgres/0004_token_expiry.sql", "72ab1a1e328f5380dd4af103b7f3460091e8e2d20040c08a0b8a289f1cf5216b"),
+    (
+        "postgres/0005_interrupted_runs_and_bucket_owners.sql",
+        "1d847631d6ed8f0c6e77aac3c649df9d85457dd7f4346587a3421e97769dd820",
+    ),
+    ("sqlite/0001_foundation.sql", "ccf4711d40d790fff698dc66bd25d7f65764b726e3718d561ffff512b0644d0d"),
+    ("sqlite/0002_lifecycle.sql", "4ccd8e3ab682b1a5d4b330a55c16d9a2387fe5dadafa3132ac2d20c5dc021b64"),
+    ("sqlite/0003_projects.sql", "d0b1b8515d3b1018db2569200dfc77ef52921f9a8df5b6cdf64c46ffc1902145"),
+    ("sqlite/0004_token_expiry.sql", "b813d27f8d30d1b9fff208b2d0a56406c2f237d3f9626121efef6113ae231fa9"),
+    (
+        "sqlite/0005_interrupted_runs_and_bucket_owners.sql",
+        "a5e2aab3732854c686ac686524f1bdfe8d15815b7e3fcb51a8ec1746dc0969a5",
+    ),
+];
+
+#[test]
+fn migrations_are_append_only() {
+    let folder = root().join("crates/catalog/migrations");
+    let mut found = Vec::new();
+    for database in ["postgres", "sqlite"] {
+        let dir = folder.join(database);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(entry.path()).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+            let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            found.push((format!("{database}/{name}"), hash));
+        }
+    }
+    found.sort();
+    for (file, hash) in &found {
+        match MIGRATIONS.iter().find(|(listed, _)| listed == file) {
+            Some((_, pinned)) => assert!(
+                pinned == hash,
+                "crates/catalog/migrations/{file} changed (SHA-256 {hash}, committed as {pinned}): \
+                 migrations are append-only: restore the file and add a new migration instead"
+            ),
+            None => panic!(
+                "crates/catalog/migrations/{file} is new: add its hash to MIGRATIONS in \
+                 crates/cli/tests/it/tidy.rs: (\"{file}\", \"{hash}\")"
+            ),
+        }
+    }
+    for (listed, _) in MIGRATIONS {
+        assert!(
+            found.iter().any(|(file, _)| file == listed),
+            "crates/catalog/migrations/{listed} is missing: migrations are append-only, restore it"
+        );
+    }
+    // Both databases get every migration.
+    let names = |database: &str| -> Vec<String> {
+        found.iter().filter_map(|(file, _)| file.strip_prefix(&format!("{database}/")).map(str::to_owned)).collect()
+    };
+    assert_eq!(names("postgres"), names("sqlite"), "every migration is written for both databases");
 }
