@@ -181,9 +181,7 @@ async fn checks(
     if run.blocked() {
         return None;
     }
-    let Some(account) = bucket_owner(access, bucket, prefix, run).await else {
-        return None;
-    };
+    let account = bucket_owner(access, bucket, prefix, run).await?;
 
     // The KMS key before the probe, so that a key problem is named as such.
     match spec.server_side_encryption.as_ref().and_then(ServerSideEncryption::kms_key) {
