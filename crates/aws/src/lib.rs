@@ -67,6 +67,8 @@ pub struct Aws {
     platform: SdkConfig,
     endpoint_url: Option<String>,
     sts_endpoint_url: Option<String>,
+    /// Where SQS requests go when not to `endpoint_url`'s endpoint (or AWS's own).
+    sqs_endpoint_url: Option<String>,
     /// For CORS preflight requests, which are unsigned plain HTTP.
     preflight: reqwest::Client,
 }
@@ -107,8 +109,17 @@ impl Aws {
             platform,
             endpoint_url: settings.endpoint_url.clone(),
             sts_endpoint_url: settings.sts_endpoint_url.clone(),
+            sqs_endpoint_url: None,
             preflight,
         }
+    }
+
+    /// Sends the platform's queue traffic to `url` instead, and everything else where it went.
+    /// A local S3 such as moto may serve a fraction of the messages per second a deployment's
+    /// queue does: an emulator of SQS alone can take the queue's part.
+    pub fn with_sqs_endpoint_url(mut self, url: Option<String>) -> Aws {
+        self.sqs_endpoint_url = url;
+        self
     }
 
     /// The platform's identity in `region`.
@@ -184,7 +195,11 @@ impl Aws {
 
     /// The platform's own SQS queues in `region`.
     pub fn queues(&self, region: &str) -> Queues {
-        Queues::new(&self.platform_config(region))
+        let config = self.platform_config(region);
+        match &self.sqs_endpoint_url {
+            Some(url) => Queues::new(&config.to_builder().endpoint_url(url).build()),
+            None => Queues::new(&config),
+        }
     }
 
     /// Set-up operations (buckets, keys, users, policies) with the platform's identity, or with

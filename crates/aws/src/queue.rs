@@ -164,6 +164,53 @@ impl Queues {
         Ok(())
     }
 
+    /// Sends up to ten messages in one request (tools and benchmarks use it to inject events);
+    /// returns how many SQS refused.
+    pub async fn send_batch(&self, queue_url: &str, bodies: &[String]) -> Result<usize, AwsError> {
+        let entries = bodies
+            .iter()
+            .take(10)
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| AwsError::new(AwsErrorKind::Other, "SendMessageBatch", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify("SendMessageBatch", e))?;
+        Ok(out.failed().len())
+    }
+
+    /// The queue's approximate message counts: waiting to be received, and received but not
+    /// yet deleted.
+    pub async fn approximate_counts(&self, queue_url: &str) -> Result<(u64, u64), AwsError> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| classify("GetQueueAttributes", e))?;
+        let count = |name: QueueAttributeName| {
+            out.attributes().and_then(|a| a.get(&name)).and_then(|c| c.parse().ok()).unwrap_or(0)
+        };
+        Ok((
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+
     /// The queue's URL and ARN, if it exists.
     pub async fn find(&self, name: &str) -> Result<Option<QueueInfo>, AwsError> {
         let url = match self.sqs.get_queue_url().queue_name(name).send().await {

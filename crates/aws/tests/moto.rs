@@ -158,3 +158,33 @@ async fn an_unreachable_endpoint_is_unavailable() {
     let error = aws.own_bucket_access("eu-central-1").list_one("b-b-b", "").await.err();
     assert!(error.as_ref().is_some_and(|e| e.kind == AwsErrorKind::Unavailable && e.retryable()), "{error:?}");
 }
+
+/// With an SQS endpoint of its own, the queues live there and everything else stays where it was:
+/// the batch sends and the counts a load test reads work there too.
+#[tokio::test]
+async fn queue_traffic_goes_to_its_own_endpoint() {
+    let (s3_peer, sqs_peer) = (Moto::start(), Moto::start());
+    let split = aws(&s3_peer).await.with_sqs_endpoint_url(Some(sqs_peer.url().to_owned()));
+    let queue = split.queues("eu-central-1").ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(split.setup("eu-central-1").create_bucket("events-bucket").await.unwrap_or_else(|e| panic!("{e}")));
+
+    let on_sqs_peer = aws(&sqs_peer).await.queues("eu-central-1").find("byos-events-eu-central-1").await;
+    assert_eq!(on_sqs_peer.ok().flatten().map(|q| q.arn), Some(queue.arn.clone()), "the queue is on the SQS endpoint");
+    let on_s3_peer = aws(&s3_peer).await.queues("eu-central-1").find("byos-events-eu-central-1").await;
+    assert_eq!(on_s3_peer.ok().map(|q| q.is_none()), Some(true), "and not on the other one");
+    let bucket = aws(&s3_peer).await.own_bucket_access("eu-central-1").bucket_region("events-bucket").await;
+    assert_eq!(bucket.ok().as_deref(), Some("eu-central-1"), "S3 stays on its endpoint");
+
+    let queues = split.queues("eu-central-1");
+    let bodies: Vec<String> = (0..10).map(|i| format!("message {i}")).collect();
+    assert_eq!(queues.send_batch(&queue.url, &bodies).await.ok(), Some(0));
+    assert_eq!(queues.approximate_counts(&queue.url).await.ok(), Some((10, 0)));
+    let received = queues.receive(&queue.url, 10, 1, 60).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        queues.approximate_counts(&queue.url).await.ok(),
+        Some((10 - received.len() as u64, received.len() as u64))
+    );
+    let handles: Vec<String> = received.iter().map(|m| m.receipt_handle.clone()).collect();
+    assert_eq!(queues.delete(&queue.url, &handles).await.ok(), Some(0));
+    assert_eq!(queues.approximate_counts(&queue.url).await.ok(), Some((10 - received.len() as u64, 0)));
+}

@@ -2,17 +2,23 @@
 //! measured in the same run:
 //!
 //! - `apply`: S3 event messages applied in-process into SQLite (parse, route, order, commit), in
-//!   batches of several sizes and in the server's shape (group commit), against the store's
-//!   ceiling (the same number of fresh keys in one `DataStore::apply`) and a raw SQLite insert of
-//!   the same rows (Python's `sqlite3` module: prepared statements bound in a loop);
+//!   batches of several sizes and in the pollers' batches (group commit; no queue: a ceiling of
+//!   the server's ingest), against the store's ceiling (the same number of fresh keys in one
+//!   `DataStore::apply`) and a raw SQLite insert of the same rows (Python's `sqlite3` module:
+//!   prepared statements bound in a loop);
+//! - `ingest`: the real `byos serve`, its own pollers consuming one-record S3 event messages from
+//!   a real queue (fauxqs, an SQS emulator; S3 on moto), receive and delete included, against the
+//!   queue's own receive + delete rate with a plain client and as many receivers, in the same run;
 //! - `reconcile`: the initial import of a bucket prefix on moto (`SyncEngine::reconcile`)
 //!   against `s5cmd ls` of the same prefix, and the reconcile's peak RSS at two sizes, each in a
 //!   child process of its own;
 //! - `browse`: a page of 1,000 entries of a big folder, from the store and through the HTTP API,
 //!   against a folder of 1,000 entries.
 //!
-//! `cargo run --release -p byos --example sync_bench -- apply|reconcile|browse [flags]`;
-//! `reconcile` needs `BYOS_TEST_MOTO` (moto_server) and `BYOS_BENCH_S5CMD` (the s5cmd binary).
+//! `cargo run --release -p byos --example sync_bench -- apply|ingest|reconcile|browse [flags]`;
+//! `reconcile` needs `BYOS_TEST_MOTO` (moto_server) and `BYOS_BENCH_S5CMD` (the s5cmd binary);
+//! `ingest` needs `BYOS_TEST_MOTO`, the release binary (`cargo build --release -p byos`) and npm
+//! (it installs fauxqs under target/test-peers on first use).
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::collections::HashMap;
@@ -87,6 +93,30 @@ enum Command {
         #[arg(long, env = "BYOS_BENCH_PYTHON", default_value = "python3")]
         python: PathBuf,
     },
+    /// `byos serve` consuming one-record S3 event messages from a real queue (fauxqs), receive and
+    /// delete included, against the queue's own receive + delete rate with a plain client.
+    Ingest {
+        /// One-record messages per run.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// `sync.pollers` values: per value and round, one run of the server and one of the plain
+        /// client with as many receivers.
+        #[arg(long, value_delimiter = ',', default_values_t = [2, 8])]
+        pollers: Vec<usize>,
+        /// Runs per `--pollers` value; the best of each is compared.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Folders the keys are spread over (two levels deep).
+        #[arg(long, default_value_t = 100)]
+        folders: usize,
+        /// The byos binary (`cargo build --release -p byos`); by default the one beside this
+        /// example's directory.
+        #[arg(long, env = "BYOS_BENCH_BYOS")]
+        byos: Option<PathBuf>,
+        /// Where fauxqs is installed on first use, with npm; by default target/test-peers/fauxqs.
+        #[arg(long, env = "BYOS_BENCH_FAUXQS_DIR")]
+        fauxqs_dir: Option<PathBuf>,
+    },
     /// The initial import on moto against `s5cmd ls`, and the reconcile's peak RSS at two sizes.
     Reconcile {
         /// Objects in the big bucket.
@@ -148,6 +178,11 @@ async fn main() -> Result<()> {
             reconcile(objects, small, rounds, upload_concurrency, &s5cmd).await?;
         }
         Command::Browse { files, samples } => browse(files, samples).await?,
+        Command::Ingest { messages, pollers, rounds, folders, byos, fauxqs_dir } => {
+            let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
+            let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
+            ingest::run(&ingest::Plan { messages, pollers, rounds, folders }, &byos, &fauxqs_dir).await?;
+        }
         Command::ReconcileChild { .. } => {}
     }
     // The machine is shared: say how busy it was, since that moves every figure.
@@ -356,7 +391,7 @@ struct Shape {
 
 /// `events` records, `records` to a message: 70% writes of new keys, 20% overwrites of live
 /// keys, 10% deletes of live keys, each with a sequencer greater than the key's last.
-fn event_stream(bucket: &str, &Shape { events, records, folders }: &Shape) -> Stream {
+fn event_stream(bucket: &str, project_folder: &str, &Shape { events, records, folders }: &Shape) -> Stream {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut stream = Stream::default();
     let mut live: Vec<usize> = Vec::new();
@@ -372,18 +407,18 @@ fn event_stream(bucket: &str, &Shape { events, records, folders }: &Shape) -> St
             live.push(key);
             stream.creates += 1;
             let size = rng.below(1 << 20) as u64;
-            let full = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(key, folders));
+            let full = format!("{CONFIGURATION_PREFIX}{project_folder}/{}", relative_key(key, folders));
             record("ObjectCreated:Put", bucket, &full, &sequencer, Some(size), Some(&etag))
         } else if roll < 90 {
             let key = live[rng.below(live.len())];
             stream.overwrites += 1;
             let size = rng.below(1 << 20) as u64;
-            let full = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(key, folders));
+            let full = format!("{CONFIGURATION_PREFIX}{project_folder}/{}", relative_key(key, folders));
             record("ObjectCreated:Put", bucket, &full, &sequencer, Some(size), Some(&etag))
         } else {
             let key = live.swap_remove(rng.below(live.len()));
             stream.deletes += 1;
-            let full = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(key, folders));
+            let full = format!("{CONFIGURATION_PREFIX}{project_folder}/{}", relative_key(key, folders));
             record("ObjectRemoved:Delete", bucket, &full, &sequencer, None, None)
         };
         batch.push(record);
@@ -453,7 +488,7 @@ async fn count_files(fixture: &Fixture, folders: usize) -> Result<usize> {
 async fn apply(shape: &Shape, batch_sizes: &[usize], python: &Path) -> Result<()> {
     const BUCKET: &str = "bench-bucket";
     let Shape { events, records, folders } = *shape;
-    let stream = event_stream(BUCKET, shape);
+    let stream = event_stream(BUCKET, "bench", shape);
     println!(
         "event stream: {events} records in {} messages of {records}: {} new keys, {} overwrites, {} deletes; \
          {} files at the end, in {folders} folders",
@@ -487,12 +522,13 @@ async fn apply(shape: &Shape, batch_sizes: &[usize], python: &Path) -> Result<()
     ensure!(parsed == events, "parsed {parsed} of {events} records");
     println!("parse only (JSON to changes, no store): {:.0} events/s", rate(events, parse));
 
-    // (label, events/s, whether it is the server's shape)
+    // (label, events/s, whether it is the pollers' shape)
     let mut runs: Vec<(String, f64, bool)> = Vec::new();
     let mut plan: Vec<(usize, usize, bool)> = batch_sizes.iter().map(|&n| (n, 1, false)).collect();
-    // The server: per region, `sync.pollers` long polls, each receiving batches of up to 10
-    // messages and applying them as they come, up to `sync.in_flight` messages at once; batches
-    // ready together commit together.
+    // The pollers' batches: per region, `sync.pollers` long polls, each receiving batches of up
+    // to 10 messages and applying them as they come, up to `sync.in_flight` messages at once;
+    // batches ready together commit together. In process, with no queue: no receive, no delete,
+    // every batch full, so a ceiling of what the server ingests (`ingest` measures the server).
     let settings = byos_sync::SyncSettings::default();
     let in_flight = settings.pollers * settings.in_flight / SERVER_MESSAGES;
     plan.push((SERVER_MESSAGES, in_flight, true));
@@ -504,8 +540,8 @@ async fn apply(shape: &Shape, batch_sizes: &[usize], python: &Path) -> Result<()
         ensure!(files == stream.live, "{files} files in the catalog, {} expected", stream.live);
         let label = if server {
             format!(
-                "the server's shape: batches of {per_batch} messages ({} records), {at_once} at once ({} pollers x \
-                 {} messages in flight)",
+                "in process, the pollers' batches (no queue): batches of {per_batch} messages ({} records), \
+                 {at_once} at once ({} pollers x {} messages in flight)",
                 per_batch * records,
                 settings.pollers,
                 settings.in_flight
@@ -554,8 +590,8 @@ async fn apply(shape: &Shape, batch_sizes: &[usize], python: &Path) -> Result<()
     let (best_label, best, _) = runs.iter().max_by(|a, b| a.1.total_cmp(&b.1)).cloned().context("no run")?;
     let server = runs.iter().find(|r| r.2).map_or(0.0, |r| r.1);
     println!(
-        "the server's shape: {server:.0} events/s (target >= 50000): {:.2} of the store's ceiling, {:.2} of raw \
-         SQLite's rate with transactions of {group} keys",
+        "in process, the pollers' batches (a ceiling: no SQS receive or delete): {server:.0} events/s: {:.2} of \
+         the store's ceiling, {:.2} of raw SQLite's rate with transactions of {group} keys",
         server / store_rate,
         server / grouped
     );
@@ -970,4 +1006,578 @@ fn report(what: &str, files: usize, big: &mut [Duration], small: &mut [Duration]
         ms(small_p99),
         p99.as_secs_f64() / small_p99.as_secs_f64()
     );
+}
+
+// 5. The server's ingest, end to end.
+
+/// The default byos binary: `target/<profile>/byos`, beside this example's `examples/` directory.
+fn byos_beside_this_example() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile = exe.parent().and_then(Path::parent).context("this example is not in target/<profile>/examples")?;
+    Ok(profile.join("byos"))
+}
+
+/// The workspace's root, where `target/` is.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `ingest`: the real `byos serve` and its own pollers, S3 on moto, the queue on fauxqs.
+mod ingest {
+    use std::process::{Child, Command as Process};
+
+    use byos_aws::Queues;
+
+    use super::*;
+
+    /// What to run.
+    pub(crate) struct Plan {
+        pub(crate) messages: usize,
+        pub(crate) pollers: Vec<usize>,
+        pub(crate) rounds: usize,
+        pub(crate) folders: usize,
+    }
+
+    const BUCKET: &str = "bench-ingest";
+    /// The queue of the plain client's runs, beside the server's.
+    const REFERENCE_QUEUE: &str = "bench-reference";
+    /// fauxqs, pinned, and the Node.js it needs (older ones cannot run it).
+    const FAUXQS_VERSION: &str = "2.4.1";
+    const NODE: &str = "node@22";
+    const APPLIED: &str = "byos_sync_records_total{outcome=\"applied\"}";
+    const LOOKED_UP: &str = "byos_sync_records_total{outcome=\"looked-up\"}";
+    const DEAD_LETTERS: &str = "byos_sync_dead_letters_total";
+
+    /// fauxqs on a free loopback port, stopped when dropped.
+    struct Fauxqs {
+        child: Child,
+        url: String,
+    }
+
+    impl Fauxqs {
+        fn start(dir: &Path) -> Result<Fauxqs> {
+            install(dir)?;
+            let app = dir.join("node_modules/fauxqs/dist/app.js").canonicalize()?;
+            let port = byos_test_support::free_port();
+            // fauxqs's own command logs every request, which would cost the queue a good part of
+            // its CPU: the benchmark starts it without the log.
+            let script = format!(
+                "import {{ startFauxqs }} from {}; await startFauxqs({{ logger: false }});",
+                serde_json::to_string(&format!("file://{}", app.display()))?
+            );
+            let log = dir.join("fauxqs.log");
+            let child = Process::new(dir.join("node_modules/.bin/node"))
+                .args(["--input-type=module", "-e", &script])
+                .env("FAUXQS_PORT", port.to_string())
+                .env("FAUXQS_DEFAULT_REGION", REGION)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?)
+                .spawn()
+                .with_context(|| format!("cannot start fauxqs from {}", dir.display()))?;
+            let mut fauxqs = Fauxqs { child, url: format!("http://127.0.0.1:{port}") };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(status) = fauxqs.child.try_wait()? {
+                    bail!("fauxqs exited with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+                }
+                ensure!(Instant::now() < deadline, "fauxqs did not listen within 30 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(fauxqs)
+        }
+    }
+
+    impl Drop for Fauxqs {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Installs Node.js 22 and fauxqs into `dir` with npm, unless they are there already.
+    fn install(dir: &Path) -> Result<()> {
+        let installed = std::fs::read_to_string(dir.join("node_modules/fauxqs/package.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .is_some_and(|package| package["version"] == FAUXQS_VERSION)
+            && dir.join("node_modules/.bin/node").exists();
+        if installed {
+            return Ok(());
+        }
+        let npm = Process::new("npm").arg("--version").stdin(Stdio::null()).output();
+        if !npm.is_ok_and(|o| o.status.success()) {
+            bail!(
+                "npm is missing: the queue of this benchmark, fauxqs, comes from the npm registry. Install \
+                 Node.js's npm (Debian: apt-get install npm) and run again"
+            );
+        }
+        println!("installing {NODE} and fauxqs@{FAUXQS_VERSION} into {} with npm (once)", dir.display());
+        std::fs::create_dir_all(dir)?;
+        let status = Process::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(dir)
+            .args([NODE, &format!("fauxqs@{FAUXQS_VERSION}")])
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot run npm")?;
+        ensure!(status.success(), "npm install {NODE} fauxqs@{FAUXQS_VERSION} failed ({status})");
+        Ok(())
+    }
+
+    /// A running `byos serve`, its log in a file.
+    struct Server {
+        child: Child,
+        base: String,
+        log: PathBuf,
+        /// When it said it was listening: its workers are running by then.
+        listening: Instant,
+    }
+
+    impl Server {
+        fn start(byos: &Path, dir: &Path, env: &[(&str, String)]) -> Result<Server> {
+            let log = dir.join(format!("byos-{}.log", Uuid::new_v4().simple()));
+            let mut command = Process::new(byos);
+            // The benchmark's own environment must not leak into the server's configuration.
+            for (key, _) in std::env::vars() {
+                if key.starts_with("BYOS_") || key == "RUST_LOG" {
+                    command.env_remove(key);
+                }
+            }
+            let child = command
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.join("data"))
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?)
+                .spawn()
+                .with_context(|| format!("cannot start {}", byos.display()))?;
+            let mut server = Server { child, base: String::new(), log, listening: Instant::now() };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let text = std::fs::read_to_string(&server.log).unwrap_or_default();
+                if let Some(at) = text.find("listening on http://") {
+                    server.listening = Instant::now();
+                    let rest = &text[at + "listening on ".len()..];
+                    let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+                    server.base = rest[..end].to_owned();
+                    return Ok(server);
+                }
+                if let Some(status) = server.child.try_wait()? {
+                    bail!("byos exited with {status} before listening:\n{text}");
+                }
+                ensure!(Instant::now() < deadline, "byos did not listen within 60 s:\n{text}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("{}{path}", self.base)
+        }
+
+        fn log(&self) -> String {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        }
+
+        /// SIGTERM, and the clean exit it must end in.
+        async fn stop(mut self) -> Result<()> {
+            let pid = self.child.id().to_string();
+            let sent = Process::new("kill").args(["-TERM", &pid]).status()?;
+            ensure!(sent.success(), "kill -TERM {pid}");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(status) = self.child.try_wait()? {
+                    ensure!(status.success(), "byos exited with {status}:\n{}", self.log());
+                    return Ok(());
+                }
+                ensure!(Instant::now() < deadline, "byos did not stop within 60 s of SIGTERM");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// One API call as an operator's client makes it; an answer other than 2xx is an error.
+    async fn call(
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut request = client.request(method, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| url.to_owned())?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        ensure!(status.is_success(), "{url}: {status} {body}");
+        Ok(body)
+    }
+
+    /// Polls `url` until `done` holds; `failed` ends the wait at once.
+    async fn wait_for(
+        client: &reqwest::Client,
+        url: &str,
+        token: &str,
+        done: impl Fn(&Value) -> bool,
+        failed: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let body = call(client, reqwest::Method::GET, url, token, None).await?;
+            if done(&body) {
+                return Ok(body);
+            }
+            ensure!(!failed(&body), "{url}: {body}");
+            ensure!(Instant::now() < deadline, "{url}: still {body} after 120 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The sum of the server's metric lines that start with `name`.
+    async fn metric(client: &reqwest::Client, server: &Server, name: &str) -> Result<u64> {
+        let text = client.get(server.url("/metrics")).send().await?.text().await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum())
+    }
+
+    /// Sends `bodies` to the queue, ten to a request, eight requests at once.
+    async fn fill(queues: &Queues, url: &str, bodies: &[String]) -> Result<()> {
+        let chunks: Arc<Vec<Vec<String>>> = Arc::new(bodies.chunks(10).map(<[String]>::to_vec).collect());
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (queues, url, chunks, next) = (queues.clone(), url.to_owned(), chunks.clone(), next.clone());
+            tasks.spawn(async move {
+                loop {
+                    let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) else { return Ok(()) };
+                    let failed = queues.send_batch(&url, chunk).await?;
+                    ensure!(failed == 0, "the queue refused {failed} messages");
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+        let counts = queues.approximate_counts(url).await?;
+        ensure!(counts == (bodies.len() as u64, 0), "the queue holds {counts:?} after {} sends", bodies.len());
+        Ok(())
+    }
+
+    /// The queue's own rate: a plain client with `receivers` long polls at once, each deleting
+    /// what it received (ten to a request) without waiting for that before its next receive, as
+    /// the server's pollers do. Returns the time until the last of `count` messages is deleted.
+    async fn drain(queues: &Queues, url: &str, count: usize, receivers: usize) -> Result<Duration> {
+        let received = Arc::new(AtomicUsize::new(0));
+        let deleted = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..receivers.max(1) {
+            let (queues, url) = (queues.clone(), url.to_owned());
+            let (received, deleted, done) = (received.clone(), deleted.clone(), done.clone());
+            tasks.spawn(async move {
+                let mut deletes = tokio::task::JoinSet::new();
+                while received.load(Ordering::Relaxed) < count {
+                    let messages = queues.receive(&url, 10, 20, 120).await?;
+                    received.fetch_add(messages.len(), Ordering::Relaxed);
+                    let handles: Vec<String> = messages.into_iter().map(|m| m.receipt_handle).collect();
+                    let (queues, url, deleted, done) = (queues.clone(), url.clone(), deleted.clone(), done.clone());
+                    deletes.spawn(async move {
+                        let failed = queues.delete(&url, &handles).await?;
+                        ensure!(failed == 0, "the queue refused {failed} deletes");
+                        if deleted.fetch_add(handles.len(), Ordering::Relaxed) + handles.len() == count {
+                            done.notify_one();
+                        }
+                        Ok::<(), anyhow::Error>(())
+                    });
+                    while let Some(finished) = deletes.try_join_next() {
+                        finished??;
+                    }
+                }
+                while let Some(finished) = deletes.join_next().await {
+                    finished??;
+                }
+                Ok::<(), anyhow::Error>(())
+            });
+        }
+        loop {
+            tokio::select! {
+                () = done.notified() => break,
+                Some(finished) = tasks.join_next() => finished??,
+            }
+        }
+        let elapsed = started.elapsed();
+        // The receivers still in a long poll have nothing left to receive.
+        tasks.abort_all();
+        ensure!(queues.approximate_counts(url).await? == (0, 0), "the plain client left messages in the queue");
+        Ok(elapsed)
+    }
+
+    /// Waits out the long polls a stopped server left open: the queue would hand messages to
+    /// them, and those would stay invisible until their visibility timeout.
+    async fn abandoned_polls_expire() {
+        tokio::time::sleep(Duration::from_secs(21)).await;
+    }
+
+    /// The server's environment: S3 on moto, the queue on fauxqs, `pollers` long polls.
+    fn environment(moto: &Moto, fauxqs: &Fauxqs, pollers: usize) -> Vec<(&'static str, String)> {
+        vec![
+            ("BYOS__AWS__ENDPOINT_URL", moto.url().to_owned()),
+            ("BYOS__AWS__SQS_ENDPOINT_URL", fauxqs.url.clone()),
+            ("BYOS__SYNC__POLLERS", pollers.to_string()),
+            ("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// A project's visible files, through the browse API.
+    async fn catalog_files(
+        client: &reqwest::Client,
+        server: &Server,
+        token: &str,
+        project: &str,
+        folders: usize,
+    ) -> Result<usize> {
+        let mut files = 0;
+        for folder in 0..folders {
+            let mut token_param = String::new();
+            loop {
+                let url = server.url(&format!(
+                    "/api/v1/projects/{project}/data?path=/{}&limit=1000{token_param}",
+                    folder_path(folder)
+                ));
+                let page = call(client, reqwest::Method::GET, &url, token, None).await?;
+                let items = page["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+                files += items.iter().filter(|i| i["type"] == "file").count();
+                match page["nextPageToken"].as_str() {
+                    Some(next) => token_param = format!("&pageToken={next}"),
+                    None => break,
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    pub(crate) async fn run(plan: &Plan, byos: &Path, fauxqs_dir: &Path) -> Result<()> {
+        ensure!(
+            byos.is_file(),
+            "no byos binary at {}: build it first (cargo build --release -p byos) or name it with --byos",
+            byos.display()
+        );
+        let fauxqs = Fauxqs::start(fauxqs_dir)?;
+        let moto = Moto::start();
+        println!(
+            "queue: fauxqs {FAUXQS_VERSION} at {}; S3: moto at {}; server: {}",
+            fauxqs.url,
+            moto.url(),
+            byos.display()
+        );
+        let s3 = Aws::new(&AwsSettings {
+            endpoint_url: Some(moto.url().to_owned()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            profile: None,
+        })
+        .await;
+        s3.setup(REGION).create_bucket(BUCKET).await?;
+        let queues = Aws::new(&AwsSettings {
+            endpoint_url: Some(fauxqs.url.clone()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            profile: None,
+        })
+        .await
+        .queues(REGION);
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let dir = temp_dir();
+
+        // Set up as an operator does, through the API: a credential, a configuration validated
+        // (its queue created on fauxqs, its notifications on moto), a project per run.
+        let runs = plan.rounds * plan.pollers.len();
+        let server = Server::start(byos, dir.path(), &environment(&moto, &fauxqs, 2))?;
+        let token = std::fs::read_to_string(dir.path().join("data/admin-token"))?.trim().to_owned();
+        let credential = call(
+            &client,
+            reqwest::Method::POST,
+            &server.url("/api/v1/storage-credentials"),
+            &token,
+            Some(json!({"name": "bench", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                        "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})),
+        )
+        .await?;
+        let configuration = call(
+            &client,
+            reqwest::Method::POST,
+            &server.url("/api/v1/storage-configurations"),
+            &token,
+            Some(json!({"name": "bench", "region": REGION, "bucket": BUCKET, "keyPrefix": CONFIGURATION_PREFIX,
+                        "credentialId": credential["id"]})),
+        )
+        .await?;
+        let configuration = configuration["id"].as_str().context("a configuration id")?.to_owned();
+        wait_for(
+            &client,
+            &server.url(&format!("/api/v1/storage-configurations/{configuration}")),
+            &token,
+            |c| c["status"] == "ready",
+            |c| c["status"] == "error",
+        )
+        .await?;
+        let mut projects = Vec::new();
+        for run in 0..runs {
+            let folder = format!("run{run}");
+            let project = call(
+                &client,
+                reqwest::Method::POST,
+                &server.url("/api/v1/projects"),
+                &token,
+                Some(json!({"name": format!("run {run}"), "region": REGION, "storageConfigurationId": configuration,
+                            "folder": folder})),
+            )
+            .await?;
+            let id = project["id"].as_str().context("a project id")?.to_owned();
+            wait_for(
+                &client,
+                &server.url(&format!("/api/v1/projects/{id}/reconcile")),
+                &token,
+                |r| r["status"] == "finished",
+                |r| r["status"] == "failed",
+            )
+            .await?;
+            projects.push((id, folder));
+        }
+        server.stop().await?;
+        abandoned_polls_expire().await;
+        let queue = queues
+            .find(QUEUE)
+            .await?
+            .context("validation did not create the region's queue on the SQS endpoint (aws.sqs_endpoint_url)")?;
+        let reference = queues.ensure(REFERENCE_QUEUE).await?;
+        println!("set-up: a ready configuration and {runs} projects through the API; the region's queue on fauxqs");
+
+        let shape = Shape { events: plan.messages, records: 1, folders: plan.folders };
+        let count = plan.messages;
+        // (pollers, the plain client's time, the server's time)
+        let mut figures: Vec<(usize, Duration, Duration)> = Vec::new();
+        let mut run = 0;
+        for round in 0..plan.rounds {
+            for &pollers in &plan.pollers {
+                let (project, folder) = &projects[run];
+                run += 1;
+                let stream = event_stream(BUCKET, folder, &shape);
+                ensure!(stream.bodies.len() == count, "{} messages", stream.bodies.len());
+                let mut times = (Duration::ZERO, Duration::ZERO);
+                // The plain client first in even rounds, the server first in odd ones.
+                for server_now in [round % 2 == 1, round % 2 == 0] {
+                    if server_now {
+                        fill(&queues, &queue.url, &stream.bodies).await?;
+                        let server = Server::start(byos, dir.path(), &environment(&moto, &fauxqs, pollers))?;
+                        let started = server.listening;
+                        let mut progress = (0, Instant::now());
+                        let elapsed = loop {
+                            let applied = metric(&client, &server, APPLIED).await?;
+                            let counts = queues.approximate_counts(&queue.url).await?;
+                            let at = started.elapsed();
+                            if applied >= count as u64 && counts == (0, 0) {
+                                break at;
+                            }
+                            if applied > progress.0 {
+                                progress = (applied, Instant::now());
+                            }
+                            ensure!(
+                                progress.1.elapsed() < Duration::from_secs(60),
+                                "no record applied for 60 s ({applied} of {count}; the queue holds {counts:?}):\n{}",
+                                server.log()
+                            );
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        };
+                        let applied = metric(&client, &server, APPLIED).await?;
+                        let looked_up = metric(&client, &server, LOOKED_UP).await?;
+                        let dead = metric(&client, &server, DEAD_LETTERS).await?;
+                        ensure!(
+                            applied == count as u64 && looked_up == 0 && dead == 0,
+                            "applied {applied}, looked up {looked_up}, dead letters {dead} of {count} records"
+                        );
+                        let files = catalog_files(&client, &server, &token, project, plan.folders).await?;
+                        ensure!(files == stream.live, "{files} files in the catalog, {} expected", stream.live);
+                        server.stop().await?;
+                        abandoned_polls_expire().await;
+                        println!(
+                            "round {}, {pollers} pollers: byos serve applied and deleted {count} one-record messages in \
+                             {:.2} s, {:.0} messages/s (catalog checked: {files} files)",
+                            round + 1,
+                            elapsed.as_secs_f64(),
+                            rate(count, elapsed)
+                        );
+                        times.1 = elapsed;
+                    } else {
+                        fill(&queues, &reference.url, &stream.bodies).await?;
+                        let elapsed = drain(&queues, &reference.url, count, pollers).await?;
+                        println!(
+                            "round {}, {pollers} receivers: the plain client received and deleted {count} messages in \
+                             {:.2} s, {:.0} messages/s",
+                            round + 1,
+                            elapsed.as_secs_f64(),
+                            rate(count, elapsed)
+                        );
+                        times.0 = elapsed;
+                    }
+                }
+                figures.push((pollers, times.0, times.1));
+            }
+        }
+
+        // The same messages in process, with no queue: the ceiling of `apply`.
+        let most = plan.pollers.iter().copied().max().unwrap_or(1);
+        let settings = byos_sync::SyncSettings::default();
+        let at_once = most * settings.in_flight / SERVER_MESSAGES;
+        let fixture = Fixture::new(None, BUCKET).await?;
+        let stream = event_stream(BUCKET, "bench", &shape);
+        let messages: Arc<Vec<Inbound>> = Arc::new(
+            stream
+                .bodies
+                .iter()
+                .enumerate()
+                .map(|(i, body)| Inbound { message_id: format!("m{i}"), body: body.clone(), receive_count: 1 })
+                .collect(),
+        );
+        let (in_process, applied) = feed(&fixture, &messages, SERVER_MESSAGES, at_once).await?;
+        ensure!(applied == count as u64, "{applied} of {count} records applied in process");
+        ensure!(count_files(&fixture, plan.folders).await? == stream.live, "the in-process catalog is wrong");
+
+        let best = |times: &mut dyn Iterator<Item = Duration>| times.min().unwrap_or_default();
+        for &pollers in &plan.pollers {
+            let queue_time = best(&mut figures.iter().filter(|f| f.0 == pollers).map(|f| f.1));
+            let byos_time = best(&mut figures.iter().filter(|f| f.0 == pollers).map(|f| f.2));
+            println!(
+                "ingest, {pollers} pollers (best of {}): the queue's own receive + delete {:.0} messages/s, byos serve \
+                 end to end {:.0} messages/s: ratio {:.2} (target >= 0.8)",
+                plan.rounds,
+                rate(count, queue_time),
+                rate(count, byos_time),
+                queue_time.as_secs_f64() / byos_time.as_secs_f64()
+            );
+        }
+        println!(
+            "in process, the same {count} one-record messages in the pollers' batches ({SERVER_MESSAGES} messages, \
+             {at_once} at once; no queue): {:.0} messages/s",
+            rate(count, in_process)
+        );
+        drop(moto);
+        drop(fauxqs);
+        Ok(())
+    }
 }

@@ -58,7 +58,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         announce_admin_token(&settings, &first)?;
     }
 
-    let aws = byos_aws::Aws::new(&settings.aws_settings()).await;
+    let aws =
+        byos_aws::Aws::new(&settings.aws_settings()).await.with_sqs_endpoint_url(settings.aws_sqs_endpoint_url.clone());
     let lifecycle =
         byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), master_key.clone(), settings.lifecycle.clone());
     let sync = byos_sync::SyncEngine::new(store.clone(), aws, lifecycle.clone(), settings.sync.clone());

@@ -57,6 +57,8 @@ struct RawServer {
 struct RawAws {
     /// An S3-compatible or local endpoint instead of AWS.
     endpoint_url: Option<String>,
+    /// Where the queue traffic goes instead, when not with the rest.
+    sqs_endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +110,7 @@ pub(crate) struct Settings {
     pub(crate) log_filter: String,
     pub(crate) regions: RegionTable,
     pub(crate) aws_endpoint_url: Option<String>,
+    pub(crate) aws_sqs_endpoint_url: Option<String>,
     pub(crate) lifecycle: byos_lifecycle::LifecycleSettings,
     pub(crate) sync: byos_sync::SyncSettings,
 }
@@ -202,6 +205,10 @@ impl Settings {
                 None => HttpLimits::DEFAULT.max_connections,
             },
         };
+        let aws_sqs_endpoint_url = raw.aws.sqs_endpoint_url.filter(|u| !u.trim().is_empty());
+        if let Some(url) = &aws_sqs_endpoint_url {
+            origin(url).context("aws.sqs_endpoint_url")?;
+        }
         let defaults = byos_lifecycle::LifecycleSettings::default();
         let seconds = |value: Option<u64>, default: Duration, key: &str| -> anyhow::Result<Duration> {
             match value {
@@ -278,6 +285,7 @@ impl Settings {
             log_filter: raw.log.filter.unwrap_or_else(|| "info".to_owned()),
             regions,
             aws_endpoint_url,
+            aws_sqs_endpoint_url,
             lifecycle,
             sync,
         })
@@ -402,6 +410,23 @@ mod tests {
             let err = load_from(toml, &[], &args()).err().map(|e| format!("{e:#}"));
             assert!(err.as_deref().is_some_and(|e| e.contains(key)), "{toml:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn queue_traffic_can_have_an_endpoint_of_its_own() {
+        let env = [
+            ("BYOS__AWS__ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("BYOS__AWS__SQS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        ];
+        let s = load_from("", &env, &args()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(s.aws_endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(s.aws_sqs_endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
+        let s = load_from("[aws]\nsqs_endpoint_url = \"https://sqs.example.com/\"\n", &[], &args())
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!((s.aws_endpoint_url, s.aws_sqs_endpoint_url.as_deref()), (None, Some("https://sqs.example.com/")));
+        let err =
+            load_from("[aws]\nsqs_endpoint_url = \"localhost:4566\"\n", &[], &args()).err().map(|e| format!("{e:#}"));
+        assert!(err.as_deref().is_some_and(|e| e.contains("aws.sqs_endpoint_url")), "{err:?}");
     }
 
     #[test]
