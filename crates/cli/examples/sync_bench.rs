@@ -1390,14 +1390,14 @@ mod ingest {
         let s3 = Aws::new(&AwsSettings {
             endpoint_url: Some(moto.url().to_owned()),
             static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            profile: None,
+            ..AwsSettings::default()
         })
         .await;
         s3.setup(REGION).create_bucket(BUCKET).await?;
         let queues = Aws::new(&AwsSettings {
             endpoint_url: Some(fauxqs.url.clone()),
             static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            profile: None,
+            ..AwsSettings::default()
         })
         .await
         .queues(REGION);
