@@ -490,20 +490,7 @@ async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
     let settings = [("BYOS__SERVER__LEASE_SECONDS", "3"), ("BYOS__SYNC__RECONCILE_INTERVAL_SECONDS", "2")];
     let mut world = World::with(&settings).await;
     const KEYS: usize = 4_000;
-    let access = world.aws.own_bucket_access(REGION);
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
-    let mut uploads = tokio::task::JoinSet::new();
-    for i in 0..KEYS {
-        let (access, permits) = (access.clone(), permits.clone());
-        uploads.spawn(async move {
-            let _permit = permits.acquire().await.unwrap_or_else(|e| panic!("{e}"));
-            let key = format!("data/big/part-{:02}/object-{i:05}.txt", i % 40);
-            access.put_object(BUCKET, &key, b"x".to_vec(), None).await.unwrap_or_else(|e| panic!("{key}: {e}"));
-        });
-    }
-    while let Some(done) = uploads.join_next().await {
-        done.unwrap_or_else(|e| panic!("{e}"));
-    }
+    upload_many(&world, "data/big/", KEYS).await;
     let created = world
         .post(
             "/api/v1/projects",
@@ -540,5 +527,49 @@ async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
         .await;
     assert_eq!(later["reason"], "periodic", "{later}");
     assert_eq!(later["listed"], KEYS, "{later}");
+    store.close().await;
+}
+
+/// Writes `n` small objects under `prefix`, in 40 folders, 16 at a time.
+async fn upload_many(world: &World, prefix: &str, n: usize) {
+    let access = world.aws.own_bucket_access(REGION);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut uploads = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (access, permits) = (access.clone(), permits.clone());
+        let key = format!("{prefix}part-{:02}/object-{i:05}.txt", i % 40);
+        uploads.spawn(async move {
+            let _permit = permits.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            access.put_object(BUCKET, &key, b"x".to_vec(), None).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// SIGTERM while a reconcile runs: the server stops the run and records it interrupted before it
+/// exits, so that no run is left marked running (the next start reconciles the project again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_stopped_by_sigterm_is_recorded_interrupted() {
+    let world = World::new().await;
+    upload_many(&world, "data/big/", 4_000).await;
+    let created = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "big", "region": REGION, "storageConfigurationId": world.configuration, "folder": "big"}),
+        )
+        .await;
+    assert_eq!(created["import"]["status"], "running", "{created}");
+    let import: uuid::Uuid = created["import"]["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_default();
+    let World { server, dir, .. } = world;
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
+    let store = byos_catalog::Store::open(&options, &dir.path().join("data")).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let run = store.sync.get_reconcile(import).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.status, byos_catalog::ReconcileStatus::Interrupted, "{run:?}\n{log}");
+    assert_eq!(run.error.as_deref(), Some("the server is shutting down"), "{run:?}");
+    assert!(run.finished_at.is_some() && run.listed < 4_000, "{run:?}");
     store.close().await;
 }
