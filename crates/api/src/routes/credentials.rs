@@ -82,6 +82,11 @@ impl CredentialView {
     }
 }
 
+/// The stored credential `id`, or its catalogue error.
+async fn stored(state: &AppState, id: Uuid) -> ApiResult<Credential> {
+    state.store().credentials.get_credential(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))
+}
+
 /// An `aws-role` credential's external id, unsealed.
 fn external_id(state: &AppState, c: &Credential) -> ApiResult<ExternalId> {
     let opened = state.master_key().open(&c.sealed_secret, c.id.as_bytes()).map_err(ApiError::internal)?;
@@ -269,12 +274,7 @@ async fn get_credential(
     state: axum::extract::State<AppState>,
     Id(id): Id,
 ) -> ApiResult<Json<CredentialView>> {
-    let credential = state
-        .store()
-        .credentials
-        .get_credential(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    let credential = stored(&state, id).await?;
     Ok(Json(CredentialView::new(&state, &credential)?))
 }
 
@@ -361,12 +361,7 @@ async fn credential_trust_policy(
     state: axum::extract::State<AppState>,
     Id(id): Id,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let credential = state
-        .store()
-        .credentials
-        .get_credential(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+    let credential = stored(&state, id).await?;
     if !matches!(credential.identity, CredentialIdentity::AwsRole { .. }) {
         return Err(Problem::new(
             ErrorCode::CredentialKindMismatch,

@@ -491,22 +491,14 @@ async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
     let mut world = World::with(&settings).await;
     const KEYS: usize = 4_000;
     upload_many(&world, "data/big/", KEYS).await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "big", "region": REGION, "storageConfigurationId": world.configuration, "folder": "big"}),
-        )
-        .await;
-    // The import is recorded running before the answer; it lists 4 pages, and the kill comes now.
-    assert_eq!(created["import"]["status"], "running", "{created}");
+    let created = world.create_big_project().await;
+    // The import is running (it lists 4 pages), and the kill comes now.
     world.server.kill();
     world.restart();
     let import: uuid::Uuid = created["import"]["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_default();
     let project = created["id"].as_str().unwrap_or_default().to_owned();
 
-    let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
-    let store =
-        byos_catalog::Store::open(&options, &world.dir.path().join("data")).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let store = open_store(world.dir.path()).await;
     let killed = wait_for(
         async || store.sync.get_reconcile(import).await.unwrap_or_else(|e| panic!("{e}")),
         |run| run.status != byos_catalog::ReconcileStatus::Running,
@@ -528,6 +520,23 @@ async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
     assert_eq!(later["reason"], "periodic", "{later}");
     assert_eq!(later["listed"], KEYS, "{later}");
     store.close().await;
+}
+
+impl World {
+    /// The project `big` on `data/big/`; its import is running when this returns.
+    async fn create_big_project(&self) -> Value {
+        let body =
+            json!({"name": "big", "region": REGION, "storageConfigurationId": self.configuration, "folder": "big"});
+        let created = self.post("/api/v1/projects", body).await;
+        assert_eq!(created["import"]["status"], "running", "{created}");
+        created
+    }
+}
+
+/// The server's SQLite store in `dir`, opened beside it, to read what the API does not show.
+async fn open_store(dir: &std::path::Path) -> byos_catalog::Store {
+    let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
+    byos_catalog::Store::open(&options, &dir.join("data")).await.unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 /// Writes `n` small objects under `prefix`, in 40 folders, 16 at a time.
@@ -554,19 +563,12 @@ async fn upload_many(world: &World, prefix: &str, n: usize) {
 async fn a_reconcile_stopped_by_sigterm_is_recorded_interrupted() {
     let world = World::new().await;
     upload_many(&world, "data/big/", 4_000).await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "big", "region": REGION, "storageConfigurationId": world.configuration, "folder": "big"}),
-        )
-        .await;
-    assert_eq!(created["import"]["status"], "running", "{created}");
+    let created = world.create_big_project().await;
     let import: uuid::Uuid = created["import"]["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_default();
     let World { server, dir, .. } = world;
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
-    let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
-    let store = byos_catalog::Store::open(&options, &dir.path().join("data")).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let store = open_store(dir.path()).await;
     let run = store.sync.get_reconcile(import).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run.status, byos_catalog::ReconcileStatus::Interrupted, "{run:?}\n{log}");
     assert_eq!(run.error.as_deref(), Some("the server is shutting down"), "{run:?}");
