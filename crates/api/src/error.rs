@@ -8,7 +8,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use byos_catalog::{Conflict, StoreError};
-use byos_domain::{ErrorCode, Problem};
+use byos_domain::{ErrorChain, ErrorCode, Problem};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -108,7 +108,7 @@ impl IntoResponse for ApiError {
         let problem = match self.cause {
             Some(cause) => {
                 let error_id = uuid::Uuid::new_v4().simple().to_string();
-                tracing::error!(error_id, error = %error_chain(cause.as_ref()), "internal error");
+                tracing::error!(error_id, error = %ErrorChain(cause.as_ref()), "internal error");
                 Problem::internal(&error_id)
             }
             None => self.problem,
@@ -128,17 +128,6 @@ pub(crate) fn problem_response(problem: &Problem) -> Response {
         fix: entry.fix,
     };
     (status, Json(body)).into_response()
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = e.to_string();
-    let mut source = e.source();
-    while let Some(e) = source {
-        chain.push_str(": ");
-        chain.push_str(&e.to_string());
-        source = e.source();
-    }
-    chain
 }
 
 impl From<JsonRejection> for ApiError {

@@ -135,16 +135,8 @@ pub fn router_with_request_timeout(state: AppState, request_timeout: Duration) -
 }
 
 fn app(state: AppState, request_timeout: Option<Duration>) -> Router {
-    let (router, openapi) = api_router().split_for_parts();
-    let openapi = Arc::new(openapi);
+    let (router, _) = api_router().split_for_parts();
     let mut router = router
-        .route(
-            "/api/v1/openapi.json",
-            axum::routing::get(move || {
-                let openapi = openapi.clone();
-                async move { axum::Json(openapi) }
-            }),
-        )
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));

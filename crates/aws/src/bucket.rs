@@ -171,11 +171,9 @@ impl BucketAccess {
 
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
         let out = self.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify("GetObject", e))?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| AwsError::new(AwsErrorKind::Unavailable, "GetObject", format!("reading the body: {e}")))?;
+        let bytes = out.body.collect().await.map_err(|e| {
+            AwsError::new(AwsErrorKind::Unavailable, "GetObject", format!("reading the body: {e}")).caused_by(e)
+        })?;
         Ok(bytes.into_bytes().to_vec())
     }
 
@@ -264,8 +262,9 @@ impl BucketAccess {
                     .build()
                     .map(|l| out = std::mem::take(&mut out).lambda_function_configurations(l)),
             };
-            built
-                .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketNotificationConfiguration", e.to_string()))?;
+            built.map_err(|e| {
+                AwsError::new(AwsErrorKind::Other, "PutBucketNotificationConfiguration", e.to_string()).caused_by(e)
+            })?;
         }
         if config.eventbridge {
             out = out.event_bridge_configuration(EventBridgeConfiguration::builder().build());
@@ -334,7 +333,9 @@ impl BucketAccess {
             .header("Access-Control-Request-Method", method)
             .send()
             .await
-            .map_err(|e| AwsError::new(AwsErrorKind::Unavailable, "CorsPreflight", format!("{url}: {e}")))?;
+            .map_err(|e| {
+                AwsError::new(AwsErrorKind::Unavailable, "CorsPreflight", format!("{url}: {e}")).caused_by(e)
+            })?;
         let status = response.status().as_u16();
         Ok((200..300).contains(&status))
     }

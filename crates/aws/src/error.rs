@@ -1,9 +1,12 @@
 //! `AwsError`: what went wrong in an AWS call, classified so that callers can map it to the
 //! catalogue and decide whether a retry can help.
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use byos_domain::ErrorChain;
 
 /// The kinds of failure the platform tells apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub enum AwsErrorKind {
 }
 
 /// A failed AWS call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AwsError {
     pub kind: AwsErrorKind,
     /// The operation, such as `PutObject`.
@@ -42,6 +45,9 @@ pub struct AwsError {
     pub code: Option<String>,
     /// AWS's own message, or a description of the transport failure.
     pub message: String,
+    /// What failed underneath (the SDK's error, a body that could not be read), when anything
+    /// did: [`Error::source`] gives it, so a log can show the whole chain.
+    pub(crate) source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
 impl AwsError {
@@ -51,8 +57,16 @@ impl AwsError {
         matches!(self.kind, AwsErrorKind::Throttled | AwsErrorKind::Unavailable)
     }
 
-    pub(crate) fn new(kind: AwsErrorKind, operation: &'static str, message: impl Into<String>) -> AwsError {
-        AwsError { kind, operation, code: None, message: message.into() }
+    /// An error of `operation` that no AWS error code names (an answer without a field the
+    /// platform needs, for one).
+    pub fn new(kind: AwsErrorKind, operation: &'static str, message: impl Into<String>) -> AwsError {
+        AwsError { kind, operation, code: None, message: message.into(), source: None }
+    }
+
+    /// The same error, caused by `source`.
+    pub(crate) fn caused_by(mut self, source: impl Error + Send + Sync + 'static) -> AwsError {
+        self.source = Some(Arc::new(source));
+        self
     }
 }
 
@@ -65,7 +79,11 @@ impl fmt::Display for AwsError {
     }
 }
 
-impl std::error::Error for AwsError {}
+impl Error for AwsError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
 
 /// The response type every SDK error carries.
 type Raw = aws_sdk_s3::config::http::HttpResponse;
@@ -74,20 +92,28 @@ type Raw = aws_sdk_s3::config::http::HttpResponse;
 /// requests have no body, so S3 sends only a status).
 pub(crate) fn classify<E>(operation: &'static str, err: SdkError<E, Raw>) -> AwsError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + Error + Send + Sync + 'static,
+{
+    let error = classify_ref(operation, &err);
+    error.caused_by(err)
+}
+
+fn classify_ref<E>(operation: &'static str, err: &SdkError<E, Raw>) -> AwsError
+where
+    E: ProvideErrorMetadata + Error + 'static,
 {
     let raw = err.raw_response();
     let status = raw.map(|r| r.status().as_u16());
     let region = raw.and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_owned);
-    match &err {
+    match err {
         SdkError::TimeoutError(_) => {
             return AwsError::new(AwsErrorKind::Unavailable, operation, "the request timed out");
         }
         SdkError::DispatchFailure(failure) => {
             let message = match failure.as_connector_error() {
                 Some(c) if c.is_timeout() => "the connection timed out".to_owned(),
-                Some(c) if c.is_io() => format!("cannot reach the endpoint: {}", source_chain(c)),
-                _ => format!("the request could not be sent: {}", source_chain(&err)),
+                Some(c) if c.is_io() => format!("cannot reach the endpoint: {}", ErrorChain(c)),
+                _ => format!("the request could not be sent: {}", ErrorChain(err)),
             };
             return AwsError::new(AwsErrorKind::Unavailable, operation, message);
         }
@@ -95,11 +121,11 @@ where
             return AwsError::new(
                 AwsErrorKind::Other,
                 operation,
-                format!("the answer could not be read: {}", source_chain(&err)),
+                format!("the answer could not be read: {}", ErrorChain(err)),
             );
         }
         SdkError::ConstructionFailure(_) => {
-            return AwsError::new(AwsErrorKind::Other, operation, format!("invalid request: {}", source_chain(&err)));
+            return AwsError::new(AwsErrorKind::Other, operation, format!("invalid request: {}", ErrorChain(err)));
         }
         _ => {}
     }
@@ -139,21 +165,7 @@ where
     };
     let message = message.unwrap_or_else(|| match status {
         Some(s) => format!("HTTP {s}"),
-        None => source_chain(&err),
+        None => ErrorChain(err).to_string(),
     });
-    AwsError { kind, operation, code, message }
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
+    AwsError { kind, operation, code, message, source: None }
 }

@@ -113,7 +113,7 @@ impl Setup {
             None => ServerSideEncryptionByDefault::builder().sse_algorithm(S3Sse::Aes256),
         }
         .build()
-        .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketEncryption", e.to_string()))?;
+        .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketEncryption", e.to_string()).caused_by(e))?;
         let rule = ServerSideEncryptionRule::builder()
             .apply_server_side_encryption_by_default(default)
             .bucket_key_enabled(kms_key.is_some())
@@ -121,7 +121,7 @@ impl Setup {
         let config = ServerSideEncryptionConfiguration::builder()
             .rules(rule)
             .build()
-            .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketEncryption", e.to_string()))?;
+            .map_err(|e| AwsError::new(AwsErrorKind::Other, "PutBucketEncryption", e.to_string()).caused_by(e))?;
         self.s3
             .put_bucket_encryption()
             .bucket(bucket)

@@ -136,7 +136,9 @@ impl Queues {
                         .id(i.to_string())
                         .receipt_handle(handle)
                         .build()
-                        .map_err(|e| AwsError::new(AwsErrorKind::Other, "DeleteMessageBatch", e.to_string()))
+                        .map_err(|e| {
+                            AwsError::new(AwsErrorKind::Other, "DeleteMessageBatch", e.to_string()).caused_by(e)
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let out = self
@@ -176,7 +178,7 @@ impl Queues {
                     .id(i.to_string())
                     .message_body(body)
                     .build()
-                    .map_err(|e| AwsError::new(AwsErrorKind::Other, "SendMessageBatch", e.to_string()))
+                    .map_err(|e| AwsError::new(AwsErrorKind::Other, "SendMessageBatch", e.to_string()).caused_by(e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = self

@@ -96,8 +96,9 @@ impl Setup {
 
     /// Replaces the bucket's CORS rules.
     pub async fn put_cors_rules(&self, bucket: &str, rules: &[byos_domain::cors::CorsRule]) -> Result<(), AwsError> {
-        let invalid =
-            |e: aws_sdk_s3::error::BuildError| AwsError::new(AwsErrorKind::Other, "PutBucketCors", e.to_string());
+        let invalid = |e: aws_sdk_s3::error::BuildError| {
+            AwsError::new(AwsErrorKind::Other, "PutBucketCors", e.to_string()).caused_by(e)
+        };
         let mut config = CorsConfiguration::builder();
         for rule in rules {
             config = config.cors_rules(

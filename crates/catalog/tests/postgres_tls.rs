@@ -5,23 +5,12 @@
 use std::time::Duration;
 
 use byos_catalog::{Store, StoreOptions};
+use byos_domain::ErrorChain;
 use byos_test_support::{ThrowawayPostgres, temp_dir};
 use sqlx::{Connection, PgConnection};
 
-/// The error and its sources, as an operator reads them.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
 async fn session_is_encrypted(url: &str) -> bool {
-    let mut connection = PgConnection::connect(url).await.unwrap_or_else(|e| panic!("{url}: {}", chain(&e)));
+    let mut connection = PgConnection::connect(url).await.unwrap_or_else(|e| panic!("{url}: {}", ErrorChain(&e)));
     let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         .fetch_one(&mut connection)
         .await
@@ -45,12 +34,12 @@ async fn connections_to_postgres_are_encrypted_and_verified() {
 
     // The cluster refuses plaintext, so the connections above could only have been TLS.
     let plaintext = PgConnection::connect(&format!("{base}?sslmode=disable")).await.map(|_| ());
-    let refused = plaintext.err().map(|e| chain(&e)).unwrap_or_default();
+    let refused = plaintext.err().map(|e| ErrorChain(&e).to_string()).unwrap_or_default();
     assert!(refused.contains("no encryption"), "{refused}");
 
     // A certificate no trusted authority signed is refused, and the error says so.
     let wrong = PgConnection::connect(&format!("{base}?sslmode=verify-full&sslrootcert={other_ca}")).await.map(|_| ());
-    let refused = wrong.err().map(|e| chain(&e)).unwrap_or_default();
+    let refused = wrong.err().map(|e| ErrorChain(&e).to_string()).unwrap_or_default();
     assert!(refused.contains("invalid peer certificate: UnknownIssuer"), "{refused}");
 
     // The store opens over TLS, applies its migrations and answers.
@@ -60,12 +49,13 @@ async fn connections_to_postgres_are_encrypted_and_verified() {
         max_connections: 2,
         connect_timeout: Duration::from_secs(10),
     };
-    let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("{}", chain(&e)));
-    store.meta.ping().await.unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("{}", ErrorChain(&e)));
+    store.meta.ping().await.unwrap_or_else(|e| panic!("{}", ErrorChain(&e)));
     assert_eq!(store.tokens.count_tokens().await.ok(), Some(0));
     store.close().await;
     let wrong = StoreOptions { url: Some(format!("{base}?sslmode=verify-full&sslrootcert={other_ca}")), ..options };
-    let refused = Store::open(&wrong, dir.path()).await.map(|_| ()).err().map(|e| chain(&e)).unwrap_or_default();
+    let refused =
+        Store::open(&wrong, dir.path()).await.map(|_| ()).err().map(|e| ErrorChain(&e).to_string()).unwrap_or_default();
     assert!(
         refused.starts_with("could not connect to the database at postgres://postgres@127.0.0.1")
             && refused.contains("invalid peer certificate: UnknownIssuer"),

@@ -73,7 +73,8 @@ async fn main() {
         tick: Duration::from_millis(200),
         ..LifecycleSettings::default()
     };
-    let lifecycle = Lifecycle::new(store.clone(), aws.clone(), key.clone(), settings);
+    let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());
+    let lifecycle = Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), settings);
 
     let credential = Uuid::new_v4();
     store
@@ -137,7 +138,7 @@ async fn main() {
     println!("validate + provision one configuration on moto ({validations} runs): p50 {}, p95 {}", ms(p50), ms(p95));
 
     // The API's latency when idle, the reference for 3.
-    let sync = byos_sync::SyncEngine::new(store.clone(), aws.clone(), lifecycle.clone(), Default::default());
+    let sync = byos_sync::SyncEngine::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
     let state = AppState::new(store.clone(), key.clone(), RegionTable::builtin(), lifecycle.clone(), sync);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let base = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));

@@ -35,20 +35,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use byos_api::AppState;
 use byos_aws::{Aws, AwsSettings, PageMarker};
-use byos_catalog::{
-    Configuration, ConfigurationSpec, Credential, CredentialIdentity, EntryKind, KeyUpdate, Project, ReconcileStatus,
-    Store, StoreOptions,
-};
+use byos_buckets::Buckets;
+use byos_catalog::{EntryKind, KeyUpdate, Project, ReconcileStatus, Store, StoreOptions};
+use byos_domain::RegionTable;
 use byos_domain::events::{Message, Sequencer, parse_message};
 use byos_domain::objects::{Change, KeyState};
-use byos_domain::{AccessKeyId, BucketName, KeyPrefix, ProjectFolder, RegionTable, ResourceName};
 use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
 use byos_sync::{Inbound, SyncEngine};
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, TempDir, temp_dir};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, temp_dir};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -241,6 +238,7 @@ impl Cpu {
 struct Fixture {
     store: Store,
     key: MasterKey,
+    buckets: Buckets,
     lifecycle: Lifecycle,
     engine: SyncEngine,
     project: Project,
@@ -266,49 +264,17 @@ impl Fixture {
         let options = StoreOptions { url: None, max_connections: 10, connect_timeout: Duration::from_secs(30) };
         let store = Store::open(&options, dir.path()).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let key = MasterKey::generate();
-        let now = OffsetDateTime::now_utc();
-        // Sealed as the API seals it, so that the lifecycle can open it for the reconcile's listing.
-        let credential = Uuid::new_v4();
-        store
-            .credentials
-            .insert_credential(&Credential {
-                id: credential,
-                name: ResourceName::parse("bench")?,
-                identity: CredentialIdentity::AwsUser { access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE")? },
-                sealed_secret: key.seal(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", credential.as_bytes()),
-                created_at: now,
-                updated_at: now,
-            })
-            .await?;
-        let spec = ConfigurationSpec {
-            name: ResourceName::parse("bench")?,
-            region: REGION.to_owned(),
-            bucket: BucketName::parse(bucket)?,
-            key_prefix: Some(KeyPrefix::parse(CONFIGURATION_PREFIX)?),
-            credential_id: credential,
-            server_side_encryption: None,
-            default_for_region: false,
-        };
-        // An unversioned bucket: the reconcile lists with ListObjectsV2.
-        let configuration = Configuration::new(Uuid::new_v4(), spec, now);
-        store.configurations.insert_configuration(&configuration).await?;
-        let folder = ProjectFolder::parse("bench")?;
-        let project = Project {
-            id: Uuid::new_v4(),
-            name: ResourceName::parse("bench")?,
-            region: REGION.to_owned(),
-            configuration_id: configuration.id,
-            key_prefix: folder.key_prefix(configuration.spec.key_prefix.as_ref()),
-            folder,
-            bucket: configuration.spec.bucket.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        store.projects.insert_project(&project).await?;
-        let lifecycle = Lifecycle::new(store.clone(), aws.clone(), key.clone(), Default::default());
-        let engine = SyncEngine::new(store.clone(), aws, lifecycle.clone(), Default::default());
+        // Sealed as the API seals it, so that the reconcile can open it for its listing. An
+        // unversioned bucket: the reconcile lists with ListObjectsV2.
+        let records = Records { store: &store, key: &key };
+        let credential = records.example_access_key().await;
+        let configuration = records.configuration(credential.id, bucket, Some(CONFIGURATION_PREFIX)).await;
+        let project = records.project(&configuration, "bench").await;
+        let buckets = Buckets::new(store.clone(), aws.clone(), key.clone());
+        let lifecycle = Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
+        let engine = SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
         engine.refresh_routes().await?;
-        Ok(Fixture { store, key, lifecycle, engine, project, _dir: dir })
+        Ok(Fixture { store, key, buckets, lifecycle, engine, project, _dir: dir })
     }
 }
 
@@ -744,7 +710,7 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
                 println!("round {}: byos initial import: {:.2} s", round + 1, elapsed.as_secs_f64());
                 byos_times.push(elapsed);
                 // byos's listing alone, with no catalog: what the import spends on moto.
-                let (_, access) = fixture.lifecycle.bucket_access(fixture.project.configuration_id).await?;
+                let access = fixture.buckets.open(fixture.project.configuration_id).await?.access;
                 let started = Instant::now();
                 let mut marker: Option<PageMarker> = None;
                 let mut listed = 0;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use byos_api::{AppState, FirstStart};
 use byos_catalog::{Store, StoreOptions};
+use byos_domain::ErrorChain;
 use byos_secrets::MasterKey;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -60,9 +61,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let aws =
         byos_aws::Aws::new(&settings.aws_settings()).await.with_sqs_endpoint_url(settings.aws_sqs_endpoint_url.clone());
+    let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), master_key.clone());
     let lifecycle =
-        byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), master_key.clone(), settings.lifecycle.clone());
-    let sync = byos_sync::SyncEngine::new(store.clone(), aws, lifecycle.clone(), settings.sync.clone());
+        byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), settings.lifecycle.clone());
+    let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets, settings.sync.clone());
     sync.refresh_routes().await.context("reading the projects")?;
     let state = AppState::new(store.clone(), master_key, settings.regions.clone(), lifecycle.clone(), sync.clone());
     let app = byos_api::router_with_request_timeout(state, settings.http.request_timeout);
@@ -136,13 +138,13 @@ async fn serve_http(listener: TcpListener, app: axum::Router, limits: HttpLimits
             _ = draining.wait_for(|d| *d) => break,
         };
         if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            tracing::debug!(error = %ErrorChain(&e), "cannot set TCP_NODELAY");
         }
         let connection =
             graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection closed with an error");
+                tracing::debug!(error = %ErrorChain(&e), "connection closed with an error");
             }
             drop(permit);
         });
@@ -160,7 +162,7 @@ async fn accept_failed(e: &std::io::Error) {
     if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
         return;
     }
-    tracing::error!(error = %e, "cannot accept a connection; trying again in a second");
+    tracing::error!(error = %ErrorChain(e), "cannot accept a connection; trying again in a second");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 

@@ -6,6 +6,7 @@
 //! one of these types it is known to be valid, so the rest of the code never checks it again.
 
 mod catalogue;
+mod chain;
 mod checks;
 pub mod cors;
 mod dates;
@@ -20,10 +21,11 @@ mod storage;
 mod token;
 
 pub use catalogue::{CatalogueEntry, ErrorCode, Problem};
+pub use chain::ErrorChain;
 pub use checks::{Check, PROBE_MARKER, is_probe_key};
 pub use names::{
-    AccessKeyId, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ProjectFolder, ResourceName, RoleArn,
-    SecretAccessKey, is_aws_region_id,
+    AccessKeyId, AwsRegion, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ProjectFolder, ResourceName,
+    RoleArn, SecretAccessKey, is_aws_region_id,
 };
 pub use region::{Region, RegionTable, RegionTableError};
 pub use storage::{

@@ -366,6 +366,40 @@ impl ResourceName {
     }
 }
 
+string_newtype! {
+    /// An AWS region id, such as `eu-central-1`: the key of the platform's region table, and
+    /// the region of every configuration, project, queue and client.
+    AwsRegion
+}
+
+impl AwsRegion {
+    pub fn parse(s: &str) -> Result<AwsRegion, NameError> {
+        if !is_aws_region_id(s) {
+            return Err(NameError::new(format!("{s:?} is not an AWS region id, such as eu-central-1")));
+        }
+        Ok(AwsRegion(s.to_owned()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AwsRegion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<AwsRegion, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        AwsRegion::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl PartialEq<str> for AwsRegion {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for AwsRegion {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// Whether `s` has the shape of an AWS region id: `eu-central-1`, `us-gov-west-1`.
 pub fn is_aws_region_id(s: &str) -> bool {
     let mut parts = s.split('-').peekable();
@@ -613,6 +647,17 @@ mod tests {
         for bad in ["", "eu", "eu-central", "EU-central-1", "eu-central-123", "eu--1"] {
             assert!(!is_aws_region_id(bad), "{bad}");
         }
+        check(
+            AwsRegion::parse,
+            &["eu-central-1", "eu-central"],
+            expect![[r#"
+                "eu-central-1" -> ok "eu-central-1"
+                "eu-central" -> "eu-central" is not an AWS region id, such as eu-central-1
+            "#]],
+        );
+        let parsed: Result<AwsRegion, _> = serde_json::from_str(r#""us-gov-west-1""#);
+        assert_eq!(parsed.ok().map(|r| r.to_string()), Some("us-gov-west-1".to_owned()));
+        assert!(serde_json::from_str::<AwsRegion>(r#""Frankfurt""#).is_err());
     }
 
     proptest::proptest! {

@@ -13,10 +13,10 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use byos_aws::{Aws, CredentialSecret};
-use byos_catalog::{Configuration, Credential, CredentialIdentity, Lease, LeaseLost, Store, StoreError};
-use byos_domain::{ExternalId, SecretAccessKey};
-use byos_secrets::MasterKey;
+use byos_aws::Aws;
+use byos_buckets::{Buckets, OpenError};
+use byos_catalog::{Configuration, Lease, LeaseLost, Store, StoreError};
+use byos_domain::ErrorChain;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -71,14 +71,25 @@ pub enum LifecycleError {
     /// Another replica (or request) is validating this configuration right now.
     #[error("a validation of this configuration is running")]
     Busy,
-    #[error("the stored secret cannot be opened")]
-    Unsealable(#[source] byos_secrets::SecretsError),
+    /// The configuration's credential cannot be opened.
+    #[error(transparent)]
+    Open(OpenError),
     /// The work's lease was lost (it could not be renewed in time, or another holder took it
     /// over), so the work stopped where it was; it runs again when next due.
     #[error(transparent)]
     LeaseLost(#[from] LeaseLost),
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl From<OpenError> for LifecycleError {
+    fn from(e: OpenError) -> LifecycleError {
+        match e {
+            OpenError::NotFound => LifecycleError::NotFound,
+            OpenError::Store(e) => LifecycleError::Store(e),
+            e => LifecycleError::Open(e),
+        }
+    }
 }
 
 impl From<StoreError> for LifecycleError {
@@ -100,7 +111,7 @@ pub struct Lifecycle {
 struct Inner {
     store: Store,
     aws: Aws,
-    master_key: MasterKey,
+    buckets: Buckets,
     settings: LifecycleSettings,
     wake: Notify,
     metrics: Metrics,
@@ -109,18 +120,6 @@ struct Inner {
     queues: tokio::sync::Mutex<std::collections::HashMap<String, byos_aws::QueueInfo>>,
     /// The platform's own identity, asked of STS once.
     platform: tokio::sync::OnceCell<byos_aws::Identity>,
-    /// Bucket access per configuration, while its credential is unchanged.
-    accesses: std::sync::Mutex<std::collections::HashMap<Uuid, OpenedAccess>>,
-}
-
-/// A configuration's bucket access, opened with one version of its credential. An `aws-role`
-/// session lives in the access's clients (the SDK refreshes it before it expires), so keeping
-/// the access keeps the session: batches do not assume the role again each.
-#[derive(Debug, Clone)]
-struct OpenedAccess {
-    credential: Uuid,
-    credential_updated_at: time::OffsetDateTime,
-    access: byos_aws::BucketAccess,
 }
 
 impl Inner {
@@ -140,18 +139,18 @@ impl Inner {
 }
 
 impl Lifecycle {
-    pub fn new(store: Store, aws: Aws, master_key: MasterKey, settings: LifecycleSettings) -> Lifecycle {
+    /// A lifecycle that opens credentials with `buckets`, the opener the server shares.
+    pub fn new(store: Store, aws: Aws, buckets: Buckets, settings: LifecycleSettings) -> Lifecycle {
         Lifecycle {
             inner: Arc::new(Inner {
                 store,
                 aws,
-                master_key,
+                buckets,
                 settings,
                 wake: Notify::new(),
                 metrics: Metrics::default(),
                 queues: tokio::sync::Mutex::new(std::collections::HashMap::new()),
                 platform: tokio::sync::OnceCell::new(),
-                accesses: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -208,42 +207,9 @@ impl Lifecycle {
                 e => LifecycleError::Store(e),
             },
         )?;
-        let secret = open_credential(&self.inner.master_key, &credential, id)?;
+        let secret = self.inner.buckets.secret(&credential, id)?;
         validate::run(&self.inner, &configuration, &secret).await?;
         Ok(self.inner.store.configurations.get_configuration(id).await?)
-    }
-
-    /// The configuration and access to its bucket with its credential, for the sync engine's
-    /// lookups and listings.
-    pub async fn bucket_access(&self, id: Uuid) -> Result<(Configuration, byos_aws::BucketAccess), LifecycleError> {
-        let configuration = match self.inner.store.configurations.get_configuration(id).await {
-            Ok(configuration) => configuration,
-            Err(e) => {
-                self.opened().remove(&id);
-                return Err(e.into());
-            }
-        };
-        let credential = self.inner.store.credentials.get_credential(configuration.spec.credential_id).await?;
-        // The same credential, not rotated since: its access (and an assumed role's session).
-        if let Some(opened) = self.opened().get(&id)
-            && opened.credential == credential.id
-            && opened.credential_updated_at == credential.updated_at
-        {
-            return Ok((configuration, opened.access.clone()));
-        }
-        let secret = open_credential(&self.inner.master_key, &credential, id)?;
-        let access = self.inner.aws.bucket_access(&secret, &configuration.spec.region).await;
-        let opened = OpenedAccess {
-            credential: credential.id,
-            credential_updated_at: credential.updated_at,
-            access: access.clone(),
-        };
-        self.opened().insert(id, opened);
-        Ok((configuration, access))
-    }
-
-    fn opened(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, OpenedAccess>> {
-        self.inner.accesses.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Removes what the platform provisioned on the bucket for this configuration (its
@@ -281,14 +247,17 @@ impl Lifecycle {
         }
         if configuration.validation.is_some() {
             match self.inner.store.credentials.get_credential(configuration.spec.credential_id).await {
-                Ok(credential) => match open_credential(&self.inner.master_key, &credential, id) {
+                Ok(credential) => match self.inner.buckets.secret(&credential, id) {
                     Ok(secret) => provision::remove(&self.inner, &configuration, &secret).await,
-                    Err(e) => tracing::warn!(configuration = %id, error = %e, "cannot clean the bucket up"),
+                    Err(e) => {
+                        tracing::warn!(configuration = %id, error = %ErrorChain(&e), "cannot clean the bucket up");
+                    }
                 },
-                Err(e) => tracing::warn!(configuration = %id, error = %e, "cannot clean the bucket up"),
+                Err(e) => tracing::warn!(configuration = %id, error = %ErrorChain(&e), "cannot clean the bucket up"),
             }
         }
         self.inner.store.configurations.delete_configuration(id).await?;
+        self.inner.buckets.forget(id);
         Ok(())
     }
 
@@ -335,31 +304,4 @@ impl Worker {
             self.task.abort();
         }
     }
-}
-
-/// The credential in clear, for the AWS adapter.
-fn open_credential(
-    key: &MasterKey,
-    credential: &Credential,
-    configuration: Uuid,
-) -> Result<CredentialSecret, LifecycleError> {
-    let secret = key.open(&credential.sealed_secret, credential.id.as_bytes()).map_err(LifecycleError::Unsealable)?;
-    let secret = String::from_utf8(secret).unwrap_or_default();
-    let corrupt = |what: &str| {
-        LifecycleError::Store(StoreError::Corrupt {
-            table: "storage_credentials",
-            reason: format!("the sealed {what} does not parse"),
-        })
-    };
-    Ok(match &credential.identity {
-        CredentialIdentity::AwsUser { access_key_id } => CredentialSecret::AwsUser {
-            access_key_id: access_key_id.to_string(),
-            secret_access_key: SecretAccessKey::parse(&secret).map_err(|_| corrupt("secret access key"))?,
-        },
-        CredentialIdentity::AwsRole { role_arn } => CredentialSecret::AwsRole {
-            role_arn: role_arn.clone(),
-            external_id: ExternalId::parse(&secret).map_err(|_| corrupt("external id"))?,
-            session_name: format!("byos-{}", &configuration.simple().to_string()[..12]),
-        },
-    })
 }

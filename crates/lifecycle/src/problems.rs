@@ -62,7 +62,7 @@ mod tests {
     use super::*;
 
     fn error(kind: AwsErrorKind, operation: &'static str, message: &str) -> AwsError {
-        AwsError { kind, operation, code: None, message: message.to_owned() }
+        AwsError::new(kind, operation, message)
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use byos_aws::{BucketAccess, CredentialSecret, EventSource, QueueInfo};
 use byos_catalog::{Configuration, Lease};
 use byos_domain::notifications::{self, NotificationRule};
-use byos_domain::{ErrorCode, Problem};
+use byos_domain::{ErrorChain, ErrorCode, Problem};
 
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ async fn queue_holding_lease(
     };
     let wanted = wanted_sources(inner, configuration, source, &current).await.map_err(|e| {
         let error_id = uuid::Uuid::new_v4().simple().to_string();
-        tracing::error!(error_id, error = %e, "reading the configurations of the region");
+        tracing::error!(error_id, error = %ErrorChain(&e), "reading the configurations of the region");
         (format!("the store failed (error {error_id})"), Problem::internal(&error_id))
     })?;
     if current != wanted {
@@ -120,7 +120,7 @@ async fn verify_sources(queues: &byos_aws::Queues, info: &QueueInfo, wanted: &[E
         match queues.allowed_sources(info).await {
             Ok(shown) if shown == wanted => return,
             Ok(_) => {}
-            Err(e) => tracing::warn!(queue = info.url, error = %e, "cannot read the queue policy back"),
+            Err(e) => tracing::warn!(queue = info.url, error = %ErrorChain(&e), "cannot read the queue policy back"),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(8));
@@ -169,7 +169,7 @@ async fn ensure_holding_lease(
     let queue = queue(inner, configuration, Some(source)).await?;
     let (others, older) = neighbours(inner, configuration).await.map_err(|e| {
         let error_id = uuid::Uuid::new_v4().simple().to_string();
-        tracing::error!(error_id, error = %e, "reading the configurations of the bucket");
+        tracing::error!(error_id, error = %ErrorChain(&e), "reading the configurations of the bucket");
         (format!("the store failed (error {error_id})"), Problem::internal(&error_id))
     })?;
     let suffix = older.then(|| configuration.id.simple().to_string()[..8].to_owned());
@@ -205,7 +205,7 @@ pub(crate) async fn remove(inner: &Inner, configuration: &Configuration, secret:
     let lease = match bucket_lease(inner, bucket).await {
         Ok(lease) => lease,
         Err(e) => {
-            tracing::warn!(configuration = %configuration.id, error = %e, "cannot clean the bucket up");
+            tracing::warn!(configuration = %configuration.id, error = %ErrorChain(&e), "cannot clean the bucket up");
             return;
         }
     };
@@ -225,7 +225,7 @@ async fn remove_holding_lease(
     let others = match neighbours(inner, configuration).await {
         Ok((others, _)) => others,
         Err(e) => {
-            tracing::warn!(configuration = %configuration.id, error = %e, "cannot clean the bucket up");
+            tracing::warn!(configuration = %configuration.id, error = %ErrorChain(&e), "cannot clean the bucket up");
             return;
         }
     };
@@ -237,10 +237,12 @@ async fn remove_holding_lease(
             if left != existing
                 && let Err(e) = access.put_notifications(bucket, &left).await
             {
-                tracing::warn!(configuration = %configuration.id, error = %e, "cannot remove the notification rules");
+                tracing::warn!(configuration = %configuration.id, error = %ErrorChain(&e), "cannot remove the notification rules");
             }
         }
-        Err(e) => tracing::warn!(configuration = %configuration.id, error = %e, "cannot read the notification rules"),
+        Err(e) => {
+            tracing::warn!(configuration = %configuration.id, error = %ErrorChain(&e), "cannot read the notification rules");
+        }
     }
     if let Err((e, _)) = queue(inner, configuration, None).await {
         tracing::warn!(configuration = %configuration.id, error = %e, "cannot update the queue policy");

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use byos_domain::ConfigurationStatus;
+use byos_domain::{ConfigurationStatus, ErrorChain};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -88,7 +88,7 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
             let due = match inner.store.configurations.due_configurations(OffsetDateTime::now_utc(), 256).await {
                 Ok(due) => due,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the due configurations");
+                    tracing::warn!(error = %ErrorChain(&e), "cannot read the due configurations");
                     Vec::new()
                 }
             };
@@ -102,7 +102,9 @@ pub(crate) async fn run(inner: Arc<Inner>, shutdown: impl std::future::Future<Ou
                     let _permit = permit;
                     match lifecycle.validate_if_due(id).await {
                         Ok(()) | Err(LifecycleError::Busy | LifecycleError::NotFound) => {}
-                        Err(e) => tracing::warn!(configuration = %id, error = %e, "validation did not run"),
+                        Err(e) => {
+                            tracing::warn!(configuration = %id, error = %ErrorChain(&e), "validation did not run");
+                        }
                     }
                     id
                 });
@@ -129,7 +131,7 @@ fn finished(in_flight: &mut HashSet<Uuid>, done: Result<Uuid, tokio::task::JoinE
         }
         // A panicked task's id cannot be known: start afresh; the lease keeps work single.
         Err(e) => {
-            tracing::error!(error = %e, "a validation task failed");
+            tracing::error!(error = %ErrorChain(&e), "a validation task failed");
             in_flight.clear();
         }
     }

@@ -5,15 +5,16 @@
 use std::time::Duration;
 
 use byos_aws::{Aws, AwsSettings, EventSource};
-use byos_catalog::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, Store, StoreOptions};
+use byos_buckets::Buckets;
+use byos_catalog::{Configuration, Store, StoreOptions};
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{
-    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
-    SecretAccessKey, ServerSideEncryption, VersioningState,
+    CheckResult, ConfigurationStatus, ErrorCode, KmsKeyArn, Problem, SecretAccessKey, ServerSideEncryption,
+    VersioningState,
 };
 use byos_lifecycle::{Lifecycle, LifecycleSettings};
 use byos_secrets::MasterKey;
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, TempDir, TestPostgres, temp_dir};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, TestPostgres, temp_dir};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -66,7 +67,8 @@ impl World {
         };
         let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("{e:?}"));
         let key = MasterKey::generate();
-        let lifecycle = Lifecycle::new(store.clone(), aws.clone(), key.clone(), settings());
+        let buckets = Buckets::new(store.clone(), aws.clone(), key.clone());
+        let lifecycle = Lifecycle::new(store.clone(), aws.clone(), buckets, settings());
         World { moto, aws, store, key, lifecycle, _dir: dir, _postgres: postgres }
     }
 
@@ -75,20 +77,12 @@ impl World {
         self.aws.setup(region).create_bucket(name).await.unwrap_or_else(|e| panic!("{e}"));
     }
 
+    fn records(&self) -> Records<'_> {
+        Records { store: &self.store, key: &self.key }
+    }
+
     async fn credential(&self, access_key_id: &str, secret: &str) -> Uuid {
-        let id = Uuid::new_v4();
-        let credential = Credential {
-            id,
-            name: ResourceName::parse(&format!("cred {id}")[..20]).unwrap_or_else(|e| panic!("{e}")),
-            identity: CredentialIdentity::AwsUser {
-                access_key_id: AccessKeyId::parse(access_key_id).unwrap_or_else(|e| panic!("{e}")),
-            },
-            sealed_secret: self.key.seal(secret.as_bytes(), id.as_bytes()),
-            created_at: OffsetDateTime::now_utc(),
-            updated_at: OffsetDateTime::now_utc(),
-        };
-        self.store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
-        id
+        self.records().access_key(access_key_id, secret).await.id
     }
 
     /// moto's own keys: every permission while IAM enforcement is off.
@@ -107,24 +101,7 @@ impl World {
         credential: Uuid,
         sse: Option<ServerSideEncryption>,
     ) -> Uuid {
-        let id = Uuid::new_v4();
-        let now = OffsetDateTime::now_utc();
-        let configuration = Configuration::new(
-            id,
-            ConfigurationSpec {
-                name: ResourceName::parse(&format!("config {}", &id.simple().to_string()[..8]))
-                    .unwrap_or_else(|e| panic!("{e}")),
-                region: REGION.to_owned(),
-                bucket: BucketName::parse(bucket).unwrap_or_else(|e| panic!("{e}")),
-                key_prefix: prefix.map(|p| KeyPrefix::parse(p).unwrap_or_else(|e| panic!("{e}"))),
-                credential_id: credential,
-                server_side_encryption: sse,
-                default_for_region: false,
-            },
-            now,
-        );
-        self.store.configurations.insert_configuration(&configuration).await.unwrap_or_else(|e| panic!("{e}"));
-        id
+        self.records().encrypted_configuration(credential, bucket, prefix, sse).await.id
     }
 
     async fn validate(&self, id: Uuid) -> Configuration {
@@ -503,7 +480,8 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e:?}"));
-    let replicas = [w.lifecycle.clone(), Lifecycle::new(second_store, w.aws.clone(), w.key.clone(), settings())];
+    let second_buckets = Buckets::new(second_store.clone(), w.aws.clone(), w.key.clone());
+    let replicas = [w.lifecycle.clone(), Lifecycle::new(second_store, w.aws.clone(), second_buckets, settings())];
     let mut registries = Vec::new();
     let mut workers = Vec::new();
     for replica in &replicas {
@@ -540,18 +518,7 @@ async fn role_credential(w: &World, role_name: &str, trust: &str) -> (Uuid, Stri
     let role = setup.ensure_role(role_name, trust).await.unwrap_or_else(|e| panic!("{e}"));
     let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
     setup.put_role_policy(role_name, "s3", everything).await.unwrap_or_else(|e| panic!("{e}"));
-    let id = Uuid::new_v4();
-    let credential = Credential {
-        id,
-        name: ResourceName::parse(role_name).unwrap_or_else(|e| panic!("{e}")),
-        identity: CredentialIdentity::AwsRole {
-            role_arn: byos_domain::RoleArn::parse(&role).unwrap_or_else(|e| panic!("{e}")),
-        },
-        sealed_secret: w.key.seal(b"tenant-42", id.as_bytes()),
-        created_at: OffsetDateTime::now_utc(),
-        updated_at: OffsetDateTime::now_utc(),
-    };
-    w.store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    let id = w.records().role(&role, "tenant-42").await.id;
     (id, role)
 }
 
@@ -575,7 +542,8 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
         sts_endpoint_url: Some(gate.url().to_owned()),
     })
     .await;
-    let lifecycle = Lifecycle::new(w.store.clone(), aws, w.key.clone(), settings());
+    let buckets = Buckets::new(w.store.clone(), aws.clone(), w.key.clone());
+    let lifecycle = Lifecycle::new(w.store.clone(), aws, buckets.clone(), settings());
     let id = w.configuration("role-bucket", Some("data/"), credential).await;
     let c = lifecycle.validate_now(id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.status, ConfigurationStatus::Ready, "{c:#?}");
@@ -586,14 +554,14 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
     // (one AssumeRole for all of them) until the credential changes.
     let before = gate.assume_role_calls();
     for _ in 0..3 {
-        let (_, access) = lifecycle.bucket_access(id).await.unwrap_or_else(|e| panic!("{e}"));
+        let access = buckets.open(id).await.unwrap_or_else(|e| panic!("{e}")).access;
         access.list_one("role-bucket", "data/").await.unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(gate.assume_role_calls() - before, 1, "one session for three batches");
     let mut rotated = w.store.credentials.get_credential(credential).await.unwrap_or_else(|e| panic!("{e}"));
     rotated.updated_at = OffsetDateTime::now_utc() + time::Duration::seconds(1);
     w.store.credentials.rotate_credential(&rotated).await.unwrap_or_else(|e| panic!("{e}"));
-    let (_, access) = lifecycle.bucket_access(id).await.unwrap_or_else(|e| panic!("{e}"));
+    let access = buckets.open(id).await.unwrap_or_else(|e| panic!("{e}")).access;
     access.list_one("role-bucket", "data/").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(gate.assume_role_calls() - before, 2, "a rotated credential opens a new session");
 }

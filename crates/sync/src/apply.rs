@@ -7,19 +7,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use byos_aws::BucketAccess;
-
+use byos_aws::{AwsError, BucketAccess};
+use byos_buckets::OpenError;
 use byos_catalog::{DeadLetter, KeyUpdate, storable_key};
-use byos_domain::VersioningState;
 use byos_domain::events::{Message, parse_message};
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Change, Observation};
+use byos_domain::{ErrorChain, VersioningState};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::{Inner, SyncError, lookup};
+use crate::{CommitError, Inner, SyncError, lookup};
 
 /// Keys of one batch read from S3 at once.
 const LOOKUPS_AT_ONCE: usize = 16;
@@ -106,7 +106,7 @@ async fn not_committed(
     queue: &str,
     messages: &[Inbound],
     index: usize,
-    error: &str,
+    error: &CommitError,
     outcome: &mut BatchOutcome,
 ) -> Result<(), SyncError> {
     if !outcome.done[index] {
@@ -114,7 +114,7 @@ async fn not_committed(
     }
     let message = &messages[index];
     if message.receive_count >= MAX_RECEIVES {
-        dead_letter(inner, queue, message, &format!("its updates cannot be committed: {error}")).await?;
+        dead_letter(inner, queue, message, &format!("its updates cannot be committed: {}", ErrorChain(error))).await?;
         outcome.dead_letters += 1;
     } else {
         outcome.done[index] = false;
@@ -210,6 +210,7 @@ async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Pre
                 });
             }
             Err(e) => {
+                let e = ErrorChain(&e).to_string();
                 tracing::warn!(bucket = %lookup.bucket, key = %lookup.key, error = %e, "cannot read the key from S3");
                 for index in lookup.messages {
                     let message = &messages[index];
@@ -226,17 +227,28 @@ async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Pre
     Ok(Prepared { outcome, feeding, updates })
 }
 
-/// Reads the keys from S3, up to [`LOOKUPS_AT_ONCE`] at a time, each configuration's access
+/// Why a key could not be read from S3.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    /// The configuration's bucket could not be opened (shared by the batch's keys on it).
+    #[error("cannot open the bucket")]
+    Open(#[source] Arc<OpenError>),
+    #[error(transparent)]
+    S3(AwsError),
+}
+
+/// Reads the keys from S3, up to [`LOOKUPS_AT_ONCE`] at a time, each configuration's bucket
 /// opened once.
 async fn look_up_all(
     inner: &Inner,
     lookups: HashMap<(Uuid, String), Lookup>,
-) -> Result<Vec<(Uuid, String, Lookup, Result<Observation, String>)>, SyncError> {
-    let mut access: HashMap<Uuid, Result<(Option<VersioningState>, BucketAccess), String>> = HashMap::new();
+) -> Result<Vec<(Uuid, String, Lookup, Result<Observation, LookupError>)>, SyncError> {
+    type Opened = Result<(Option<VersioningState>, BucketAccess), Arc<OpenError>>;
+    let mut access: HashMap<Uuid, Opened> = HashMap::new();
     for lookup in lookups.values() {
         if let std::collections::hash_map::Entry::Vacant(vacant) = access.entry(lookup.configuration) {
-            let opened = inner.lifecycle.bucket_access(lookup.configuration).await;
-            vacant.insert(opened.map(|(c, a)| (c.versioning, a)).map_err(|e| SyncError::from(e).to_string()));
+            let opened = inner.buckets.open(lookup.configuration).await;
+            vacant.insert(opened.map(|open| (open.configuration.versioning, open.access)).map_err(Arc::new));
         }
     }
     let room = Arc::new(Semaphore::new(LOOKUPS_AT_ONCE));
@@ -246,7 +258,7 @@ async fn look_up_all(
         let (versioning, access) = match access.get(&lookup.configuration) {
             Some(Ok((versioning, access))) => (*versioning, access.clone()),
             Some(Err(e)) => {
-                done.push((project, relative, lookup, Err(e.clone())));
+                done.push((project, relative, lookup, Err(LookupError::Open(e.clone()))));
                 continue;
             }
             None => unreachable!("every lookup's configuration was opened above"),
@@ -255,13 +267,12 @@ async fn look_up_all(
         running.spawn(async move {
             let _turn = room.acquire_owned().await;
             let observed = lookup::look_up(&access, &lookup.bucket, &lookup.key, versioning).await;
-            let observed = observed.map_err(|e| e.to_string());
-            (project, relative, lookup, observed)
+            (project, relative, lookup, observed.map_err(LookupError::S3))
         });
     }
     while let Some(finished) = running.join_next().await {
         // A lookup cannot panic short of a bug; the whole batch then comes back from the queue.
-        done.push(finished.map_err(|e| SyncError::Task(e.to_string()))?);
+        done.push(finished.map_err(SyncError::Task)?);
     }
     Ok(done)
 }
@@ -340,6 +351,7 @@ mod tests {
         else {
             panic!("a refused key was committed")
         };
+        let error = ErrorChain(&error).to_string();
         assert!(error.starts_with("database error: ") && error.contains("refused by the test"), "the cause: {error}");
         store.close().await;
     }

@@ -20,6 +20,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use byos_catalog::{KeyUpdate, Store, StoreError};
+use byos_domain::ErrorChain;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -109,7 +110,7 @@ impl GroupCommit {
 /// its own, so that one batch that cannot be applied (or a moment's failure) does not fail the
 /// others with it.
 async fn lead(store: &Store, group: Vec<Waiting>) {
-    let mut failures: Vec<Option<String>> = vec![None; group.len()];
+    let mut failures: Vec<Option<CommitError>> = (0..group.len()).map(|_| None).collect();
     let mut projects: HashMap<Uuid, Merged> = HashMap::new();
     let mut answers = Vec::with_capacity(group.len());
     for (index, batch) in group.into_iter().enumerate() {
@@ -128,7 +129,12 @@ async fn lead(store: &Store, group: Vec<Waiting>) {
             failures[*index] = Some(error);
             continue;
         }
-        tracing::warn!(project = %project, error, batches = shares.len(), "a group's commit failed: its batches go one by one");
+        tracing::warn!(
+            project = %project,
+            error = %ErrorChain(&error),
+            batches = shares.len(),
+            "a group's commit failed: its batches go one by one"
+        );
         for (index, share) in shares {
             if let Err(error) = apply(store, project, &merged, share).await {
                 failures[index] = Some(error);
@@ -154,37 +160,44 @@ struct Merged {
 /// One transaction of `updates[share]` for the project, in a task of its own so that a panic
 /// (a bug) fails this transaction's batches only. A project deleted meanwhile is no failure: its
 /// updates go with it.
-async fn apply(store: &Store, project: Uuid, updates: &Arc<Vec<KeyUpdate>>, share: Range<usize>) -> Result<(), String> {
+async fn apply(
+    store: &Store,
+    project: Uuid,
+    updates: &Arc<Vec<KeyUpdate>>,
+    share: Range<usize>,
+) -> Result<(), CommitError> {
     let (store, updates) = (store.clone(), updates.clone());
     let applied = tokio::spawn(async move { store.data.apply(project, &updates[share]).await }).await;
     match applied {
         Ok(Ok(_) | Err(StoreError::NotFound)) => Ok(()),
         Ok(Err(e)) => {
-            let error = with_causes(&e);
-            tracing::warn!(project = %project, error, "cannot commit a batch");
-            Err(error)
+            tracing::warn!(project = %project, error = %ErrorChain(&e), "cannot commit a batch");
+            Err(CommitError::Store(e))
         }
         Err(e) => {
-            tracing::error!(project = %project, error = %e, "applying a batch failed");
-            Err(format!("applying the batch failed: {e}"))
+            tracing::error!(project = %project, error = %ErrorChain(&e), "applying a batch failed");
+            Err(CommitError::Failed(e))
         }
     }
 }
 
-/// The error and its causes, `a: b: c`: a store error's own text is only "database error".
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// Why a batch was not committed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The store refused the transaction that held the batch.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Applying the batch failed (a bug); the batch is to be applied again.
+    #[error("applying the batch failed")]
+    Failed(#[source] tokio::task::JoinError),
+    /// The commit that held the batch was dropped before it answered.
+    #[error("the commit holding this batch was abandoned")]
+    Abandoned,
 }
 
 fn abandoned() -> SyncError {
-    SyncError::Commit("the commit holding this batch was abandoned".to_owned())
+    SyncError::Commit(CommitError::Abandoned)
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use byos_aws::Aws;
+use byos_buckets::{Buckets, OpenError};
 use byos_catalog::{Lease, LeaseLost, Project, ReconcileRun, ReconcileStatus, Store, StoreError};
-use byos_lifecycle::{Lifecycle, LifecycleError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use apply::{BatchOutcome, Inbound};
+pub use commit::CommitError;
 pub use worker::Workers;
 
 use routes::Routes;
@@ -93,14 +94,15 @@ pub enum SyncError {
     Store(StoreError),
     #[error(transparent)]
     Aws(#[from] byos_aws::AwsError),
+    /// The project's bucket cannot be opened.
     #[error(transparent)]
-    Lifecycle(LifecycleError),
+    Open(OpenError),
     /// A batch's transaction did not commit; the batch is to be applied again.
     #[error("the batch was not committed: {0}")]
-    Commit(String),
+    Commit(#[source] commit::CommitError),
     /// A task of the engine's failed (a bug); what it was doing is to be done again.
     #[error("a task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// The work's lease was lost, so it stopped where it was.
     #[error(transparent)]
     LeaseLost(#[from] LeaseLost),
@@ -118,11 +120,11 @@ impl From<StoreError> for SyncError {
     }
 }
 
-impl From<LifecycleError> for SyncError {
-    fn from(e: LifecycleError) -> SyncError {
+impl From<OpenError> for SyncError {
+    fn from(e: OpenError) -> SyncError {
         match e {
-            LifecycleError::NotFound => SyncError::NotFound,
-            e => SyncError::Lifecycle(e),
+            OpenError::NotFound => SyncError::NotFound,
+            e => SyncError::Open(e),
         }
     }
 }
@@ -137,7 +139,7 @@ pub struct SyncEngine {
 struct Inner {
     store: Store,
     aws: Aws,
-    lifecycle: Lifecycle,
+    buckets: Buckets,
     settings: SyncSettings,
     routes: RwLock<Arc<Routes>>,
     metrics: Metrics,
@@ -169,12 +171,13 @@ impl Inner {
 }
 
 impl SyncEngine {
-    pub fn new(store: Store, aws: Aws, lifecycle: Lifecycle, settings: SyncSettings) -> SyncEngine {
+    /// An engine that opens buckets with `buckets`, the opener the server shares.
+    pub fn new(store: Store, aws: Aws, buckets: Buckets, settings: SyncSettings) -> SyncEngine {
         SyncEngine {
             inner: Arc::new(Inner {
                 store,
                 aws,
-                lifecycle,
+                buckets,
                 settings,
                 routes: RwLock::new(Arc::new(Routes::default())),
                 metrics: Metrics::default(),

@@ -3,12 +3,10 @@
 //! [`Observation`]s. The rule is written down in [`byos_domain::objects`]: such an event is only
 //! a hint that the key changed, and S3's answer is what gets applied.
 
-use byos_aws::{BucketAccess, Head, ListedVersion};
+use byos_aws::{AwsError, BucketAccess, Head, ListedVersion};
 use byos_domain::VersioningState;
 use byos_domain::objects::{NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
 use time::OffsetDateTime;
-
-use crate::SyncError;
 
 /// How far back an answer's `as_of` goes from the request's start: the skew allowed between this
 /// clock and S3's event times. A wider margin only makes more events count as newer than the
@@ -83,7 +81,7 @@ pub(crate) async fn look_up(
     bucket: &str,
     key: &str,
     versioning: Option<VersioningState>,
-) -> Result<Observation, SyncError> {
+) -> Result<Observation, AwsError> {
     let started = now_ms();
     if matches!(versioning, Some(VersioningState::Enabled | VersioningState::Suspended)) {
         let mut versions = Vec::new();

@@ -11,9 +11,9 @@ use std::collections::VecDeque;
 
 use byos_aws::{BucketAccess, ListedVersion, PageMarker};
 use byos_catalog::{DeadLetter, Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey, storable_key};
-use byos_domain::VersioningState;
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Applied, KeyState};
+use byos_domain::{ErrorChain, VersioningState};
 use time::OffsetDateTime;
 
 use crate::{Inner, SyncError, lookup};
@@ -116,7 +116,7 @@ impl Catalog<'_> {
 
 /// Runs a reconcile of `project` to its end, recording progress and the drift in `run`.
 pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun) -> Result<(), SyncError> {
-    let (configuration, access) = inner.lifecycle.bucket_access(project.configuration_id).await?;
+    let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
     let versions = matches!(configuration.versioning, Some(VersioningState::Enabled | VersioningState::Suspended));
     let mut listing = Listing {
         access: &access,
@@ -281,7 +281,7 @@ pub(crate) async fn finish(inner: &Inner, run: &mut ReconcileRun, result: Result
         }
     }
     if let Err(e) = inner.store.sync.update_reconcile(run).await {
-        tracing::warn!(reconcile = %run.id, error = %e, "cannot record the end of a reconcile");
+        tracing::warn!(reconcile = %run.id, error = %ErrorChain(&e), "cannot record the end of a reconcile");
     }
     tracing::info!(
         project = %run.project_id,

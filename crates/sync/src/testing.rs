@@ -1,17 +1,11 @@
 //! Test fixtures shared by the engine's unit tests.
 
-use std::time::Duration;
-
-use byos_aws::{Aws, AwsSettings};
-use byos_catalog::{
-    Configuration, ConfigurationSpec, Credential, CredentialIdentity, KeyUpdate, Project, Store, StoreOptions,
-};
+use byos_buckets::Buckets;
+use byos_catalog::{KeyUpdate, Store};
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION};
-use byos_domain::{AccessKeyId, BucketName, ProjectFolder, ResourceName};
-use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
-use time::OffsetDateTime;
+use byos_test_support::{Records, open_store};
 use uuid::Uuid;
 
 use crate::SyncEngine;
@@ -19,48 +13,15 @@ use crate::SyncEngine;
 /// The bucket of [`store_with_project`]'s project, whose folder is `p/`.
 pub(crate) const BUCKET: &str = "bucket";
 
-/// A store with one project: SQLite in `dir`, or the PostgreSQL database at `url`.
+/// A store with one project, on folder `p/` of [`BUCKET`]: SQLite in `dir`, or the PostgreSQL
+/// database at `url`.
 pub(crate) async fn store_with_project(dir: &std::path::Path, url: Option<&str>) -> (Store, Uuid) {
-    let options =
-        StoreOptions { url: url.map(str::to_owned), max_connections: 4, connect_timeout: Duration::from_secs(10) };
-    let store = Store::open(&options, dir).await.unwrap_or_else(|e| panic!("{e:?}"));
-    let now = OffsetDateTime::now_utc();
-    let name = |n: &str| ResourceName::parse(n).unwrap_or_else(|e| panic!("{e}"));
-    let credential = Credential {
-        id: Uuid::new_v4(),
-        name: name("credential"),
-        identity: CredentialIdentity::AwsUser {
-            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap_or_else(|e| panic!("{e}")),
-        },
-        sealed_secret: vec![0; 40],
-        created_at: now,
-        updated_at: now,
-    };
-    store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
-    let spec = ConfigurationSpec {
-        name: name("storage"),
-        region: "eu-central-1".to_owned(),
-        bucket: BucketName::parse(BUCKET).unwrap_or_else(|e| panic!("{e}")),
-        key_prefix: None,
-        credential_id: credential.id,
-        server_side_encryption: None,
-        default_for_region: false,
-    };
-    let configuration = Configuration::new(Uuid::new_v4(), spec, now);
-    store.configurations.insert_configuration(&configuration).await.unwrap_or_else(|e| panic!("{e}"));
-    let folder = ProjectFolder::parse("p").unwrap_or_else(|e| panic!("{e}"));
-    let project = Project {
-        id: Uuid::new_v4(),
-        name: name("project"),
-        region: "eu-central-1".to_owned(),
-        configuration_id: configuration.id,
-        key_prefix: folder.key_prefix(None),
-        folder,
-        bucket: configuration.spec.bucket.clone(),
-        created_at: now,
-        updated_at: now,
-    };
-    store.projects.insert_project(&project).await.unwrap_or_else(|e| panic!("{e}"));
+    let store = open_store(dir, url).await;
+    let key = MasterKey::generate();
+    let records = Records { store: &store, key: &key };
+    let credential = records.example_access_key().await;
+    let configuration = records.configuration(credential.id, BUCKET, None).await;
+    let project = records.project(&configuration, "p").await;
     (store, project.id)
 }
 
@@ -78,15 +39,9 @@ pub(crate) fn written(key: &str, n: u32) -> KeyUpdate {
 
 /// An engine on `store` whose AWS is a closed local port: nothing in these tests may reach it.
 pub(crate) async fn engine(store: &Store) -> SyncEngine {
-    let aws = Aws::new(&AwsSettings {
-        endpoint_url: Some(format!("http://127.0.0.1:{}", byos_test_support::free_port())),
-        static_credentials: Some(("AKIAIOSFODNN7EXAMPLE".to_owned(), "secret".to_owned())),
-        profile: None,
-        sts_endpoint_url: None,
-    })
-    .await;
-    let lifecycle = Lifecycle::new(store.clone(), aws.clone(), MasterKey::generate(), Default::default());
-    let engine = SyncEngine::new(store.clone(), aws, lifecycle, Default::default());
+    let aws = byos_test_support::unreachable_aws().await;
+    let buckets = Buckets::new(store.clone(), aws.clone(), MasterKey::generate());
+    let engine = SyncEngine::new(store.clone(), aws, buckets, Default::default());
     engine.refresh_routes().await.unwrap_or_else(|e| panic!("{e}"));
     engine
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use byos_aws::{QueueInfo, Queues, ReceivedMessage};
 use byos_catalog::ReconcileSchedule;
+use byos_domain::ErrorChain;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -85,7 +86,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
         let projects = match engine.reload_routes().await {
             Ok(projects) => projects,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the projects");
+                tracing::warn!(error = %ErrorChain(&e), "cannot read the projects");
                 continue;
             }
         };
@@ -95,7 +96,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
         let due = match inner.store.sync.due_reconciles(&schedule(&inner.settings, OffsetDateTime::now_utc())).await {
             Ok(due) => due,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the due reconciles");
+                tracing::warn!(error = %ErrorChain(&e), "cannot read the due reconciles");
                 continue;
             }
         };
@@ -105,7 +106,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
             }
             match engine.request_reconcile(project, "periodic").await {
                 Ok(_) | Err(SyncError::Busy | SyncError::NotFound) => {}
-                Err(e) => tracing::warn!(project = %project, error = %e, "cannot start a reconcile"),
+                Err(e) => tracing::warn!(project = %project, error = %ErrorChain(&e), "cannot start a reconcile"),
             }
         }
     }
@@ -240,7 +241,7 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
             match queues.find(&name).await {
                 Ok(Some(found)) => queue = Some(found),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(queue = name, error = %e, "cannot look the queue up"),
+                Err(e) => tracing::warn!(queue = name, error = %ErrorChain(&e), "cannot look the queue up"),
             }
             if queue.is_none() {
                 tokio::select! {
@@ -263,7 +264,7 @@ async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver
         let messages = match received {
             Ok(messages) => messages,
             Err(e) => {
-                tracing::warn!(queue = name, error = %e, "cannot receive from the queue");
+                tracing::warn!(queue = name, error = %ErrorChain(&e), "cannot receive from the queue");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -306,13 +307,13 @@ async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str,
             match queues.delete(url, &done).await {
                 Ok(0) => {}
                 Ok(failed) => tracing::warn!(queue = name, failed, "some applied messages were not deleted"),
-                Err(e) => tracing::warn!(queue = name, error = %e, "cannot delete applied messages"),
+                Err(e) => tracing::warn!(queue = name, error = %ErrorChain(&e), "cannot delete applied messages"),
             }
             outcome.committed
         }
         // The messages come back after the visibility timeout and are applied then.
         Err(e) => {
-            tracing::warn!(queue = name, error = %e, "cannot apply a batch");
+            tracing::warn!(queue = name, error = %ErrorChain(&e), "cannot apply a batch");
             false
         }
     }

@@ -5,6 +5,8 @@
 //!
 //! A missing peer is a loud failure with the command that provides it, never a skipped test.
 
+mod records;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +15,9 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+pub use records::{
+    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, unreachable_aws,
+};
 pub use tempfile::TempDir;
 
 /// The PostgreSQL server tests create their databases on. The test command sets

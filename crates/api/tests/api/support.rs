@@ -129,8 +129,9 @@ impl TestApp {
             sts_endpoint_url: None,
         })
         .await;
-        let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), key.clone(), Default::default());
-        let sync = byos_sync::SyncEngine::new(store.clone(), aws, lifecycle.clone(), Default::default());
+        let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());
+        let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
+        let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets, Default::default());
         let state = AppState::new(store, key, regions, lifecycle, sync);
         TestApp {
             router: byos_api::router(state.clone()),

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::connect::{AwsOptions, Connection, Output, connect, platform_region, print_json, say};
 use super::register;
+use super::steps::{Change, Key, Steps};
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct BootstrapArgs {
@@ -71,59 +72,6 @@ pub(crate) struct BootstrapArgs {
     pub(crate) configuration_name: Option<String>,
     #[command(flatten)]
     pub(crate) aws: AwsOptions,
-}
-
-/// What one step did, or would do in a dry run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Change {
-    Unchanged,
-    Created,
-    Updated,
-}
-
-/// Records the steps and prints each as it happens.
-#[derive(Debug)]
-pub(crate) struct Steps {
-    dry_run: bool,
-    output: Output,
-    done: Vec<Value>,
-}
-
-impl Steps {
-    pub(crate) fn new(dry_run: bool, output: Output) -> Steps {
-        Steps { dry_run, output, done: Vec::new() }
-    }
-
-    pub(crate) fn record(&mut self, change: Change, subject: &str, detail: &str) -> anyhow::Result<()> {
-        let word = match (change, self.dry_run) {
-            (Change::Unchanged, _) => "unchanged",
-            (Change::Created, false) => "created",
-            (Change::Updated, false) => "updated",
-            (Change::Created, true) => "would create",
-            (Change::Updated, true) => "would update",
-        };
-        if self.output == Output::Table {
-            if detail.is_empty() {
-                say(format_args!("  {word:<13} {subject}"))?;
-            } else {
-                say(format_args!("  {word:<13} {subject}: {detail}"))?;
-            }
-        }
-        self.done.push(json!({"subject": subject, "change": word, "detail": detail}));
-        Ok(())
-    }
-
-    pub(crate) fn is_dry_run(&self) -> bool {
-        self.dry_run
-    }
-
-    pub(crate) fn shows_table(&self) -> bool {
-        self.output == Output::Table
-    }
-
-    fn changes(&self) -> usize {
-        self.done.iter().filter(|s| s["change"] != "unchanged").count()
-    }
 }
 
 /// The typed form of the arguments.
@@ -198,7 +146,7 @@ pub(crate) async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             "account": connection.account,
             "dryRun": args.dry_run,
             "changes": changes,
-            "steps": steps.done,
+            "steps": steps.done(),
             "accessKey": key.as_ref().filter(|k| k.shown).map(|k| json!({
                 "accessKeyId": k.access_key_id,
                 "secretAccessKey": k.secret_access_key,
@@ -234,7 +182,7 @@ async fn ensure_bucket(c: &Connection, plan: &Plan, steps: &mut Steps) -> anyhow
             c.region
         ),
         Err(e) if matches!(e.kind, AwsErrorKind::NoSuchBucket | AwsErrorKind::NotFound) => {
-            if !steps.dry_run {
+            if !steps.is_dry_run() {
                 c.setup.create_bucket(bucket).await.with_context(|| format!("creating bucket {bucket}"))?;
             }
             steps.record(Change::Created, &subject, &format!("in {}", c.region))?;
@@ -274,7 +222,7 @@ async fn ensure_kms_key(
         plan.kms_key = Some(KmsKeyArn::parse(&found.arn).context("the key's ARN")?);
         return Ok(());
     }
-    if steps.dry_run {
+    if steps.is_dry_run() {
         steps.record(Change::Created, "kms key", &format!("a customer managed key with alias {alias}"))?;
         // The plan goes on as if the key existed, under a name that says it does not yet.
         plan.kms_key = Some(
@@ -300,7 +248,7 @@ async fn ensure_encryption(c: &Connection, plan: &Plan, bucket_is_new: bool, ste
         Some(key) => format!("SSE-KMS with {key}"),
         None => "SSE-S3 (AES256)".to_owned(),
     };
-    let current = if bucket_is_new && steps.dry_run {
+    let current = if bucket_is_new && steps.is_dry_run() {
         None
     } else {
         c.setup.bucket_encryption(bucket).await.context("reading the bucket's default encryption")?
@@ -316,7 +264,7 @@ async fn ensure_encryption(c: &Connection, plan: &Plan, bucket_is_new: bool, ste
     if matches {
         return steps.record(Change::Unchanged, "default encryption", &wanted);
     }
-    if !steps.dry_run {
+    if !steps.is_dry_run() {
         c.setup
             .put_bucket_encryption(bucket, plan.kms_key.as_ref().map(KmsKeyArn::as_str))
             .await
@@ -347,7 +295,7 @@ async fn ensure_versioning(
         }
         return Ok(current);
     }
-    if !steps.dry_run {
+    if !steps.is_dry_run() {
         c.setup.set_versioning(bucket, VersioningState::Enabled).await.context("enabling versioning")?;
     }
     steps.record(Change::Updated, "versioning", &format!("{} -> enabled", current.as_str()))?;
@@ -363,12 +311,12 @@ async fn ensure_prefix_folder(
     let Some(prefix) = &plan.prefix else { return Ok(()) };
     let (bucket, key) = (plan.bucket.as_str(), prefix.as_str());
     let subject = format!("folder {key}");
-    let exists = !(bucket_is_new && steps.dry_run)
+    let exists = !(bucket_is_new && steps.is_dry_run())
         && c.setup.object_exists(bucket, key).await.context("looking for the prefix folder")?;
     if exists {
         return steps.record(Change::Unchanged, &subject, "exists");
     }
-    if !steps.dry_run {
+    if !steps.is_dry_run() {
         c.setup.put_empty_object(bucket, key).await.context("creating the prefix folder")?;
     }
     steps.record(Change::Created, &subject, "an empty folder marker object")
@@ -383,7 +331,7 @@ async fn ensure_cors(
     steps: &mut Steps,
 ) -> anyhow::Result<()> {
     let bucket = plan.bucket.as_str();
-    let current = if bucket_is_new && steps.dry_run {
+    let current = if bucket_is_new && steps.is_dry_run() {
         None
     } else {
         c.aws.own_bucket_access(&c.region).cors_rules(bucket).await.context("reading the bucket's CORS rules")?
@@ -398,7 +346,7 @@ async fn ensure_cors(
     if missing.is_empty() {
         return steps.record(Change::Unchanged, "cors", &format!("uploads allowed from {}", args.origins.join(", ")));
     }
-    if !steps.dry_run {
+    if !steps.is_dry_run() {
         let mut merged = rules;
         merged.push(CorsRule::console(&missing));
         c.setup.put_cors_rules(bucket, &merged).await.context("setting the bucket's CORS rules")?;
@@ -425,13 +373,13 @@ async fn ensure_policy(
             steps.record(Change::Unchanged, &subject, &format!("ICA's {variant} policy"))?;
         }
         Some(_) => {
-            if !steps.dry_run {
+            if !steps.is_dry_run() {
                 c.setup.set_policy_document(&arn, &text).await.context("updating the IAM policy")?;
             }
             steps.record(Change::Updated, &subject, &format!("new default version: ICA's {variant} policy"))?;
         }
         None => {
-            if !steps.dry_run {
+            if !steps.is_dry_run() {
                 c.setup.ensure_policy(&args.policy_name, &text).await.context("creating the IAM policy")?;
             }
             steps.record(Change::Created, &subject, &format!("ICA's {variant} policy"))?;
@@ -451,7 +399,7 @@ async fn ensure_user(
     if exists {
         steps.record(Change::Unchanged, &subject, "exists")?;
     } else {
-        if !steps.dry_run {
+        if !steps.is_dry_run() {
             c.setup.ensure_user(&args.user).await.context("creating the IAM user")?;
         }
         steps.record(Change::Created, &subject, "")?;
@@ -468,20 +416,11 @@ async fn ensure_user(
         steps.record(Change::Unchanged, &subject, "attached")?;
         return Ok(false);
     }
-    if !steps.dry_run {
+    if !steps.is_dry_run() {
         c.setup.attach_user_policy(&args.user, policy_arn).await.context("attaching the policy to the user")?;
     }
     steps.record(Change::Created, &subject, "attached")?;
     Ok(!exists)
-}
-
-/// An access key of the platform's user, with its secret when this run knows it.
-#[derive(Debug, Clone)]
-pub(crate) struct Key {
-    pub(crate) access_key_id: String,
-    pub(crate) secret_access_key: String,
-    /// Created in this run and not written to a file: the output shows it once.
-    pub(crate) shown: bool,
 }
 
 async fn ensure_access_key(
@@ -514,7 +453,7 @@ async fn ensure_access_key(
         steps.record(Change::Unchanged, &subject, &detail)?;
         return Ok(known);
     }
-    if steps.dry_run {
+    if steps.is_dry_run() {
         steps.record(Change::Created, &subject, "a new access key")?;
         return Ok(None);
     }
@@ -562,7 +501,7 @@ async fn ensure_cross_account(
 ) -> anyhow::Result<()> {
     let Some(role) = &plan.copy_role else { return Ok(()) };
     let bucket = plan.bucket.as_str();
-    let current = if bucket_is_new && steps.dry_run {
+    let current = if bucket_is_new && steps.is_dry_run() {
         None
     } else {
         c.setup.bucket_policy(bucket).await.context("reading the bucket policy")?
@@ -573,7 +512,7 @@ async fn ensure_cross_account(
         .context("the bucket policy")?;
     let detail = format!("copy role {role}");
     if merged.changed {
-        if !steps.dry_run {
+        if !steps.is_dry_run() {
             c.setup
                 .put_bucket_policy(bucket, &merged.document.to_string())
                 .await
@@ -596,7 +535,7 @@ async fn ensure_cross_account(
     if !merged.changed {
         return steps.record(Change::Unchanged, "kms key policy", &detail);
     }
-    if !steps.dry_run {
+    if !steps.is_dry_run() {
         c.setup
             .put_kms_key_policy(key.as_str(), &merged.document.to_string())
             .await

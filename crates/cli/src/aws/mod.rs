@@ -6,6 +6,7 @@ mod bootstrap;
 mod connect;
 mod doctor;
 mod register;
+mod steps;
 
 use std::io::Write;
 use std::process::ExitCode;

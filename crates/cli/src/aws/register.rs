@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use byos_domain::{BucketName, KeyPrefix, KmsKeyArn};
 use serde_json::{Value, json};
 
-use super::bootstrap::{Change, Key, Steps};
 use super::connect::say;
+use super::steps::{Change, Key, Steps};
 
 /// Where and what to register.
 #[derive(Debug)]

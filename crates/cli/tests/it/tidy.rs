@@ -56,6 +56,118 @@ fn every_crate_is_in_the_code_map() {
     }
 }
 
+/// The modules ARCHITECTURE.md's code map names: the paths of its `- `crates/...rs`` lines.
+fn mapped_modules(architecture: &str) -> Vec<String> {
+    let mut mapped: Vec<String> = architecture
+        .lines()
+        .filter_map(|line| line.strip_prefix("- `crates/"))
+        .filter_map(|rest| rest.split_once('`'))
+        .map(|(path, _)| format!("crates/{path}"))
+        .collect();
+    mapped.sort();
+    mapped
+}
+
+#[test]
+fn the_code_map_names_every_module() {
+    let root = root();
+    let mut modules: Vec<String> = Vec::new();
+    for dir in crates() {
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        modules.extend(
+            files
+                .iter()
+                .map(|f| f.strip_prefix(&root).unwrap_or_else(|e| panic!("{e}")).to_string_lossy().replace('\\', "/")),
+        );
+    }
+    modules.sort();
+    let mapped = mapped_modules(&read(&root.join("ARCHITECTURE.md")));
+    let unmapped: Vec<&String> = modules.iter().filter(|m| !mapped.contains(m)).collect();
+    let gone: Vec<&String> = mapped.iter().filter(|m| !modules.contains(m)).collect();
+    assert!(
+        unmapped.is_empty(),
+        "ARCHITECTURE.md's code map does not name these modules; add a line `- `path`: what it is.` \
+         under its crate: {unmapped:?}"
+    );
+    assert!(gone.is_empty(), "ARCHITECTURE.md's code map names modules that do not exist: {gone:?}");
+}
+
+/// The crates in layers: a crate's dependencies come from lower layers only (test support is for
+/// tests, and may depend on anything but is depended on only by tests).
+const LAYERS: [&[&str]; 7] = [
+    &["byos-domain", "byos-secrets"],
+    &["byos-aws", "byos-catalog"],
+    &["byos-buckets"],
+    &["byos-lifecycle", "byos-sync"],
+    &["byos-api"],
+    &["byos"],
+    &["byos-test-support"],
+];
+
+/// The byos crates a manifest's `[dependencies]` (not its dev-dependencies) name.
+fn byos_dependencies(manifest: &str) -> Vec<String> {
+    let mut section = "";
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[dependencies]"
+            && let Some((name, _)) = line.split_once(['.', ' ', '='])
+            && name.starts_with("byos")
+        {
+            found.push(name.to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn crates_depend_downwards() {
+    let layer = |name: &str| {
+        LAYERS
+            .iter()
+            .position(|crates| crates.contains(&name))
+            .unwrap_or_else(|| panic!("{name} is in no layer of LAYERS in crates/cli/tests/it/tidy.rs: add it"))
+    };
+    for dir in crates() {
+        let manifest = read(&dir.join("Cargo.toml"));
+        let name = package_name(&manifest);
+        for dependency in byos_dependencies(&manifest) {
+            assert!(
+                layer(&dependency) < layer(&name),
+                "{name} depends on {dependency}, which is not in a lower layer (ARCHITECTURE.md)"
+            );
+        }
+    }
+}
+
+/// The part of a source file that is not its tests.
+fn without_tests(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or_default()
+}
+
+#[test]
+fn every_route_is_in_the_openapi_document() {
+    let root = root();
+    for folder in ["crates/api/src", "crates/cli/src"] {
+        let mut files = Vec::new();
+        rust_files(&root.join(folder), &mut files);
+        for file in files {
+            let text = read(&file);
+            for call in [".route(", ".route_service(", ".nest(", ".nest_service("] {
+                assert!(
+                    !without_tests(&text).contains(call),
+                    "{} registers a route with `{call}`: register it with utoipa_axum's `routes!` \
+                     on an `OpenApiRouter`, so that the OpenAPI document (and the authorization and \
+                     bad-input tests that walk it) see it",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_source_file_starts_with_a_doc_comment() {
     let mut files = Vec::new();
