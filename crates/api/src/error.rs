@@ -1,5 +1,6 @@
 //! `ApiError`: every failure an API handler returns, rendered as the catalogue's
-//! `{type, code, message, fix}` body with the entry's status.
+//! `{type, code, message, fix}` body with the entry's status. The services' errors map to it
+//! one to one: their problems as they are, their internal failures as 5xx.
 //!
 //! A 5xx body carries only an error id; the cause's whole chain is logged once, under that id.
 
@@ -7,8 +8,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use byos_catalog::{Conflict, StoreError};
 use byos_domain::{ErrorChain, ErrorCode, Problem};
+use byos_service::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -43,57 +44,20 @@ impl ApiError {
     pub fn problem(&self) -> &Problem {
         &self.problem
     }
-
-    /// Maps a store error of an operation on one resource (`resource` names it, `id` is the id
-    /// asked for) to its problem.
-    pub fn from_store(e: StoreError, resource: &str, id: &str) -> ApiError {
-        match e {
-            StoreError::NotFound => Problem::not_found(resource, id).into(),
-            StoreError::Conflict(conflict) => conflict_problem(conflict).into(),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-fn conflict_problem(conflict: Conflict) -> Problem {
-    match conflict {
-        Conflict::NameTaken { resource, name } => {
-            Problem::new(ErrorCode::NameTaken, &[("resource", resource), ("name", &name)])
-        }
-        Conflict::DefaultForRegionTaken { name, region } => {
-            Problem::new(ErrorCode::DefaultForRegionTaken, &[("name", &name), ("region", &region)])
-        }
-        Conflict::InUse { resource, name, used_by, users } => {
-            let users = users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ");
-            let resource = capitalise(resource);
-            Problem::new(
-                ErrorCode::InUse,
-                &[("resource", &resource), ("name", &name), ("users", &format!("{used_by}(s) {users}"))],
-            )
-        }
-        Conflict::ProjectPrefixOverlap { name, bucket, prefix } => {
-            Problem::new(ErrorCode::ProjectPrefixOverlap, &[("name", &name), ("prefix", &prefix), ("bucket", &bucket)])
-        }
-        Conflict::LastAdminToken { name } => Problem::new(ErrorCode::LastAdminToken, &[("name", &name)]),
-        Conflict::PrefixOverlap { name, bucket, prefix } => {
-            let prefix = prefix.map_or_else(|| "the whole".to_owned(), |p| format!("the prefix '{p}'"));
-            Problem::new(
-                ErrorCode::ConfigurationPrefixOverlap,
-                &[("name", &name), ("prefix", &prefix), ("bucket", &bucket)],
-            )
-        }
-        other => Problem::invalid_request(&other.to_string()),
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 impl From<Problem> for ApiError {
     fn from(problem: Problem) -> ApiError {
         ApiError { problem, cause: None }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::Problem(problem) => problem.into(),
+            ServiceError::Internal(cause) => ApiError::internal(cause),
+        }
     }
 }
 

@@ -1,11 +1,10 @@
-//! The byos HTTP API: the axum router, authentication, the services behind each resource, the
-//! OpenAPI document and the metrics.
+//! The byos HTTP API: the axum router, authentication, the OpenAPI document and the metrics,
+//! over the rules of `byos-service`.
 //!
 //! Every route is registered through `utoipa-axum`, so the OpenAPI document lists exactly the
 //! routes the router serves; the authorization test walks that document.
 
 mod auth;
-mod bootstrap;
 mod error;
 mod extract;
 mod metrics;
@@ -21,20 +20,22 @@ use byos_catalog::Store;
 use byos_domain::RegionTable;
 use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
+use byos_service::Services;
 use byos_sync::SyncEngine;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{Admin, Principal};
-pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
+// What a server does once on its store, for the binary that starts it.
+pub use byos_service::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
 pub use error::{ApiError, ErrorBody};
 use metrics::Metrics;
 
 /// The largest request body the API reads. Its bodies are small JSON documents.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach. Cloning is cheap.
+/// What every handler can reach: the services, and the metrics. Cloning is cheap.
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -42,11 +43,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    store: Store,
-    master_key: MasterKey,
-    regions: RegionTable,
-    lifecycle: Lifecycle,
-    sync: SyncEngine,
+    services: Services,
     metrics: Metrics,
 }
 
@@ -61,27 +58,21 @@ impl AppState {
         let mut metrics = Metrics::new();
         lifecycle.register_metrics(metrics.registry_mut());
         sync.register_metrics(metrics.registry_mut());
-        AppState { inner: Arc::new(Inner { store, master_key, regions, lifecycle, sync, metrics }) }
+        let services = Services::new(store, master_key, regions, lifecycle, sync);
+        AppState { inner: Arc::new(Inner { services, metrics }) }
     }
 
-    pub fn sync(&self) -> &SyncEngine {
-        &self.inner.sync
-    }
-
-    pub fn lifecycle(&self) -> &Lifecycle {
-        &self.inner.lifecycle
+    /// The rules the handlers call.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
     }
 
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        self.inner.services.store()
     }
 
     pub fn master_key(&self) -> &MasterKey {
-        &self.inner.master_key
-    }
-
-    pub fn regions(&self) -> &RegionTable {
-        &self.inner.regions
+        self.inner.services.master_key()
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

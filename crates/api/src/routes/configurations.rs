@@ -1,32 +1,27 @@
 //! `/api/v1/storage-configurations`: a bucket (and key prefix) in a region, reached with a
-//! storage credential.
+//! storage credential (the rules are `byos_service::Configurations`').
 //!
-//! Creating one checks every parameter and answers with the catalogue's exact messages; the
-//! configuration is stored as `initializing` for the provisioning worker to validate.
+//! A configuration is shown with its health: status, versioning, the named checks of its last
+//! validation and, while it is in error, the catalogue entry of the failure.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use byos_catalog::{Configuration, ConfigurationSpec, StoreError};
-use byos_domain::{
-    BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
-    ServerSideEncryption, SseAlgorithm, VersioningState,
-};
-use byos_lifecycle::LifecycleError;
+use byos_catalog::Configuration;
+use byos_domain::{CheckResult, ConfigurationStatus, VersioningState};
+use byos_service::{ConfigurationRequest, EncryptionRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Items, now, rfc3339};
+use super::{Items, rfc3339};
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
-
-const RESOURCE: &str = "Storage configuration";
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -154,71 +149,18 @@ impl From<&Configuration> for ConfigurationView {
     }
 }
 
-/// Checks a request's parameters in the order that gives the catalogue's most specific message
-/// first: credential, bucket, region, then everything else.
-fn validate(state: &AppState, body: CreateConfiguration) -> Result<ConfigurationSpec, Problem> {
-    let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-    if !present(&body.credential_id) {
-        return Err(ErrorCode::MissingCredentials.into());
-    }
-    if !present(&body.bucket) {
-        return Err(ErrorCode::MissingBucketName.into());
-    }
-    let bucket = BucketName::parse(body.bucket.as_deref().unwrap_or_default())
-        .map_err(|_| Problem::from(ErrorCode::InvalidBucketName))?;
-    let invalid = |m: String| Problem::invalid_parameters(&m);
-    let region = match body.region.as_deref() {
-        Some(r) if !r.trim().is_empty() => r,
-        _ => {
-            return Err(invalid("region: required; one of the AWS region ids of GET /api/v1/regions".to_owned()));
-        }
-    };
-    if state.regions().get(region).is_none() {
-        return Err(Problem::region_not_supported(&state.regions().aws_region_list()));
-    }
-    let name = body.name.as_deref().ok_or_else(|| invalid("name: required, 3 to 63 characters".to_owned()))?;
-    let name = ResourceName::parse(name).map_err(|e| invalid(format!("name: {e}")))?;
-    let key_prefix =
-        body.key_prefix.as_deref().map(KeyPrefix::parse).transpose().map_err(|e| invalid(format!("keyPrefix: {e}")))?;
-    let credential_text = body.credential_id.as_deref().unwrap_or_default();
-    let credential_id = Uuid::parse_str(credential_text.trim())
-        .map_err(|_| invalid(format!("credentialId: {credential_text:?} is not a storage credential id")))?;
-    let server_side_encryption = match body.server_side_encryption {
-        None => None,
-        Some(sse) => Some(encryption(region, sse).map_err(invalid)?),
-    };
-    Ok(ConfigurationSpec {
-        name,
-        region: region.to_owned(),
-        bucket,
-        key_prefix,
-        credential_id,
-        server_side_encryption,
-        default_for_region: body.default_for_region.unwrap_or(false),
-    })
-}
-
-fn encryption(region: &str, sse: SseBody) -> Result<ServerSideEncryption, String> {
-    let algorithm = sse.algorithm.as_deref().unwrap_or_default();
-    match (SseAlgorithm::parse(algorithm), sse.key_name.as_deref()) {
-        (None, _) => Err(format!("serverSideEncryption.algorithm: {algorithm:?} is not AES256 or aws:kms")),
-        (Some(SseAlgorithm::Aes256), None) => Ok(ServerSideEncryption::Aes256),
-        (Some(SseAlgorithm::Aes256), Some(_)) => {
-            Err("serverSideEncryption.keyName: only aws:kms takes a key; leave it out for AES256".to_owned())
-        }
-        (Some(SseAlgorithm::AwsKms), None) => {
-            Err("serverSideEncryption.keyName: required for aws:kms, the KMS key's ARN".to_owned())
-        }
-        (Some(SseAlgorithm::AwsKms), Some(key)) => {
-            let key = KmsKeyArn::parse(key).map_err(|e| format!("serverSideEncryption.keyName: {e}"))?;
-            if key.region() != region {
-                return Err(format!(
-                    "serverSideEncryption.keyName: the KMS key is in {} but the configuration is in {region}; \
-                     the key must be in the bucket's region",
-                    key.region()
-                ));
-            }
-            Ok(ServerSideEncryption::Kms(key))
+impl From<CreateConfiguration> for ConfigurationRequest {
+    fn from(body: CreateConfiguration) -> ConfigurationRequest {
+        ConfigurationRequest {
+            name: body.name,
+            region: body.region,
+            bucket: body.bucket,
+            key_prefix: body.key_prefix,
+            credential_id: body.credential_id,
+            server_side_encryption: body
+                .server_side_encryption
+                .map(|sse| EncryptionRequest { algorithm: sse.algorithm, key_name: sse.key_name }),
+            default_for_region: body.default_for_region,
         }
     }
 }
@@ -227,8 +169,11 @@ fn encryption(region: &str, sse: SseBody) -> Result<ServerSideEncryption, String
 #[utoipa::path(get, path = "/api/v1/storage-configurations", tag = "storage-configurations",
     security(("bearer" = [])),
     responses((status = 200, body = Items<ConfigurationView>), (status = "4XX", body = ErrorBody)))]
-async fn list_configurations(_: Admin, state: State<AppState>) -> ApiResult<Json<Items<ConfigurationView>>> {
-    let configurations = state.store().configurations.list_configurations().await.map_err(ApiError::internal)?;
+async fn list_configurations(
+    Admin(caller): Admin,
+    state: State<AppState>,
+) -> ApiResult<Json<Items<ConfigurationView>>> {
+    let configurations = state.services().configurations().list(&caller).await?;
     Ok(Json(Items { items: configurations.iter().map(ConfigurationView::from).collect() }))
 }
 
@@ -238,29 +183,11 @@ async fn list_configurations(_: Admin, state: State<AppState>) -> ApiResult<Json
     security(("bearer" = [])), request_body = CreateConfiguration,
     responses((status = 201, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
 async fn create_configuration(
-    _: Admin,
+    Admin(caller): Admin,
     state: State<AppState>,
     ApiJson(body): ApiJson<CreateConfiguration>,
 ) -> ApiResult<impl IntoResponse> {
-    let spec = validate(&state, body)?;
-    let now = now();
-    let configuration = Configuration::new(Uuid::new_v4(), spec, now);
-    match state.store().configurations.insert_configuration(&configuration).await {
-        Ok(()) => {}
-        // The store answers NotFound when the credential does not exist.
-        Err(StoreError::NotFound) => {
-            return Err(Problem::invalid_parameters(&format!(
-                "credentialId: no storage credential has the id {}",
-                configuration.spec.credential_id
-            ))
-            .into());
-        }
-        Err(e) => {
-            return Err(ApiError::from_store(e, RESOURCE, &configuration.id.to_string()));
-        }
-    }
-    tracing::info!(configuration = %configuration.id, bucket = %configuration.spec.bucket, "storage configuration created");
-    state.lifecycle().wake();
+    let configuration = state.services().configurations().create(&caller, body.into()).await?;
     Ok((StatusCode::CREATED, Json(ConfigurationView::from(&configuration))))
 }
 
@@ -268,23 +195,13 @@ async fn create_configuration(
 #[utoipa::path(get, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
-async fn get_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ConfigurationView>> {
-    let configuration = state
-        .store()
-        .configurations
-        .get_configuration(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+async fn get_configuration(
+    Admin(caller): Admin,
+    state: State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<ConfigurationView>> {
+    let configuration = state.services().configurations().get(&caller, id).await?;
     Ok(Json(ConfigurationView::from(&configuration)))
-}
-
-fn lifecycle_error(e: LifecycleError, id: Uuid) -> ApiError {
-    match e {
-        LifecycleError::NotFound => Problem::not_found(RESOURCE, &id.to_string()).into(),
-        LifecycleError::Busy => Problem::new(ErrorCode::ValidationRunning, &[("id", &id.to_string())]).into(),
-        LifecycleError::Store(e @ StoreError::Conflict(_)) => ApiError::from_store(e, RESOURCE, &id.to_string()),
-        e => ApiError::internal(e),
-    }
 }
 
 /// Validate a storage configuration now: run every check, provision the bucket's
@@ -293,8 +210,12 @@ fn lifecycle_error(e: LifecycleError, id: Uuid) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/storage-configurations/{id}/validate", tag = "storage-configurations",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
-async fn validate_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ConfigurationView>> {
-    let configuration = state.lifecycle().validate_now(id).await.map_err(|e| lifecycle_error(e, id))?;
+async fn validate_configuration(
+    Admin(caller): Admin,
+    state: State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<ConfigurationView>> {
+    let configuration = state.services().configurations().validate(&caller, id).await?;
     Ok(Json(ConfigurationView::from(&configuration)))
 }
 
@@ -302,8 +223,7 @@ async fn validate_configuration(_: Admin, state: State<AppState>, Id(id): Id) ->
 #[utoipa::path(delete, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_configuration(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
-    state.lifecycle().delete(id).await.map_err(|e| lifecycle_error(e, id))?;
-    tracing::info!(configuration = %id, "storage configuration deleted");
+async fn delete_configuration(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+    state.services().configurations().delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

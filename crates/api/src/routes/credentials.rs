@@ -1,30 +1,27 @@
-//! `/api/v1/storage-credentials`: the keys and roles the platform reaches buckets with.
+//! `/api/v1/storage-credentials`: the keys and roles the platform reaches buckets with (the
+//! rules are `byos_service::Credentials`').
 //!
-//! Secrets (secret access keys, external ids) are sealed under the master key with the
-//! credential's id as context. A secret access key is never returned; access key ids are shown
-//! masked. An `aws-role` credential's external id is the server's (128 random bits, never the
-//! caller's: a caller who could choose it could name another customer's), and it is shown, with
-//! the trust policy to give the role, since the role's owner must write it into that policy.
+//! A secret access key is never returned; access key ids are shown masked. An `aws-role`
+//! credential's external id is shown, with the trust policy to give the role, since the role's
+//! owner must write it into that policy.
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Json, response::IntoResponse};
-use byos_catalog::{Credential, CredentialIdentity};
-use byos_domain::{
-    AccessKeyId, CredentialKind, ErrorCode, ExternalId, NameError, Problem, ResourceName, RoleArn, SecretAccessKey,
-};
+use byos_catalog::CredentialIdentity;
+use byos_domain::CredentialKind;
+use byos_service::{CredentialDetails, CredentialRequest, RotationRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Items, now, required, rfc3339};
+use super::{Items, rfc3339};
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
-
-const RESOURCE: &str = "Storage credential";
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,41 +55,26 @@ pub(crate) struct CredentialView {
     updated_at: String,
 }
 
-impl CredentialView {
-    fn new(state: &AppState, c: &Credential) -> ApiResult<CredentialView> {
-        let (kind, access_key_id, role_arn, external_id) = match &c.identity {
+impl From<&CredentialDetails> for CredentialView {
+    fn from(details: &CredentialDetails) -> CredentialView {
+        let c = &details.credential;
+        let (kind, access_key_id, role_arn) = match &c.identity {
             CredentialIdentity::AwsUser { access_key_id } => {
-                (CredentialKind::AwsUser, Some(access_key_id.masked()), None, None)
+                (CredentialKind::AwsUser, Some(access_key_id.masked()), None)
             }
-            CredentialIdentity::AwsRole { role_arn } => {
-                let external_id = external_id(state, c)?;
-                (CredentialKind::AwsRole, None, Some(role_arn.to_string()), Some(external_id.expose().to_owned()))
-            }
+            CredentialIdentity::AwsRole { role_arn } => (CredentialKind::AwsRole, None, Some(role_arn.to_string())),
         };
-        Ok(CredentialView {
+        CredentialView {
             id: c.id,
             name: c.name.to_string(),
             kind,
             access_key_id,
             role_arn,
-            external_id,
+            external_id: details.external_id.as_ref().map(|e| e.expose().to_owned()),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
-        })
+        }
     }
-}
-
-/// The stored credential `id`, or its catalogue error.
-async fn stored(state: &AppState, id: Uuid) -> ApiResult<Credential> {
-    state.store().credentials.get_credential(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))
-}
-
-/// An `aws-role` credential's external id, unsealed.
-fn external_id(state: &AppState, c: &Credential) -> ApiResult<ExternalId> {
-    let opened = state.master_key().open(&c.sealed_secret, c.id.as_bytes()).map_err(ApiError::internal)?;
-    let text = String::from_utf8(opened).map_err(ApiError::internal)?;
-    ExternalId::parse(&text)
-        .map_err(|e| ApiError::internal(format!("credential {}: the sealed external id: {e}", c.id)))
 }
 
 /// A new storage credential: `aws-user` takes `accessKeyId` and `secretAccessKey`; `aws-role`
@@ -122,98 +104,26 @@ pub(crate) struct RotateCredential {
     external_id: Option<String>,
 }
 
-/// The identity and the secret of a credential, validated.
-enum Material {
-    User { access_key_id: AccessKeyId, secret: SecretAccessKey },
-    Role { role_arn: RoleArn, external_id: ExternalId },
-}
-
-impl Material {
-    fn kind(&self) -> CredentialKind {
-        match self {
-            Material::User { .. } => CredentialKind::AwsUser,
-            Material::Role { .. } => CredentialKind::AwsRole,
+impl From<CreateCredential> for CredentialRequest {
+    fn from(body: CreateCredential) -> CredentialRequest {
+        CredentialRequest {
+            name: body.name,
+            kind: body.kind,
+            access_key_id: body.access_key_id,
+            secret_access_key: body.secret_access_key,
+            role_arn: body.role_arn,
+            external_id: body.external_id,
         }
     }
 }
 
-fn field<T>(name: &str, value: Option<&str>, parse: fn(&str) -> Result<T, NameError>) -> Result<T, String> {
-    parse(required(name, value)?).map_err(|e| format!("{name}: {e}"))
-}
-
-/// Validates the fields of one kind, refusing those of the other. An `aws-role` credential gets a
-/// new external id of the server's; a caller's is refused.
-fn material(
-    kind: CredentialKind,
-    access_key_id: Option<&str>,
-    secret_access_key: Option<&str>,
-    role_arn: Option<&str>,
-    external_id: Option<&str>,
-) -> Result<Material, String> {
-    let refuse = |name: &str, present: bool| {
-        if present { Err(format!("{name}: not a field of a {} credential", kind.as_str())) } else { Ok(()) }
-    };
-    if kind == CredentialKind::AwsRole && external_id.is_some() {
-        return Err("externalId: the server generates an aws-role credential's external id; leave it out and \
-                    read it (and the role's trust policy) from the credential"
-            .to_owned());
-    }
-    match kind {
-        CredentialKind::AwsUser => {
-            refuse("roleArn", role_arn.is_some())?;
-            refuse("externalId", external_id.is_some())?;
-            Ok(Material::User {
-                access_key_id: field("accessKeyId", access_key_id, AccessKeyId::parse)?,
-                secret: field("secretAccessKey", secret_access_key, SecretAccessKey::parse)?,
-            })
-        }
-        CredentialKind::AwsRole => {
-            refuse("accessKeyId", access_key_id.is_some())?;
-            refuse("secretAccessKey", secret_access_key.is_some())?;
-            let external_id = byos_secrets::generate_external_id();
-            Ok(Material::Role {
-                role_arn: field("roleArn", role_arn, RoleArn::parse)?,
-                external_id: ExternalId::parse(&external_id)
-                    .unwrap_or_else(|e| unreachable!("a generated external id parses: {e}")),
-            })
-        }
-    }
-}
-
-/// Refuses a role of the platform's own account: the platform's identity may be trusted by its
-/// own roles without an external id, and a customer must never reach them through a credential.
-async fn refuse_platform_roles(state: &AppState, material: &Material) -> ApiResult<()> {
-    let Material::Role { role_arn, .. } = material else { return Ok(()) };
-    let platform = state.lifecycle().platform_identity().await.map_err(aws_problem)?;
-    if role_arn.account() == platform.account {
-        return Err(Problem::new(
-            ErrorCode::RoleInPlatformAccount,
-            &[("roleArn", role_arn.as_str()), ("account", &platform.account)],
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// The platform's own call to AWS failed.
-fn aws_problem(e: byos_aws::AwsError) -> ApiError {
-    let problem = if e.retryable() {
-        Problem::new(ErrorCode::AwsUnreachable, &[("message", &e.to_string())])
-    } else {
-        Problem::new(ErrorCode::AwsRequestFailed, &[("operation", e.operation), ("message", &e.message)])
-    };
-    problem.into()
-}
-
-/// Seals the secret for the credential `id` and returns the stored identity with it.
-fn seal(state: &AppState, id: Uuid, material: Material) -> (CredentialIdentity, Vec<u8>) {
-    let key = state.master_key();
-    match material {
-        Material::User { access_key_id, secret } => {
-            (CredentialIdentity::AwsUser { access_key_id }, key.seal(secret.expose().as_bytes(), id.as_bytes()))
-        }
-        Material::Role { role_arn, external_id } => {
-            (CredentialIdentity::AwsRole { role_arn }, key.seal(external_id.expose().as_bytes(), id.as_bytes()))
+impl From<RotateCredential> for RotationRequest {
+    fn from(body: RotateCredential) -> RotationRequest {
+        RotationRequest {
+            access_key_id: body.access_key_id,
+            secret_access_key: body.secret_access_key,
+            role_arn: body.role_arn,
+            external_id: body.external_id,
         }
     }
 }
@@ -222,10 +132,9 @@ fn seal(state: &AppState, id: Uuid, material: Material) -> (CredentialIdentity, 
 #[utoipa::path(get, path = "/api/v1/storage-credentials", tag = "storage-credentials",
     security(("bearer" = [])),
     responses((status = 200, body = Items<CredentialView>), (status = "4XX", body = ErrorBody)))]
-async fn list_credentials(_: Admin, state: axum::extract::State<AppState>) -> ApiResult<Json<Items<CredentialView>>> {
-    let credentials = state.store().credentials.list_credentials().await.map_err(ApiError::internal)?;
-    let items = credentials.iter().map(|c| CredentialView::new(&state, c)).collect::<ApiResult<_>>()?;
-    Ok(Json(Items { items }))
+async fn list_credentials(Admin(caller): Admin, state: State<AppState>) -> ApiResult<Json<Items<CredentialView>>> {
+    let credentials = state.services().credentials().list(&caller).await?;
+    Ok(Json(Items { items: credentials.iter().map(CredentialView::from).collect() }))
 }
 
 /// Create a storage credential.
@@ -233,49 +142,21 @@ async fn list_credentials(_: Admin, state: axum::extract::State<AppState>) -> Ap
     security(("bearer" = [])), request_body = CreateCredential,
     responses((status = 201, body = CredentialView), (status = "4XX", body = ErrorBody)))]
 async fn create_credential(
-    _: Admin,
-    state: axum::extract::State<AppState>,
+    Admin(caller): Admin,
+    state: State<AppState>,
     ApiJson(body): ApiJson<CreateCredential>,
 ) -> ApiResult<impl IntoResponse> {
-    let invalid = |m: String| ApiError::from(Problem::invalid_request(&m));
-    let name = field("name", body.name.as_deref(), ResourceName::parse).map_err(invalid)?;
-    let kind_text = required("type", body.kind.as_deref()).map_err(invalid)?;
-    let kind = CredentialKind::parse(kind_text)
-        .ok_or_else(|| invalid(format!("type: {kind_text:?} is not aws-user or aws-role")))?;
-    let material = material(
-        kind,
-        body.access_key_id.as_deref(),
-        body.secret_access_key.as_deref(),
-        body.role_arn.as_deref(),
-        body.external_id.as_deref(),
-    )
-    .map_err(invalid)?;
-    refuse_platform_roles(&state, &material).await?;
-    let id = Uuid::new_v4();
-    let now = now();
-    let (identity, sealed_secret) = seal(&state, id, material);
-    let credential = Credential { id, name, identity, sealed_secret, created_at: now, updated_at: now };
-    state
-        .store()
-        .credentials
-        .insert_credential(&credential)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
-    tracing::info!(credential = %id, kind = kind.as_str(), "storage credential created");
-    Ok((StatusCode::CREATED, Json(CredentialView::new(&state, &credential)?)))
+    let created = state.services().credentials().create(&caller, body.into()).await?;
+    Ok((StatusCode::CREATED, Json(CredentialView::from(&created))))
 }
 
 /// Get a storage credential.
 #[utoipa::path(get, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = CredentialView), (status = "4XX", body = ErrorBody)))]
-async fn get_credential(
-    _: Admin,
-    state: axum::extract::State<AppState>,
-    Id(id): Id,
-) -> ApiResult<Json<CredentialView>> {
-    let credential = stored(&state, id).await?;
-    Ok(Json(CredentialView::new(&state, &credential)?))
+async fn get_credential(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<CredentialView>> {
+    let credential = state.services().credentials().get(&caller, id).await?;
+    Ok(Json(CredentialView::from(&credential)))
 }
 
 /// Replace a credential's secret (and for `aws-user` its key id): configurations that use it
@@ -284,68 +165,21 @@ async fn get_credential(
     security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = RotateCredential,
     responses((status = 200, body = CredentialView), (status = "4XX", body = ErrorBody)))]
 async fn rotate_credential(
-    _: Admin,
-    state: axum::extract::State<AppState>,
+    Admin(caller): Admin,
+    state: State<AppState>,
     Id(id): Id,
     ApiJson(body): ApiJson<RotateCredential>,
 ) -> ApiResult<Json<CredentialView>> {
-    let store = &state.store().credentials;
-    let mut credential =
-        store.get_credential(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
-    let kind = match credential.identity {
-        CredentialIdentity::AwsUser { .. } => CredentialKind::AwsUser,
-        CredentialIdentity::AwsRole { .. } => CredentialKind::AwsRole,
-    };
-    // For a role, the ARN may stay as it is: only the external id is secret.
-    let role_arn = match (&credential.identity, body.role_arn.as_deref()) {
-        (CredentialIdentity::AwsRole { role_arn }, None) => Some(role_arn.to_string()),
-        (_, given) => given.map(str::to_owned),
-    };
-    let requested = if body.access_key_id.is_some() || body.secret_access_key.is_some() {
-        CredentialKind::AwsUser
-    } else if body.external_id.is_some() || body.role_arn.is_some() {
-        CredentialKind::AwsRole
-    } else {
-        kind
-    };
-    if requested != kind {
-        return Err(Problem::new(
-            ErrorCode::CredentialKindMismatch,
-            &[("name", credential.name.as_str()), ("actual", kind.as_str()), ("requested", requested.as_str())],
-        )
-        .into());
-    }
-    let material = material(
-        kind,
-        body.access_key_id.as_deref(),
-        body.secret_access_key.as_deref(),
-        role_arn.as_deref(),
-        body.external_id.as_deref(),
-    )
-    .map_err(|m| ApiError::from(Problem::invalid_request(&m)))?;
-    debug_assert_eq!(material.kind(), kind);
-    refuse_platform_roles(&state, &material).await?;
-    let (identity, sealed_secret) = seal(&state, id, material);
-    credential.identity = identity;
-    credential.sealed_secret = sealed_secret;
-    credential.updated_at = now();
-    store.rotate_credential(&credential).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
-    tracing::info!(credential = %id, "storage credential rotated");
-    Ok(Json(CredentialView::new(&state, &credential)?))
+    let rotated = state.services().credentials().rotate(&caller, id, body.into()).await?;
+    Ok(Json(CredentialView::from(&rotated)))
 }
 
 /// Delete a storage credential that no configuration uses.
 #[utoipa::path(delete, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_credential(_: Admin, state: axum::extract::State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
-    state
-        .store()
-        .credentials
-        .delete_credential(id)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
-    tracing::info!(credential = %id, "storage credential deleted");
+async fn delete_credential(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+    state.services().credentials().delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,20 +191,9 @@ async fn delete_credential(_: Admin, state: axum::extract::State<AppState>, Id(i
     responses((status = 200, body = Object, description = "An IAM trust policy document"),
         (status = "4XX", body = ErrorBody)))]
 async fn credential_trust_policy(
-    _: Admin,
-    state: axum::extract::State<AppState>,
+    Admin(caller): Admin,
+    state: State<AppState>,
     Id(id): Id,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let credential = stored(&state, id).await?;
-    if !matches!(credential.identity, CredentialIdentity::AwsRole { .. }) {
-        return Err(Problem::new(
-            ErrorCode::CredentialKindMismatch,
-            &[("name", credential.name.as_str()), ("actual", "aws-user"), ("requested", "aws-role")],
-        )
-        .into());
-    }
-    let external_id = external_id(&state, &credential)?;
-    let platform = state.lifecycle().platform_identity().await.map_err(aws_problem)?;
-    let principal = byos_domain::policies::trust_principal(&platform.arn);
-    Ok(Json(byos_domain::policies::role_trust_policy(&principal, &external_id)))
+    Ok(Json(state.services().credentials().trust_policy(&caller, id).await?))
 }

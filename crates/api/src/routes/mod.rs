@@ -1,6 +1,7 @@
 //! The API's routes, one module per resource. Each module holds its request and response
-//! bodies, the handlers (which only extract, call the service function, and map the result)
-//! and the service functions.
+//! bodies (from which the OpenAPI document is generated) and its handlers, which only extract
+//! (the caller and the input), call `byos-service`, and map the answer to a body. The rules,
+//! who may see what among them, live in the services, for every interface.
 
 mod configurations;
 mod credentials;
@@ -30,13 +31,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(operations::router())
 }
 
-/// The current time at the store's resolution (milliseconds), so that what a create answers
-/// equals what a later read returns.
-fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_millisecond(t.millisecond()).unwrap_or(t)
-}
-
 /// A time as the API shows it: RFC 3339 in UTC.
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
@@ -59,12 +53,4 @@ impl<T: IntoResponse> IntoResponse for NoStore<T> {
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Items<T> {
     items: Vec<T>,
-}
-
-/// A required field's value, or the error that says it is missing.
-fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, String> {
-    match value {
-        Some(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(format!("{field}: required")),
-    }
 }

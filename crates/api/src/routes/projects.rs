@@ -1,6 +1,6 @@
 //! `/api/v1/projects`: a folder of a storage configuration's bucket, with the catalog of its
-//! data kept in sync. Admins create and delete projects; members see the projects their token
-//! names, and nothing of the others (not even that they exist).
+//! data kept in sync (the rules, who sees which project among them, are
+//! `byos_service::Projects`').
 //!
 //! Creating a project starts its initial import (a reconcile); `POST .../reconcile` starts
 //! another, and `GET .../reconcile` shows the latest run with its progress and drift.
@@ -9,22 +9,19 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use byos_catalog::{Project, ReconcileRun, StoreError};
-use byos_domain::{ConfigurationStatus, ErrorCode, Problem, ProjectFolder, ResourceName};
-use byos_sync::SyncError;
+use byos_catalog::{Project, ReconcileRun};
+use byos_service::ProjectRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Items, now, required, rfc3339};
+use super::{Items, rfc3339};
 use crate::AppState;
 use crate::auth::{Admin, Principal};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
-
-const RESOURCE: &str = "Project";
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -153,81 +150,23 @@ impl From<&ReconcileRun> for ReconcileView {
     }
 }
 
-/// The project, if the caller may see it; members get "not found" for the others.
-pub(crate) async fn visible_project(state: &AppState, principal: &Principal, id: Uuid) -> Result<Project, ApiError> {
-    if !principal.is_admin() && !principal.projects.contains(&id) {
-        return Err(Problem::not_found(RESOURCE, &id.to_string()).into());
-    }
-    state.store().projects.get_project(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))
-}
-
-pub(crate) fn sync_error(e: SyncError, id: Uuid) -> ApiError {
-    match e {
-        SyncError::NotFound => Problem::not_found(RESOURCE, &id.to_string()).into(),
-        e => ApiError::internal(e),
-    }
-}
-
-/// Checks the parameters, then the configuration: it exists, is ready, and is in the region.
-async fn validate(state: &AppState, body: CreateProject) -> Result<Project, ApiError> {
-    let invalid = |m: String| ApiError::from(Problem::invalid_request(&m));
-    let name = ResourceName::parse(required("name", body.name.as_deref()).map_err(invalid)?)
-        .map_err(|e| invalid(format!("name: {e}")))?;
-    let region = required("region", body.region.as_deref()).map_err(invalid)?.to_owned();
-    if state.regions().get(&region).is_none() {
-        return Err(Problem::region_not_supported(&state.regions().aws_region_list()).into());
-    }
-    let folder = ProjectFolder::parse(required("folder", body.folder.as_deref()).map_err(invalid)?)
-        .map_err(|e| invalid(format!("folder: {e}")))?;
-    let configuration_text =
-        required("storageConfigurationId", body.storage_configuration_id.as_deref()).map_err(invalid)?;
-    let configuration_id = Uuid::parse_str(configuration_text.trim()).map_err(|_| {
-        invalid(format!("storageConfigurationId: {configuration_text:?} is not a storage configuration id"))
-    })?;
-    let configuration = match state.store().configurations.get_configuration(configuration_id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => {
-            return Err(invalid(format!(
-                "storageConfigurationId: no storage configuration has the id {configuration_id}"
-            )));
+impl From<CreateProject> for ProjectRequest {
+    fn from(body: CreateProject) -> ProjectRequest {
+        ProjectRequest {
+            name: body.name,
+            region: body.region,
+            storage_configuration_id: body.storage_configuration_id,
+            folder: body.folder,
         }
-        Err(e) => return Err(ApiError::internal(e)),
-    };
-    if configuration.spec.region != region {
-        return Err(Problem::bucket_wrong_region(&region).into());
     }
-    if configuration.status != ConfigurationStatus::Ready {
-        return Err(Problem::new(
-            ErrorCode::ConfigurationNotReady,
-            &[("name", configuration.spec.name.as_str()), ("status", configuration.status.as_str())],
-        )
-        .into());
-    }
-    let now = now();
-    Ok(Project {
-        id: Uuid::new_v4(),
-        name,
-        region,
-        configuration_id,
-        key_prefix: folder.key_prefix(configuration.spec.key_prefix.as_ref()),
-        folder,
-        bucket: configuration.spec.bucket,
-        created_at: now,
-        updated_at: now,
-    })
 }
 
 /// List the projects the caller may see.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
     responses((status = 200, body = Items<ProjectView>), (status = "4XX", body = ErrorBody)))]
-async fn list_projects(principal: Principal, state: State<AppState>) -> ApiResult<Json<Items<ProjectView>>> {
-    let projects = state.store().projects.list_projects().await.map_err(ApiError::internal)?;
-    let items = projects
-        .iter()
-        .filter(|p| principal.is_admin() || principal.projects.contains(&p.id))
-        .map(ProjectView::from)
-        .collect();
-    Ok(Json(Items { items }))
+async fn list_projects(Principal(caller): Principal, state: State<AppState>) -> ApiResult<Json<Items<ProjectView>>> {
+    let projects = state.services().projects().list(&caller).await?;
+    Ok(Json(Items { items: projects.iter().map(ProjectView::from).collect() }))
 }
 
 /// Create a project on a ready storage configuration of its region. Its folder may not lie
@@ -236,22 +175,17 @@ async fn list_projects(principal: Principal, state: State<AppState>) -> ApiResul
     request_body = CreateProject,
     responses((status = 201, body = CreatedProject), (status = "4XX", body = ErrorBody)))]
 async fn create_project(
-    _: Admin,
+    Admin(caller): Admin,
     state: State<AppState>,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<impl IntoResponse> {
-    let project = validate(&state, body).await?;
-    state
-        .store()
-        .projects
-        .insert_project(&project)
-        .await
-        .map_err(|e| ApiError::from_store(e, RESOURCE, &project.id.to_string()))?;
-    tracing::info!(project = %project.id, prefix = %project.key_prefix, "project created");
-    let import = state.sync().project_created(&project).await.map_err(|e| sync_error(e, project.id))?;
+    let created = state.services().projects().create(&caller, body.into()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedProject { project: ProjectView::from(&project), import: ReconcileView::from(&import) }),
+        Json(CreatedProject {
+            project: ProjectView::from(&created.project),
+            import: ReconcileView::from(&created.import),
+        }),
     ))
 }
 
@@ -259,8 +193,8 @@ async fn create_project(
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ProjectView), (status = "4XX", body = ErrorBody)))]
-async fn get_project(principal: Principal, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ProjectView>> {
-    let project = visible_project(&state, &principal, id).await?;
+async fn get_project(Principal(caller): Principal, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ProjectView>> {
+    let project = state.services().projects().get(&caller, id).await?;
     Ok(Json(ProjectView::from(&project)))
 }
 
@@ -268,10 +202,8 @@ async fn get_project(principal: Principal, state: State<AppState>, Id(id): Id) -
 #[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_project(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
-    state.store().projects.delete_project(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
-    state.sync().refresh_routes().await.map_err(|e| sync_error(e, id))?;
-    tracing::info!(project = %id, "project deleted");
+async fn delete_project(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+    state.services().projects().delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -279,10 +211,12 @@ async fn delete_project(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResu
 #[utoipa::path(get, path = "/api/v1/projects/{id}/reconcile", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ReconcileView), (status = "4XX", body = ErrorBody)))]
-async fn latest_reconcile(principal: Principal, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ReconcileView>> {
-    let project = visible_project(&state, &principal, id).await?;
-    let run = state.store().sync.latest_reconcile(project.id).await.map_err(ApiError::internal)?;
-    let run = run.ok_or_else(|| Problem::not_found("Reconcile of project", &id.to_string()))?;
+async fn latest_reconcile(
+    Principal(caller): Principal,
+    state: State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<ReconcileView>> {
+    let run = state.services().projects().latest_reconcile(&caller, id).await?;
     Ok(Json(ReconcileView::from(&run)))
 }
 
@@ -291,19 +225,11 @@ async fn latest_reconcile(principal: Principal, state: State<AppState>, Id(id): 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/reconcile", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 202, body = ReconcileView), (status = "4XX", body = ErrorBody)))]
-async fn start_reconcile(principal: Principal, state: State<AppState>, Id(id): Id) -> ApiResult<impl IntoResponse> {
-    let project = visible_project(&state, &principal, id).await?;
-    let run = match state.sync().request_reconcile(project.id, "requested").await {
-        Ok(run) => run,
-        // Another replica holds the project's reconcile lease: show its run.
-        Err(SyncError::Busy) => state
-            .store()
-            .sync
-            .latest_reconcile(project.id)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| Problem::not_found("Reconcile of project", &id.to_string()))?,
-        Err(e) => return Err(sync_error(e, id)),
-    };
+async fn start_reconcile(
+    Principal(caller): Principal,
+    state: State<AppState>,
+    Id(id): Id,
+) -> ApiResult<impl IntoResponse> {
+    let run = state.services().projects().reconcile(&caller, id).await?;
     Ok((StatusCode::ACCEPTED, Json(ReconcileView::from(&run))))
 }

@@ -52,6 +52,7 @@ pub(crate) struct CatalogueEntryView {
     responses((status = 200, body = Items<RegionView>), (status = "4XX", body = ErrorBody)))]
 async fn list_regions(_: Principal, state: State<AppState>) -> Json<Items<RegionView>> {
     let items = state
+        .services()
         .regions()
         .regions()
         .iter()

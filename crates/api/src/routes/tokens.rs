@@ -5,24 +5,20 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use byos_catalog::{NewToken, Token};
-use byos_domain::{Problem, Role, TokenName};
-use byos_secrets::ApiToken;
+use byos_catalog::Token;
+use byos_domain::Role;
+use byos_service::TokenRequest;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Items, NoStore, now, required, rfc3339};
+use super::{Items, NoStore, rfc3339};
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
-
-const RESOURCE: &str = "Token";
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(get_token, delete_token))
@@ -86,51 +82,17 @@ pub(crate) struct CreateToken {
     expires_at: Option<String>,
 }
 
-/// What a valid request asks for.
-struct NewTokenRequest {
-    name: TokenName,
-    role: Role,
-    projects: Vec<Uuid>,
-    expires_at: Option<OffsetDateTime>,
-}
-
-fn validate(body: CreateToken, now: OffsetDateTime) -> Result<NewTokenRequest, String> {
-    let name = required("name", body.name.as_deref())?;
-    let name = TokenName::parse(name).map_err(|e| format!("name: {e}"))?;
-    let role_text = required("role", body.role.as_deref())?;
-    let role = Role::parse(role_text).ok_or_else(|| format!("role: {role_text:?} is not admin or member"))?;
-    let projects = body
-        .projects
-        .unwrap_or_default()
-        .iter()
-        .map(|p| Uuid::parse_str(p).map_err(|_| format!("projects: {p:?} is not a project id")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if role == Role::Admin && !projects.is_empty() {
-        return Err("projects: an admin token reaches every project; list projects for member tokens only".to_owned());
+impl From<CreateToken> for TokenRequest {
+    fn from(body: CreateToken) -> TokenRequest {
+        TokenRequest { name: body.name, role: body.role, projects: body.projects, expires_at: body.expires_at }
     }
-    let expires_at = body.expires_at.as_deref().map(|t| expiry(t, now)).transpose()?;
-    Ok(NewTokenRequest { name, role, projects, expires_at })
-}
-
-/// An expiry time: RFC 3339, in the future, kept in UTC at the store's resolution (milliseconds)
-/// so that the answer to the create equals every later read.
-fn expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
-    let parsed = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| format!("expiresAt: {text:?} is not an RFC 3339 time such as 2030-01-31T12:00:00Z"))?;
-    let millis = parsed.unix_timestamp_nanos() / 1_000_000;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
-        .map_err(|_| format!("expiresAt: {text:?} is out of range"))?;
-    if at <= now {
-        return Err(format!("expiresAt: {text} is not in the future"));
-    }
-    Ok(at)
 }
 
 /// List API tokens.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Items<TokenView>), (status = "4XX", body = ErrorBody)))]
-async fn list_tokens(_: Admin, state: State<AppState>) -> ApiResult<Json<Items<TokenView>>> {
-    let tokens = state.store().tokens.list_tokens().await.map_err(ApiError::internal)?;
+async fn list_tokens(Admin(caller): Admin, state: State<AppState>) -> ApiResult<Json<Items<TokenView>>> {
+    let tokens = state.services().tokens().list(&caller).await?;
     Ok(Json(Items { items: tokens.iter().map(TokenView::from).collect() }))
 }
 
@@ -142,42 +104,21 @@ async fn list_tokens(_: Admin, state: State<AppState>) -> ApiResult<Json<Items<T
             headers(("Cache-Control" = String, description = "`no-store`: the body holds the token's value"))),
         (status = "4XX", body = ErrorBody)))]
 async fn create_token(
-    Admin(creator): Admin,
+    Admin(caller): Admin,
     state: State<AppState>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<impl IntoResponse> {
-    let created_at = now();
-    let NewTokenRequest { name, role, projects, expires_at } =
-        validate(body, created_at).map_err(|m| ApiError::from(Problem::invalid_request(&m)))?;
-    let value = ApiToken::generate();
-    let token = Token {
-        id: Uuid::new_v4(),
-        name,
-        role,
-        projects,
-        hint: value.hint(),
-        created_at,
-        last_used_at: None,
-        expires_at,
-    };
-    state
-        .store()
-        .tokens
-        .insert_token(&NewToken { token: token.clone(), hash: value.hash() })
-        .await
-        .map_err(ApiError::internal)?;
-    tracing::info!(token = %token.id, role = role.as_str(), created_by = %creator.token_id, "token created");
-    let created = CreatedToken { token: TokenView::from(&token), value: value.expose().to_owned() };
-    Ok(NoStore((StatusCode::CREATED, Json(created))))
+    let created = state.services().tokens().create(&caller, body.into()).await?;
+    let body = CreatedToken { token: TokenView::from(&created.token), value: created.value.expose().to_owned() };
+    Ok(NoStore((StatusCode::CREATED, Json(body))))
 }
 
 /// Get an API token (without its value).
 #[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TokenView), (status = "4XX", body = ErrorBody)))]
-async fn get_token(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<TokenView>> {
-    let token =
-        state.store().tokens.get_token(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
+async fn get_token(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<TokenView>> {
+    let token = state.services().tokens().get(&caller, id).await?;
     Ok(Json(TokenView::from(&token)))
 }
 
@@ -186,8 +127,7 @@ async fn get_token(_: Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Js
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_token(Admin(deleter): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
-    state.store().tokens.delete_token(id).await.map_err(|e| ApiError::from_store(e, RESOURCE, &id.to_string()))?;
-    tracing::info!(token = %id, deleted_by = %deleter.token_id, "token deleted");
+async fn delete_token(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+    state.services().tokens().delete(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

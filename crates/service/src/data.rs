@@ -1,0 +1,286 @@
+//! A project's data: browsing its catalog. A path ending in `/` lists that folder's direct
+//! children, files and folders, by name, a page at a time; any other path gives that one entry.
+//! Paths are relative to the project and start with `/`.
+//!
+//! Pages are keyset pages: the token is the last name of the page, so a page never repeats or
+//! skips an entry that stays while the folder changes around it.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use byos_catalog::{Entry, FileEntry, StoreError};
+use byos_domain::objects::RestoreState;
+use byos_domain::{KeyPrefix, Problem};
+use uuid::Uuid;
+
+use crate::error::internal;
+use crate::{Caller, ServiceError, Services};
+
+/// The largest page.
+const MAX_LIMIT: u32 = 1000;
+const DEFAULT_LIMIT: u32 = 100;
+
+/// What to browse, as a client asks.
+#[derive(Debug, Default)]
+pub struct BrowseRequest {
+    /// `/` or `/a/b/` for a folder's children; `/a/b/c.txt` for one entry. Defaults to `/`.
+    pub path: Option<String>,
+    /// Entries per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// The token of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// A page of a folder, or one entry.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    /// The token of the next page; none on the last one.
+    pub next_page_token: Option<PageToken>,
+}
+
+/// Where the next page of a folder starts: after the name it holds. Shown to clients as
+/// URL-safe base64 of the name (its `Display`), which they hand back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    after: String,
+}
+
+impl PageToken {
+    /// The token of the page after the entry named `name`.
+    pub fn after(name: &str) -> PageToken {
+        PageToken { after: name.to_owned() }
+    }
+
+    /// A token as a client hands it back.
+    pub fn parse(token: &str) -> Result<PageToken, ServiceError> {
+        let refused = || ServiceError::from(Problem::invalid_request("pageToken: not a token this API gave"));
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
+        let after = String::from_utf8(bytes).map_err(|_| refused())?;
+        Ok(PageToken { after })
+    }
+
+    /// The name the next page starts after.
+    pub fn name(&self) -> &str {
+        &self.after
+    }
+}
+
+impl fmt::Display for PageToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.after.as_bytes()))
+    }
+}
+
+/// Where an object stands with the archive storage classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveState {
+    /// In `GLACIER` or `DEEP_ARCHIVE`, not readable until restored.
+    Archived,
+    /// A restore was requested and is running.
+    Restoring,
+    /// A restored copy is readable until it expires.
+    Restored,
+}
+
+impl ArchiveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveState::Archived => "archived",
+            ArchiveState::Restoring => "restoring",
+            ArchiveState::Restored => "restored",
+        }
+    }
+}
+
+/// A file's archive state; none for an object that was never archived.
+pub fn archive_state(file: &FileEntry) -> Option<ArchiveState> {
+    let archived = matches!(file.storage_class.as_deref(), Some("GLACIER" | "DEEP_ARCHIVE"));
+    match &file.restore {
+        Some(RestoreState::InProgress) => Some(ArchiveState::Restoring),
+        Some(RestoreState::Restored { .. }) => Some(ArchiveState::Restored),
+        Some(RestoreState::Expired) => Some(ArchiveState::Archived),
+        None if archived => Some(ArchiveState::Archived),
+        None => None,
+    }
+}
+
+/// The operations on a project's data, for those who may see the project.
+#[derive(Debug, Clone, Copy)]
+pub struct Data<'a> {
+    services: &'a Services,
+}
+
+impl<'a> Data<'a> {
+    pub(crate) fn new(services: &'a Services) -> Data<'a> {
+        Data { services }
+    }
+
+    /// A folder's children, a page at a time, or one entry.
+    pub async fn browse(
+        &self,
+        caller: &Caller,
+        project: Uuid,
+        request: BrowseRequest,
+    ) -> Result<Listing, ServiceError> {
+        let project = self.services.projects().get(caller, project).await?;
+        let path = request.path.as_deref().unwrap_or("/");
+        let relative = relative(path)?;
+        let not_found = |e: StoreError| match e {
+            StoreError::NotFound => ServiceError::from(Problem::not_found("Path", path)),
+            e => internal(e),
+        };
+        let data = &self.services.store().data;
+        if !relative.is_empty() && !relative.ends_with('/') {
+            let entry = data.entry(project.id, relative).await.map_err(not_found)?;
+            return Ok(Listing { entries: vec![entry], next_page_token: None });
+        }
+        let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Problem::invalid_request(&format!("limit: {limit} is not 1 to {MAX_LIMIT}")).into());
+        }
+        let after = request.page_token.as_deref().map(PageToken::parse).transpose()?;
+        let after = after.as_ref().map(PageToken::name);
+        let entries = data.entries(project.id, relative, after, limit).await.map_err(internal)?;
+        if entries.is_empty() && after.is_none() && !relative.is_empty() {
+            // An empty page of a folder that is not there: say so, rather than show it empty.
+            data.entry(project.id, relative).await.map_err(not_found)?;
+        }
+        let next_page_token =
+            (entries.len() == limit as usize).then(|| entries.last().map(|e| PageToken::after(&e.name))).flatten();
+        Ok(Listing { entries, next_page_token })
+    }
+}
+
+/// The relative key of `path`, checked: `/a/b/` is `a/b/`, `/` is ``.
+fn relative(path: &str) -> Result<&str, Problem> {
+    let invalid = |why: &str| Problem::invalid_request(&format!("path: {path:?} {why}"));
+    let Some(relative) = path.strip_prefix('/') else {
+        return Err(invalid("starts with '/', from the project's root"));
+    };
+    if relative.is_empty() {
+        return Ok(relative);
+    }
+    // A folder path is a key prefix; a file path is one with its last segment.
+    let as_prefix = if relative.ends_with('/') { relative.to_owned() } else { format!("{relative}/") };
+    KeyPrefix::parse(&as_prefix).map_err(|e| invalid(&format!("is not a valid path: {e}")))?;
+    Ok(relative)
+}
+
+#[cfg(test)]
+mod tests {
+    use byos_catalog::{EntryKind, KeyUpdate};
+    use byos_domain::events::Sequencer;
+    use byos_domain::objects::Change;
+
+    use super::*;
+    use crate::testing::{Fixture, code};
+
+    #[test]
+    fn paths_are_checked() {
+        assert_eq!(relative("/"), Ok(""));
+        assert_eq!(relative("/a/b/"), Ok("a/b/"));
+        assert_eq!(relative("/a/b/c.txt"), Ok("a/b/c.txt"));
+        for bad in ["a/b/", "/a//b/", "/../x", "/a/./b"] {
+            assert!(relative(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_strangers_are_refused() {
+        for name in ["f00.txt", "folder/", "ünïcødé name", ""] {
+            let token = PageToken::after(name);
+            assert_eq!(PageToken::parse(&token.to_string()).ok(), Some(token));
+        }
+        // Not base64; base64 of bytes that are not UTF-8.
+        for stranger in ["%%", "not a token", &URL_SAFE_NO_PAD.encode([0xff, 0xfe])] {
+            let refused = PageToken::parse(stranger).err().and_then(|e| e.problem().cloned());
+            assert_eq!(
+                refused.map(|p| p.message().to_owned()).as_deref(),
+                Some("Invalid request: pageToken: not a token this API gave"),
+                "{stranger}"
+            );
+        }
+    }
+
+    #[test]
+    fn archive_states() {
+        let file = |storage_class: Option<&str>, restore: Option<RestoreState>| FileEntry {
+            size: 1,
+            etag: "e".to_owned(),
+            last_modified_ms: 0,
+            storage_class: storage_class.map(str::to_owned),
+            version_id: None,
+            restore,
+        };
+        assert_eq!(archive_state(&file(Some("STANDARD"), None)), None);
+        assert_eq!(archive_state(&file(Some("DEEP_ARCHIVE"), None)), Some(ArchiveState::Archived));
+        assert_eq!(
+            archive_state(&file(Some("GLACIER"), Some(RestoreState::InProgress))),
+            Some(ArchiveState::Restoring)
+        );
+        let restored = RestoreState::Restored { expires: None };
+        assert_eq!(archive_state(&file(Some("GLACIER"), Some(restored))), Some(ArchiveState::Restored));
+        assert_eq!(archive_state(&file(Some("GLACIER"), Some(RestoreState::Expired))), Some(ArchiveState::Archived));
+    }
+
+    fn created(key: &str, size: u64) -> KeyUpdate {
+        KeyUpdate::Changes {
+            key: key.to_owned(),
+            changes: vec![Change::Created {
+                version_id: "null".to_owned(),
+                sequencer: Sequencer::parse("0A").unwrap_or_else(|e| panic!("{e}")),
+                size,
+                etag: format!("etag-{key}"),
+                at_ms: 1_764_000_000_000,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_folder_is_read_in_pages_that_neither_repeat_nor_skip() {
+        let fixture = Fixture::new().await;
+        let project = fixture.project("study").await;
+        let mut updates: Vec<KeyUpdate> = (0..25).map(|i| created(&format!("many/f{i:02}.txt"), i)).collect();
+        updates.push(created("top.txt", 3));
+        fixture.services.store().data.apply(project, &updates).await.unwrap_or_else(|e| panic!("{e}"));
+        let data = fixture.services.data();
+        let admin = &fixture.admin;
+
+        let mut seen = Vec::new();
+        let mut page_token = None;
+        loop {
+            let request = BrowseRequest { path: Some("/many/".to_owned()), limit: Some(10), page_token };
+            let listing = data.browse(admin, project, request).await.unwrap_or_else(|e| panic!("{e}"));
+            seen.extend(listing.entries.iter().map(|e| e.name.clone()));
+            match listing.next_page_token {
+                Some(next) => page_token = Some(next.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..25).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>());
+
+        let root = data.browse(admin, project, BrowseRequest::default()).await.unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<(String, bool)> =
+            root.entries.iter().map(|e| (e.path(), matches!(e.kind, EntryKind::Folder { .. }))).collect();
+        assert_eq!(kinds, [("many/".to_owned(), true), ("top.txt".to_owned(), false)]);
+        let one = BrowseRequest { path: Some("/top.txt".to_owned()), ..Default::default() };
+        let one = data.browse(admin, project, one).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one.entries.len(), 1);
+
+        for (path, limit, token) in [
+            ("/nowhere/", None, None),
+            ("/many/f99.txt", None, None),
+            ("many/", None, None),
+            ("/many/", Some(0), None),
+            ("/many/", Some(1001), None),
+            ("/many/", None, Some("%%")),
+        ] {
+            let request = BrowseRequest { path: Some(path.to_owned()), limit, page_token: token.map(str::to_owned) };
+            let expected =
+                if path.starts_with("/many/f") || path == "/nowhere/" { "not-found" } else { "invalid-request" };
+            assert_eq!(code(data.browse(admin, project, request).await), expected, "{path} {limit:?} {token:?}");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The rules of byos's resources, whatever interface asks: storage credentials, storage
+//! configurations, API tokens, projects and their data. The HTTP API calls them, and so will the
+//! console's server side; nothing here knows HTTP.
+//!
+//! [`Services`] holds what the rules need: the store, the master key, the region table, the
+//! lifecycle and the sync engine. Each resource has a handle ([`Services::credentials`],
+//! [`Services::projects`], ...) whose operations take the [`Caller`], so that who may see and do
+//! what is decided here and not by each interface.
+//!
+//! Requests come as a client sends them (`Option<String>` fields) and are checked here, in the
+//! order that gives the catalogue's most specific message first. Messages name the fields as the
+//! API spells them (`storageConfigurationId`): the console and the CLI show the same fields.
+//! Answers are the catalog's models; failures are a [`ServiceError`].
+
+mod bootstrap;
+mod caller;
+mod configurations;
+mod credentials;
+mod data;
+mod error;
+mod projects;
+#[cfg(test)]
+mod testing;
+mod tokens;
+
+use std::sync::Arc;
+
+use byos_catalog::Store;
+use byos_domain::RegionTable;
+use byos_lifecycle::Lifecycle;
+use byos_secrets::MasterKey;
+use byos_sync::SyncEngine;
+use time::OffsetDateTime;
+
+pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
+pub use caller::Caller;
+pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
+pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
+pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};
+pub use error::{Internal, ServiceError};
+pub use projects::{CreatedProject, ProjectRequest, Projects};
+pub use tokens::{CreatedToken, TokenRequest, Tokens};
+
+/// What the rules work with. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    master_key: MasterKey,
+    regions: RegionTable,
+    lifecycle: Lifecycle,
+    sync: SyncEngine,
+}
+
+impl Services {
+    pub fn new(
+        store: Store,
+        master_key: MasterKey,
+        regions: RegionTable,
+        lifecycle: Lifecycle,
+        sync: SyncEngine,
+    ) -> Services {
+        Services { inner: Arc::new(Inner { store, master_key, regions, lifecycle, sync }) }
+    }
+
+    /// Storage credentials: System Settings.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials::new(self)
+    }
+
+    /// Storage configurations: System Settings.
+    pub fn configurations(&self) -> Configurations<'_> {
+        Configurations::new(self)
+    }
+
+    /// API tokens, and the caller a presented token makes.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens::new(self)
+    }
+
+    /// Projects and their reconciles.
+    pub fn projects(&self) -> Projects<'_> {
+        Projects::new(self)
+    }
+
+    /// A project's data.
+    pub fn data(&self) -> Data<'_> {
+        Data::new(self)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
+    }
+
+    pub fn regions(&self) -> &RegionTable {
+        &self.inner.regions
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
+    }
+
+    pub fn sync(&self) -> &SyncEngine {
+        &self.inner.sync
+    }
+}
+
+/// The current time at the store's resolution (milliseconds), so that what a create answers
+/// equals what a later read returns.
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_millisecond(t.millisecond()).unwrap_or(t)
+}
+
+/// A required field's value, or the message that says it is missing.
+fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, String> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(format!("{field}: required")),
+    }
+}
