@@ -45,7 +45,7 @@ mod tests {
     }
 
     async fn get(path: &str) -> (u16, Vec<u8>) {
-        let request = Request::get(path).body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+        let request = Request::get(path).body(Body::empty()).unwrap();
         let response = app().oneshot(request).await.unwrap_or_else(|e| match e {});
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
@@ -55,7 +55,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_never_finishes_gets_the_catalogue_entry() {
         let (status, body) = get("/never").await;
-        let body: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
+        let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(status, 503);
         assert_eq!(body["code"], json!("request-timeout"));
         assert_eq!(body["type"], json!("Service Unavailable"));

@@ -1,6 +1,10 @@
 //! The adapter against moto: every operation the platform relies on, and the classification of
 //! AWS's errors with IAM enforcement on.
 
+// Helpers of a test binary may unwrap too: a test fails by panicking (clippy.toml covers
+// only `#[test]` functions and `#[cfg(test)]` modules).
+#![allow(clippy::unwrap_used)]
+
 use byos_aws::{Aws, AwsErrorKind, AwsSettings, CredentialSecret};
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{SecretAccessKey, ServerSideEncryption, VersioningState};
@@ -17,7 +21,7 @@ async fn aws(moto: &Moto) -> Aws {
 }
 
 fn secret(s: &str) -> SecretAccessKey {
-    SecretAccessKey::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    SecretAccessKey::parse(s).unwrap()
 }
 
 #[tokio::test]
@@ -25,9 +29,9 @@ async fn bucket_operations_round_trip() {
     let moto = Moto::start();
     let aws = aws(&moto).await;
     let setup = aws.setup("eu-central-1");
-    assert!(setup.create_bucket("probe-bucket").await.unwrap_or_else(|e| panic!("{e}")));
-    assert!(!setup.create_bucket("probe-bucket").await.unwrap_or_else(|e| panic!("{e}")), "idempotent");
-    aws.setup("us-east-1").create_bucket("virginia-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(setup.create_bucket("probe-bucket").await.unwrap());
+    assert!(!setup.create_bucket("probe-bucket").await.unwrap(), "idempotent");
+    aws.setup("us-east-1").create_bucket("virginia-bucket").await.unwrap();
 
     let s3 = aws.own_bucket_access("eu-central-1");
     assert_eq!(s3.bucket_region("probe-bucket").await.ok().as_deref(), Some("eu-central-1"));
@@ -39,25 +43,25 @@ async fn bucket_operations_round_trip() {
     assert_eq!(put.map(|p| p.version_id).ok(), Some(None), "unversioned: no version id");
     assert_eq!(s3.get_object("probe-bucket", "data/probe").await.ok().as_deref(), Some(&b"hello"[..]));
     assert_eq!(s3.list_one("probe-bucket", "data/").await.ok().flatten().as_deref(), Some("data/probe"));
-    s3.delete_object("probe-bucket", "data/probe", None).await.unwrap_or_else(|e| panic!("{e}"));
+    s3.delete_object("probe-bucket", "data/probe", None).await.unwrap();
     assert_eq!(s3.list_one("probe-bucket", "data/").await.ok(), Some(None));
     let v = s3.versioning("probe-bucket").await;
     assert_eq!(v.as_ref().ok(), Some(&VersioningState::Unversioned), "{v:?}");
 
-    setup.set_versioning("probe-bucket", VersioningState::Enabled).await.unwrap_or_else(|e| panic!("{e}"));
+    setup.set_versioning("probe-bucket", VersioningState::Enabled).await.unwrap();
     assert_eq!(s3.versioning("probe-bucket").await.ok(), Some(VersioningState::Enabled));
-    let put = s3.put_object("probe-bucket", "v", b"1".to_vec(), None).await.unwrap_or_else(|e| panic!("{e}"));
+    let put = s3.put_object("probe-bucket", "v", b"1".to_vec(), None).await.unwrap();
     assert!(put.version_id.is_some(), "versioned: a version id");
 
-    let key = setup.create_kms_key("byos test").await.unwrap_or_else(|e| panic!("{e}"));
+    let key = setup.create_kms_key("byos test").await.unwrap();
     assert!(key.starts_with("arn:aws:kms:eu-central-1:"), "{key}");
-    s3.kms_round_trip(&key).await.unwrap_or_else(|e| panic!("{e}"));
+    s3.kms_round_trip(&key).await.unwrap();
     let elsewhere = key.replace("eu-central-1", "us-east-1");
     let error = aws.own_bucket_access("us-east-1").kms_round_trip(&elsewhere).await.err();
     assert_eq!(error.map(|e| e.kind), Some(AwsErrorKind::NotFound), "a key is found only in its region");
 
     assert_eq!(s3.cors_rules("probe-bucket").await.ok(), Some(None));
-    setup.put_cors("probe-bucket", &["https://console.example".to_owned()]).await.unwrap_or_else(|e| panic!("{e}"));
+    setup.put_cors("probe-bucket", &["https://console.example".to_owned()]).await.unwrap();
     let rules = s3.cors_rules("probe-bucket").await.ok().flatten().unwrap_or_default();
     assert_eq!(byos_domain::cors::allows_uploads(&rules, "https://console.example", "PUT"), Ok(()));
     // With rules set, moto answers preflights as S3 does.
@@ -69,13 +73,13 @@ async fn bucket_operations_round_trip() {
 async fn notifications_and_queue_policy_round_trip() {
     let moto = Moto::start();
     let aws = aws(&moto).await;
-    aws.setup("eu-central-1").create_bucket("events-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    aws.setup("eu-central-1").create_bucket("events-bucket").await.unwrap();
     let queues = aws.queues("eu-central-1");
-    let queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
+    let queue = queues.ensure("byos-events-eu-central-1").await.unwrap();
     assert_eq!(queues.ensure("byos-events-eu-central-1").await.ok(), Some(queue.clone()), "idempotent");
     assert!(queue.arn.ends_with(":byos-events-eu-central-1"), "{}", queue.arn);
     let source = byos_aws::EventSource { account: Some("123456789012".to_owned()), bucket: "events-bucket".to_owned() };
-    queues.set_allowed_sources(&queue, std::slice::from_ref(&source)).await.unwrap_or_else(|e| panic!("{e}"));
+    queues.set_allowed_sources(&queue, std::slice::from_ref(&source)).await.unwrap();
     assert_eq!(queues.allowed_sources(&queue).await.ok(), Some(vec![source]));
 
     let s3 = aws.own_bucket_access("eu-central-1");
@@ -99,7 +103,7 @@ async fn notifications_and_queue_policy_round_trip() {
         ],
         eventbridge: false,
     };
-    s3.put_notifications("events-bucket", &config).await.unwrap_or_else(|e| panic!("{e}"));
+    s3.put_notifications("events-bucket", &config).await.unwrap();
     assert_eq!(s3.notifications("events-bucket").await.ok(), Some(config));
 }
 
@@ -108,11 +112,11 @@ async fn errors_are_classified_with_iam_enforced() {
     let moto = Moto::start();
     let aws = aws(&moto).await;
     let setup = aws.setup("eu-central-1");
-    setup.create_bucket("guarded-bucket").await.unwrap_or_else(|e| panic!("{e}"));
-    setup.ensure_user("reader").await.unwrap_or_else(|e| panic!("{e}"));
+    setup.create_bucket("guarded-bucket").await.unwrap();
+    setup.ensure_user("reader").await.unwrap();
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:ListBucket","s3:GetBucketLocation"],"Resource":"*"}]}"#;
-    setup.put_user_policy("reader", "list-only", policy).await.unwrap_or_else(|e| panic!("{e}"));
-    let key = setup.create_access_key("reader").await.unwrap_or_else(|e| panic!("{e}"));
+    setup.put_user_policy("reader", "list-only", policy).await.unwrap();
+    let key = setup.create_access_key("reader").await.unwrap();
     moto.enforce_iam().await;
 
     let reader = aws
@@ -165,8 +169,8 @@ async fn an_unreachable_endpoint_is_unavailable() {
 async fn queue_traffic_goes_to_its_own_endpoint() {
     let (s3_peer, sqs_peer) = (Moto::start(), Moto::start());
     let split = aws(&s3_peer).await.with_sqs_endpoint_url(Some(sqs_peer.url().to_owned()));
-    let queue = split.queues("eu-central-1").ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(split.setup("eu-central-1").create_bucket("events-bucket").await.unwrap_or_else(|e| panic!("{e}")));
+    let queue = split.queues("eu-central-1").ensure("byos-events-eu-central-1").await.unwrap();
+    assert!(split.setup("eu-central-1").create_bucket("events-bucket").await.unwrap());
 
     let on_sqs_peer = aws(&sqs_peer).await.queues("eu-central-1").find("byos-events-eu-central-1").await;
     assert_eq!(on_sqs_peer.ok().flatten().map(|q| q.arn), Some(queue.arn.clone()), "the queue is on the SQS endpoint");
@@ -179,7 +183,7 @@ async fn queue_traffic_goes_to_its_own_endpoint() {
     let bodies: Vec<String> = (0..10).map(|i| format!("message {i}")).collect();
     assert_eq!(queues.send_batch(&queue.url, &bodies).await.ok(), Some(0));
     assert_eq!(queues.approximate_counts(&queue.url).await.ok(), Some((10, 0)));
-    let received = queues.receive(&queue.url, 10, 1, 60).await.unwrap_or_else(|e| panic!("{e}"));
+    let received = queues.receive(&queue.url, 10, 1, 60).await.unwrap();
     assert_eq!(
         queues.approximate_counts(&queue.url).await.ok(),
         Some((10 - received.len() as u64, received.len() as u64))

@@ -909,7 +909,7 @@ mod tests {
         ];
         let mut actual = String::new();
         for (a, b) in pairs {
-            let parse = |s| Sequencer::parse(s).unwrap_or_else(|e| panic!("{e}"));
+            let parse = |s| Sequencer::parse(s).unwrap();
             let (a, b) = (parse(a), parse(b));
             actual.push_str(&format!("{a} {:?} {b}\n", a.cmp(&b)));
         }
@@ -1003,7 +1003,7 @@ mod tests {
     }
 
     fn sequencer(s: &str) -> Sequencer {
-        Sequencer::parse(s).unwrap_or_else(|e| panic!("{e}"))
+        Sequencer::parse(s).unwrap()
     }
 
     proptest! {

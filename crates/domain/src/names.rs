@@ -561,7 +561,7 @@ mod tests {
                 "not-an-arn" -> a KMS key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/KEY-ID
             "#]],
         );
-        let arn = KmsKeyArn::parse("arn:aws:kms:us-east-1:123456789012:key/abc").unwrap_or_else(|e| panic!("{e}"));
+        let arn = KmsKeyArn::parse("arn:aws:kms:us-east-1:123456789012:key/abc").unwrap();
         assert_eq!(arn.region(), "us-east-1");
         assert_eq!(arn.account(), "123456789012");
     }
@@ -578,7 +578,7 @@ mod tests {
                 "AKIAIOSFODNN7EXAMPL!" -> an access key id holds only uppercase letters and digits
             "#]],
         );
-        let id = AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap_or_else(|e| panic!("{e}"));
+        let id = AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap();
         assert_eq!(id.masked(), "AKIA…MPLE");
     }
 
@@ -609,9 +609,8 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let secret =
-            SecretAccessKey::parse("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").unwrap_or_else(|e| panic!("{e}"));
-        let external = ExternalId::parse("ext-1234-secret").unwrap_or_else(|e| panic!("{e}"));
+        let secret = SecretAccessKey::parse("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").unwrap();
+        let external = ExternalId::parse("ext-1234-secret").unwrap();
         let shown = format!("{secret:?} {external:?}");
         assert!(!shown.contains("EXAMPLEKEY") && !shown.contains("1234"), "{shown}");
         check(
@@ -683,8 +682,8 @@ mod tests {
 
     #[test]
     fn project_folders_are_relative_keys() {
-        let prefix = KeyPrefix::parse("ica/").unwrap_or_else(|e| panic!("{e}"));
-        let folder = ProjectFolder::parse("studies/2026").unwrap_or_else(|e| panic!("{e}"));
+        let prefix = KeyPrefix::parse("ica/").unwrap();
+        let folder = ProjectFolder::parse("studies/2026").unwrap();
         assert_eq!(folder.key_prefix(Some(&prefix)).as_str(), "ica/studies/2026/");
         assert_eq!(folder.key_prefix(None).as_str(), "studies/2026/");
         for (bad, rule) in [

@@ -322,7 +322,7 @@ mod tests {
     }
 
     fn ours(prefix: Option<&str>) -> Vec<NotificationRule> {
-        let prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap_or_else(|e| panic!("{e}")));
+        let prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap());
         our_rules(QUEUE, prefix.as_ref(), None)
     }
 
@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn an_up_to_date_bucket_needs_no_write() {
         let existing = NotificationConfig { rules: ours(Some("data/")), eventbridge: true };
-        let planned = plan(&existing, &ours(Some("data/")), |_| false).unwrap_or_else(|e| panic!("{e}"));
+        let planned = plan(&existing, &ours(Some("data/")), |_| false).unwrap();
         assert!(!planned.changed);
         assert!(planned.merged.eventbridge, "EventBridge stays on");
         assert_eq!(planned.adopted.len(), 3);
@@ -444,14 +444,14 @@ mod tests {
     #[test]
     fn rules_of_other_live_configurations_are_kept() {
         let existing = NotificationConfig { rules: ours(Some("a/")), eventbridge: false };
-        let prefix = KeyPrefix::parse("b/").unwrap_or_else(|e| panic!("{e}"));
+        let prefix = KeyPrefix::parse("b/").unwrap();
         let second = our_rules(QUEUE, Some(&prefix), Some("b0c1d2e3"));
-        let planned = plan(&existing, &second, |r| r.prefix.as_deref() == Some("a/")).unwrap_or_else(|e| panic!("{e}"));
+        let planned = plan(&existing, &second, |r| r.prefix.as_deref() == Some("a/")).unwrap();
         assert_eq!(planned.merged.rules.len(), 6);
         assert!(planned.adopted.is_empty());
         assert_eq!(second[0].id.as_deref(), Some("gds:objectcreated:b0c1d2e3"));
         // A live configuration on an overlapping prefix is a conflict, never silently replaced.
-        let nested = KeyPrefix::parse("a/x/").unwrap_or_else(|e| panic!("{e}"));
+        let nested = KeyPrefix::parse("a/x/").unwrap();
         let conflict = plan(&existing, &our_rules(QUEUE, Some(&nested), Some("ffff0000")), |_| true);
         assert!(conflict.is_err_and(|c| c.collisions.iter().all(|c| c.ours) && c.collisions.len() == 3));
     }

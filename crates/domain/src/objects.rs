@@ -677,7 +677,7 @@ mod tests {
     use crate::events::{EventName, RestoreData};
 
     fn seq(text: &str) -> Sequencer {
-        Sequencer::parse(text).unwrap_or_else(|e| panic!("{e}"))
+        Sequencer::parse(text).unwrap()
     }
 
     fn object(size: u64, etag: &str) -> VersionKind {
@@ -770,7 +770,7 @@ mod tests {
             let _ = writeln!(out, "restores: {}", restores.join(" "));
         }
         // The stored form gives the same state back.
-        let json = serde_json::to_string(&state).unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_string(&state).unwrap();
         let back: KeyState = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
         assert_eq!(back, state, "{json}");
         out
@@ -1162,7 +1162,7 @@ mod tests {
                 next.extend(std::iter::repeat_n(b'0', 1 + rng.below(3)));
             }
         }
-        String::from_utf8(next).unwrap_or_else(|e| panic!("{e}"))
+        String::from_utf8(next).unwrap()
     }
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -287,11 +287,11 @@ mod tests {
     use super::*;
 
     fn bucket() -> BucketName {
-        BucketName::parse("customer-bucket").unwrap_or_else(|e| panic!("{e}"))
+        BucketName::parse("customer-bucket").unwrap()
     }
 
     fn role() -> RoleArn {
-        RoleArn::parse("arn:aws:iam::079623148045:role/ica_euc1_crossacct").unwrap_or_else(|e| panic!("{e}"))
+        RoleArn::parse("arn:aws:iam::079623148045:role/ica_euc1_crossacct").unwrap()
     }
 
     fn pretty(v: &Value) -> String {
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn trust_policies_require_the_external_id() {
-        let external_id = ExternalId::parse("byos-0123456789abcdef0123456789abcdef").unwrap_or_else(|e| panic!("{e}"));
+        let external_id = ExternalId::parse("byos-0123456789abcdef0123456789abcdef").unwrap();
         let principal = trust_principal("arn:aws:sts::123456789012:assumed-role/byos-server/i-0abc");
         expect![[r#"
             {
@@ -371,9 +371,9 @@ mod tests {
 
     #[test]
     fn versioned_policy_with_kms_on_a_prefix() {
-        let key = KmsKeyArn::parse("arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let prefix = KeyPrefix::parse("ica/").unwrap_or_else(|e| panic!("{e}"));
+        let key =
+            KmsKeyArn::parse("arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab").unwrap();
+        let prefix = KeyPrefix::parse("ica/").unwrap();
         let policy = iam_policy(&bucket(), Some(&prefix), VersioningState::Suspended, Some(&key));
         expect![[r#"
             {
@@ -443,8 +443,7 @@ mod tests {
     fn cors_and_bucket_policies() {
         expect![[r#"{"CORSRules":[{"AllowedHeaders":["*"],"AllowedMethods":["HEAD","GET","PUT","POST","DELETE"],"AllowedOrigins":["https://ica.illumina.com"],"ExposeHeaders":["ETag","x-amz-meta-custom-header"]}]}"#]]
         .assert_eq(&cors_configuration(&[ICA_CONSOLE_ORIGIN]).to_string());
-        let role =
-            RoleArn::parse("arn:aws:iam::079623148045:role/ica_euc1_crossacct").unwrap_or_else(|e| panic!("{e}"));
+        let role = RoleArn::parse("arn:aws:iam::079623148045:role/ica_euc1_crossacct").unwrap();
         let policy = cross_account_bucket_policy(&bucket(), &role, VersioningState::Unversioned);
         assert_eq!(
             policy["Statement"][0]["Principal"]["AWS"],
@@ -469,22 +468,22 @@ mod tests {
             {"Sid": "Ours", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/r"}, "Action": "s3:GetObject", "Resource": "*"}
         ]});
         let owners = r#"{"Version":"2012-10-17","Statement":{"Sid":"Theirs","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#;
-        let first = merge_statements(Some(owners), &ours).unwrap_or_else(|e| panic!("{e}"));
+        let first = merge_statements(Some(owners), &ours).unwrap();
         assert!(first.changed);
         let sids: Vec<_> =
             first.document["Statement"].as_array().into_iter().flatten().map(|s| s["Sid"].clone()).collect();
         assert_eq!(sids, [json!("Theirs"), json!("Ours")]);
         let text = first.document.to_string();
-        let second = merge_statements(Some(&text), &ours).unwrap_or_else(|e| panic!("{e}"));
+        let second = merge_statements(Some(&text), &ours).unwrap();
         assert!(!second.changed);
         assert_eq!(second.document, first.document);
 
         let stale = text.replace("s3:GetObject", "s3:PutObject");
-        let third = merge_statements(Some(&stale), &ours).unwrap_or_else(|e| panic!("{e}"));
+        let third = merge_statements(Some(&stale), &ours).unwrap();
         assert!(third.changed);
         assert_eq!(third.document, first.document);
 
-        let fresh = merge_statements(None, &kms_key_policy_statement(&role())).unwrap_or_else(|e| panic!("{e}"));
+        let fresh = merge_statements(None, &kms_key_policy_statement(&role())).unwrap();
         assert!(fresh.changed);
         assert_eq!(fresh.document["Statement"][0]["Sid"], "AllowCrossAccountCopy");
         assert!(merge_statements(Some("not json"), &ours).is_err());

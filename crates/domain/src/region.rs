@@ -167,8 +167,7 @@ mod tests {
             RegionTable::new(vec![region("eu-west-1", role), region("eu-west-1", role)]),
             Err(RegionTableError::Duplicate { .. })
         ));
-        let table = RegionTable::new(vec![region("eu-west-1", role), region("us-west-2", role)])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let table = RegionTable::new(vec![region("eu-west-1", role), region("us-west-2", role)]).unwrap();
         assert_eq!(table.aws_region_list(), "eu-west-1, us-west-2");
     }
 }

@@ -2,6 +2,10 @@
 //! scenario, and the provisioning rules (customer rules kept, leftovers adopted, delete removes
 //! only ours), the worker and its leases.
 
+// Helpers of a test binary may unwrap too: a test fails by panicking (clippy.toml covers
+// only `#[test]` functions and `#[cfg(test)]` modules).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use byos_aws::{Aws, AwsSettings, EventSource};
@@ -65,7 +69,7 @@ impl World {
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
         };
-        let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("{e:?}"));
+        let store = Store::open(&options, dir.path()).await.unwrap();
         let key = MasterKey::generate();
         let buckets = Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = Lifecycle::new(store.clone(), aws.clone(), buckets, settings());
@@ -74,7 +78,7 @@ impl World {
 
     /// A bucket in `region`, created with the platform's (moto's) identity.
     async fn bucket(&self, name: &str, region: &str) {
-        self.aws.setup(region).create_bucket(name).await.unwrap_or_else(|e| panic!("{e}"));
+        self.aws.setup(region).create_bucket(name).await.unwrap();
     }
 
     fn records(&self) -> Records<'_> {
@@ -109,16 +113,16 @@ impl World {
     }
 
     async fn notifications(&self, bucket: &str) -> NotificationConfig {
-        self.aws.own_bucket_access(REGION).notifications(bucket).await.unwrap_or_else(|e| panic!("{e}"))
+        self.aws.own_bucket_access(REGION).notifications(bucket).await.unwrap()
     }
 
     async fn put_notifications(&self, bucket: &str, rules: Vec<NotificationRule>) {
         let config = NotificationConfig { rules, eventbridge: false };
-        self.aws.own_bucket_access(REGION).put_notifications(bucket, &config).await.unwrap_or_else(|e| panic!("{e}"));
+        self.aws.own_bucket_access(REGION).put_notifications(bucket, &config).await.unwrap();
     }
 
     async fn customer_queue(&self) -> String {
-        self.aws.queues(REGION).ensure("customer-events").await.unwrap_or_else(|e| panic!("{e}")).arn
+        self.aws.queues(REGION).ensure("customer-events").await.unwrap().arn
     }
 }
 
@@ -183,17 +187,17 @@ async fn a_good_bucket_becomes_ready_and_is_provisioned() {
     assert!(rules.iter().all(|r| r.prefix.as_deref() == Some("projects/")
         && matches!(&r.destination, Destination::Queue(arn) if arn.ends_with(":byos-events-eu-central-1"))));
     let queues = w.aws.queues(REGION);
-    let queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
+    let queue = queues.ensure("byos-events-eu-central-1").await.unwrap();
     // The bucket's events are accepted from its owner's account only (moto's is 123456789012).
     let source = EventSource { account: Some("123456789012".to_owned()), bucket: "good-bucket".to_owned() };
     assert_eq!(queues.allowed_sources(&queue).await.ok(), Some(vec![source]));
     assert_eq!(result(&c, "bucket-owner-known"), CheckResult::Passed);
     // The probe is gone.
-    let left = w.aws.own_bucket_access(REGION).list_one("good-bucket", "").await.unwrap_or_else(|e| panic!("{e}"));
+    let left = w.aws.own_bucket_access(REGION).list_one("good-bucket", "").await.unwrap();
     assert_eq!(left, None);
 
     // CORS for the console's origin makes the advice pass; a second run changes nothing else.
-    w.aws.setup(REGION).put_cors("good-bucket", &[CONSOLE.to_owned()]).await.unwrap_or_else(|e| panic!("{e}"));
+    w.aws.setup(REGION).put_cors("good-bucket", &[CONSOLE.to_owned()]).await.unwrap();
     let again = w.validate(id).await;
     assert_eq!(result(&again, "cors-allows-console-origin"), CheckResult::Passed);
     assert_eq!(w.notifications("good-bucket").await.rules, rules);
@@ -227,8 +231,8 @@ async fn a_kms_key_in_another_region_is_refused() {
     w.bucket("kms-bucket", REGION).await;
     let credential = w.any_credential().await;
     // The key exists in us-east-1 only; the configuration names it in the bucket's region.
-    let key = w.aws.setup("us-east-1").create_kms_key("elsewhere").await.unwrap_or_else(|e| panic!("{e}"));
-    let claimed = KmsKeyArn::parse(&key.replace("us-east-1", REGION)).unwrap_or_else(|e| panic!("{e}"));
+    let key = w.aws.setup("us-east-1").create_kms_key("elsewhere").await.unwrap();
+    let claimed = KmsKeyArn::parse(&key.replace("us-east-1", REGION)).unwrap();
     let id = w
         .configuration_with("kms-bucket", Some("data/"), credential, Some(ServerSideEncryption::Kms(claimed.clone())))
         .await;
@@ -244,8 +248,8 @@ async fn a_kms_key_in_another_region_is_refused() {
     assert_eq!(result(&c, "probe-writable"), CheckResult::Skipped);
 
     // A key of the bucket's region works, and the probe is written with it.
-    let good = w.aws.setup(REGION).create_kms_key("here").await.unwrap_or_else(|e| panic!("{e}"));
-    let good = KmsKeyArn::parse(&good).unwrap_or_else(|e| panic!("{e}"));
+    let good = w.aws.setup(REGION).create_kms_key("here").await.unwrap();
+    let good = KmsKeyArn::parse(&good).unwrap();
     let id =
         w.configuration_with("kms-bucket", Some("other/"), credential, Some(ServerSideEncryption::Kms(good))).await;
     let c = w.validate(id).await;
@@ -257,11 +261,7 @@ async fn a_kms_key_in_another_region_is_refused() {
 async fn a_versioned_bucket_is_detected() {
     let w = World::new().await;
     w.bucket("versioned-bucket", REGION).await;
-    w.aws
-        .setup(REGION)
-        .set_versioning("versioned-bucket", VersioningState::Enabled)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    w.aws.setup(REGION).set_versioning("versioned-bucket", VersioningState::Enabled).await.unwrap();
     let credential = w.any_credential().await;
     let c = w.validate(w.configuration("versioned-bucket", Some("data/"), credential).await).await;
     assert_eq!((c.status, c.versioning), (ConfigurationStatus::Ready, Some(VersioningState::Enabled)), "{c:#?}");
@@ -318,7 +318,7 @@ async fn leftovers_are_adopted_and_delete_removes_only_ours() {
     w.put_notifications("leftover-bucket", rules).await;
 
     // Deleted from the store behind the platform's back: its rules stay on the bucket.
-    w.store.configurations.delete_configuration(first).await.unwrap_or_else(|e| panic!("{e}"));
+    w.store.configurations.delete_configuration(first).await.unwrap();
     assert_eq!(w.notifications("leftover-bucket").await.rules.len(), 4);
     // A new configuration on the prefix adopts them at once: no conflict, no waiting.
     let second = w.configuration("leftover-bucket", Some("data/"), credential).await;
@@ -337,14 +337,14 @@ async fn leftovers_are_adopted_and_delete_removes_only_ours() {
     assert!(rules.iter().any(|r| r.id.as_deref() == Some(&format!("gds:objectcreated:{suffix}"))), "{rules:#?}");
 
     // Deleting removes exactly that configuration's rules.
-    w.lifecycle.delete(third).await.unwrap_or_else(|e| panic!("{e}"));
+    w.lifecycle.delete(third).await.unwrap();
     let rules = w.notifications("leftover-bucket").await.rules;
     assert_eq!(rules.len(), 4);
     assert!(rules.contains(&customer));
-    w.lifecycle.delete(second).await.unwrap_or_else(|e| panic!("{e}"));
+    w.lifecycle.delete(second).await.unwrap();
     assert_eq!(w.notifications("leftover-bucket").await.rules, vec![customer]);
     let queues = w.aws.queues(REGION);
-    let platform_queue = queues.ensure("byos-events-eu-central-1").await.unwrap_or_else(|e| panic!("{e}"));
+    let platform_queue = queues.ensure("byos-events-eu-central-1").await.unwrap();
     assert_eq!(queues.allowed_sources(&platform_queue).await.ok(), Some(vec![]), "the bucket left the queue policy");
 }
 
@@ -380,19 +380,19 @@ async fn enforced_world() -> (World, byos_aws::NewAccessKey) {
     })
     .await;
     let setup = bootstrap.setup(REGION);
-    setup.create_bucket("guarded-bucket").await.unwrap_or_else(|e| panic!("{e}"));
-    setup.ensure_user("platform").await.unwrap_or_else(|e| panic!("{e}"));
+    setup.create_bucket("guarded-bucket").await.unwrap();
+    setup.ensure_user("platform").await.unwrap();
     let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    setup.put_user_policy("platform", "everything", everything).await.unwrap_or_else(|e| panic!("{e}"));
-    let platform = setup.create_access_key("platform").await.unwrap_or_else(|e| panic!("{e}"));
+    setup.put_user_policy("platform", "everything", everything).await.unwrap();
+    let platform = setup.create_access_key("platform").await.unwrap();
     // ICA's policy for unversioned buckets, without s3:PutBucketNotification.
     let policy = r#"{"Version":"2012-10-17","Statement":[
         {"Sid":"Stmt1","Effect":"Allow","Action":["s3:ListBucket","s3:GetBucketNotification","s3:GetBucketLocation"],"Resource":"arn:aws:s3:::guarded-bucket"},
         {"Sid":"Stmt2","Effect":"Allow","Action":["s3:PutObject","s3:GetObject","s3:RestoreObject","s3:DeleteObject"],"Resource":"arn:aws:s3:::guarded-bucket/*"},
         {"Sid":"Stmt3","Effect":"Allow","Action":["sts:GetFederationToken"],"Resource":"*"}]}"#;
-    setup.ensure_user("ica_user").await.unwrap_or_else(|e| panic!("{e}"));
-    setup.put_user_policy("ica_user", "no-notifications", policy).await.unwrap_or_else(|e| panic!("{e}"));
-    let customer = setup.create_access_key("ica_user").await.unwrap_or_else(|e| panic!("{e}"));
+    setup.ensure_user("ica_user").await.unwrap();
+    setup.put_user_policy("ica_user", "no-notifications", policy).await.unwrap();
+    let customer = setup.create_access_key("ica_user").await.unwrap();
     moto.enforce_iam().await;
     let world = World::build(moto, (platform.access_key_id, platform.secret_access_key), None).await;
     (world, customer)
@@ -403,7 +403,7 @@ async fn iam_failures_are_named_with_iam_enforced() {
     let (w, customer) = enforced_world().await;
     let unknown = w.credential("AKIAUNKNOWN000000000", "unknownsecretunknownsecretunknownsecret1").await;
     let c = w.validate(w.configuration("guarded-bucket", Some("unknown/"), unknown).await).await;
-    w.store.configurations.delete_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
+    w.store.configurations.delete_configuration(c.id).await.unwrap();
     assert_error(
         &c,
         "invalid-access-key-id",
@@ -434,7 +434,7 @@ async fn iam_failures_are_named_with_iam_enforced() {
     assert_eq!(result(&c, "versioning-readable"), CheckResult::Skipped);
     assert_eq!(c.versioning, Some(VersioningState::Unversioned));
     assert_eq!(result(&c, "notifications-writable"), CheckResult::Failed);
-    let _ = SecretAccessKey::parse(&customer.secret_access_key).unwrap_or_else(|e| panic!("{e}"));
+    let _ = SecretAccessKey::parse(&customer.secret_access_key).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +453,7 @@ async fn the_worker_validates_new_configurations_at_once() {
 async fn wait_for(store: &Store, id: Uuid, done: impl Fn(&Configuration) -> bool) -> Configuration {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let c = store.configurations.get_configuration(id).await.unwrap_or_else(|e| panic!("{e}"));
+        let c = store.configurations.get_configuration(id).await.unwrap();
         if done(&c) {
             return c;
         }
@@ -479,7 +479,7 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
         w._dir.path(),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:?}"));
+    .unwrap();
     let second_buckets = Buckets::new(second_store.clone(), w.aws.clone(), w.key.clone());
     let replicas = [w.lifecycle.clone(), Lifecycle::new(second_store, w.aws.clone(), second_buckets, settings())];
     let mut registries = Vec::new();
@@ -499,7 +499,7 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
     let mut total = 0;
     for registry in &registries {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, registry).unwrap_or_else(|e| panic!("{e}"));
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
         total += text
             .lines()
             .find(|l| l.starts_with("configuration_validations_total{status=\"ready\"}"))
@@ -515,9 +515,9 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
 /// `aws-role` credential for it whose external id is `tenant-42`.
 async fn role_credential(w: &World, role_name: &str, trust: &str) -> (Uuid, String) {
     let setup = w.aws.setup(REGION);
-    let role = setup.ensure_role(role_name, trust).await.unwrap_or_else(|e| panic!("{e}"));
+    let role = setup.ensure_role(role_name, trust).await.unwrap();
     let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
-    setup.put_role_policy(role_name, "s3", everything).await.unwrap_or_else(|e| panic!("{e}"));
+    setup.put_role_policy(role_name, "s3", everything).await.unwrap();
     let id = w.records().role(&role, "tenant-42").await.id;
     (id, role)
 }
@@ -529,7 +529,7 @@ async fn role_credential(w: &World, role_name: &str, trust: &str) -> (Uuid, Stri
 async fn a_role_credential_is_assumed_with_its_external_id() {
     let w = World::new().await;
     w.bucket("role-bucket", REGION).await;
-    let account = w.aws.setup(REGION).account().await.unwrap_or_else(|e| panic!("{e}"));
+    let account = w.aws.setup(REGION).account().await.unwrap();
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"tenant-42"}}}}}}]}}"#
     );
@@ -545,7 +545,7 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
     let buckets = Buckets::new(w.store.clone(), aws.clone(), w.key.clone());
     let lifecycle = Lifecycle::new(w.store.clone(), aws, buckets.clone(), settings());
     let id = w.configuration("role-bucket", Some("data/"), credential).await;
-    let c = lifecycle.validate_now(id).await.unwrap_or_else(|e| panic!("{e}"));
+    let c = lifecycle.validate_now(id).await.unwrap();
     assert_eq!(c.status, ConfigurationStatus::Ready, "{c:#?}");
     assert_eq!(result(&c, "role-requires-external-id"), CheckResult::Passed);
     assert_eq!(w.notifications("role-bucket").await.rules.len(), 3);
@@ -554,15 +554,15 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
     // (one AssumeRole for all of them) until the credential changes.
     let before = gate.assume_role_calls();
     for _ in 0..3 {
-        let access = buckets.open(id).await.unwrap_or_else(|e| panic!("{e}")).access;
-        access.list_one("role-bucket", "data/").await.unwrap_or_else(|e| panic!("{e}"));
+        let access = buckets.open(id).await.unwrap().access;
+        access.list_one("role-bucket", "data/").await.unwrap();
     }
     assert_eq!(gate.assume_role_calls() - before, 1, "one session for three batches");
-    let mut rotated = w.store.credentials.get_credential(credential).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut rotated = w.store.credentials.get_credential(credential).await.unwrap();
     rotated.updated_at = OffsetDateTime::now_utc() + time::Duration::seconds(1);
-    w.store.credentials.rotate_credential(&rotated).await.unwrap_or_else(|e| panic!("{e}"));
-    let access = buckets.open(id).await.unwrap_or_else(|e| panic!("{e}")).access;
-    access.list_one("role-bucket", "data/").await.unwrap_or_else(|e| panic!("{e}"));
+    w.store.credentials.rotate_credential(&rotated).await.unwrap();
+    let access = buckets.open(id).await.unwrap().access;
+    access.list_one("role-bucket", "data/").await.unwrap();
     assert_eq!(gate.assume_role_calls() - before, 2, "a rotated credential opens a new session");
 }
 
@@ -572,7 +572,7 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
 async fn a_role_that_does_not_require_its_external_id_is_refused() {
     let w = World::new().await;
     w.bucket("role-bucket", REGION).await;
-    let account = w.aws.setup(REGION).account().await.unwrap_or_else(|e| panic!("{e}"));
+    let account = w.aws.setup(REGION).account().await.unwrap();
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#
     );
@@ -601,7 +601,7 @@ async fn one_validation_of_a_configuration_at_a_time() {
     match (&validated, &deleted) {
         (Err(byos_lifecycle::LifecycleError::Busy), Ok(())) => {}
         (Ok(_), Err(byos_lifecycle::LifecycleError::Busy)) => {
-            w.lifecycle.delete(id).await.unwrap_or_else(|e| panic!("{e}"));
+            w.lifecycle.delete(id).await.unwrap();
         }
         other => panic!("exactly one of them should run: {other:?}"),
     }

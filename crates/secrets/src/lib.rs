@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn master_keys_round_trip_and_are_checked() {
         let k = key();
-        let again = MasterKey::from_base64(&k.to_base64()).unwrap_or_else(|e| panic!("{e}"));
+        let again = MasterKey::from_base64(&k.to_base64()).unwrap();
         assert_eq!(again.fingerprint(), k.fingerprint());
         assert_ne!(key().fingerprint(), k.fingerprint());
         assert!(matches!(MasterKey::from_base64("c2hvcnQ="), Err(SecretsError::BadMasterKeyLength(5))));
@@ -340,10 +340,10 @@ mod tests {
     #[test]
     fn key_file_is_created_private_then_reused() {
         let dir = std::env::temp_dir().join(format!("byos-secrets-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("master.key");
         let _ = std::fs::remove_file(&path);
-        let (first, created) = MasterKey::load_or_create(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (first, created) = MasterKey::load_or_create(&path).unwrap();
         assert!(created);
         #[cfg(unix)]
         {
@@ -351,10 +351,10 @@ mod tests {
             let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).ok();
             assert_eq!(mode, Some(0o600));
         }
-        let (second, created) = MasterKey::load_or_create(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (second, created) = MasterKey::load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(first.fingerprint(), second.fingerprint());
-        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]
@@ -362,13 +362,13 @@ mod tests {
     fn key_files_open_to_others_are_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("byos-secrets-mode-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("master.key");
         let _ = std::fs::remove_file(&path);
-        std::fs::write(&path, format!("{}\n", key().to_base64())).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, format!("{}\n", key().to_base64())).unwrap();
         let shown = path.display().to_string();
         for mode in [0o644, 0o640, 0o604, 0o660, 0o620] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let refused = MasterKey::load_or_create(&path).map(|_| ()).map_err(|e| e.to_string());
             assert_eq!(
                 refused,
@@ -379,11 +379,11 @@ mod tests {
             assert!(matches!(MasterKey::from_file(&path), Err(SecretsError::KeyFileNotPrivate { .. })), "{mode:o}");
         }
         for mode in [0o600, 0o400] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             assert!(MasterKey::load_or_create(&path).is_ok_and(|(_, created)| !created), "{mode:o}");
             assert!(MasterKey::from_file(&path).is_ok(), "{mode:o}");
         }
-        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -359,7 +359,7 @@ mod tests {
     async fn secrets_are_sealed_and_members_are_refused() {
         let fixture = Fixture::new().await;
         let credentials = fixture.services.credentials();
-        let created = credentials.create(&fixture.admin, user("key")).await.unwrap_or_else(|e| panic!("{e}"));
+        let created = credentials.create(&fixture.admin, user("key")).await.unwrap();
         let sealed = &created.credential.sealed_secret;
         assert!(!sealed.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "the secret is sealed");
         assert!(created.external_id.is_none());
@@ -375,7 +375,7 @@ mod tests {
     async fn a_rotation_keeps_the_credentials_type() {
         let fixture = Fixture::new().await;
         let credentials = fixture.services.credentials();
-        let created = credentials.create(&fixture.admin, user("key")).await.unwrap_or_else(|e| panic!("{e}"));
+        let created = credentials.create(&fixture.admin, user("key")).await.unwrap();
         let id = created.credential.id;
         let to_role =
             RotationRequest { role_arn: Some("arn:aws:iam::123456789012:role/r".to_owned()), ..Default::default() };

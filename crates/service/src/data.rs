@@ -230,7 +230,7 @@ mod tests {
             key: key.to_owned(),
             changes: vec![Change::Created {
                 version_id: "null".to_owned(),
-                sequencer: Sequencer::parse("0A").unwrap_or_else(|e| panic!("{e}")),
+                sequencer: Sequencer::parse("0A").unwrap(),
                 size,
                 etag: format!("etag-{key}"),
                 at_ms: 1_764_000_000_000,
@@ -244,7 +244,7 @@ mod tests {
         let project = fixture.project("study").await;
         let mut updates: Vec<KeyUpdate> = (0..25).map(|i| created(&format!("many/f{i:02}.txt"), i)).collect();
         updates.push(created("top.txt", 3));
-        fixture.services.store().data.apply(project, &updates).await.unwrap_or_else(|e| panic!("{e}"));
+        fixture.services.store().data.apply(project, &updates).await.unwrap();
         let data = fixture.services.data();
         let admin = &fixture.admin;
 
@@ -252,7 +252,7 @@ mod tests {
         let mut page_token = None;
         loop {
             let request = BrowseRequest { path: Some("/many/".to_owned()), limit: Some(10), page_token };
-            let listing = data.browse(admin, project, request).await.unwrap_or_else(|e| panic!("{e}"));
+            let listing = data.browse(admin, project, request).await.unwrap();
             seen.extend(listing.entries.iter().map(|e| e.name.clone()));
             match listing.next_page_token {
                 Some(next) => page_token = Some(next.to_string()),
@@ -261,12 +261,12 @@ mod tests {
         }
         assert_eq!(seen, (0..25).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>());
 
-        let root = data.browse(admin, project, BrowseRequest::default()).await.unwrap_or_else(|e| panic!("{e}"));
+        let root = data.browse(admin, project, BrowseRequest::default()).await.unwrap();
         let kinds: Vec<(String, bool)> =
             root.entries.iter().map(|e| (e.path(), matches!(e.kind, EntryKind::Folder { .. }))).collect();
         assert_eq!(kinds, [("many/".to_owned(), true), ("top.txt".to_owned(), false)]);
         let one = BrowseRequest { path: Some("/top.txt".to_owned()), ..Default::default() };
-        let one = data.browse(admin, project, one).await.unwrap_or_else(|e| panic!("{e}"));
+        let one = data.browse(admin, project, one).await.unwrap();
         assert_eq!(one.entries.len(), 1);
 
         for (path, limit, token) in [

@@ -211,7 +211,7 @@ mod tests {
         );
 
         let created = projects.create(admin, request("study", "eu-central-1", configuration, "study/2026")).await;
-        let created = created.unwrap_or_else(|e| panic!("{e}"));
+        let created = created.unwrap();
         assert_eq!(created.project.key_prefix.as_str(), "genomics/study/2026/");
         assert_eq!(created.import.reason, "initial-import");
         let taken = projects.create(admin, request("study", "eu-central-1", configuration, "other")).await;
@@ -229,12 +229,12 @@ mod tests {
         let admin = &fixture.admin;
         let create = |name: &'static str| async move {
             let created = projects.create(admin, request(name, "eu-central-1", configuration, name)).await;
-            created.unwrap_or_else(|e| panic!("{e}")).project.id
+            created.unwrap().project.id
         };
         let (mine, theirs) = (create("mine").await, create("theirs").await);
         let member = member(&[mine]);
 
-        let listed = projects.list(&member).await.unwrap_or_else(|e| panic!("{e}"));
+        let listed = projects.list(&member).await.unwrap();
         assert_eq!(listed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["mine"]);
         assert_eq!(projects.list(&fixture.admin).await.map(|p| p.len()).ok(), Some(2));
         assert!(projects.get(&member, mine).await.is_ok());

@@ -167,21 +167,21 @@ mod tests {
             projects: Some(vec![project.to_string()]),
             expires_at: None,
         };
-        let created = tokens.create(&fixture.admin, request).await.unwrap_or_else(|e| panic!("{e}"));
-        let caller = tokens.authenticate(created.value.expose()).await.unwrap_or_else(|e| panic!("{e}"));
+        let created = tokens.create(&fixture.admin, request).await.unwrap();
+        let caller = tokens.authenticate(created.value.expose()).await.unwrap();
         assert_eq!(caller, Caller::new(created.token.id, Role::Member, vec![project]));
 
         assert_eq!(code(tokens.authenticate("byos_not-a-real-token").await), "unauthenticated");
         assert_eq!(code(tokens.list(&caller).await), "access-forbidden");
         assert_eq!(code(tokens.delete(&member(&[]), created.token.id).await), "access-forbidden");
-        tokens.delete(&fixture.admin, created.token.id).await.unwrap_or_else(|e| panic!("{e}"));
+        tokens.delete(&fixture.admin, created.token.id).await.unwrap();
         assert_eq!(code(tokens.authenticate(created.value.expose()).await), "unauthenticated");
     }
 
     #[test]
     fn expiries_are_in_the_future_at_millisecond_resolution() {
-        let now = OffsetDateTime::parse("2026-01-01T00:00:00Z", &Rfc3339).unwrap_or_else(|e| panic!("{e}"));
-        let at = expiry("2030-01-31T12:00:00.123456Z", now).unwrap_or_else(|e| panic!("{e}"));
+        let now = OffsetDateTime::parse("2026-01-01T00:00:00Z", &Rfc3339).unwrap();
+        let at = expiry("2030-01-31T12:00:00.123456Z", now).unwrap();
         assert_eq!(at.nanosecond(), 123_000_000);
         assert_eq!(
             expiry("2025-01-01T00:00:00Z", now),

@@ -333,16 +333,13 @@ mod tests {
         let engine = engine(&store).await;
 
         let batch = [message("good", "good", 1, 1), message("bad", "bad-key", 2, 1)];
-        let outcome = engine.apply("queue", &batch).await.unwrap_or_else(|e| panic!("{e}"));
+        let outcome = engine.apply("queue", &batch).await.unwrap();
         assert_eq!(outcome.done, [true, false], "{outcome:?}");
         assert!(!outcome.committed && outcome.dead_letters == 0, "{outcome:?}");
-        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        let keys = store.data.keys(project, None, 10).await.unwrap();
         assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
 
-        let outcome = engine
-            .apply("queue", &[message("bad", "bad-key", 2, MAX_RECEIVES)])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let outcome = engine.apply("queue", &[message("bad", "bad-key", 2, MAX_RECEIVES)]).await.unwrap();
         assert_eq!(outcome.done, [true], "{outcome:?}");
         assert_eq!(outcome.dead_letters, 1, "{outcome:?}");
         assert_eq!(store.sync.count_dead_letters().await.ok(), Some(1));
@@ -365,10 +362,10 @@ mod tests {
         let (store, project) = store_with_project(dir.path(), Some(postgres.url())).await;
         let engine = engine(&store).await;
         let batch = [message("good", "good", 1, 1), message("nul", "bad%00key", 2, 1)];
-        let outcome = engine.apply("queue", &batch).await.unwrap_or_else(|e| panic!("{e}"));
+        let outcome = engine.apply("queue", &batch).await.unwrap();
         assert_eq!(outcome.done, [true, true], "{outcome:?}");
         assert!(outcome.committed && outcome.dead_letters == 1, "{outcome:?}");
-        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        let keys = store.data.keys(project, None, 10).await.unwrap();
         assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
         assert_eq!(store.sync.count_dead_letters().await.ok(), Some(1));
         store.close().await;

@@ -225,7 +225,7 @@ mod tests {
         drop(leading);
         let mut results: Vec<(usize, Result<(), SyncError>)> = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            results.push(done.unwrap_or_else(|e| panic!("{e}")));
+            results.push(done.unwrap());
         }
         results.sort_by_key(|(n, _)| *n);
         results.into_iter().map(|(_, result)| result).collect()
@@ -238,9 +238,9 @@ mod tests {
         let commits = Arc::new(GroupCommit::default());
         let batches = (0..50).map(|n| HashMap::from([(project, vec![written(&format!("k{n:02}"), n)])])).collect();
         for result in commit_waiting_together(&store, &commits, batches).await {
-            result.unwrap_or_else(|e| panic!("{e}"));
+            result.unwrap();
         }
-        let keys = store.data.keys(project, None, 100).await.unwrap_or_else(|e| panic!("{e}"));
+        let keys = store.data.keys(project, None, 100).await.unwrap();
         assert_eq!(keys.len(), 50, "every batch's key is committed");
         // Each transaction takes the project's next revision: the first leader took all 50.
         assert_eq!(store.data.revision(project).await.ok(), Some(1), "50 waiting batches commit in one transaction");
@@ -253,7 +253,7 @@ mod tests {
         let dir = byos_test_support::temp_dir();
         let (store, project) = store_with_project(dir.path(), None).await;
         let commits = Arc::new(GroupCommit::default());
-        let half = u32::try_from(MAX_GROUP_UPDATES / 2).unwrap_or_else(|e| panic!("{e}"));
+        let half = u32::try_from(MAX_GROUP_UPDATES / 2).unwrap();
         let batches = (0..3)
             .map(|b| {
                 let updates = (0..half).map(|i| written(&format!("b{b}/k{i:05}"), b * half + i)).collect();
@@ -261,11 +261,11 @@ mod tests {
             })
             .collect();
         for result in commit_waiting_together(&store, &commits, batches).await {
-            result.unwrap_or_else(|e| panic!("{e}"));
+            result.unwrap();
         }
         // Two batches fill a group: a group of two, then one of the third.
         assert_eq!(store.data.revision(project).await.ok(), Some(2));
-        let keys = store.data.keys(project, None, 3 * half + 1).await.unwrap_or_else(|e| panic!("{e}"));
+        let keys = store.data.keys(project, None, 3 * half + 1).await.unwrap();
         assert_eq!(keys.len(), 3 * half as usize);
     }
 
@@ -276,10 +276,10 @@ mod tests {
         let commits = GroupCommit::default();
         let gone = Uuid::new_v4();
         let updates = HashMap::from([(gone, vec![written("x", 1)]), (project, vec![written("y", 2)])]);
-        commits.commit(&store, updates).await.unwrap_or_else(|e| panic!("{e}"));
-        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        commits.commit(&store, updates).await.unwrap();
+        let keys = store.data.keys(project, None, 10).await.unwrap();
         assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["y"]);
-        commits.commit(&store, HashMap::new()).await.unwrap_or_else(|e| panic!("{e}"));
+        commits.commit(&store, HashMap::new()).await.unwrap();
     }
 
     /// A batch that cannot be committed fails alone: the group's transaction fails, its batches
@@ -307,12 +307,12 @@ mod tests {
         drop(leading);
         let mut results = HashMap::new();
         while let Some(done) = batches.join_next().await {
-            let (key, result) = done.unwrap_or_else(|e| panic!("{e}"));
+            let (key, result) = done.unwrap();
             results.insert(key, result);
         }
         assert!(results["good"].is_ok(), "{:?}", results["good"]);
         assert!(matches!(results["bad\0key"], Err(SyncError::Commit(_))), "{:?}", results["bad\0key"]);
-        let keys = store.data.keys(project, None, 10).await.unwrap_or_else(|e| panic!("{e}"));
+        let keys = store.data.keys(project, None, 10).await.unwrap();
         assert_eq!(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), ["good"]);
         // Only the good batch alone took a revision: a failed transaction takes none.
         assert_eq!(store.data.revision(project).await.ok(), Some(1));

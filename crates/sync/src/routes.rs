@@ -56,16 +56,16 @@ mod tests {
     use super::*;
 
     fn project(bucket: &str, prefix: Option<&str>, folder: &str) -> Project {
-        let prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap_or_else(|e| panic!("{e}")));
-        let folder = ProjectFolder::parse(folder).unwrap_or_else(|e| panic!("{e}"));
+        let prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap());
+        let folder = ProjectFolder::parse(folder).unwrap();
         Project {
             id: Uuid::new_v4(),
-            name: ResourceName::parse(&format!("project {folder}")).unwrap_or_else(|e| panic!("{e}")),
+            name: ResourceName::parse(&format!("project {folder}")).unwrap(),
             region: "eu-central-1".to_owned(),
             configuration_id: Uuid::new_v4(),
             key_prefix: folder.key_prefix(prefix.as_ref()),
             folder,
-            bucket: BucketName::parse(bucket).unwrap_or_else(|e| panic!("{e}")),
+            bucket: BucketName::parse(bucket).unwrap(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
         }

@@ -135,7 +135,7 @@ fn raw(app: &TestApp, method: &Method, path: &str, content_type: Option<&str>, b
     if let Some(content_type) = content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
-    request.body(body.into()).unwrap_or_else(|e| panic!("{e}"))
+    request.body(body.into()).unwrap()
 }
 
 /// A value of another JSON type than `json_type`.

@@ -43,9 +43,9 @@ async fn secrets_are_never_returned_nor_logged() {
 
     // The sealed secret opens with the master key and the credential's id, and only so.
     let stored = app.state.store().credentials.get_credential(user_id.parse().unwrap_or_default()).await;
-    let stored = stored.unwrap_or_else(|e| panic!("{e}"));
+    let stored = stored.unwrap();
     let id = stored.id;
-    let opened = app.state.master_key().open(&stored.sealed_secret, id.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let opened = app.state.master_key().open(&stored.sealed_secret, id.as_bytes()).unwrap();
     assert_eq!(opened, ROTATED_SECRET.as_bytes());
 
     let responses = app.all_responses();

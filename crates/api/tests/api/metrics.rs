@@ -19,7 +19,7 @@ async fn http_series(app: &TestApp) -> BTreeSet<String> {
 }
 
 fn unknown_method(n: usize) -> Method {
-    Method::from_bytes(format!("Z{n}").as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    Method::from_bytes(format!("Z{n}").as_bytes()).unwrap()
 }
 
 #[tokio::test]

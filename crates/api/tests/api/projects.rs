@@ -34,8 +34,8 @@ async fn set_status(app: &TestApp, id: &str, status: ConfigurationStatus) {
         failures: 0,
         bucket_account: None,
     };
-    let id = Uuid::parse_str(id).unwrap_or_else(|e| panic!("{e}"));
-    app.state.store().configurations.record_validation(id, &outcome).await.unwrap_or_else(|e| panic!("{e}"));
+    let id = Uuid::parse_str(id).unwrap();
+    app.state.store().configurations.record_validation(id, &outcome).await.unwrap();
 }
 
 fn project(name: &str, configuration: &str, folder: &str) -> Value {
@@ -135,7 +135,7 @@ fn created(key: &str, sequencer: &str, size: u64) -> KeyUpdate {
         key: key.to_owned(),
         changes: vec![Change::Created {
             version_id: "null".to_owned(),
-            sequencer: Sequencer::parse(sequencer).unwrap_or_else(|e| panic!("{e}")),
+            sequencer: Sequencer::parse(sequencer).unwrap(),
             size,
             etag: format!("etag-{key}"),
             at_ms: 1_764_000_000_000,
@@ -148,11 +148,11 @@ async fn browsing_lists_folders_by_name_in_stable_pages() {
     let app = TestApp::new().await;
     let configuration = ready_configuration(&app, "genomics").await;
     let id = id_of(app.post("/api/v1/projects", project("study", &configuration, "study")).await.ok(201));
-    let project = Uuid::parse_str(&id).unwrap_or_else(|e| panic!("{e}"));
+    let project = Uuid::parse_str(&id).unwrap();
     let mut updates =
         vec![created("reads/a.fastq", "0A", 10), created("marker/", "0B", 0), created("top.txt", "0C", 3)];
     updates.extend((0..25).map(|i| created(&format!("many/f{i:02}.txt"), "0D", i)));
-    app.state.store().data.apply(project, &updates).await.unwrap_or_else(|e| panic!("{e}"));
+    app.state.store().data.apply(project, &updates).await.unwrap();
 
     let root = app.get(&format!("/api/v1/projects/{id}/data")).await;
     let root = root.ok(200);

@@ -29,7 +29,7 @@ async fn a_configured_region_table_replaces_the_builtin_one() {
         cross_account_role_arn: "arn:aws:iam::123456789012:role/copy".to_owned(),
         note: None,
     }])
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let app = TestApp::with_regions(table).await;
     assert_eq!(app.count("/api/v1/regions").await, 1);
     let credential = app.user_credential("cred", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").await;

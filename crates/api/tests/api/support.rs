@@ -111,10 +111,10 @@ impl TestApp {
         let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
         let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open: {e:?}"));
         let key = MasterKey::generate();
-        byos_api::check_master_key(&store, &key).await.unwrap_or_else(|e| panic!("{e}"));
+        byos_api::check_master_key(&store, &key).await.unwrap();
         let first = byos_api::ensure_admin_token(&store, None)
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .unwrap_or_else(|| panic!("a new store gets an admin token"));
         // Without an endpoint, AWS is a closed local port: these tests never reach AWS, and must
         // not try the real one.
@@ -163,7 +163,7 @@ impl TestApp {
             Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
             None => request.body(Body::empty()),
         };
-        self.send(request.unwrap_or_else(|e| panic!("{e}"))).await
+        self.send(request.unwrap()).await
     }
 
     pub(crate) async fn get(&self, path: &str) -> Reply {

@@ -101,10 +101,10 @@ async fn an_expired_token_is_refused_and_says_so() {
     let app = TestApp::new().await;
     // A token whose time has come, written as the store keeps it: a create refuses a past time.
     let value = ApiToken::generate();
-    let expired_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap_or_else(|e| panic!("{e}"));
+    let expired_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
     let token = Token {
         id: Uuid::new_v4(),
-        name: TokenName::parse("nightly").unwrap_or_else(|e| panic!("{e}")),
+        name: TokenName::parse("nightly").unwrap(),
         role: Role::Admin,
         projects: vec![],
         hint: value.hint(),
@@ -113,11 +113,7 @@ async fn an_expired_token_is_refused_and_says_so() {
         expires_at: Some(expired_at),
     };
     let store = app.state.store();
-    store
-        .tokens
-        .insert_token(&NewToken { token: token.clone(), hash: value.hash() })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    store.tokens.insert_token(&NewToken { token: token.clone(), hash: value.hash() }).await.unwrap();
 
     let reply = app.call(Method::GET, "/api/v1/regions", Some(value.expose()), None).await;
     assert_eq!(
@@ -152,6 +148,6 @@ async fn a_preset_admin_token_carries_128_bits() {
     assert_eq!(store.tokens.count_tokens().await.ok(), Some(0), "a refused token is not stored");
 
     let strong = "q3Yh0x8Tl1b7Z0cJm2Wf5nRr8kXyGv4sPz6aDuE1tQ0=";
-    let first = byos_api::ensure_admin_token(&store, Some(strong)).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = byos_api::ensure_admin_token(&store, Some(strong)).await.unwrap();
     assert_eq!(first.map(|f| (f.token.expose().to_owned(), f.preset)), Some((strong.to_owned(), true)));
 }

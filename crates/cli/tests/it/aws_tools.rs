@@ -7,7 +7,7 @@ use byos_test_support::{Moto, temp_dir};
 use serde_json::Value;
 
 fn byos(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_byos")).args(args).output().unwrap_or_else(|e| panic!("{e}"));
+    let output = Command::new(env!("CARGO_BIN_EXE_byos")).args(args).output().unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -24,7 +24,7 @@ fn aws_cli(moto: &Moto, args: &[&str]) -> (bool, String) {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     (
         output.status.success(),
         format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
@@ -50,7 +50,7 @@ fn documents_are_accepted_by_the_aws_cli() {
     let parsed: Value = serde_json::from_str(&policy).unwrap_or_else(|e| panic!("{e}: {policy}"));
     assert_eq!(parsed["Statement"].as_array().map(Vec::len), Some(3));
     let file = dir.path().join("policy.json");
-    std::fs::write(&file, &policy).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &policy).unwrap();
     let document = format!("file://{}", file.display());
     let (ok, out) = aws_cli(
         &moto,
@@ -73,7 +73,7 @@ fn documents_are_accepted_by_the_aws_cli() {
     );
     assert!(ok, "{out}");
     let file = dir.path().join("cors.json");
-    std::fs::write(&file, &cors).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &cors).unwrap();
     let (ok, out) = aws_cli(
         &moto,
         &[
@@ -93,7 +93,7 @@ fn documents_are_accepted_by_the_aws_cli() {
         byos(&["aws", "bucket-policy", "--bucket", "customer-bucket", "--cross-account", "eu-central-1"]);
     assert_eq!(code, 0, "{stderr}");
     let file = dir.path().join("bucket-policy.json");
-    std::fs::write(&file, &bucket_policy).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &bucket_policy).unwrap();
     let (ok, out) = aws_cli(
         &moto,
         &[
@@ -129,7 +129,7 @@ fn trust_policies_are_accepted_by_iam() {
     assert_eq!(parsed["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::123456789012:role/byos-server");
     assert_eq!(parsed["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"], external_id);
     let file = dir.path().join("trust.json");
-    std::fs::write(&file, &trust).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &trust).unwrap();
     let document = format!("file://{}", file.display());
     let (ok, out) = aws_cli(
         &moto,

@@ -42,8 +42,7 @@ impl Owner {
 
     /// Runs `byos aws ARGS`; the exit code and stdout, stderr.
     fn byos(&self, args: &[&str]) -> (i32, String, String) {
-        let output =
-            self.command(env!("CARGO_BIN_EXE_byos")).arg("aws").args(args).output().unwrap_or_else(|e| panic!("{e}"));
+        let output = self.command(env!("CARGO_BIN_EXE_byos")).arg("aws").args(args).output().unwrap();
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -69,7 +68,7 @@ impl Owner {
             .args(["--endpoint-url", self.moto.url(), "--region", REGION, "--output", "json"])
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         (
             output.status.success(),
             format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
@@ -174,11 +173,10 @@ fn bootstrap_twice_then_the_doctor_passes_and_moto_agrees() {
         "--policy-document",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
     ]);
-    let admin: Value = serde_json::from_str(&owner.aws_ok(&["iam", "create-access-key", "--user-name", "owner-admin"]))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let platform: Value = serde_json::from_str(&std::fs::read_to_string(&secret_file).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+    let admin: Value =
+        serde_json::from_str(&owner.aws_ok(&["iam", "create-access-key", "--user-name", "owner-admin"])).unwrap();
+    let platform: Value = serde_json::from_str(&std::fs::read_to_string(&secret_file).unwrap_or_default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(owner.moto.enforce_iam());
     let mut as_admin = owner;
     as_admin.key = (
@@ -383,7 +381,7 @@ fn missing_credentials_unreachable_endpoints_and_profiles() {
     let owner = Owner::new();
     let mut bare = owner.command(env!("CARGO_BIN_EXE_byos"));
     bare.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
-    let output = bare.args(["aws", "doctor", "--bucket", BUCKET]).output().unwrap_or_else(|e| panic!("{e}"));
+    let output = bare.args(["aws", "doctor", "--bucket", BUCKET]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no AWS credentials found") && stderr.contains("--profile"), "{stderr}");
@@ -396,18 +394,18 @@ fn missing_credentials_unreachable_endpoints_and_profiles() {
 
     // A profile of the shared credentials file.
     let aws_dir = owner.home.path().join(".aws");
-    std::fs::create_dir_all(&aws_dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&aws_dir).unwrap();
     std::fs::write(
         aws_dir.join("credentials"),
         "[bucket-owner]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     let mut profiled = owner.command(env!("CARGO_BIN_EXE_byos"));
     profiled.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
     let output = profiled
         .args(["aws", "bootstrap", "--bucket", BUCKET, "--region", REGION, "--profile", "bucket-owner", "--dry-run"])
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("would create  bucket genomics-eu"), "{stdout}");

@@ -120,7 +120,7 @@ pub(crate) fn read(path: &Path) -> String {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap_or_else(|e| panic!("{e}"))
+    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 pub(crate) async fn call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -184,7 +184,7 @@ async fn first_start_restart_and_sigterm_on_sqlite() {
     assert_eq!(status, 200);
     assert_eq!(listed["items"][0]["name"], json!("e2e"));
     assert_eq!(listed["items"][0]["accessKeyId"], json!("AKIA…MPLE"));
-    let metrics = client().get(again.url("/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let metrics = client().get(again.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap_or_default();
     assert!(metrics.contains(r#"route="/api/v1/storage-credentials",status="200""#), "{metrics}");
     let output = again.output();
@@ -220,7 +220,7 @@ async fn another_master_key_is_refused() {
         .arg(dir.path().join("data"))
         .env("BYOS_MASTER_KEY", other)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not the one this database's secrets are sealed with"), "{stderr}");
@@ -228,7 +228,7 @@ async fn another_master_key_is_refused() {
 
     // The key from a file works like the one from the environment.
     let key_file = dir.path().join("key");
-    byos_secrets::write_private_file(&key_file, format!("{first}\n").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    byos_secrets::write_private_file(&key_file, format!("{first}\n").as_bytes()).unwrap();
     let key_path = key_file.display().to_string();
     let (status, _) = Server::start(dir.path(), &[("BYOS_MASTER_KEY_FILE", &key_path)], &[]).terminate();
     assert!(status.success());
@@ -243,7 +243,7 @@ async fn files_in_the_data_directory_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir();
     let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(&data).unwrap();
     let chmod = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -268,7 +268,7 @@ async fn files_in_the_data_directory_are_private() {
             .arg(&data)
             .envs(env.iter().copied())
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     let key = data.join("master.key");
@@ -284,7 +284,7 @@ async fn files_in_the_data_directory_are_private() {
     );
 
     let key_file = dir.path().join("key");
-    std::fs::copy(&key, &key_file).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&key, &key_file).unwrap();
     chmod(&key_file, 0o640);
     let key_path = key_file.display().to_string();
     let (code, stderr) = refused(&[("BYOS_MASTER_KEY_FILE", &key_path)]);
@@ -336,7 +336,7 @@ async fn a_slow_client_is_dropped_after_the_header_read_timeout() {
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "1")], &[]);
     let mut slow = connect(&server).await;
-    slow.write_all(b"GET /hea").await.unwrap_or_else(|e| panic!("{e}"));
+    slow.write_all(b"GET /hea").await.unwrap();
     // The end of the connection (EOF, or a reset) is the state waited for; the deadline only
     // keeps a broken server from hanging the test.
     let mut received = Vec::new();
@@ -364,7 +364,7 @@ async fn the_connection_limit_holds() {
     }
     // The kernel completes the third connection's handshake; the server does not accept it.
     let mut third = connect(&server).await;
-    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: byos\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: byos\r\n\r\n").await.unwrap();
     // The two keep being served meanwhile, so the server is not merely slow.
     for connection in &mut open {
         for _ in 0..3 {
@@ -379,7 +379,7 @@ async fn the_connection_limit_holds() {
     drop(open.pop());
     let mut response = Vec::new();
     while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
-        let n = third.read(&mut byte).await.unwrap_or_else(|e| panic!("{e}"));
+        let n = third.read(&mut byte).await.unwrap();
         assert!(n > 0, "the third connection closed unanswered: {response:?}");
         response.push(byte[0]);
     }
@@ -436,7 +436,7 @@ async fn postgres_over_verified_tls() {
         .arg(dir.path().join("data"))
         .env("BYOS__DATABASE__URL", url(&postgres.unrelated_ca_certificate()))
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -456,7 +456,7 @@ fn bad_configuration_fails_at_start_with_its_key() {
             .args(args)
             .envs(env.iter().copied())
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     let (code, stderr) = run(&[("BYOS__SERVER__LISTEN", "nowhere")], &[]);
@@ -471,7 +471,7 @@ fn bad_configuration_fails_at_start_with_its_key() {
     let (code, stderr) = run(&[("BYOS_MASTER_KEY", "dG9vIHNob3J0")], &["--listen", "127.0.0.1:0"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("BYOS_MASTER_KEY"), "{stderr}");
-    let usage = byos().args(["serve", "--no-such-flag"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let usage = byos().args(["serve", "--no-such-flag"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
 }
 
@@ -490,7 +490,7 @@ async fn a_configuration_heals_through_the_background_check() {
         sts_endpoint_url: None,
     })
     .await;
-    aws.setup("eu-central-1").create_bucket("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    aws.setup("eu-central-1").create_bucket("lifecycle-bucket").await.unwrap();
     let dir = temp_dir();
     let env = [
         ("BYOS__AWS__ENDPOINT_URL", moto.url()),
@@ -539,8 +539,8 @@ async fn a_configuration_heals_through_the_background_check() {
     assert_eq!(ready["validation"]["checks"].as_array().map(Vec::len), Some(15), "{ready}");
 
     let s3 = aws.own_bucket_access("eu-central-1");
-    let mut config = s3.notifications("lifecycle-bucket").await.unwrap_or_else(|e| panic!("{e}"));
-    let queue = aws.queues("eu-central-1").ensure("customer-queue").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut config = s3.notifications("lifecycle-bucket").await.unwrap();
+    let queue = aws.queues("eu-central-1").ensure("customer-queue").await.unwrap();
     config.rules.retain(|r| !r.id.as_deref().unwrap_or_default().starts_with("gds:"));
     config.rules.push(NotificationRule {
         id: Some("customer-audit".to_owned()),
@@ -549,7 +549,7 @@ async fn a_configuration_heals_through_the_background_check() {
         prefix: None,
         suffix: None,
     });
-    s3.put_notifications("lifecycle-bucket", &config).await.unwrap_or_else(|e| panic!("{e}"));
+    s3.put_notifications("lifecycle-bucket", &config).await.unwrap();
     let broken = wait("error").await;
     assert_eq!(
         broken["error"]["message"],
@@ -559,10 +559,10 @@ async fn a_configuration_heals_through_the_background_check() {
         "{broken}"
     );
 
-    s3.put_notifications("lifecycle-bucket", &NotificationConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    s3.put_notifications("lifecycle-bucket", &NotificationConfig::default()).await.unwrap();
     let healed = wait("ready").await;
     assert_eq!(healed["error"], Value::Null);
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let metrics = client().get(server.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap_or_default();
     assert!(metrics.contains(r#"byos_configuration_status_changes_total{from="ready",to="error"}"#), "{metrics}");
     assert!(metrics.contains(r#"byos_configuration_status_changes_total{from="error",to="ready"}"#), "{metrics}");

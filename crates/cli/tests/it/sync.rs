@@ -39,7 +39,7 @@ impl World {
             sts_endpoint_url: None,
         })
         .await;
-        aws.setup(REGION).create_bucket(BUCKET).await.unwrap_or_else(|e| panic!("{e}"));
+        aws.setup(REGION).create_bucket(BUCKET).await.unwrap();
         let dir = byos_test_support::temp_dir();
         let mut env = vec![
             ("BYOS__AWS__ENDPOINT_URL", moto.url().to_owned()),
@@ -97,15 +97,11 @@ impl World {
     }
 
     async fn put(&self, key: &str, body: &str) {
-        self.aws
-            .own_bucket_access(REGION)
-            .put_object(BUCKET, key, body.as_bytes().to_vec(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        self.aws.own_bucket_access(REGION).put_object(BUCKET, key, body.as_bytes().to_vec(), None).await.unwrap();
     }
 
     async fn delete(&self, key: &str) {
-        self.aws.own_bucket_access(REGION).delete_object(BUCKET, key, None).await.unwrap_or_else(|e| panic!("{e}"));
+        self.aws.own_bucket_access(REGION).delete_object(BUCKET, key, None).await.unwrap();
     }
 
     /// Sends one message to the region's queue, as S3 would.
@@ -119,10 +115,10 @@ impl World {
         let queue = queues
             .find(&format!("byos-events-{REGION}"))
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .unwrap_or_else(|| panic!("the platform's queue does not exist"));
         for body in bodies {
-            queues.send(&queue.url, body).await.unwrap_or_else(|e| panic!("{e}"));
+            queues.send(&queue.url, body).await.unwrap();
         }
     }
 }
@@ -226,7 +222,7 @@ async fn uploads_deletes_and_injected_events_reach_the_catalog() {
         world.wait(&entry, |e| e["items"][0]["versionId"] == "v2", "v2 current after the marker's removal").await;
     assert_eq!(found["items"][0]["size"], 22, "{found}");
     assert_eq!(found["items"][0]["eTag"], "etag-v2", "{found}");
-    let metrics = reqwest::get(world.server.url("/metrics")).await.unwrap_or_else(|e| panic!("{e}"));
+    let metrics = reqwest::get(world.server.url("/metrics")).await.unwrap();
     let metrics = metrics.text().await.unwrap_or_default();
     assert!(metrics.contains("byos_sync_dead_letters_total 1"), "{metrics}");
 
@@ -283,8 +279,7 @@ async fn bucket_files(world: &World, prefix: &str) -> std::collections::BTreeMap
     let mut files = std::collections::BTreeMap::new();
     let mut marker = None;
     loop {
-        let page =
-            access.list_objects_page(BUCKET, prefix, marker.as_ref(), 1000).await.unwrap_or_else(|e| panic!("{e}"));
+        let page = access.list_objects_page(BUCKET, prefix, marker.as_ref(), 1000).await.unwrap();
         for entry in page.entries {
             files.insert(format!("/{}", &entry.key[prefix.len()..]), entry.size);
         }
@@ -355,10 +350,7 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
     world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
     // The bucket's end state, written without notifications (the injected events stand for them).
     let access = world.aws.own_bucket_access(REGION);
-    access
-        .put_notifications(BUCKET, &byos_domain::notifications::NotificationConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    access.put_notifications(BUCKET, &byos_domain::notifications::NotificationConfig::default()).await.unwrap();
     const KEYS: usize = 5_000;
     let key = |i: usize| format!("data/ingest/folder-{:02}/object-{i:05}.txt", i % 20);
     let deleted = |i: usize| i % 5 < 2;
@@ -370,12 +362,12 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
         let (access, permits, key) = (access.clone(), permits.clone(), key(i));
         let body = vec![b'x'; usize::try_from(size(i, 4)).unwrap_or(0)];
         uploads.spawn(async move {
-            let _permit = permits.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            let _permit = permits.acquire().await.unwrap();
             access.put_object(BUCKET, &key, body, None).await.unwrap_or_else(|e| panic!("{key}: {e}"));
         });
     }
     while let Some(done) = uploads.join_next().await {
-        done.unwrap_or_else(|e| panic!("{e}"));
+        done.unwrap();
     }
 
     let mut records = Vec::new();
@@ -500,7 +492,7 @@ async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
 
     let store = open_store(world.dir.path()).await;
     let killed = wait_for(
-        async || store.sync.get_reconcile(import).await.unwrap_or_else(|e| panic!("{e}")),
+        async || store.sync.get_reconcile(import).await.unwrap(),
         |run| run.status != byos_catalog::ReconcileStatus::Running,
         |run| format!("the killed run is still marked running: {run:?}"),
     )
@@ -536,7 +528,7 @@ impl World {
 /// The server's SQLite store in `dir`, opened beside it, to read what the API does not show.
 async fn open_store(dir: &std::path::Path) -> byos_catalog::Store {
     let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
-    byos_catalog::Store::open(&options, &dir.join("data")).await.unwrap_or_else(|e| panic!("{e:?}"))
+    byos_catalog::Store::open(&options, &dir.join("data")).await.unwrap()
 }
 
 /// Writes `n` small objects under `prefix`, in 40 folders, 16 at a time.
@@ -548,12 +540,12 @@ async fn upload_many(world: &World, prefix: &str, n: usize) {
         let (access, permits) = (access.clone(), permits.clone());
         let key = format!("{prefix}part-{:02}/object-{i:05}.txt", i % 40);
         uploads.spawn(async move {
-            let _permit = permits.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+            let _permit = permits.acquire().await.unwrap();
             access.put_object(BUCKET, &key, b"x".to_vec(), None).await.unwrap_or_else(|e| panic!("{key}: {e}"));
         });
     }
     while let Some(done) = uploads.join_next().await {
-        done.unwrap_or_else(|e| panic!("{e}"));
+        done.unwrap();
     }
 }
 
@@ -569,7 +561,7 @@ async fn a_reconcile_stopped_by_sigterm_is_recorded_interrupted() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
     let store = open_store(dir.path()).await;
-    let run = store.sync.get_reconcile(import).await.unwrap_or_else(|e| panic!("{e}"));
+    let run = store.sync.get_reconcile(import).await.unwrap();
     assert_eq!(run.status, byos_catalog::ReconcileStatus::Interrupted, "{run:?}\n{log}");
     assert_eq!(run.error.as_deref(), Some("the server is shutting down"), "{run:?}");
     assert!(run.finished_at.is_some() && run.listed < 4_000, "{run:?}");

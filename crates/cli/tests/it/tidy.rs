@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|e| panic!("{e}"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn read(path: &Path) -> String {
@@ -15,7 +15,7 @@ fn read(path: &Path) -> String {
 
 fn crates() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("crates"))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.join("Cargo.toml").is_file())
         .collect();
@@ -75,11 +75,7 @@ fn the_code_map_names_every_module() {
     for dir in crates() {
         let mut files = Vec::new();
         rust_files(&dir.join("src"), &mut files);
-        modules.extend(
-            files
-                .iter()
-                .map(|f| f.strip_prefix(&root).unwrap_or_else(|e| panic!("{e}")).to_string_lossy().replace('\\', "/")),
-        );
+        modules.extend(files.iter().map(|f| f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/")));
     }
     modules.sort();
     let mapped = mapped_modules(&read(&root.join("ARCHITECTURE.md")));
@@ -214,7 +210,7 @@ fn the_committed_openapi_document_is_current() {
     let path = root().join("docs/openapi.json");
     let generated = byos_api::openapi_json();
     if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(committed == generated, "docs/openapi.json is stale: run `UPDATE_EXPECT=1 cargo test -p byos tidy`");
