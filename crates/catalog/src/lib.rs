@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use byos_domain::ValidationReport;
+use byos_domain::{AwsRegion, ValidationReport};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ pub enum Conflict {
     #[error("a {resource} named {name:?} already exists")]
     NameTaken { resource: &'static str, name: String },
     #[error("storage configuration {name:?} is already the default for {region}")]
-    DefaultForRegionTaken { name: String, region: String },
+    DefaultForRegionTaken { name: String, region: AwsRegion },
     /// `users` are the names of the `used_by` (such as `project`) that use it.
     #[error("{resource} {name:?} is used by {used_by} {users:?}")]
     InUse { resource: &'static str, name: String, used_by: &'static str, users: Vec<String> },

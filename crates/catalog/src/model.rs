@@ -2,8 +2,8 @@
 //! reported as [`StoreError::Corrupt`](crate::StoreError::Corrupt), never passed on.
 
 use byos_domain::{
-    AccessKeyId, BucketName, ConfigurationStatus, KeyPrefix, Problem, ProjectFolder, ResourceName, Role, RoleArn,
-    ServerSideEncryption, TokenName, ValidationReport, VersioningState,
+    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, Problem, ProjectFolder, ResourceName, Role,
+    RoleArn, ServerSideEncryption, TokenName, ValidationReport, VersioningState,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ pub struct Credential {
 pub struct ConfigurationSpec {
     pub name: ResourceName,
     /// The AWS region id; one of the region table's.
-    pub region: String,
+    pub region: AwsRegion,
     pub bucket: BucketName,
     pub key_prefix: Option<KeyPrefix>,
     pub credential_id: Uuid,
@@ -119,7 +119,7 @@ pub struct Project {
     pub id: Uuid,
     pub name: ResourceName,
     /// The AWS region id; the configuration's.
-    pub region: String,
+    pub region: AwsRegion,
     pub configuration_id: Uuid,
     pub folder: ProjectFolder,
     /// The configuration's bucket.

@@ -11,8 +11,9 @@ use byos_catalog::{
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
 use byos_domain::{
-    AccessKeyId, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ProjectFolder,
-    ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck, ValidationReport, VersioningState,
+    AccessKeyId, AwsRegion, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem,
+    ProjectFolder, ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck, ValidationReport,
+    VersioningState,
 };
 use byos_test_support::{TempDir, TestPostgres, temp_dir};
 use time::OffsetDateTime;
@@ -149,7 +150,7 @@ fn configuration(n: &str, credential: &Credential) -> Configuration {
         Uuid::new_v4(),
         ConfigurationSpec {
             name: name(n),
-            region: "eu-central-1".to_owned(),
+            region: AwsRegion::parse("eu-central-1").unwrap_or_else(|e| panic!("{e}")),
             bucket: BucketName::parse("customer-bucket").unwrap_or_else(|e| panic!("{e}")),
             key_prefix: Some(KeyPrefix::parse(&format!("{n}/")).unwrap_or_else(|e| panic!("{e}"))),
             credential_id: credential.id,
@@ -309,7 +310,7 @@ async fn one_default_per_region(f: Fixture) {
         other => panic!("expected DefaultForRegionTaken, got {other:?}"),
     }
     // Another region, or not a default: fine.
-    second.spec.region = "us-east-1".to_owned();
+    second.spec.region = AwsRegion::parse("us-east-1").unwrap_or_else(|e| panic!("{e}"));
     s.configurations.insert_configuration(&second).await.unwrap_or_else(|e| panic!("{e}"));
     let mut third = configuration("third", &credential);
     third.spec.default_for_region = false;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use byos_api::AppState;
 use byos_aws::{Aws, AwsSettings};
 use byos_catalog::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, Store, StoreOptions};
-use byos_domain::{AccessKeyId, BucketName, ConfigurationStatus, KeyPrefix, RegionTable, ResourceName};
+use byos_domain::{AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, RegionTable, ResourceName};
 use byos_lifecycle::{Lifecycle, LifecycleSettings};
 use byos_secrets::MasterKey;
 use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, temp_dir};
@@ -108,7 +108,7 @@ async fn main() {
             let now = OffsetDateTime::now_utc();
             let spec = ConfigurationSpec {
                 name: ResourceName::parse(&format!("bench {i:05}")).unwrap_or_else(|e| panic!("{e}")),
-                region: REGION.to_owned(),
+                region: AwsRegion::parse(REGION).unwrap_or_else(|e| panic!("{e}")),
                 bucket: BucketName::parse(&format!("bench-bucket-{i:05}")).unwrap_or_else(|e| panic!("{e}")),
                 key_prefix: Some(KeyPrefix::parse("data/").unwrap_or_else(|e| panic!("{e}"))),
                 credential_id: credential,

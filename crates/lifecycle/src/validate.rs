@@ -77,7 +77,7 @@ pub(crate) async fn run(
     secret: &CredentialSecret,
 ) -> Result<(), LifecycleError> {
     let spec = &configuration.spec;
-    let access = inner.aws.bucket_access(secret, &spec.region).await;
+    let access = inner.aws.bucket_access(secret, spec.region.as_str()).await;
     let mut run = Run { checks: Vec::new(), problem: None, bucket_account: None };
     let versioning = checks(inner, configuration, secret, &access, &mut run).await;
     let bucket_account = run.bucket_account.clone();

@@ -8,7 +8,8 @@
 
 use byos_catalog::{Configuration, ConfigurationSpec, StoreError};
 use byos_domain::{
-    BucketName, ErrorCode, KeyPrefix, KmsKeyArn, Problem, RegionTable, ResourceName, ServerSideEncryption, SseAlgorithm,
+    AwsRegion, BucketName, ErrorCode, KeyPrefix, KmsKeyArn, Problem, RegionTable, ResourceName, ServerSideEncryption,
+    SseAlgorithm,
 };
 use byos_lifecycle::LifecycleError;
 use uuid::Uuid;
@@ -131,9 +132,10 @@ fn validate(regions: &RegionTable, request: ConfigurationRequest) -> Result<Conf
             return Err(invalid("region: required; one of the AWS region ids of GET /api/v1/regions".to_owned()));
         }
     };
-    if regions.get(region).is_none() {
+    // Every region of the table is an AWS region id.
+    let Some(aws_region) = regions.get(region).and_then(|_| AwsRegion::parse(region).ok()) else {
         return Err(Problem::region_not_supported(&regions.aws_region_list()));
-    }
+    };
     let name = request.name.as_deref().ok_or_else(|| invalid("name: required, 3 to 63 characters".to_owned()))?;
     let name = ResourceName::parse(name).map_err(|e| invalid(format!("name: {e}")))?;
     let key_prefix = request
@@ -151,7 +153,7 @@ fn validate(regions: &RegionTable, request: ConfigurationRequest) -> Result<Conf
     };
     Ok(ConfigurationSpec {
         name,
-        region: region.to_owned(),
+        region: aws_region,
         bucket,
         key_prefix,
         credential_id,

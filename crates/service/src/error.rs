@@ -91,7 +91,7 @@ pub(crate) fn conflict(conflict: Conflict) -> ServiceError {
             Problem::new(ErrorCode::NameTaken, &[("resource", resource), ("name", &name)])
         }
         Conflict::DefaultForRegionTaken { name, region } => {
-            Problem::new(ErrorCode::DefaultForRegionTaken, &[("name", &name), ("region", &region)])
+            Problem::new(ErrorCode::DefaultForRegionTaken, &[("name", &name), ("region", region.as_str())])
         }
         Conflict::InUse { resource, name, used_by, users } => {
             let users = users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ");
@@ -128,6 +128,8 @@ fn capitalise(s: &str) -> String {
 mod tests {
     use expect_test::{Expect, expect};
 
+    use byos_domain::AwsRegion;
+
     use super::*;
 
     fn check(c: Conflict, expect: Expect) {
@@ -145,7 +147,10 @@ mod tests {
             expect!["name-taken: A project named 'study' already exists"],
         );
         check(
-            Conflict::DefaultForRegionTaken { name: "genomics".to_owned(), region: "eu-central-1".to_owned() },
+            Conflict::DefaultForRegionTaken {
+                name: "genomics".to_owned(),
+                region: AwsRegion::parse("eu-central-1").unwrap(),
+            },
             expect![
                 "default-for-region-taken: Storage configuration 'genomics' is already the default for region eu-central-1"
             ],

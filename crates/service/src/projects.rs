@@ -6,7 +6,7 @@
 //! any time, and the latest run shows its progress and drift.
 
 use byos_catalog::{Project, ReconcileRun, StoreError};
-use byos_domain::{ConfigurationStatus, ErrorCode, Problem, ProjectFolder, ResourceName};
+use byos_domain::{AwsRegion, ConfigurationStatus, ErrorCode, Problem, ProjectFolder, ResourceName};
 use byos_sync::SyncError;
 use uuid::Uuid;
 
@@ -116,11 +116,12 @@ impl<'a> Projects<'a> {
         let invalid = |m: String| ServiceError::from(Problem::invalid_request(&m));
         let name = ResourceName::parse(required("name", request.name.as_deref()).map_err(invalid)?)
             .map_err(|e| invalid(format!("name: {e}")))?;
-        let region = required("region", request.region.as_deref()).map_err(invalid)?.to_owned();
+        let region = required("region", request.region.as_deref()).map_err(invalid)?;
         let regions = self.services.regions();
-        if regions.get(&region).is_none() {
+        // Every region of the table is an AWS region id.
+        let Some(region) = regions.get(region).and_then(|_| AwsRegion::parse(region).ok()) else {
             return Err(Problem::region_not_supported(&regions.aws_region_list()).into());
-        }
+        };
         let folder = ProjectFolder::parse(required("folder", request.folder.as_deref()).map_err(invalid)?)
             .map_err(|e| invalid(format!("folder: {e}")))?;
         let configuration_text =
@@ -138,7 +139,7 @@ impl<'a> Projects<'a> {
             Err(e) => return Err(internal(e)),
         };
         if configuration.spec.region != region {
-            return Err(Problem::bucket_wrong_region(&region).into());
+            return Err(Problem::bucket_wrong_region(region.as_str()).into());
         }
         if configuration.status != ConfigurationStatus::Ready {
             return Err(Problem::new(

@@ -50,7 +50,7 @@ impl Routes {
 
 #[cfg(test)]
 mod tests {
-    use byos_domain::{BucketName, KeyPrefix, ProjectFolder, ResourceName};
+    use byos_domain::{AwsRegion, BucketName, KeyPrefix, ProjectFolder, ResourceName};
     use time::OffsetDateTime;
 
     use super::*;
@@ -61,7 +61,7 @@ mod tests {
         Project {
             id: Uuid::new_v4(),
             name: ResourceName::parse(&format!("project {folder}")).unwrap(),
-            region: "eu-central-1".to_owned(),
+            region: AwsRegion::parse("eu-central-1").unwrap(),
             configuration_id: Uuid::new_v4(),
             key_prefix: folder.key_prefix(prefix.as_ref()),
             folder,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use byos_aws::{QueueInfo, Queues, ReceivedMessage};
 use byos_catalog::ReconcileSchedule;
-use byos_domain::ErrorChain;
+use byos_domain::{AwsRegion, ErrorChain};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -62,7 +62,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     let engine = SyncEngine { inner: inner.clone() };
     let mut consumers = {
         let (inner, stopped) = (inner.clone(), stopped.clone());
-        Consumers::new(inner.settings.pollers.max(1), RESTART_BASE, move |region: String, delay: Duration| {
+        Consumers::new(inner.settings.pollers.max(1), RESTART_BASE, move |region: AwsRegion, delay: Duration| {
             let (inner, mut stopped) = (inner.clone(), stopped.clone());
             Box::pin(async move {
                 tokio::select! {
@@ -145,13 +145,13 @@ struct Consumers<S> {
     spawn: S,
     tasks: JoinSet<()>,
     /// Each running poller's region and when it started.
-    running: HashMap<tokio::task::Id, (String, tokio::time::Instant)>,
-    regions: HashSet<String>,
+    running: HashMap<tokio::task::Id, (AwsRegion, tokio::time::Instant)>,
+    regions: HashSet<AwsRegion>,
     /// Restarts in a row, per region.
-    restarts: HashMap<String, u32>,
+    restarts: HashMap<AwsRegion, u32>,
 }
 
-impl<S: Fn(String, Duration) -> ConsumerFuture> Consumers<S> {
+impl<S: Fn(AwsRegion, Duration) -> ConsumerFuture> Consumers<S> {
     fn new(pollers: usize, base: Duration, spawn: S) -> Consumers<S> {
         Consumers {
             pollers,
@@ -169,17 +169,17 @@ impl<S: Fn(String, Duration) -> ConsumerFuture> Consumers<S> {
     }
 
     /// Starts the region's pollers, if it has none yet.
-    fn ensure(&mut self, region: &str) {
-        if self.regions.insert(region.to_owned()) {
+    fn ensure(&mut self, region: &AwsRegion) {
+        if self.regions.insert(region.clone()) {
             for _ in 0..self.pollers {
                 self.start(region, Duration::ZERO);
             }
         }
     }
 
-    fn start(&mut self, region: &str, delay: Duration) {
-        let handle = self.tasks.spawn((self.spawn)(region.to_owned(), delay));
-        self.running.insert(handle.id(), (region.to_owned(), tokio::time::Instant::now() + delay));
+    fn start(&mut self, region: &AwsRegion, delay: Duration) {
+        let handle = self.tasks.spawn((self.spawn)(region.clone(), delay));
+        self.running.insert(handle.id(), (region.clone(), tokio::time::Instant::now() + delay));
     }
 
     /// Waits for a poller to end, and starts it again after its backoff. Cancel-safe.
@@ -197,13 +197,13 @@ impl<S: Fn(String, Duration) -> ConsumerFuture> Consumers<S> {
         let delay = self.base.saturating_mul(1 << (*restarts).min(16)).min(RESTART_MAX);
         *restarts += 1;
         let error = panic.map(|e| e.to_string()).unwrap_or_else(|| "it returned".to_owned());
-        tracing::error!(region, error, ?delay, "a queue consumer ended; restarting it");
+        tracing::error!(region = %region, error, ?delay, "a queue consumer ended; restarting it");
         self.start(&region, delay);
     }
 
     /// How many times the region's pollers were restarted in a row.
     #[cfg(test)]
-    fn restarts(&self, region: &str) -> u32 {
+    fn restarts(&self, region: &AwsRegion) -> u32 {
         self.restarts.get(region).copied().unwrap_or_default()
     }
 
@@ -216,9 +216,9 @@ impl<S: Fn(String, Duration) -> ConsumerFuture> Consumers<S> {
 /// One long poller of a region's queue: receives batches and applies them as they come, up to
 /// `sync.in_flight` messages at once, so that batches ready together commit together
 /// ([`crate::commit`]); deletes each batch's messages once it is committed.
-async fn consume(inner: Arc<Inner>, region: String, mut stopped: watch::Receiver<bool>) {
+async fn consume(inner: Arc<Inner>, region: AwsRegion, mut stopped: watch::Receiver<bool>) {
     let name = format!("{}-{region}", inner.settings.queue_name_prefix);
-    let queues = inner.aws.queues(&region);
+    let queues = inner.aws.queues(region.as_str());
     let mut queue: Option<QueueInfo> = None;
     let visibility = i32::try_from(inner.settings.visibility.as_secs()).unwrap_or(i32::MAX);
     let in_flight = Arc::new(Semaphore::new(inner.settings.in_flight.max(RECEIVE_MAX)));
@@ -330,7 +330,7 @@ mod tests {
     async fn a_consumer_that_ends_is_restarted() {
         let starts = Arc::new(AtomicU32::new(0));
         let counted = starts.clone();
-        let mut consumers = Consumers::new(2, Duration::ZERO, move |region: String, _delay: Duration| {
+        let mut consumers = Consumers::new(2, Duration::ZERO, move |region: AwsRegion, _delay: Duration| {
             // The first three starts fail; the rest run until stopped.
             let start = counted.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
@@ -340,13 +340,14 @@ mod tests {
                 std::future::pending::<()>().await;
             }) as ConsumerFuture
         });
-        consumers.ensure("eu-central-1");
-        consumers.ensure("eu-central-1");
+        let region = AwsRegion::parse("eu-central-1").unwrap();
+        consumers.ensure(&region);
+        consumers.ensure(&region);
         // Two pollers, three failures, each restarted: five starts in all, then both run on.
         for _ in 0..3 {
             consumers.restart_ended().await;
         }
-        assert_eq!(consumers.restarts("eu-central-1"), 3);
+        assert_eq!(consumers.restarts(&region), 3);
         assert_eq!(consumers.tasks.len(), 2, "both pollers run");
         let still = tokio::time::timeout(Duration::from_millis(50), consumers.restart_ended()).await;
         assert!(still.is_err(), "no poller ended");

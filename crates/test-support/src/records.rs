@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use byos_aws::{Aws, AwsSettings};
 use byos_catalog::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, Project, Store, StoreOptions};
-use byos_domain::{AccessKeyId, BucketName, KeyPrefix, ProjectFolder, ResourceName, RoleArn, ServerSideEncryption};
+use byos_domain::{
+    AccessKeyId, AwsRegion, BucketName, KeyPrefix, ProjectFolder, ResourceName, RoleArn, ServerSideEncryption,
+};
 use byos_secrets::MasterKey;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -106,7 +108,7 @@ impl Records<'_> {
         let id = Uuid::new_v4();
         let spec = ConfigurationSpec {
             name: parsed("name", ResourceName::parse(&format!("config {}", &id.simple().to_string()[..8]))),
-            region: REGION.to_owned(),
+            region: parsed("region", AwsRegion::parse(REGION)),
             bucket: parsed("bucket", BucketName::parse(bucket)),
             key_prefix: prefix.map(|p| parsed("prefix", KeyPrefix::parse(p))),
             credential_id: credential,

@@ -112,7 +112,7 @@ impl From<&Configuration> for ConfigurationView {
         ConfigurationView {
             id: c.id,
             name: spec.name.to_string(),
-            region: spec.region.clone(),
+            region: spec.region.to_string(),
             bucket: spec.bucket.to_string(),
             key_prefix: spec.key_prefix.as_ref().map(ToString::to_string),
             credential_id: spec.credential_id,

@@ -67,7 +67,7 @@ impl From<&Project> for ProjectView {
         ProjectView {
             id: p.id,
             name: p.name.to_string(),
-            region: p.region.clone(),
+            region: p.region.to_string(),
             storage_configuration_id: p.configuration_id,
             folder: p.folder.to_string(),
             bucket: p.bucket.to_string(),

@@ -9,8 +9,8 @@ pub(crate) mod projects;
 pub(crate) mod sqlite;
 
 use byos_domain::{
-    AccessKeyId, BucketName, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName, Role,
-    RoleArn, ServerSideEncryption, SseAlgorithm, TokenName, ValidationReport, VersioningState,
+    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
+    Role, RoleArn, ServerSideEncryption, SseAlgorithm, TokenName, ValidationReport, VersioningState,
 };
 use uuid::Uuid;
 
@@ -146,7 +146,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
             id: uuid(T, &row.id)?,
             spec: ConfigurationSpec {
                 name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
-                region: row.region,
+                region: AwsRegion::parse(&row.region).map_err(|e| corrupt(T, e))?,
                 bucket: BucketName::parse(&row.bucket).map_err(|e| corrupt(T, e))?,
                 key_prefix: row.key_prefix.as_deref().map(KeyPrefix::parse).transpose().map_err(|e| corrupt(T, e))?,
                 credential_id: uuid(T, &row.credential_id)?,
@@ -336,7 +336,7 @@ macro_rules! impl_stores {
                     let other: Option<String> = sqlx::query_scalar(
                         "SELECT name FROM storage_configurations WHERE region = $1 AND default_for_region",
                     )
-                    .bind(&spec.region)
+                    .bind(spec.region.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(name) = other {
@@ -376,7 +376,7 @@ macro_rules! impl_stores {
                 )
                 .bind(c.id.to_string())
                 .bind(spec.name.as_str())
-                .bind(&spec.region)
+                .bind(spec.region.as_str())
                 .bind(spec.bucket.as_str())
                 .bind(spec.key_prefix.as_ref().map(|p| p.as_str()))
                 .bind(spec.credential_id.to_string())

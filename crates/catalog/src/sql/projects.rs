@@ -1,7 +1,7 @@
 //! Projects: the SQL of [`ProjectStore`](crate::ProjectStore), shared by both databases like the
 //! rest (see [`impl_stores!`](super::impl_stores)).
 
-use byos_domain::{BucketName, KeyPrefix, ProjectFolder, ResourceName};
+use byos_domain::{AwsRegion, BucketName, KeyPrefix, ProjectFolder, ResourceName};
 
 use crate::model::Project;
 use crate::sql::{corrupt, uuid};
@@ -31,7 +31,7 @@ impl TryFrom<ProjectRow> for Project {
         Ok(Project {
             id: uuid(T, &row.id)?,
             name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
-            region: row.region,
+            region: AwsRegion::parse(&row.region).map_err(|e| corrupt(T, e))?,
             configuration_id: uuid(T, &row.configuration_id)?,
             folder: ProjectFolder::parse(&row.folder).map_err(|e| corrupt(T, e))?,
             bucket: BucketName::parse(&row.bucket).map_err(|e| corrupt(T, e))?,
@@ -91,7 +91,7 @@ macro_rules! impl_project_stores {
                 )
                 .bind(p.id.to_string())
                 .bind(p.name.as_str())
-                .bind(&p.region)
+                .bind(p.region.as_str())
                 .bind(p.configuration_id.to_string())
                 .bind(p.folder.as_str())
                 .bind(p.bucket.as_str())
