@@ -306,10 +306,13 @@ where
                 .bind(spec.bucket.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
-        let ours = spec.key_prefix.as_ref().map(|p| p.as_str()).unwrap_or_default();
         for (name, prefix) in on_bucket {
-            let theirs = prefix.as_deref().unwrap_or_default();
-            if ours.starts_with(theirs) || theirs.starts_with(ours) {
+            let theirs = prefix
+                .as_deref()
+                .map(KeyPrefix::parse)
+                .transpose()
+                .map_err(|e| corrupt("storage_configurations", e))?;
+            if share_keys(spec.key_prefix.as_ref(), theirs.as_ref()) {
                 return Err(Conflict::PrefixOverlap { name, bucket: spec.bucket.to_string(), prefix }.into());
             }
         }
@@ -445,6 +448,15 @@ where
         }
         sqlx::query("DELETE FROM storage_configurations WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         Ok(tx.commit().await?)
+    }
+}
+
+/// Whether two configurations' prefixes of one bucket share keys, by the domain's rule; a
+/// configuration without a prefix has the whole bucket.
+fn share_keys(ours: Option<&KeyPrefix>, theirs: Option<&KeyPrefix>) -> bool {
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) => ours.overlaps(theirs),
+        _ => true,
     }
 }
 

@@ -82,12 +82,10 @@ where
                 .bind(p.bucket.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
-        let ours = p.key_prefix.as_str();
-        for (name, theirs) in on_bucket {
-            if ours.starts_with(theirs.as_str()) || theirs.starts_with(ours) {
-                return Err(
-                    Conflict::ProjectPrefixOverlap { name, bucket: p.bucket.to_string(), prefix: theirs }.into()
-                );
+        for (name, prefix) in on_bucket {
+            let theirs = KeyPrefix::parse(&prefix).map_err(|e| corrupt("projects", e))?;
+            if p.key_prefix.overlaps(&theirs) {
+                return Err(Conflict::ProjectPrefixOverlap { name, bucket: p.bucket.to_string(), prefix }.into());
             }
         }
         sqlx::query(
