@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use byos_domain::ErrorChain;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -128,7 +129,7 @@ impl Lease {
     pub async fn release(self) {
         self.renewal.abort();
         if let Err(e) = self.store.release_lease(&self.name, &self.holder).await {
-            tracing::warn!(lease = self.name, error = %e, "cannot release a lease; it expires by itself");
+            tracing::warn!(lease = self.name, error = %ErrorChain(&e), "cannot release a lease; it expires by itself");
         }
     }
 }
@@ -166,10 +167,10 @@ async fn renew(lease: Renewal, taken: Instant, renewals: Arc<AtomicU64>, lost: w
             }
             // The next attempt would come too late: stop the work while the lease still holds.
             Err(e) if Instant::now() + every >= valid_until => {
-                tracing::warn!(lease = name, error = %e, "cannot renew a lease before it expires; stopping its work");
+                tracing::warn!(lease = name, error = %ErrorChain(&e), "cannot renew a lease before it expires; stopping its work");
                 break;
             }
-            Err(e) => tracing::warn!(lease = name, error = %e, "cannot renew a lease; trying again"),
+            Err(e) => tracing::warn!(lease = name, error = %ErrorChain(&e), "cannot renew a lease; trying again"),
         }
     }
     let _ = lost.send(true);

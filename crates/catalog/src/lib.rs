@@ -8,6 +8,7 @@
 //! conformance suite (`tests/conformance.rs`). This is the only crate that names sqlx.
 
 mod data;
+mod error;
 mod lease;
 mod model;
 mod sql;
@@ -17,66 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use byos_domain::{AwsRegion, ValidationReport};
+use byos_domain::ValidationReport;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey, storable_key};
+pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
     Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project,
     ReconcileRun, ReconcileStatus, Token,
 };
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    #[error(transparent)]
-    Conflict(#[from] Conflict),
-    /// A stored row no longer satisfies the domain's rules.
-    #[error("corrupt row in {table}: {reason}")]
-    Corrupt { table: &'static str, reason: String },
-    /// A key the store cannot keep ([`storable_key`]); nothing of the batch was applied.
-    #[error("the store cannot keep the key {0:?}: it contains NUL")]
-    UnstorableKey(String),
-    /// The database failed or could not be reached. A retry may help.
-    #[error("database error")]
-    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// A write refused because it would break an invariant of the store.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Conflict {
-    #[error("a {resource} named {name:?} already exists")]
-    NameTaken { resource: &'static str, name: String },
-    #[error("storage configuration {name:?} is already the default for {region}")]
-    DefaultForRegionTaken { name: String, region: AwsRegion },
-    /// `users` are the names of the `used_by` (such as `project`) that use it.
-    #[error("{resource} {name:?} is used by {used_by} {users:?}")]
-    InUse { resource: &'static str, name: String, used_by: &'static str, users: Vec<String> },
-    #[error("token {name:?} is the last admin token that does not expire")]
-    LastAdminToken { name: String },
-    /// Another configuration already owns an overlapping part of the bucket.
-    #[error("storage configuration {name:?} already uses an overlapping prefix of {bucket}")]
-    PrefixOverlap { name: String, bucket: String, prefix: Option<String> },
-    /// Another project already owns an overlapping part of the bucket: one project's folder
-    /// lies inside the other's.
-    #[error("project {name:?} already owns {prefix:?} of {bucket}")]
-    ProjectPrefixOverlap { name: String, bucket: String, prefix: String },
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> StoreError {
-        match e {
-            sqlx::Error::RowNotFound => StoreError::NotFound,
-            e => StoreError::Database(Box::new(e)),
-        }
-    }
-}
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

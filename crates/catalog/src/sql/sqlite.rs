@@ -9,11 +9,11 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use super::{Dialect, SqlStore};
 use crate::{Backend, OpenError, Store, StoreOptions};
 
 /// The write connection's page cache.
@@ -21,54 +21,32 @@ const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// Each pooled connection's page cache.
 const READER_CACHE_KIB: i64 = 8 * 1024;
 
-pub(crate) struct SqliteStore {
-    pool: SqlitePool,
-    /// One connection, for write transactions.
-    writer: SqlitePool,
-}
+impl Dialect for Sqlite {
+    const BACKEND: Backend = Backend::Sqlite;
 
-impl SqliteStore {
-    /// Writes of one statement go to the write connection too: they wait their turn in the pool's
-    /// queue rather than in SQLite's busy handler, which retries on a timer and can miss every
-    /// short gap between two large transactions until its timeout.
-    fn write_pool(&self) -> &SqlitePool {
-        &self.writer
-    }
+    /// `ORDER BY` inside an aggregate needs SQLite 3.44; sqlx builds its own, newer one.
+    const ENTRIES_PAGE: &'static str = "SELECT json_group_array(json_array(parent, name, kind, size, etag, \
+        last_modified, storage_class, version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY name) \
+        FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4)";
+
+    const NOW_MS: &'static str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
     /// Write transactions take turns on the write connection. Taking the write lock up front
     /// (`BEGIN IMMEDIATE`) makes a transaction that reads before it writes wait for writes of
     /// one statement on the pool, instead of failing with SQLITE_BUSY when it upgrades its lock.
-    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 
-    /// A folder's page of entries as one JSON array of arrays, in [`super::data::ENTRY_COLUMNS`]
-    /// order (see [`super::data::entries_from_json`]). `ORDER BY` inside an aggregate needs
-    /// SQLite 3.44; sqlx builds its own, newer one.
-    const ENTRIES_PAGE: &str = "SELECT json_group_array(json_array(parent, name, kind, size, etag, last_modified, \
-        storage_class, version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY name) \
-        FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4)";
-
-    /// The database's clock in Unix milliseconds, for leases.
-    const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+    async fn begin_write(writer: &SqlitePool) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        writer.begin_with("BEGIN IMMEDIATE").await
+    }
 
     /// Nothing to do: `begin_write` already holds the database's only write lock.
-    async fn lock_table(_tx: &mut Transaction<'static, Sqlite>, _table: &str) -> sqlx::Result<()> {
+    async fn lock_table(_tx: &mut Transaction<'static, Sqlite>, _table: &'static str) -> sqlx::Result<()> {
         Ok(())
     }
 }
-
-super::impl_stores!(SqliteStore);
-
-#[async_trait::async_trait]
-impl crate::Closer for SqliteStore {
-    async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
-    }
-}
-super::projects::impl_project_stores!(SqliteStore);
-super::data::impl_data_stores!(SqliteStore, sqlx::Sqlite);
 
 pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
     let connect_error = |source: sqlx::Error| OpenError::Connect {
@@ -102,19 +80,10 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         .await
         .map_err(connect_error)?;
     warn_if_open_to_others(path);
-    let store = Arc::new(SqliteStore { pool, writer });
-    Ok(Store {
-        credentials: store.clone(),
-        configurations: store.clone(),
-        tokens: store.clone(),
-        leases: store.clone(),
-        meta: store.clone(),
-        projects: store.clone(),
-        data: store.clone(),
-        sync: store.clone(),
-        backend: Backend::Sqlite,
-        closer: store,
-    })
+    // Writes of one statement go to the write connection too: they wait their turn in the pool's
+    // queue rather than in SQLite's busy handler, which retries on a timer and can miss every
+    // short gap between two large transactions until its timeout.
+    Ok(SqlStore::new(pool, writer).into_store())
 }
 
 /// Creates the database file, empty and readable by its owner only, before SQLite opens it.

@@ -1,0 +1,149 @@
+//! API tokens: the SQL of [`TokenStore`].
+
+use async_trait::async_trait;
+use byos_domain::{Role, TokenName};
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ColumnType, Dialect, SqlStore, corrupt, uuid};
+use crate::model::{NewToken, Token};
+use crate::{Conflict, Result, StoreError, TokenStore, from_millis, millis};
+
+const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    name: String,
+    role: String,
+    projects: String,
+    hint: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+}
+
+impl TryFrom<TokenRow> for Token {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> Result<Token> {
+        const T: &str = "api_tokens";
+        let projects: Vec<String> = serde_json_list(&row.projects).map_err(|e| corrupt(T, e))?;
+        Ok(Token {
+            id: uuid(T, &row.id)?,
+            name: TokenName::parse(&row.name).map_err(|e| corrupt(T, e))?,
+            role: Role::parse(&row.role).ok_or_else(|| corrupt(T, format!("role {:?}", row.role)))?,
+            projects: projects.iter().map(|p| uuid(T, p)).collect::<Result<_>>()?,
+            hint: row.hint,
+            created_at: from_millis(T, row.created_at)?,
+            last_used_at: row.last_used_at.map(|ms| from_millis(T, ms)).transpose()?,
+            expires_at: row.expires_at.map(|ms| from_millis(T, ms)).transpose()?,
+        })
+    }
+}
+
+fn serde_json_list(json: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str(json).map_err(|e| e.to_string())
+}
+
+#[async_trait]
+impl<D: Dialect> TokenStore for SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D> + ColumnIndex<D::Row>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
+    usize: ColumnIndex<D::Row>,
+    String: ColumnType<D>,
+    Option<String>: ColumnType<D>,
+    i64: ColumnType<D>,
+    Option<i64>: ColumnType<D>,
+    bool: ColumnType<D>,
+    Vec<u8>: ColumnType<D>,
+{
+    async fn insert_token(&self, t: &NewToken) -> Result<()> {
+        let token = &t.token;
+        sqlx::query(
+            "INSERT INTO api_tokens \
+             (id, name, role, projects, token_hash, hint, created_at, last_used_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(token.id.to_string())
+        .bind(token.name.as_str())
+        .bind(token.role.as_str())
+        .bind(projects_json(&token.projects))
+        .bind(&t.hash)
+        .bind(&token.hint)
+        .bind(millis(token.created_at))
+        .bind(token.last_used_at.map(millis))
+        .bind(token.expires_at.map(millis))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn authenticate(&self, hash: &str, now: OffsetDateTime) -> Result<Token> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
+        let row: TokenRow = sqlx::query_as(&sql).bind(hash).fetch_one(&self.pool).await?;
+        let token: Token = row.try_into()?;
+        // Note the use at most once a minute, so that reads stay reads. An expired token
+        // is refused by the caller: presenting it is no use.
+        let now_ms = millis(now);
+        if !token.is_expired(now) && token.last_used_at.is_none_or(|t| now_ms - millis(t) >= 60_000) {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+                .bind(token.id.to_string())
+                .bind(now_ms)
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(token)
+    }
+
+    async fn get_token(&self, id: Uuid) -> Result<Token> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
+        let row: TokenRow = sqlx::query_as(&sql).bind(id.to_string()).fetch_one(&self.pool).await?;
+        row.try_into()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<Token>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id");
+        let rows: Vec<TokenRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn delete_token(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        D::lock_table(&mut tx, "api_tokens").await?;
+        let found: Option<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT name, role, expires_at FROM api_tokens WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((name, role, expires_at)) = found else {
+            return Err(StoreError::NotFound);
+        };
+        // Admin tokens that expire will all stop working one day: an admin token that
+        // does not expire must stay, or System Settings could be locked for good.
+        if role == "admin" && expires_at.is_none() {
+            let admins: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE role = 'admin' AND expires_at IS NULL")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if admins <= 1 {
+                return Err(Conflict::LastAdminToken { name }.into());
+            }
+        }
+        sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn count_tokens(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+}
+
+fn projects_json(projects: &[Uuid]) -> String {
+    serde_json::to_string(projects).unwrap_or_else(|_| unreachable!("ids always serialize"))
+}
