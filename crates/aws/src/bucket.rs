@@ -4,15 +4,16 @@
 use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, EventBridgeConfiguration, FilterRule, FilterRuleName, LambdaFunctionConfiguration,
-    NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-    ServerSideEncryption as S3Sse, TopicConfiguration,
+    BucketVersioningStatus, EncodingType, EventBridgeConfiguration, FilterRule, FilterRuleName,
+    LambdaFunctionConfiguration, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter, ServerSideEncryption as S3Sse, TopicConfiguration,
 };
 use byos_domain::cors::CorsRule;
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{ServerSideEncryption, VersioningState};
 
 use crate::error::{AwsError, AwsErrorKind, classify};
+use crate::listing::listed_key;
 
 /// Who a credential is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,10 +123,11 @@ impl BucketAccess {
             .bucket(bucket)
             .prefix(prefix)
             .max_keys(1)
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(|e| classify("ListObjectsV2", e))?;
-        Ok(out.contents().first().and_then(|o| o.key()).map(str::to_owned))
+        out.contents().first().map(|o| listed_key(o.key(), out.encoding_type(), "ListObjectsV2")).transpose()
     }
 
     /// Whether `account` owns the bucket: S3 refuses a request whose expected bucket owner is
@@ -137,6 +139,7 @@ impl BucketAccess {
             .bucket(bucket)
             .prefix(prefix)
             .max_keys(1)
+            .encoding_type(EncodingType::Url)
             .expected_bucket_owner(account)
             .send()
             .await;

@@ -20,7 +20,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-use byos_domain::{ExternalId, RoleArn, SecretAccessKey};
+use byos_domain::{AwsRegion, ExternalId, RoleArn, SecretAccessKey};
 
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
@@ -137,8 +137,8 @@ impl Aws {
 
     /// Access to buckets in `region` with a stored credential. For a role, the platform assumes
     /// it (with the external id) when first needed and refreshes it before it expires.
-    pub async fn bucket_access(&self, credential: &CredentialSecret, region: &str) -> BucketAccess {
-        let base = self.platform_config(region);
+    pub async fn bucket_access(&self, credential: &CredentialSecret, region: &AwsRegion) -> BucketAccess {
+        let base = self.platform_config(region.as_str());
         let provider = match credential {
             CredentialSecret::AwsUser { access_key_id, secret_access_key } => SharedCredentialsProvider::new(
                 Credentials::new(access_key_id, secret_access_key.expose(), None, None, "byos-storage-credential"),
@@ -156,7 +156,7 @@ impl Aws {
         BucketAccess::new(
             &config,
             self.endpoint_url.is_some(),
-            region,
+            region.as_str(),
             self.preflight.clone(),
             self.endpoint_url.clone(),
         )
@@ -194,8 +194,8 @@ impl Aws {
     }
 
     /// The platform's own SQS queues in `region`.
-    pub fn queues(&self, region: &str) -> Queues {
-        let config = self.platform_config(region);
+    pub fn queues(&self, region: &AwsRegion) -> Queues {
+        let config = self.platform_config(region.as_str());
         match &self.sqs_endpoint_url {
             Some(url) => Queues::new(&config.to_builder().endpoint_url(url).build()),
             None => Queues::new(&config),
@@ -204,17 +204,17 @@ impl Aws {
 
     /// Set-up operations (buckets, keys, users, policies) with the platform's identity, or with
     /// whatever identity the standard chain gives the bucket owner's tools.
-    pub fn setup(&self, region: &str) -> Setup {
-        Setup::new(&self.platform_config(region), self.endpoint_url.is_some())
+    pub fn setup(&self, region: &AwsRegion) -> Setup {
+        Setup::new(&self.platform_config(region.as_str()), self.endpoint_url.is_some())
     }
 
     /// Access to buckets with the platform's own identity (or the bucket owner's, in their
     /// tools), rather than a stored credential.
-    pub fn own_bucket_access(&self, region: &str) -> BucketAccess {
+    pub fn own_bucket_access(&self, region: &AwsRegion) -> BucketAccess {
         BucketAccess::new(
-            &self.platform_config(region),
+            &self.platform_config(region.as_str()),
             self.endpoint_url.is_some(),
-            region,
+            region.as_str(),
             self.preflight.clone(),
             self.endpoint_url.clone(),
         )

@@ -3,6 +3,7 @@
 //! reconcile streams these pages, so memory stays bounded whatever the bucket's size.
 
 use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::EncodingType;
 
 use crate::bucket::BucketAccess;
 use crate::error::{AwsError, AwsErrorKind, classify};
@@ -62,6 +63,26 @@ fn size(n: Option<i64>) -> u64 {
     n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
 
+/// A key (or key marker) of a listing. Listings ask for `encoding-type=url`, because a key may
+/// hold characters XML 1.0 cannot carry (NUL and most other control characters) and a page
+/// with one would not parse; S3 then percent-encodes keys, with a space as `+`, and says so in
+/// the answer's `EncodingType` (an S3 that ignores the request sends the keys as they are).
+pub(crate) fn listed_key(
+    raw: Option<&str>,
+    encoding: Option<&EncodingType>,
+    operation: &'static str,
+) -> Result<String, AwsError> {
+    let raw = raw.unwrap_or_default();
+    if encoding != Some(&EncodingType::Url) || !raw.contains(['%', '+']) {
+        return Ok(raw.to_owned());
+    }
+    let plus_as_space = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space).decode_utf8().map(|key| key.into_owned()).map_err(|e| {
+        AwsError::new(AwsErrorKind::Other, operation, format!("a listed key is not UTF-8 once decoded: {raw:?}"))
+            .caused_by(e)
+    })
+}
+
 impl BucketAccess {
     /// One page (up to `max` keys) of the current objects under `prefix`, in key order.
     pub async fn list_objects_page(
@@ -71,7 +92,8 @@ impl BucketAccess {
         after: Option<&PageMarker>,
         max: i32,
     ) -> Result<ListPage, AwsError> {
-        let mut request = self.s3().list_objects_v2().bucket(bucket).prefix(prefix).max_keys(max);
+        let mut request =
+            self.s3().list_objects_v2().bucket(bucket).prefix(prefix).max_keys(max).encoding_type(EncodingType::Url);
         if let Some(PageMarker::Objects { continuation_token }) = after {
             request = request.continuation_token(continuation_token);
         }
@@ -79,17 +101,19 @@ impl BucketAccess {
         let entries = out
             .contents()
             .iter()
-            .map(|o| ListedVersion {
-                key: o.key().unwrap_or_default().to_owned(),
-                version_id: None,
-                is_latest: true,
-                delete_marker: false,
-                size: size(o.size()),
-                etag: unquote(o.e_tag()),
-                last_modified_ms: millis(o.last_modified()),
-                storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
+            .map(|o| {
+                Ok(ListedVersion {
+                    key: listed_key(o.key(), out.encoding_type(), "ListObjectsV2")?,
+                    version_id: None,
+                    is_latest: true,
+                    delete_marker: false,
+                    size: size(o.size()),
+                    etag: unquote(o.e_tag()),
+                    last_modified_ms: millis(o.last_modified()),
+                    storage_class: o.storage_class().map(|c| c.as_str().to_owned()),
+                })
             })
-            .collect();
+            .collect::<Result<_, AwsError>>()?;
         let next = match (out.is_truncated(), out.next_continuation_token()) {
             (Some(true), Some(token)) => Some(PageMarker::Objects { continuation_token: token.to_owned() }),
             _ => None,
@@ -106,43 +130,54 @@ impl BucketAccess {
         after: Option<&PageMarker>,
         max: i32,
     ) -> Result<ListPage, AwsError> {
-        let mut request = self.s3().list_object_versions().bucket(bucket).prefix(prefix).max_keys(max);
+        let mut request = self
+            .s3()
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(max)
+            .encoding_type(EncodingType::Url);
         if let Some(PageMarker::Versions { key_marker, version_id_marker }) = after {
             request = request.key_marker(key_marker).set_version_id_marker(version_id_marker.clone());
         }
         let out = request.send().await.map_err(|e| classify("ListObjectVersions", e))?;
-        let mut entries: Vec<ListedVersion> = out
+        let key = |raw: Option<&str>| listed_key(raw, out.encoding_type(), "ListObjectVersions");
+        let mut entries = out
             .versions()
             .iter()
-            .map(|v| ListedVersion {
-                key: v.key().unwrap_or_default().to_owned(),
-                version_id: Some(v.version_id().unwrap_or("null").to_owned()),
-                is_latest: v.is_latest().unwrap_or(false),
-                delete_marker: false,
-                size: size(v.size()),
-                etag: unquote(v.e_tag()),
-                last_modified_ms: millis(v.last_modified()),
-                storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
+            .map(|v| {
+                Ok(ListedVersion {
+                    key: key(v.key())?,
+                    version_id: Some(v.version_id().unwrap_or("null").to_owned()),
+                    is_latest: v.is_latest().unwrap_or(false),
+                    delete_marker: false,
+                    size: size(v.size()),
+                    etag: unquote(v.e_tag()),
+                    last_modified_ms: millis(v.last_modified()),
+                    storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
+                })
             })
-            .collect();
-        entries.extend(out.delete_markers().iter().map(|m| ListedVersion {
-            key: m.key().unwrap_or_default().to_owned(),
-            version_id: Some(m.version_id().unwrap_or("null").to_owned()),
-            is_latest: m.is_latest().unwrap_or(false),
-            delete_marker: true,
-            size: 0,
-            etag: String::new(),
-            last_modified_ms: millis(m.last_modified()),
-            storage_class: None,
-        }));
+            .collect::<Result<Vec<_>, AwsError>>()?;
+        for m in out.delete_markers() {
+            entries.push(ListedVersion {
+                key: key(m.key())?,
+                version_id: Some(m.version_id().unwrap_or("null").to_owned()),
+                is_latest: m.is_latest().unwrap_or(false),
+                delete_marker: true,
+                size: 0,
+                etag: String::new(),
+                last_modified_ms: millis(m.last_modified()),
+                storage_class: None,
+            });
+        }
         // S3 sends versions and markers in two lists; one stream in key order, newest first
         // within a key, is what the reconcile merges.
         entries.sort_by(|a, b| {
             a.key.cmp(&b.key).then(b.is_latest.cmp(&a.is_latest)).then(b.last_modified_ms.cmp(&a.last_modified_ms))
         });
         let next = match (out.is_truncated(), out.next_key_marker()) {
-            (Some(true), Some(key)) => Some(PageMarker::Versions {
-                key_marker: key.to_owned(),
+            (Some(true), Some(marker)) => Some(PageMarker::Versions {
+                key_marker: key(Some(marker))?,
                 version_id_marker: out.next_version_id_marker().map(str::to_owned),
             }),
             _ => None,
@@ -176,5 +211,21 @@ impl BucketAccess {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoded_keys_are_decoded() {
+        let url = Some(&EncodingType::Url);
+        assert_eq!(listed_key(Some("a+b%2Bc%00d%20%E2%82%AC"), url, "ListObjectsV2").unwrap(), "a b+c\0d \u{20ac}");
+        assert_eq!(listed_key(Some("a+b%00"), None, "ListObjectsV2").unwrap(), "a+b%00", "not encoded: as sent");
+        assert_eq!(listed_key(None, url, "ListObjectsV2").unwrap(), "");
+        let error = listed_key(Some("bad%FF"), url, "ListObjectVersions").unwrap_err();
+        assert_eq!(error.operation, "ListObjectVersions");
+        assert!(error.message.contains("bad%FF"), "{error}");
     }
 }

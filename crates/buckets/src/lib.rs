@@ -110,7 +110,7 @@ impl Buckets {
             return Ok(OpenBucket { configuration, access: opened.access.clone() });
         }
         let secret = self.secret(&credential, configuration.id)?;
-        let access = self.inner.aws.bucket_access(&secret, configuration.spec.region.as_str()).await;
+        let access = self.inner.aws.bucket_access(&secret, &configuration.spec.region).await;
         let opened =
             Opened { credential: credential.id, credential_updated_at: credential.updated_at, access: access.clone() };
         self.opened().insert(configuration.id, opened);

@@ -21,7 +21,7 @@ use byos_catalog::{Configuration, ConfigurationSpec, Credential, CredentialIdent
 use byos_domain::{AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, RegionTable, ResourceName};
 use byos_lifecycle::{Lifecycle, LifecycleSettings};
 use byos_secrets::MasterKey;
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, temp_dir};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, region, temp_dir};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -94,7 +94,7 @@ async fn main() {
 
     // One bucket per configuration, as customers have: each validation reads and writes only
     // its own bucket's notifications.
-    let setup = aws.setup(REGION);
+    let setup = aws.setup(&region(REGION));
     let total = validations + configurations;
     let started = Instant::now();
     for i in 0..total {

@@ -43,7 +43,7 @@ use byos_domain::objects::{Change, KeyState};
 use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
 use byos_sync::{Inbound, SyncEngine};
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, temp_dir};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, region, temp_dir};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -210,18 +210,30 @@ impl Cpu {
         // system, irq, softirq and steal (guest time is already in user).
         let fields: Vec<u64> = line.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
         let machine = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| fields.get(*i)).sum();
-        let own_stat = std::fs::read_to_string("/proc/self/stat")?;
+        // With the children this process waited for (cutime and cstime).
+        let own = Cpu::process_ticks("self", 4)?;
+        Ok(Cpu { at: Instant::now(), machine, own })
+    }
+
+    /// CPU time a process (`self` or a pid) has used so far, in clock ticks: its user and
+    /// system time (`fields` 2), and that of the children it waited for (`fields` 4).
+    fn process_ticks(pid: &str, fields: usize) -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // After the command name in parentheses come fields 3 onwards: utime, stime, cutime and
         // cstime are fields 14 to 17.
-        let after_name = own_stat.rsplit_once(')').context("no command name in /proc/self/stat")?.1;
-        let own_fields: Vec<&str> = after_name.split_whitespace().collect();
-        let own = own_fields
-            .get(11..15)
-            .context("a short /proc/self/stat")?
+        let after_name = stat.rsplit_once(')').context("no command name in /proc/<pid>/stat")?.1;
+        let all: Vec<&str> = after_name.split_whitespace().collect();
+        Ok(all
+            .get(11..11 + fields)
+            .context("a short /proc/<pid>/stat")?
             .iter()
             .map(|f| f.parse::<u64>().unwrap_or(0))
-            .sum();
-        Ok(Cpu { at: Instant::now(), machine, own })
+            .sum())
+    }
+
+    /// CPU milliseconds a process used between two readings of [`Cpu::process_ticks`].
+    fn millis(ticks: u64) -> f64 {
+        ticks as f64 * 1000.0 / Cpu::TICKS_PER_SECOND
     }
 
     /// Cores busy on average since `earlier`: the machine's, and this process's.
@@ -681,7 +693,7 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
     })
     .await;
     for (bucket, count) in [(SMALL, small), (LARGE, objects)] {
-        aws.setup(REGION).create_bucket(bucket).await?;
+        aws.setup(&region(REGION)).create_bucket(bucket).await?;
         let started = Instant::now();
         upload(&aws, bucket, count, concurrency).await?;
         let elapsed = started.elapsed();
@@ -804,7 +816,7 @@ async fn upload(aws: &Aws, bucket: &str, count: usize, concurrency: usize) -> Re
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (access, bucket, next) = (aws.own_bucket_access(REGION), bucket.to_owned(), next.clone());
+        let (access, bucket, next) = (aws.own_bucket_access(&region(REGION)), bucket.to_owned(), next.clone());
         tasks.spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -1054,6 +1066,18 @@ mod ingest {
         }
     }
 
+    impl Fauxqs {
+        /// The CPU time fauxqs has used so far, in clock ticks.
+        fn ticks(&self) -> Result<u64> {
+            Cpu::process_ticks(&self.child.id().to_string(), 2)
+        }
+    }
+
+    /// CPU milliseconds per 1,000 messages.
+    fn per_thousand(ticks: u64, messages: usize) -> f64 {
+        Cpu::millis(ticks) * 1000.0 / messages as f64
+    }
+
     impl Drop for Fauxqs {
         fn drop(&mut self) {
             let _ = self.child.kill();
@@ -1140,6 +1164,11 @@ mod ingest {
 
         fn url(&self, path: &str) -> String {
             format!("{}{path}", self.base)
+        }
+
+        /// The CPU time the server has used so far, in clock ticks.
+        fn ticks(&self) -> Result<u64> {
+            Cpu::process_ticks(&self.child.id().to_string(), 2)
         }
 
         fn log(&self) -> String {
@@ -1359,14 +1388,14 @@ mod ingest {
             ..AwsSettings::default()
         })
         .await;
-        s3.setup(REGION).create_bucket(BUCKET).await?;
+        s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
         let queues = Aws::new(&AwsSettings {
             endpoint_url: Some(fauxqs.url.clone()),
             static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
             ..AwsSettings::default()
         })
         .await
-        .queues(REGION);
+        .queues(&region(REGION));
         let client = reqwest::Client::builder().no_proxy().build()?;
         let dir = temp_dir();
 
@@ -1452,6 +1481,7 @@ mod ingest {
                         fill(&queues, &queue.url, &stream.bodies).await?;
                         let server = Server::start(byos, dir.path(), &environment(&moto, &fauxqs, pollers))?;
                         let started = server.listening;
+                        let cpu = (fauxqs.ticks()?, server.ticks()?);
                         let mut progress = (0, Instant::now());
                         let elapsed = loop {
                             let applied = metric(&client, &server, APPLIED).await?;
@@ -1470,6 +1500,7 @@ mod ingest {
                             );
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         };
+                        let cpu = (fauxqs.ticks()? - cpu.0, server.ticks()? - cpu.1);
                         let applied = metric(&client, &server, APPLIED).await?;
                         let looked_up = metric(&client, &server, LOOKED_UP).await?;
                         let dead = metric(&client, &server, DEAD_LETTERS).await?;
@@ -1483,21 +1514,28 @@ mod ingest {
                         abandoned_polls_expire().await;
                         println!(
                             "round {}, {pollers} pollers: byos serve applied and deleted {count} one-record messages in \
-                             {:.2} s, {:.0} messages/s (catalog checked: {files} files)",
+                             {:.2} s, {:.0} messages/s (catalog checked: {files} files); CPU per 1,000 messages: \
+                             byos serve {:.1} ms, fauxqs {:.1} ms",
                             round + 1,
                             elapsed.as_secs_f64(),
-                            rate(count, elapsed)
+                            rate(count, elapsed),
+                            per_thousand(cpu.1, count),
+                            per_thousand(cpu.0, count),
                         );
                         times.1 = elapsed;
                     } else {
                         fill(&queues, &reference.url, &stream.bodies).await?;
+                        let cpu = (fauxqs.ticks()?, Cpu::process_ticks("self", 2)?);
                         let elapsed = drain(&queues, &reference.url, count, pollers).await?;
+                        let cpu = (fauxqs.ticks()? - cpu.0, Cpu::process_ticks("self", 2)? - cpu.1);
                         println!(
                             "round {}, {pollers} receivers: the plain client received and deleted {count} messages in \
-                             {:.2} s, {:.0} messages/s",
+                             {:.2} s, {:.0} messages/s; CPU per 1,000 messages: the client {:.1} ms, fauxqs {:.1} ms",
                             round + 1,
                             elapsed.as_secs_f64(),
-                            rate(count, elapsed)
+                            rate(count, elapsed),
+                            per_thousand(cpu.1, count),
+                            per_thousand(cpu.0, count),
                         );
                         times.0 = elapsed;
                     }

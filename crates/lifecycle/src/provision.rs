@@ -2,15 +2,59 @@
 //! to the region's queue, merged into the customer's configuration without dropping anything;
 //! and their removal when the configuration is deleted.
 
-use byos_aws::{BucketAccess, CredentialSecret, EventSource, QueueInfo};
-use byos_catalog::{Configuration, Lease};
-use byos_domain::notifications::{self, NotificationRule};
+use byos_aws::{AwsError, BucketAccess, CredentialSecret, EventSource, QueueInfo};
+use byos_catalog::{Configuration, Lease, LeaseLost, StoreError};
+use byos_domain::notifications::{self, NotificationConflict, NotificationRule};
 use byos_domain::{ErrorChain, ErrorCode, Problem};
+use uuid::Uuid;
 
 use std::time::Duration;
 
 use crate::problems::{self, problem};
 use crate::{Inner, LifecycleError};
+
+/// Why the platform's rules or the region's queue could not be put in place. Its text is the
+/// validation report's detail; [`ProvisionError::problem`] is what the user is told.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProvisionError {
+    /// Another validation holds the lease on the same bucket's notifications or the region's
+    /// queue policy, and did not let go in time.
+    #[error("{what} being changed by another validation: {source}")]
+    Busy { what: &'static str, source: LifecycleError },
+    /// The lease was lost while the work ran: it stopped where it was.
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
+    /// AWS refused or failed; `problem` is the catalogue entry for it in this call's place.
+    #[error("{source}")]
+    Aws { source: AwsError, problem: Problem },
+    /// The bucket's notifications collide with the platform's rules.
+    #[error("{0}")]
+    Conflict(NotificationConflict),
+    /// The store failed; the log has the error under `error_id`.
+    #[error("the store failed (error {error_id})")]
+    Store { error_id: String, source: StoreError },
+}
+
+impl ProvisionError {
+    /// What the user of `configuration` is told.
+    pub(crate) fn problem(&self, configuration: Uuid) -> Problem {
+        match self {
+            ProvisionError::Busy { .. } | ProvisionError::LeaseLost(_) => {
+                Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.to_string())])
+            }
+            ProvisionError::Aws { problem, .. } => problem.clone(),
+            ProvisionError::Conflict(conflict) => conflict.problem(),
+            ProvisionError::Store { error_id, .. } => Problem::internal(error_id),
+        }
+    }
+
+    /// A store failure, logged with the id the user is shown.
+    fn store(source: StoreError, doing: &str) -> ProvisionError {
+        let error_id = Uuid::new_v4().simple().to_string();
+        tracing::error!(error_id, error = %ErrorChain(&source), "{doing}");
+        ProvisionError::Store { error_id, source }
+    }
+}
 
 /// The other configurations on the same bucket: their prefixes, and whether one of them is
 /// older than `configuration` (then its rules have the plain `gds:` ids and ours a suffix).
@@ -33,27 +77,25 @@ async fn queue(
     inner: &Inner,
     configuration: &Configuration,
     source: Option<EventSource>,
-) -> Result<QueueInfo, (String, Problem)> {
+) -> Result<QueueInfo, ProvisionError> {
     let region = configuration.spec.region.as_str();
-    let lease = inner.wait_lease(&format!("queue:{region}"), BUCKET_PATIENCE).await.map_err(|e| {
-        let message = format!("the region's queue policy is being changed by another validation: {e}");
-        (message, Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
-    })?;
+    let lease = inner
+        .wait_lease(&format!("queue:{region}"), BUCKET_PATIENCE)
+        .await
+        .map_err(|source| ProvisionError::Busy { what: "the region's queue policy is", source })?;
     let result = lease.hold(queue_holding_lease(inner, configuration, source)).await;
     lease.release().await;
-    result.map_err(|lost| {
-        (lost.to_string(), Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
-    })?
+    result?
 }
 
 async fn queue_holding_lease(
     inner: &Inner,
     configuration: &Configuration,
     source: Option<EventSource>,
-) -> Result<QueueInfo, (String, Problem)> {
+) -> Result<QueueInfo, ProvisionError> {
     let (bucket, region) = (configuration.spec.bucket.as_str(), configuration.spec.region.as_str());
-    let failed = |e: byos_aws::AwsError| (e.to_string(), problem(&e, bucket, region));
-    let queues = inner.aws.queues(region);
+    let failed = |source: AwsError| ProvisionError::Aws { problem: problem(&source, bucket, region), source };
+    let queues = inner.aws.queues(&configuration.spec.region);
     let known = inner.queues.lock().await.get(region).cloned();
     let info = match known {
         Some(info) => info,
@@ -72,11 +114,9 @@ async fn queue_holding_lease(
             return Err(failed(e));
         }
     };
-    let wanted = wanted_sources(inner, configuration, source, &current).await.map_err(|e| {
-        let error_id = uuid::Uuid::new_v4().simple().to_string();
-        tracing::error!(error_id, error = %ErrorChain(&e), "reading the configurations of the region");
-        (format!("the store failed (error {error_id})"), Problem::internal(&error_id))
-    })?;
+    let wanted = wanted_sources(inner, configuration, source, &current)
+        .await
+        .map_err(|e| ProvisionError::store(e, "reading the configurations of the region"))?;
     if current != wanted {
         queues.set_allowed_sources(&info, &wanted).await.map_err(failed)?;
         verify_sources(&queues, &info, &wanted).await;
@@ -143,17 +183,14 @@ pub(crate) async fn ensure(
     configuration: &Configuration,
     access: &BucketAccess,
     account: &str,
-) -> Result<String, (String, Problem)> {
+) -> Result<String, ProvisionError> {
     let bucket = configuration.spec.bucket.as_str();
-    let lease = bucket_lease(inner, bucket).await.map_err(|e| {
-        let message = format!("the bucket's notifications are being changed by another validation: {e}");
-        (message, Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
-    })?;
+    let lease = bucket_lease(inner, bucket)
+        .await
+        .map_err(|source| ProvisionError::Busy { what: "the bucket's notifications are", source })?;
     let result = lease.hold(ensure_holding_lease(inner, configuration, access, account)).await;
     lease.release().await;
-    result.map_err(|lost| {
-        (lost.to_string(), Problem::new(ErrorCode::ValidationRunning, &[("id", &configuration.id.to_string())]))
-    })?
+    result?
 }
 
 async fn ensure_holding_lease(
@@ -161,28 +198,26 @@ async fn ensure_holding_lease(
     configuration: &Configuration,
     access: &BucketAccess,
     account: &str,
-) -> Result<String, (String, Problem)> {
+) -> Result<String, ProvisionError> {
     let spec = &configuration.spec;
     let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
-    let existing = &access.notifications(bucket).await.map_err(|e| (e.to_string(), problem(&e, bucket, region)))?;
+    let existing = &access
+        .notifications(bucket)
+        .await
+        .map_err(|source| ProvisionError::Aws { problem: problem(&source, bucket, region), source })?;
     let source = EventSource { account: Some(account.to_owned()), bucket: bucket.to_owned() };
     let queue = queue(inner, configuration, Some(source)).await?;
-    let (others, older) = neighbours(inner, configuration).await.map_err(|e| {
-        let error_id = uuid::Uuid::new_v4().simple().to_string();
-        tracing::error!(error_id, error = %ErrorChain(&e), "reading the configurations of the bucket");
-        (format!("the store failed (error {error_id})"), Problem::internal(&error_id))
-    })?;
+    let (others, older) = neighbours(inner, configuration)
+        .await
+        .map_err(|e| ProvisionError::store(e, "reading the configurations of the bucket"))?;
     let suffix = older.then(|| configuration.id.simple().to_string()[..8].to_owned());
     let desired = notifications::our_rules(&queue.arn, spec.key_prefix.as_ref(), suffix.as_deref());
     let keep = |rule: &NotificationRule| others.contains(&rule.prefix);
-    let plan = match notifications::plan(existing, &desired, keep) {
-        Ok(plan) => plan,
-        Err(conflict) => return Err((conflict.to_string(), conflict.problem())),
-    };
+    let plan = notifications::plan(existing, &desired, keep).map_err(ProvisionError::Conflict)?;
     if plan.changed
-        && let Err(e) = access.put_notifications(bucket, &plan.merged).await
+        && let Err(source) = access.put_notifications(bucket, &plan.merged).await
     {
-        return Err((e.to_string(), problems::notifications_refused(&e, bucket, region)));
+        return Err(ProvisionError::Aws { problem: problems::notifications_refused(&source, bucket, region), source });
     }
     let ids = desired.iter().filter_map(|r| r.id.as_deref()).collect::<Vec<_>>().join(", ");
     let mut detail = format!("{ids} send to {}", queue.arn);
@@ -199,8 +234,8 @@ async fn ensure_holding_lease(
 /// configuration uses it). Failures are logged: the delete goes on regardless.
 pub(crate) async fn remove(inner: &Inner, configuration: &Configuration, secret: &CredentialSecret) {
     let spec = &configuration.spec;
-    let (bucket, region) = (spec.bucket.as_str(), spec.region.as_str());
-    let access = inner.aws.bucket_access(secret, region).await;
+    let bucket = spec.bucket.as_str();
+    let access = inner.aws.bucket_access(secret, &spec.region).await;
     let prefix = spec.key_prefix.as_ref().map(|p| p.as_str().to_owned());
     let lease = match bucket_lease(inner, bucket).await {
         Ok(lease) => lease,
@@ -244,7 +279,7 @@ async fn remove_holding_lease(
             tracing::warn!(configuration = %configuration.id, error = %ErrorChain(&e), "cannot read the notification rules");
         }
     }
-    if let Err((e, _)) = queue(inner, configuration, None).await {
-        tracing::warn!(configuration = %configuration.id, error = %e, "cannot update the queue policy");
+    if let Err(e) = queue(inner, configuration, None).await {
+        tracing::warn!(configuration = %configuration.id, error = %ErrorChain(&e), "cannot update the queue policy");
     }
 }

@@ -77,7 +77,7 @@ pub(crate) async fn run(
     secret: &CredentialSecret,
 ) -> Result<(), LifecycleError> {
     let spec = &configuration.spec;
-    let access = inner.aws.bucket_access(secret, spec.region.as_str()).await;
+    let access = inner.aws.bucket_access(secret, &spec.region).await;
     let mut run = Run { checks: Vec::new(), problem: None, bucket_account: None };
     let versioning = checks(inner, configuration, secret, &access, &mut run).await;
     let bucket_account = run.bucket_account.clone();
@@ -234,7 +234,7 @@ async fn checks(
             );
             match provision::ensure(inner, configuration, access, &account).await {
                 Ok(detail) => run.pass(Check::NotificationsWritable, detail),
-                Err((detail, problem)) => run.fail(Check::NotificationsWritable, detail, Some(problem)),
+                Err(e) => run.fail(Check::NotificationsWritable, e.to_string(), Some(e.problem(configuration.id))),
             }
         }
         Err(e) => fail_with(run, Check::NotificationsReadable, &e),

@@ -18,7 +18,9 @@ use byos_domain::{
 };
 use byos_lifecycle::{Lifecycle, LifecycleSettings};
 use byos_secrets::MasterKey;
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, TestPostgres, temp_dir};
+use byos_test_support::{
+    MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, TestPostgres, region, temp_dir,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -78,7 +80,7 @@ impl World {
 
     /// A bucket in `region`, created with the platform's (moto's) identity.
     async fn bucket(&self, name: &str, region: &str) {
-        self.aws.setup(region).create_bucket(name).await.unwrap();
+        self.aws.setup(&byos_test_support::region(region)).create_bucket(name).await.unwrap();
     }
 
     fn records(&self) -> Records<'_> {
@@ -113,16 +115,16 @@ impl World {
     }
 
     async fn notifications(&self, bucket: &str) -> NotificationConfig {
-        self.aws.own_bucket_access(REGION).notifications(bucket).await.unwrap()
+        self.aws.own_bucket_access(&region(REGION)).notifications(bucket).await.unwrap()
     }
 
     async fn put_notifications(&self, bucket: &str, rules: Vec<NotificationRule>) {
         let config = NotificationConfig { rules, eventbridge: false };
-        self.aws.own_bucket_access(REGION).put_notifications(bucket, &config).await.unwrap();
+        self.aws.own_bucket_access(&region(REGION)).put_notifications(bucket, &config).await.unwrap();
     }
 
     async fn customer_queue(&self) -> String {
-        self.aws.queues(REGION).ensure("customer-events").await.unwrap().arn
+        self.aws.queues(&region(REGION)).ensure("customer-events").await.unwrap().arn
     }
 }
 
@@ -186,18 +188,18 @@ async fn a_good_bucket_becomes_ready_and_is_provisioned() {
     assert_eq!(ids, ["gds:objectcreated", "gds:objectremoved", "gds:objectrestore"]);
     assert!(rules.iter().all(|r| r.prefix.as_deref() == Some("projects/")
         && matches!(&r.destination, Destination::Queue(arn) if arn.ends_with(":byos-events-eu-central-1"))));
-    let queues = w.aws.queues(REGION);
+    let queues = w.aws.queues(&region(REGION));
     let queue = queues.ensure("byos-events-eu-central-1").await.unwrap();
     // The bucket's events are accepted from its owner's account only (moto's is 123456789012).
     let source = EventSource { account: Some("123456789012".to_owned()), bucket: "good-bucket".to_owned() };
     assert_eq!(queues.allowed_sources(&queue).await.ok(), Some(vec![source]));
     assert_eq!(result(&c, "bucket-owner-known"), CheckResult::Passed);
     // The probe is gone.
-    let left = w.aws.own_bucket_access(REGION).list_one("good-bucket", "").await.unwrap();
+    let left = w.aws.own_bucket_access(&region(REGION)).list_one("good-bucket", "").await.unwrap();
     assert_eq!(left, None);
 
     // CORS for the console's origin makes the advice pass; a second run changes nothing else.
-    w.aws.setup(REGION).put_cors("good-bucket", &[CONSOLE.to_owned()]).await.unwrap();
+    w.aws.setup(&region(REGION)).put_cors("good-bucket", &[CONSOLE.to_owned()]).await.unwrap();
     let again = w.validate(id).await;
     assert_eq!(result(&again, "cors-allows-console-origin"), CheckResult::Passed);
     assert_eq!(w.notifications("good-bucket").await.rules, rules);
@@ -231,7 +233,7 @@ async fn a_kms_key_in_another_region_is_refused() {
     w.bucket("kms-bucket", REGION).await;
     let credential = w.any_credential().await;
     // The key exists in us-east-1 only; the configuration names it in the bucket's region.
-    let key = w.aws.setup("us-east-1").create_kms_key("elsewhere").await.unwrap();
+    let key = w.aws.setup(&region("us-east-1")).create_kms_key("elsewhere").await.unwrap();
     let claimed = KmsKeyArn::parse(&key.replace("us-east-1", REGION)).unwrap();
     let id = w
         .configuration_with("kms-bucket", Some("data/"), credential, Some(ServerSideEncryption::Kms(claimed.clone())))
@@ -248,7 +250,7 @@ async fn a_kms_key_in_another_region_is_refused() {
     assert_eq!(result(&c, "probe-writable"), CheckResult::Skipped);
 
     // A key of the bucket's region works, and the probe is written with it.
-    let good = w.aws.setup(REGION).create_kms_key("here").await.unwrap();
+    let good = w.aws.setup(&region(REGION)).create_kms_key("here").await.unwrap();
     let good = KmsKeyArn::parse(&good).unwrap();
     let id =
         w.configuration_with("kms-bucket", Some("other/"), credential, Some(ServerSideEncryption::Kms(good))).await;
@@ -261,7 +263,7 @@ async fn a_kms_key_in_another_region_is_refused() {
 async fn a_versioned_bucket_is_detected() {
     let w = World::new().await;
     w.bucket("versioned-bucket", REGION).await;
-    w.aws.setup(REGION).set_versioning("versioned-bucket", VersioningState::Enabled).await.unwrap();
+    w.aws.setup(&region(REGION)).set_versioning("versioned-bucket", VersioningState::Enabled).await.unwrap();
     let credential = w.any_credential().await;
     let c = w.validate(w.configuration("versioned-bucket", Some("data/"), credential).await).await;
     assert_eq!((c.status, c.versioning), (ConfigurationStatus::Ready, Some(VersioningState::Enabled)), "{c:#?}");
@@ -343,7 +345,7 @@ async fn leftovers_are_adopted_and_delete_removes_only_ours() {
     assert!(rules.contains(&customer));
     w.lifecycle.delete(second).await.unwrap();
     assert_eq!(w.notifications("leftover-bucket").await.rules, vec![customer]);
-    let queues = w.aws.queues(REGION);
+    let queues = w.aws.queues(&region(REGION));
     let platform_queue = queues.ensure("byos-events-eu-central-1").await.unwrap();
     assert_eq!(queues.allowed_sources(&platform_queue).await.ok(), Some(vec![]), "the bucket left the queue policy");
 }
@@ -379,7 +381,7 @@ async fn enforced_world() -> (World, byos_aws::NewAccessKey) {
         sts_endpoint_url: None,
     })
     .await;
-    let setup = bootstrap.setup(REGION);
+    let setup = bootstrap.setup(&region(REGION));
     setup.create_bucket("guarded-bucket").await.unwrap();
     setup.ensure_user("platform").await.unwrap();
     let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
@@ -514,7 +516,7 @@ async fn replicas_on_postgres_validate_each_configuration_once() {
 /// A role of the customer's for `role-bucket`, trusting the platform with `trust`, and an
 /// `aws-role` credential for it whose external id is `tenant-42`.
 async fn role_credential(w: &World, role_name: &str, trust: &str) -> (Uuid, String) {
-    let setup = w.aws.setup(REGION);
+    let setup = w.aws.setup(&region(REGION));
     let role = setup.ensure_role(role_name, trust).await.unwrap();
     let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
     setup.put_role_policy(role_name, "s3", everything).await.unwrap();
@@ -529,7 +531,7 @@ async fn role_credential(w: &World, role_name: &str, trust: &str) -> (Uuid, Stri
 async fn a_role_credential_is_assumed_with_its_external_id() {
     let w = World::new().await;
     w.bucket("role-bucket", REGION).await;
-    let account = w.aws.setup(REGION).account().await.unwrap();
+    let account = w.aws.setup(&region(REGION)).account().await.unwrap();
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"tenant-42"}}}}}}]}}"#
     );
@@ -572,7 +574,7 @@ async fn a_role_credential_is_assumed_with_its_external_id() {
 async fn a_role_that_does_not_require_its_external_id_is_refused() {
     let w = World::new().await;
     w.bucket("role-bucket", REGION).await;
-    let account = w.aws.setup(REGION).account().await.unwrap();
+    let account = w.aws.setup(&region(REGION)).account().await.unwrap();
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#
     );

@@ -218,7 +218,7 @@ impl<S: Fn(AwsRegion, Duration) -> ConsumerFuture> Consumers<S> {
 /// ([`crate::commit`]); deletes each batch's messages once it is committed.
 async fn consume(inner: Arc<Inner>, region: AwsRegion, mut stopped: watch::Receiver<bool>) {
     let name = format!("{}-{region}", inner.settings.queue_name_prefix);
-    let queues = inner.aws.queues(region.as_str());
+    let queues = inner.aws.queues(&region);
     let mut queue: Option<QueueInfo> = None;
     let visibility = i32::try_from(inner.settings.visibility.as_secs()).unwrap_or(i32::MAX);
     let in_flight = Arc::new(Semaphore::new(inner.settings.in_flight.max(RECEIVE_MAX)));

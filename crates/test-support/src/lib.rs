@@ -16,7 +16,8 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 pub use records::{
-    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, unreachable_aws,
+    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, region,
+    unreachable_aws,
 };
 pub use tempfile::TempDir;
 

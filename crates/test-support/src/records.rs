@@ -24,6 +24,11 @@ pub const EXAMPLE_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMP
 /// The region of the records unless a test says otherwise.
 pub const REGION: &str = "eu-central-1";
 
+/// A region id the test knows to be valid, parsed.
+pub fn region(id: &str) -> AwsRegion {
+    parsed("region", AwsRegion::parse(id))
+}
+
 /// An AWS whose endpoint is a closed local port, for tests that must not reach AWS: clients
 /// build (opening a bucket with an access key calls nothing), and any call fails.
 pub async fn unreachable_aws() -> Aws {

@@ -173,7 +173,7 @@ async fn ensure_bucket(c: &Connection, plan: &Plan, steps: &mut Steps) -> anyhow
     let bucket = plan.bucket.as_str();
     let subject = format!("bucket {bucket}");
     match c.aws.own_bucket_access(&c.region).bucket_region(bucket).await {
-        Ok(actual) if actual == c.region => {
+        Ok(actual) if c.region == actual.as_str() => {
             steps.record(Change::Unchanged, &subject, &format!("exists in {actual}"))?;
             Ok(false)
         }

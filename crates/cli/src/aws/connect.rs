@@ -4,7 +4,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use byos_aws::{Aws, AwsError, AwsErrorKind, AwsSettings, Setup};
-use byos_domain::RegionTable;
+use byos_domain::{AwsRegion, RegionTable};
 use clap::ValueEnum;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -32,12 +32,13 @@ pub(crate) struct Connection {
     pub(crate) aws: Aws,
     pub(crate) setup: Setup,
     pub(crate) account: String,
-    pub(crate) region: String,
+    pub(crate) region: AwsRegion,
 }
 
 /// Connects and asks STS who the caller is, so that missing credentials and unreachable
 /// endpoints are reported once, up front, in words that say what to do.
 pub(crate) async fn connect(options: &AwsOptions, region: &str) -> anyhow::Result<Connection> {
+    let region = AwsRegion::parse(region)?;
     let settings = AwsSettings {
         endpoint_url: options.endpoint_url.clone(),
         static_credentials: None,
@@ -45,9 +46,9 @@ pub(crate) async fn connect(options: &AwsOptions, region: &str) -> anyhow::Resul
         sts_endpoint_url: None,
     };
     let aws = Aws::new(&settings).await;
-    let setup = aws.setup(region);
+    let setup = aws.setup(&region);
     let account = setup.account().await.map_err(|e| explain(&e, options))?;
-    Ok(Connection { aws, setup, account, region: region.to_owned() })
+    Ok(Connection { aws, setup, account, region })
 }
 
 /// Turns the first failed call into advice.

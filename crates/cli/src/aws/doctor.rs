@@ -214,7 +214,7 @@ pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).context("looking for the bucket"),
     };
     let connection = match &bucket_region {
-        Ok(region) if *region != first.region => connect(&args.aws, region).await?,
+        Ok(region) if first.region != region.as_str() => connect(&args.aws, region).await?,
         _ => first,
     };
     let mut findings = examine(&connection, &args, &target, bucket_region.clone()).await?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use byos_test_support::{TempDir, TestPostgres, temp_dir};
+use byos_test_support::{TempDir, TestPostgres, region, temp_dir};
 use serde_json::{Value, json};
 
 /// A running `byos serve`, its output going to files in its data directory's parent.
@@ -490,7 +490,7 @@ async fn a_configuration_heals_through_the_background_check() {
         sts_endpoint_url: None,
     })
     .await;
-    aws.setup("eu-central-1").create_bucket("lifecycle-bucket").await.unwrap();
+    aws.setup(&region("eu-central-1")).create_bucket("lifecycle-bucket").await.unwrap();
     let dir = temp_dir();
     let env = [
         ("BYOS__AWS__ENDPOINT_URL", moto.url()),
@@ -538,9 +538,9 @@ async fn a_configuration_heals_through_the_background_check() {
     let ready = wait("ready").await;
     assert_eq!(ready["validation"]["checks"].as_array().map(Vec::len), Some(15), "{ready}");
 
-    let s3 = aws.own_bucket_access("eu-central-1");
+    let s3 = aws.own_bucket_access(&region("eu-central-1"));
     let mut config = s3.notifications("lifecycle-bucket").await.unwrap();
-    let queue = aws.queues("eu-central-1").ensure("customer-queue").await.unwrap();
+    let queue = aws.queues(&region("eu-central-1")).ensure("customer-queue").await.unwrap();
     config.rules.retain(|r| !r.id.as_deref().unwrap_or_default().starts_with("gds:"));
     config.rules.push(NotificationRule {
         id: Some("customer-audit".to_owned()),
