@@ -347,7 +347,7 @@ mod tests {
     }
 
     fn seq(n: u32) -> Sequencer {
-        Sequencer::parse(&format!("0055AED6DCD9{n:08X}")).unwrap_or_else(|e| panic!("{e}"))
+        Sequencer::parse(&format!("0055AED6DCD9{n:08X}")).unwrap()
     }
 
     fn created(key: &str, n: u32) -> KeyUpdate {

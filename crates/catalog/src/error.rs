@@ -178,12 +178,12 @@ mod tests {
             .filename(dir.path().join("db.sqlite3"))
             .create_if_missing(true)
             .busy_timeout(Duration::ZERO);
-        let connect = || async { SqliteConnection::connect_with(&options).await.unwrap_or_else(|e| panic!("{e}")) };
+        let connect = || async { SqliteConnection::connect_with(&options).await.unwrap() };
         let (mut holder, mut other) = (connect().await, connect().await);
         sqlx::raw_sql("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a'); BEGIN IMMEDIATE")
             .execute(&mut holder)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         let busy = sqlite_error(&mut other, "BEGIN IMMEDIATE").await;
         let unique = sqlite_error(&mut holder, "INSERT INTO t VALUES ('a')").await;
         check(vec![("busy", busy), ("unique", unique)], &["busy"]);

@@ -1,6 +1,10 @@
 //! The store conformance suite: every test runs once on SQLite and once on PostgreSQL, each on a
 //! database of its own, and both must behave the same.
 
+// Helpers of a test binary may unwrap too: a test fails by panicking (clippy.toml covers
+// only `#[test]` functions and `#[cfg(test)]` modules).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use byos_catalog::{
@@ -136,9 +140,7 @@ fn user_credential(n: &str) -> Credential {
     Credential {
         id: Uuid::new_v4(),
         name: name(n),
-        identity: CredentialIdentity::AwsUser {
-            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap_or_else(|e| panic!("{e}")),
-        },
+        identity: CredentialIdentity::AwsUser { access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap() },
         sealed_secret: vec![1, 2, 3, 4],
         created_at: now(),
         updated_at: now(),
@@ -150,13 +152,13 @@ fn configuration(n: &str, credential: &Credential) -> Configuration {
         Uuid::new_v4(),
         ConfigurationSpec {
             name: name(n),
-            region: AwsRegion::parse("eu-central-1").unwrap_or_else(|e| panic!("{e}")),
-            bucket: BucketName::parse("customer-bucket").unwrap_or_else(|e| panic!("{e}")),
-            key_prefix: Some(KeyPrefix::parse(&format!("{n}/")).unwrap_or_else(|e| panic!("{e}"))),
+            region: AwsRegion::parse("eu-central-1").unwrap(),
+            bucket: BucketName::parse("customer-bucket").unwrap(),
+            key_prefix: Some(KeyPrefix::parse(&format!("{n}/")).unwrap()),
             credential_id: credential.id,
             server_side_encryption: Some(ServerSideEncryption::Kms(
                 KmsKeyArn::parse("arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
-                    .unwrap_or_else(|e| panic!("{e}")),
+                    .unwrap(),
             )),
             default_for_region: false,
         },
@@ -169,7 +171,7 @@ fn token(role: Role) -> (NewToken, String) {
     let hash = format!("hash-of-{value}");
     let token = Token {
         id: Uuid::new_v4(),
-        name: TokenName::parse("a token").unwrap_or_else(|e| panic!("{e}")),
+        name: TokenName::parse("a token").unwrap(),
         role,
         projects: if role == Role::Member { vec![Uuid::new_v4(), Uuid::new_v4()] } else { vec![] },
         hint: value[..9].to_owned(),
@@ -187,24 +189,22 @@ async fn credentials_round_trip(f: Fixture) {
         id: Uuid::new_v4(),
         name: name("alpha role"),
         identity: CredentialIdentity::AwsRole {
-            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/byos").unwrap_or_else(|e| panic!("{e}")),
+            role_arn: RoleArn::parse("arn:aws:iam::123456789012:role/byos").unwrap(),
         },
         sealed_secret: vec![9; 40],
         created_at: now(),
         updated_at: now(),
     };
-    s.credentials.insert_credential(&user).await.unwrap_or_else(|e| panic!("{e}"));
-    s.credentials.insert_credential(&role).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&user).await.unwrap();
+    s.credentials.insert_credential(&role).await.unwrap();
     assert_eq!(s.credentials.get_credential(user.id).await.ok(), Some(user.clone()));
-    let listed = s.credentials.list_credentials().await.unwrap_or_else(|e| panic!("{e}"));
+    let listed = s.credentials.list_credentials().await.unwrap();
     assert_eq!(listed, vec![role.clone(), user.clone()], "listed by name");
 
-    user.identity = CredentialIdentity::AwsUser {
-        access_key_id: AccessKeyId::parse("AKIANEWKEY0000000001").unwrap_or_else(|e| panic!("{e}")),
-    };
+    user.identity = CredentialIdentity::AwsUser { access_key_id: AccessKeyId::parse("AKIANEWKEY0000000001").unwrap() };
     user.sealed_secret = vec![7; 60];
     user.updated_at = now() + time::Duration::seconds(1);
-    s.credentials.rotate_credential(&user).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.rotate_credential(&user).await.unwrap();
     assert_eq!(s.credentials.get_credential(user.id).await.ok(), Some(user.clone()));
 
     // A rotation must keep the credential's kind.
@@ -213,7 +213,7 @@ async fn credentials_round_trip(f: Fixture) {
     assert!(matches!(s.credentials.rotate_credential(&wrong_kind).await, Err(StoreError::NotFound)));
     assert_eq!(s.credentials.get_credential(role.id).await.ok(), Some(role.clone()));
 
-    s.credentials.delete_credential(user.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.delete_credential(user.id).await.unwrap();
     assert!(matches!(s.credentials.get_credential(user.id).await, Err(StoreError::NotFound)));
     assert!(matches!(s.credentials.delete_credential(user.id).await, Err(StoreError::NotFound)));
     assert!(matches!(s.credentials.get_credential(Uuid::new_v4()).await, Err(StoreError::NotFound)));
@@ -221,7 +221,7 @@ async fn credentials_round_trip(f: Fixture) {
 
 async fn credential_names_are_unique(f: Fixture) {
     let s = &f.store;
-    s.credentials.insert_credential(&user_credential("shared")).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&user_credential("shared")).await.unwrap();
     let again = s.credentials.insert_credential(&user_credential("shared")).await;
     assert!(
         matches!(again, Err(StoreError::Conflict(Conflict::NameTaken { ref name, .. })) if name == "shared"),
@@ -233,9 +233,9 @@ async fn credential_names_are_unique(f: Fixture) {
 async fn credentials_in_use_cannot_be_deleted(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("in use");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     for n in ["second user", "first user"] {
-        s.configurations.insert_configuration(&configuration(n, &credential)).await.unwrap_or_else(|e| panic!("{e}"));
+        s.configurations.insert_configuration(&configuration(n, &credential)).await.unwrap();
     }
     let refused = s.credentials.delete_credential(credential.id).await;
     match refused {
@@ -246,32 +246,32 @@ async fn credentials_in_use_cannot_be_deleted(f: Fixture) {
         other => panic!("expected InUse, got {other:?}"),
     }
     assert!(s.credentials.get_credential(credential.id).await.is_ok());
-    for c in s.configurations.list_configurations().await.unwrap_or_else(|e| panic!("{e}")) {
-        s.configurations.delete_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
+    for c in s.configurations.list_configurations().await.unwrap() {
+        s.configurations.delete_configuration(c.id).await.unwrap();
     }
-    s.credentials.delete_credential(credential.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.delete_credential(credential.id).await.unwrap();
 }
 
 async fn configurations_round_trip(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let kms = configuration("with kms", &credential);
     let mut plain = configuration("another", &credential);
     plain.spec.key_prefix = None;
-    plain.spec.bucket = BucketName::parse("whole-bucket").unwrap_or_else(|e| panic!("{e}"));
+    plain.spec.bucket = BucketName::parse("whole-bucket").unwrap();
     plain.spec.server_side_encryption = Some(ServerSideEncryption::Aes256);
     plain.spec.default_for_region = true;
     let mut bare = configuration("bare", &credential);
     bare.spec.server_side_encryption = None;
     for c in [&kms, &plain, &bare] {
-        s.configurations.insert_configuration(c).await.unwrap_or_else(|e| panic!("{e}"));
+        s.configurations.insert_configuration(c).await.unwrap();
         assert_eq!(s.configurations.get_configuration(c.id).await.ok().as_ref(), Some(c));
     }
-    let listed = s.configurations.list_configurations().await.unwrap_or_else(|e| panic!("{e}"));
+    let listed = s.configurations.list_configurations().await.unwrap();
     let names: Vec<&str> = listed.iter().map(|c| c.spec.name.as_str()).collect();
     assert_eq!(names, ["another", "bare", "with kms"]);
-    s.configurations.delete_configuration(kms.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.delete_configuration(kms.id).await.unwrap();
     assert!(matches!(s.configurations.get_configuration(kms.id).await, Err(StoreError::NotFound)));
     assert!(matches!(s.configurations.delete_configuration(kms.id).await, Err(StoreError::NotFound)));
 }
@@ -287,8 +287,8 @@ async fn configurations_need_their_credential(f: Fixture) {
 async fn configuration_names_are_unique(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
-    s.configurations.insert_configuration(&configuration("same", &credential)).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
+    s.configurations.insert_configuration(&configuration("same", &credential)).await.unwrap();
     let again = s.configurations.insert_configuration(&configuration("same", &credential)).await;
     assert!(matches!(again, Err(StoreError::Conflict(Conflict::NameTaken { .. }))), "{again:?}");
 }
@@ -296,10 +296,10 @@ async fn configuration_names_are_unique(f: Fixture) {
 async fn one_default_per_region(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let mut first = configuration("first", &credential);
     first.spec.default_for_region = true;
-    s.configurations.insert_configuration(&first).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&first).await.unwrap();
     let mut second = configuration("second", &credential);
     second.spec.default_for_region = true;
     let refused = s.configurations.insert_configuration(&second).await;
@@ -310,17 +310,17 @@ async fn one_default_per_region(f: Fixture) {
         other => panic!("expected DefaultForRegionTaken, got {other:?}"),
     }
     // Another region, or not a default: fine.
-    second.spec.region = AwsRegion::parse("us-east-1").unwrap_or_else(|e| panic!("{e}"));
-    s.configurations.insert_configuration(&second).await.unwrap_or_else(|e| panic!("{e}"));
+    second.spec.region = AwsRegion::parse("us-east-1").unwrap();
+    s.configurations.insert_configuration(&second).await.unwrap();
     let mut third = configuration("third", &credential);
     third.spec.default_for_region = false;
-    s.configurations.insert_configuration(&third).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&third).await.unwrap();
 }
 
 async fn one_default_per_region_under_contention(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let attempts: Vec<_> = (0..8)
         .map(|i| {
             let mut c = configuration(&format!("contender {i}"), &credential);
@@ -331,23 +331,23 @@ async fn one_default_per_region_under_contention(f: Fixture) {
         .collect();
     let mut won = 0;
     for attempt in attempts {
-        match attempt.await.unwrap_or_else(|e| panic!("{e}")) {
+        match attempt.await.unwrap() {
             Ok(()) => won += 1,
             Err(StoreError::Conflict(Conflict::DefaultForRegionTaken { .. })) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(won, 1);
-    let defaults = s.configurations.list_configurations().await.unwrap_or_else(|e| panic!("{e}"));
+    let defaults = s.configurations.list_configurations().await.unwrap();
     assert_eq!(defaults.iter().filter(|c| c.spec.default_for_region).count(), 1);
 }
 
 async fn validation_outcomes_are_recorded(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let c = configuration("validated", &credential);
-    s.configurations.insert_configuration(&c).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&c).await.unwrap();
     let report = ValidationReport {
         checked_at: "2026-11-29T10:00:00Z".to_owned(),
         checks: vec![
@@ -369,8 +369,8 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
         failures: 1,
         bucket_account: Some("111122223333".to_owned()),
     };
-    s.configurations.record_validation(c.id, &failed).await.unwrap_or_else(|e| panic!("{e}"));
-    let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.record_validation(c.id, &failed).await.unwrap();
+    let got = s.configurations.get_configuration(c.id).await.unwrap();
     assert_eq!(got.status, ConfigurationStatus::Error);
     assert_eq!(got.versioning, Some(VersioningState::Suspended));
     assert_eq!(got.validation.as_ref(), Some(&report));
@@ -391,8 +391,8 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
         bucket_account: None,
         ..failed
     };
-    s.configurations.record_validation(c.id, &healed).await.unwrap_or_else(|e| panic!("{e}"));
-    let got = s.configurations.get_configuration(c.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.record_validation(c.id, &healed).await.unwrap();
+    let got = s.configurations.get_configuration(c.id).await.unwrap();
     assert_eq!((got.status, got.error), (ConfigurationStatus::Ready, None));
     assert_eq!(got.bucket_account.as_deref(), Some("111122223333"));
     assert!(matches!(s.configurations.record_validation(Uuid::new_v4(), &healed).await, Err(StoreError::NotFound)));
@@ -402,23 +402,23 @@ async fn tokens_authenticate_by_hash(f: Fixture) {
     let s = &f.store;
     let (admin, admin_hash) = token(Role::Admin);
     let (member, member_hash) = token(Role::Member);
-    s.tokens.insert_token(&admin).await.unwrap_or_else(|e| panic!("{e}"));
-    s.tokens.insert_token(&member).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.insert_token(&admin).await.unwrap();
+    s.tokens.insert_token(&member).await.unwrap();
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(2));
 
     let at = now();
-    let found = s.tokens.authenticate(&member_hash, at).await.unwrap_or_else(|e| panic!("{e}"));
+    let found = s.tokens.authenticate(&member_hash, at).await.unwrap();
     assert_eq!(found.id, member.token.id);
     assert_eq!(found.role, Role::Member);
     assert_eq!(found.projects, member.token.projects);
     assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
     // A second use within the minute does not write again.
-    s.tokens.authenticate(&member_hash, at + time::Duration::seconds(5)).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.authenticate(&member_hash, at + time::Duration::seconds(5)).await.unwrap();
     assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
 
     assert!(matches!(s.tokens.authenticate("no such hash", at).await, Err(StoreError::NotFound)));
     assert_eq!(s.tokens.authenticate(&admin_hash, at).await.map(|t| t.role).ok(), Some(Role::Admin));
-    let ids: Vec<Uuid> = s.tokens.list_tokens().await.unwrap_or_else(|e| panic!("{e}")).iter().map(|t| t.id).collect();
+    let ids: Vec<Uuid> = s.tokens.list_tokens().await.unwrap().iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&admin.token.id) && ids.contains(&member.token.id));
 }
@@ -431,20 +431,20 @@ async fn tokens_expire(f: Fixture) {
     let (mut expired, expired_hash) = token(Role::Admin);
     expired.token.expires_at = Some(at);
     for t in [&lasting, &expired] {
-        s.tokens.insert_token(t).await.unwrap_or_else(|e| panic!("{e}"));
+        s.tokens.insert_token(t).await.unwrap();
     }
     assert_eq!(s.tokens.get_token(lasting.token.id).await.ok(), Some(lasting.token.clone()));
-    let listed = s.tokens.list_tokens().await.unwrap_or_else(|e| panic!("{e}"));
+    let listed = s.tokens.list_tokens().await.unwrap();
     assert!(listed.contains(&expired.token), "{listed:?}");
 
-    let found = s.tokens.authenticate(&lasting_hash, at).await.unwrap_or_else(|e| panic!("{e}"));
+    let found = s.tokens.authenticate(&lasting_hash, at).await.unwrap();
     assert!(!found.is_expired(at));
     assert_eq!(s.tokens.get_token(lasting.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
     assert!(found.is_expired(at + time::Duration::days(30)), "a token expires at the instant it names");
 
     // An expired token is still found, so that the caller can say it expired, but its use is
     // not noted.
-    let found = s.tokens.authenticate(&expired_hash, at).await.unwrap_or_else(|e| panic!("{e}"));
+    let found = s.tokens.authenticate(&expired_hash, at).await.unwrap();
     assert_eq!((found.id, found.is_expired(at)), (expired.token.id, true));
     assert_eq!(s.tokens.get_token(expired.token.id).await.ok().and_then(|t| t.last_used_at), None);
 }
@@ -455,10 +455,10 @@ async fn the_last_admin_token_stays(f: Fixture) {
     let (second, _) = token(Role::Admin);
     let (member, _) = token(Role::Member);
     for t in [&first, &second, &member] {
-        s.tokens.insert_token(t).await.unwrap_or_else(|e| panic!("{e}"));
+        s.tokens.insert_token(t).await.unwrap();
     }
-    s.tokens.delete_token(member.token.id).await.unwrap_or_else(|e| panic!("{e}"));
-    s.tokens.delete_token(first.token.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.delete_token(member.token.id).await.unwrap();
+    s.tokens.delete_token(first.token.id).await.unwrap();
     let refused = s.tokens.delete_token(second.token.id).await;
     assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))), "{refused:?}");
     assert!(matches!(s.tokens.delete_token(first.token.id).await, Err(StoreError::NotFound)));
@@ -467,16 +467,16 @@ async fn the_last_admin_token_stays(f: Fixture) {
     // Admin tokens that expire do not count: they would all stop working one day.
     let (mut expiring, _) = token(Role::Admin);
     expiring.token.expires_at = Some(now() + time::Duration::days(1));
-    s.tokens.insert_token(&expiring).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.insert_token(&expiring).await.unwrap();
     let refused = s.tokens.delete_token(second.token.id).await;
     assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))), "{refused:?}");
-    s.tokens.delete_token(expiring.token.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.tokens.delete_token(expiring.token.id).await.unwrap();
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(1));
 }
 
 async fn meta_values_are_set_once(f: Fixture) {
     let s = &f.store;
-    s.meta.ping().await.unwrap_or_else(|e| panic!("{e}"));
+    s.meta.ping().await.unwrap();
     assert_eq!(s.meta.get_meta("fingerprint").await.ok(), Some(None));
     assert_eq!(s.meta.init_meta("fingerprint", "a").await.ok().as_deref(), Some("a"));
     assert_eq!(s.meta.init_meta("fingerprint", "b").await.ok().as_deref(), Some("a"));
@@ -485,8 +485,8 @@ async fn meta_values_are_set_once(f: Fixture) {
 
 async fn data_survives_reopening(mut f: Fixture) {
     let credential = user_credential("durable");
-    f.store.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
-    f.store.meta.init_meta("k", "v").await.unwrap_or_else(|e| panic!("{e}"));
+    f.store.credentials.insert_credential(&credential).await.unwrap();
+    f.store.meta.init_meta("k", "v").await.unwrap();
     f.reopen().await;
     assert_eq!(f.store.credentials.get_credential(credential.id).await.ok(), Some(credential));
     assert_eq!(f.store.meta.get_meta("k").await.ok(), Some(Some("v".to_owned())));
@@ -495,20 +495,14 @@ async fn data_survives_reopening(mut f: Fixture) {
 async fn prefixes_on_one_bucket_never_overlap(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let with_prefix = |n: &str, prefix: Option<&str>| {
         let mut c = configuration(n, &credential);
-        c.spec.key_prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap_or_else(|e| panic!("{e}")));
+        c.spec.key_prefix = prefix.map(|p| KeyPrefix::parse(p).unwrap());
         c
     };
-    s.configurations
-        .insert_configuration(&with_prefix("genomics", Some("data/genomics/")))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    s.configurations
-        .insert_configuration(&with_prefix("imaging", Some("data/imaging/")))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&with_prefix("genomics", Some("data/genomics/"))).await.unwrap();
+    s.configurations.insert_configuration(&with_prefix("imaging", Some("data/imaging/"))).await.unwrap();
     for (name, prefix) in [("outer", Some("data/")), ("inner", Some("data/genomics/run1/")), ("root", None)] {
         let refused = s.configurations.insert_configuration(&with_prefix(name, prefix)).await;
         match refused {
@@ -521,11 +515,10 @@ async fn prefixes_on_one_bucket_never_overlap(f: Fixture) {
     }
     // Another bucket is another space.
     let mut elsewhere = with_prefix("elsewhere", None);
-    elsewhere.spec.bucket = BucketName::parse("another-bucket").unwrap_or_else(|e| panic!("{e}"));
-    s.configurations.insert_configuration(&elsewhere).await.unwrap_or_else(|e| panic!("{e}"));
+    elsewhere.spec.bucket = BucketName::parse("another-bucket").unwrap();
+    s.configurations.insert_configuration(&elsewhere).await.unwrap();
     assert_eq!(s.configurations.list_configurations().await.map(|l| l.len()).ok(), Some(3));
-    let on_bucket =
-        s.configurations.configurations_on_bucket("customer-bucket").await.unwrap_or_else(|e| panic!("{e}"));
+    let on_bucket = s.configurations.configurations_on_bucket("customer-bucket").await.unwrap();
     let mut names: Vec<&str> = on_bucket.iter().map(|c| c.spec.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["genomics", "imaging"]);
@@ -534,22 +527,18 @@ async fn prefixes_on_one_bucket_never_overlap(f: Fixture) {
 async fn due_configurations_come_most_overdue_first(f: Fixture) {
     let s = &f.store;
     let credential = user_credential("cred");
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let base = now();
     let mut ids = Vec::new();
     for (n, due) in [("later", Some(60)), ("new", None), ("overdue", Some(-60)), ("future", Some(3600))] {
         let mut c = configuration(n, &credential);
         c.next_check_at = due.map(|s| base + time::Duration::seconds(s));
-        s.configurations.insert_configuration(&c).await.unwrap_or_else(|e| panic!("{e}"));
+        s.configurations.insert_configuration(&c).await.unwrap();
         ids.push(c.id);
     }
-    let due = s.configurations.due_configurations(base, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let due = s.configurations.due_configurations(base, 10).await.unwrap();
     assert_eq!(due, vec![ids[1], ids[2]], "never checked first, then the overdue one");
-    let due = s
-        .configurations
-        .due_configurations(base + time::Duration::seconds(120), 10)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let due = s.configurations.due_configurations(base + time::Duration::seconds(120), 10).await.unwrap();
     assert_eq!(due, vec![ids[1], ids[2], ids[0]]);
     assert_eq!(
         s.configurations.due_configurations(base + time::Duration::hours(2), 2).await.map(|d| d.len()).ok(),
@@ -569,9 +558,9 @@ async fn leases_have_one_holder_at_a_time(f: Fixture) {
     assert_eq!(s.leases.try_lease("expiring", "replica-a", Duration::ZERO).await.ok(), Some(true));
     assert_eq!(s.leases.try_lease("expiring", "replica-b", ttl).await.ok(), Some(true));
     assert_eq!(s.leases.try_lease("expiring", "replica-a", ttl).await.ok(), Some(false));
-    s.leases.release_lease("configuration:1", "replica-b").await.unwrap_or_else(|e| panic!("{e}"));
+    s.leases.release_lease("configuration:1", "replica-b").await.unwrap();
     assert_eq!(s.leases.try_lease("configuration:1", "replica-b", ttl).await.ok(), Some(false), "not b's to release");
-    s.leases.release_lease("configuration:1", "replica-a").await.unwrap_or_else(|e| panic!("{e}"));
+    s.leases.release_lease("configuration:1", "replica-a").await.unwrap();
     assert_eq!(s.leases.try_lease("configuration:1", "replica-b", ttl).await.ok(), Some(true));
 
     // Many contenders at once: exactly one wins.
@@ -583,7 +572,7 @@ async fn leases_have_one_holder_at_a_time(f: Fixture) {
         .collect();
     let mut winners = 0;
     for c in contenders {
-        if c.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}")) {
+        if c.await.unwrap().unwrap() {
             winners += 1;
         }
     }
@@ -605,7 +594,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 async fn a_held_lease_renews_itself(f: Fixture) {
     let s = &f.store;
     let ttl = Duration::from_secs(3);
-    let lease = Lease::take(&s.leases, "renewed", "replica-a", ttl).await.unwrap_or_else(|e| panic!("{e}"));
+    let lease = Lease::take(&s.leases, "renewed", "replica-a", ttl).await.unwrap();
     let lease = lease.unwrap_or_else(|| panic!("the lease is free"));
     // Four renewals, a third of the time to live apart: the first expiry has passed.
     eventually("four renewals", || lease.renewals() >= 4).await;
@@ -621,10 +610,10 @@ async fn a_held_lease_renews_itself(f: Fixture) {
 async fn work_that_loses_its_lease_stops(f: Fixture) {
     let s = &f.store;
     let ttl = Duration::from_secs(1);
-    let lease = Lease::take(&s.leases, "stolen", "replica-a", ttl).await.unwrap_or_else(|e| panic!("{e}"));
+    let lease = Lease::take(&s.leases, "stolen", "replica-a", ttl).await.unwrap();
     let lease = lease.unwrap_or_else(|| panic!("the lease is free"));
     // Another replica takes it over (as after an expiry): the next renewal finds it gone.
-    s.leases.release_lease("stolen", lease.holder()).await.unwrap_or_else(|e| panic!("{e}"));
+    s.leases.release_lease("stolen", lease.holder()).await.unwrap();
     assert_eq!(s.leases.try_lease("stolen", "replica-b", Duration::from_secs(60)).await.ok(), Some(true));
     let work = lease.hold(std::future::pending::<()>()).await;
     assert_eq!(work, Err(LeaseLost { name: "stolen".to_owned() }));
@@ -635,7 +624,7 @@ async fn work_that_loses_its_lease_stops(f: Fixture) {
 async fn a_lease_that_cannot_be_renewed_is_lost(f: Fixture) {
     let s = &f.store;
     let lease = Lease::take(&s.leases, "unreachable", "replica-a", Duration::from_secs(1)).await;
-    let lease = lease.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("the lease is free"));
+    let lease = lease.unwrap().unwrap_or_else(|| panic!("the lease is free"));
     s.close().await;
     let work = lease.hold(std::future::pending::<()>()).await;
     assert_eq!(work, Err(LeaseLost { name: "unreachable".to_owned() }));
@@ -646,9 +635,9 @@ async fn a_lease_that_cannot_be_renewed_is_lost(f: Fixture) {
 /// A configuration on `customer-bucket` with its own credential, stored.
 async fn stored_configuration(s: &Store, n: &str) -> Configuration {
     let credential = user_credential(&format!("{n} credential"));
-    s.credentials.insert_credential(&credential).await.unwrap_or_else(|e| panic!("{e}"));
+    s.credentials.insert_credential(&credential).await.unwrap();
     let c = configuration(n, &credential);
-    s.configurations.insert_configuration(&c).await.unwrap_or_else(|e| panic!("{e}"));
+    s.configurations.insert_configuration(&c).await.unwrap();
     c
 }
 
@@ -671,7 +660,7 @@ fn project(n: &str, configuration: &Configuration, folder: &str) -> Project {
 async fn stored_project(s: &Store) -> Project {
     let c = stored_configuration(s, "data").await;
     let p = project("studies", &c, "studies");
-    s.projects.insert_project(&p).await.unwrap_or_else(|e| panic!("{e}"));
+    s.projects.insert_project(&p).await.unwrap();
     p
 }
 
@@ -680,7 +669,7 @@ const BASE_MS: i64 = 1_780_000_000_000;
 
 /// The `n`th sequencer of a key: greater `n`, later event.
 fn seq(n: u32) -> Sequencer {
-    Sequencer::parse(&format!("0055AED6DCD90281E5{n:04X}")).unwrap_or_else(|e| panic!("{e}"))
+    Sequencer::parse(&format!("0055AED6DCD90281E5{n:04X}")).unwrap()
 }
 
 fn changes(key: &str, changes: Vec<Change>) -> KeyUpdate {
@@ -771,11 +760,11 @@ async fn projects_round_trip(f: Fixture) {
     let alpha = project("alpha", &c, "a/b");
     let upper = project("Zulu", &c, "z");
     for p in [&beta, &alpha, &upper] {
-        s.projects.insert_project(p).await.unwrap_or_else(|e| panic!("{e}"));
+        s.projects.insert_project(p).await.unwrap();
         assert_eq!(s.projects.get_project(p.id).await.ok().as_ref(), Some(p));
     }
     assert_eq!(alpha.key_prefix.as_str(), "data/a/b/");
-    let listed = s.projects.list_projects().await.unwrap_or_else(|e| panic!("{e}"));
+    let listed = s.projects.list_projects().await.unwrap();
     assert_eq!(listed, vec![upper.clone(), alpha.clone(), beta.clone()], "by name, byte by byte");
     assert_eq!(s.data.revision(alpha.id).await.ok(), Some(0), "a new project is at revision 0");
 
@@ -800,7 +789,7 @@ async fn projects_round_trip(f: Fixture) {
     assert!(s.configurations.get_configuration(c.id).await.is_ok());
 
     for p in [&beta, &alpha, &upper] {
-        s.projects.delete_project(p.id).await.unwrap_or_else(|e| panic!("{e}"));
+        s.projects.delete_project(p.id).await.unwrap();
     }
     assert!(matches!(s.projects.get_project(alpha.id).await, Err(StoreError::NotFound)));
     assert!(matches!(s.projects.delete_project(alpha.id).await, Err(StoreError::NotFound)));
@@ -811,7 +800,7 @@ async fn projects_round_trip(f: Fixture) {
 async fn project_folders_never_overlap(f: Fixture) {
     let s = &f.store;
     let c = stored_configuration(s, "data").await;
-    s.projects.insert_project(&project("a-b", &c, "a/b")).await.unwrap_or_else(|e| panic!("{e}"));
+    s.projects.insert_project(&project("a-b", &c, "a/b")).await.unwrap();
     for (n, folder) in [("same", "a/b"), ("inside", "a/b/c"), ("deep inside", "a/b/c/d"), ("containing", "a")] {
         let refused = s.projects.insert_project(&project(n, &c, folder)).await;
         match refused {
@@ -827,7 +816,7 @@ async fn project_folders_never_overlap(f: Fixture) {
     }
     // The same folder under another configuration (another prefix of the bucket) is elsewhere.
     let other = stored_configuration(s, "other").await;
-    s.projects.insert_project(&project("other ab", &other, "a/b")).await.unwrap_or_else(|e| panic!("{e}"));
+    s.projects.insert_project(&project("other ab", &other, "a/b")).await.unwrap();
     assert_eq!(s.projects.list_projects().await.map(|l| l.len()).ok(), Some(5));
 }
 
@@ -844,7 +833,7 @@ async fn project_folders_never_overlap_under_contention(f: Fixture) {
         .collect();
     let mut won = 0;
     for attempt in attempts {
-        match attempt.await.unwrap_or_else(|e| panic!("{e}")) {
+        match attempt.await.unwrap() {
             Ok(()) => won += 1,
             Err(StoreError::Conflict(Conflict::ProjectPrefixOverlap { .. })) => {}
             Err(other) => panic!("unexpected {other:?}"),
@@ -858,14 +847,14 @@ async fn deleting_a_project_takes_its_catalog(f: Fixture) {
     let s = &f.store;
     let p = stored_project(s).await;
     let neighbour = project("neighbour", &stored_configuration(s, "other").await, "studies");
-    s.projects.insert_project(&neighbour).await.unwrap_or_else(|e| panic!("{e}"));
+    s.projects.insert_project(&neighbour).await.unwrap();
     for id in [p.id, neighbour.id] {
         apply(s, id, &[put("a/b/c.txt", 1), put("top.txt", 2)]).await;
     }
     let run = reconcile_run(p.id, now());
-    s.sync.insert_reconcile(&run).await.unwrap_or_else(|e| panic!("{e}"));
+    s.sync.insert_reconcile(&run).await.unwrap();
 
-    s.projects.delete_project(p.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.projects.delete_project(p.id).await.unwrap();
     assert!(matches!(s.data.revision(p.id).await, Err(StoreError::NotFound)));
     assert_eq!(s.data.keys(p.id, None, 100).await.map(|k| k.len()).ok(), Some(0));
     for folder in ["", "a/", "a/b/"] {
@@ -1337,7 +1326,7 @@ async fn concurrent_batches_keep_the_counts(f: Fixture) {
         .collect();
     let mut revisions = Vec::new();
     for batch in batches {
-        let outcome = batch.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e:?}"));
+        let outcome = batch.await.unwrap().unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!((outcome.changed, outcome.unchanged), (20, 0));
         revisions.push(outcome.revision);
     }
@@ -1377,8 +1366,8 @@ async fn reconcile_runs_round_trip(f: Fixture) {
     first.reason = "initial-import".to_owned();
     let later = reconcile_run(p.id, t + time::Duration::seconds(60));
     // Inserted out of order: the latest is the one that started last.
-    s.sync.insert_reconcile(&later).await.unwrap_or_else(|e| panic!("{e}"));
-    s.sync.insert_reconcile(&first).await.unwrap_or_else(|e| panic!("{e}"));
+    s.sync.insert_reconcile(&later).await.unwrap();
+    s.sync.insert_reconcile(&first).await.unwrap();
     assert_eq!(s.sync.get_reconcile(first.id).await.ok().as_ref(), Some(&first));
     assert_eq!(s.sync.latest_reconcile(p.id).await.ok(), Some(Some(later.clone())));
 
@@ -1392,15 +1381,15 @@ async fn reconcile_runs_round_trip(f: Fixture) {
     done.drift.changed("changed/é");
     done.updated_at = t + time::Duration::seconds(30);
     done.finished_at = Some(t + time::Duration::seconds(30));
-    s.sync.update_reconcile(&done).await.unwrap_or_else(|e| panic!("{e}"));
-    let got = s.sync.get_reconcile(first.id).await.unwrap_or_else(|e| panic!("{e}"));
+    s.sync.update_reconcile(&done).await.unwrap();
+    let got = s.sync.get_reconcile(first.id).await.unwrap();
     assert_eq!(got, done);
     assert_eq!((got.drift.added, got.drift.added_samples.len()), (12, Drift::SAMPLES));
 
     let mut failed = later.clone();
     failed.status = ReconcileStatus::Failed;
     failed.error = Some("access denied".to_owned());
-    s.sync.update_reconcile(&failed).await.unwrap_or_else(|e| panic!("{e}"));
+    s.sync.update_reconcile(&failed).await.unwrap();
     assert_eq!(s.sync.latest_reconcile(p.id).await.ok(), Some(Some(failed)));
 
     let nowhere = reconcile_run(Uuid::new_v4(), t);
@@ -1421,12 +1410,12 @@ async fn running_reconciles_are_interrupted(f: Fixture) {
     finished.finished_at = Some(t - time::Duration::minutes(50));
     let elsewhere = reconcile_run(other.id, t);
     for run in [&orphan, &finished, &elsewhere] {
-        s.sync.insert_reconcile(run).await.unwrap_or_else(|e| panic!("{e}"));
+        s.sync.insert_reconcile(run).await.unwrap();
     }
     let later = t + time::Duration::seconds(5);
-    let n = s.sync.interrupt_reconciles(p.id, "its replica stopped", later).await.unwrap_or_else(|e| panic!("{e}"));
+    let n = s.sync.interrupt_reconciles(p.id, "its replica stopped", later).await.unwrap();
     assert_eq!(n, 1);
-    let got = s.sync.get_reconcile(orphan.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = s.sync.get_reconcile(orphan.id).await.unwrap();
     assert_eq!(
         (got.status, got.error.as_deref(), got.finished_at),
         (ReconcileStatus::Interrupted, Some("its replica stopped"), Some(later))
@@ -1465,12 +1454,12 @@ async fn due_reconciles_follow_the_latest_run(f: Fixture) {
             let mut old = reconcile_run(p.id, minutes(500));
             old.status = ReconcileStatus::Failed;
             old.finished_at = Some(minutes(499));
-            s.sync.insert_reconcile(&old).await.unwrap_or_else(|e| panic!("{e}"));
+            s.sync.insert_reconcile(&old).await.unwrap();
             let mut run = reconcile_run(p.id, minutes(ago + 1));
             run.status = status;
             run.updated_at = minutes(ago);
             run.finished_at = (status != ReconcileStatus::Running).then(|| minutes(ago));
-            s.sync.insert_reconcile(&run).await.unwrap_or_else(|e| panic!("{e}"));
+            s.sync.insert_reconcile(&run).await.unwrap();
         }
         if due {
             expected.push(p.id);
@@ -1479,10 +1468,10 @@ async fn due_reconciles_follow_the_latest_run(f: Fixture) {
     // A project created long ago that never ran is due; the one above was created just now.
     let mut old_project = project("created-long-ago", &stored_configuration(s, "old").await, "old");
     old_project.created_at = minutes(10);
-    s.projects.insert_project(&old_project).await.unwrap_or_else(|e| panic!("{e}"));
+    s.projects.insert_project(&old_project).await.unwrap();
     expected.push(old_project.id);
     expected.sort();
-    let mut due = s.sync.due_reconciles(&schedule).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut due = s.sync.due_reconciles(&schedule).await.unwrap();
     due.sort();
     assert_eq!(due, expected);
 }
@@ -1492,7 +1481,7 @@ async fn due_reconciles_follow_the_latest_run(f: Fixture) {
 async fn keys_with_nul_are_refused(f: Fixture) {
     let s = &f.store;
     let p = stored_project(s).await;
-    let before = s.data.revision(p.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let before = s.data.revision(p.id).await.unwrap();
     let batch = [put("fine.txt", 1), put("bad\0key.txt", 2)];
     let refused = s.data.apply(p.id, &batch).await;
     assert!(matches!(&refused, Err(StoreError::UnstorableKey(k)) if k == "bad\0key.txt"), "{refused:?}");
@@ -1513,7 +1502,7 @@ async fn dead_letters_are_kept(f: Fixture) {
             error: "missing field `Records`".to_owned(),
             received_at: now(),
         };
-        s.sync.insert_dead_letter(&letter).await.unwrap_or_else(|e| panic!("{e}"));
+        s.sync.insert_dead_letter(&letter).await.unwrap();
     }
     assert_eq!(s.sync.count_dead_letters().await.ok(), Some(3));
 }
@@ -1673,6 +1662,6 @@ async fn small_writes_get_their_turn_between_big_batches(mut f: Fixture) {
     }
     stop.store(true, Ordering::SeqCst);
     while let Some(done) = appliers.join_next().await {
-        done.unwrap_or_else(|e| panic!("{e}"));
+        done.unwrap();
     }
 }

@@ -42,7 +42,7 @@ impl Fixture {
             ..CredentialRequest::default()
         };
         let credential = self.services.credentials().create(&self.admin, credential).await;
-        let credential = credential.unwrap_or_else(|e| panic!("{e}")).credential.id;
+        let credential = credential.unwrap().credential.id;
         let request = ConfigurationRequest {
             name: Some(name.to_owned()),
             region: Some("eu-central-1".to_owned()),
@@ -52,7 +52,7 @@ impl Fixture {
             ..ConfigurationRequest::default()
         };
         let configuration = self.services.configurations().create(&self.admin, request).await;
-        configuration.unwrap_or_else(|e| panic!("{e}")).id
+        configuration.unwrap().id
     }
 
     /// Records a validation that found the configuration ready, as the lifecycle would.
@@ -68,7 +68,7 @@ impl Fixture {
             failures: 0,
             bucket_account: None,
         };
-        self.services.store().configurations.record_validation(id, &outcome).await.unwrap_or_else(|e| panic!("{e}"));
+        self.services.store().configurations.record_validation(id, &outcome).await.unwrap();
     }
 
     /// A project on a ready configuration of its own.
@@ -82,7 +82,7 @@ impl Fixture {
             folder: Some("data".to_owned()),
         };
         let created = self.services.projects().create(&self.admin, request).await;
-        created.unwrap_or_else(|e| panic!("{e}")).project.id
+        created.unwrap().project.id
     }
 }
 

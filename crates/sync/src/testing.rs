@@ -26,7 +26,7 @@ pub(crate) async fn store_with_project(dir: &std::path::Path, url: Option<&str>)
 }
 
 pub(crate) fn written(key: &str, n: u32) -> KeyUpdate {
-    let sequencer = Sequencer::parse(&format!("0055AED6DCD9{n:08X}")).unwrap_or_else(|e| panic!("{e}"));
+    let sequencer = Sequencer::parse(&format!("0055AED6DCD9{n:08X}")).unwrap();
     let change = Change::Created {
         version_id: NULL_VERSION.to_owned(),
         sequencer,
@@ -42,6 +42,6 @@ pub(crate) async fn engine(store: &Store) -> SyncEngine {
     let aws = byos_test_support::unreachable_aws().await;
     let buckets = Buckets::new(store.clone(), aws.clone(), MasterKey::generate());
     let engine = SyncEngine::new(store.clone(), aws, buckets, Default::default());
-    engine.refresh_routes().await.unwrap_or_else(|e| panic!("{e}"));
+    engine.refresh_routes().await.unwrap();
     engine
 }
