@@ -5,7 +5,6 @@
 //! writes, are in [`crate::data`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write;
 
 use async_trait::async_trait;
 use byos_domain::objects::KeyState;
@@ -45,40 +44,41 @@ impl TryFrom<KeyRow> for StoredKey {
 
 /// `{verb} FROM entries` of the project's entries of `kind` at `pairs` `(parent, name)` pairs, as
 /// a row-value `IN (VALUES ...)`. Parameters: the project, then each pair's parent and name.
-fn entries_in(verb: &str, kind: &str, pairs: usize) -> String {
+fn entries_in<D: Dialect>(verb: &str, kind: &str, pairs: usize) -> String {
     format!(
-        "{verb} FROM entries WHERE project_id = $1 AND kind = '{kind}' AND (parent, name) IN (VALUES {})",
-        tuples(2, pairs, 2)
+        "{verb} FROM entries WHERE project_id = {} AND kind = '{kind}' AND (parent, name) IN (VALUES {})",
+        parameters::<D>(1, 1),
+        tuples::<D>(2, pairs, 2)
     )
 }
 
-/// `$first, $first+1, ...`: `n` parameters.
-fn parameters(first: usize, n: usize) -> String {
+/// `$first, $first+1, ...`: `n` parameters, in `D`'s form ([`Dialect::write_parameter`]).
+fn parameters<D: Dialect>(first: usize, n: usize) -> String {
     let mut sql = String::with_capacity(n * 8);
-    push_parameters(&mut sql, first, n);
+    push_parameters::<D>(&mut sql, first, n);
     sql
 }
 
 /// `(...), (...)`: `rows` tuples of `width` parameters each, numbered on from `$first`.
-fn tuples(first: usize, rows: usize, width: usize) -> String {
+fn tuples<D: Dialect>(first: usize, rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(rows * (width * 8 + 4));
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        push_parameters(&mut sql, first + row * width, width);
+        push_parameters::<D>(&mut sql, first + row * width, width);
         sql.push(')');
     }
     sql
 }
 
-fn push_parameters(sql: &mut String, first: usize, n: usize) {
+fn push_parameters<D: Dialect>(sql: &mut String, first: usize, n: usize) {
     for i in first..first + n {
         if i > first {
             sql.push_str(", ");
         }
-        write!(sql, "${i}").unwrap_or_else(|_| unreachable!("a String takes any text"));
+        D::write_parameter(sql, i);
     }
 }
 
@@ -253,8 +253,9 @@ where
         let mut loaded = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(CHUNK) {
             let sql = format!(
-                "SELECT key, state, revision FROM objects WHERE project_id = $1 AND key IN ({})",
-                parameters(2, chunk.len())
+                "SELECT key, state, revision FROM objects WHERE project_id = {} AND key IN ({})",
+                parameters::<D>(1, 1),
+                parameters::<D>(2, chunk.len())
             );
             let mut query = sqlx::query_as(&sql).bind(&self.project_id);
             for key in chunk {
@@ -284,7 +285,7 @@ where
             let sql = format!(
                 "INSERT INTO objects (project_id, key, state, revision) VALUES {} \
                  ON CONFLICT (project_id, key) DO UPDATE SET state = excluded.state, revision = excluded.revision",
-                tuples(1, chunk.len(), 4)
+                tuples::<D>(1, chunk.len(), 4)
             );
             let mut query = sqlx::query(&sql);
             for (key, state) in chunk {
@@ -293,7 +294,11 @@ where
             query.execute(&mut *self.tx).await?;
         }
         for chunk in forgotten.chunks(CHUNK) {
-            let sql = format!("DELETE FROM objects WHERE project_id = $1 AND key IN ({})", parameters(2, chunk.len()));
+            let sql = format!(
+                "DELETE FROM objects WHERE project_id = {} AND key IN ({})",
+                parameters::<D>(1, 1),
+                parameters::<D>(2, chunk.len())
+            );
             let mut query = sqlx::query(&sql).bind(&self.project_id);
             for key in chunk {
                 query = query.bind(*key);
@@ -322,7 +327,7 @@ where
                  etag = excluded.etag, last_modified = excluded.last_modified, \
                  storage_class = excluded.storage_class, version_id = excluded.version_id, \
                  archive = excluded.archive",
-                tuples(1, chunk.len(), 12)
+                tuples::<D>(1, chunk.len(), 12)
             );
             let mut query = sqlx::query(&sql);
             for (parent, name, file) in chunk {
@@ -343,7 +348,7 @@ where
             query.execute(&mut *self.tx).await?;
         }
         for chunk in hidden.chunks(CHUNK) {
-            let sql = entries_in("DELETE", "file", chunk.len());
+            let sql = entries_in::<D>("DELETE", "file", chunk.len());
             let mut query = sqlx::query(&sql).bind(&self.project_id);
             for (parent, name) in chunk {
                 query = query.bind(*parent).bind(*name);
@@ -358,7 +363,7 @@ where
         let mut rows: BTreeMap<&str, Option<FolderRow>> = folders.iter().map(|path| (*path, None)).collect();
         let folders: Vec<(&str, &str)> = folders.iter().map(|path| split(path)).collect();
         for chunk in folders.chunks(CHUNK) {
-            let sql = entries_in("SELECT parent, name, children, marker", "folder", chunk.len());
+            let sql = entries_in::<D>("SELECT parent, name, children, marker", "folder", chunk.len());
             let mut query = sqlx::query_as(&sql).bind(&self.project_id);
             for (parent, name) in chunk {
                 query = query.bind(*parent).bind(*name);
@@ -389,7 +394,7 @@ where
                 "INSERT INTO entries (project_id, parent, name, kind, children, marker) VALUES {} \
                  ON CONFLICT (project_id, parent, name) DO UPDATE SET \
                  children = excluded.children, marker = excluded.marker",
-                tuples(1, chunk.len(), 6)
+                tuples::<D>(1, chunk.len(), 6)
             );
             let mut query = sqlx::query(&sql);
             for (path, folder) in chunk {
@@ -405,7 +410,7 @@ where
             query.execute(&mut *self.tx).await?;
         }
         for chunk in gone.chunks(CHUNK) {
-            let sql = entries_in("DELETE", "folder", chunk.len());
+            let sql = entries_in::<D>("DELETE", "folder", chunk.len());
             let mut query = sqlx::query(&sql).bind(&self.project_id);
             for (parent, name) in chunk {
                 query = query.bind(*parent).bind(*name);
@@ -419,5 +424,28 @@ where
     async fn commit(self) -> Result<i64> {
         self.tx.commit().await?;
         Ok(self.revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Postgres, Sqlite};
+
+    use super::*;
+
+    /// SQLite's generated statements use bare `?`: a numbered or named parameter costs a lookup
+    /// in a list at every bind, which made big batches 8 times as slow to apply.
+    #[test]
+    fn generated_statements_number_parameters_as_each_database_binds_them_fastest() {
+        assert_eq!(tuples::<Sqlite>(3, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(tuples::<Postgres>(3, 2, 2), "($3, $4), ($5, $6)");
+        assert_eq!(
+            entries_in::<Sqlite>("DELETE", "file", 1),
+            "DELETE FROM entries WHERE project_id = ? AND kind = 'file' AND (parent, name) IN (VALUES (?, ?))"
+        );
+        assert_eq!(
+            entries_in::<Postgres>("DELETE", "file", 1),
+            "DELETE FROM entries WHERE project_id = $1 AND kind = 'file' AND (parent, name) IN (VALUES ($2, $3))"
+        );
     }
 }

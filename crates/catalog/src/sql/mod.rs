@@ -85,6 +85,12 @@ pub(crate) trait Dialect: Database {
     /// The database's clock in Unix milliseconds, for leases.
     const NOW_MS: &'static str;
 
+    /// Writes parameter `index` of a generated statement, whose parameters come in order and
+    /// each once: `$3` on PostgreSQL, a bare `?` on SQLite. SQLite takes `$3` and `?3` too, but
+    /// as named parameters, and binding one looks its name up in a list: a multi-row insert of
+    /// 500 rows of 4 parameters made applying a big batch 8 times as slow.
+    fn write_parameter(sql: &mut String, index: usize);
+
     /// How many rows a statement changed (sqlx has no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 

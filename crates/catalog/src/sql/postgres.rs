@@ -17,6 +17,11 @@ impl Dialect for Postgres {
     /// `clock_timestamp()` moves within a transaction, unlike `now()`.
     const NOW_MS: &'static str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
+    fn write_parameter(sql: &mut String, index: usize) {
+        use std::fmt::Write;
+        write!(sql, "${index}").unwrap_or_else(|_| unreachable!("a String takes any text"));
+    }
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

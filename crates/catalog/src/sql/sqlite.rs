@@ -31,6 +31,10 @@ impl Dialect for Sqlite {
 
     const NOW_MS: &'static str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
+    fn write_parameter(sql: &mut String, _index: usize) {
+        sql.push('?');
+    }
+
     /// Write transactions take turns on the write connection. Taking the write lock up front
     /// (`BEGIN IMMEDIATE`) makes a transaction that reads before it writes wait for writes of
     /// one statement on the pool, instead of failing with SQLITE_BUSY when it upgrades its lock.
