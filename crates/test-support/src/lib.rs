@@ -323,12 +323,21 @@ pub fn temp_dir() -> TempDir {
     tempfile::Builder::new().prefix("byos-test-").tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
 }
 
-/// A free TCP port on the loopback interface.
+/// A free TCP port on the loopback interface, never the same one twice in a process: the port
+/// is free only until someone binds it, and tests running side by side (each starting a moto of
+/// its own) would otherwise now and then be handed the same one, and talk to each other's.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free loopback port: {e}"));
+        if HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A moto server of its own for one test: the local AWS (S3, SQS, STS, KMS, IAM). Stopped when
