@@ -5,7 +5,7 @@
 // only `#[test]` functions and `#[cfg(test)]` modules).
 #![allow(clippy::unwrap_used)]
 
-use byos_aws::{Aws, AwsErrorKind, AwsSettings, CredentialSecret};
+use byos_aws::{Aws, AwsError, AwsErrorKind, AwsSettings, CredentialSecret, ListPage, PageMarker};
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{SecretAccessKey, ServerSideEncryption, VersioningState};
 use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, region};
@@ -83,16 +83,7 @@ async fn listings_return_every_key_as_written() {
         s3.put_object("odd-keys", key, b"x".to_vec(), None).await.unwrap();
     }
     keys.sort_unstable();
-    let mut listed = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = s3.list_objects_page("odd-keys", "k/", marker.as_ref(), 2).await.unwrap();
-        listed.extend(page.entries.into_iter().map(|e| e.key));
-        match page.next {
-            Some(next) => marker = Some(next),
-            None => break,
-        }
-    }
+    let listed = every_key(async |after| s3.list_objects_page("odd-keys", "k/", after.as_ref(), 2).await).await;
     assert_eq!(listed, keys);
     assert_eq!(s3.list_one("odd-keys", "k/").await.unwrap().as_deref(), Some(keys[0]));
 
@@ -103,17 +94,22 @@ async fn listings_return_every_key_as_written() {
     for key in &printable {
         s3.put_object("odd-keys", key, b"x".to_vec(), None).await.unwrap();
     }
-    let mut listed = Vec::new();
+    let listed = every_key(async |after| s3.list_versions_page("odd-keys", "v/", after.as_ref(), 1).await).await;
+    assert_eq!(listed, printable);
+}
+
+/// The keys of every page of a listing, following its markers.
+async fn every_key(mut page: impl AsyncFnMut(Option<PageMarker>) -> Result<ListPage, AwsError>) -> Vec<String> {
+    let mut keys = Vec::new();
     let mut marker = None;
     loop {
-        let page = s3.list_versions_page("odd-keys", "v/", marker.as_ref(), 1).await.unwrap();
-        listed.extend(page.entries.into_iter().map(|e| e.key));
-        match page.next {
+        let listed = page(marker).await.unwrap();
+        keys.extend(listed.entries.into_iter().map(|e| e.key));
+        match listed.next {
             Some(next) => marker = Some(next),
-            None => break,
+            None => return keys,
         }
     }
-    assert_eq!(listed, printable);
 }
 
 #[tokio::test]
