@@ -27,7 +27,7 @@ pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
     Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project,
-    ReconcileRun, ReconcileStatus, Token,
+    ProjectGrant, ReconcileRun, ReconcileStatus, Token,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -2,8 +2,8 @@
 //! reported as [`StoreError::Corrupt`](crate::StoreError::Corrupt), never passed on.
 
 use byos_domain::{
-    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, Problem, ProjectFolder, ResourceName, Role,
-    RoleArn, ServerSideEncryption, TokenName, ValidationReport, VersioningState,
+    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, Problem, ProjectAccess, ProjectFolder,
+    ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationReport, VersioningState,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -83,14 +83,21 @@ impl Configuration {
     }
 }
 
+/// A project a member token reaches, and what it may do there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectGrant {
+    pub id: Uuid,
+    pub access: ProjectAccess,
+}
+
 /// An API token. Only the hash of its value is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub id: Uuid,
     pub name: TokenName,
     pub role: Role,
-    /// The projects a member token reaches; empty for admins.
-    pub projects: Vec<Uuid>,
+    /// The projects a member token reaches, each with its access; empty for admins.
+    pub projects: Vec<ProjectGrant>,
     /// The first characters of the token, to tell tokens apart.
     pub hint: String,
     pub created_at: OffsetDateTime,

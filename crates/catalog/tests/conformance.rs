@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, KeyUpdate, Lease, LeaseLost, NewToken, Project, ReconcileRun, ReconcileSchedule,
-    ReconcileStatus, Store, StoreError, StoreOptions, Token, ValidationOutcome,
+    EntryKind, FileEntry, KeyUpdate, Lease, LeaseLost, NewToken, Project, ProjectGrant, ReconcileRun,
+    ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
 use byos_domain::{
     AccessKeyId, AwsRegion, BucketName, CheckResult, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem,
-    ProjectFolder, ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck, ValidationReport,
-    VersioningState,
+    ProjectAccess, ProjectFolder, ResourceName, Role, RoleArn, ServerSideEncryption, TokenName, ValidationCheck,
+    ValidationReport, VersioningState,
 };
 use byos_test_support::{TempDir, TestPostgres, temp_dir};
 use time::OffsetDateTime;
@@ -101,6 +101,7 @@ conformance!(
     work_that_loses_its_lease_stops,
     a_lease_that_cannot_be_renewed_is_lost,
     projects_round_trip,
+    projects_stored_before_the_wildcard_rule_still_load,
     project_folders_never_overlap,
     project_folders_never_overlap_under_contention,
     deleting_a_project_takes_its_catalog,
@@ -173,7 +174,14 @@ fn token(role: Role) -> (NewToken, String) {
         id: Uuid::new_v4(),
         name: TokenName::parse("a token").unwrap(),
         role,
-        projects: if role == Role::Member { vec![Uuid::new_v4(), Uuid::new_v4()] } else { vec![] },
+        projects: if role == Role::Member {
+            vec![
+                ProjectGrant { id: Uuid::new_v4(), access: ProjectAccess::Read },
+                ProjectGrant { id: Uuid::new_v4(), access: ProjectAccess::ReadWrite },
+            ]
+        } else {
+            vec![]
+        },
         hint: value[..9].to_owned(),
         created_at: now(),
         last_used_at: None,
@@ -643,9 +651,13 @@ async fn stored_configuration(s: &Store, n: &str) -> Configuration {
 
 fn project(n: &str, configuration: &Configuration, folder: &str) -> Project {
     let folder = ProjectFolder::parse(folder).unwrap_or_else(|e| panic!("{folder}: {e}"));
+    project_in(name(n), configuration, folder)
+}
+
+fn project_in(name: ResourceName, configuration: &Configuration, folder: ProjectFolder) -> Project {
     Project {
         id: Uuid::new_v4(),
-        name: name(n),
+        name,
         region: configuration.spec.region.clone(),
         configuration_id: configuration.id,
         key_prefix: folder.key_prefix(configuration.spec.key_prefix.as_ref()),
@@ -751,6 +763,23 @@ async fn get_entry(s: &Store, project: Uuid, path: &str) -> Option<Entry> {
 async fn all_keys(s: &Store, project: Uuid) -> Vec<(String, i64)> {
     let keys = s.data.keys(project, None, 10_000).await.unwrap_or_else(|e| panic!("keys: {e:?}"));
     keys.into_iter().map(|k| (k.key, k.revision)).collect()
+}
+
+/// Names and folders with `*`, `?` or `$` were accepted before they were refused for widening
+/// policies: their rows must still load, so that the services can say what is wrong with them.
+async fn projects_stored_before_the_wildcard_rule_still_load(f: Fixture) {
+    let s = &f.store;
+    let c = stored_configuration(s, "data").await;
+    let old = project_in(
+        ResourceName::parse_relaxed("study $1").unwrap(),
+        &c,
+        ProjectFolder::parse_relaxed("team*").unwrap(),
+    );
+    s.projects.insert_project(&old).await.unwrap();
+    let loaded = s.projects.get_project(old.id).await.unwrap();
+    assert_eq!(loaded, old);
+    assert!(loaded.key_prefix.policy_safe().is_err(), "{:?}", loaded.key_prefix);
+    assert_eq!(s.projects.list_projects().await.unwrap(), vec![old]);
 }
 
 async fn projects_round_trip(f: Fixture) {

@@ -290,6 +290,13 @@ catalogue! {
         message: "Project '{name}' already owns '{prefix}' of bucket '{bucket}', which overlaps this project's folder",
         fix: "Two projects never share keys of one bucket: choose a folder that neither contains nor lies inside the other project's.",
     }
+    ProjectPrefixUnsafe {
+        type: "Conflict",
+        code: "project-prefix-unsafe",
+        status: 409,
+        message: "Project '{name}' lives under '{prefix}', which no policy can scope: {rule}",
+        fix: "The project was created before such prefixes were refused. Create a project on a folder without '*', '?', '$', control or invisible characters, copy the data across (aws s3 sync), and delete this project; the README's 'Projects and their data' shows how.",
+    }
     ConfigurationNotReady {
         type: "Conflict",
         code: "configuration-not-ready",
@@ -456,6 +463,10 @@ impl Problem {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    pub fn project_prefix_unsafe(name: &str, prefix: &str, rule: &str) -> Problem {
+        Problem::new(ErrorCode::ProjectPrefixUnsafe, &[("name", name), ("prefix", prefix), ("rule", rule)])
     }
 
     pub fn access_forbidden(message: &str) -> Problem {

@@ -25,11 +25,11 @@ pub use chain::ErrorChain;
 pub use checks::{Check, PROBE_MARKER, is_probe_key};
 pub use names::{
     AccessKeyId, AwsRegion, BucketName, ExternalId, KeyPrefix, KmsKeyArn, NameError, ProjectFolder, ResourceName,
-    RoleArn, SecretAccessKey, is_aws_region_id,
+    RoleArn, SecretAccessKey, is_aws_region_id, policy_safe,
 };
 pub use region::{Region, RegionTable, RegionTableError};
 pub use storage::{
     CheckResult, ConfigurationStatus, CredentialKind, ServerSideEncryption, SseAlgorithm, ValidationCheck,
     ValidationReport, VersioningState,
 };
-pub use token::{Role, TokenName};
+pub use token::{ProjectAccess, Role, TokenName};

@@ -13,6 +13,38 @@ impl NameError {
     pub(crate) fn new(rule: impl Into<String>) -> NameError {
         NameError(rule.into())
     }
+
+    /// The rule said of `what` ("a project folder") instead of the generic "a key prefix" or
+    /// "a name" it was checked as.
+    fn naming(self, what: &str) -> NameError {
+        let rule = ["a key prefix", "a name"]
+            .into_iter()
+            .find_map(|generic| self.0.strip_prefix(generic))
+            .map_or(self.0.clone(), |rest| format!("{what}{rest}"));
+        NameError(rule)
+    }
+}
+
+/// Whether `s` can be put into an IAM policy (a resource ARN, an `s3:prefix` condition) and a
+/// user's view as written: it holds none of `*`, `?` (wildcards in a policy's strings), `$` (a
+/// policy variable's start), control characters, nor invisible formatting characters
+/// (zero-width spaces and joiners, direction marks and overrides, the byte order mark), which
+/// make two different names look the same. A folder `team*` would otherwise grant every
+/// sibling's data.
+pub fn policy_safe(s: &str) -> Result<(), NameError> {
+    let Some(c) = s.chars().find(|&c| matches!(c, '*' | '?' | '$') || c.is_control() || is_invisible(c)) else {
+        return Ok(());
+    };
+    let found = if c.is_ascii_graphic() { format!("'{c}'") } else { format!("U+{:04X}", u32::from(c)) };
+    Err(NameError::new(format!(
+        "a name holds no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no \
+         invisible formatting characters, found {found}"
+    )))
+}
+
+/// Characters that change how text is shown but show nothing themselves.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 macro_rules! string_newtype {
@@ -109,7 +141,18 @@ string_newtype! {
 impl KeyPrefix {
     pub const MAX_BYTES: usize = 1024;
 
+    /// A prefix given by a user: the rules of a key path, and none of the characters a policy
+    /// reads as a wildcard or variable, nor invisible ones ([`policy_safe`]).
     pub fn parse(s: &str) -> Result<KeyPrefix, NameError> {
+        let prefix = KeyPrefix::parse_relaxed(s)?;
+        policy_safe(s).map_err(|e| e.naming("a key prefix"))?;
+        Ok(prefix)
+    }
+
+    /// The rules of a key path only: for a path inside a project (whose keys may hold any
+    /// character) and for rows stored before [`policy_safe`] was a rule. Check
+    /// [`KeyPrefix::policy_safe`] before a policy is scoped to it.
+    pub fn parse_relaxed(s: &str) -> Result<KeyPrefix, NameError> {
         if s.is_empty() {
             return Err(NameError::new("a key prefix is not empty; leave it out for the bucket root"));
         }
@@ -146,6 +189,11 @@ impl KeyPrefix {
         Ok(KeyPrefix(s.to_owned()))
     }
 
+    /// Whether a policy can be scoped to this prefix: see [`policy_safe`].
+    pub fn policy_safe(&self) -> Result<(), NameError> {
+        policy_safe(&self.0).map_err(|e| e.naming("a key prefix"))
+    }
+
     /// Whether a key lies under this prefix.
     pub fn contains_key(&self, key: &str) -> bool {
         key.starts_with(&self.0)
@@ -165,7 +213,16 @@ string_newtype! {
 }
 
 impl ProjectFolder {
+    /// A folder given by a user: a relative key path, policy safe ([`policy_safe`]).
     pub fn parse(s: &str) -> Result<ProjectFolder, NameError> {
+        let folder = ProjectFolder::parse_relaxed(s)?;
+        policy_safe(s).map_err(|e| e.naming("a project folder"))?;
+        Ok(folder)
+    }
+
+    /// The rules of a relative key path only: for rows stored before [`policy_safe`] was a
+    /// rule.
+    pub fn parse_relaxed(s: &str) -> Result<ProjectFolder, NameError> {
         if s.is_empty() {
             return Err(NameError::new("a project folder is not empty"));
         }
@@ -175,8 +232,7 @@ impl ProjectFolder {
         if s.ends_with('/') {
             return Err(NameError::new("a project folder does not end with '/'"));
         }
-        KeyPrefix::parse(&format!("{s}/"))
-            .map_err(|e| NameError::new(e.0.replace("a key prefix", "a project folder")))?;
+        KeyPrefix::parse_relaxed(&format!("{s}/")).map_err(|e| e.naming("a project folder"))?;
         Ok(ProjectFolder(s.to_owned()))
     }
 
@@ -351,7 +407,16 @@ string_newtype! {
 }
 
 impl ResourceName {
+    /// A name given by a user, policy safe ([`policy_safe`]): names end up in session names
+    /// and in what users read side by side.
     pub fn parse(s: &str) -> Result<ResourceName, NameError> {
+        let name = ResourceName::parse_relaxed(s)?;
+        policy_safe(s)?;
+        Ok(name)
+    }
+
+    /// The length and white-space rules only: for rows stored before [`policy_safe`] was a rule.
+    pub fn parse_relaxed(s: &str) -> Result<ResourceName, NameError> {
         let chars = s.chars().count();
         if !(3..=63).contains(&chars) {
             return Err(NameError::new(format!("a name is 3 to 63 characters long, this one has {chars}")));
@@ -509,6 +574,11 @@ mod tests {
                 "a/../b/",
                 "a/./",
                 "a\u{7}/",
+                "team*/",
+                "a?/",
+                "${aws:username}/",
+                "zero\u{200B}width/",
+                "rtl\u{202E}/",
                 &format!("{}/", "é".repeat(512)),
             ],
             expect![[r#"
@@ -523,6 +593,11 @@ mod tests {
                 "a/../b/" -> a key prefix has no '.' or '..' segments
                 "a/./" -> a key prefix has no '.' or '..' segments
                 "a\u{7}/" -> a key prefix holds no control characters, found U+0007
+                "team*/" -> a key prefix holds no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no invisible formatting characters, found '*'
+                "a?/" -> a key prefix holds no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no invisible formatting characters, found '?'
+                "${aws:username}/" -> a key prefix holds no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no invisible formatting characters, found '$'
+                "zero\u{200b}width/" -> a key prefix holds no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no invisible formatting characters, found U+200B
+                "rtl\u{202e}/" -> a key prefix holds no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no invisible formatting characters, found U+202E
                 "éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé/" -> a key prefix is at most 1024 bytes of UTF-8, this one has 1025
             "#]],
         );
@@ -695,9 +770,25 @@ mod tests {
             ("a//b", "no empty segments"),
             ("a/../b", "no '.' or '..' segments"),
             ("a\u{7}b", "no control characters"),
+            ("team*", "found '*'"),
+            ("data\u{2066}x", "found U+2066"),
         ] {
             let error = ProjectFolder::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.contains(rule) && error.starts_with("a project folder"), "{bad:?}: {error}");
         }
+    }
+
+    #[test]
+    fn rows_stored_before_the_policy_rule_still_load_and_say_what_is_wrong() {
+        let folder = ProjectFolder::parse_relaxed("team*").unwrap();
+        let prefix = folder.key_prefix(None);
+        assert_eq!(prefix.as_str(), "team*/");
+        let refused = prefix.policy_safe().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.starts_with("a key prefix holds no '*'") && refused.ends_with("found '*'"), "{refused}");
+        assert!(KeyPrefix::parse("data/").unwrap().policy_safe().is_ok());
+        assert!(ResourceName::parse_relaxed("study $1").is_ok());
+        let name = ResourceName::parse("study $1").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(name.starts_with("a name holds no '*', '?' or '$'"), "{name}");
+        assert!(ResourceName::parse("study \u{FEFF}1").is_err());
     }
 }

@@ -79,6 +79,25 @@ pub fn iam_policy_actions(versioning: VersioningState, kms: bool) -> Vec<Explain
     actions
 }
 
+/// `text` as a policy's string matches it literally: `*`, `?` and `$` written as the policy
+/// variables `${*}`, `${?}` and `${$}` (policy version 2012-10-17), so a key holding them never
+/// widens what a resource or an `s3:prefix` condition covers. Prefixes given by users cannot
+/// hold them ([`crate::policy_safe`]); keys inside a project can.
+pub fn policy_literal(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '$' => {
+                literal.push_str("${");
+                literal.push(c);
+                literal.push('}');
+            }
+            c => literal.push(c),
+        }
+    }
+    literal
+}
+
 /// The IAM policy of the platform's user: ICA's document for the bucket's versioning state,
 /// with the KMS actions on the key when there is one, objects scoped to `prefix` (or the whole
 /// bucket).
@@ -89,7 +108,7 @@ pub fn iam_policy(
     kms_key: Option<&KmsKeyArn>,
 ) -> Value {
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
-    let objects_arn = format!("{bucket_arn}/{}*", prefix.map_or("", |p| p.as_str()));
+    let objects_arn = format!("{bucket_arn}/{}*", prefix.map_or(String::new(), |p| policy_literal(p.as_str())));
     let mut bucket_actions: Vec<&str> = BUCKET_ACTIONS.iter().map(|e| e.action).collect();
     if versioned(versioning) {
         bucket_actions.extend(VERSIONED_BUCKET_ACTIONS.iter().map(|e| e.action));
@@ -367,6 +386,29 @@ mod tests {
               "Version": "2012-10-17"
             }"#]]
         .assert_eq(&pretty(&iam_policy(&bucket(), None, VersioningState::Unversioned, None)));
+    }
+
+    #[test]
+    fn literal_policy_strings_match_only_themselves() {
+        use crate::iam::{PolicyDocument, Request, evaluate};
+
+        assert_eq!(policy_literal("a*b?c$d/"), "a${*}b${?}c${$}d/");
+        let prefix = "run*?$/";
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                           "Resource": format!("arn:aws:s3:::b/{}*", policy_literal(prefix))}],
+        });
+        let policy = PolicyDocument::parse(&policy.to_string()).unwrap();
+        let get = |key: &str| {
+            let request = Request::new("s3:GetObject", format!("arn:aws:s3:::b/{key}"))
+                .with_principal("arn:aws:iam::111122223333:user/platform");
+            evaluate(&request, &[&policy], None)
+        };
+        assert!(get("run*?$/x.txt").is_allowed());
+        for sibling in ["run-a$/x.txt", "runXY$/x.txt", "run*?X/x.txt", "run*?$"] {
+            assert!(!get(sibling).is_allowed(), "{sibling}");
+        }
     }
 
     #[test]

@@ -31,6 +31,39 @@ impl Role {
     }
 }
 
+/// What a member token may do in one of its projects. Admins may do everything everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProjectAccess {
+    /// Browse, download, list versions, and `read` credentials.
+    Read,
+    /// Everything `read` may, and everything that writes: uploads, deletes, moves, restores,
+    /// reconciles, `read-write` credentials.
+    ReadWrite,
+}
+
+impl ProjectAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectAccess::Read => "read",
+            ProjectAccess::ReadWrite => "read-write",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProjectAccess> {
+        match s {
+            "read" => Some(ProjectAccess::Read),
+            "read-write" => Some(ProjectAccess::ReadWrite),
+            _ => None,
+        }
+    }
+
+    /// Whether this access covers `needed`: `read-write` covers `read`.
+    pub fn covers(self, needed: ProjectAccess) -> bool {
+        self >= needed
+    }
+}
+
 /// A token's label: 1 to 128 characters without control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -56,6 +89,18 @@ impl TokenName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_write_covers_read_and_not_the_other_way_round() {
+        use ProjectAccess::{Read, ReadWrite};
+        assert!(ReadWrite.covers(Read) && ReadWrite.covers(ReadWrite) && Read.covers(Read));
+        assert!(!Read.covers(ReadWrite));
+        for access in [Read, ReadWrite] {
+            assert_eq!(ProjectAccess::parse(access.as_str()), Some(access));
+            assert_eq!(serde_json::to_string(&access).ok(), Some(format!("\"{}\"", access.as_str())));
+        }
+        assert_eq!(ProjectAccess::parse("write"), None);
+    }
 
     #[test]
     fn roles_and_names() {

@@ -12,10 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use byos_catalog::{Entry, FileEntry, StoreError};
 use byos_domain::objects::RestoreState;
 use byos_domain::{KeyPrefix, Problem};
-use uuid::Uuid;
 
 use crate::error::internal;
-use crate::{Caller, ServiceError, Services};
+use crate::{ProjectScope, Read, ServiceError, Services};
 
 /// The largest page.
 const MAX_LIMIT: u32 = 1000;
@@ -118,13 +117,8 @@ impl<'a> Data<'a> {
     }
 
     /// A folder's children, a page at a time, or one entry.
-    pub async fn browse(
-        &self,
-        caller: &Caller,
-        project: Uuid,
-        request: BrowseRequest,
-    ) -> Result<Listing, ServiceError> {
-        let project = self.services.projects().get(caller, project).await?;
+    pub async fn browse(&self, scope: &ProjectScope<Read>, request: BrowseRequest) -> Result<Listing, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
         let path = request.path.as_deref().unwrap_or("/");
         let relative = relative(path)?;
         let not_found = |e: StoreError| match e {
@@ -164,7 +158,9 @@ fn relative(path: &str) -> Result<&str, Problem> {
     }
     // A folder path is a key prefix; a file path is one with its last segment.
     let as_prefix = if relative.ends_with('/') { relative.to_owned() } else { format!("{relative}/") };
-    KeyPrefix::parse(&as_prefix).map_err(|e| invalid(&format!("is not a valid path: {e}")))?;
+    // Keys inside a project may hold any character a policy reads as a wildcard: paths are
+    // never put into a policy unescaped.
+    KeyPrefix::parse_relaxed(&as_prefix).map_err(|e| invalid(&format!("is not a valid path: {e}")))?;
     Ok(relative)
 }
 
@@ -252,7 +248,7 @@ mod tests {
         let mut page_token = None;
         loop {
             let request = BrowseRequest { path: Some("/many/".to_owned()), limit: Some(10), page_token };
-            let listing = data.browse(admin, project, request).await.unwrap();
+            let listing = data.browse(&admin.project(project).unwrap(), request).await.unwrap();
             seen.extend(listing.entries.iter().map(|e| e.name.clone()));
             match listing.next_page_token {
                 Some(next) => page_token = Some(next.to_string()),
@@ -261,12 +257,12 @@ mod tests {
         }
         assert_eq!(seen, (0..25).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>());
 
-        let root = data.browse(admin, project, BrowseRequest::default()).await.unwrap();
+        let root = data.browse(&admin.project(project).unwrap(), BrowseRequest::default()).await.unwrap();
         let kinds: Vec<(String, bool)> =
             root.entries.iter().map(|e| (e.path(), matches!(e.kind, EntryKind::Folder { .. }))).collect();
         assert_eq!(kinds, [("many/".to_owned(), true), ("top.txt".to_owned(), false)]);
         let one = BrowseRequest { path: Some("/top.txt".to_owned()), ..Default::default() };
-        let one = data.browse(admin, project, one).await.unwrap();
+        let one = data.browse(&admin.project(project).unwrap(), one).await.unwrap();
         assert_eq!(one.entries.len(), 1);
 
         for (path, limit, token) in [
@@ -280,7 +276,11 @@ mod tests {
             let request = BrowseRequest { path: Some(path.to_owned()), limit, page_token: token.map(str::to_owned) };
             let expected =
                 if path.starts_with("/many/f") || path == "/nowhere/" { "not-found" } else { "invalid-request" };
-            assert_eq!(code(data.browse(admin, project, request).await), expected, "{path} {limit:?} {token:?}");
+            assert_eq!(
+                code(data.browse(&admin.project(project).unwrap(), request).await),
+                expected,
+                "{path} {limit:?} {token:?}"
+            );
         }
     }
 }

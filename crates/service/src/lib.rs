@@ -33,13 +33,13 @@ use byos_sync::SyncEngine;
 use time::OffsetDateTime;
 
 pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
-pub use caller::Caller;
+pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
 pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
 pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};
 pub use error::{Internal, ServiceError};
 pub use projects::{CreatedProject, ProjectRequest, Projects};
-pub use tokens::{CreatedToken, TokenRequest, Tokens};
+pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};
 
 /// What the rules work with. Cloning is cheap.
 #[derive(Clone, Debug)]

@@ -6,14 +6,14 @@
 //! any time, and the latest run shows its progress and drift.
 
 use byos_catalog::{Project, ReconcileRun, StoreError};
-use byos_domain::{AwsRegion, ConfigurationStatus, ErrorCode, Problem, ProjectFolder, ResourceName};
+use byos_domain::{AwsRegion, ConfigurationStatus, ErrorCode, KeyPrefix, Problem, ProjectFolder, ResourceName};
 use byos_sync::SyncError;
 use uuid::Uuid;
 
+use crate::caller::PROJECT as RESOURCE;
 use crate::error::{internal, store_error};
-use crate::{Caller, ServiceError, Services, now, required};
+use crate::{Access, Caller, ProjectScope, Read, ReadWrite, ServiceError, Services, now, required};
 
-const RESOURCE: &str = "Project";
 const RECONCILE: &str = "Reconcile of project";
 /// What creating and deleting projects say to a member.
 const PROJECT_ADMINISTRATION: &str = "Creating and deleting projects";
@@ -55,11 +55,9 @@ impl<'a> Projects<'a> {
         Ok(projects)
     }
 
-    /// The project, if the caller may see it: to a member, the others do not exist.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Project, ServiceError> {
-        if !caller.sees_project(id) {
-            return Err(Problem::not_found(RESOURCE, &id.to_string()).into());
-        }
+    /// The project of a scope (the caller may see it: to a member, the others do not exist).
+    pub async fn get<A: Access>(&self, scope: &ProjectScope<A>) -> Result<Project, ServiceError> {
+        let id = scope.project();
         self.services.store().projects.get_project(id).await.map_err(|e| store_error(e, RESOURCE, id))
     }
 
@@ -89,14 +87,15 @@ impl<'a> Projects<'a> {
     }
 
     /// The project's latest reconcile: its progress while it runs, then the drift it found.
-    pub async fn latest_reconcile(&self, caller: &Caller, id: Uuid) -> Result<ReconcileRun, ServiceError> {
-        let project = self.get(caller, id).await?;
+    pub async fn latest_reconcile(&self, scope: &ProjectScope<Read>) -> Result<ReconcileRun, ServiceError> {
+        let project = self.get(scope).await?;
         self.latest_run(project.id).await
     }
 
     /// Starts a reconcile of the project, or answers with the one already running.
-    pub async fn reconcile(&self, caller: &Caller, id: Uuid) -> Result<ReconcileRun, ServiceError> {
-        let project = self.get(caller, id).await?;
+    pub async fn reconcile(&self, scope: &ProjectScope<ReadWrite>) -> Result<ReconcileRun, ServiceError> {
+        let project = self.get(scope).await?;
+        let id = project.id;
         match self.services.sync().request_reconcile(project.id, "requested").await {
             Ok(run) => Ok(run),
             // Another replica holds the project's reconcile lease: show its run.
@@ -108,6 +107,15 @@ impl<'a> Projects<'a> {
     async fn latest_run(&self, project: Uuid) -> Result<ReconcileRun, ServiceError> {
         let run = self.services.store().sync.latest_reconcile(project).await.map_err(internal)?;
         run.ok_or_else(|| Problem::not_found(RECONCILE, &project.to_string()).into())
+    }
+
+    /// The project's key prefix, for a policy scoped to it (scoped credentials, uploads):
+    /// refused for a project stored before prefixes that widen a policy were refused.
+    pub fn policy_prefix(project: &Project) -> Result<&KeyPrefix, ServiceError> {
+        project.key_prefix.policy_safe().map_err(|rule| {
+            Problem::project_prefix_unsafe(project.name.as_str(), project.key_prefix.as_str(), &rule.to_string())
+        })?;
+        Ok(&project.key_prefix)
     }
 
     /// Checks the parameters, then the configuration: it exists, is in the region, and is
@@ -221,6 +229,33 @@ mod tests {
         assert_eq!(code(inside), "project-prefix-overlap");
     }
 
+    #[test]
+    fn policies_are_never_scoped_to_a_prefix_that_widens_them() {
+        let project = |folder: ProjectFolder| Project {
+            id: Uuid::new_v4(),
+            name: ResourceName::parse("study").unwrap(),
+            region: AwsRegion::parse("eu-central-1").unwrap(),
+            configuration_id: Uuid::new_v4(),
+            key_prefix: folder.key_prefix(None),
+            folder,
+            bucket: byos_domain::BucketName::parse("customer-bucket").unwrap(),
+            created_at: now(),
+            updated_at: now(),
+        };
+        let safe = project(ProjectFolder::parse("studies").unwrap());
+        assert_eq!(Projects::policy_prefix(&safe).map(|p| p.as_str().to_owned()).ok(), Some("studies/".to_owned()));
+        let old = project(ProjectFolder::parse_relaxed("team*").unwrap());
+        assert_eq!(
+            message(Projects::policy_prefix(&old)),
+            format!(
+                "project-prefix-unsafe: Project '{}' lives under 'team*/', which no policy can scope: a key prefix holds \
+                 no '*', '?' or '$' (a policy reads them as wildcards and variables), no control and no invisible \
+                 formatting characters, found '*'",
+                old.name
+            )
+        );
+    }
+
     #[tokio::test]
     async fn members_see_only_the_projects_their_token_names() {
         let fixture = Fixture::new().await;
@@ -234,18 +269,20 @@ mod tests {
         };
         let (mine, theirs) = (create("mine").await, create("theirs").await);
         let member = member(&[mine]);
+        let scope = |id| member.project::<Read>(id);
 
         let listed = projects.list(&member).await.unwrap();
         assert_eq!(listed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["mine"]);
         assert_eq!(projects.list(&fixture.admin).await.map(|p| p.len()).ok(), Some(2));
-        assert!(projects.get(&member, mine).await.is_ok());
+        assert!(projects.get(&scope(mine).unwrap()).await.is_ok());
         // The others do not exist, as far as the member can tell: the same answer as an id no
         // project has.
-        let hidden = message(projects.get(&member, theirs).await);
+        let hidden = message(scope(theirs));
         assert_eq!(hidden, format!("not-found: Project '{theirs}' does not exist"));
-        assert_eq!(message(projects.latest_reconcile(&member, theirs).await), hidden);
-        assert_eq!(message(projects.reconcile(&member, theirs).await), hidden);
-        assert_eq!(code(fixture.services.data().browse(&member, theirs, Default::default()).await), "not-found");
+        assert_eq!(message(member.project::<ReadWrite>(theirs)), hidden);
+        let gone = Uuid::new_v4();
+        let admin = fixture.admin.project::<Read>(gone).unwrap();
+        assert_eq!(message(projects.get(&admin).await), format!("not-found: Project '{gone}' does not exist"));
         assert_eq!(code(projects.delete(&member, mine).await), "access-forbidden");
     }
 }

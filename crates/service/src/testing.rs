@@ -2,11 +2,10 @@
 //! AWS that is a closed local port (these tests never reach AWS, and must not try the real one).
 
 use byos_buckets::Buckets;
-use byos_catalog::ValidationOutcome;
-use byos_domain::{ConfigurationStatus, RegionTable, Role, ValidationReport};
+use byos_catalog::ProjectGrant;
+use byos_domain::{ConfigurationStatus, ProjectAccess, RegionTable, Role};
 use byos_secrets::MasterKey;
-use byos_test_support::{TempDir, open_store, temp_dir, unreachable_aws};
-use time::OffsetDateTime;
+use byos_test_support::{TempDir, open_store, temp_dir, unreachable_aws, validation_outcome};
 use uuid::Uuid;
 
 use crate::{Caller, ConfigurationRequest, CredentialRequest, ProjectRequest, ServiceError, Services};
@@ -57,17 +56,7 @@ impl Fixture {
 
     /// Records a validation that found the configuration ready, as the lifecycle would.
     pub(crate) async fn set_ready(&self, id: Uuid) {
-        let now = OffsetDateTime::now_utc();
-        let outcome = ValidationOutcome {
-            status: ConfigurationStatus::Ready,
-            versioning: None,
-            report: ValidationReport { checked_at: "2026-11-29T00:00:00Z".to_owned(), checks: Vec::new() },
-            error: None,
-            verified_at: now,
-            next_check_at: now + time::Duration::hours(1),
-            failures: 0,
-            bucket_account: None,
-        };
+        let outcome = validation_outcome(ConfigurationStatus::Ready);
         self.services.store().configurations.record_validation(id, &outcome).await.unwrap();
     }
 
@@ -86,9 +75,10 @@ impl Fixture {
     }
 }
 
-/// A member whose token names `projects`.
+/// A member whose token names `projects`, with read-write access.
 pub(crate) fn member(projects: &[Uuid]) -> Caller {
-    Caller::new(Uuid::new_v4(), Role::Member, projects.to_vec())
+    let grants = projects.iter().map(|&id| ProjectGrant { id, access: ProjectAccess::ReadWrite }).collect();
+    Caller::new(Uuid::new_v4(), Role::Member, grants)
 }
 
 /// The catalogue code of a failure.

@@ -4,8 +4,8 @@
 //! past its expiry is refused with `token-expired`, which says so and how to get a new one,
 //! rather than as unknown. The last admin token that does not expire cannot be deleted.
 
-use byos_catalog::{NewToken, StoreError, Token};
-use byos_domain::{Problem, Role, TokenName};
+use byos_catalog::{NewToken, ProjectGrant, StoreError, Token};
+use byos_domain::{Problem, ProjectAccess, Role, TokenName};
 use byos_secrets::ApiToken;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -23,10 +23,19 @@ pub struct TokenRequest {
     pub name: Option<String>,
     /// `admin` or `member`.
     pub role: Option<String>,
-    /// Project ids, for a member.
-    pub projects: Option<Vec<String>>,
+    /// The projects of a member, each with its access.
+    pub projects: Option<Vec<GrantRequest>>,
     /// An RFC 3339 time in the future; without it, the token works until it is deleted.
     pub expires_at: Option<String>,
+}
+
+/// A project a member token reaches, as a client names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantRequest {
+    /// A bare id: `read-write`, as tokens were before access levels.
+    Id(String),
+    /// An id and `read` or `read-write`.
+    Grant { id: String, access: String },
 }
 
 /// A new token and its value: the only time the value exists outside its holder.
@@ -115,7 +124,7 @@ impl<'a> Tokens<'a> {
 struct Valid {
     name: TokenName,
     role: Role,
-    projects: Vec<Uuid>,
+    projects: Vec<ProjectGrant>,
     expires_at: Option<OffsetDateTime>,
 }
 
@@ -124,17 +133,28 @@ fn validate(request: TokenRequest, now: OffsetDateTime) -> Result<Valid, String>
     let name = TokenName::parse(name).map_err(|e| format!("name: {e}"))?;
     let role_text = required("role", request.role.as_deref())?;
     let role = Role::parse(role_text).ok_or_else(|| format!("role: {role_text:?} is not admin or member"))?;
-    let projects = request
-        .projects
-        .unwrap_or_default()
-        .iter()
-        .map(|p| Uuid::parse_str(p).map_err(|_| format!("projects: {p:?} is not a project id")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let projects = request.projects.unwrap_or_default().iter().map(grant).collect::<Result<Vec<_>, _>>()?;
+    if let Some(twice) = projects.iter().enumerate().find(|(i, g)| projects[..*i].iter().any(|h| h.id == g.id)) {
+        return Err(format!("projects: {} is listed twice; list each project once, with its access", twice.1.id));
+    }
     if role == Role::Admin && !projects.is_empty() {
         return Err("projects: an admin token reaches every project; list projects for member tokens only".to_owned());
     }
     let expires_at = request.expires_at.as_deref().map(|t| expiry(t, now)).transpose()?;
     Ok(Valid { name, role, projects, expires_at })
+}
+
+fn grant(request: &GrantRequest) -> Result<ProjectGrant, String> {
+    let (id, access) = match request {
+        GrantRequest::Id(id) => (id, ProjectAccess::ReadWrite),
+        GrantRequest::Grant { id, access: text } => {
+            let access = ProjectAccess::parse(text)
+                .ok_or_else(|| format!("projects: access {text:?} is not read or read-write"))?;
+            (id, access)
+        }
+    };
+    let id = Uuid::parse_str(id).map_err(|_| format!("projects: {id:?} is not a project id"))?;
+    Ok(ProjectGrant { id, access })
 }
 
 /// An expiry time: RFC 3339, in the future, kept in UTC at the store's resolution
@@ -164,18 +184,43 @@ mod tests {
         let request = TokenRequest {
             name: Some("reader".to_owned()),
             role: Some("member".to_owned()),
-            projects: Some(vec![project.to_string()]),
+            projects: Some(vec![GrantRequest::Grant { id: project.to_string(), access: "read".to_owned() }]),
             expires_at: None,
         };
         let created = tokens.create(&fixture.admin, request).await.unwrap();
         let caller = tokens.authenticate(created.value.expose()).await.unwrap();
-        assert_eq!(caller, Caller::new(created.token.id, Role::Member, vec![project]));
+        let grant = ProjectGrant { id: project, access: ProjectAccess::Read };
+        assert_eq!(caller, Caller::new(created.token.id, Role::Member, vec![grant]));
 
         assert_eq!(code(tokens.authenticate("byos_not-a-real-token").await), "unauthenticated");
         assert_eq!(code(tokens.list(&caller).await), "access-forbidden");
         assert_eq!(code(tokens.delete(&member(&[]), created.token.id).await), "access-forbidden");
         tokens.delete(&fixture.admin, created.token.id).await.unwrap();
         assert_eq!(code(tokens.authenticate(created.value.expose()).await), "unauthenticated");
+    }
+
+    #[test]
+    fn grants_name_each_project_once_with_a_known_access() {
+        let id = Uuid::new_v4().to_string();
+        let request = |projects: Vec<GrantRequest>| TokenRequest {
+            name: Some("t".to_owned()),
+            role: Some("member".to_owned()),
+            projects: Some(projects),
+            expires_at: None,
+        };
+        let bare = validate(request(vec![GrantRequest::Id(id.clone())]), OffsetDateTime::now_utc()).ok();
+        assert_eq!(bare.map(|v| v.projects[0].access), Some(ProjectAccess::ReadWrite), "a bare id is read-write");
+        let write = |access: &str| GrantRequest::Grant { id: id.clone(), access: access.to_owned() };
+        for (projects, refusal) in [
+            (vec![write("write")], r#"projects: access "write" is not read or read-write"#.to_owned()),
+            (vec![GrantRequest::Id("p1".to_owned())], r#"projects: "p1" is not a project id"#.to_owned()),
+            (
+                vec![write("read"), GrantRequest::Id(id.clone())],
+                format!("projects: {id} is listed twice; list each project once, with its access"),
+            ),
+        ] {
+            assert_eq!(validate(request(projects), OffsetDateTime::now_utc()).err(), Some(refusal));
+        }
     }
 
     #[test]

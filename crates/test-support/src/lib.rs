@@ -17,7 +17,7 @@ use sqlx::postgres::PgConnection;
 
 pub use records::{
     EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, region,
-    unreachable_aws,
+    unreachable_aws, validation_outcome,
 };
 pub use tempfile::TempDir;
 

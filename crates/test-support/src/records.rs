@@ -7,9 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use byos_aws::{Aws, AwsSettings};
-use byos_catalog::{Configuration, ConfigurationSpec, Credential, CredentialIdentity, Project, Store, StoreOptions};
+use byos_catalog::{
+    Configuration, ConfigurationSpec, Credential, CredentialIdentity, Project, Store, StoreOptions, ValidationOutcome,
+};
 use byos_domain::{
-    AccessKeyId, AwsRegion, BucketName, KeyPrefix, ProjectFolder, ResourceName, RoleArn, ServerSideEncryption,
+    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, ProjectFolder, ResourceName, RoleArn,
+    ServerSideEncryption, ValidationReport,
 };
 use byos_secrets::MasterKey;
 use time::OffsetDateTime;
@@ -53,6 +56,22 @@ pub async fn open_store(dir: &Path, postgres_url: Option<&str>) -> Store {
 
 fn parsed<T, E: std::fmt::Display>(what: &str, value: Result<T, E>) -> T {
     value.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// A validation that ended in `status` now, with no checks, as tests record it instead of the
+/// lifecycle (`ConfigurationStore::record_validation`); the next one is due in an hour.
+pub fn validation_outcome(status: ConfigurationStatus) -> ValidationOutcome {
+    let now = OffsetDateTime::now_utc();
+    ValidationOutcome {
+        status,
+        versioning: None,
+        report: ValidationReport { checked_at: "2026-11-29T00:00:00Z".to_owned(), checks: Vec::new() },
+        error: None,
+        verified_at: now,
+        next_check_at: now + time::Duration::hours(1),
+        failures: 0,
+        bucket_account: None,
+    }
 }
 
 /// Writes records to a store, secrets sealed with its master key.

@@ -167,7 +167,7 @@ impl From<CreateConfiguration> for ConfigurationRequest {
 
 /// List storage configurations.
 #[utoipa::path(get, path = "/api/v1/storage-configurations", tag = "storage-configurations",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, body = Items<ConfigurationView>), (status = "4XX", body = ErrorBody)))]
 async fn list_configurations(
     Admin(caller): Admin,
@@ -180,7 +180,7 @@ async fn list_configurations(
 /// Create a storage configuration. It starts `initializing`; validation and provisioning
 /// follow in the background.
 #[utoipa::path(post, path = "/api/v1/storage-configurations", tag = "storage-configurations",
-    security(("bearer" = [])), request_body = CreateConfiguration,
+    security(("bearer" = ["admin"])), request_body = CreateConfiguration,
     responses((status = 201, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
 async fn create_configuration(
     Admin(caller): Admin,
@@ -193,7 +193,7 @@ async fn create_configuration(
 
 /// Get a storage configuration, with its status and validation report.
 #[utoipa::path(get, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
-    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
 async fn get_configuration(
     Admin(caller): Admin,
@@ -208,7 +208,7 @@ async fn get_configuration(
 /// notifications, and record the report. Synchronous: the answer is the configuration with the
 /// new report (a few seconds against AWS). The background worker does the same periodically.
 #[utoipa::path(post, path = "/api/v1/storage-configurations/{id}/validate", tag = "storage-configurations",
-    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ConfigurationView), (status = "4XX", body = ErrorBody)))]
 async fn validate_configuration(
     Admin(caller): Admin,
@@ -221,7 +221,7 @@ async fn validate_configuration(
 
 /// Delete a storage configuration, and the platform's notification rules on its bucket.
 #[utoipa::path(delete, path = "/api/v1/storage-configurations/{id}", tag = "storage-configurations",
-    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 async fn delete_configuration(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
     state.services().configurations().delete(&caller, id).await?;

@@ -130,7 +130,7 @@ impl From<RotateCredential> for RotationRequest {
 
 /// List storage credentials.
 #[utoipa::path(get, path = "/api/v1/storage-credentials", tag = "storage-credentials",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, body = Items<CredentialView>), (status = "4XX", body = ErrorBody)))]
 async fn list_credentials(Admin(caller): Admin, state: State<AppState>) -> ApiResult<Json<Items<CredentialView>>> {
     let credentials = state.services().credentials().list(&caller).await?;
@@ -139,7 +139,7 @@ async fn list_credentials(Admin(caller): Admin, state: State<AppState>) -> ApiRe
 
 /// Create a storage credential.
 #[utoipa::path(post, path = "/api/v1/storage-credentials", tag = "storage-credentials",
-    security(("bearer" = [])), request_body = CreateCredential,
+    security(("bearer" = ["admin"])), request_body = CreateCredential,
     responses((status = 201, body = CredentialView), (status = "4XX", body = ErrorBody)))]
 async fn create_credential(
     Admin(caller): Admin,
@@ -152,7 +152,7 @@ async fn create_credential(
 
 /// Get a storage credential.
 #[utoipa::path(get, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
-    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = CredentialView), (status = "4XX", body = ErrorBody)))]
 async fn get_credential(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<CredentialView>> {
     let credential = state.services().credentials().get(&caller, id).await?;
@@ -162,7 +162,7 @@ async fn get_credential(Admin(caller): Admin, state: State<AppState>, Id(id): Id
 /// Replace a credential's secret (and for `aws-user` its key id): configurations that use it
 /// switch to the new secret at once.
 #[utoipa::path(post, path = "/api/v1/storage-credentials/{id}/rotate", tag = "storage-credentials",
-    security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = RotateCredential,
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)), request_body = RotateCredential,
     responses((status = 200, body = CredentialView), (status = "4XX", body = ErrorBody)))]
 async fn rotate_credential(
     Admin(caller): Admin,
@@ -176,7 +176,7 @@ async fn rotate_credential(
 
 /// Delete a storage credential that no configuration uses.
 #[utoipa::path(delete, path = "/api/v1/storage-credentials/{id}", tag = "storage-credentials",
-    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 async fn delete_credential(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
     state.services().credentials().delete(&caller, id).await?;
@@ -187,7 +187,7 @@ async fn delete_credential(Admin(caller): Admin, state: State<AppState>, Id(id):
 /// with the credential's external id only. Paste it into the role (IAM > Roles > Trust
 /// relationships), or print it with `byos aws trust-policy`.
 #[utoipa::path(get, path = "/api/v1/storage-credentials/{id}/trust-policy", tag = "storage-credentials",
-    security(("bearer" = [])), params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Object, description = "An IAM trust policy document"),
         (status = "4XX", body = ErrorBody)))]
 async fn credential_trust_policy(

@@ -8,7 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
-use byos_service::BrowseRequest;
+use byos_service::{BrowseRequest, Read};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -17,9 +17,8 @@ use utoipa_axum::routes;
 
 use super::rfc3339;
 use crate::AppState;
-use crate::auth::Principal;
+use crate::auth::InProject;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Id;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(browse))
@@ -134,17 +133,16 @@ impl From<&Entry> for EntryView {
 }
 
 /// Browse a project's data: a folder's children (a path ending in `/`), or one entry.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/data", tag = "projects", security(("bearer" = [])),
-    params(("id" = Uuid, Path), BrowseQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/data", tag = "projects",
+    security(("bearer" = ["project:read"])), params(("id" = Uuid, Path), BrowseQuery),
     responses((status = 200, body = Page), (status = "4XX", body = ErrorBody)))]
 async fn browse(
-    Principal(caller): Principal,
+    InProject(scope): InProject<Read>,
     state: State<AppState>,
-    Id(id): Id,
     query: Result<Query<BrowseQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page>> {
     let Query(query) = query.map_err(ApiError::from)?;
-    let listing = state.services().data().browse(&caller, id, query.into()).await?;
+    let listing = state.services().data().browse(&scope, query.into()).await?;
     Ok(Json(Page {
         items: listing.entries.iter().map(EntryView::from).collect(),
         next_page_token: listing.next_page_token.map(|t| t.to_string()),

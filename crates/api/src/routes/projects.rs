@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use byos_catalog::{Project, ReconcileRun};
-use byos_service::ProjectRequest;
+use byos_service::{ProjectRequest, Read, ReadWrite};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{Items, rfc3339};
 use crate::AppState;
-use crate::auth::{Admin, Principal};
+use crate::auth::{Admin, InProject, Principal};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
 
@@ -171,7 +171,7 @@ async fn list_projects(Principal(caller): Principal, state: State<AppState>) -> 
 
 /// Create a project on a ready storage configuration of its region. Its folder may not lie
 /// inside another project's, nor hold one. The initial import starts at once.
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = ["admin"])),
     request_body = CreateProject,
     responses((status = 201, body = CreatedProject), (status = "4XX", body = ErrorBody)))]
 async fn create_project(
@@ -190,16 +190,16 @@ async fn create_project(
 }
 
 /// Get a project.
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = ["project:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = ProjectView), (status = "4XX", body = ErrorBody)))]
-async fn get_project(Principal(caller): Principal, state: State<AppState>, Id(id): Id) -> ApiResult<Json<ProjectView>> {
-    let project = state.services().projects().get(&caller, id).await?;
+async fn get_project(InProject(scope): InProject<Read>, state: State<AppState>) -> ApiResult<Json<ProjectView>> {
+    let project = state.services().projects().get(&scope).await?;
     Ok(Json(ProjectView::from(&project)))
 }
 
 /// Delete a project and its catalog. The data stays in the bucket.
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 async fn delete_project(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
@@ -208,28 +208,23 @@ async fn delete_project(Admin(caller): Admin, state: State<AppState>, Id(id): Id
 }
 
 /// The project's latest reconcile: its progress while it runs, then the drift it found.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/reconcile", tag = "projects", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/reconcile", tag = "projects",
+    security(("bearer" = ["project:read"])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ReconcileView), (status = "4XX", body = ErrorBody)))]
-async fn latest_reconcile(
-    Principal(caller): Principal,
-    state: State<AppState>,
-    Id(id): Id,
-) -> ApiResult<Json<ReconcileView>> {
-    let run = state.services().projects().latest_reconcile(&caller, id).await?;
+async fn latest_reconcile(InProject(scope): InProject<Read>, state: State<AppState>) -> ApiResult<Json<ReconcileView>> {
+    let run = state.services().projects().latest_reconcile(&scope).await?;
     Ok(Json(ReconcileView::from(&run)))
 }
 
 /// Reconcile the project now: list its folder and heal what events missed. Answers at once with
 /// the run (or the one already running); `GET .../reconcile` follows it.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/reconcile", tag = "projects", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/projects/{id}/reconcile", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)),
     responses((status = 202, body = ReconcileView), (status = "4XX", body = ErrorBody)))]
 async fn start_reconcile(
-    Principal(caller): Principal,
+    InProject(scope): InProject<ReadWrite>,
     state: State<AppState>,
-    Id(id): Id,
 ) -> ApiResult<impl IntoResponse> {
-    let run = state.services().projects().reconcile(&caller, id).await?;
+    let run = state.services().projects().reconcile(&scope).await?;
     Ok((StatusCode::ACCEPTED, Json(ReconcileView::from(&run))))
 }

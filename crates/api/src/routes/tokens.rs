@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use byos_catalog::Token;
-use byos_domain::Role;
-use byos_service::TokenRequest;
+use byos_domain::{ProjectAccess, Role};
+use byos_service::{GrantRequest, TokenRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,8 +33,8 @@ pub(crate) struct TokenView {
     /// `admin` or `member`.
     #[schema(value_type = String, example = "member")]
     role: Role,
-    /// The projects a member token reaches.
-    projects: Vec<Uuid>,
+    /// The projects a member token reaches, each with its access.
+    projects: Vec<GrantView>,
     /// The token's first characters, to tell tokens apart.
     hint: String,
     created_at: String,
@@ -49,11 +49,47 @@ impl From<&Token> for TokenView {
             id: t.id,
             name: t.name.as_str().to_owned(),
             role: t.role,
-            projects: t.projects.clone(),
+            projects: t.projects.iter().map(|g| GrantView { id: g.id, access: g.access }).collect(),
             hint: t.hint.clone(),
             created_at: rfc3339(t.created_at),
             last_used_at: t.last_used_at.map(rfc3339),
             expires_at: t.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// A project a member token reaches, and what it may do there.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GrantView {
+    id: Uuid,
+    /// `read` (browse, download, versions, read credentials) or `read-write` (everything).
+    #[schema(value_type = String, example = "read")]
+    access: ProjectAccess,
+}
+
+/// A project of a new member token: its id (`read-write`), or its id and access.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged, expecting = "a project id, or {\"id\": a project id, \"access\": \"read\" or \"read-write\"}")]
+pub(crate) enum GrantInput {
+    Id(String),
+    Grant(GrantBody),
+}
+
+/// A project id and the access to it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantBody {
+    id: String,
+    /// `read` or `read-write`.
+    #[schema(example = "read")]
+    access: String,
+}
+
+impl From<GrantInput> for GrantRequest {
+    fn from(input: GrantInput) -> GrantRequest {
+        match input {
+            GrantInput::Id(id) => GrantRequest::Id(id),
+            GrantInput::Grant(GrantBody { id, access }) => GrantRequest::Grant { id, access },
         }
     }
 }
@@ -75,7 +111,9 @@ pub(crate) struct CreateToken {
     name: Option<String>,
     #[schema(example = "member")]
     role: Option<String>,
-    projects: Option<Vec<String>>,
+    /// For a member: its projects, each an id (`read-write`) or `{"id", "access"}` with
+    /// `access` `read` or `read-write`.
+    projects: Option<Vec<GrantInput>>,
     /// When the token stops working: an RFC 3339 time in the future. Without it, the token
     /// works until it is deleted.
     #[schema(example = "2030-01-31T12:00:00Z", format = DateTime)]
@@ -84,12 +122,17 @@ pub(crate) struct CreateToken {
 
 impl From<CreateToken> for TokenRequest {
     fn from(body: CreateToken) -> TokenRequest {
-        TokenRequest { name: body.name, role: body.role, projects: body.projects, expires_at: body.expires_at }
+        TokenRequest {
+            name: body.name,
+            role: body.role,
+            projects: body.projects.map(|grants| grants.into_iter().map(GrantRequest::from).collect()),
+            expires_at: body.expires_at,
+        }
     }
 }
 
 /// List API tokens.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = ["admin"])),
     responses((status = 200, body = Items<TokenView>), (status = "4XX", body = ErrorBody)))]
 async fn list_tokens(Admin(caller): Admin, state: State<AppState>) -> ApiResult<Json<Items<TokenView>>> {
     let tokens = state.services().tokens().list(&caller).await?;
@@ -97,7 +140,7 @@ async fn list_tokens(Admin(caller): Admin, state: State<AppState>) -> ApiResult<
 }
 
 /// Create an API token. The answer holds its value, shown this once.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = ["admin"])),
     request_body = CreateToken,
     responses(
         (status = 201, body = CreatedToken,
@@ -114,7 +157,7 @@ async fn create_token(
 }
 
 /// Get an API token (without its value).
-#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TokenView), (status = "4XX", body = ErrorBody)))]
 async fn get_token(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<Json<TokenView>> {
@@ -124,7 +167,7 @@ async fn get_token(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> 
 
 /// Delete an API token; it stops working at once. The last admin token that does not expire
 /// cannot be deleted.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = ["admin"])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = "4XX", body = ErrorBody)))]
 async fn delete_token(Admin(caller): Admin, state: State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {

@@ -1,25 +1,50 @@
-//! Walks every route of the OpenAPI document with no token, a bad token, a member token and an
-//! admin token. The document is generated from the same registrations as the router, so a new
-//! route is walked as soon as it exists.
+//! Walks every route of the OpenAPI document with no token, a bad token, member tokens (of
+//! another project, with read access, with read-write access) and an admin token, on a real
+//! project. The document is generated from the same registrations as the router, so a new route
+//! is walked as soon as it exists; a route outside the document is not served at all (the API
+//! crate's `a_route_outside_the_openapi_document_is_not_served`).
 
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{TestApp, project, ready_configuration};
 
-/// The tags of System Settings: admins only.
-const SYSTEM_SETTINGS: [&str; 3] = ["storage-credentials", "storage-configurations", "tokens"];
-
-/// Admin-only operations outside System Settings.
-const ADMIN_OPERATIONS: [(&str, &str); 2] = [("post", "/api/v1/projects"), ("delete", "/api/v1/projects/{id}")];
+/// What a route needs, as its security scope in the OpenAPI document says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// No token at all.
+    Nothing,
+    /// Any valid token.
+    AnyToken,
+    /// An admin token (scope `admin`).
+    Admin,
+    /// Read access to the project of the path (scope `project:read`).
+    ProjectRead,
+    /// Read-write access to the project of the path (scope `project:read-write`).
+    ProjectWrite,
+}
 
 struct Operation {
     method: Method,
-    path: String,
-    public: bool,
-    admin_only: bool,
-    /// A project's own route: a member outside the project is told it does not exist.
-    of_a_project: bool,
+    /// As the document writes it, `{id}` and all.
+    template: String,
+    needs: Needs,
+}
+
+impl Operation {
+    /// The path with `project` as its `{id}`, and any other parameter a made-up value.
+    fn path(&self, project: &str) -> String {
+        let mut path = self.template.replace("{id}", project);
+        while let Some(start) = path.find('{') {
+            let end = path[start..].find('}').map_or(path.len(), |e| start + e + 1);
+            path.replace_range(start..end, "6f1c2b1e-0000-4000-8000-000000000000");
+        }
+        path
+    }
+
+    fn what(&self) -> String {
+        format!("{} {}", self.method, self.template)
+    }
 }
 
 async fn operations(app: &TestApp) -> Vec<Operation> {
@@ -28,60 +53,117 @@ async fn operations(app: &TestApp) -> Vec<Operation> {
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap_or_else(|| panic!("no paths")) {
         for (method, op) in item.as_object().unwrap_or_else(|| panic!("bad path item")) {
-            let tags: Vec<&str> =
-                op["tags"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let what = format!("{method} {path}");
+            let scopes: Option<Vec<&str>> = op.get("security").map(|security| {
+                let bearer = security.as_array().and_then(|s| s.first()).map(|s| &s["bearer"]);
+                let scopes = bearer.and_then(Value::as_array).unwrap_or_else(|| panic!("{what}: no bearer scheme"));
+                scopes.iter().filter_map(Value::as_str).collect()
+            });
+            let needs = match scopes.as_deref() {
+                None => Needs::Nothing,
+                Some([]) => Needs::AnyToken,
+                Some(["admin"]) => Needs::Admin,
+                Some(["project:read"]) => Needs::ProjectRead,
+                Some(["project:read-write"]) => Needs::ProjectWrite,
+                Some(other) => panic!("{what}: unknown scopes {other:?}"),
+            };
+            // A project's routes say what access they need; the walk checks they enforce it.
+            if path.starts_with("/api/v1/projects/{id}") {
+                assert!(
+                    matches!(needs, Needs::Admin | Needs::ProjectRead | Needs::ProjectWrite),
+                    "{what}: a project's route declares project:read, project:read-write or admin, not {needs:?}"
+                );
+            }
             ops.push(Operation {
                 method: method.to_uppercase().parse().unwrap_or_else(|e| panic!("{method}: {e}")),
-                // Any id: the walk is about who gets in, not what exists.
-                path: path.replace("{id}", "6f1c2b1e-0000-4000-8000-000000000000"),
-                public: op.get("security").is_none(),
-                admin_only: tags.iter().any(|t| SYSTEM_SETTINGS.contains(t))
-                    || ADMIN_OPERATIONS.contains(&(method.as_str(), path.as_str())),
-                of_a_project: path.starts_with("/api/v1/projects/{id}"),
+                template: path.clone(),
+                needs,
             });
         }
     }
     ops
 }
 
+/// `true` when a reply says the caller got in: neither 401 nor 403, and not a project that
+/// does not exist.
+fn let_in(reply: &crate::support::Reply) -> bool {
+    let status = reply.status.as_u16();
+    let no_project = status == 404 && reply.body["message"].as_str().is_some_and(|m| m.starts_with("Project '"));
+    ![401, 403].contains(&status) && !no_project && status < 500
+}
+
 #[tokio::test]
 async fn every_route_checks_its_caller() {
     let app = TestApp::new().await;
-    let member = app.member(&[]).await;
+    let configuration = ready_configuration(&app, "walk").await;
+    // Project B holds data the walk must never see from project A.
+    let (a, b) =
+        (project(&app, "project a", &configuration, "a").await, project(&app, "project b", &configuration, "b").await);
+    let outsider = app.member(&[&a]).await;
+    let reader = app.member_with(json!([{"id": b, "access": "read"}])).await;
+    let writer = app.member_with(json!([{"id": b, "access": "read-write"}])).await;
     let ops = operations(&app).await;
     assert!(ops.len() >= 17, "the walk found only {} operations", ops.len());
-    let public: Vec<&str> = ops.iter().filter(|o| o.public).map(|o| o.path.as_str()).collect();
+    let public: Vec<&str> = ops.iter().filter(|o| o.needs == Needs::Nothing).map(|o| o.template.as_str()).collect();
     assert_eq!(public, ["/api/v1/openapi.json", "/healthz", "/metrics", "/readyz"], "the public routes");
+    for needs in [Needs::ProjectRead, Needs::ProjectWrite, Needs::Admin] {
+        assert!(ops.iter().any(|o| o.needs == needs), "no route needs {needs:?}");
+    }
 
     for op in &ops {
-        let body = (op.method == Method::POST).then(|| json!({}));
-        let what = format!("{} {}", op.method, op.path);
+        let body = (op.method != Method::GET && op.method != Method::DELETE).then(|| json!({}));
+        let what = op.what();
+        let path = op.path(&b);
+        let app = &app;
+        let call = |token: Option<&String>| {
+            let (method, path, body, token) = (op.method.clone(), path.clone(), body.clone(), token.cloned());
+            async move { app.call(method, &path, token.as_deref(), body).await }
+        };
 
-        let none = app.call(op.method.clone(), &op.path, None, body.clone()).await;
-        let bad = app.call(op.method.clone(), &op.path, Some("byos_not-a-real-token"), body.clone()).await;
-        if op.public {
+        let (none, bad) = (call(None).await, call(Some(&"byos_not-a-real-token".to_owned())).await);
+        if op.needs == Needs::Nothing {
             assert!(none.status.is_success(), "{what} without a token: {}", none.text);
             continue;
         }
         none.error(401, "unauthenticated");
         bad.error(401, "unauthenticated");
 
-        let as_member = app.call(op.method.clone(), &op.path, Some(&member), body.clone()).await;
-        if op.admin_only {
-            let message = as_member.error(403, "access-forbidden");
-            assert!(message.starts_with("Access forbidden: "), "{what}: {message}");
-        } else if op.of_a_project {
-            as_member.error(404, "not-found");
-        } else {
-            assert!(as_member.status.is_success(), "{what} as a member: {}", as_member.text);
+        let as_outsider = call(Some(&outsider)).await;
+        let (as_reader, as_writer) = (call(Some(&reader)).await, call(Some(&writer)).await);
+        match op.needs {
+            Needs::Nothing => unreachable!(),
+            Needs::AnyToken => {
+                assert!(as_outsider.status.is_success(), "{what} as a member: {}", as_outsider.text);
+            }
+            Needs::Admin => {
+                for reply in [&as_outsider, &as_reader, &as_writer] {
+                    let message = reply.error(403, "access-forbidden");
+                    assert!(message.starts_with("Access forbidden: "), "{what}: {message}");
+                }
+            }
+            Needs::ProjectRead | Needs::ProjectWrite => {
+                // A member of project A learns nothing of project B, not even that it exists.
+                let message = as_outsider.error(404, "not-found");
+                assert_eq!(message, format!("Project '{b}' does not exist"), "{what}");
+                assert!(let_in(&as_writer), "{what} with read-write access: {}", as_writer.text);
+                if op.needs == Needs::ProjectWrite {
+                    let message = as_reader.error(403, "access-forbidden");
+                    assert!(message.contains("needs read-write access"), "{what}: {message}");
+                } else {
+                    assert!(let_in(&as_reader), "{what} with read access: {}", as_reader.text);
+                }
+            }
         }
+    }
 
-        let as_admin = app.call(op.method.clone(), &op.path, Some(&app.admin), body).await;
-        assert!(
-            ![401, 403].contains(&as_admin.status.as_u16()) && as_admin.status.as_u16() < 500,
-            "{what} as admin: {}",
-            as_admin.text
-        );
+    // Admins get in everywhere. Deletes go last, the project's own last of all, so that project
+    // B exists for every other call.
+    let mut by_admin: Vec<&Operation> = ops.iter().filter(|o| o.needs != Needs::Nothing).collect();
+    by_admin.sort_by_key(|o| (o.method == Method::DELETE, std::cmp::Reverse(o.template.len())));
+    for op in by_admin {
+        let body = (op.method != Method::GET && op.method != Method::DELETE).then(|| json!({}));
+        let as_admin = app.call(op.method.clone(), &op.path(&b), Some(&app.admin), body).await;
+        assert!(let_in(&as_admin), "{} as admin: {}", op.what(), as_admin.text);
     }
 }
 

@@ -1,42 +1,14 @@
 //! `/api/v1/projects` and browsing their data: the rules of a project's folder and
 //! configuration, members seeing only their projects, and the browse API's pages and entries.
 
-use byos_catalog::{KeyUpdate, ValidationOutcome};
+use byos_catalog::KeyUpdate;
+use byos_domain::ConfigurationStatus;
 use byos_domain::events::Sequencer;
 use byos_domain::objects::Change;
-use byos_domain::{ConfigurationStatus, ValidationReport};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::support::{TestApp, configuration, id_of};
-
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-
-/// A configuration on `{name}/` of `customer-bucket` in eu-central-1, marked ready.
-async fn ready_configuration(app: &TestApp, name: &str) -> String {
-    let credential = app.user_credential(&format!("{name} key"), SECRET).await;
-    let created = app.post("/api/v1/storage-configurations", configuration(name, &credential)).await;
-    let id = id_of(created.ok(201));
-    set_status(app, &id, ConfigurationStatus::Ready).await;
-    id
-}
-
-async fn set_status(app: &TestApp, id: &str, status: ConfigurationStatus) {
-    let now = OffsetDateTime::now_utc();
-    let outcome = ValidationOutcome {
-        status,
-        versioning: None,
-        report: ValidationReport { checked_at: "2026-11-29T00:00:00Z".to_owned(), checks: Vec::new() },
-        error: None,
-        verified_at: now,
-        next_check_at: now + time::Duration::hours(1),
-        failures: 0,
-        bucket_account: None,
-    };
-    let id = Uuid::parse_str(id).unwrap();
-    app.state.store().configurations.record_validation(id, &outcome).await.unwrap();
-}
+use crate::support::{SECRET, TestApp, configuration, id_of, ready_configuration, set_status};
 
 fn project(name: &str, configuration: &str, folder: &str) -> Value {
     json!({"name": name, "region": "eu-central-1", "storageConfigurationId": configuration, "folder": folder})
@@ -67,6 +39,8 @@ async fn a_project_needs_a_ready_configuration_of_its_region_and_a_folder_of_its
         ("/study", "does not start with '/'"),
         ("study/", "does not end with '/'"),
         ("a//b", "no empty segments"),
+        ("team*", "a project folder holds no '*', '?' or '$'"),
+        ("rtl\u{202E}txt", "found U+202E"),
         ("", "folder: required"),
     ] {
         let message = app.post("/api/v1/projects", project("study", &configuration, folder)).await;

@@ -9,12 +9,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use byos_api::AppState;
 use byos_catalog::{Store, StoreOptions};
-use byos_domain::RegionTable;
+use byos_domain::{ConfigurationStatus, RegionTable};
 use byos_secrets::MasterKey;
 use byos_test_support::{TempDir, temp_dir};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use uuid::Uuid;
 
 /// Everything any test in this binary logged, at every level.
 pub(crate) fn captured_log() -> String {
@@ -178,10 +179,14 @@ impl TestApp {
         self.call(Method::DELETE, path, Some(&self.admin), None).await
     }
 
-    /// Creates a member token for `projects` and returns its value.
+    /// Creates a member token for `projects` (read-write) and returns its value.
     pub(crate) async fn member(&self, projects: &[&str]) -> String {
-        let reply =
-            self.post("/api/v1/tokens", json!({"name": "member", "role": "member", "projects": projects})).await;
+        self.member_with(json!(projects)).await
+    }
+
+    /// Creates a member token with `grants` (its `projects`) and returns its value.
+    pub(crate) async fn member_with(&self, grants: Value) -> String {
+        let reply = self.post("/api/v1/tokens", json!({"name": "member", "role": "member", "projects": grants})).await;
         reply.ok(201)["value"].as_str().unwrap_or_else(|| panic!("{}", reply.text)).to_owned()
     }
 
@@ -230,3 +235,29 @@ pub(crate) fn configuration(name: &str, credential: &str) -> Value {
         "credentialId": credential,
     })
 }
+
+/// A configuration on `{name}/` of `customer-bucket` in eu-central-1, marked ready.
+pub(crate) async fn ready_configuration(app: &TestApp, name: &str) -> String {
+    let credential = app.user_credential(&format!("{name} key"), SECRET).await;
+    let created = app.post("/api/v1/storage-configurations", configuration(name, &credential)).await;
+    let id = id_of(created.ok(201));
+    set_status(app, &id, ConfigurationStatus::Ready).await;
+    id
+}
+
+/// Records a validation that ended in `status`, as the lifecycle would.
+pub(crate) async fn set_status(app: &TestApp, id: &str, status: ConfigurationStatus) {
+    let outcome = byos_test_support::validation_outcome(status);
+    let id = Uuid::parse_str(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+    app.state.store().configurations.record_validation(id, &outcome).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A project on `configuration`, in folder `folder`; returns its id.
+pub(crate) async fn project(app: &TestApp, name: &str, configuration: &str, folder: &str) -> String {
+    let body =
+        json!({"name": name, "region": "eu-central-1", "storageConfigurationId": configuration, "folder": folder});
+    id_of(app.post("/api/v1/projects", body).await.ok(201))
+}
+
+/// A secret access key of AWS's documentation.
+pub(crate) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

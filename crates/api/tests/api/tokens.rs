@@ -15,12 +15,15 @@ use crate::support::{TestApp, empty_store, id_of};
 async fn a_token_value_is_shown_once() {
     let app = TestApp::new().await;
     let project = "0b6b3c1e-1111-4222-8333-444455556666";
-    let reply = app.post("/api/v1/tokens", json!({"name": "ci", "role": "member", "projects": [project]})).await;
+    let reader = "1c7d4d2f-2222-4333-8444-555566667777";
+    let grants = json!([project, {"id": reader, "access": "read"}]);
+    let reply = app.post("/api/v1/tokens", json!({"name": "ci", "role": "member", "projects": grants})).await;
     let created = reply.ok(201);
     let value = created["value"].as_str().unwrap_or_default();
     assert!(value.starts_with("byos_") && value.len() > 40, "{created}");
     assert_eq!(created["role"], json!("member"));
-    assert_eq!(created["projects"], json!([project]));
+    // A bare id is read-write, as tokens were before access levels.
+    assert_eq!(created["projects"], json!([{"id": project, "access": "read-write"}, {"id": reader, "access": "read"}]));
     assert!(value.starts_with(created["hint"].as_str().unwrap_or("-")));
     assert_eq!(created["expiresAt"], json!(null), "{created}");
     // The answer holds a secret: no cache may keep it.
@@ -45,6 +48,14 @@ async fn token_requests_are_checked() {
         (
             json!({"name": "x", "role": "member", "projects": ["p1"]}),
             "Invalid request: projects: \"p1\" is not a project id",
+        ),
+        (
+            json!({"name": "x", "role": "member", "projects": [{"id": "0b6b3c1e-1111-4222-8333-444455556666", "access": "write"}]}),
+            "Invalid request: projects: access \"write\" is not read or read-write",
+        ),
+        (
+            json!({"name": "x", "role": "member", "projects": [{"id": "0b6b3c1e-1111-4222-8333-444455556666"}]}),
+            "Invalid request: body: projects[0]: a project id, or {\"id\": a project id, \"access\": \"read\" or \"read-write\"} at line 1 column 70",
         ),
         (
             json!({"name": "x", "role": "admin", "projects": ["0b6b3c1e-1111-4222-8333-444455556666"]}),

@@ -76,7 +76,7 @@ impl TryFrom<CredentialRow> for Credential {
         };
         Ok(Credential {
             id: uuid(T, &row.id)?,
-            name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
+            name: ResourceName::parse_relaxed(&row.name).map_err(|e| corrupt(T, e))?,
             identity,
             sealed_secret: row.sealed_secret,
             created_at: from_millis(T, row.created_at)?,
@@ -122,10 +122,15 @@ impl TryFrom<ConfigurationRow> for Configuration {
         Ok(Configuration {
             id: uuid(T, &row.id)?,
             spec: ConfigurationSpec {
-                name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
+                name: ResourceName::parse_relaxed(&row.name).map_err(|e| corrupt(T, e))?,
                 region: AwsRegion::parse(&row.region).map_err(|e| corrupt(T, e))?,
                 bucket: BucketName::parse(&row.bucket).map_err(|e| corrupt(T, e))?,
-                key_prefix: row.key_prefix.as_deref().map(KeyPrefix::parse).transpose().map_err(|e| corrupt(T, e))?,
+                key_prefix: row
+                    .key_prefix
+                    .as_deref()
+                    .map(KeyPrefix::parse_relaxed)
+                    .transpose()
+                    .map_err(|e| corrupt(T, e))?,
                 credential_id: uuid(T, &row.credential_id)?,
                 server_side_encryption,
                 default_for_region: row.default_for_region,
@@ -309,7 +314,7 @@ where
         for (name, prefix) in on_bucket {
             let theirs = prefix
                 .as_deref()
-                .map(KeyPrefix::parse)
+                .map(KeyPrefix::parse_relaxed)
                 .transpose()
                 .map_err(|e| corrupt("storage_configurations", e))?;
             if share_keys(spec.key_prefix.as_ref(), theirs.as_ref()) {

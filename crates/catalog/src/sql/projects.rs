@@ -31,12 +31,12 @@ impl TryFrom<ProjectRow> for Project {
         const T: &str = "projects";
         Ok(Project {
             id: uuid(T, &row.id)?,
-            name: ResourceName::parse(&row.name).map_err(|e| corrupt(T, e))?,
+            name: ResourceName::parse_relaxed(&row.name).map_err(|e| corrupt(T, e))?,
             region: AwsRegion::parse(&row.region).map_err(|e| corrupt(T, e))?,
             configuration_id: uuid(T, &row.configuration_id)?,
-            folder: ProjectFolder::parse(&row.folder).map_err(|e| corrupt(T, e))?,
+            folder: ProjectFolder::parse_relaxed(&row.folder).map_err(|e| corrupt(T, e))?,
             bucket: BucketName::parse(&row.bucket).map_err(|e| corrupt(T, e))?,
-            key_prefix: KeyPrefix::parse(&row.key_prefix).map_err(|e| corrupt(T, e))?,
+            key_prefix: KeyPrefix::parse_relaxed(&row.key_prefix).map_err(|e| corrupt(T, e))?,
             created_at: from_millis(T, row.created_at)?,
             updated_at: from_millis(T, row.updated_at)?,
         })
@@ -83,7 +83,7 @@ where
                 .fetch_all(&mut *tx)
                 .await?;
         for (name, prefix) in on_bucket {
-            let theirs = KeyPrefix::parse(&prefix).map_err(|e| corrupt("projects", e))?;
+            let theirs = KeyPrefix::parse_relaxed(&prefix).map_err(|e| corrupt("projects", e))?;
             if p.key_prefix.overlaps(&theirs) {
                 return Err(Conflict::ProjectPrefixOverlap { name, bucket: p.bucket.to_string(), prefix }.into());
             }

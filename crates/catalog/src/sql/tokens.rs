@@ -1,13 +1,13 @@
 //! API tokens: the SQL of [`TokenStore`].
 
 use async_trait::async_trait;
-use byos_domain::{Role, TokenName};
+use byos_domain::{ProjectAccess, Role, TokenName};
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{ColumnType, Dialect, SqlStore, corrupt, uuid};
-use crate::model::{NewToken, Token};
+use crate::model::{NewToken, ProjectGrant, Token};
 use crate::{Conflict, Result, StoreError, TokenStore, from_millis, millis};
 
 const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at, expires_at";
@@ -29,12 +29,12 @@ impl TryFrom<TokenRow> for Token {
 
     fn try_from(row: TokenRow) -> Result<Token> {
         const T: &str = "api_tokens";
-        let projects: Vec<String> = serde_json_list(&row.projects).map_err(|e| corrupt(T, e))?;
+        let projects = grants(&row.projects).map_err(|e| corrupt(T, e))?;
         Ok(Token {
             id: uuid(T, &row.id)?,
             name: TokenName::parse(&row.name).map_err(|e| corrupt(T, e))?,
             role: Role::parse(&row.role).ok_or_else(|| corrupt(T, format!("role {:?}", row.role)))?,
-            projects: projects.iter().map(|p| uuid(T, p)).collect::<Result<_>>()?,
+            projects,
             hint: row.hint,
             created_at: from_millis(T, row.created_at)?,
             last_used_at: row.last_used_at.map(|ms| from_millis(T, ms)).transpose()?,
@@ -43,8 +43,24 @@ impl TryFrom<TokenRow> for Token {
     }
 }
 
-fn serde_json_list(json: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str(json).map_err(|e| e.to_string())
+/// A token's projects as stored: a JSON list of `{"id", "access"}`; a bare id, as tokens made
+/// before access levels were written, is `read-write`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StoredGrant {
+    Grant { id: Uuid, access: ProjectAccess },
+    Id(Uuid),
+}
+
+fn grants(json: &str) -> Result<Vec<ProjectGrant>, String> {
+    let stored: Vec<StoredGrant> = serde_json::from_str(json).map_err(|e| format!("projects {json:?}: {e}"))?;
+    Ok(stored
+        .into_iter()
+        .map(|grant| match grant {
+            StoredGrant::Grant { id, access } => ProjectGrant { id, access },
+            StoredGrant::Id(id) => ProjectGrant { id, access: ProjectAccess::ReadWrite },
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -144,6 +160,29 @@ where
     }
 }
 
-fn projects_json(projects: &[Uuid]) -> String {
-    serde_json::to_string(projects).unwrap_or_else(|_| unreachable!("ids always serialize"))
+fn projects_json(projects: &[ProjectGrant]) -> String {
+    let stored: Vec<StoredGrant> =
+        projects.iter().map(|grant| StoredGrant::Grant { id: grant.id, access: grant.access }).collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| unreachable!("ids and access levels always serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_stored_before_access_levels_reach_their_projects_read_write() {
+        let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
+        let stored = format!(r#"["{old}", {{"id": "{new}", "access": "read"}}]"#);
+        assert_eq!(
+            grants(&stored),
+            Ok(vec![
+                ProjectGrant { id: old, access: ProjectAccess::ReadWrite },
+                ProjectGrant { id: new, access: ProjectAccess::Read },
+            ])
+        );
+        let written = projects_json(&[ProjectGrant { id: new, access: ProjectAccess::Read }]);
+        assert_eq!(written, format!(r#"[{{"id":"{new}","access":"read"}}]"#));
+        assert!(grants(r#"[{"id": "nope", "access": "read"}]"#).is_err());
+    }
 }
