@@ -20,18 +20,15 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use byos_catalog::Store;
-use byos_domain::RegionTable;
-use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
 use byos_service::Services;
-use byos_sync::SyncEngine;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{Admin, InProject, Principal};
 // What a server does once on its store, for the binary that starts it.
-pub use byos_service::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
+pub use byos_service::{BootstrapError, DataSettings, FirstStart, Parts, check_master_key, ensure_admin_token};
 pub use error::{ApiError, ErrorBody};
 use metrics::Metrics;
 
@@ -51,17 +48,11 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(
-        store: Store,
-        master_key: MasterKey,
-        regions: RegionTable,
-        lifecycle: Lifecycle,
-        sync: SyncEngine,
-    ) -> AppState {
+    pub fn new(parts: Parts) -> AppState {
         let mut metrics = Metrics::new();
-        lifecycle.register_metrics(metrics.registry_mut());
-        sync.register_metrics(metrics.registry_mut());
-        let services = Services::new(store, master_key, regions, lifecycle, sync);
+        parts.lifecycle.register_metrics(metrics.registry_mut());
+        parts.sync.register_metrics(metrics.registry_mut());
+        let services = Services::new(parts);
         AppState { inner: Arc::new(Inner { services, metrics }) }
     }
 

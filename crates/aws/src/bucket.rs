@@ -2,6 +2,7 @@
 //! what provisioning writes.
 
 use aws_config::SdkConfig;
+use aws_sdk_s3::config::SharedCredentialsProvider;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, EncodingType, EventBridgeConfiguration, FilterRule, FilterRuleName,
@@ -39,6 +40,8 @@ pub struct BucketAccess {
     region: String,
     preflight: reqwest::Client,
     endpoint_url: Option<String>,
+    /// What signs the clients' requests; presigned URLs last no longer than what it gives.
+    credentials: Option<SharedCredentialsProvider>,
 }
 
 impl BucketAccess {
@@ -57,6 +60,7 @@ impl BucketAccess {
             region: region.to_owned(),
             preflight,
             endpoint_url,
+            credentials: config.credentials_provider(),
         }
     }
 
@@ -68,6 +72,10 @@ impl BucketAccess {
 
     pub(crate) fn s3(&self) -> &aws_sdk_s3::Client {
         &self.s3
+    }
+
+    pub(crate) fn credentials(&self) -> Option<&SharedCredentialsProvider> {
+        self.credentials.as_ref()
     }
 
     pub fn region(&self) -> &str {

@@ -12,6 +12,7 @@ mod listing;
 mod owner;
 mod queue;
 mod setup;
+mod transfer;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
+pub use transfer::{MAX_PRESIGNED_VALIDITY, Presigned};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]

@@ -139,7 +139,15 @@ async fn main() {
 
     // The API's latency when idle, the reference for 3.
     let sync = byos_sync::SyncEngine::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
-    let state = AppState::new(store.clone(), key.clone(), RegionTable::builtin(), lifecycle.clone(), sync);
+    let state = AppState::new(byos_api::Parts {
+        store: store.clone(),
+        master_key: key.clone(),
+        regions: RegionTable::builtin(),
+        buckets: buckets.clone(),
+        lifecycle: lifecycle.clone(),
+        sync,
+        data: Default::default(),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let base = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
     tokio::spawn(async move { axum::serve(listener, byos_api::router(state)).await });

@@ -923,13 +923,15 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
         .token
         .expose()
         .to_owned();
-    let state = AppState::new(
-        fixture.store.clone(),
-        fixture.key.clone(),
-        RegionTable::builtin(),
-        fixture.lifecycle.clone(),
-        fixture.engine.clone(),
-    );
+    let state = AppState::new(byos_api::Parts {
+        store: fixture.store.clone(),
+        master_key: fixture.key.clone(),
+        regions: RegionTable::builtin(),
+        buckets: fixture.buckets.clone(),
+        lifecycle: fixture.lifecycle.clone(),
+        sync: fixture.engine.clone(),
+        data: Default::default(),
+    });
     let router = byos_api::router(state);
     let get = |uri: String| {
         let (router, token) = (router.clone(), token.clone());
@@ -1575,6 +1577,22 @@ mod ingest {
                 queue_time.as_secs_f64() / byos_time.as_secs_f64()
             );
         }
+        // `sync.pollers` tuned: byos at its best setting against the queue at its best number
+        // of receivers, the queue's own ceiling in this run.
+        let queue_best = best(&mut figures.iter().map(|f| f.1));
+        let byos_best = best(&mut figures.iter().map(|f| f.2));
+        let pollers_of = |time: Duration, pick: fn(&(usize, Duration, Duration)) -> Duration| {
+            figures.iter().find(|f| pick(f) == time).map_or(0, |f| f.0)
+        };
+        println!(
+            "ingest, tuned: the queue's best {:.0} messages/s ({} receivers), byos serve's best {:.0} messages/s ({} \
+             pollers): ratio {:.2} (target >= 0.8)",
+            rate(count, queue_best),
+            pollers_of(queue_best, |f| f.1),
+            rate(count, byos_best),
+            pollers_of(byos_best, |f| f.2),
+            queue_best.as_secs_f64() / byos_best.as_secs_f64()
+        );
         println!(
             "in process, the same {count} one-record messages in the pollers' batches ({SERVER_MESSAGES} messages, \
              {at_once} at once; no queue): {:.0} messages/s",

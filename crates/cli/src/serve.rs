@@ -64,9 +64,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), master_key.clone());
     let lifecycle =
         byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), settings.lifecycle.clone());
-    let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets, settings.sync.clone());
+    let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), settings.sync.clone());
     sync.refresh_routes().await.context("reading the projects")?;
-    let state = AppState::new(store.clone(), master_key, settings.regions.clone(), lifecycle.clone(), sync.clone());
+    let state = AppState::new(byos_api::Parts {
+        store: store.clone(),
+        master_key,
+        regions: settings.regions.clone(),
+        buckets,
+        lifecycle: lifecycle.clone(),
+        sync: sync.clone(),
+        data: settings.data.clone(),
+    });
     let app = byos_api::router_with_request_timeout(state, settings.http.request_timeout);
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;

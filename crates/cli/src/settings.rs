@@ -32,6 +32,8 @@ struct Raw {
     lifecycle: RawLifecycle,
     #[serde(default)]
     sync: RawSync,
+    #[serde(default)]
+    data: RawData,
     /// Replaces the built-in region table when given.
     regions: Option<Vec<Region>>,
 }
@@ -81,6 +83,12 @@ struct RawSync {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawData {
+    url_expiry_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Option<String>,
     max_connections: Option<u32>,
@@ -113,6 +121,7 @@ pub(crate) struct Settings {
     pub(crate) aws_sqs_endpoint_url: Option<String>,
     pub(crate) lifecycle: byos_lifecycle::LifecycleSettings,
     pub(crate) sync: byos_sync::SyncSettings,
+    pub(crate) data: byos_api::DataSettings,
 }
 
 /// What one client may hold of the HTTP server.
@@ -134,6 +143,9 @@ impl HttpLimits {
         max_connections: 512,
     };
 }
+
+/// SigV4's longest presigned validity, in seconds.
+const MAX_URL_EXPIRY_SECONDS: u64 = 7 * 24 * 3600;
 
 impl Settings {
     pub(crate) const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
@@ -273,6 +285,16 @@ impl Settings {
             lease: lifecycle.lease,
             ..sync_defaults
         };
+        let data_defaults = byos_api::DataSettings::default();
+        let data = byos_api::DataSettings {
+            url_expiry: match raw.data.url_expiry_seconds {
+                Some(s) if !(1..=MAX_URL_EXPIRY_SECONDS).contains(&s) => {
+                    bail!("data.url_expiry_seconds: 1 to {MAX_URL_EXPIRY_SECONDS} (SigV4's 7 days)")
+                }
+                Some(s) => Duration::from_secs(s),
+                None => data_defaults.url_expiry,
+            },
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -288,6 +310,7 @@ impl Settings {
             aws_sqs_endpoint_url,
             lifecycle,
             sync,
+            data,
         })
     }
 
@@ -397,6 +420,8 @@ mod tests {
             ("[lifecycle]\nreverify_interval_seconds = 0\n", "lifecycle.reverify_interval_seconds"),
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
+            ("[data]\nurl_expiry_seconds = 0\n", "data.url_expiry_seconds"),
+            ("[data]\nurl_expiry_seconds = 604801\n", "data.url_expiry_seconds"),
             ("[server]\nlease_seconds = 1\n", "server.lease_seconds"),
             ("[server]\nheader_read_timeout_seconds = 0\n", "server.header_read_timeout_seconds"),
             ("[server]\nrequest_timeout_seconds = 0\n", "server.request_timeout_seconds"),

@@ -241,6 +241,13 @@ catalogue! {
         message: "{resource} '{id}' does not exist",
         fix: "Check the id; list the resources to find it.",
     }
+    FileNotFound {
+        type: "Not Found",
+        code: "file-not-found",
+        status: 404,
+        message: "'{path}' is not a file of the project: {reason}",
+        fix: "Browse the folder (GET .../data?path=/folder/) to find the file's path. A folder's files are downloaded one by one; a deleted file of a versioned bucket can be undeleted first.",
+    }
     RouteNotFound {
         type: "Not Found",
         code: "route-not-found",
@@ -463,6 +470,10 @@ impl Problem {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    pub fn file_not_found(path: &str, reason: &str) -> Problem {
+        Problem::new(ErrorCode::FileNotFound, &[("path", path), ("reason", reason)])
     }
 
     pub fn project_prefix_unsafe(name: &str, prefix: &str, rule: &str) -> Problem {

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use byos_domain::PROBE_MARKER;
+pub use problems::problem as aws_problem;
 use worker::Metrics;
 
 /// How the lifecycle behaves.

@@ -14,7 +14,7 @@ fn action(operation: &str) -> &str {
         "PutBucketNotificationConfiguration" => "s3:PutBucketNotification",
         "GetBucketCors" => "s3:GetBucketCORS",
         "PutObject" => "s3:PutObject",
-        "GetObject" => "s3:GetObject",
+        "GetObject" | "HeadObject" => "s3:GetObject",
         "DeleteObject" => "s3:DeleteObject",
         "GenerateDataKey" => "kms:GenerateDataKey",
         "Decrypt" => "kms:Decrypt",
@@ -23,7 +23,7 @@ fn action(operation: &str) -> &str {
 }
 
 /// The catalogue entry for a failed call on `bucket` of a configuration in `region`.
-pub(crate) fn problem(error: &AwsError, bucket: &str, region: &str) -> Problem {
+pub fn problem(error: &AwsError, bucket: &str, region: &str) -> Problem {
     match &error.kind {
         // The seed's message is a fixed sentence, AWS's own words for S3's answer; STS words it
         // differently, and users search the catalogue for the sentence they saw.

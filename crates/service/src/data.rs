@@ -148,7 +148,7 @@ impl<'a> Data<'a> {
 }
 
 /// The relative key of `path`, checked: `/a/b/` is `a/b/`, `/` is ``.
-fn relative(path: &str) -> Result<&str, Problem> {
+pub(crate) fn relative(path: &str) -> Result<&str, Problem> {
     let invalid = |why: &str| Problem::invalid_request(&format!("path: {path:?} {why}"));
     let Some(relative) = path.strip_prefix('/') else {
         return Err(invalid("starts with '/', from the project's root"));

@@ -56,6 +56,12 @@ pub enum Internal {
     Lifecycle(#[from] LifecycleError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// A bucket that cannot be opened: its credential's secret, or the store.
+    #[error(transparent)]
+    Open(#[from] byos_buckets::OpenError),
+    /// Records that contradict each other.
+    #[error("the store is inconsistent: {0}")]
+    Inconsistent(String),
     /// A stored secret that cannot be opened, or that does not hold what it should.
     #[error("the sealed secret of storage credential {credential} cannot be read")]
     SealedSecret {

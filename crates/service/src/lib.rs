@@ -22,9 +22,11 @@ mod projects;
 #[cfg(test)]
 mod testing;
 mod tokens;
+mod transfers;
 
 use std::sync::Arc;
 
+use byos_buckets::Buckets;
 use byos_catalog::Store;
 use byos_domain::RegionTable;
 use byos_lifecycle::Lifecycle;
@@ -40,6 +42,7 @@ pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_st
 pub use error::{Internal, ServiceError};
 pub use projects::{CreatedProject, ProjectRequest, Projects};
 pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};
+pub use transfers::{DataSettings, DownloadRequest, DownloadUrl, Transfers};
 
 /// What the rules work with. Cloning is cheap.
 #[derive(Clone, Debug)]
@@ -52,19 +55,28 @@ struct Inner {
     store: Store,
     master_key: MasterKey,
     regions: RegionTable,
+    buckets: Buckets,
     lifecycle: Lifecycle,
     sync: SyncEngine,
+    data: DataSettings,
+}
+
+/// What the services are built on: the store, the keys, the bucket opener and the engines.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub store: Store,
+    pub master_key: MasterKey,
+    pub regions: RegionTable,
+    pub buckets: Buckets,
+    pub lifecycle: Lifecycle,
+    pub sync: SyncEngine,
+    pub data: DataSettings,
 }
 
 impl Services {
-    pub fn new(
-        store: Store,
-        master_key: MasterKey,
-        regions: RegionTable,
-        lifecycle: Lifecycle,
-        sync: SyncEngine,
-    ) -> Services {
-        Services { inner: Arc::new(Inner { store, master_key, regions, lifecycle, sync }) }
+    pub fn new(parts: Parts) -> Services {
+        let Parts { store, master_key, regions, buckets, lifecycle, sync, data } = parts;
+        Services { inner: Arc::new(Inner { store, master_key, regions, buckets, lifecycle, sync, data }) }
     }
 
     /// Storage credentials: System Settings.
@@ -92,6 +104,11 @@ impl Services {
         Data::new(self)
     }
 
+    /// Downloads and uploads of a project's data.
+    pub fn transfers(&self) -> Transfers<'_> {
+        Transfers::new(self)
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
@@ -102,6 +119,15 @@ impl Services {
 
     pub fn regions(&self) -> &RegionTable {
         &self.inner.regions
+    }
+
+    /// The opener of customers' buckets, shared with the lifecycle and the sync engine.
+    pub fn buckets(&self) -> &Buckets {
+        &self.inner.buckets
+    }
+
+    pub fn data_settings(&self) -> &DataSettings {
+        &self.inner.data
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {

@@ -8,7 +8,7 @@ use byos_secrets::MasterKey;
 use byos_test_support::{TempDir, open_store, temp_dir, unreachable_aws, validation_outcome};
 use uuid::Uuid;
 
-use crate::{Caller, ConfigurationRequest, CredentialRequest, ProjectRequest, ServiceError, Services};
+use crate::{Caller, ConfigurationRequest, CredentialRequest, Parts, ProjectRequest, ServiceError, Services};
 
 pub(crate) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
@@ -26,8 +26,10 @@ impl Fixture {
         let aws = unreachable_aws().await;
         let buckets = Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
-        let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets, Default::default());
-        let services = Services::new(store, key, RegionTable::builtin(), lifecycle, sync);
+        let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
+        let data = Default::default();
+        let regions = RegionTable::builtin();
+        let services = Services::new(Parts { store, master_key: key, regions, buckets, lifecycle, sync, data });
         Fixture { services, admin: Caller::new(Uuid::new_v4(), Role::Admin, Vec::new()), _dir: dir }
     }
 

@@ -340,6 +340,19 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Waits until `child` (a peer called `what`) listens on loopback `port`; panics, saying so,
+/// when it exits first or takes more than 30 s.
+fn wait_until_listening(child: &mut Child, port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A moto server of its own for one test: the local AWS (S3, SQS, STS, KMS, IAM). Stopped when
 /// dropped.
 #[derive(Debug)]
@@ -367,14 +380,7 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
         let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited with {status} before listening");
-            }
-            assert!(Instant::now() < deadline, "moto_server did not listen within 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(&mut moto.child, port, "moto_server");
         moto
     }
 
@@ -396,6 +402,60 @@ impl Moto {
 }
 
 impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An s3s-fs server of its own for one test: S3 over a folder, checking SigV4 signatures
+/// (presigned URLs included) for one access key, which moto does not. No versioning,
+/// notifications or CORS. Stopped, and its folder removed, when dropped.
+#[derive(Debug)]
+pub struct S3sFs {
+    child: Child,
+    url: String,
+    root: TempDir,
+}
+
+impl S3sFs {
+    /// Starts `s3s-fs` from `BYOS_TEST_S3S_FS` (set by scripts/test) on a free port, taking
+    /// requests signed with `access_key_id` and `secret_access_key` only.
+    pub fn start(access_key_id: &str, secret_access_key: &str) -> S3sFs {
+        let program = std::env::var("BYOS_TEST_S3S_FS").unwrap_or_else(|_| {
+            panic!("BYOS_TEST_S3S_FS is not set: run the tests with scripts/test, which installs s3s-fs")
+        });
+        let root = temp_dir();
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", access_key_id, "--secret-key", secret_access_key])
+            .arg(root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let mut server = S3sFs { child, url: format!("http://127.0.0.1:{port}"), root };
+        wait_until_listening(&mut server.child, port, "s3s-fs");
+        server
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Writes an object straight into the served folder (a bucket is a folder, a key a path).
+    pub fn put_file(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        let path = self.root.path().join(bucket).join(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+        }
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+impl Drop for S3sFs {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -8,20 +8,44 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
-use byos_service::{BrowseRequest, Read};
+use byos_service::{BrowseRequest, DownloadRequest, Read};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::rfc3339;
+use super::{NoStore, rfc3339};
 use crate::AppState;
 use crate::auth::InProject;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiJson;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(browse))
+    OpenApiRouter::new().routes(routes!(browse)).routes(routes!(download_url))
+}
+
+/// A file to download.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct DownloadBody {
+    /// The file's path in the project.
+    #[schema(example = "/runs/42/sample.bam")]
+    path: Option<String>,
+    /// One version of the file (versioned buckets); the current one without it.
+    version_id: Option<String>,
+}
+
+/// A URL that downloads the file straight from the bucket.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DownloadView {
+    /// A presigned GET; S3 answers it with the file, saved under its name.
+    url: String,
+    /// When S3 stops taking the URL (RFC 3339).
+    expires_at: String,
+    /// The file's size in bytes.
+    size: u64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -130,6 +154,22 @@ impl From<&Entry> for EntryView {
             },
         }
     }
+}
+
+/// A URL that downloads a file (or one version of it) straight from the bucket, valid for
+/// `data.url_expiry_seconds` (at most what the credential's session allows). The URL is a
+/// bearer credential for that file: the answer is never cached.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/data/download-url", tag = "projects",
+    security(("bearer" = ["project:read"])), params(("id" = Uuid, Path)), request_body = DownloadBody,
+    responses((status = 200, body = DownloadView), (status = "4XX", body = ErrorBody)))]
+async fn download_url(
+    InProject(scope): InProject<Read>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<DownloadBody>,
+) -> ApiResult<NoStore<Json<DownloadView>>> {
+    let request = DownloadRequest { path: body.path, version_id: body.version_id };
+    let download = state.services().transfers().download_url(&scope, request).await?;
+    Ok(NoStore(Json(DownloadView { url: download.url, expires_at: rfc3339(download.expires_at), size: download.size })))
 }
 
 /// Browse a project's data: a folder's children (a path ending in `/`), or one entry.

@@ -15,3 +15,4 @@ mod projects;
 mod reference;
 mod support;
 mod tokens;
+mod transfers;

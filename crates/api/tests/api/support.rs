@@ -98,15 +98,20 @@ impl TestApp {
     }
 
     pub(crate) async fn with_regions(regions: RegionTable) -> TestApp {
-        TestApp::build(regions, None).await
+        TestApp::build(regions, None, Default::default()).await
     }
 
     /// An app whose AWS is `endpoint` (a moto server), for routes that ask AWS at once.
     pub(crate) async fn with_aws(endpoint: &str) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned())).await
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), Default::default()).await
     }
 
-    async fn build(regions: RegionTable, aws_endpoint: Option<String>) -> TestApp {
+    /// An app whose AWS is `endpoint`, with data access set as `data` says.
+    pub(crate) async fn with_aws_and_data(endpoint: &str, data: byos_api::DataSettings) -> TestApp {
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), data).await
+    }
+
+    async fn build(regions: RegionTable, aws_endpoint: Option<String>, data: byos_api::DataSettings) -> TestApp {
         log_buffer();
         let dir = temp_dir();
         let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
@@ -132,8 +137,9 @@ impl TestApp {
         .await;
         let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
-        let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets, Default::default());
-        let state = AppState::new(store, key, regions, lifecycle, sync);
+        let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
+        let parts = byos_api::Parts { store, master_key: key, regions, buckets, lifecycle, sync, data };
+        let state = AppState::new(parts);
         TestApp {
             router: byos_api::router(state.clone()),
             state,

@@ -1,0 +1,135 @@
+//! Downloads through presigned URLs, against s3s-fs, which checks SigV4 as S3 does: a URL
+//! fetches the exact bytes under the file's name, and a tampered or expired URL is refused by
+//! the storage itself.
+
+use std::time::Duration;
+
+use byos_catalog::KeyUpdate;
+use byos_domain::events::Sequencer;
+use byos_domain::objects::Change;
+use byos_test_support::{EXAMPLE_ACCESS_KEY_ID, S3sFs};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::{SECRET, TestApp, project, ready_configuration};
+
+/// A project `study` on a ready configuration `downloads/` of `customer-bucket`, whose bucket is
+/// served by `s3`; returns the app and the project's id.
+async fn project_on(s3: &S3sFs, url_expiry: Duration) -> (TestApp, String) {
+    let data = byos_api::DataSettings { url_expiry };
+    let app = TestApp::with_aws_and_data(s3.url(), data).await;
+    let configuration = ready_configuration(&app, "downloads").await;
+    let id = project(&app, "study", &configuration, "study").await;
+    (app, id)
+}
+
+/// Puts `bytes` at `path` of the project, in the bucket and in the catalog.
+async fn file(app: &TestApp, s3: &S3sFs, project: &str, path: &str, bytes: &[u8]) {
+    s3.put_file("customer-bucket", &format!("downloads/study/{path}"), bytes);
+    let created = KeyUpdate::Changes {
+        key: path.to_owned(),
+        changes: vec![Change::Created {
+            version_id: "null".to_owned(),
+            sequencer: Sequencer::parse("0A").unwrap(),
+            size: bytes.len() as u64,
+            etag: "etag".to_owned(),
+            at_ms: 1_764_000_000_000,
+        }],
+    };
+    app.state.store().data.apply(Uuid::parse_str(project).unwrap(), &[created]).await.unwrap();
+}
+
+async fn fetch(url: &str) -> (u16, Option<String>, Vec<u8>) {
+    let response = reqwest::Client::builder().no_proxy().build().unwrap().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let disposition = response.headers().get("content-disposition").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, disposition, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_download_url_fetches_the_exact_bytes_and_a_tampered_one_nothing() {
+    let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, SECRET);
+    let (app, id) = project_on(&s3, Duration::from_secs(900)).await;
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    file(&app, &s3, &id, "reads/Größe 1.bam", &bytes).await;
+
+    let reader = app.member_with(json!([{"id": id, "access": "read"}])).await;
+    let reply = app
+        .call(
+            axum::http::Method::POST,
+            &format!("/api/v1/projects/{id}/data/download-url"),
+            Some(&reader),
+            Some(json!({"path": "/reads/Größe 1.bam"})),
+        )
+        .await;
+    let body = reply.ok(200).clone();
+    assert_eq!(body["size"], json!(100_000));
+    assert_eq!(reply.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    let url = body["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/customer-bucket/downloads/study/reads/", s3.url())), "{url}");
+    assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=900"), "{url}");
+
+    let (status, disposition, fetched) = fetch(url).await;
+    assert_eq!(status, 200);
+    assert!(fetched == bytes, "the download is byte-exact");
+    assert_eq!(
+        disposition.as_deref(),
+        Some("attachment; filename=\"Gr__e 1.bam\"; filename*=UTF-8''Gr%C3%B6%C3%9Fe%201.bam")
+    );
+
+    // Another signature, or another file under the same signature: refused by the storage.
+    let signature = url.rfind("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut tampered = url.to_owned();
+    let flipped = if &url[signature..=signature] == "0" { "1" } else { "0" };
+    tampered.replace_range(signature..=signature, flipped);
+    let (status, _, answer) = fetch(&tampered).await;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("SignatureDoesNotMatch"));
+    let (status, _, _) = fetch(&url.replace("/reads/Gr", "/reads/gr")).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_expired_download_url_is_refused_by_the_storage() {
+    let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, SECRET);
+    let (app, id) = project_on(&s3, Duration::from_secs(1)).await;
+    file(&app, &s3, &id, "a.txt", b"hello").await;
+    let reply = app.post(&format!("/api/v1/projects/{id}/data/download-url"), json!({"path": "/a.txt"})).await;
+    let url = reply.ok(200)["url"].as_str().unwrap().to_owned();
+    assert!(url.contains("X-Amz-Expires=1&") || url.ends_with("X-Amz-Expires=1"), "{url}");
+    // Wait until the URL's second is over, by the clock the storage checks it with.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, _, answer) = fetch(&url).await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&answer).contains("expired"), "{}", String::from_utf8_lossy(&answer));
+}
+
+#[tokio::test]
+async fn only_files_have_download_urls() {
+    let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, SECRET);
+    let (app, id) = project_on(&s3, Duration::from_secs(900)).await;
+    file(&app, &s3, &id, "runs/42/a.txt", b"hello").await;
+    let url = format!("/api/v1/projects/{id}/data/download-url");
+    for (body, status, code, expected) in [
+        (json!({"path": "/runs/"}), 404, "file-not-found", "'/runs/' is not a file of the project: it is a folder"),
+        (json!({"path": "/runs"}), 404, "file-not-found", "'/runs' is not a file of the project: it is a folder"),
+        (json!({"path": "/"}), 404, "file-not-found", "'/' is not a file of the project: it is a folder"),
+        (json!({"path": "/b.txt"}), 404, "file-not-found", "'/b.txt' is not a file of the project: nothing is there"),
+        (json!({}), 400, "invalid-request", "Invalid request: path: required"),
+        (
+            json!({"path": "b.txt"}),
+            400,
+            "invalid-request",
+            "Invalid request: path: \"b.txt\" starts with '/', from the project's root",
+        ),
+        (
+            json!({"path": "/runs/42/a.txt", "versionId": "a b"}),
+            400,
+            "invalid-request",
+            "Invalid request: versionId: \"a b\" is not a version id",
+        ),
+    ] {
+        let message = app.post(&url, body.clone()).await.error(status, code);
+        assert_eq!(message, expected, "{body}");
+    }
+}
