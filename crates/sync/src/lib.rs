@@ -48,7 +48,8 @@ use routes::Routes;
 pub struct SyncSettings {
     /// The queue of each region is `{queue_name_prefix}-{region}`, as the lifecycle names it.
     pub queue_name_prefix: String,
-    /// Long polls per region at once: how many batches are read and applied concurrently.
+    /// Long polls per region at once: how many batches are read and applied concurrently. The
+    /// ingest benchmark applies about half as fast with 2 as with 8 (BENCHMARKS.md).
     pub pollers: usize,
     /// Messages each poller holds at most, received but not yet committed: batches received
     /// while others are applied wait for the next group commit instead of for each other.
@@ -70,7 +71,7 @@ impl Default for SyncSettings {
     fn default() -> SyncSettings {
         SyncSettings {
             queue_name_prefix: "byos-events".to_owned(),
-            pollers: 2,
+            pollers: 8,
             in_flight: 500,
             visibility: Duration::from_secs(120),
             reconcile_interval: Duration::from_secs(6 * 3600),
