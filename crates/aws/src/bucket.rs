@@ -74,6 +74,10 @@ impl BucketAccess {
         &self.s3
     }
 
+    pub(crate) fn sts(&self) -> &aws_sdk_sts::Client {
+        &self.sts
+    }
+
     pub(crate) fn credentials(&self) -> Option<&SharedCredentialsProvider> {
         self.credentials.as_ref()
     }

@@ -29,7 +29,7 @@ pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
-pub use transfer::{MAX_PRESIGNED_VALIDITY, Presigned};
+pub use transfer::{MAX_PRESIGNED_VALIDITY, Presigned, Vended};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]
@@ -165,11 +165,20 @@ impl Aws {
         .with_sts(&self.for_sts(&config))
     }
 
+    /// STS with the platform's own identity.
+    fn platform_sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.for_sts(&self.platform))
+    }
+
     /// Who the platform itself is: its account (roles in it are never assumed for customers)
     /// and the principal that customers' role trust policies name.
     pub async fn platform_identity(&self) -> Result<Identity, AwsError> {
-        let sts = aws_sdk_sts::Client::new(&self.for_sts(&self.platform));
-        let out = sts.get_caller_identity().send().await.map_err(|e| error::classify("GetCallerIdentity", e))?;
+        let out = self
+            .platform_sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| error::classify("GetCallerIdentity", e))?;
         Ok(Identity {
             account: out.account().unwrap_or_default().to_owned(),
             arn: out.arn().unwrap_or_default().to_owned(),
@@ -184,8 +193,8 @@ impl Aws {
         role_arn: &RoleArn,
         session_name: &str,
     ) -> Result<(), AwsError> {
-        let sts = aws_sdk_sts::Client::new(&self.for_sts(&self.platform));
-        sts.assume_role()
+        self.platform_sts()
+            .assume_role()
             .role_arn(role_arn.as_str())
             .role_session_name(session_name)
             .duration_seconds(900)

@@ -74,3 +74,99 @@ fn presigning(validity: Duration) -> Result<(PresigningConfig, SystemTime), AwsE
     })?;
     Ok((config, start + validity))
 }
+
+/// Temporary credentials vended for a scoped session. The secret and the token are shown only
+/// through their `expose_` accessors; `Debug` redacts them.
+#[derive(Clone)]
+pub struct Vended {
+    pub access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    pub expires_at: SystemTime,
+}
+
+impl Vended {
+    pub fn expose_secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+
+    pub fn expose_session_token(&self) -> &str {
+        &self.session_token
+    }
+
+    fn from_sts(
+        credentials: Option<&aws_sdk_sts::types::Credentials>,
+        operation: &'static str,
+    ) -> Result<Vended, AwsError> {
+        let credentials = credentials.ok_or_else(|| {
+            AwsError::new(AwsErrorKind::Other, operation, "the answer holds no credentials".to_owned())
+        })?;
+        Ok(Vended {
+            access_key_id: credentials.access_key_id().to_owned(),
+            secret_access_key: credentials.secret_access_key().to_owned(),
+            session_token: credentials.session_token().to_owned(),
+            expires_at: SystemTime::try_from(*credentials.expiration())
+                .map_err(|e| AwsError::new(AwsErrorKind::Other, operation, format!("an expiry out of range: {e}")))?,
+        })
+    }
+}
+
+impl std::fmt::Debug for Vended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vended")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field("session_token", &"** redacted **")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl BucketAccess {
+    /// A federated user's session of this access's IAM user (`aws-user` credentials), limited
+    /// by `policy`, named `name` (2 to 32 characters of `\w+=,.@-`), for `duration` (900 s to
+    /// 36 h).
+    pub async fn federation_token(&self, name: &str, policy: &str, duration: Duration) -> Result<Vended, AwsError> {
+        let out = self
+            .sts()
+            .get_federation_token()
+            .name(name)
+            .policy(policy)
+            .duration_seconds(seconds(duration))
+            .send()
+            .await
+            .map_err(|e| classify("GetFederationToken", e))?;
+        Vended::from_sts(out.credentials(), "GetFederationToken")
+    }
+}
+
+impl crate::Aws {
+    /// A session of `role_arn` assumed by the platform with the credential's external id,
+    /// limited by `policy`, named `session_name` (2 to 64 characters), for `duration` (900 s to
+    /// the role's maximum).
+    pub async fn assume_role_scoped(
+        &self,
+        role_arn: &byos_domain::RoleArn,
+        external_id: &byos_domain::ExternalId,
+        session_name: &str,
+        policy: &str,
+        duration: Duration,
+    ) -> Result<Vended, AwsError> {
+        let out = self
+            .platform_sts()
+            .assume_role()
+            .role_arn(role_arn.as_str())
+            .external_id(external_id.expose())
+            .role_session_name(session_name)
+            .policy(policy)
+            .duration_seconds(seconds(duration))
+            .send()
+            .await
+            .map_err(|e| classify("AssumeRole", e))?;
+        Vended::from_sts(out.credentials(), "AssumeRole")
+    }
+}
+
+fn seconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
+}

@@ -76,6 +76,12 @@ struct Opened {
 }
 
 impl Buckets {
+    /// The AWS adapter the buckets are opened with (the platform's own identity, for what it
+    /// does itself, such as assuming a customer's role for a scoped session).
+    pub fn aws(&self) -> &Aws {
+        &self.inner.aws
+    }
+
     pub fn new(store: Store, aws: Aws, master_key: MasterKey) -> Buckets {
         Buckets { inner: Arc::new(Inner { store, aws, master_key, opened: Mutex::new(HashMap::new()) }) }
     }

@@ -85,6 +85,7 @@ struct RawSync {
 #[serde(deny_unknown_fields)]
 struct RawData {
     url_expiry_seconds: Option<u64>,
+    credentials_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -293,6 +294,11 @@ impl Settings {
                 }
                 Some(s) => Duration::from_secs(s),
                 None => data_defaults.url_expiry,
+            },
+            credentials_per_minute: match raw.data.credentials_per_minute {
+                Some(0) => bail!("data.credentials_per_minute: at least 1"),
+                Some(n) => n,
+                None => data_defaults.credentials_per_minute,
             },
         };
         Ok(Settings {

@@ -241,6 +241,20 @@ catalogue! {
         message: "{resource} '{id}' does not exist",
         fix: "Check the id; list the resources to find it.",
     }
+    CredentialsPathTooLong {
+        type: "Invalid Parameter",
+        code: "credentials-path-too-long",
+        status: 400,
+        message: "Unable to generate credentials from the objectstore as the requested path is too long",
+        fix: "The session policy that limits the credentials to the path must fit STS's 2,048 characters, and the path appears in it three times. Ask for credentials on a shorter folder, or on the project's root (leave path out).",
+    }
+    TooManyRequests {
+        type: "Too Many Requests",
+        code: "too-many-requests",
+        status: 429,
+        message: "Too many requests: {message}",
+        fix: "Wait a minute and ask again; reuse credentials until they expire rather than asking for new ones per command.",
+    }
     FileNotFound {
         type: "Not Found",
         code: "file-not-found",
@@ -470,6 +484,10 @@ impl Problem {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    pub fn too_many_requests(message: &str) -> Problem {
+        Problem::new(ErrorCode::TooManyRequests, &[("message", message)])
     }
 
     pub fn file_not_found(path: &str, reason: &str) -> Problem {

@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod objects;
 pub mod policies;
 mod region;
+pub mod session;
 mod storage;
 mod token;
 

@@ -42,7 +42,7 @@ pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_st
 pub use error::{Internal, ServiceError};
 pub use projects::{CreatedProject, ProjectRequest, Projects};
 pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};
-pub use transfers::{DataSettings, DownloadRequest, DownloadUrl, Transfers};
+pub use transfers::{CredentialsRequest, DataSettings, DownloadRequest, DownloadUrl, TemporaryCredentials, Transfers};
 
 /// What the rules work with. Cloning is cheap.
 #[derive(Clone, Debug)]
@@ -59,6 +59,7 @@ struct Inner {
     lifecycle: Lifecycle,
     sync: SyncEngine,
     data: DataSettings,
+    vends: transfers::VendCounter,
 }
 
 /// What the services are built on: the store, the keys, the bucket opener and the engines.
@@ -76,7 +77,8 @@ pub struct Parts {
 impl Services {
     pub fn new(parts: Parts) -> Services {
         let Parts { store, master_key, regions, buckets, lifecycle, sync, data } = parts;
-        Services { inner: Arc::new(Inner { store, master_key, regions, buckets, lifecycle, sync, data }) }
+        let vends = transfers::VendCounter::default();
+        Services { inner: Arc::new(Inner { store, master_key, regions, buckets, lifecycle, sync, data, vends }) }
     }
 
     /// Storage credentials: System Settings.
@@ -128,6 +130,10 @@ impl Services {
 
     pub fn data_settings(&self) -> &DataSettings {
         &self.inner.data
+    }
+
+    fn vends(&self) -> &transfers::VendCounter {
+        &self.inner.vends
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {

@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
+use byos_aws::{CredentialSecret, Vended};
 use byos_buckets::{OpenBucket, OpenError};
 use byos_catalog::{EntryKind, Project, StoreError};
-use byos_domain::Problem;
+use byos_domain::session::{MAX_SESSION_POLICY_CHARS, session_name, session_policy, session_policy_text};
+use byos_domain::{AwsRegion, BucketName, ErrorCode, KeyPrefix, Problem, ProjectAccess};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 
 use crate::data::relative;
 use crate::error::internal;
-use crate::{Internal, ProjectScope, Read, ServiceError, Services, required};
+use crate::{Internal, ProjectScope, Projects, Read, ReadWrite, ServiceError, Services, required};
 
 /// The settings of data access.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +21,40 @@ pub struct DataSettings {
     /// How long a presigned URL works, at most: shorter when the credential's session ends
     /// sooner.
     pub url_expiry: Duration,
+    /// Temporary credentials one token may get per minute: STS throttles the platform's
+    /// identity for everyone.
+    pub credentials_per_minute: u32,
 }
 
 impl Default for DataSettings {
     fn default() -> DataSettings {
-        DataSettings { url_expiry: Duration::from_secs(900) }
+        DataSettings { url_expiry: Duration::from_secs(900), credentials_per_minute: 60 }
     }
+}
+
+/// Temporary credentials, as a client asks for them.
+#[derive(Debug, Default, Clone)]
+pub struct CredentialsRequest {
+    /// `read` or `read-write`.
+    pub access: Option<String>,
+    /// 900 s up to 36 h for an `aws-user` credential, up to the role's maximum for `aws-role`.
+    pub duration_seconds: Option<u64>,
+    /// A folder below the project (`/a/b/`), which need not exist yet; the whole project
+    /// without it.
+    pub path: Option<String>,
+}
+
+/// Temporary credentials for a project's prefix (or a folder below it).
+#[derive(Debug, Clone)]
+pub struct TemporaryCredentials {
+    pub credentials: Vended,
+    pub access: ProjectAccess,
+    pub region: AwsRegion,
+    pub bucket: BucketName,
+    /// The key prefix the session reaches.
+    pub prefix: String,
+    /// The session policy, as STS got it.
+    pub session_policy: serde_json::Value,
 }
 
 /// A download, as a client asks for it.
@@ -106,6 +136,100 @@ impl<'a> Transfers<'a> {
         Ok(DownloadUrl { url: presigned.url, expires_at: OffsetDateTime::from(presigned.expires_at), size })
     }
 
+    /// Temporary AWS credentials for the project's prefix (or a folder below it), limited by a
+    /// session policy to `access`: GetFederationToken with an `aws-user` credential, AssumeRole
+    /// with its external id for an `aws-role` one. `read-write` needs read-write access to the
+    /// project.
+    pub async fn temporary_credentials(
+        &self,
+        scope: &ProjectScope<Read>,
+        request: CredentialsRequest,
+    ) -> Result<TemporaryCredentials, ServiceError> {
+        let invalid = |message: String| ServiceError::from(Problem::invalid_request(&message));
+        let access_text = required("access", request.access.as_deref()).map_err(invalid)?;
+        let access = ProjectAccess::parse(access_text)
+            .ok_or_else(|| invalid(format!("access: {access_text:?} is not read or read-write")))?;
+        if !scope.access().covers(access) {
+            // The same refusal as a read-write route's.
+            scope.caller().project::<ReadWrite>(scope.project())?;
+        }
+        let project = self.services.projects().get(scope).await?;
+        Projects::policy_prefix(&project)?;
+        let relative = match request.path.as_deref() {
+            None => "",
+            Some(path) => {
+                let relative = relative(path)?;
+                if !relative.is_empty() && !relative.ends_with('/') {
+                    return Err(invalid(format!("path: {path:?} is not a folder; a folder's path ends with '/'")));
+                }
+                relative
+            }
+        };
+        let prefix = KeyPrefix::parse_relaxed(&format!("{}{relative}", project.key_prefix))
+            .map_err(|e| invalid(format!("path: {e}")))?;
+        let bucket = self.open(&project).await?;
+        let spec = &bucket.configuration.spec;
+        let kms_key = spec.server_side_encryption.as_ref().and_then(|sse| sse.kms_key());
+        let policy = session_policy(&project.bucket, &prefix, access, kms_key);
+        let text = session_policy_text(&policy);
+        if text.len() > MAX_SESSION_POLICY_CHARS {
+            return Err(ErrorCode::CredentialsPathTooLong.into());
+        }
+        let store = self.services.store();
+        let token = store.tokens.get_token(scope.caller().token()).await.map_err(internal)?;
+        let short_id = &project.id.simple().to_string()[..8];
+        let credential = store.credentials.get_credential(spec.credential_id).await.map_err(internal)?;
+        let secret = self
+            .services
+            .buckets()
+            .secret(&credential, project.configuration_id)
+            .map_err(|e| internal(Internal::Open(e)))?;
+        // STS's limits: 36 h for a federated user, the role's maximum (12 h at most) for a role.
+        let max = if matches!(secret, CredentialSecret::AwsUser { .. }) { 129_600 } else { 43_200 };
+        let duration = duration(request.duration_seconds, max)?;
+        // Only a request that reaches STS counts against the token's budget.
+        self.count_vend(scope.caller().token())?;
+        let vended = match secret {
+            CredentialSecret::AwsUser { .. } => {
+                let name = session_name(&[token.name.as_str(), short_id], 32);
+                bucket.access.federation_token(&name, &text, duration).await
+            }
+            CredentialSecret::AwsRole { role_arn, external_id, .. } => {
+                let name = session_name(&[token.name.as_str(), short_id], 64);
+                let aws = self.services.buckets().aws();
+                aws.assume_role_scoped(&role_arn, &external_id, &name, &text, duration).await
+            }
+        };
+        let credentials = vended.map_err(|e| match e.code.as_deref() {
+            Some("PackedPolicyTooLarge") => ErrorCode::CredentialsPathTooLong.into(),
+            _ => aws_problem(&e, &project),
+        })?;
+        tracing::info!(
+            project = %project.id, token = %token.id, access = access.as_str(), prefix = %prefix,
+            access_key_id = %credentials.access_key_id, "temporary credentials vended"
+        );
+        Ok(TemporaryCredentials {
+            credentials,
+            access,
+            region: project.region.clone(),
+            bucket: project.bucket.clone(),
+            prefix: prefix.as_str().to_owned(),
+            session_policy: policy,
+        })
+    }
+
+    /// Counts a vend against the token's budget per minute, or refuses it.
+    fn count_vend(&self, token: uuid::Uuid) -> Result<(), ServiceError> {
+        let limit = self.services.data_settings().credentials_per_minute;
+        if self.services.vends().admit(token, limit, std::time::Instant::now()) {
+            return Ok(());
+        }
+        Err(Problem::too_many_requests(&format!(
+            "this token got {limit} temporary credentials in the last minute, the most data.credentials_per_minute allows"
+        ))
+        .into())
+    }
+
     async fn open(&self, project: &Project) -> Result<OpenBucket, ServiceError> {
         self.services.buckets().open(project.configuration_id).await.map_err(|e| match e {
             // The project keeps its configuration: a delete of the one is refused while the
@@ -116,6 +240,37 @@ impl<'a> Transfers<'a> {
             ))),
             e => internal(Internal::Open(e)),
         })
+    }
+}
+
+/// A session's duration: `seconds`, 900 up to `max`; an hour without it.
+fn duration(seconds: Option<u64>, max: u64) -> Result<Duration, ServiceError> {
+    match seconds {
+        None => Ok(Duration::from_secs(3600.min(max))),
+        Some(s) if (900..=max).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(s) => Err(Problem::invalid_request(&format!("durationSeconds: {s} is not 900 to {max}")).into()),
+    }
+}
+
+/// How many vends each token got in the last minute, per replica.
+#[derive(Debug, Default)]
+pub(crate) struct VendCounter {
+    recent: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::collections::VecDeque<std::time::Instant>>>,
+}
+
+impl VendCounter {
+    /// Whether `token` may get one more at `now`, `limit` a minute; counts it if so.
+    pub(crate) fn admit(&self, token: uuid::Uuid, limit: u32, now: std::time::Instant) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = recent.entry(token).or_default();
+        while window.front().is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60)) {
+            window.pop_front();
+        }
+        if window.len() >= limit as usize {
+            return false;
+        }
+        window.push_back(now);
+        true
     }
 }
 
@@ -169,6 +324,16 @@ mod tests {
             "attachment; filename=\"Gr__e _1_.csv\"; filename*=UTF-8''Gr%C3%B6%C3%9Fe%20%221%22.csv"
         );
         assert_eq!(attachment("a%20b;c"), "attachment; filename=\"a_20b;c\"; filename*=UTF-8''a%2520b%3Bc");
+    }
+
+    #[test]
+    fn a_token_gets_so_many_credentials_a_minute() {
+        let (counter, token, other) = (VendCounter::default(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let start = std::time::Instant::now();
+        assert!((0..3).all(|_| counter.admit(token, 3, start)));
+        assert!(!counter.admit(token, 3, start + Duration::from_secs(59)));
+        assert!(counter.admit(other, 3, start), "each token has its own budget");
+        assert!(counter.admit(token, 3, start + Duration::from_secs(60)), "a minute later, room again");
     }
 
     #[test]

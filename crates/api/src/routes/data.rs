@@ -6,9 +6,10 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
-use byos_service::{BrowseRequest, DownloadRequest, Read};
+use byos_service::{BrowseRequest, CredentialsRequest, DownloadRequest, Read};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -22,7 +23,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(browse)).routes(routes!(download_url))
+    OpenApiRouter::new().routes(routes!(browse)).routes(routes!(download_url)).routes(routes!(temporary_credentials))
 }
 
 /// A file to download.
@@ -170,6 +171,83 @@ async fn download_url(
     let request = DownloadRequest { path: body.path, version_id: body.version_id };
     let download = state.services().transfers().download_url(&scope, request).await?;
     Ok(NoStore(Json(DownloadView { url: download.url, expires_at: rfc3339(download.expires_at), size: download.size })))
+}
+
+/// Temporary credentials, as a client asks for them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CredentialsBody {
+    /// `read` or `read-write` (which needs read-write access to the project).
+    #[schema(example = "read")]
+    access: Option<String>,
+    /// 900 s up to 36 h for an `aws-user` credential, up to the role's maximum for `aws-role`;
+    /// an hour by default.
+    duration_seconds: Option<u64>,
+    /// A folder below the project (`/a/b/`), which need not exist yet; the whole project
+    /// without it.
+    path: Option<String>,
+}
+
+/// AWS credentials for the project's prefix (or a folder below it), for any S3 tool.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CredentialsView {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    /// When the credentials stop working (RFC 3339).
+    expires_at: String,
+    /// `read` or `read-write`.
+    access: &'static str,
+    region: String,
+    bucket: String,
+    /// The key prefix the credentials reach.
+    prefix: String,
+    /// `s3://{bucket}/{prefix}`, for `aws s3 ls` and friends.
+    s3_uri: String,
+    /// The session policy that limits the credentials, as STS got it.
+    #[schema(value_type = Object)]
+    session_policy: serde_json::Value,
+    /// Ready lines for a shell: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, and a comment with the S3 URI.
+    env: Vec<String>,
+}
+
+/// Temporary AWS credentials limited to the project's prefix (or a folder below it), read or
+/// read-write, for the AWS CLI, s5cmd or any S3 tool. The answer holds a secret: never cached.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/temporary-credentials", tag = "projects",
+    security(("bearer" = ["project:read"])), params(("id" = Uuid, Path)), request_body = CredentialsBody,
+    responses((status = 201, body = CredentialsView), (status = "4XX", body = ErrorBody)))]
+async fn temporary_credentials(
+    InProject(scope): InProject<Read>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<CredentialsBody>,
+) -> ApiResult<NoStore<(StatusCode, Json<CredentialsView>)>> {
+    let request = CredentialsRequest { access: body.access, duration_seconds: body.duration_seconds, path: body.path };
+    let vended = state.services().transfers().temporary_credentials(&scope, request).await?;
+    let credentials = &vended.credentials;
+    let s3_uri = format!("s3://{}/{}", vended.bucket, vended.prefix);
+    let env = vec![
+        format!("export AWS_ACCESS_KEY_ID={}", credentials.access_key_id),
+        format!("export AWS_SECRET_ACCESS_KEY={}", credentials.expose_secret_access_key()),
+        format!("export AWS_SESSION_TOKEN={}", credentials.expose_session_token()),
+        format!("export AWS_REGION={}", vended.region),
+        format!("# aws s3 ls {s3_uri}"),
+    ];
+    let view = CredentialsView {
+        access_key_id: credentials.access_key_id.clone(),
+        secret_access_key: credentials.expose_secret_access_key().to_owned(),
+        session_token: credentials.expose_session_token().to_owned(),
+        expires_at: rfc3339(OffsetDateTime::from(credentials.expires_at)),
+        access: vended.access.as_str(),
+        region: vended.region.to_string(),
+        bucket: vended.bucket.to_string(),
+        prefix: vended.prefix.clone(),
+        s3_uri,
+        session_policy: vended.session_policy.clone(),
+        env,
+    };
+    Ok(NoStore((StatusCode::CREATED, Json(view))))
 }
 
 /// Browse a project's data: a folder's children (a path ending in `/`), or one entry.

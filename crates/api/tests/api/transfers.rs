@@ -16,7 +16,7 @@ use crate::support::{SECRET, TestApp, project, ready_configuration};
 /// A project `study` on a ready configuration `downloads/` of `customer-bucket`, whose bucket is
 /// served by `s3`; returns the app and the project's id.
 async fn project_on(s3: &S3sFs, url_expiry: Duration) -> (TestApp, String) {
-    let data = byos_api::DataSettings { url_expiry };
+    let data = byos_api::DataSettings { url_expiry, ..Default::default() };
     let app = TestApp::with_aws_and_data(s3.url(), data).await;
     let configuration = ready_configuration(&app, "downloads").await;
     let id = project(&app, "study", &configuration, "study").await;
@@ -132,4 +132,74 @@ async fn only_files_have_download_urls() {
         let message = app.post(&url, body.clone()).await.error(status, code);
         assert_eq!(message, expected, "{body}");
     }
+}
+
+/// Temporary credentials on moto (which vends federation tokens but does not enforce session
+/// policies: `byos-domain`'s property test proves what the policy allows).
+#[tokio::test]
+async fn temporary_credentials_are_scoped_to_the_project_and_the_access() {
+    let moto = byos_test_support::Moto::start();
+    let data = byos_api::DataSettings { credentials_per_minute: 4, ..Default::default() };
+    let app = TestApp::with_aws_and_data(moto.url(), data).await;
+    let configuration = ready_configuration(&app, "vend").await;
+    let id = project(&app, "study", &configuration, "study").await;
+    let url = format!("/api/v1/projects/{id}/temporary-credentials");
+    let reader = app.member_with(json!([{"id": id, "access": "read"}])).await;
+    let as_reader = |body: serde_json::Value| {
+        let (app, url, reader) = (&app, url.clone(), reader.clone());
+        async move { app.call(axum::http::Method::POST, &url, Some(&reader), Some(body)).await }
+    };
+
+    let reply = as_reader(json!({"access": "read", "path": "/runs/42/"})).await;
+    let body = reply.ok(201).clone();
+    assert_eq!(reply.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    for field in ["accessKeyId", "secretAccessKey", "sessionToken", "expiresAt"] {
+        assert!(body[field].as_str().is_some_and(|v| !v.is_empty()), "{field}: {body}");
+    }
+    assert_eq!(
+        (&body["access"], &body["region"], &body["bucket"], &body["prefix"], &body["s3Uri"]),
+        (
+            &json!("read"),
+            &json!("eu-central-1"),
+            &json!("customer-bucket"),
+            &json!("vend/study/runs/42/"),
+            &json!("s3://customer-bucket/vend/study/runs/42/")
+        )
+    );
+    let objects = &body["sessionPolicy"]["Statement"][2];
+    assert_eq!(objects["Resource"], json!("arn:aws:s3:::customer-bucket/vend/study/runs/42/*"));
+    assert_eq!(objects["Action"], json!(["s3:GetObject", "s3:GetObjectVersion"]));
+    let env: Vec<&str> = body["env"].as_array().unwrap().iter().filter_map(|l| l.as_str()).collect();
+    assert_eq!(env[0], format!("export AWS_ACCESS_KEY_ID={}", body["accessKeyId"].as_str().unwrap()));
+    assert_eq!(env[3], "export AWS_REGION=eu-central-1");
+
+    // A reader cannot write; nothing is vended.
+    let message = as_reader(json!({"access": "read-write"})).await.error(403, "access-forbidden");
+    assert!(message.ends_with("changing its data needs read-write access"), "{message}");
+    let written = app.post(&url, json!({"access": "read-write"})).await;
+    assert_eq!(written.ok(201)["sessionPolicy"]["Statement"][2]["Action"][2], json!("s3:PutObject"));
+
+    for (body, expected) in [
+        (json!({}), "Invalid request: access: required"),
+        (json!({"access": "write"}), "Invalid request: access: \"write\" is not read or read-write"),
+        (
+            json!({"access": "read", "path": "/a.txt"}),
+            "Invalid request: path: \"/a.txt\" is not a folder; a folder's path ends with '/'",
+        ),
+        (json!({"access": "read", "durationSeconds": 60}), "Invalid request: durationSeconds: 60 is not 900 to 129600"),
+    ] {
+        assert_eq!(as_reader(body.clone()).await.error(400, "invalid-request"), expected, "{body}");
+    }
+    // The path appears three times in the policy, which must fit STS's 2,048 characters.
+    let long = format!("/{}/", "a".repeat(700));
+    let message = as_reader(json!({"access": "read", "path": long})).await.error(400, "credentials-path-too-long");
+    assert_eq!(message, "Unable to generate credentials from the objectstore as the requested path is too long");
+
+    // Four vends a minute for one token (one so far; refusals do not count): the fifth waits.
+    for _ in 0..3 {
+        as_reader(json!({"access": "read"})).await.ok(201);
+    }
+    let message = as_reader(json!({"access": "read"})).await.error(429, "too-many-requests");
+    assert!(message.contains("4 temporary credentials in the last minute"), "{message}");
+    app.post(&url, json!({"access": "read"})).await.ok(201);
 }
