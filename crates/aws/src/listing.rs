@@ -185,6 +185,22 @@ impl BucketAccess {
         Ok(ListPage { entries, next })
     }
 
+    /// Every version and delete marker of exactly `key`, newest first (ListObjectVersions;
+    /// the prefix `key` also lists longer keys, which are left out).
+    pub async fn key_versions(&self, bucket: &str, key: &str) -> Result<Vec<ListedVersion>, AwsError> {
+        let mut versions = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self.list_versions_page(bucket, key, marker.as_ref(), 1000).await?;
+            versions.extend(page.entries.iter().filter(|e| e.key == key).cloned());
+            let past = page.entries.last().is_some_and(|e| e.key.as_str() > key);
+            match page.next {
+                Some(next) if !past => marker = Some(next),
+                _ => return Ok(versions),
+            }
+        }
+    }
+
     /// The key's current object (or a given version); `None` when there is none (deleted, or a
     /// delete marker is current).
     pub async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Option<Head>, AwsError> {

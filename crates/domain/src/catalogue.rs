@@ -248,6 +248,13 @@ catalogue! {
         message: "Unable to generate credentials from the objectstore as the requested path is too long",
         fix: "The session policy that limits the credentials to the path must fit STS's 2,048 characters, and the path appears in it three times. Ask for credentials on a shorter folder, or on the project's root (leave path out).",
     }
+    BucketNotVersioned {
+        type: "Conflict",
+        code: "bucket-not-versioned",
+        status: 409,
+        message: "Bucket '{bucket}' keeps no versions of its objects (versioning: {state})",
+        fix: "Versions, restores of versions and undeletes need S3 versioning on the bucket: the bucket owner enables it (aws s3api put-bucket-versioning, or byos aws bootstrap --versioned), with the versioned IAM policy, and validates the configuration again.",
+    }
     TooManyRequests {
         type: "Too Many Requests",
         code: "too-many-requests",
@@ -484,6 +491,10 @@ impl Problem {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    pub fn bucket_not_versioned(bucket: &str, state: &str) -> Problem {
+        Problem::new(ErrorCode::BucketNotVersioned, &[("bucket", bucket), ("state", state)])
     }
 
     pub fn too_many_requests(message: &str) -> Problem {

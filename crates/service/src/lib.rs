@@ -14,6 +14,7 @@
 
 mod bootstrap;
 mod caller;
+mod changes;
 mod configurations;
 mod credentials;
 mod data;
@@ -36,6 +37,7 @@ use time::OffsetDateTime;
 
 pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
 pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
+pub use changes::Changes;
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
 pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
 pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};
@@ -104,6 +106,11 @@ impl Services {
     /// A project's data.
     pub fn data(&self) -> Data<'_> {
         Data::new(self)
+    }
+
+    /// Folders, deletes and versions of a project's data.
+    pub fn changes(&self) -> Changes<'_> {
+        Changes::new(self)
     }
 
     /// Downloads and uploads of a project's data.

@@ -231,16 +231,21 @@ impl<'a> Transfers<'a> {
     }
 
     async fn open(&self, project: &Project) -> Result<OpenBucket, ServiceError> {
-        self.services.buckets().open(project.configuration_id).await.map_err(|e| match e {
-            // The project keeps its configuration: a delete of the one is refused while the
-            // other exists.
-            OpenError::NotFound => internal(Internal::Inconsistent(format!(
-                "project {} names configuration {}, which does not exist",
-                project.id, project.configuration_id
-            ))),
-            e => internal(Internal::Open(e)),
-        })
+        open_bucket(self.services, project).await
     }
+}
+
+/// The project's bucket, opened with its configuration's credential.
+pub(crate) async fn open_bucket(services: &Services, project: &Project) -> Result<OpenBucket, ServiceError> {
+    services.buckets().open(project.configuration_id).await.map_err(|e| match e {
+        // The project keeps its configuration: a delete of the one is refused while the other
+        // exists.
+        OpenError::NotFound => internal(Internal::Inconsistent(format!(
+            "project {} names configuration {}, which does not exist",
+            project.id, project.configuration_id
+        ))),
+        e => internal(Internal::Open(e)),
+    })
 }
 
 /// A session's duration: `seconds`, 900 up to `max`; an hour without it.
@@ -283,7 +288,7 @@ fn version_id(text: &str) -> Result<&str, Problem> {
 }
 
 /// A failed AWS call on the project's bucket, as the catalogue says it.
-fn aws_problem(error: &byos_aws::AwsError, project: &Project) -> ServiceError {
+pub(crate) fn aws_problem(error: &byos_aws::AwsError, project: &Project) -> ServiceError {
     byos_lifecycle::aws_problem(error, project.bucket.as_str(), project.region.as_str()).into()
 }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use byos_aws::Aws;
 use byos_buckets::{Buckets, OpenError};
-use byos_catalog::{Lease, LeaseLost, Project, ReconcileRun, ReconcileStatus, Store, StoreError};
+use byos_catalog::{KeyUpdate, Lease, LeaseLost, Project, ReconcileRun, ReconcileStatus, Store, StoreError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -243,6 +243,19 @@ impl SyncEngine {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(SyncError::Busy)
+    }
+
+    /// Reads `key` (relative to the project) from S3 and applies what S3 holds to the catalog,
+    /// through the per-key rules: what an upload, a new folder or a delete changed shows at once,
+    /// before its event comes (which then changes nothing).
+    pub async fn observe(&self, project: &Project, key: &str) -> Result<(), SyncError> {
+        let bucket = self.inner.buckets.open(project.configuration_id).await?;
+        let full = format!("{}{key}", project.key_prefix);
+        let versioning = bucket.configuration.versioning;
+        let observation = lookup::look_up(&bucket.access, project.bucket.as_str(), &full, versioning).await?;
+        let update = KeyUpdate::Observed { key: key.to_owned(), observation, fence: None };
+        self.inner.store.data.apply(project.id, &[update]).await?;
+        Ok(())
     }
 
     /// Starts a reconcile of the project in the background and returns its run, or the run in

@@ -84,19 +84,7 @@ pub(crate) async fn look_up(
 ) -> Result<Observation, AwsError> {
     let started = now_ms();
     if matches!(versioning, Some(VersioningState::Enabled | VersioningState::Suspended)) {
-        let mut versions = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = access.list_versions_page(bucket, key, marker.as_ref(), 1000).await?;
-            // The prefix also lists longer keys (`a.txt` lists `a.txt.bak`).
-            let mine = page.entries.iter().filter(|e| e.key == key);
-            versions.extend(mine.cloned());
-            let past = page.entries.last().is_some_and(|e| e.key.as_str() > key);
-            match page.next {
-                Some(next) if !past => marker = Some(next),
-                _ => break,
-            }
-        }
+        let versions = access.key_versions(bucket, key).await?;
         return Ok(observation(as_of(started), &versions));
     }
     let head = access.head(bucket, key, None).await?;

@@ -9,21 +9,60 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
-use byos_service::{BrowseRequest, CredentialsRequest, DownloadRequest, Read};
+use byos_service::{BrowseRequest, CredentialsRequest, DownloadRequest, Read, ReadWrite};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{NoStore, rfc3339};
+use super::{Items, NoStore, rfc3339};
 use crate::AppState;
 use crate::auth::InProject;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(browse)).routes(routes!(download_url)).routes(routes!(temporary_credentials))
+    OpenApiRouter::new()
+        .routes(routes!(browse, delete_file))
+        .routes(routes!(create_folder))
+        .routes(routes!(versions))
+        .routes(routes!(download_url))
+        .routes(routes!(temporary_credentials))
+}
+
+/// The one path a route acts on.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PathQuery {
+    /// From the project's root: `/a/b/c.txt`.
+    path: Option<String>,
+}
+
+/// A new folder.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FolderBody {
+    /// The folder's path, ending in `/`.
+    #[schema(example = "/runs/42/")]
+    path: Option<String>,
+}
+
+/// One version of a file, or a delete marker.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VersionView {
+    version_id: String,
+    /// 0 for a delete marker.
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e_tag: Option<String>,
+    last_modified: Option<String>,
+    is_latest: bool,
+    is_delete_marker: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage_class: Option<String>,
 }
 
 /// A file to download.
@@ -171,6 +210,64 @@ async fn download_url(
     let request = DownloadRequest { path: body.path, version_id: body.version_id };
     let download = state.services().transfers().download_url(&scope, request).await?;
     Ok(NoStore(Json(DownloadView { url: download.url, expires_at: rfc3339(download.expires_at), size: download.size })))
+}
+
+/// Create a folder: a marker object that keeps it while it is empty, with the configuration's
+/// encryption. The catalog shows it at once.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/folders", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)), request_body = FolderBody,
+    responses((status = 201, body = EntryView), (status = "4XX", body = ErrorBody)))]
+async fn create_folder(
+    InProject(scope): InProject<ReadWrite>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<FolderBody>,
+) -> ApiResult<(StatusCode, Json<EntryView>)> {
+    let entry = state.services().changes().create_folder(&scope, body.path.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
+}
+
+/// Delete a file. On a versioned bucket its versions stay behind a delete marker (see
+/// `versions`). The catalog shows the change at once.
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/data", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path), PathQuery),
+    responses((status = 204), (status = "4XX", body = ErrorBody)))]
+async fn delete_file(
+    InProject(scope): InProject<ReadWrite>,
+    state: State<AppState>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> ApiResult<StatusCode> {
+    let Query(query) = query.map_err(ApiError::from)?;
+    state.services().changes().delete_file(&scope, query.path.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A file's versions and delete markers, newest first, as S3 keeps them (versioned and
+/// suspended buckets).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/data/versions", tag = "projects",
+    security(("bearer" = ["project:read"])), params(("id" = Uuid, Path), PathQuery),
+    responses((status = 200, body = Items<VersionView>), (status = "4XX", body = ErrorBody)))]
+async fn versions(
+    InProject(scope): InProject<Read>,
+    state: State<AppState>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> ApiResult<Json<Items<VersionView>>> {
+    let Query(query) = query.map_err(ApiError::from)?;
+    let versions = state.services().changes().versions(&scope, query.path.as_deref()).await?;
+    let items = versions
+        .into_iter()
+        .map(|v| VersionView {
+            version_id: v.version_id.unwrap_or_else(|| "null".to_owned()),
+            size: v.size,
+            e_tag: Some(v.etag).filter(|e| !e.is_empty() && !v.delete_marker),
+            last_modified: OffsetDateTime::from_unix_timestamp_nanos(i128::from(v.last_modified_ms) * 1_000_000)
+                .ok()
+                .map(rfc3339),
+            is_latest: v.is_latest,
+            is_delete_marker: v.delete_marker,
+            storage_class: v.storage_class,
+        })
+        .collect();
+    Ok(Json(Items { items }))
 }
 
 /// Temporary credentials, as a client asks for them.

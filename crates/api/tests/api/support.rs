@@ -253,7 +253,18 @@ pub(crate) async fn ready_configuration(app: &TestApp, name: &str) -> String {
 
 /// Records a validation that ended in `status`, as the lifecycle would.
 pub(crate) async fn set_status(app: &TestApp, id: &str, status: ConfigurationStatus) {
-    let outcome = byos_test_support::validation_outcome(status);
+    record(app, id, byos_test_support::validation_outcome(status)).await;
+}
+
+/// Records a validation that found the configuration ready on a bucket whose versioning is
+/// `versioning`.
+pub(crate) async fn set_ready_with(app: &TestApp, id: &str, versioning: byos_domain::VersioningState) {
+    let mut outcome = byos_test_support::validation_outcome(ConfigurationStatus::Ready);
+    outcome.versioning = Some(versioning);
+    record(app, id, outcome).await;
+}
+
+async fn record(app: &TestApp, id: &str, outcome: byos_catalog::ValidationOutcome) {
     let id = Uuid::parse_str(id).unwrap_or_else(|e| panic!("{id}: {e}"));
     app.state.store().configurations.record_validation(id, &outcome).await.unwrap_or_else(|e| panic!("{e}"));
 }

@@ -203,3 +203,90 @@ async fn temporary_credentials_are_scoped_to_the_project_and_the_access() {
     assert!(message.contains("4 temporary credentials in the last minute"), "{message}");
     app.post(&url, json!({"access": "read"})).await.ok(201);
 }
+
+/// Folders, deletes and versions on a versioned bucket of moto.
+#[tokio::test]
+async fn folders_deletes_and_versions_show_in_the_catalog_at_once() {
+    use byos_domain::VersioningState;
+
+    let moto = byos_test_support::Moto::start();
+    let app = TestApp::with_aws(moto.url()).await;
+    let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some((
+            byos_test_support::MOTO_ACCESS_KEY_ID.to_owned(),
+            byos_test_support::MOTO_SECRET_ACCESS_KEY.to_owned(),
+        )),
+        ..Default::default()
+    })
+    .await;
+    let region = byos_test_support::region("eu-central-1");
+    let setup = aws.setup(&region);
+    setup.create_bucket("customer-bucket").await.unwrap();
+    setup.set_versioning("customer-bucket", VersioningState::Enabled).await.unwrap();
+    let credential = app.user_credential("changes key", SECRET).await;
+    let created =
+        app.post("/api/v1/storage-configurations", crate::support::configuration("changes", &credential)).await;
+    let configuration = crate::support::id_of(created.ok(201));
+    crate::support::set_ready_with(&app, &configuration, VersioningState::Enabled).await;
+    let id = project(&app, "study", &configuration, "study").await;
+    let reader = app.member_with(json!([{"id": id, "access": "read"}])).await;
+
+    let folder = app.post(&format!("/api/v1/projects/{id}/folders"), json!({"path": "/runs/"})).await;
+    assert_eq!(
+        folder.ok(201),
+        &json!({"name": "runs", "path": "/runs/", "type": "folder", "folderMarker": true, "children": 0})
+    );
+    // Two versions of a file, written by someone else, then read into the catalog.
+    let bucket = aws.own_bucket_access(&region);
+    for body in [&b"first"[..], &b"second!"[..]] {
+        bucket.put_object("customer-bucket", "changes/study/runs/a.txt", body.to_vec(), None).await.unwrap();
+    }
+    let stored = app.state.store().projects.get_project(Uuid::parse_str(&id).unwrap()).await.unwrap();
+    app.state.services().sync().observe(&stored, "runs/a.txt").await.unwrap();
+    let versions_url = format!("/api/v1/projects/{id}/data/versions?path=/runs/a.txt");
+    let versions = app.call(axum::http::Method::GET, &versions_url, Some(&reader), None).await;
+    let items = versions.ok(200)["items"].as_array().unwrap().clone();
+    let summary: Vec<(u64, bool, bool)> = items
+        .iter()
+        .map(|v| {
+            (v["size"].as_u64().unwrap(), v["isLatest"].as_bool().unwrap(), v["isDeleteMarker"].as_bool().unwrap())
+        })
+        .collect();
+    assert_eq!(summary, [(7, true, false), (5, false, false)]);
+
+    // A reader may list versions, but not delete or create.
+    let delete_url = format!("/api/v1/projects/{id}/data?path=/runs/a.txt");
+    app.call(axum::http::Method::DELETE, &delete_url, Some(&reader), None).await.error(403, "access-forbidden");
+    let refused = app
+        .call(
+            axum::http::Method::POST,
+            &format!("/api/v1/projects/{id}/folders"),
+            Some(&reader),
+            Some(json!({"path": "/x/"})),
+        )
+        .await;
+    refused.error(403, "access-forbidden");
+
+    app.delete(&delete_url).await.ok(204);
+    let listed = app.get(&format!("/api/v1/projects/{id}/data?path=/runs/")).await;
+    assert_eq!(listed.ok(200)["items"], json!([]), "the delete shows at once");
+    let versions = app.get(&versions_url).await;
+    let first = &versions.ok(200)["items"][0];
+    assert_eq!((&first["isDeleteMarker"], &first["isLatest"]), (&json!(true), &json!(true)));
+    assert_eq!(versions.body["items"].as_array().map(Vec::len), Some(3), "the versions stay behind the marker");
+
+    let message = app.delete(&delete_url).await.error(404, "file-not-found");
+    assert_eq!(message, "'/runs/a.txt' is not a file of the project: nothing is there");
+    let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs")).await.error(404, "file-not-found");
+    assert_eq!(message, "'/runs' is not a file of the project: it is a folder");
+    let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs/")).await.error(400, "invalid-request");
+    assert!(message.contains("is a folder; deleting a folder is a job"), "{message}");
+    let message = app.post(&format!("/api/v1/projects/{id}/folders"), json!({"path": "/a.txt"})).await;
+    assert!(message.error(400, "invalid-request").contains("a folder's path ends with '/'"));
+
+    // An unversioned bucket keeps no versions, and says so.
+    crate::support::set_ready_with(&app, &configuration, VersioningState::Unversioned).await;
+    let message = app.get(&versions_url).await.error(409, "bucket-not-versioned");
+    assert_eq!(message, "Bucket 'customer-bucket' keeps no versions of its objects (versioning: unversioned)");
+}

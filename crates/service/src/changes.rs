@@ -1,0 +1,132 @@
+//! Changing a project's data in place: folders, deletes of files, and reading a file's
+//! versions. Each change goes to S3 first; the catalog then reads the key back from S3 and
+//! applies it through the per-key rules (`SyncEngine::observe`), so the change shows at once and
+//! the event that follows changes nothing.
+
+use byos_aws::ListedVersion;
+use byos_buckets::OpenBucket;
+use byos_catalog::{Entry, Project, StoreError};
+use byos_domain::{Problem, VersioningState};
+
+use crate::data::relative;
+use crate::error::internal;
+use crate::transfers::{aws_problem, open_bucket};
+use crate::{Internal, ProjectScope, Read, ReadWrite, ServiceError, Services, required};
+
+/// The operations that change a project's data in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Changes<'a> {
+    services: &'a Services,
+}
+
+impl<'a> Changes<'a> {
+    pub(crate) fn new(services: &'a Services) -> Changes<'a> {
+        Changes { services }
+    }
+
+    /// Creates a folder (a marker object `a/b/`, with the configuration's encryption), which
+    /// stays while it is empty; answers its entry.
+    pub async fn create_folder(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        path: Option<&str>,
+    ) -> Result<Entry, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
+        let relative = relative(path)?;
+        if relative.is_empty() || !relative.ends_with('/') {
+            return Err(Problem::invalid_request(&format!(
+                "path: {path:?} is not a folder below the root; a folder's path ends with '/'"
+            ))
+            .into());
+        }
+        let bucket = open_bucket(self.services, &project).await?;
+        let sse = bucket.configuration.spec.server_side_encryption.as_ref();
+        let key = format!("{}{relative}", project.key_prefix);
+        bucket
+            .access
+            .put_object(project.bucket.as_str(), &key, Vec::new(), sse)
+            .await
+            .map_err(|e| aws_problem(&e, &project))?;
+        self.observe(&project, relative).await?;
+        tracing::info!(project = %project.id, token = %scope.caller().token(), folder = relative, "folder created");
+        self.services.store().data.entry(project.id, relative).await.map_err(internal)
+    }
+
+    /// Deletes a file: on a versioned bucket S3 keeps its versions behind a delete marker.
+    pub async fn delete_file(&self, scope: &ProjectScope<ReadWrite>, path: Option<&str>) -> Result<(), ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
+        let relative = relative(path)?;
+        if relative.is_empty() || relative.ends_with('/') {
+            return Err(Problem::invalid_request(&format!(
+                "path: {path:?} is a folder; deleting a folder is a job of its own, which this server does not \
+                 run yet: delete its files"
+            ))
+            .into());
+        }
+        self.file(&project, path, relative).await?;
+        let bucket = open_bucket(self.services, &project).await?;
+        let key = format!("{}{relative}", project.key_prefix);
+        bucket
+            .access
+            .delete_object(project.bucket.as_str(), &key, None)
+            .await
+            .map_err(|e| aws_problem(&e, &project))?;
+        self.observe(&project, relative).await?;
+        tracing::info!(project = %project.id, token = %scope.caller().token(), file = relative, "file deleted");
+        Ok(())
+    }
+
+    /// Every version and delete marker of a file, newest first, from S3. An unversioned bucket
+    /// keeps none: `bucket-not-versioned`.
+    pub async fn versions(
+        &self,
+        scope: &ProjectScope<Read>,
+        path: Option<&str>,
+    ) -> Result<Vec<ListedVersion>, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
+        let relative = relative(path)?;
+        if relative.is_empty() || relative.ends_with('/') {
+            return Err(Problem::file_not_found(path, "it is a folder").into());
+        }
+        let bucket = open_bucket(self.services, &project).await?;
+        versioned(&bucket, &project)?;
+        let key = format!("{}{relative}", project.key_prefix);
+        let versions =
+            bucket.access.key_versions(project.bucket.as_str(), &key).await.map_err(|e| aws_problem(&e, &project))?;
+        if versions.is_empty() {
+            return Err(Problem::file_not_found(path, "no version of it is kept").into());
+        }
+        Ok(versions)
+    }
+
+    /// The file at `relative`, or why there is none.
+    async fn file(&self, project: &Project, path: &str, relative: &str) -> Result<Entry, ServiceError> {
+        let data = &self.services.store().data;
+        match data.entry(project.id, relative).await {
+            Ok(entry) => Ok(entry),
+            Err(StoreError::NotFound) => {
+                let folder = data.entry(project.id, &format!("{relative}/")).await.is_ok();
+                Err(Problem::file_not_found(path, if folder { "it is a folder" } else { "nothing is there" }).into())
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn observe(&self, project: &Project, relative: &str) -> Result<(), ServiceError> {
+        self.services.sync().observe(project, relative).await.map_err(|e| internal(Internal::Sync(e)))
+    }
+}
+
+/// Refuses a bucket that keeps no versions, saying its state.
+fn versioned(bucket: &OpenBucket, project: &Project) -> Result<(), ServiceError> {
+    match bucket.configuration.versioning {
+        Some(VersioningState::Enabled | VersioningState::Suspended) => Ok(()),
+        state => {
+            let state = state.map_or("not known yet", VersioningState::as_str);
+            Err(Problem::bucket_not_versioned(project.bucket.as_str(), state).into())
+        }
+    }
+}
