@@ -29,7 +29,7 @@ pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
-pub use transfer::{MAX_PRESIGNED_VALIDITY, Presigned, Vended};
+pub use transfer::{MAX_COPY_OBJECT_BYTES, MAX_PRESIGNED_VALIDITY, Presigned, Vended};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]

@@ -170,3 +170,43 @@ impl crate::Aws {
 fn seconds(duration: Duration) -> i32 {
     i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
 }
+
+/// S3's largest single CopyObject: larger objects are copied in parts.
+pub const MAX_COPY_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// What `x-amz-copy-source` may carry unencoded: the key's `/` stays, everything else that is
+/// not unreserved is percent-encoded.
+const COPY_SOURCE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+impl BucketAccess {
+    /// Copies version `version_id` of `key` onto `key` itself, which makes it the current
+    /// version (S3 keeps the others), with `sse` as the configuration asks; the new version's id.
+    pub async fn copy_version_to_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        sse: Option<&byos_domain::ServerSideEncryption>,
+    ) -> Result<Option<String>, AwsError> {
+        let source = format!(
+            "{bucket}/{}?versionId={}",
+            percent_encoding::utf8_percent_encode(key, COPY_SOURCE),
+            percent_encoding::utf8_percent_encode(version_id, COPY_SOURCE)
+        );
+        let mut request = self.s3().copy_object().bucket(bucket).key(key).copy_source(source);
+        match sse {
+            None => {}
+            Some(byos_domain::ServerSideEncryption::Aes256) => {
+                request = request.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256);
+            }
+            Some(byos_domain::ServerSideEncryption::Kms(key_arn)) => {
+                request = request
+                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(key_arn.as_str());
+            }
+        }
+        let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
+        Ok(out.version_id().map(str::to_owned))
+    }
+}

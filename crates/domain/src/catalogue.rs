@@ -255,6 +255,13 @@ catalogue! {
         message: "Bucket '{bucket}' keeps no versions of its objects (versioning: {state})",
         fix: "Versions, restores of versions and undeletes need S3 versioning on the bucket: the bucket owner enables it (aws s3api put-bucket-versioning, or byos aws bootstrap --versioned), with the versioned IAM policy, and validates the configuration again.",
     }
+    NotDeleted {
+        type: "Conflict",
+        code: "not-deleted",
+        status: 409,
+        message: "'{path}' is not deleted: its latest version is the file, not a delete marker",
+        fix: "Undelete brings back a file whose latest version is a delete marker. To bring back an older version of a file that exists, restore that version (POST .../data/restore-version).",
+    }
     TooManyRequests {
         type: "Too Many Requests",
         code: "too-many-requests",
@@ -495,6 +502,10 @@ impl Problem {
 
     pub fn bucket_not_versioned(bucket: &str, state: &str) -> Problem {
         Problem::new(ErrorCode::BucketNotVersioned, &[("bucket", bucket), ("state", state)])
+    }
+
+    pub fn not_deleted(path: &str) -> Problem {
+        Problem::new(ErrorCode::NotDeleted, &[("path", path)])
     }
 
     pub fn too_many_requests(message: &str) -> Problem {

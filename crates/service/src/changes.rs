@@ -3,7 +3,7 @@
 //! applies it through the per-key rules (`SyncEngine::observe`), so the change shows at once and
 //! the event that follows changes nothing.
 
-use byos_aws::ListedVersion;
+use byos_aws::{ListedVersion, MAX_COPY_OBJECT_BYTES};
 use byos_buckets::OpenBucket;
 use byos_catalog::{Entry, Project, StoreError};
 use byos_domain::{Problem, VersioningState};
@@ -87,19 +87,81 @@ impl<'a> Changes<'a> {
     ) -> Result<Vec<ListedVersion>, ServiceError> {
         let project = self.services.projects().get(scope).await?;
         let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
-        let relative = relative(path)?;
-        if relative.is_empty() || relative.ends_with('/') {
-            return Err(Problem::file_not_found(path, "it is a folder").into());
+        Ok(self.versioned_file(&project, path).await?.versions)
+    }
+
+    /// Makes version `version_id` of a file its current one again: a copy of it onto the same
+    /// key (with the configuration's encryption), so the history is kept. Answers the entry.
+    pub async fn restore_version(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        path: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<Entry, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
+        let version_id = required("versionId", version_id).map_err(|e| Problem::invalid_request(&e))?;
+        let VersionedFile { bucket, relative, key, versions } = self.versioned_file(&project, path).await?;
+        let Some(version) = versions.iter().find(|v| v.version_id.as_deref() == Some(version_id)) else {
+            return Err(Problem::file_not_found(path, &format!("it has no version {version_id}")).into());
+        };
+        if version.delete_marker {
+            return Err(Problem::file_not_found(path, &format!("version {version_id} is a delete marker")).into());
         }
-        let bucket = open_bucket(self.services, &project).await?;
-        versioned(&bucket, &project)?;
+        if version.size > MAX_COPY_OBJECT_BYTES {
+            return Err(Problem::invalid_request(&format!(
+                "versionId: version {version_id} holds {} bytes, more than one copy request takes (5 GiB); copies in \
+                 parts come with jobs",
+                version.size
+            ))
+            .into());
+        }
+        let sse = bucket.configuration.spec.server_side_encryption.as_ref();
+        bucket
+            .access
+            .copy_version_to_current(project.bucket.as_str(), &key, version_id, sse)
+            .await
+            .map_err(|e| aws_problem(&e, &project))?;
+        self.observe(&project, &relative).await?;
+        tracing::info!(project = %project.id, token = %scope.caller().token(), file = relative, version = version_id, "version restored");
+        self.file(&project, path, &relative).await
+    }
+
+    /// Brings a deleted file back: removes the delete marker that is its latest version, so the
+    /// version before it is current again. Answers the entry.
+    pub async fn undelete(&self, scope: &ProjectScope<ReadWrite>, path: Option<&str>) -> Result<Entry, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
+        let VersionedFile { bucket, relative, key, versions } = self.versioned_file(&project, path).await?;
+        let Some(latest) = versions.iter().find(|v| v.is_latest) else {
+            return Err(Problem::file_not_found(path, "no version of it is kept").into());
+        };
+        if !latest.delete_marker {
+            return Err(Problem::not_deleted(path).into());
+        }
+        bucket
+            .access
+            .delete_object(project.bucket.as_str(), &key, latest.version_id.as_deref())
+            .await
+            .map_err(|e| aws_problem(&e, &project))?;
+        self.observe(&project, &relative).await?;
+        tracing::info!(project = %project.id, token = %scope.caller().token(), file = relative, "file undeleted");
+        self.file(&project, path, &relative).await
+    }
+
+    /// A file's versions and delete markers on a bucket that keeps versions; "not found" when
+    /// it has none.
+    async fn versioned_file(&self, project: &Project, path: &str) -> Result<VersionedFile, ServiceError> {
+        let relative = file_path(path)?.to_owned();
+        let bucket = open_bucket(self.services, project).await?;
+        versioned(&bucket, project)?;
         let key = format!("{}{relative}", project.key_prefix);
         let versions =
-            bucket.access.key_versions(project.bucket.as_str(), &key).await.map_err(|e| aws_problem(&e, &project))?;
+            bucket.access.key_versions(project.bucket.as_str(), &key).await.map_err(|e| aws_problem(&e, project))?;
         if versions.is_empty() {
             return Err(Problem::file_not_found(path, "no version of it is kept").into());
         }
-        Ok(versions)
+        Ok(VersionedFile { bucket, relative, key, versions })
     }
 
     /// The file at `relative`, or why there is none.
@@ -118,6 +180,26 @@ impl<'a> Changes<'a> {
     async fn observe(&self, project: &Project, relative: &str) -> Result<(), ServiceError> {
         self.services.sync().observe(project, relative).await.map_err(|e| internal(Internal::Sync(e)))
     }
+}
+
+/// A file of a bucket that keeps versions, with them.
+struct VersionedFile {
+    bucket: OpenBucket,
+    /// The file's key relative to the project.
+    relative: String,
+    /// Its key in the bucket.
+    key: String,
+    /// Newest first.
+    versions: Vec<ListedVersion>,
+}
+
+/// The relative key of a file's `path`, refusing a folder's.
+fn file_path(path: &str) -> Result<&str, ServiceError> {
+    let relative = relative(path)?;
+    if relative.is_empty() || relative.ends_with('/') {
+        return Err(Problem::file_not_found(path, "it is a folder").into());
+    }
+    Ok(relative)
 }
 
 /// Refuses a bucket that keeps no versions, saying its state.

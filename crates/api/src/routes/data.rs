@@ -27,6 +27,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(browse, delete_file))
         .routes(routes!(create_folder))
         .routes(routes!(versions))
+        .routes(routes!(restore_version))
+        .routes(routes!(undelete))
         .routes(routes!(download_url))
         .routes(routes!(temporary_credentials))
 }
@@ -46,6 +48,24 @@ pub(crate) struct PathQuery {
 pub(crate) struct FolderBody {
     /// The folder's path, ending in `/`.
     #[schema(example = "/runs/42/")]
+    path: Option<String>,
+}
+
+/// A version to make current again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RestoreVersionBody {
+    /// The file's path.
+    path: Option<String>,
+    /// The version to make current, as `versions` lists it.
+    version_id: Option<String>,
+}
+
+/// A deleted file to bring back.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct UndeleteBody {
+    /// The file's path.
     path: Option<String>,
 }
 
@@ -268,6 +288,34 @@ async fn versions(
         })
         .collect();
     Ok(Json(Items { items }))
+}
+
+/// Make an older version of a file current again: a copy of it onto the file (with the
+/// configuration's encryption), so the history is kept. Answers the file's entry.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/data/restore-version", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)), request_body = RestoreVersionBody,
+    responses((status = 200, body = EntryView), (status = "4XX", body = ErrorBody)))]
+async fn restore_version(
+    InProject(scope): InProject<ReadWrite>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<RestoreVersionBody>,
+) -> ApiResult<Json<EntryView>> {
+    let changes = state.services().changes();
+    let entry = changes.restore_version(&scope, body.path.as_deref(), body.version_id.as_deref()).await?;
+    Ok(Json(EntryView::from(&entry)))
+}
+
+/// Bring a deleted file back: remove the delete marker that hides it. Answers the file's entry.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/data/undelete", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)), request_body = UndeleteBody,
+    responses((status = 200, body = EntryView), (status = "4XX", body = ErrorBody)))]
+async fn undelete(
+    InProject(scope): InProject<ReadWrite>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<UndeleteBody>,
+) -> ApiResult<Json<EntryView>> {
+    let entry = state.services().changes().undelete(&scope, body.path.as_deref()).await?;
+    Ok(Json(EntryView::from(&entry)))
 }
 
 /// Temporary credentials, as a client asks for them.

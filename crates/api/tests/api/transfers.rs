@@ -278,6 +278,35 @@ async fn folders_deletes_and_versions_show_in_the_catalog_at_once() {
 
     let message = app.delete(&delete_url).await.error(404, "file-not-found");
     assert_eq!(message, "'/runs/a.txt' is not a file of the project: nothing is there");
+
+    // Undelete: the delete marker goes, the second version is current again.
+    let undelete = format!("/api/v1/projects/{id}/data/undelete");
+    let back = app.post(&undelete, json!({"path": "/runs/a.txt"})).await;
+    assert_eq!((&back.ok(200)["path"], &back.body["size"]), (&json!("/runs/a.txt"), &json!(7)));
+    let message = app.post(&undelete, json!({"path": "/runs/a.txt"})).await.error(409, "not-deleted");
+    assert_eq!(message, "'/runs/a.txt' is not deleted: its latest version is the file, not a delete marker");
+    // Restore the first version: a copy on top, so the history grows.
+    let first = items[1]["versionId"].as_str().unwrap().to_owned();
+    let restore = format!("/api/v1/projects/{id}/data/restore-version");
+    let restored = app.post(&restore, json!({"path": "/runs/a.txt", "versionId": first})).await;
+    assert_eq!(restored.ok(200)["size"], json!(5), "{}", restored.text);
+    let browsed = app.get(&format!("/api/v1/projects/{id}/data?path=/runs/a.txt")).await;
+    assert_eq!(browsed.ok(200)["items"][0]["size"], json!(5), "the catalog shows the restored version at once");
+    let versions = app.get(&versions_url).await;
+    assert_eq!(versions.ok(200)["items"].as_array().map(Vec::len), Some(3), "two versions and the restored copy");
+    let message = app.post(&restore, json!({"path": "/runs/a.txt", "versionId": "nope"})).await;
+    assert_eq!(
+        message.error(404, "file-not-found"),
+        "'/runs/a.txt' is not a file of the project: it has no version nope"
+    );
+    app.call(
+        axum::http::Method::POST,
+        &restore,
+        Some(&reader),
+        Some(json!({"path": "/runs/a.txt", "versionId": first})),
+    )
+    .await
+    .error(403, "access-forbidden");
     let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs")).await.error(404, "file-not-found");
     assert_eq!(message, "'/runs' is not a file of the project: it is a folder");
     let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs/")).await.error(400, "invalid-request");
