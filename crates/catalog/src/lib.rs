@@ -27,7 +27,7 @@ pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
     Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project,
-    ProjectGrant, ReconcileRun, ReconcileStatus, Token,
+    ProjectGrant, ReconcileRun, ReconcileStatus, Token, Upload,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -112,6 +112,22 @@ pub trait SyncStore: Send + Sync {
     /// Keeps a message that could not be read, with why, for an operator to look at.
     async fn insert_dead_letter(&self, letter: &DeadLetter) -> Result<()>;
     async fn count_dead_letters(&self) -> Result<u64>;
+}
+
+/// Uploads in progress, per project.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// `NotFound` when the project is gone.
+    async fn insert_upload(&self, upload: &Upload) -> Result<()>;
+    /// The project's upload `id`; `NotFound` for another project's.
+    async fn get_upload(&self, project: Uuid, id: Uuid) -> Result<Upload>;
+    /// The project's uploads, oldest first.
+    async fn list_uploads(&self, project: Uuid) -> Result<Vec<Upload>>;
+    /// Forgets an upload (completed or aborted); `NotFound` when it is already gone, so that
+    /// of two racing completions only one wins.
+    async fn delete_upload(&self, id: Uuid) -> Result<()>;
+    /// Up to `limit` uploads that expired at `now`, the longest expired first.
+    async fn expired_uploads(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Upload>>;
 }
 
 /// What a validation found, as [`ConfigurationStore::record_validation`] stores it.
@@ -200,6 +216,7 @@ pub struct Store {
     pub projects: Arc<dyn ProjectStore>,
     pub data: Arc<dyn DataStore>,
     pub sync: Arc<dyn SyncStore>,
+    pub uploads: Arc<dyn UploadStore>,
     backend: Backend,
     closer: Arc<dyn Closer>,
 }

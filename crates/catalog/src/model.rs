@@ -243,3 +243,23 @@ pub struct DeadLetter {
     pub error: String,
     pub received_at: OffsetDateTime,
 }
+
+/// An upload a client started and has not completed or aborted yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// The file's key relative to the project.
+    pub path: String,
+    /// S3's UploadId of a multipart upload; `None` for a single presigned PUT.
+    pub multipart_id: Option<String>,
+    pub size: u64,
+    pub part_size: u64,
+    pub part_count: u32,
+    pub content_type: Option<String>,
+    /// The token that started it.
+    pub created_by: Uuid,
+    pub created_at: OffsetDateTime,
+    /// When the server aborts it if nobody completed it.
+    pub expires_at: OffsetDateTime,
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
     EntryKind, FileEntry, KeyUpdate, Lease, LeaseLost, NewToken, Project, ProjectGrant, ReconcileRun,
-    ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, ValidationOutcome,
+    ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, Upload, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -123,6 +123,7 @@ conformance!(
     keys_with_nul_are_refused,
     due_reconciles_follow_the_latest_run,
     dead_letters_are_kept,
+    uploads_round_trip_and_expire,
     random_batches_keep_the_tree_true,
     small_writes_get_their_turn_between_big_batches,
 );
@@ -1693,4 +1694,51 @@ async fn small_writes_get_their_turn_between_big_batches(mut f: Fixture) {
     while let Some(done) = appliers.join_next().await {
         done.unwrap();
     }
+}
+
+fn upload(project: Uuid, path: &str, created_at: OffsetDateTime, expires_in: time::Duration) -> Upload {
+    Upload {
+        id: Uuid::new_v4(),
+        project_id: project,
+        path: path.to_owned(),
+        multipart_id: Some(format!("multipart-{path}")),
+        size: 5 * 1024 * 1024 * 1024 * 1024,
+        part_size: 550 * 1024 * 1024,
+        part_count: 10_000,
+        content_type: Some("application/octet-stream".to_owned()),
+        created_by: Uuid::new_v4(),
+        created_at,
+        expires_at: created_at + expires_in,
+    }
+}
+
+async fn uploads_round_trip_and_expire(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let now = now();
+    let old = upload(p.id, "reads/a.bam", now - time::Duration::hours(30), time::Duration::hours(24));
+    let mut new = upload(p.id, "reads/b.bam", now, time::Duration::hours(24));
+    new.multipart_id = None;
+    new.content_type = None;
+    (new.size, new.part_size, new.part_count) = (10, 10, 1);
+    for u in [&new, &old] {
+        s.uploads.insert_upload(u).await.unwrap();
+    }
+    assert_eq!(s.uploads.get_upload(p.id, old.id).await.unwrap(), old, "5 TiB round-trips");
+    assert!(
+        matches!(s.uploads.get_upload(Uuid::new_v4(), old.id).await, Err(StoreError::NotFound)),
+        "another project's"
+    );
+    assert_eq!(s.uploads.list_uploads(p.id).await.unwrap(), vec![old.clone(), new.clone()], "oldest first");
+    assert_eq!(s.uploads.expired_uploads(now, 10).await.unwrap(), vec![old.clone()]);
+    assert_eq!(s.uploads.expired_uploads(now + time::Duration::days(2), 1).await.unwrap(), vec![old.clone()]);
+
+    s.uploads.delete_upload(old.id).await.unwrap();
+    assert!(matches!(s.uploads.delete_upload(old.id).await, Err(StoreError::NotFound)), "one completion wins");
+    let orphan = upload(Uuid::new_v4(), "x", now, time::Duration::hours(1));
+    assert!(matches!(s.uploads.insert_upload(&orphan).await, Err(StoreError::NotFound)), "no such project");
+    // A project's delete takes its uploads.
+    s.projects.delete_project(p.id).await.unwrap();
+    assert_eq!(s.uploads.list_uploads(p.id).await.unwrap(), Vec::<Upload>::new());
+    assert_eq!(s.uploads.expired_uploads(now + time::Duration::days(2), 10).await.unwrap(), Vec::<Upload>::new());
 }

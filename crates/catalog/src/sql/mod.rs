@@ -62,6 +62,7 @@ pub(crate) mod projects;
 pub(crate) mod sqlite;
 pub(crate) mod sync;
 pub(crate) mod tokens;
+pub(crate) mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,7 +72,7 @@ use uuid::Uuid;
 
 use crate::{
     Backend, Closer, ConfigurationStore, CredentialStore, DataStore, LeaseStore, MetaStore, ProjectStore, Result,
-    Store, StoreError, SyncStore, TokenStore,
+    Store, StoreError, SyncStore, TokenStore, UploadStore,
 };
 
 /// What differs between the databases the store runs on; everything else is shared SQL.
@@ -141,6 +142,7 @@ impl<D: Dialect> SqlStore<D> {
             + ProjectStore
             + DataStore
             + SyncStore
+            + UploadStore
             + 'static,
     {
         let store = Arc::new(self);
@@ -153,6 +155,7 @@ impl<D: Dialect> SqlStore<D> {
             projects: store.clone(),
             data: store.clone(),
             sync: store.clone(),
+            uploads: store.clone(),
             backend: D::BACKEND,
             closer: store,
         }
