@@ -28,7 +28,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{Admin, InProject, Principal};
 // What a server does once on its store, for the binary that starts it.
-pub use byos_service::{BootstrapError, DataSettings, FirstStart, Parts, check_master_key, ensure_admin_token};
+pub use byos_service::{
+    BootstrapError, DataSettings, FirstStart, Parts, UploadSettings, check_master_key, ensure_admin_token,
+};
 pub use error::{ApiError, ErrorBody};
 use metrics::Metrics;
 
@@ -86,6 +88,7 @@ impl AppState {
         (name = "storage-configurations", description = "System Settings > Storage > Configurations"),
         (name = "tokens", description = "API tokens"),
         (name = "projects", description = "Projects, their data and its sync with the bucket"),
+        (name = "uploads", description = "Uploads straight to the bucket, single or in parts"),
         (name = "reference", description = "Regions and the error catalogue"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

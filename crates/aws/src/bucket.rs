@@ -7,7 +7,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, EncodingType, EventBridgeConfiguration, FilterRule, FilterRuleName,
     LambdaFunctionConfiguration, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
-    S3KeyFilter, ServerSideEncryption as S3Sse, TopicConfiguration,
+    S3KeyFilter, TopicConfiguration,
 };
 use byos_domain::cors::CorsRule;
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
@@ -169,14 +169,7 @@ impl BucketAccess {
         body: Vec<u8>,
         sse: Option<&ServerSideEncryption>,
     ) -> Result<PutResult, AwsError> {
-        let mut request = self.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body));
-        match sse {
-            None => {}
-            Some(ServerSideEncryption::Aes256) => request = request.server_side_encryption(S3Sse::Aes256),
-            Some(ServerSideEncryption::Kms(key_arn)) => {
-                request = request.server_side_encryption(S3Sse::AwsKms).ssekms_key_id(key_arn.as_str());
-            }
-        }
+        let request = with_sse!(self.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body)), sse);
         let out = request.send().await.map_err(|e| classify("PutObject", e))?;
         Ok(PutResult {
             version_id: out.version_id().filter(|v| !v.is_empty() && *v != "null").map(str::to_owned),

@@ -6,6 +6,22 @@
 //! answers are retried by the SDK's standard retry strategy (exponential backoff with full
 //! jitter); what is still failing after that reaches the caller classified.
 
+/// A write request with the configuration's server-side encryption (the SDK's request builders
+/// share no trait for it).
+macro_rules! with_sse {
+    ($request:expr, $sse:expr) => {
+        match $sse {
+            None => $request,
+            Some(byos_domain::ServerSideEncryption::Aes256) => {
+                $request.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            }
+            Some(byos_domain::ServerSideEncryption::Kms(key)) => $request
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key.as_str()),
+        }
+    };
+}
+
 mod bucket;
 mod error;
 mod listing;
@@ -29,7 +45,7 @@ pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
-pub use transfer::{MAX_COPY_OBJECT_BYTES, MAX_PRESIGNED_VALIDITY, Presigned, Vended};
+pub use transfer::{MAX_COPY_OBJECT_BYTES, MAX_PRESIGNED_VALIDITY, Presigned, UploadedPart, Vended};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]

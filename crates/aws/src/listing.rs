@@ -49,6 +49,8 @@ pub struct Head {
     /// The `x-amz-restore` header: `ongoing-request="true"`, or `ongoing-request="false",
     /// expiry-date="..."`.
     pub restore: Option<String>,
+    /// The object's server-side encryption as S3 reports it: `AES256`, `aws:kms`.
+    pub server_side_encryption: Option<String>,
 }
 
 fn millis(t: Option<&DateTime>) -> i64 {
@@ -214,6 +216,7 @@ impl BucketAccess {
                 last_modified_ms: millis(out.last_modified()),
                 storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
                 restore: out.restore().map(str::to_owned),
+                server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
             })),
             Err(e) => {
                 let error = classify("HeadObject", e);

@@ -194,19 +194,159 @@ impl BucketAccess {
             percent_encoding::utf8_percent_encode(key, COPY_SOURCE),
             percent_encoding::utf8_percent_encode(version_id, COPY_SOURCE)
         );
-        let mut request = self.s3().copy_object().bucket(bucket).key(key).copy_source(source);
-        match sse {
-            None => {}
-            Some(byos_domain::ServerSideEncryption::Aes256) => {
-                request = request.server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256);
-            }
-            Some(byos_domain::ServerSideEncryption::Kms(key_arn)) => {
-                request = request
-                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(key_arn.as_str());
-            }
-        }
+        let request = with_sse!(self.s3().copy_object().bucket(bucket).key(key).copy_source(source), sse);
         let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
         Ok(out.version_id().map(str::to_owned))
+    }
+}
+
+/// A part S3 already holds of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub size: u64,
+    /// With its quotes, as CompleteMultipartUpload takes it back.
+    pub e_tag: String,
+}
+
+impl BucketAccess {
+    /// A presigned PUT of `key`, with the configuration's encryption and the content type signed
+    /// in: the client sends [`Presigned::headers`] with it, as they are.
+    pub async fn presign_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+        sse: Option<&byos_domain::ServerSideEncryption>,
+        validity: Duration,
+    ) -> Result<Presigned, AwsError> {
+        let (config, expires_at) = presigning(validity)?;
+        let request = self.s3().put_object().bucket(bucket).key(key).set_content_type(content_type.map(str::to_owned));
+        let request = with_sse!(request, sse);
+        let presigned = request.presigned(config).await.map_err(|e| classify("PutObject", e))?;
+        Ok(Presigned {
+            url: presigned.uri().to_owned(),
+            headers: presigned.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            expires_at,
+        })
+    }
+
+    /// Starts a multipart upload of `key` with the configuration's encryption; S3's UploadId.
+    pub async fn create_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+        sse: Option<&byos_domain::ServerSideEncryption>,
+    ) -> Result<String, AwsError> {
+        let request = self
+            .s3()
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_owned));
+        let request = with_sse!(request, sse);
+        let out = request.send().await.map_err(|e| classify("CreateMultipartUpload", e))?;
+        out.upload_id().map(str::to_owned).ok_or_else(|| {
+            AwsError::new(AwsErrorKind::Other, "CreateMultipartUpload", "the answer holds no UploadId".to_owned())
+        })
+    }
+
+    /// A presigned PUT of one part of a multipart upload.
+    pub async fn presign_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        validity: Duration,
+    ) -> Result<Presigned, AwsError> {
+        let (config, expires_at) = presigning(validity)?;
+        let presigned = self
+            .s3()
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(i32::try_from(part_number).unwrap_or(i32::MAX))
+            .presigned(config)
+            .await
+            .map_err(|e| classify("UploadPart", e))?;
+        Ok(Presigned {
+            url: presigned.uri().to_owned(),
+            headers: presigned.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            expires_at,
+        })
+    }
+
+    /// The parts S3 holds of a multipart upload, by part number.
+    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<UploadedPart>, AwsError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .s3()
+                .list_parts()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| classify("ListParts", e))?;
+            parts.extend(out.parts().iter().map(|p| UploadedPart {
+                part_number: p.part_number().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+                size: p.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                e_tag: p.e_tag().unwrap_or_default().to_owned(),
+            }));
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_owned()),
+                _ => return Ok(parts),
+            }
+        }
+    }
+
+    /// Completes a multipart upload from its parts (number and ETag, in order).
+    pub async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), AwsError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|(number, e_tag)| {
+                        CompletedPart::builder()
+                            .part_number(i32::try_from(*number).unwrap_or(i32::MAX))
+                            .e_tag(e_tag)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        self.s3()
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .send()
+            .await
+            .map_err(|e| classify("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// Aborts a multipart upload: S3 drops its parts. One that is already gone is not an error.
+    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), AwsError> {
+        let aborted = self.s3().abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await;
+        match aborted.map_err(|e| classify("AbortMultipartUpload", e)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code.as_deref() == Some("NoSuchUpload") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -75,7 +75,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         sync: sync.clone(),
         data: settings.data.clone(),
     });
-    let app = byos_api::router_with_request_timeout(state, settings.http.request_timeout);
+    let app = byos_api::router_with_request_timeout(state.clone(), settings.http.request_timeout);
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the listening address")?;
@@ -92,6 +92,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // On the signal, the worker stops taking new work while the HTTP server drains, each
     // within the grace period.
     let (drain, draining) = watch::channel(false);
+    let sweeper = tokio::spawn(abort_abandoned_uploads(state, draining.clone()));
     let serving = serve_http(listener, app, settings.http, draining);
     tokio::pin!(serving);
     tokio::select! {
@@ -105,13 +106,47 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
+    let _ = drain.send(true);
     tokio::join!(worker.stop(settings.shutdown_grace), sync_workers.stop(settings.shutdown_grace));
+    if sweeper.await.is_err() {
+        tracing::warn!("the sweeper of abandoned uploads failed");
+    }
     tracing::info!("shutting down: closing the store");
     if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
         tracing::warn!("the store did not close within the grace period");
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Aborts the uploads nobody completed before they expired (`data.abandoned_upload_hours`),
+/// every ten minutes, until `draining` turns true. Replicas may sweep at once: an abort is
+/// idempotent, and the store lets one of them forget each upload.
+async fn abort_abandoned_uploads(state: AppState, mut draining: watch::Receiver<bool>) {
+    const EVERY: Duration = Duration::from_secs(600);
+    const BATCH: u32 = 100;
+    loop {
+        loop {
+            let aborted = match state.services().uploads().abort_expired(BATCH).await {
+                Ok(aborted) => aborted,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "cannot sweep abandoned uploads");
+                    0
+                }
+            };
+            if aborted > 0 {
+                tracing::info!(aborted, "abandoned uploads aborted");
+            }
+            // A full batch may have more behind it.
+            if aborted < BATCH as usize || *draining.borrow() {
+                break;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = draining.wait_for(|d| *d) => return,
+        }
+    }
 }
 
 /// Serves HTTP/1 on `listener` until `draining` turns true, then stops accepting and lets the

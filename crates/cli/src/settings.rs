@@ -86,6 +86,38 @@ struct RawSync {
 struct RawData {
     url_expiry_seconds: Option<u64>,
     credentials_per_minute: Option<u32>,
+    multipart_threshold_bytes: Option<u64>,
+    part_size_bytes: Option<u64>,
+    abandoned_upload_hours: Option<u64>,
+}
+
+/// S3's smallest part (but the last) and largest part.
+const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+fn uploads(raw: &RawData, defaults: &byos_api::UploadSettings) -> anyhow::Result<byos_api::UploadSettings> {
+    let part_size = match raw.part_size_bytes {
+        Some(n) if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&n) => {
+            bail!("data.part_size_bytes: {MIN_PART_BYTES} (5 MiB) to {MAX_PART_BYTES} (5 GiB), S3's limits")
+        }
+        Some(n) => n,
+        None => defaults.part_size,
+    };
+    let multipart_threshold = match raw.multipart_threshold_bytes {
+        Some(n) if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&n) => {
+            bail!(
+                "data.multipart_threshold_bytes: {MIN_PART_BYTES} (5 MiB) to {MAX_PART_BYTES} (5 GiB, S3's largest PUT)"
+            )
+        }
+        Some(n) => n,
+        None => defaults.multipart_threshold,
+    };
+    let abandoned_after = match raw.abandoned_upload_hours {
+        Some(0) => bail!("data.abandoned_upload_hours: at least 1"),
+        Some(h) => Duration::from_secs(h.saturating_mul(3600)),
+        None => defaults.abandoned_after,
+    };
+    Ok(byos_api::UploadSettings { multipart_threshold, part_size, abandoned_after })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,6 +332,7 @@ impl Settings {
                 Some(n) => n,
                 None => data_defaults.credentials_per_minute,
             },
+            uploads: uploads(&raw.data, &data_defaults.uploads)?,
         };
         Ok(Settings {
             listen,
@@ -428,6 +461,9 @@ mod tests {
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             ("[data]\nurl_expiry_seconds = 0\n", "data.url_expiry_seconds"),
             ("[data]\nurl_expiry_seconds = 604801\n", "data.url_expiry_seconds"),
+            ("[data]\npart_size_bytes = 1024\n", "data.part_size_bytes"),
+            ("[data]\nmultipart_threshold_bytes = 6000000000\n", "data.multipart_threshold_bytes"),
+            ("[data]\nabandoned_upload_hours = 0\n", "data.abandoned_upload_hours"),
             ("[server]\nlease_seconds = 1\n", "server.lease_seconds"),
             ("[server]\nheader_read_timeout_seconds = 0\n", "server.header_read_timeout_seconds"),
             ("[server]\nrequest_timeout_seconds = 0\n", "server.request_timeout_seconds"),

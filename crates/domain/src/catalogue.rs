@@ -255,6 +255,20 @@ catalogue! {
         message: "Bucket '{bucket}' keeps no versions of its objects (versioning: {state})",
         fix: "Versions, restores of versions and undeletes need S3 versioning on the bucket: the bucket owner enables it (aws s3api put-bucket-versioning, or byos aws bootstrap --versioned), with the versioned IAM policy, and validates the configuration again.",
     }
+    FileExists {
+        type: "Conflict",
+        code: "file-exists",
+        status: 409,
+        message: "'{path}' already exists",
+        fix: "Upload with overwrite: true to replace it (on a versioned bucket the old content stays as a version), or choose another path.",
+    }
+    UploadIncomplete {
+        type: "Conflict",
+        code: "upload-incomplete",
+        status: 409,
+        message: "The upload of '{path}' is not complete: the bucket does not hold the file at its size yet",
+        fix: "Send the file with the upload's presigned PUT (and its headers) first, then complete the upload; or abort it.",
+    }
     NotDeleted {
         type: "Conflict",
         code: "not-deleted",
@@ -502,6 +516,14 @@ impl Problem {
 
     pub fn bucket_not_versioned(bucket: &str, state: &str) -> Problem {
         Problem::new(ErrorCode::BucketNotVersioned, &[("bucket", bucket), ("state", state)])
+    }
+
+    pub fn file_exists(path: &str) -> Problem {
+        Problem::new(ErrorCode::FileExists, &[("path", path)])
+    }
+
+    pub fn upload_incomplete(path: &str) -> Problem {
+        Problem::new(ErrorCode::UploadIncomplete, &[("path", path)])
     }
 
     pub fn not_deleted(path: &str) -> Problem {

@@ -24,6 +24,7 @@ mod projects;
 mod testing;
 mod tokens;
 mod transfers;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ use byos_sync::SyncEngine;
 use time::OffsetDateTime;
 
 pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
+/// A presigned request, as uploads and downloads answer it.
+pub use byos_aws::Presigned;
 pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
 pub use changes::Changes;
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
@@ -45,6 +48,7 @@ pub use error::{Internal, ServiceError};
 pub use projects::{CreatedProject, ProjectRequest, Projects};
 pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};
 pub use transfers::{CredentialsRequest, DataSettings, DownloadRequest, DownloadUrl, TemporaryCredentials, Transfers};
+pub use uploads::{MAX_OBJECT_BYTES, StartedUpload, UploadRequest, UploadSettings, UploadState, Uploads};
 
 /// What the rules work with. Cloning is cheap.
 #[derive(Clone, Debug)]
@@ -111,6 +115,11 @@ impl Services {
     /// Folders, deletes and versions of a project's data.
     pub fn changes(&self) -> Changes<'_> {
         Changes::new(self)
+    }
+
+    /// Uploads straight to the bucket, single or in parts.
+    pub fn uploads(&self) -> Uploads<'_> {
+        Uploads::new(self)
     }
 
     /// Downloads and uploads of a project's data.

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::data::relative;
 use crate::error::internal;
+use crate::uploads::UploadSettings;
 use crate::{Internal, ProjectScope, Projects, Read, ReadWrite, ServiceError, Services, required};
 
 /// The settings of data access.
@@ -24,11 +25,16 @@ pub struct DataSettings {
     /// Temporary credentials one token may get per minute: STS throttles the platform's
     /// identity for everyone.
     pub credentials_per_minute: u32,
+    pub uploads: UploadSettings,
 }
 
 impl Default for DataSettings {
     fn default() -> DataSettings {
-        DataSettings { url_expiry: Duration::from_secs(900), credentials_per_minute: 60 }
+        DataSettings {
+            url_expiry: Duration::from_secs(900),
+            credentials_per_minute: 60,
+            uploads: UploadSettings::default(),
+        }
     }
 }
 
@@ -289,6 +295,7 @@ fn version_id(text: &str) -> Result<&str, Problem> {
 
 /// A failed AWS call on the project's bucket, as the catalogue says it.
 pub(crate) fn aws_problem(error: &byos_aws::AwsError, project: &Project) -> ServiceError {
+    tracing::warn!(project = %project.id, error = %byos_domain::ErrorChain(error), "an AWS request on the project's bucket failed");
     byos_lifecycle::aws_problem(error, project.bucket.as_str(), project.region.as_str()).into()
 }
 

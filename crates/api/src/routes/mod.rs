@@ -10,6 +10,7 @@ mod operations;
 mod projects;
 mod reference;
 mod tokens;
+mod uploads;
 
 use axum::http::HeaderValue;
 use axum::http::header::CACHE_CONTROL;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(projects::router())
         .merge(data::router())
+        .merge(uploads::router())
         .merge(reference::router())
         .merge(operations::router())
 }

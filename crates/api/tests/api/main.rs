@@ -16,3 +16,4 @@ mod reference;
 mod support;
 mod tokens;
 mod transfers;
+mod uploads;

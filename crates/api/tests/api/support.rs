@@ -278,3 +278,18 @@ pub(crate) async fn project(app: &TestApp, name: &str, configuration: &str, fold
 
 /// A secret access key of AWS's documentation.
 pub(crate) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// The platform's AWS on `moto`, and the configurations' region, for a test to set buckets up
+/// as their owner would.
+pub(crate) async fn moto_aws(moto: &byos_test_support::Moto) -> (byos_aws::Aws, byos_domain::AwsRegion) {
+    let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some((
+            byos_test_support::MOTO_ACCESS_KEY_ID.to_owned(),
+            byos_test_support::MOTO_SECRET_ACCESS_KEY.to_owned(),
+        )),
+        ..Default::default()
+    })
+    .await;
+    (aws, byos_test_support::region("eu-central-1"))
+}

@@ -211,16 +211,7 @@ async fn folders_deletes_and_versions_show_in_the_catalog_at_once() {
 
     let moto = byos_test_support::Moto::start();
     let app = TestApp::with_aws(moto.url()).await;
-    let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
-        endpoint_url: Some(moto.url().to_owned()),
-        static_credentials: Some((
-            byos_test_support::MOTO_ACCESS_KEY_ID.to_owned(),
-            byos_test_support::MOTO_SECRET_ACCESS_KEY.to_owned(),
-        )),
-        ..Default::default()
-    })
-    .await;
-    let region = byos_test_support::region("eu-central-1");
+    let (aws, region) = crate::support::moto_aws(&moto).await;
     let setup = aws.setup(&region);
     setup.create_bucket("customer-bucket").await.unwrap();
     setup.set_versioning("customer-bucket", VersioningState::Enabled).await.unwrap();

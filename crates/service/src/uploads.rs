@@ -1,0 +1,354 @@
+//! Uploads straight from the client to the bucket, shaped for Uppy's S3 multipart flow and for
+//! resuming: one presigned PUT for a small file, an S3 multipart upload for a large one, whose
+//! parts the client signs in batches, lists again after a reload, completes or aborts. The
+//! store remembers each upload until it is completed or aborted; the server aborts those nobody
+//! completes once they expire.
+
+use std::time::Duration;
+
+use byos_aws::{Presigned, UploadedPart};
+use byos_catalog::{Entry, EntryKind, Project, StoreError, Upload};
+use byos_domain::Problem;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::data::relative;
+use crate::error::internal;
+use crate::transfers::{aws_problem, open_bucket};
+use crate::{Internal, ProjectScope, Projects, ReadWrite, ServiceError, Services, now};
+
+/// S3's limits: parts of 5 MiB at least (but the last), at most 10,000 parts, objects of at
+/// most 5 TiB.
+const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+pub const MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+/// Parts one request may sign.
+const MAX_PARTS_PER_SIGNING: usize = 1_000;
+
+/// How uploads are cut and how long they may stay open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    /// Files from this size on go up in parts; smaller ones with one PUT.
+    pub multipart_threshold: u64,
+    /// The size of a part, larger only when a file would need more than 10,000 parts.
+    pub part_size: u64,
+    /// How long an upload nobody completes stays open before the server aborts it.
+    pub abandoned_after: Duration,
+}
+
+impl Default for UploadSettings {
+    fn default() -> UploadSettings {
+        UploadSettings {
+            multipart_threshold: 100 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+            abandoned_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl UploadSettings {
+    /// The part size and count for a file of `size` bytes: `part_size`, or the smallest whole
+    /// number of MiB that keeps it within 10,000 parts.
+    pub fn parts_for(&self, size: u64) -> (u64, u64) {
+        let mib = 1024 * 1024;
+        let needed = size.div_ceil(MAX_PARTS).div_ceil(mib) * mib;
+        let part_size = self.part_size.max(needed).max(MIN_PART_BYTES);
+        (part_size, size.div_ceil(part_size).max(1))
+    }
+}
+
+/// An upload, as a client starts it.
+#[derive(Debug, Default, Clone)]
+pub struct UploadRequest {
+    /// The file's path in the project.
+    pub path: Option<String>,
+    pub size: Option<u64>,
+    pub content_type: Option<String>,
+    /// Replace a file that exists at `path`; without it, such a file is a conflict.
+    pub overwrite: Option<bool>,
+}
+
+/// A started upload: for a single PUT, its presigned request.
+#[derive(Debug, Clone)]
+pub struct StartedUpload {
+    pub upload: Upload,
+    pub put: Option<Presigned>,
+}
+
+/// An upload with the parts S3 already holds.
+#[derive(Debug, Clone)]
+pub struct UploadState {
+    pub upload: Upload,
+    pub parts: Vec<UploadedPart>,
+}
+
+/// The operations on uploads.
+#[derive(Debug, Clone, Copy)]
+pub struct Uploads<'a> {
+    services: &'a Services,
+}
+
+impl<'a> Uploads<'a> {
+    pub(crate) fn new(services: &'a Services) -> Uploads<'a> {
+        Uploads { services }
+    }
+
+    /// Starts an upload of `size` bytes to `path`.
+    pub async fn create(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        request: UploadRequest,
+    ) -> Result<StartedUpload, ServiceError> {
+        let invalid = |message: String| ServiceError::from(Problem::invalid_request(&message));
+        let project = self.services.projects().get(scope).await?;
+        Projects::policy_prefix(&project)?;
+        let path = crate::required("path", request.path.as_deref()).map_err(invalid)?;
+        let relative = relative(path)?;
+        if relative.is_empty() || relative.ends_with('/') {
+            return Err(invalid(format!("path: {path:?} is a folder; an upload's path names a file")));
+        }
+        let size = request.size.ok_or_else(|| invalid("size: required".to_owned()))?;
+        if size > MAX_OBJECT_BYTES {
+            return Err(invalid(format!("size: {size} bytes is more than S3's largest object, 5 TiB")));
+        }
+        let content_type = request.content_type.filter(|t| !t.is_empty());
+        if let Some(t) = &content_type
+            && (t.len() > 255 || !t.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        {
+            return Err(invalid(format!("contentType: {t:?} is not a media type such as text/csv")));
+        }
+        if !request.overwrite.unwrap_or(false) {
+            match self.services.store().data.entry(project.id, relative).await {
+                Ok(Entry { kind: EntryKind::File(_), .. }) => return Err(Problem::file_exists(path).into()),
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(internal(e)),
+            }
+        }
+        let settings = &self.services.data_settings().uploads;
+        let (part_size, part_count) =
+            if size < settings.multipart_threshold { (size, 1) } else { settings.parts_for(size) };
+        let bucket = open_bucket(self.services, &project).await?;
+        let sse = bucket.configuration.spec.server_side_encryption.as_ref();
+        let key = format!("{}{relative}", project.key_prefix);
+        let aws = |e| aws_problem(&e, &project);
+        let (multipart_id, put) = if size < settings.multipart_threshold {
+            let validity =
+                bucket.access.presigned_validity(self.services.data_settings().url_expiry).await.map_err(aws)?;
+            let put = bucket
+                .access
+                .presign_put(project.bucket.as_str(), &key, content_type.as_deref(), sse, validity)
+                .await
+                .map_err(aws)?;
+            (None, Some(put))
+        } else {
+            let id = bucket
+                .access
+                .create_multipart(project.bucket.as_str(), &key, content_type.as_deref(), sse)
+                .await
+                .map_err(aws)?;
+            (Some(id), None)
+        };
+        let created_at = now();
+        let upload = Upload {
+            id: Uuid::new_v4(),
+            project_id: project.id,
+            path: relative.to_owned(),
+            multipart_id,
+            size,
+            part_size,
+            part_count: u32::try_from(part_count).unwrap_or(u32::MAX),
+            content_type,
+            created_by: scope.caller().token(),
+            created_at,
+            expires_at: created_at + settings.abandoned_after,
+        };
+        self.services.store().uploads.insert_upload(&upload).await.map_err(internal)?;
+        tracing::info!(project = %project.id, upload = %upload.id, path = relative, size, parts = part_count, "upload started");
+        Ok(StartedUpload { upload, put })
+    }
+
+    /// Presigned PUTs of the parts `numbers` of a multipart upload, again when one expired.
+    pub async fn sign_parts(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        id: Uuid,
+        numbers: &[u32],
+    ) -> Result<Vec<(u32, Presigned)>, ServiceError> {
+        let (project, upload) = self.upload(scope, id).await?;
+        let Some(multipart_id) = &upload.multipart_id else {
+            return Err(Problem::invalid_request("partNumbers: this upload is a single PUT, which has no parts").into());
+        };
+        if numbers.is_empty() || numbers.len() > MAX_PARTS_PER_SIGNING {
+            return Err(
+                Problem::invalid_request(&format!("partNumbers: 1 to {MAX_PARTS_PER_SIGNING} part numbers")).into()
+            );
+        }
+        if let Some(bad) = numbers.iter().find(|n| !(1..=upload.part_count).contains(n)) {
+            return Err(
+                Problem::invalid_request(&format!("partNumbers: {bad} is not 1 to {}", upload.part_count)).into()
+            );
+        }
+        let bucket = open_bucket(self.services, &project).await?;
+        let key = format!("{}{}", project.key_prefix, upload.path);
+        let aws = |e| aws_problem(&e, &project);
+        let validity = bucket.access.presigned_validity(self.services.data_settings().url_expiry).await.map_err(aws)?;
+        let mut signed = Vec::with_capacity(numbers.len());
+        for &number in numbers {
+            let part = bucket
+                .access
+                .presign_part(project.bucket.as_str(), &key, multipart_id, number, validity)
+                .await
+                .map_err(aws)?;
+            signed.push((number, part));
+        }
+        Ok(signed)
+    }
+
+    /// An upload with the parts S3 already holds, to resume it.
+    pub async fn get(&self, scope: &ProjectScope<ReadWrite>, id: Uuid) -> Result<UploadState, ServiceError> {
+        let (project, upload) = self.upload(scope, id).await?;
+        let parts = match &upload.multipart_id {
+            None => Vec::new(),
+            Some(multipart_id) => {
+                let bucket = open_bucket(self.services, &project).await?;
+                let key = format!("{}{}", project.key_prefix, upload.path);
+                bucket
+                    .access
+                    .list_parts(project.bucket.as_str(), &key, multipart_id)
+                    .await
+                    .map_err(|e| aws_problem(&e, &project))?
+            }
+        };
+        Ok(UploadState { upload, parts })
+    }
+
+    /// The project's open uploads, oldest first.
+    pub async fn list(&self, scope: &ProjectScope<ReadWrite>) -> Result<Vec<Upload>, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        self.services.store().uploads.list_uploads(project.id).await.map_err(internal)
+    }
+
+    /// Completes an upload: a multipart one from its parts (number and ETag), a single PUT once
+    /// the object is there. The catalog shows the file at once; answers its entry.
+    pub async fn complete(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        id: Uuid,
+        parts: &[(u32, String)],
+    ) -> Result<Entry, ServiceError> {
+        let (project, upload) = self.upload(scope, id).await?;
+        let bucket = open_bucket(self.services, &project).await?;
+        let key = format!("{}{}", project.key_prefix, upload.path);
+        let aws = |e| aws_problem(&e, &project);
+        match &upload.multipart_id {
+            None => {
+                if !parts.is_empty() {
+                    return Err(Problem::invalid_request("parts: a single PUT has no parts; send none").into());
+                }
+                let head = bucket.access.head(project.bucket.as_str(), &key, None).await.map_err(aws)?;
+                if head.is_none_or(|head| head.size != upload.size) {
+                    return Err(Problem::upload_incomplete(&format!("/{}", upload.path)).into());
+                }
+            }
+            Some(multipart_id) => {
+                if parts.is_empty() {
+                    return Err(
+                        Problem::invalid_request("parts: the uploaded parts, each with its number and eTag").into()
+                    );
+                }
+                if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    return Err(Problem::invalid_request("parts: in ascending order of part number, each once").into());
+                }
+                bucket.access.complete_multipart(project.bucket.as_str(), &key, multipart_id, parts).await.map_err(
+                    |e| match e.code.as_deref() {
+                        Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => {
+                            ServiceError::from(Problem::invalid_request(&format!("parts: {}", e.message)))
+                        }
+                        _ => aws(e),
+                    },
+                )?;
+            }
+        }
+        self.forget(&upload).await?;
+        self.services.sync().observe(&project, &upload.path).await.map_err(|e| internal(Internal::Sync(e)))?;
+        tracing::info!(project = %project.id, upload = %upload.id, path = upload.path, "upload completed");
+        self.services.store().data.entry(project.id, &upload.path).await.map_err(internal)
+    }
+
+    /// Aborts an upload: S3 drops the parts it holds.
+    pub async fn abort(&self, scope: &ProjectScope<ReadWrite>, id: Uuid) -> Result<(), ServiceError> {
+        let (project, upload) = self.upload(scope, id).await?;
+        self.abort_upload(&project, &upload).await?;
+        tracing::info!(project = %project.id, upload = %upload.id, "upload aborted");
+        Ok(())
+    }
+
+    /// Aborts up to `limit` uploads that expired; returns how many. Run by the server's worker.
+    pub async fn abort_expired(&self, limit: u32) -> Result<usize, ServiceError> {
+        let store = self.services.store();
+        let expired = store.uploads.expired_uploads(OffsetDateTime::now_utc(), limit).await.map_err(internal)?;
+        let mut aborted = 0;
+        for upload in &expired {
+            let project = match store.projects.get_project(upload.project_id).await {
+                Ok(project) => project,
+                // The project went, and its uploads with it.
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(internal(e)),
+            };
+            match self.abort_upload(&project, upload).await {
+                Ok(()) => aborted += 1,
+                Err(e) => tracing::warn!(upload = %upload.id, error = ?e, "cannot abort an abandoned upload"),
+            }
+        }
+        Ok(aborted)
+    }
+
+    async fn abort_upload(&self, project: &Project, upload: &Upload) -> Result<(), ServiceError> {
+        if let Some(multipart_id) = &upload.multipart_id {
+            let bucket = open_bucket(self.services, project).await?;
+            let key = format!("{}{}", project.key_prefix, upload.path);
+            bucket
+                .access
+                .abort_multipart(project.bucket.as_str(), &key, multipart_id)
+                .await
+                .map_err(|e| aws_problem(&e, project))?;
+        }
+        self.forget(upload).await
+    }
+
+    /// Forgets an upload; of two racing completions or aborts, the second finds it gone.
+    async fn forget(&self, upload: &Upload) -> Result<(), ServiceError> {
+        match self.services.store().uploads.delete_upload(upload.id).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(Problem::not_found("Upload", &upload.id.to_string()).into()),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn upload(&self, scope: &ProjectScope<ReadWrite>, id: Uuid) -> Result<(Project, Upload), ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        match self.services.store().uploads.get_upload(project.id, id).await {
+            Ok(upload) => Ok((project, upload)),
+            Err(StoreError::NotFound) => Err(Problem::not_found("Upload", &id.to_string()).into()),
+            Err(e) => Err(internal(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_files_get_larger_parts_within_ten_thousand() {
+        let settings = UploadSettings::default();
+        let mib = 1024 * 1024;
+        assert_eq!(settings.parts_for(100 * mib), (8 * mib, 13));
+        assert_eq!(settings.parts_for(80_000 * mib), (8 * mib, 10_000));
+        assert_eq!(settings.parts_for(80_001 * mib), (9 * mib, 8_889));
+        let (part, count) = settings.parts_for(MAX_OBJECT_BYTES);
+        assert!(count <= 10_000 && part % mib == 0 && part * count >= MAX_OBJECT_BYTES, "{part} x {count}");
+        let small_parts = UploadSettings { part_size: mib, ..UploadSettings::default() };
+        assert_eq!(small_parts.parts_for(11 * mib).0, 5 * mib, "S3's smallest part");
+    }
+}
