@@ -108,7 +108,7 @@ impl<'a> Transfers<'a> {
         }
         let version_id = request.version_id.as_deref().map(version_id).transpose()?;
         let key = format!("{}{relative}", project.key_prefix);
-        let bucket = self.open(&project).await?;
+        let bucket = open_bucket(self.services, &project).await?;
         let size = match version_id {
             None => match self.services.store().data.entry(project.id, relative).await {
                 Ok(entry) => match entry.kind {
@@ -173,7 +173,7 @@ impl<'a> Transfers<'a> {
         };
         let prefix = KeyPrefix::parse_relaxed(&format!("{}{relative}", project.key_prefix))
             .map_err(|e| invalid(format!("path: {e}")))?;
-        let bucket = self.open(&project).await?;
+        let bucket = open_bucket(self.services, &project).await?;
         let spec = &bucket.configuration.spec;
         let kms_key = spec.server_side_encryption.as_ref().and_then(|sse| sse.kms_key());
         let policy = session_policy(&project.bucket, &prefix, access, kms_key);
@@ -234,10 +234,6 @@ impl<'a> Transfers<'a> {
             "this token got {limit} temporary credentials in the last minute, the most data.credentials_per_minute allows"
         ))
         .into())
-    }
-
-    async fn open(&self, project: &Project) -> Result<OpenBucket, ServiceError> {
-        open_bucket(self.services, project).await
     }
 }
 
