@@ -32,6 +32,17 @@ impl World {
 
     /// A world whose server also gets `extra` environment variables.
     async fn with(extra: &[(&'static str, &str)]) -> World {
+        World::build(extra, 0).await
+    }
+
+    /// A world whose bucket holds [`BIG`] objects under `data/big/` before the configuration
+    /// exists: the data a new project imports, without an event for each object (moto's queue
+    /// gets slower with every message it holds).
+    async fn with_big_folder(extra: &[(&'static str, &str)]) -> World {
+        World::build(extra, BIG).await
+    }
+
+    async fn build(extra: &[(&'static str, &str)], big: usize) -> World {
         let moto = byos_test_support::Moto::start();
         let aws = Aws::new(&AwsSettings {
             endpoint_url: Some(moto.url().to_owned()),
@@ -41,6 +52,7 @@ impl World {
         })
         .await;
         aws.setup(&region(REGION)).create_bucket(BUCKET).await.unwrap();
+        upload_many(&aws, "data/big/", big).await;
         let dir = byos_test_support::temp_dir();
         let mut env = vec![
             ("BYOS__AWS__ENDPOINT_URL", moto.url().to_owned()),
@@ -132,17 +144,22 @@ impl World {
 /// requirement on speed. A slower machine takes longer, and what a wait looks at still changes.
 const STALLED: Duration = Duration::from_secs(300);
 
-/// Looks at something with `look` until `done` holds; fails, with `describe`, only when what it
-/// sees has not changed for [`STALLED`].
+/// How long a wait may go on while what it sees keeps changing without ever getting there (a
+/// livelock): far longer than any wait takes, short of the CI run's own limit.
+const GIVE_UP: Duration = Duration::from_secs(900);
+
+/// Looks at something with `look` until `done` holds; fails, with `describe`, when what it sees
+/// has not changed for [`STALLED`] or has not got there in [`GIVE_UP`].
 async fn wait_for<T: PartialEq>(
     mut look: impl AsyncFnMut() -> T,
     done: impl Fn(&T) -> bool,
     describe: impl Fn(&T) -> String,
 ) -> T {
     let mut seen = look().await;
-    let mut changed = Instant::now();
+    let (started, mut changed) = (Instant::now(), Instant::now());
     while !done(&seen) {
         assert!(changed.elapsed() < STALLED, "nothing changed for {} s: {}", STALLED.as_secs(), describe(&seen));
+        assert!(started.elapsed() < GIVE_UP, "still not there after {} s: {}", GIVE_UP.as_secs(), describe(&seen));
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = look().await;
         if now != seen {
@@ -501,9 +518,8 @@ async fn replicas_on_postgres_share_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_killed_midway_is_interrupted_and_runs_again() {
     let settings = [("BYOS__SERVER__LEASE_SECONDS", "3"), ("BYOS__SYNC__RECONCILE_INTERVAL_SECONDS", "2")];
-    let mut world = World::with(&settings).await;
-    const KEYS: usize = 4_000;
-    upload_many(&world, "data/big/", KEYS).await;
+    let mut world = World::with_big_folder(&settings).await;
+    const KEYS: usize = BIG;
     let created = world.create_big_project().await;
     // The import is running (it lists 4 pages), and the kill comes now.
     world.server.kill();
@@ -552,9 +568,12 @@ async fn open_store(dir: &std::path::Path) -> byos_catalog::Store {
     byos_catalog::Store::open(&options, &dir.join("data")).await.unwrap()
 }
 
+/// How many objects `data/big/` holds in [`World::with_big_folder`]: an import of 4 pages.
+const BIG: usize = 4_000;
+
 /// Writes `n` small objects under `prefix`, in 40 folders, 16 at a time.
-async fn upload_many(world: &World, prefix: &str, n: usize) {
-    let access = world.aws.own_bucket_access(&region(REGION));
+async fn upload_many(aws: &Aws, prefix: &str, n: usize) {
+    let access = aws.own_bucket_access(&region(REGION));
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
     let mut uploads = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -574,8 +593,7 @@ async fn upload_many(world: &World, prefix: &str, n: usize) {
 /// exits, so that no run is left marked running (the next start reconciles the project again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconcile_stopped_by_sigterm_is_recorded_interrupted() {
-    let world = World::new().await;
-    upload_many(&world, "data/big/", 4_000).await;
+    let world = World::with_big_folder(&[]).await;
     let created = world.create_big_project().await;
     let import: uuid::Uuid = created["import"]["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_default();
     let World { server, dir, .. } = world;
@@ -585,6 +603,6 @@ async fn a_reconcile_stopped_by_sigterm_is_recorded_interrupted() {
     let run = store.sync.get_reconcile(import).await.unwrap();
     assert_eq!(run.status, byos_catalog::ReconcileStatus::Interrupted, "{run:?}\n{log}");
     assert_eq!(run.error.as_deref(), Some("the server is shutting down"), "{run:?}");
-    assert!(run.finished_at.is_some() && run.listed < 4_000, "{run:?}");
+    assert!(run.finished_at.is_some() && run.listed < BIG as u64, "{run:?}");
     store.close().await;
 }
