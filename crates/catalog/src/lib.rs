@@ -1,6 +1,6 @@
 //! The store: one small trait per aggregate ([`CredentialStore`], [`ConfigurationStore`],
 //! [`TokenStore`], [`LeaseStore`], [`MetaStore`], [`ProjectStore`], [`DataStore`],
-//! [`SyncStore`]), each implemented on SQLite (the embedded default) and on
+//! [`SyncStore`], [`UploadStore`], [`JobStore`]), each implemented on SQLite (the embedded default) and on
 //! PostgreSQL (for several replicas). [`Store::open`] picks one from the database URL and applies
 //! that database's forward-only migrations.
 //!
@@ -26,8 +26,8 @@ pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey, 
 pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
-    Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, NewToken, Project,
-    ProjectGrant, ReconcileRun, ReconcileStatus, Token, Upload,
+    Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, Job, JobProgress, JobSpec,
+    JobStatus, NewToken, Project, ProjectGrant, ReconcileRun, ReconcileStatus, Token, Upload,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -130,6 +130,34 @@ pub trait UploadStore: Send + Sync {
     async fn expired_uploads(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Upload>>;
 }
 
+/// Jobs: long operations on projects' data, run by the workers.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// `NotFound` when the project is gone.
+    async fn insert_job(&self, job: &Job) -> Result<()>;
+    async fn get_job(&self, id: Uuid) -> Result<Job>;
+    /// Up to `limit` jobs, newest first: the project's, or every project's.
+    async fn list_jobs(&self, project: Option<Uuid>, limit: u32) -> Result<Vec<Job>>;
+    /// Up to `limit` jobs that have not ended (queued or running), oldest first: the ones a
+    /// worker may take up, when it gets their lease.
+    async fn unfinished_jobs(&self, limit: u32) -> Result<Vec<Job>>;
+    /// Records that a job runs (its `started_at` the first time), and its progress. Answers
+    /// whether someone asked it to stop; `NotFound` when it is gone (its project was deleted).
+    async fn record_job_progress(&self, id: Uuid, progress: &JobProgress, now: OffsetDateTime) -> Result<bool>;
+    /// Records a job's end: `status` is final.
+    async fn finish_job(
+        &self,
+        id: Uuid,
+        status: JobStatus,
+        progress: &JobProgress,
+        error: Option<&byos_domain::Problem>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// Asks a job to stop: a queued one is `cancelled` at once, a running one when its runner
+    /// next looks; an ended one is left as it is. Answers the job as it is then.
+    async fn cancel_job(&self, id: Uuid, now: OffsetDateTime) -> Result<Job>;
+}
+
 /// What a validation found, as [`ConfigurationStore::record_validation`] stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationOutcome {
@@ -217,6 +245,7 @@ pub struct Store {
     pub data: Arc<dyn DataStore>,
     pub sync: Arc<dyn SyncStore>,
     pub uploads: Arc<dyn UploadStore>,
+    pub jobs: Arc<dyn JobStore>,
     backend: Backend,
     closer: Arc<dyn Closer>,
 }

@@ -263,3 +263,108 @@ pub struct Upload {
     /// When the server aborts it if nobody completed it.
     pub expires_at: OffsetDateTime,
 }
+
+/// A long operation on a project's data, run by the workers under the lease `job:{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: Uuid,
+    /// The project whose data it changes.
+    pub project_id: Uuid,
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    pub progress: JobProgress,
+    /// Why it failed.
+    pub error: Option<byos_domain::Problem>,
+    /// Someone asked it to stop; the runner stops at its next step and records it `cancelled`.
+    pub cancel_requested: bool,
+    /// The token that started it.
+    pub created_by: Uuid,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl Job {
+    /// A job queued now.
+    pub fn queued(project_id: Uuid, spec: JobSpec, created_by: Uuid, now: OffsetDateTime) -> Job {
+        Job {
+            id: Uuid::new_v4(),
+            project_id,
+            spec,
+            status: JobStatus::Queued,
+            progress: JobProgress::default(),
+            error: None,
+            cancel_requested: false,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// What a job does. Paths are keys relative to the project; folders end with `/`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum JobSpec {
+    /// Every object under `folder` deleted (on a versioned bucket: hidden by delete markers).
+    DeleteFolder { folder: String },
+    /// Every object under `from` copied to the same place under `to`, verified, then deleted.
+    MoveFolder { from: String, to: String, overwrite: bool },
+}
+
+impl JobSpec {
+    /// The job's type, as the API names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::DeleteFolder { .. } => "delete-folder",
+            JobSpec::MoveFolder { .. } => "move-folder",
+        }
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
+    /// Whether it has ended (and will not change again).
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+/// How far a job has got. The totals are `None` until the job knows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobProgress {
+    pub objects_total: Option<u64>,
+    pub objects_done: u64,
+    pub objects_skipped: u64,
+    pub objects_failed: u64,
+    pub bytes_total: Option<u64>,
+    pub bytes_done: u64,
+}

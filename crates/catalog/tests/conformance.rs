@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, KeyUpdate, Lease, LeaseLost, NewToken, Project, ProjectGrant, ReconcileRun,
-    ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, Upload, ValidationOutcome,
+    EntryKind, FileEntry, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewToken, Project,
+    ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, Upload,
+    ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -124,6 +125,7 @@ conformance!(
     due_reconciles_follow_the_latest_run,
     dead_letters_are_kept,
     uploads_round_trip_and_expire,
+    jobs_run_and_end_once,
     random_batches_keep_the_tree_true,
     small_writes_get_their_turn_between_big_batches,
 );
@@ -1741,4 +1743,63 @@ async fn uploads_round_trip_and_expire(f: Fixture) {
     s.projects.delete_project(p.id).await.unwrap();
     assert_eq!(s.uploads.list_uploads(p.id).await.unwrap(), Vec::<Upload>::new());
     assert_eq!(s.uploads.expired_uploads(now + time::Duration::days(2), 10).await.unwrap(), Vec::<Upload>::new());
+}
+
+async fn jobs_run_and_end_once(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let now = now();
+    let delete = JobSpec::DeleteFolder { folder: "runs/42/".to_owned() };
+    let older = Job::queued(p.id, delete.clone(), Uuid::new_v4(), now - time::Duration::minutes(5));
+    let move_spec = JobSpec::MoveFolder { from: "a/".to_owned(), to: "b/ü/".to_owned(), overwrite: true };
+    let newer = Job::queued(p.id, move_spec, Uuid::new_v4(), now);
+    for job in [&newer, &older] {
+        s.jobs.insert_job(job).await.unwrap();
+    }
+    assert_eq!(s.jobs.get_job(older.id).await.unwrap(), older);
+    assert_eq!(s.jobs.list_jobs(Some(p.id), 10).await.unwrap(), vec![newer.clone(), older.clone()], "newest first");
+    assert_eq!(s.jobs.list_jobs(None, 1).await.unwrap(), vec![newer.clone()]);
+    assert_eq!(s.jobs.list_jobs(Some(Uuid::new_v4()), 10).await.unwrap(), Vec::<Job>::new());
+    assert_eq!(s.jobs.unfinished_jobs(10).await.unwrap(), vec![older.clone(), newer.clone()], "oldest first");
+
+    // The older one runs: progress, then a cancel request its runner sees, then its end.
+    let progress = JobProgress {
+        objects_total: Some(2_500),
+        objects_done: 1_000,
+        bytes_total: Some(5 << 40),
+        bytes_done: 1 << 40,
+        ..JobProgress::default()
+    };
+    let later = now + time::Duration::seconds(1);
+    assert!(!s.jobs.record_job_progress(older.id, &progress, later).await.unwrap(), "nobody asked it to stop");
+    let running = s.jobs.get_job(older.id).await.unwrap();
+    assert_eq!((running.status, running.progress, running.started_at), (JobStatus::Running, progress, Some(later)));
+    let asked = s.jobs.cancel_job(older.id, later).await.unwrap();
+    assert_eq!((asked.status, asked.cancel_requested), (JobStatus::Running, true), "its runner stops it");
+    assert!(s.jobs.record_job_progress(older.id, &progress, later).await.unwrap(), "the runner hears of it");
+    let stopped = JobProgress { objects_done: 1_200, ..progress };
+    let problem = byos_domain::Problem::restore(byos_domain::ErrorCode::Internal, "Internal error e-1".to_owned());
+    s.jobs.finish_job(older.id, JobStatus::Cancelled, &stopped, Some(&problem), later).await.unwrap();
+    let ended = s.jobs.get_job(older.id).await.unwrap();
+    assert_eq!(
+        (ended.status, ended.progress, ended.error.clone(), ended.finished_at),
+        (JobStatus::Cancelled, stopped, Some(problem), Some(later))
+    );
+    assert!(s.jobs.record_job_progress(older.id, &progress, later).await.unwrap(), "an ended job stays ended");
+    assert_eq!(s.jobs.get_job(older.id).await.unwrap().status, JobStatus::Cancelled);
+    assert_eq!(s.jobs.cancel_job(older.id, later).await.unwrap(), ended, "cancelling an ended job changes nothing");
+
+    // A queued job ends at its cancel; a runner that took it up late hears so.
+    let cancelled = s.jobs.cancel_job(newer.id, later).await.unwrap();
+    assert_eq!((cancelled.status, cancelled.finished_at), (JobStatus::Cancelled, Some(later)));
+    assert!(s.jobs.record_job_progress(newer.id, &JobProgress::default(), later).await.unwrap());
+    assert_eq!(s.jobs.unfinished_jobs(10).await.unwrap(), Vec::<Job>::new());
+
+    let orphan = Job::queued(Uuid::new_v4(), delete, Uuid::new_v4(), now);
+    assert!(matches!(s.jobs.insert_job(&orphan).await, Err(StoreError::NotFound)), "no such project");
+    assert!(matches!(s.jobs.get_job(orphan.id).await, Err(StoreError::NotFound)));
+    // A project's delete takes its jobs.
+    s.projects.delete_project(p.id).await.unwrap();
+    assert_eq!(s.jobs.list_jobs(None, 10).await.unwrap(), Vec::<Job>::new());
+    assert!(matches!(s.jobs.record_job_progress(older.id, &progress, later).await, Err(StoreError::NotFound)));
 }

@@ -56,6 +56,7 @@
 
 pub(crate) mod configurations;
 pub(crate) mod data;
+pub(crate) mod jobs;
 pub(crate) mod meta;
 pub(crate) mod postgres;
 pub(crate) mod projects;
@@ -71,8 +72,8 @@ use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
 use uuid::Uuid;
 
 use crate::{
-    Backend, Closer, ConfigurationStore, CredentialStore, DataStore, LeaseStore, MetaStore, ProjectStore, Result,
-    Store, StoreError, SyncStore, TokenStore, UploadStore,
+    Backend, Closer, ConfigurationStore, CredentialStore, DataStore, JobStore, LeaseStore, MetaStore, ProjectStore,
+    Result, Store, StoreError, SyncStore, TokenStore, UploadStore,
 };
 
 /// What differs between the databases the store runs on; everything else is shared SQL.
@@ -143,6 +144,7 @@ impl<D: Dialect> SqlStore<D> {
             + DataStore
             + SyncStore
             + UploadStore
+            + JobStore
             + 'static,
     {
         let store = Arc::new(self);
@@ -156,6 +158,7 @@ impl<D: Dialect> SqlStore<D> {
             data: store.clone(),
             sync: store.clone(),
             uploads: store.clone(),
+            jobs: store.clone(),
             backend: D::BACKEND,
             closer: store,
         }
