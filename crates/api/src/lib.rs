@@ -29,7 +29,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{Admin, InProject, Principal};
 // What a server does once on its store, for the binary that starts it.
 pub use byos_service::{
-    BootstrapError, DataSettings, FirstStart, Parts, UploadSettings, check_master_key, ensure_admin_token,
+    BootstrapError, DataSettings, FirstStart, JobEngine, JobSettings, Parts, UploadSettings, check_master_key,
+    ensure_admin_token,
 };
 pub use error::{ApiError, ErrorBody};
 use metrics::Metrics;
@@ -54,6 +55,7 @@ impl AppState {
         let mut metrics = Metrics::new();
         parts.lifecycle.register_metrics(metrics.registry_mut());
         parts.sync.register_metrics(metrics.registry_mut());
+        parts.jobs.register_metrics(metrics.registry_mut());
         let services = Services::new(parts);
         AppState { inner: Arc::new(Inner { services, metrics }) }
     }
@@ -89,6 +91,7 @@ impl AppState {
         (name = "tokens", description = "API tokens"),
         (name = "projects", description = "Projects, their data and its sync with the bucket"),
         (name = "uploads", description = "Uploads straight to the bucket, single or in parts"),
+        (name = "jobs", description = "Long operations on a project's data (a folder's delete), as they run"),
         (name = "reference", description = "Regions and the error catalogue"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -45,7 +45,9 @@ pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
-pub use transfer::{MAX_COPY_OBJECT_BYTES, MAX_PRESIGNED_VALIDITY, Presigned, UploadedPart, Vended};
+pub use transfer::{
+    MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH, MAX_PRESIGNED_VALIDITY, NotDeleted, Presigned, UploadedPart, Vended,
+};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]

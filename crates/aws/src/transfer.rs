@@ -350,3 +350,53 @@ impl BucketAccess {
         }
     }
 }
+
+/// A key S3 did not delete in a [`BucketAccess::delete_objects`], with S3's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDeleted {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The most keys one DeleteObjects takes.
+pub const MAX_DELETE_BATCH: usize = 1000;
+
+impl BucketAccess {
+    /// Deletes up to [`MAX_DELETE_BATCH`] keys (their current versions: a versioned bucket
+    /// hides them behind delete markers) in one DeleteObjects; answers the keys S3 refused.
+    pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<NotDeleted>, AwsError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        debug_assert!(keys.len() <= MAX_DELETE_BATCH, "{} keys in one DeleteObjects", keys.len());
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects = keys
+            .iter()
+            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AwsError::new(AwsErrorKind::Other, "DeleteObjects", e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| AwsError::new(AwsErrorKind::Other, "DeleteObjects", e.to_string()))?;
+        let out = self
+            .s3()
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| classify("DeleteObjects", e))?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| NotDeleted {
+                key: e.key().unwrap_or_default().to_owned(),
+                code: e.code().unwrap_or_default().to_owned(),
+                message: e.message().unwrap_or_default().to_owned(),
+            })
+            .collect())
+    }
+}

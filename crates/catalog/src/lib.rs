@@ -91,6 +91,8 @@ pub trait DataStore: Send + Sync {
     async fn entries(&self, project: Uuid, folder: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>>;
     /// One entry by its relative path (`a/b/c.txt`, or `a/b/` for a folder).
     async fn entry(&self, project: Uuid, path: &str) -> Result<Entry>;
+    /// The files in `folder` (`a/b/`) and every folder below it: how many, and their bytes.
+    async fn folder_totals(&self, project: Uuid, folder: &str) -> Result<FolderTotals>;
 }
 
 /// Reconcile runs, and messages that could not be read.
@@ -128,6 +130,13 @@ pub trait UploadStore: Send + Sync {
     async fn delete_upload(&self, id: Uuid) -> Result<()>;
     /// Up to `limit` uploads that expired at `now`, the longest expired first.
     async fn expired_uploads(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Upload>>;
+}
+
+/// What a folder holds, with every folder below it: [`DataStore::folder_totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderTotals {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// Jobs: long operations on projects' data, run by the workers.

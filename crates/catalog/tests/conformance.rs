@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewToken, Project,
-    ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, Upload,
-    ValidationOutcome,
+    EntryKind, FileEntry, FolderTotals, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewToken,
+    Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token,
+    Upload, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -111,6 +111,7 @@ conformance!(
     folder_markers_keep_their_folder,
     one_batch_mixes_appearing_and_going,
     entries_page_by_name,
+    folder_totals_count_every_level,
     big_batches_go_in_chunks,
     keys_page_in_byte_order_with_their_revisions,
     fenced_observations_are_skipped,
@@ -1802,4 +1803,20 @@ async fn jobs_run_and_end_once(f: Fixture) {
     s.projects.delete_project(p.id).await.unwrap();
     assert_eq!(s.jobs.list_jobs(None, 10).await.unwrap(), Vec::<Job>::new());
     assert!(matches!(s.jobs.record_job_progress(older.id, &progress, later).await, Err(StoreError::NotFound)));
+}
+
+async fn folder_totals_count_every_level(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let inside = [("a/b/x", 1), ("a/b/c/y", 2), ("a/b/c/d/ü", 3), ("a/b/", 0)];
+    let beside = [("a/b.txt", 4), ("a/b-1/w", 5), ("a/b0/z", 6), ("a/bz", 7), ("b/x", 8), ("a/b", 9)];
+    let updates: Vec<KeyUpdate> = inside.iter().chain(&beside).map(|(key, n)| put(key, *n)).collect();
+    apply(s, p.id, &updates).await;
+    // Sizes are ten times `n`; the marker `a/b/` is a folder's, not a file.
+    let totals = s.data.folder_totals(p.id, "a/b/").await.unwrap();
+    assert_eq!(totals, FolderTotals { files: 3, bytes: 60 });
+    assert_eq!(s.data.folder_totals(p.id, "a/b/c/").await.unwrap(), FolderTotals { files: 2, bytes: 50 });
+    assert_eq!(s.data.folder_totals(p.id, "nothing/").await.unwrap(), FolderTotals::default());
+    apply(s, p.id, &[remove("a/b/c/y", 20)]).await;
+    assert_eq!(s.data.folder_totals(p.id, "a/b/").await.unwrap(), FolderTotals { files: 2, bytes: 40 });
 }

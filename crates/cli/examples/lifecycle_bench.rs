@@ -145,6 +145,7 @@ async fn main() {
         regions: RegionTable::builtin(),
         buckets: buckets.clone(),
         lifecycle: lifecycle.clone(),
+        jobs: byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default()),
         sync,
         data: Default::default(),
     });

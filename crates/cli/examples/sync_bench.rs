@@ -930,6 +930,12 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
         buckets: fixture.buckets.clone(),
         lifecycle: fixture.lifecycle.clone(),
         sync: fixture.engine.clone(),
+        jobs: byos_api::JobEngine::new(
+            fixture.store.clone(),
+            fixture.buckets.clone(),
+            fixture.engine.clone(),
+            Default::default(),
+        ),
         data: Default::default(),
     });
     let router = byos_api::router(state);

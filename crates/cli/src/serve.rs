@@ -66,6 +66,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), settings.lifecycle.clone());
     let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), settings.sync.clone());
     sync.refresh_routes().await.context("reading the projects")?;
+    let jobs = byos_jobs::Jobs::new(store.clone(), buckets.clone(), sync.clone(), settings.jobs.clone());
     let state = AppState::new(byos_api::Parts {
         store: store.clone(),
         master_key,
@@ -73,6 +74,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         buckets,
         lifecycle: lifecycle.clone(),
         sync: sync.clone(),
+        jobs: jobs.clone(),
         data: settings.data.clone(),
     });
     let app = byos_api::router_with_request_timeout(state.clone(), settings.http.request_timeout);
@@ -82,6 +84,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let worker = lifecycle.spawn_worker();
     let sync_workers = sync.spawn_workers();
+    let job_workers = jobs.spawn_workers();
     tracing::info!(
         max_connections = settings.http.max_connections,
         header_read_timeout_seconds = settings.http.header_read_timeout.as_secs(),
@@ -100,6 +103,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         () = shutdown_signal() => {
             worker.request_stop();
             sync_workers.request_stop();
+            job_workers.request_stop();
             let _ = drain.send(true);
             if tokio::time::timeout(settings.shutdown_grace, &mut serving).await.is_err() {
                 tracing::warn!("requests did not finish within the grace period");
@@ -107,7 +111,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     let _ = drain.send(true);
-    tokio::join!(worker.stop(settings.shutdown_grace), sync_workers.stop(settings.shutdown_grace));
+    tokio::join!(
+        worker.stop(settings.shutdown_grace),
+        sync_workers.stop(settings.shutdown_grace),
+        job_workers.stop(settings.shutdown_grace)
+    );
     if sweeper.await.is_err() {
         tracing::warn!("the sweeper of abandoned uploads failed");
     }

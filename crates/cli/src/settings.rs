@@ -34,6 +34,8 @@ struct Raw {
     sync: RawSync,
     #[serde(default)]
     data: RawData,
+    #[serde(default)]
+    jobs: RawJobs,
     /// Replaces the built-in region table when given.
     regions: Option<Vec<Region>>,
 }
@@ -79,6 +81,13 @@ struct RawSync {
     in_flight: Option<usize>,
     reconcile_interval_seconds: Option<u64>,
     visibility_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    concurrency: Option<usize>,
+    objects_per_second: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +164,7 @@ pub(crate) struct Settings {
     pub(crate) lifecycle: byos_lifecycle::LifecycleSettings,
     pub(crate) sync: byos_sync::SyncSettings,
     pub(crate) data: byos_api::DataSettings,
+    pub(crate) jobs: byos_jobs::JobSettings,
 }
 
 /// What one client may hold of the HTTP server.
@@ -334,6 +344,22 @@ impl Settings {
             },
             uploads: uploads(&raw.data, &data_defaults.uploads)?,
         };
+        let job_defaults = byos_jobs::JobSettings::default();
+        let jobs = byos_jobs::JobSettings {
+            concurrency: match raw.jobs.concurrency {
+                Some(0) => bail!("jobs.concurrency: at least 1"),
+                Some(n) => n,
+                None => job_defaults.concurrency,
+            },
+            objects_per_second: match raw.jobs.objects_per_second {
+                Some(0) => bail!("jobs.objects_per_second: at least 1"),
+                Some(n) => n,
+                None => job_defaults.objects_per_second,
+            },
+            tick: sync.tick,
+            lease: lifecycle.lease,
+            replica: lifecycle.replica.clone(),
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -350,6 +376,7 @@ impl Settings {
             lifecycle,
             sync,
             data,
+            jobs,
         })
     }
 

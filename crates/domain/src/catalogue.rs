@@ -262,6 +262,13 @@ catalogue! {
         message: "'{path}' already exists",
         fix: "Upload with overwrite: true to replace it (on a versioned bucket the old content stays as a version), or choose another path.",
     }
+    ObjectsNotDeleted {
+        type: "Forbidden",
+        code: "objects-not-deleted",
+        status: 403,
+        message: "{count} object(s) in '{folder}' were not deleted; the first, '{key}': {reason}",
+        fix: "Give the configuration's storage credential s3:DeleteObject on the project's prefix (byos aws doctor names what is missing), or lift the objects' Object Lock retention or legal hold; then delete the folder again, which deletes what is left.",
+    }
     UploadIncomplete {
         type: "Conflict",
         code: "upload-incomplete",
@@ -520,6 +527,13 @@ impl Problem {
 
     pub fn file_exists(path: &str) -> Problem {
         Problem::new(ErrorCode::FileExists, &[("path", path)])
+    }
+
+    pub fn objects_not_deleted(count: u64, folder: &str, key: &str, reason: &str) -> Problem {
+        Problem::new(
+            ErrorCode::ObjectsNotDeleted,
+            &[("count", &count.to_string()), ("folder", folder), ("key", key), ("reason", reason)],
+        )
     }
 
     pub fn upload_incomplete(path: &str) -> Problem {

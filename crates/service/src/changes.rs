@@ -5,13 +5,22 @@
 
 use byos_aws::{ListedVersion, MAX_COPY_OBJECT_BYTES};
 use byos_buckets::OpenBucket;
-use byos_catalog::{Entry, Project, StoreError};
+use byos_catalog::{Entry, EntryKind, Job, JobSpec, Project, StoreError};
 use byos_domain::{Problem, VersioningState};
 
 use crate::data::relative;
 use crate::error::internal;
 use crate::transfers::{aws_problem, open_bucket};
 use crate::{Internal, ProjectScope, Read, ReadWrite, ServiceError, Services, required};
+
+/// What a delete did.
+#[derive(Debug)]
+pub enum Deleted {
+    /// The file is gone (behind a delete marker on a versioned bucket).
+    File,
+    /// A job deletes the folder: it is queued.
+    Folder(Box<Job>),
+}
 
 /// The operations that change a project's data in place.
 #[derive(Debug, Clone, Copy)]
@@ -53,18 +62,43 @@ impl<'a> Changes<'a> {
         self.services.store().data.entry(project.id, relative).await.map_err(internal)
     }
 
-    /// Deletes a file: on a versioned bucket S3 keeps its versions behind a delete marker.
-    pub async fn delete_file(&self, scope: &ProjectScope<ReadWrite>, path: Option<&str>) -> Result<(), ServiceError> {
+    /// Deletes a file at once, or a folder with everything in it by a job: on a versioned bucket
+    /// S3 keeps the versions behind delete markers.
+    pub async fn delete(&self, scope: &ProjectScope<ReadWrite>, path: Option<&str>) -> Result<Deleted, ServiceError> {
         let project = self.services.projects().get(scope).await?;
         let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
         let relative = relative(path)?;
-        if relative.is_empty() || relative.ends_with('/') {
+        if relative.is_empty() {
             return Err(Problem::invalid_request(&format!(
-                "path: {path:?} is a folder; deleting a folder is a job of its own, which this server does not \
-                 run yet: delete its files"
+                "path: {path:?} is the project's root; delete its folders and files, or the project"
             ))
             .into());
         }
+        if relative.ends_with('/') {
+            match self.services.store().data.entry(project.id, relative).await {
+                Ok(Entry { kind: EntryKind::Folder { .. }, .. }) => {}
+                Ok(_) | Err(StoreError::NotFound) => {
+                    return Err(Problem::file_not_found(path, "there is no such folder").into());
+                }
+                Err(e) => return Err(internal(e)),
+            }
+            let spec = JobSpec::DeleteFolder { folder: relative.to_owned() };
+            let job = self.services.jobs().submit(scope, spec).await?;
+            tracing::info!(project = %project.id, token = %scope.caller().token(), folder = relative, job = %job.id, "folder delete queued");
+            return Ok(Deleted::Folder(Box::new(job)));
+        }
+        self.delete_file(scope, &project, path, relative).await?;
+        Ok(Deleted::File)
+    }
+
+    async fn delete_file(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        project: &Project,
+        path: &str,
+        relative: &str,
+    ) -> Result<(), ServiceError> {
+        let project = project.clone();
         self.file(&project, path, relative).await?;
         let bucket = open_bucket(self.services, &project).await?;
         let key = format!("{}{relative}", project.key_prefix);

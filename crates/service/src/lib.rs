@@ -3,7 +3,7 @@
 //! console's server side; nothing here knows HTTP.
 //!
 //! [`Services`] holds what the rules need: the store, the master key, the region table, the
-//! lifecycle and the sync engine. Each resource has a handle ([`Services::credentials`],
+//! lifecycle, the sync engine and the job engine. Each resource has a handle ([`Services::credentials`],
 //! [`Services::projects`], ...) whose operations take the [`Caller`], so that who may see and do
 //! what is decided here and not by each interface.
 //!
@@ -19,6 +19,7 @@ mod configurations;
 mod credentials;
 mod data;
 mod error;
+mod jobs;
 mod projects;
 #[cfg(test)]
 mod testing;
@@ -39,12 +40,14 @@ use time::OffsetDateTime;
 pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
 /// A presigned request, as uploads and downloads answer it.
 pub use byos_aws::Presigned;
+pub use byos_jobs::{JobSettings, Jobs as JobEngine};
 pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
-pub use changes::Changes;
+pub use changes::{Changes, Deleted};
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
 pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
 pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};
 pub use error::{Internal, ServiceError};
+pub use jobs::Jobs;
 pub use projects::{CreatedProject, ProjectRequest, Projects};
 pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};
 pub use transfers::{CredentialsRequest, DataSettings, DownloadRequest, DownloadUrl, TemporaryCredentials, Transfers};
@@ -64,6 +67,7 @@ struct Inner {
     buckets: Buckets,
     lifecycle: Lifecycle,
     sync: SyncEngine,
+    jobs: byos_jobs::Jobs,
     data: DataSettings,
     vends: transfers::VendCounter,
 }
@@ -77,14 +81,16 @@ pub struct Parts {
     pub buckets: Buckets,
     pub lifecycle: Lifecycle,
     pub sync: SyncEngine,
+    pub jobs: byos_jobs::Jobs,
     pub data: DataSettings,
 }
 
 impl Services {
     pub fn new(parts: Parts) -> Services {
-        let Parts { store, master_key, regions, buckets, lifecycle, sync, data } = parts;
+        let Parts { store, master_key, regions, buckets, lifecycle, sync, jobs, data } = parts;
         let vends = transfers::VendCounter::default();
-        Services { inner: Arc::new(Inner { store, master_key, regions, buckets, lifecycle, sync, data, vends }) }
+        let inner = Inner { store, master_key, regions, buckets, lifecycle, sync, jobs, data, vends };
+        Services { inner: Arc::new(inner) }
     }
 
     /// Storage credentials: System Settings.
@@ -120,6 +126,11 @@ impl Services {
     /// Uploads straight to the bucket, single or in parts.
     pub fn uploads(&self) -> Uploads<'_> {
         Uploads::new(self)
+    }
+
+    /// Jobs: folder deletes and moves, as they run.
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(self)
     }
 
     /// Downloads and uploads of a project's data.
@@ -158,6 +169,11 @@ impl Services {
 
     pub fn sync(&self) -> &SyncEngine {
         &self.inner.sync
+    }
+
+    /// The job engine, which the workers of `byos serve` run.
+    pub fn job_engine(&self) -> &byos_jobs::Jobs {
+        &self.inner.jobs
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use byos_aws::Aws;
 use byos_buckets::{Buckets, OpenError};
-use byos_catalog::{KeyUpdate, Lease, LeaseLost, Project, ReconcileRun, ReconcileStatus, Store, StoreError};
+use byos_catalog::{Drift, KeyUpdate, Lease, LeaseLost, Project, ReconcileRun, ReconcileStatus, Store, StoreError};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -256,6 +256,13 @@ impl SyncEngine {
         let update = KeyUpdate::Observed { key: key.to_owned(), observation, fence: None };
         self.inner.store.data.apply(project.id, &[update]).await?;
         Ok(())
+    }
+
+    /// Brings the catalog of `folder` (a key relative to the project, ending with `/`) in line
+    /// with the bucket, as a reconcile of that folder alone would, and answers what differed:
+    /// for a job that changed many keys at once, one listing instead of a read of each key.
+    pub async fn refresh_folder(&self, project: &Project, folder: &str) -> Result<Drift, SyncError> {
+        reconcile::refresh(&self.inner, project, folder).await
     }
 
     /// Starts a reconcile of the project in the background and returns its run, or the run in

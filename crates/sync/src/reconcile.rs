@@ -29,7 +29,10 @@ const TOMBSTONE_LIFE_MS: i64 = 7 * 24 * 3600 * 1000;
 struct Listing<'a> {
     access: &'a BucketAccess,
     bucket: &'a str,
+    /// The project's prefix, which keys are relative to.
     prefix: &'a str,
+    /// What is listed: the prefix, or a folder below it.
+    listed: String,
     versions: bool,
     marker: Option<PageMarker>,
     done: bool,
@@ -45,9 +48,9 @@ impl Listing<'_> {
     async fn fill(&mut self) -> Result<(), SyncError> {
         let started = lookup::now_ms();
         let page = if self.versions {
-            self.access.list_versions_page(self.bucket, self.prefix, self.marker.as_ref(), PAGE as i32).await?
+            self.access.list_versions_page(self.bucket, &self.listed, self.marker.as_ref(), PAGE as i32).await?
         } else {
-            self.access.list_objects_page(self.bucket, self.prefix, self.marker.as_ref(), PAGE as i32).await?
+            self.access.list_objects_page(self.bucket, &self.listed, self.marker.as_ref(), PAGE as i32).await?
         };
         self.buffer.extend(page.entries.into_iter().map(|e| (e, started)));
         self.last_as_of = lookup::as_of(started);
@@ -93,42 +96,92 @@ struct Listed {
     as_of: i64,
 }
 
-/// The catalog's keys as a stream, a page at a time.
+/// The catalog's keys as a stream, a page at a time: every key of the project, or those in a
+/// folder.
 struct Catalog<'a> {
     inner: &'a Inner,
     project: uuid::Uuid,
+    /// The folder the keys are in (`""` for all).
+    within: &'a str,
     buffer: VecDeque<StoredKey>,
     after: Option<String>,
     done: bool,
 }
 
-impl Catalog<'_> {
+impl<'a> Catalog<'a> {
+    fn new(inner: &'a Inner, project: uuid::Uuid, within: &'a str) -> Catalog<'a> {
+        // The greatest key before the folder's first is below it in byte order: the folder
+        // without its final `/` (a key ending there sorts before every key in the folder).
+        let after = within.strip_suffix('/').map(str::to_owned);
+        Catalog { inner, project, within, buffer: VecDeque::new(), after, done: false }
+    }
+
     async fn peek(&mut self) -> Result<Option<&StoredKey>, SyncError> {
-        if self.buffer.is_empty() && !self.done {
-            let page = self.inner.store.data.keys(self.project, self.after.as_deref(), PAGE).await?;
-            self.done = page.len() < PAGE as usize;
-            self.after = page.last().map(|k| k.key.clone());
-            self.buffer.extend(page);
+        loop {
+            if self.buffer.is_empty() && !self.done {
+                let page = self.inner.store.data.keys(self.project, self.after.as_deref(), PAGE).await?;
+                self.done = page.len() < PAGE as usize;
+                self.after = page.last().map(|k| k.key.clone());
+                self.buffer.extend(page);
+            }
+            let Some(first) = self.buffer.front() else { return Ok(None) };
+            if first.key.starts_with(self.within) {
+                return Ok(self.buffer.front());
+            }
+            if first.key.as_str() > self.within {
+                // Past the folder: nothing of it comes any more.
+                (self.buffer, self.done) = (VecDeque::new(), true);
+                return Ok(None);
+            }
+            // Before the folder (`a/b.txt` sorts between `a/b` and `a/b/`).
+            self.buffer.pop_front();
         }
-        Ok(self.buffer.front())
     }
 }
 
 /// Runs a reconcile of `project` to its end, recording progress and the drift in `run`.
 pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun) -> Result<(), SyncError> {
+    merge(inner, project, "", run, Record::Progress).await
+}
+
+/// Brings the catalog of one folder of `project` in line with the bucket at once (after a job
+/// changed it), fenced like a run but not recorded as one; answers the drift it found.
+pub(crate) async fn refresh(inner: &Inner, project: &Project, folder: &str) -> Result<Drift, SyncError> {
+    let mut run = start_run(inner, project, "folder refresh").await?;
+    merge(inner, project, folder, &mut run, Record::Nothing).await?;
+    Ok(run.drift)
+}
+
+/// Whether a merge records its progress in its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Progress,
+    Nothing,
+}
+
+/// The merge of the listing of `within` (a folder of the project, or all of it) with the
+/// catalog's keys there.
+async fn merge(
+    inner: &Inner,
+    project: &Project,
+    within: &str,
+    run: &mut ReconcileRun,
+    record: Record,
+) -> Result<(), SyncError> {
     let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
     let versions = matches!(configuration.versioning, Some(VersioningState::Enabled | VersioningState::Suspended));
     let mut listing = Listing {
         access: &access,
         bucket: project.bucket.as_str(),
         prefix: project.key_prefix.as_str(),
+        listed: format!("{}{within}", project.key_prefix),
         versions,
         marker: None,
         done: false,
         buffer: VecDeque::new(),
         last_as_of: lookup::as_of(lookup::now_ms()),
     };
-    let mut catalog = Catalog { inner, project: project.id, buffer: VecDeque::new(), after: None, done: false };
+    let mut catalog = Catalog::new(inner, project.id, within);
     let mut batch: Vec<KeyUpdate> = Vec::new();
     let mut listed = listing.next().await?;
     loop {
@@ -173,7 +226,7 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
                 run.listed += 1;
                 // Progress shows while the run goes, a page at a time.
                 if run.listed.is_multiple_of(u64::from(PAGE)) {
-                    flush(inner, project, run, &mut batch).await?;
+                    flush(inner, project, run, &mut batch, record).await?;
                 }
                 lookup::observation(l.as_of, &l.entries)
             }
@@ -198,10 +251,10 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
             batch.push(KeyUpdate::Prune { key, older_than_ms: lookup::now_ms() - TOMBSTONE_LIFE_MS });
         }
         if batch.len() >= PAGE as usize {
-            flush(inner, project, run, &mut batch).await?;
+            flush(inner, project, run, &mut batch, record).await?;
         }
     }
-    flush(inner, project, run, &mut batch).await
+    flush(inner, project, run, &mut batch, record).await
 }
 
 /// Keeps a dead letter for a listed key the store cannot keep, once per run.
@@ -234,18 +287,28 @@ async fn flush(
     project: &Project,
     run: &mut ReconcileRun,
     batch: &mut Vec<KeyUpdate>,
+    record: Record,
 ) -> Result<(), SyncError> {
     if !batch.is_empty() {
         inner.store.data.apply(project.id, batch).await?;
         batch.clear();
     }
-    run.updated_at = OffsetDateTime::now_utc();
-    inner.store.sync.update_reconcile(run).await?;
+    if record == Record::Progress {
+        run.updated_at = OffsetDateTime::now_utc();
+        inner.store.sync.update_reconcile(run).await?;
+    }
     Ok(())
 }
 
-/// A new run of `project`, fenced at its current revision.
+/// A new run of `project`, fenced at its current revision, recorded.
 pub(crate) async fn start(inner: &Inner, project: &Project, reason: &str) -> Result<ReconcileRun, SyncError> {
+    let run = start_run(inner, project, reason).await?;
+    inner.store.sync.insert_reconcile(&run).await?;
+    Ok(run)
+}
+
+/// A new run of `project`, fenced at its current revision.
+async fn start_run(inner: &Inner, project: &Project, reason: &str) -> Result<ReconcileRun, SyncError> {
     let now = OffsetDateTime::now_utc();
     let run = ReconcileRun {
         id: uuid::Uuid::new_v4(),
@@ -260,7 +323,6 @@ pub(crate) async fn start(inner: &Inner, project: &Project, reason: &str) -> Res
         updated_at: now,
         finished_at: None,
     };
-    inner.store.sync.insert_reconcile(&run).await?;
     Ok(run)
 }
 

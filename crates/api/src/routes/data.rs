@@ -7,15 +7,17 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
-use byos_service::{BrowseRequest, CredentialsRequest, DownloadRequest, Read, ReadWrite};
+use byos_service::{BrowseRequest, CredentialsRequest, Deleted, DownloadRequest, Read, ReadWrite};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::jobs::JobView;
 use super::{Items, NoStore, rfc3339};
 use crate::AppState;
 use crate::auth::InProject;
@@ -24,7 +26,7 @@ use crate::extract::ApiJson;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(browse, delete_file))
+        .routes(routes!(browse, delete_data))
         .routes(routes!(create_folder))
         .routes(routes!(versions))
         .routes(routes!(restore_version))
@@ -246,19 +248,22 @@ async fn create_folder(
     Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
 }
 
-/// Delete a file. On a versioned bucket its versions stay behind a delete marker (see
-/// `versions`). The catalog shows the change at once.
+/// Delete a file (204; the catalog shows the change at once), or a folder with everything in it
+/// (`path` ending with `/`: 202 with the job that deletes it, 1,000 objects a request). On a
+/// versioned bucket the versions stay behind delete markers (see `versions`).
 #[utoipa::path(delete, path = "/api/v1/projects/{id}/data", tag = "projects",
     security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path), PathQuery),
-    responses((status = 204), (status = "4XX", body = ErrorBody)))]
-async fn delete_file(
+    responses((status = 204), (status = 202, body = JobView), (status = "4XX", body = ErrorBody)))]
+async fn delete_data(
     InProject(scope): InProject<ReadWrite>,
     state: State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let Query(query) = query.map_err(ApiError::from)?;
-    state.services().changes().delete_file(&scope, query.path.as_deref()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(match state.services().changes().delete(&scope, query.path.as_deref()).await? {
+        Deleted::File => StatusCode::NO_CONTENT.into_response(),
+        Deleted::Folder(job) => (StatusCode::ACCEPTED, Json(JobView::from(job.as_ref()))).into_response(),
+    })
 }
 
 /// A file's versions and delete markers, newest first, as S3 keeps them (versioned and

@@ -6,6 +6,7 @@
 mod configurations;
 mod credentials;
 mod data;
+mod jobs;
 mod operations;
 mod projects;
 mod reference;
@@ -29,6 +30,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(projects::router())
         .merge(data::router())
         .merge(uploads::router())
+        .merge(jobs::router())
         .merge(reference::router())
         .merge(operations::router())
 }

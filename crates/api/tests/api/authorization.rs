@@ -32,9 +32,11 @@ struct Operation {
 }
 
 impl Operation {
-    /// The path with `project` as its `{id}`, and any other parameter a made-up value.
-    fn path(&self, project: &str) -> String {
-        let mut path = self.template.replace("{id}", project);
+    /// The path with `project` as its `{id}` (or `job` on a job's route, which belongs to the
+    /// project), and any other parameter a made-up value.
+    fn path(&self, project: &str, job: &str) -> String {
+        let id = if self.is_job() { job } else { project };
+        let mut path = self.template.replace("{id}", id);
         while let Some(start) = path.find('{') {
             let end = path[start..].find('}').map_or(path.len(), |e| start + e + 1);
             path.replace_range(start..end, "6f1c2b1e-0000-4000-8000-000000000000");
@@ -44,6 +46,10 @@ impl Operation {
 
     fn what(&self) -> String {
         format!("{} {}", self.method, self.template)
+    }
+
+    fn is_job(&self) -> bool {
+        self.template.starts_with("/api/v1/jobs/{id}")
     }
 }
 
@@ -67,8 +73,9 @@ async fn operations(app: &TestApp) -> Vec<Operation> {
                 Some(["project:read-write"]) => Needs::ProjectWrite,
                 Some(other) => panic!("{what}: unknown scopes {other:?}"),
             };
-            // A project's routes say what access they need; the walk checks they enforce it.
-            if path.starts_with("/api/v1/projects/{id}") {
+            // A project's routes (and its jobs') say what access they need; the walk checks
+            // they enforce it.
+            if path.starts_with("/api/v1/projects/{id}") || path.starts_with("/api/v1/jobs/{id}") {
                 assert!(
                     matches!(needs, Needs::Admin | Needs::ProjectRead | Needs::ProjectWrite),
                     "{what}: a project's route declares project:read, project:read-write or admin, not {needs:?}"
@@ -99,6 +106,25 @@ async fn every_route_checks_its_caller() {
     // Project B holds data the walk must never see from project A.
     let (a, b) =
         (project(&app, "project a", &configuration, "a").await, project(&app, "project b", &configuration, "b").await);
+    // A job of project B: the delete of a folder the catalog holds. No worker runs here, so it
+    // stays queued until the walk cancels it.
+    let b_id: uuid::Uuid = b.parse().unwrap_or_default();
+    let folder = byos_catalog::KeyUpdate::Observed {
+        key: "old-runs/".to_owned(),
+        observation: byos_domain::objects::Observation {
+            as_of_ms: 1,
+            versions: vec![byos_domain::objects::ObservedVersion {
+                version_id: byos_domain::objects::NULL_VERSION.to_owned(),
+                kind: byos_domain::objects::VersionKind::Object { size: 0, etag: "e".to_owned(), storage_class: None },
+                last_modified_ms: 1,
+                restore: None,
+            }],
+        },
+        fence: None,
+    };
+    app.state.store().data.apply(b_id, &[folder]).await.unwrap_or_else(|e| panic!("{e}"));
+    let reply = app.delete(&format!("/api/v1/projects/{b}/data?path=/old-runs/")).await;
+    let job = reply.ok(202)["id"].as_str().unwrap_or_default().to_owned();
     let outsider = app.member(&[&a]).await;
     let reader = app.member_with(json!([{"id": b, "access": "read"}])).await;
     let writer = app.member_with(json!([{"id": b, "access": "read-write"}])).await;
@@ -113,7 +139,7 @@ async fn every_route_checks_its_caller() {
     for op in &ops {
         let body = (op.method != Method::GET && op.method != Method::DELETE).then(|| json!({}));
         let what = op.what();
-        let path = op.path(&b);
+        let path = op.path(&b, &job);
         let app = &app;
         let call = |token: Option<&String>| {
             let (method, path, body, token) = (op.method.clone(), path.clone(), body.clone(), token.cloned());
@@ -144,7 +170,8 @@ async fn every_route_checks_its_caller() {
             Needs::ProjectRead | Needs::ProjectWrite => {
                 // A member of project A learns nothing of project B, not even that it exists.
                 let message = as_outsider.error(404, "not-found");
-                assert_eq!(message, format!("Project '{b}' does not exist"), "{what}");
+                let missing = if op.is_job() { format!("Job '{job}'") } else { format!("Project '{b}'") };
+                assert_eq!(message, format!("{missing} does not exist"), "{what}");
                 assert!(let_in(&as_writer), "{what} with read-write access: {}", as_writer.text);
                 if op.needs == Needs::ProjectWrite {
                     let message = as_reader.error(403, "access-forbidden");
@@ -162,7 +189,7 @@ async fn every_route_checks_its_caller() {
     by_admin.sort_by_key(|o| (o.method == Method::DELETE, std::cmp::Reverse(o.template.len())));
     for op in by_admin {
         let body = (op.method != Method::GET && op.method != Method::DELETE).then(|| json!({}));
-        let as_admin = app.call(op.method.clone(), &op.path(&b), Some(&app.admin), body).await;
+        let as_admin = app.call(op.method.clone(), &op.path(&b, &job), Some(&app.admin), body).await;
         assert!(let_in(&as_admin), "{} as admin: {}", op.what(), as_admin.text);
     }
 }

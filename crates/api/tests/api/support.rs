@@ -138,7 +138,8 @@ impl TestApp {
         let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
         let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
-        let parts = byos_api::Parts { store, master_key: key, regions, buckets, lifecycle, sync, data };
+        let jobs = byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default());
+        let parts = byos_api::Parts { store, master_key: key, regions, buckets, lifecycle, sync, jobs, data };
         let state = AppState::new(parts);
         TestApp {
             router: byos_api::router(state.clone()),
@@ -292,4 +293,21 @@ pub(crate) async fn moto_aws(moto: &byos_test_support::Moto) -> (byos_aws::Aws, 
     })
     .await;
     (aws, byos_test_support::region("eu-central-1"))
+}
+
+/// Polls the job `id` until it has ended; fails when it shows no change for a minute (a hang,
+/// never a matter of speed: a running job records its progress after every step).
+pub(crate) async fn wait_for_job(app: &TestApp, id: &str) -> Value {
+    let path = format!("/api/v1/jobs/{id}");
+    let mut seen = app.get(&path).await.ok(200).clone();
+    let mut changed = std::time::Instant::now();
+    while !["succeeded", "failed", "cancelled"].contains(&seen["status"].as_str().unwrap_or_default()) {
+        assert!(changed.elapsed() < Duration::from_secs(60), "the job made no progress for a minute: {seen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = app.get(&path).await.ok(200).clone();
+        if now != seen {
+            (seen, changed) = (now, std::time::Instant::now());
+        }
+    }
+    seen
 }

@@ -300,8 +300,21 @@ async fn folders_deletes_and_versions_show_in_the_catalog_at_once() {
     .error(403, "access-forbidden");
     let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs")).await.error(404, "file-not-found");
     assert_eq!(message, "'/runs' is not a file of the project: it is a folder");
-    let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs/")).await.error(400, "invalid-request");
-    assert!(message.contains("is a folder; deleting a folder is a job"), "{message}");
+    let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/")).await.error(400, "invalid-request");
+    assert!(message.contains("is the project's root"), "{message}");
+    let message = app.delete(&format!("/api/v1/projects/{id}/data?path=/nothing/")).await.error(404, "file-not-found");
+    assert_eq!(message, "'/nothing/' is not a file of the project: there is no such folder");
+
+    // A folder's delete is a job; on a versioned bucket the versions stay behind delete markers.
+    let _workers = app.state.services().job_engine().spawn_workers();
+    let job = app.delete(&format!("/api/v1/projects/{id}/data?path=/runs/")).await;
+    let job = crate::support::wait_for_job(&app, job.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&job["status"], &job["progress"]["objectsDone"]), (&json!("succeeded"), &json!(2)), "{job}");
+    let root = app.get(&format!("/api/v1/projects/{id}/data?path=/")).await;
+    assert_eq!(root.ok(200)["items"], json!([]), "the catalog shows the folder gone at once");
+    let versions = app.get(&versions_url).await;
+    let items = versions.ok(200)["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!((items.len(), &items[0]["isDeleteMarker"]), (4, &json!(true)), "{}", versions.text);
     let message = app.post(&format!("/api/v1/projects/{id}/folders"), json!({"path": "/a.txt"})).await;
     assert!(message.error(400, "invalid-request").contains("a folder's path ends with '/'"));
 

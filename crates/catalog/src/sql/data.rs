@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{ColumnType, Dialect, SqlStore, corrupt};
 use crate::data::{self, Entry, EntryKind, FileEntry, FolderRow, StoredKey, restore_from_text, restore_text, split};
-use crate::{ApplyOutcome, DataStore, KeyUpdate, Result, StoreError, storable_key};
+use crate::{ApplyOutcome, DataStore, FolderTotals, KeyUpdate, Result, StoreError, storable_key};
 
 /// Rows per multi-row statement: well under both databases' limits on bound parameters.
 const CHUNK: usize = 500;
@@ -203,6 +203,23 @@ where
         let row: EntryRow =
             sqlx::query_as(&sql).bind(project.to_string()).bind(parent).bind(name).fetch_one(&self.pool).await?;
         row.try_into()
+    }
+
+    async fn folder_totals(&self, project: Uuid, folder: &str) -> Result<FolderTotals> {
+        // The folder and the folders below it: the parents from `a/b/` up to, not including,
+        // `a/b0` (`0` follows `/` in byte order), a range of the entries' primary key.
+        let end = format!("{}0", folder.strip_suffix('/').unwrap_or(folder));
+        let (files, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries \
+             WHERE project_id = $1 AND parent >= $2 AND parent < $3 AND kind = 'file'",
+        )
+        .bind(project.to_string())
+        .bind(folder)
+        .bind(end)
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("entries", format!("a total of {n}")));
+        Ok(FolderTotals { files: count(files)?, bytes: count(bytes)? })
     }
 }
 

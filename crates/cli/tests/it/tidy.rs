@@ -91,11 +91,12 @@ fn the_code_map_names_every_module() {
 
 /// The crates in layers: a crate's dependencies come from lower layers only (test support is for
 /// tests, and may depend on anything but is depended on only by tests).
-const LAYERS: [&[&str]; 8] = [
+const LAYERS: [&[&str]; 9] = [
     &["byos-domain", "byos-secrets"],
     &["byos-aws", "byos-catalog"],
     &["byos-buckets"],
     &["byos-lifecycle", "byos-sync"],
+    &["byos-jobs"],
     &["byos-service"],
     &["byos-api"],
     &["byos"],

@@ -1,0 +1,349 @@
+//! The workers: on a tick or a new job, take up the unfinished jobs whose lease is free, up to
+//! `jobs.concurrency` at once; run each to its end under its lease, recording its progress after
+//! every step; and say how it ended.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use byos_aws::AwsError;
+use byos_buckets::OpenError;
+use byos_catalog::{Job, JobProgress, JobSpec, JobStatus, Lease, LeaseLost, Project, StoreError};
+use byos_domain::{ErrorChain, Problem};
+use byos_sync::SyncError;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::{self, JoinSet};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::Inner;
+
+/// The running workers.
+#[derive(Debug)]
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    /// Stops taking up jobs; the running ones stop at their next step.
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stops the workers: the running jobs stop where they are and stay `running`, their leases
+    /// given back so that another replica (or this one's next start) takes them up at once.
+    pub async fn stop(mut self, grace: Duration) {
+        self.request_stop();
+        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
+            tracing::warn!("jobs did not stop within the grace period; abandoning them");
+            self.task.abort();
+        }
+    }
+}
+
+pub(crate) fn spawn(inner: Arc<Inner>) -> Workers {
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(supervise(inner, stopped));
+    Workers { stop, task }
+}
+
+async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(inner.settings.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut running: JoinSet<()> = JoinSet::new();
+    // The jobs this replica runs, by their runner's task.
+    let mut here: HashMap<task::Id, Uuid> = HashMap::new();
+    let concurrency = inner.settings.concurrency.max(1);
+    tracing::info!(replica = inner.settings.replica, concurrency, "job workers started");
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = inner.wake.notified() => {}
+            Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
+                let task = match ended {
+                    Ok((task, ())) => task,
+                    Err(e) => {
+                        // A bug: the job stays `running`, and its lease expires by itself.
+                        tracing::error!(job = ?here.get(&e.id()), error = %e, "a job's runner failed");
+                        e.id()
+                    }
+                };
+                here.remove(&task);
+            }
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+        if running.len() >= concurrency {
+            continue;
+        }
+        let jobs = match inner.store.jobs.unfinished_jobs(u32::try_from(concurrency * 4).unwrap_or(u32::MAX)).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "cannot read the unfinished jobs");
+                continue;
+            }
+        };
+        for job in jobs {
+            if running.len() >= concurrency {
+                break;
+            }
+            if here.values().any(|id| *id == job.id) {
+                continue;
+            }
+            let name = format!("job:{}", job.id);
+            match Lease::take(&inner.store.leases, &name, &inner.settings.replica, inner.settings.lease).await {
+                Ok(Some(lease)) => {
+                    let (inner, stopped, id) = (inner.clone(), stopped.clone(), job.id);
+                    let task = running.spawn(async move { run_to_end(&inner, job, lease, stopped).await });
+                    here.insert(task.id(), id);
+                }
+                // Another replica runs it.
+                Ok(None) => {}
+                Err(e) => tracing::warn!(job = %job.id, error = %ErrorChain(&e), "cannot take a job's lease"),
+            }
+        }
+    }
+    // The runners heard the stop too: each stops at its next step.
+    while running.join_next().await.is_some() {}
+}
+
+/// Runs a job under its lease until it ends, stops or must wait, and records which.
+async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::Receiver<bool>) {
+    let started = job.status == JobStatus::Queued;
+    let mut run = Run { inner, job, pace: Pace::new(inner.settings.objects_per_second) };
+    if started {
+        tracing::info!(job = %run.job.id, r#type = run.job.spec.kind(), "job started");
+    } else {
+        tracing::info!(job = %run.job.id, r#type = run.job.spec.kind(), "job taken up again");
+    }
+    let outcome = tokio::select! {
+        outcome = lease.hold(run.execute()) => outcome.unwrap_or_else(|lost| Err(Stop::LeaseLost(lost))),
+        _ = stopped.wait_for(|s| *s) => Err(Stop::ShuttingDown),
+    };
+    let job = &run.job;
+    let (status, error) = match outcome {
+        Ok(()) => (JobStatus::Succeeded, None),
+        Err(Stop::Cancelled) => (JobStatus::Cancelled, None),
+        Err(Stop::Failed(problem)) => (JobStatus::Failed, Some(problem)),
+        Err(Stop::Gone) => {
+            tracing::info!(job = %job.id, "the job's project is gone, and the job with it");
+            lease.release().await;
+            return;
+        }
+        Err(Stop::Internal(cause)) => {
+            let error_id = Uuid::new_v4().simple().to_string();
+            tracing::error!(job = %job.id, error_id, error = %ErrorChain(cause.as_ref()), "a job failed");
+            (JobStatus::Failed, Some(Problem::internal(&error_id)))
+        }
+        Err(stop @ (Stop::Retry(_) | Stop::LeaseLost(_) | Stop::ShuttingDown)) => {
+            // Left `running`: the next holder of the lease takes it up where the bucket shows
+            // it stopped.
+            match &stop {
+                Stop::Retry(cause) => {
+                    tracing::warn!(job = %job.id, error = %ErrorChain(cause.as_ref()), "a job stopped; it is taken up again later");
+                }
+                _ => tracing::info!(job = %job.id, reason = %stop, "a job stopped; it is taken up again"),
+            }
+            lease.release().await;
+            return;
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    if let Err(e) = inner.store.jobs.finish_job(job.id, status, &job.progress, error.as_ref(), now).await {
+        // Still `running` in the store: taken up again, it finds its work done and ends.
+        tracing::warn!(job = %job.id, error = %ErrorChain(&e), "cannot record the end of a job");
+    }
+    inner.metrics.ended(job.spec.kind(), status);
+    let p = &job.progress;
+    match &error {
+        None => tracing::info!(
+            job = %job.id, status = status.as_str(), objects = p.objects_done, bytes = p.bytes_done,
+            failed = p.objects_failed, "job ended"
+        ),
+        Some(problem) => tracing::warn!(
+            job = %job.id, status = status.as_str(), objects = p.objects_done, failed = p.objects_failed,
+            problem = problem.message(), "job ended"
+        ),
+    }
+    lease.release().await;
+}
+
+/// Why a job stopped before its end, and so what becomes of it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Stop {
+    /// Someone asked it to stop: it ends `cancelled`.
+    #[error("cancelled")]
+    Cancelled,
+    /// It cannot be done: it ends `failed` with this problem.
+    #[error("{0}")]
+    Failed(Problem),
+    /// The platform failed in a way a retry will not mend: it ends `failed`, the cause logged.
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+    /// A failure that may pass: the job is taken up again at a later tick.
+    #[error(transparent)]
+    Retry(Box<dyn std::error::Error + Send + Sync>),
+    /// Its project was deleted, and the job with it.
+    #[error("the project is gone")]
+    Gone,
+    #[error(transparent)]
+    LeaseLost(LeaseLost),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        match e {
+            StoreError::NotFound => Stop::Gone,
+            e if e.is_retryable() => Stop::Retry(Box::new(e)),
+            e => Stop::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<OpenError> for Stop {
+    fn from(e: OpenError) -> Stop {
+        match e {
+            OpenError::Store(e) => e.into(),
+            // A project keeps its configuration, and so its credential.
+            e => Stop::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<SyncError> for Stop {
+    fn from(e: SyncError) -> Stop {
+        match e {
+            SyncError::NotFound => Stop::Gone,
+            SyncError::Store(e) => e.into(),
+            SyncError::Open(e) => e.into(),
+            SyncError::Aws(e) if e.retryable() => Stop::Retry(Box::new(e)),
+            SyncError::LeaseLost(lost) => Stop::LeaseLost(lost),
+            SyncError::ShuttingDown => Stop::ShuttingDown,
+            e @ (SyncError::Busy | SyncError::Commit(_)) => Stop::Retry(Box::new(e)),
+            e => Stop::Internal(Box::new(e)),
+        }
+    }
+}
+
+/// An AWS failure on the project's bucket: one that may pass is retried later; the others (a
+/// permission the credential lacks, a bucket gone) end the job with the catalogue's problem.
+pub(crate) fn aws_stop(e: AwsError, project: &Project) -> Stop {
+    if e.retryable() {
+        return Stop::Retry(Box::new(e));
+    }
+    tracing::warn!(project = %project.id, error = %ErrorChain(&e), "an AWS request of a job failed");
+    Stop::Failed(byos_lifecycle::aws_problem(&e, project.bucket.as_str(), project.region.as_str()))
+}
+
+/// A job being run: its record (progress included) and its pace.
+pub(crate) struct Run<'a> {
+    pub(crate) inner: &'a Inner,
+    pub(crate) job: Job,
+    pace: Pace,
+}
+
+impl Run<'_> {
+    async fn execute(&mut self) -> Result<(), Stop> {
+        let project = self.inner.store.projects.get_project(self.job.project_id).await?;
+        // Recorded running, and a cancel heard, before the first step.
+        self.step().await?;
+        match self.job.spec.clone() {
+            JobSpec::DeleteFolder { folder } => crate::delete::delete_folder(self, &project, &folder).await,
+            JobSpec::MoveFolder { .. } => Err(Stop::Failed(Problem::invalid_request(
+                "this server cannot run a folder move yet; move its files one by one",
+            ))),
+        }
+    }
+
+    pub(crate) fn progress(&mut self) -> &mut JobProgress {
+        &mut self.job.progress
+    }
+
+    /// Records the progress so far; stops the job when someone asked it to.
+    pub(crate) async fn step(&mut self) -> Result<(), Stop> {
+        let now = OffsetDateTime::now_utc();
+        let cancel = self.inner.store.jobs.record_job_progress(self.job.id, &self.job.progress, now).await?;
+        if cancel {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Waits until `objects` more may be written under `jobs.objects_per_second`.
+    pub(crate) async fn pace(&mut self, objects: usize) {
+        self.pace.wait(objects).await;
+    }
+}
+
+/// Spreads writes at `per_second` objects a second: a batch waits until the ones before it
+/// would have taken their time at that rate.
+struct Pace {
+    per_second: f64,
+    next: Instant,
+}
+
+impl Pace {
+    fn new(per_second: u32) -> Pace {
+        Pace { per_second: f64::from(per_second.max(1)), next: Instant::now() }
+    }
+
+    async fn wait(&mut self, objects: usize) {
+        let start = self.reserve(objects, Instant::now());
+        tokio::time::sleep_until(start).await;
+    }
+
+    /// When a batch of `objects` asked for at `now` may start; the next one comes its time later.
+    fn reserve(&mut self, objects: usize, now: Instant) -> Instant {
+        // An idle pause is not saved up as credit for a burst.
+        let start = self.next.max(now);
+        self.next = start + Duration::from_secs_f64(objects as f64 / self.per_second);
+        start
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Ended {
+    r#type: &'static str,
+    status: &'static str,
+}
+
+/// Jobs ended, by type and status.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    ended: Family<Ended, Counter>,
+}
+
+impl Metrics {
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register("jobs_ended", "Jobs that ended, by type and status", self.ended.clone());
+    }
+
+    fn ended(&self, kind: &'static str, status: JobStatus) {
+        self.ended.get_or_create(&Ended { r#type: kind, status: status.as_str() }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_to_the_rate() {
+        let t0 = Instant::now();
+        let mut pace = Pace { per_second: 1_000.0, next: t0 };
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(pace.reserve(1_000, t0), t0, "the first batch goes at once");
+        assert_eq!(pace.reserve(500, at(10)), at(1_000), "the next after the first one's second");
+        assert_eq!(pace.reserve(10, at(1_000)), at(1_500));
+        // After an idle pause, a batch goes at once, and the one after it waits its time.
+        assert_eq!(pace.reserve(2_000, at(10_000)), at(10_000));
+        assert_eq!(pace.reserve(1, at(10_000)), at(12_000));
+    }
+}
