@@ -35,8 +35,9 @@ pub(crate) async fn delete_folder(run: &mut Run<'_>, project: &Project, folder: 
             .map_err(|e| aws_stop(e, project))?;
         if !page.entries.is_empty() {
             let keys: Vec<String> = page.entries.iter().map(|e| e.key.clone()).collect();
-            run.pace(keys.len()).await;
+            run.pace().await;
             let not_deleted = bucket.access.delete_objects(name, &keys).await.map_err(|e| aws_stop(e, project))?;
+            run.paced(keys.len());
             let progress = run.progress();
             for entry in &page.entries {
                 if not_deleted.iter().any(|n| n.key == entry.key) {

@@ -276,14 +276,20 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Waits until `objects` more may be written under `jobs.objects_per_second`.
-    pub(crate) async fn pace(&mut self, objects: usize) {
-        self.pace.wait(objects).await;
+    /// Waits until a batch may be written under `jobs.objects_per_second`.
+    pub(crate) async fn pace(&mut self) {
+        tokio::time::sleep_until(self.pace.next).await;
+    }
+
+    /// Counts a batch of `objects` written now: the next waits its time.
+    pub(crate) fn paced(&mut self, objects: usize) {
+        self.pace.done(objects, Instant::now());
     }
 }
 
-/// Spreads writes at `per_second` objects a second: a batch waits until the ones before it
-/// would have taken their time at that rate.
+/// Spreads writes at `per_second` objects a second at most: after a batch of `n` ends, the next
+/// waits `n / per_second`. Counted from a batch's end, so that slow answers slow the job down
+/// rather than let it catch up in a burst.
 struct Pace {
     per_second: f64,
     next: Instant,
@@ -294,17 +300,8 @@ impl Pace {
         Pace { per_second: f64::from(per_second.max(1)), next: Instant::now() }
     }
 
-    async fn wait(&mut self, objects: usize) {
-        let start = self.reserve(objects, Instant::now());
-        tokio::time::sleep_until(start).await;
-    }
-
-    /// When a batch of `objects` asked for at `now` may start; the next one comes its time later.
-    fn reserve(&mut self, objects: usize, now: Instant) -> Instant {
-        // An idle pause is not saved up as credit for a burst.
-        let start = self.next.max(now);
-        self.next = start + Duration::from_secs_f64(objects as f64 / self.per_second);
-        start
+    fn done(&mut self, objects: usize, now: Instant) {
+        self.next = now + Duration::from_secs_f64(objects as f64 / self.per_second);
     }
 }
 
@@ -337,13 +334,13 @@ mod tests {
     #[test]
     fn batches_keep_to_the_rate() {
         let t0 = Instant::now();
-        let mut pace = Pace { per_second: 1_000.0, next: t0 };
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        assert_eq!(pace.reserve(1_000, t0), t0, "the first batch goes at once");
-        assert_eq!(pace.reserve(500, at(10)), at(1_000), "the next after the first one's second");
-        assert_eq!(pace.reserve(10, at(1_000)), at(1_500));
-        // After an idle pause, a batch goes at once, and the one after it waits its time.
-        assert_eq!(pace.reserve(2_000, at(10_000)), at(10_000));
-        assert_eq!(pace.reserve(1, at(10_000)), at(12_000));
+        let mut pace = Pace::new(1_000);
+        assert!(pace.next <= Instant::now(), "the first batch goes at once");
+        pace.done(1_000, t0);
+        assert_eq!(pace.next, t0 + Duration::from_secs(1));
+        // A slow batch: the next waits its time after it, not after the one before.
+        let late = t0 + Duration::from_secs(5);
+        pace.done(10, late);
+        assert_eq!(pace.next, late + Duration::from_millis(10));
     }
 }

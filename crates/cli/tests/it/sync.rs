@@ -35,11 +35,17 @@ impl World {
         World::build(extra, 0).await
     }
 
-    /// A world whose bucket holds [`BIG`] objects under `data/big/` before the configuration
+    /// A world whose bucket holds [`BIG`] objects under `data/big/all/` before the configuration
     /// exists: the data a new project imports, without an event for each object (moto's queue
     /// gets slower with every message it holds).
     async fn with_big_folder(extra: &[(&'static str, &str)]) -> World {
-        World::build(extra, BIG).await
+        World::with_folder(extra, BIG).await
+    }
+
+    /// A world whose bucket holds `big` objects under `data/big/all/` before the configuration
+    /// exists.
+    async fn with_folder(extra: &[(&'static str, &str)], big: usize) -> World {
+        World::build(extra, big).await
     }
 
     async fn build(extra: &[(&'static str, &str)], big: usize) -> World {
@@ -52,7 +58,7 @@ impl World {
         })
         .await;
         aws.setup(&region(REGION)).create_bucket(BUCKET).await.unwrap();
-        upload_many(&aws, "data/big/", big).await;
+        upload_many(&aws, "data/big/all/", big).await;
         let dir = byos_test_support::temp_dir();
         let mut env = vec![
             ("BYOS__AWS__ENDPOINT_URL", moto.url().to_owned()),
@@ -587,6 +593,47 @@ async fn upload_many(aws: &Aws, prefix: &str, n: usize) {
     while let Some(done) = uploads.join_next().await {
         done.unwrap();
     }
+}
+
+/// kill -9 while a job deletes a folder: after a restart the job is taken up again where the
+/// bucket shows it stopped, and it finishes; nothing of the folder is left, in the bucket or in
+/// the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_delete_killed_midway_finishes_after_a_restart() {
+    // Two batches, ten seconds apart at 100 objects a second: the kill comes between them.
+    // One poller: moto's queue slows down with each message the deletes send it.
+    let settings =
+        [("BYOS__SERVER__LEASE_SECONDS", "3"), ("BYOS__JOBS__OBJECTS_PER_SECOND", "100"), ("BYOS__SYNC__POLLERS", "1")];
+    const OBJECTS: usize = 1_500;
+    let mut world = World::with_folder(&settings, OBJECTS).await;
+    let created = world.create_big_project().await;
+    let project = created["id"].as_str().unwrap_or_default().to_owned();
+    world
+        .wait(&format!("/api/v1/projects/{project}/reconcile"), |r| r["status"] == "finished", "the import finished")
+        .await;
+    let reply = call(
+        reqwest::Method::DELETE,
+        &world.server.url(&format!("/api/v1/projects/{project}/data?path=/all/")),
+        &world.token,
+        None,
+    )
+    .await;
+    assert_eq!(reply.0, 202, "{}", reply.1);
+    let job = format!("/api/v1/jobs/{}", reply.1["id"].as_str().unwrap_or_default());
+    let midway = world.wait(&job, |j| j["progress"]["objectsDone"].as_u64().unwrap_or(0) > 0, "a batch deleted").await;
+    world.server.kill();
+    assert_eq!(midway["status"], "running", "{midway}");
+    assert_eq!(midway["progress"]["objectsDone"], 1_000, "one batch before the kill: {midway}");
+
+    world.restart();
+    let done = world.wait(&job, |j| j["status"] != "running" && j["status"] != "queued", "the job ended").await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["startedAt"], midway["startedAt"], "the same job went on: {done}");
+    assert_eq!(done["progress"]["objectsDone"], OBJECTS, "{done}");
+    let left = world.aws.own_bucket_access(&region(REGION)).list_objects_page(BUCKET, "data/big/all/", None, 10).await;
+    assert_eq!(left.unwrap().entries.len(), 0, "objects of the folder are left in the bucket");
+    let (status, browse) = world.get(&format!("/api/v1/projects/{project}/data?path=/")).await;
+    assert_eq!((status, &browse["items"]), (200, &json!([])), "the catalog still shows the folder: {browse}");
 }
 
 /// SIGTERM while a reconcile runs: the server stops the run and records it interrupted before it
