@@ -486,6 +486,8 @@ mod tests {
             ("[lifecycle]\nreverify_interval_seconds = 0\n", "lifecycle.reverify_interval_seconds"),
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
+            ("[jobs]\nconcurrency = 0\n", "jobs.concurrency"),
+            ("[jobs]\nobjects_per_second = 0\n", "jobs.objects_per_second"),
             ("[data]\nurl_expiry_seconds = 0\n", "data.url_expiry_seconds"),
             ("[data]\nurl_expiry_seconds = 604801\n", "data.url_expiry_seconds"),
             ("[data]\npart_size_bytes = 1024\n", "data.part_size_bytes"),
