@@ -198,6 +198,23 @@ impl BucketAccess {
         let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
         Ok(out.version_id().map(str::to_owned))
     }
+
+    /// Copies the current version of `from` to `to` in the same bucket, in one CopyObject (up
+    /// to [`MAX_COPY_OBJECT_BYTES`]), with its metadata and content type and with `sse` as the
+    /// configuration asks; answers the copy's ETag, without quotes.
+    pub async fn copy_object(
+        &self,
+        bucket: &str,
+        from: &str,
+        to: &str,
+        sse: Option<&byos_domain::ServerSideEncryption>,
+    ) -> Result<String, AwsError> {
+        let source = format!("{bucket}/{}", percent_encoding::utf8_percent_encode(from, COPY_SOURCE));
+        let request = with_sse!(self.s3().copy_object().bucket(bucket).key(to).copy_source(source), sse);
+        let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
+        let etag = out.copy_object_result().and_then(|r| r.e_tag()).unwrap_or_default();
+        Ok(etag.trim_matches('"').to_owned())
+    }
 }
 
 /// A part S3 already holds of a multipart upload.

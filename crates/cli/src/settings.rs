@@ -359,6 +359,7 @@ impl Settings {
             tick: sync.tick,
             lease: lifecycle.lease,
             replica: lifecycle.replica.clone(),
+            ..job_defaults
         };
         Ok(Settings {
             listen,

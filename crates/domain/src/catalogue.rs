@@ -269,6 +269,13 @@ catalogue! {
         message: "{count} object(s) in '{folder}' were not deleted; the first, '{key}': {reason}",
         fix: "Give the configuration's storage credential s3:DeleteObject on the project's prefix (byos aws doctor names what is missing), or lift the objects' Object Lock retention or legal hold; then delete the folder again, which deletes what is left.",
     }
+    ObjectsNotMoved {
+        type: "Conflict",
+        code: "objects-not-moved",
+        status: 409,
+        message: "{count} object(s) in '{folder}' were not moved; the first, '{key}': {reason}",
+        fix: "The objects that were not moved are still where they were, and running the move again moves what is left. Objects above 5 GiB cannot be moved yet (that needs a copy in parts); a destination that holds another file is kept unless the move overwrites; a missing permission (s3:PutObject, s3:DeleteObject on the project's prefix) is named by byos aws doctor.",
+    }
     UploadIncomplete {
         type: "Conflict",
         code: "upload-incomplete",
@@ -532,6 +539,13 @@ impl Problem {
     pub fn objects_not_deleted(count: u64, folder: &str, key: &str, reason: &str) -> Problem {
         Problem::new(
             ErrorCode::ObjectsNotDeleted,
+            &[("count", &count.to_string()), ("folder", folder), ("key", key), ("reason", reason)],
+        )
+    }
+
+    pub fn objects_not_moved(count: u64, folder: &str, key: &str, reason: &str) -> Problem {
+        Problem::new(
+            ErrorCode::ObjectsNotMoved,
             &[("count", &count.to_string()), ("folder", folder), ("key", key), ("reason", reason)],
         )
     }

@@ -13,13 +13,7 @@ const TRANSIENT: [&str; 3] = ["SlowDown", "InternalError", "ServiceUnavailable"]
 
 pub(crate) async fn delete_folder(run: &mut Run<'_>, project: &Project, folder: &str) -> Result<(), Stop> {
     let inner = run.inner;
-    if run.job.progress.objects_total.is_none() {
-        // What the catalog knows of the folder: the total shows while the job runs.
-        let totals = inner.store.data.folder_totals(project.id, folder).await?;
-        let progress = run.progress();
-        (progress.objects_total, progress.bytes_total) = (Some(totals.files), Some(totals.bytes));
-        run.step().await?;
-    }
+    run.count_totals(project, folder).await?;
     let bucket = inner.buckets.open(project.configuration_id).await?;
     let name = project.bucket.as_str();
     let prefix = format!("{}{folder}", project.key_prefix);

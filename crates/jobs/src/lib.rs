@@ -10,6 +10,7 @@
 //! it `failed` with the catalogue's problem.
 
 mod delete;
+mod moves;
 mod worker;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use byos_sync::SyncEngine;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
+pub use moves::{CopyError, Source, copy_verified};
 pub use worker::Workers;
 
 /// How jobs run.
@@ -32,6 +34,8 @@ pub struct JobSettings {
     /// on one prefix before it answers SlowDown, and a job must leave room for the bucket's
     /// other users.
     pub objects_per_second: u32,
+    /// Copies a folder's move makes at once.
+    pub copies_at_once: usize,
     /// How often the workers look for jobs to take up (a new job wakes them at once).
     pub tick: Duration,
     /// How long a job's lease lasts without renewal: how soon another replica takes over the
@@ -46,6 +50,7 @@ impl Default for JobSettings {
         JobSettings {
             concurrency: 4,
             objects_per_second: 3_000,
+            copies_at_once: 16,
             tick: Duration::from_secs(5),
             lease: Duration::from_secs(60),
             replica: format!("byos-{}", uuid::Uuid::new_v4().simple()),

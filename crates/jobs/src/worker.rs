@@ -256,10 +256,22 @@ impl Run<'_> {
         self.step().await?;
         match self.job.spec.clone() {
             JobSpec::DeleteFolder { folder } => crate::delete::delete_folder(self, &project, &folder).await,
-            JobSpec::MoveFolder { .. } => Err(Stop::Failed(Problem::invalid_request(
-                "this server cannot run a folder move yet; move its files one by one",
-            ))),
+            JobSpec::MoveFolder { from, to, overwrite } => {
+                crate::moves::move_folder(self, &project, &from, &to, overwrite).await
+            }
         }
+    }
+
+    /// Sets the job's totals, once, to what the catalog knows of `folder`: they show while the
+    /// job runs, and the job's end sets them to what it found.
+    pub(crate) async fn count_totals(&mut self, project: &Project, folder: &str) -> Result<(), Stop> {
+        if self.job.progress.objects_total.is_some() {
+            return Ok(());
+        }
+        let totals = self.inner.store.data.folder_totals(project.id, folder).await?;
+        let progress = self.progress();
+        (progress.objects_total, progress.bytes_total) = (Some(totals.files), Some(totals.bytes));
+        self.step().await
     }
 
     pub(crate) fn progress(&mut self) -> &mut JobProgress {

@@ -8,7 +8,7 @@ use byos_buckets::OpenBucket;
 use byos_catalog::{Entry, EntryKind, Job, JobSpec, Project, StoreError};
 use byos_domain::{Problem, VersioningState};
 
-use crate::data::relative;
+use crate::data::{relative, relative_in};
 use crate::error::internal;
 use crate::transfers::{aws_problem, open_bucket};
 use crate::{Internal, ProjectScope, Read, ReadWrite, ServiceError, Services, required};
@@ -19,6 +19,15 @@ pub enum Deleted {
     /// The file is gone (behind a delete marker on a versioned bucket).
     File,
     /// A job deletes the folder: it is queued.
+    Folder(Box<Job>),
+}
+
+/// What a move did.
+#[derive(Debug)]
+pub enum Moved {
+    /// The file is at its new path: its entry.
+    File(Box<Entry>),
+    /// A job moves the folder: it is queued.
     Folder(Box<Job>),
 }
 
@@ -122,6 +131,89 @@ impl<'a> Changes<'a> {
         let project = self.services.projects().get(scope).await?;
         let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
         Ok(self.versioned_file(&project, path).await?.versions)
+    }
+
+    /// Moves a file at once (a copy, verified, then the source deleted) and answers its new
+    /// entry; or a folder with everything in it by a job. `to` is the file's new path (a path
+    /// ending with `/` keeps its name in that folder), or the folder's new path: `/a/` moved to
+    /// `/b/` puts `/a/x` at `/b/x`. A destination that exists is refused unless `overwrite`.
+    pub async fn move_path(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        from: Option<&str>,
+        to: Option<&str>,
+        overwrite: bool,
+    ) -> Result<Moved, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let from_path = required("from", from).map_err(|e| Problem::invalid_request(&e))?;
+        let to_path = required("to", to).map_err(|e| Problem::invalid_request(&e))?;
+        let from = relative_in("from", from_path)?;
+        let to = relative_in("to", to_path)?;
+        if from.is_empty() {
+            return Err(
+                Problem::invalid_request("from: the project's root cannot move; move its folders and files").into()
+            );
+        }
+        let data = &self.services.store().data;
+        if from.ends_with('/') {
+            if !to.ends_with('/') {
+                return Err(Problem::invalid_request(&format!(
+                    "to: {to_path:?} is not a folder; a folder moves to a folder, whose path ends with '/'"
+                ))
+                .into());
+            }
+            if to.starts_with(from) || from.starts_with(to) {
+                return Err(Problem::invalid_request(&format!(
+                    "to: {to_path:?} and {from_path:?} hold one another; a folder cannot move into itself or its parent's place"
+                ))
+                .into());
+            }
+            match data.entry(project.id, from).await {
+                Ok(Entry { kind: EntryKind::Folder { .. }, .. }) => {}
+                Ok(_) | Err(StoreError::NotFound) => {
+                    return Err(Problem::file_not_found(from_path, "there is no such folder").into());
+                }
+                Err(e) => return Err(internal(e)),
+            }
+            if !overwrite && !to.is_empty() && data.entry(project.id, to).await.is_ok() {
+                return Err(Problem::file_exists(to_path).into());
+            }
+            let spec = JobSpec::MoveFolder { from: from.to_owned(), to: to.to_owned(), overwrite };
+            let job = self.services.jobs().submit(scope, spec).await?;
+            tracing::info!(project = %project.id, token = %scope.caller().token(), from, to, job = %job.id, "folder move queued");
+            return Ok(Moved::Folder(Box::new(job)));
+        }
+        // A file into a folder keeps its name.
+        let to = if to.is_empty() || to.ends_with('/') {
+            format!("{to}{}", from.rsplit('/').next().unwrap_or(from))
+        } else {
+            to.to_owned()
+        };
+        let to_shown = format!("/{to}");
+        if to == from {
+            return Err(Problem::invalid_request(&format!("to: {to_shown:?} is where the file is")).into());
+        }
+        self.file(&project, from_path, from).await?;
+        if !overwrite && data.entry(project.id, &to).await.is_ok() {
+            return Err(Problem::file_exists(&to_shown).into());
+        }
+        let bucket = open_bucket(self.services, &project).await?;
+        let name = project.bucket.as_str();
+        let (from_key, to_key) = (format!("{}{from}", project.key_prefix), format!("{}{to}", project.key_prefix));
+        let head = bucket.access.head(name, &from_key, None).await.map_err(|e| aws_problem(&e, &project))?;
+        let head = head.ok_or_else(|| Problem::file_not_found(from_path, "nothing is there"))?;
+        let source = byos_jobs::Source { key: from_key.clone(), size: head.size, etag: head.etag };
+        let sse = bucket.configuration.spec.server_side_encryption.as_ref();
+        byos_jobs::copy_verified(&bucket.access, name, &source, &to_key, sse).await.map_err(|e| match e {
+            byos_jobs::CopyError::Aws(e) => aws_problem(&e, &project),
+            e => Problem::objects_not_moved(1, from_path, from_path, &e.to_string()).into(),
+        })?;
+        bucket.access.delete_object(name, &from_key, None).await.map_err(|e| aws_problem(&e, &project))?;
+        self.observe(&project, from).await?;
+        self.observe(&project, &to).await?;
+        tracing::info!(project = %project.id, token = %scope.caller().token(), from, to, "file moved");
+        let entry = data.entry(project.id, &to).await.map_err(internal)?;
+        Ok(Moved::File(Box::new(entry)))
     }
 
     /// Makes version `version_id` of a file its current one again: a copy of it onto the same

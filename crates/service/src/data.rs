@@ -149,7 +149,12 @@ impl<'a> Data<'a> {
 
 /// The relative key of `path`, checked: `/a/b/` is `a/b/`, `/` is ``.
 pub(crate) fn relative(path: &str) -> Result<&str, Problem> {
-    let invalid = |why: &str| Problem::invalid_request(&format!("path: {path:?} {why}"));
+    relative_in("path", path)
+}
+
+/// [`relative`] for the field `field` of a request.
+pub(crate) fn relative_in<'a>(field: &str, path: &'a str) -> Result<&'a str, Problem> {
+    let invalid = |why: &str| Problem::invalid_request(&format!("{field}: {path:?} {why}"));
     let Some(relative) = path.strip_prefix('/') else {
         return Err(invalid("starts with '/', from the project's root"));
     };

@@ -42,7 +42,7 @@ pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_t
 pub use byos_aws::Presigned;
 pub use byos_jobs::{JobSettings, Jobs as JobEngine};
 pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
-pub use changes::{Changes, Deleted};
+pub use changes::{Changes, Deleted, Moved};
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
 pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
 pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
-use byos_service::{BrowseRequest, CredentialsRequest, Deleted, DownloadRequest, Read, ReadWrite};
+use byos_service::{BrowseRequest, CredentialsRequest, Deleted, DownloadRequest, Moved, Read, ReadWrite};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +28,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(browse, delete_data))
         .routes(routes!(create_folder))
+        .routes(routes!(move_data))
         .routes(routes!(versions))
         .routes(routes!(restore_version))
         .routes(routes!(undelete))
@@ -51,6 +52,22 @@ pub(crate) struct FolderBody {
     /// The folder's path, ending in `/`.
     #[schema(example = "/runs/42/")]
     path: Option<String>,
+}
+
+/// A move.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct MoveBody {
+    /// A file's path, or a folder's (ending in `/`).
+    #[schema(example = "/runs/42/")]
+    from: Option<String>,
+    /// The file's new path (ending in `/`: into that folder, with its name), or the folder's new
+    /// path: `/a/` to `/b/` puts `/a/x` at `/b/x`.
+    #[schema(example = "/archive/run-42/")]
+    to: Option<String>,
+    /// Replace what exists at the destination (otherwise `file-exists`, or for a folder's
+    /// files, skipped).
+    overwrite: Option<bool>,
 }
 
 /// A version to make current again.
@@ -246,6 +263,28 @@ async fn create_folder(
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
     let entry = state.services().changes().create_folder(&scope, body.path.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
+}
+
+/// Move a file (200 with its new entry; the copy is verified before the source is deleted) or
+/// a folder with everything in it (202 with the job that moves it). Metadata and content type go
+/// with the copy; it is encrypted as the configuration asks.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/data/move", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)), request_body = MoveBody,
+    responses((status = 200, body = EntryView), (status = 202, body = JobView), (status = "4XX", body = ErrorBody)))]
+async fn move_data(
+    InProject(scope): InProject<ReadWrite>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<MoveBody>,
+) -> ApiResult<Response> {
+    let moved = state
+        .services()
+        .changes()
+        .move_path(&scope, body.from.as_deref(), body.to.as_deref(), body.overwrite.unwrap_or(false))
+        .await?;
+    Ok(match moved {
+        Moved::File(entry) => Json(EntryView::from(entry.as_ref())).into_response(),
+        Moved::Folder(job) => (StatusCode::ACCEPTED, Json(JobView::from(job.as_ref()))).into_response(),
+    })
 }
 
 /// Delete a file (204; the catalog shows the change at once), or a folder with everything in it

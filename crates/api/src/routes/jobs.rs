@@ -1,4 +1,4 @@
-//! `/api/v1/jobs`: long operations on a project's data (a folder's delete), as they run. A job
+//! `/api/v1/jobs`: long operations on a project's data (a folder's delete or move), as they run. A job
 //! belongs to its project: its routes need the access to it that the project's own routes would
 //! (`project:read` to follow, `project:read-write` to cancel), and to anyone else it does not
 //! exist. The rules are `byos_service::Jobs`'.
@@ -28,13 +28,17 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct JobView {
     id: Uuid,
-    /// `delete-folder`.
+    /// `delete-folder` or `move-folder`.
     #[schema(example = "delete-folder")]
     r#type: &'static str,
     project_id: Uuid,
-    /// What it works on: the folder a delete empties.
+    /// What it works on: the folder a delete empties, or a move moves.
     #[schema(example = "/runs/42/")]
     path: String,
+    /// Where a move puts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/archive/run-42/")]
+    to: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     #[schema(example = "running")]
     status: &'static str,
@@ -79,9 +83,9 @@ pub(crate) struct JobErrorView {
 
 impl From<&Job> for JobView {
     fn from(job: &Job) -> JobView {
-        let path = match &job.spec {
-            JobSpec::DeleteFolder { folder } => format!("/{folder}"),
-            JobSpec::MoveFolder { from, .. } => format!("/{from}"),
+        let (path, to) = match &job.spec {
+            JobSpec::DeleteFolder { folder } => (format!("/{folder}"), None),
+            JobSpec::MoveFolder { from, to, .. } => (format!("/{from}"), Some(format!("/{to}"))),
         };
         let p = &job.progress;
         JobView {
@@ -89,6 +93,7 @@ impl From<&Job> for JobView {
             r#type: job.spec.kind(),
             project_id: job.project_id,
             path,
+            to,
             status: job.status.as_str(),
             progress: ProgressView {
                 objects_done: p.objects_done,

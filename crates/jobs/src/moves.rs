@@ -1,0 +1,196 @@
+//! Moves: an object copied to its new key in the same bucket, the copy verified, then the
+//! source deleted; a folder's move does that for each object as a job. A copy is verified by
+//! its ETag when S3 computed both the same way (an MD5 of the bytes); otherwise by its size,
+//! when the difference is explained (a source uploaded in parts, or SSE-KMS on either side).
+//! A source is deleted only once its copy is verified.
+//!
+//! Taken up again, a folder's move lists what is left of the source; a destination that already
+//! holds a verified copy (the move's own, before the stop) counts as copied.
+
+use byos_aws::{AwsError, BucketAccess, Head, MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH};
+use byos_catalog::Project;
+use byos_domain::{Problem, ServerSideEncryption};
+
+use crate::worker::{Run, Stop, aws_stop};
+
+/// An object as a listing or a HEAD showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+}
+
+/// Why a copy was not made or not verified.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Larger than one CopyObject takes.
+    #[error("it holds {size} bytes, more than one copy request takes (5 GiB); copies in parts are not done yet")]
+    TooLarge { size: u64 },
+    /// The copy is not what was copied: the source changed meanwhile, or S3 failed.
+    #[error("its copy does not match it ({0})")]
+    Mismatch(String),
+}
+
+/// Copies `source` to `to`, with the configuration's encryption, and verifies the copy.
+pub async fn copy_verified(
+    access: &BucketAccess,
+    bucket: &str,
+    source: &Source,
+    to: &str,
+    sse: Option<&ServerSideEncryption>,
+) -> Result<(), CopyError> {
+    if source.size > MAX_COPY_OBJECT_BYTES {
+        return Err(CopyError::TooLarge { size: source.size });
+    }
+    let etag = access.copy_object(bucket, &source.key, to, sse).await?;
+    if etag == source.etag {
+        return Ok(());
+    }
+    let copy =
+        access.head(bucket, to, None).await?.ok_or_else(|| CopyError::Mismatch("the copy is gone".to_owned()))?;
+    verify(access, bucket, source, &copy).await
+}
+
+/// Whether `copy` is a copy of `source`, by ETag where both are MD5s of the bytes, by size where
+/// they cannot be.
+async fn verify(access: &BucketAccess, bucket: &str, source: &Source, copy: &Head) -> Result<(), CopyError> {
+    if copy.size != source.size {
+        return Err(CopyError::Mismatch(format!("{} bytes, the copy {}", source.size, copy.size)));
+    }
+    if copy.etag == source.etag || source.etag.contains('-') || is_kms(copy) {
+        return Ok(());
+    }
+    // The source's own encryption may explain the difference.
+    match access.head(bucket, &source.key, None).await? {
+        Some(head) if is_kms(&head) => Ok(()),
+        _ => Err(CopyError::Mismatch(format!("ETag {}, the copy's {}", source.etag, copy.etag))),
+    }
+}
+
+fn is_kms(head: &Head) -> bool {
+    head.server_side_encryption.as_deref().is_some_and(|s| s.starts_with("aws:kms"))
+}
+
+/// A folder's move: each object under `from` copied to the same place under `to`, verified,
+/// and the sources of each page deleted together.
+pub(crate) async fn move_folder(
+    run: &mut Run<'_>,
+    project: &Project,
+    from: &str,
+    to: &str,
+    overwrite: bool,
+) -> Result<(), Stop> {
+    let inner = run.inner;
+    run.count_totals(project, from).await?;
+    let bucket = inner.buckets.open(project.configuration_id).await?;
+    let sse = bucket.configuration.spec.server_side_encryption.clone();
+    let name = project.bucket.as_str();
+    let (from_prefix, to_prefix) = (format!("{}{from}", project.key_prefix), format!("{}{to}", project.key_prefix));
+    let mut marker = None;
+    let mut failures: Vec<(String, String)> = Vec::new();
+    let batch = i32::try_from(MAX_DELETE_BATCH).unwrap_or(i32::MAX);
+    loop {
+        let page = bucket
+            .access
+            .list_objects_page(name, &from_prefix, marker.as_ref(), batch)
+            .await
+            .map_err(|e| aws_stop(e, project))?;
+        let mut copied: Vec<Source> = Vec::new();
+        for chunk in page.entries.chunks(inner.settings.copies_at_once.max(1)) {
+            run.pace().await;
+            let mut copies = tokio::task::JoinSet::new();
+            for entry in chunk {
+                let source = Source { key: entry.key.clone(), size: entry.size, etag: entry.etag.clone() };
+                let to_key = format!("{to_prefix}{}", entry.key.strip_prefix(&from_prefix).unwrap_or(&entry.key));
+                let (access, bucket_name, sse) = (bucket.access.clone(), name.to_owned(), sse.clone());
+                copies.spawn(async move {
+                    let outcome = move_one(&access, &bucket_name, &source, &to_key, sse.as_ref(), overwrite).await;
+                    (source, outcome)
+                });
+            }
+            while let Some(done) = copies.join_next().await {
+                let (source, outcome) = done.map_err(|e| Stop::Internal(Box::new(e)))?;
+                let progress = run.progress();
+                match outcome {
+                    Ok(One::Copied) => copied.push(source),
+                    Ok(One::Skipped) => progress.objects_skipped += 1,
+                    Err(CopyError::Aws(e)) => return Err(aws_stop(e, project)),
+                    Err(e) => {
+                        progress.objects_failed += 1;
+                        failures.push((source.key, e.to_string()));
+                    }
+                }
+            }
+            run.paced(chunk.len());
+        }
+        // The sources whose copies are verified go, a page at a time.
+        let keys: Vec<String> = copied.iter().map(|s| s.key.clone()).collect();
+        let not_deleted = bucket.access.delete_objects(name, &keys).await.map_err(|e| aws_stop(e, project))?;
+        let progress = run.progress();
+        for source in &copied {
+            match not_deleted.iter().find(|n| n.key == source.key) {
+                None => {
+                    progress.objects_done += 1;
+                    progress.bytes_done += source.size;
+                }
+                Some(refused) => {
+                    progress.objects_failed += 1;
+                    failures.push((
+                        source.key.clone(),
+                        format!("copied, but not deleted: {} ({})", refused.message, refused.code),
+                    ));
+                }
+            }
+        }
+        run.step().await?;
+        marker = page.next;
+        if marker.is_none() {
+            break;
+        }
+    }
+    inner.sync.refresh_folder(project, from).await?;
+    inner.sync.refresh_folder(project, to).await?;
+    let progress = run.progress();
+    progress.objects_total = Some(progress.objects_done + progress.objects_skipped + progress.objects_failed);
+    let Some((key, reason)) = failures.first() else {
+        return Ok(());
+    };
+    let key = key.strip_prefix(project.key_prefix.as_str()).unwrap_or(key);
+    Err(Stop::Failed(Problem::objects_not_moved(
+        failures.len() as u64,
+        &format!("/{from}"),
+        &format!("/{key}"),
+        reason,
+    )))
+}
+
+/// What became of one object of a folder's move.
+enum One {
+    Copied,
+    /// Its destination holds something else, and the move does not overwrite: it stays.
+    Skipped,
+}
+
+async fn move_one(
+    access: &BucketAccess,
+    bucket: &str,
+    source: &Source,
+    to: &str,
+    sse: Option<&ServerSideEncryption>,
+    overwrite: bool,
+) -> Result<One, CopyError> {
+    if !overwrite && let Some(there) = access.head(bucket, to, None).await? {
+        // The move's own copy, made before a stop, counts; anything else is left alone.
+        return match verify(access, bucket, source, &there).await {
+            Ok(()) => Ok(One::Copied),
+            Err(CopyError::Mismatch(_)) => Ok(One::Skipped),
+            Err(e) => Err(e),
+        };
+    }
+    copy_verified(access, bucket, source, to, sse).await?;
+    Ok(One::Copied)
+}
