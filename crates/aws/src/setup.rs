@@ -29,6 +29,27 @@ pub struct NewAccessKey {
 }
 
 impl Setup {
+    /// Writes an object straight into `storage_class` (`GLACIER`, `DEEP_ARCHIVE`), as a
+    /// lifecycle transition would leave it: for tests of archived data.
+    pub async fn put_object_in_class(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        storage_class: &str,
+    ) -> Result<(), AwsError> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .storage_class(aws_sdk_s3::types::StorageClass::from(storage_class))
+            .send()
+            .await
+            .map_err(|e| classify("PutObject", e))?;
+        Ok(())
+    }
+
     pub(crate) fn new(config: &SdkConfig, path_style: bool) -> Setup {
         let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
         Setup {

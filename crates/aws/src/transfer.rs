@@ -417,3 +417,50 @@ impl BucketAccess {
             .collect())
     }
 }
+
+/// How fast S3 restores an archived object: `Expedited` (minutes; not for DEEP_ARCHIVE),
+/// `Standard` (hours), `Bulk` (the cheapest, up to two days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTier {
+    Expedited,
+    Standard,
+    Bulk,
+}
+
+impl RestoreTier {
+    pub fn parse(s: &str) -> Option<RestoreTier> {
+        match s {
+            "Expedited" => Some(RestoreTier::Expedited),
+            "Standard" => Some(RestoreTier::Standard),
+            "Bulk" => Some(RestoreTier::Bulk),
+            _ => None,
+        }
+    }
+}
+
+impl BucketAccess {
+    /// Asks S3 for a readable copy of the archived `key` for `days` days (a RestoreObject);
+    /// S3 sends `s3:ObjectRestore:Post` at once and `s3:ObjectRestore:Completed` when it is done.
+    pub async fn restore_object(&self, bucket: &str, key: &str, days: i32, tier: RestoreTier) -> Result<(), AwsError> {
+        use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
+        let tier = match tier {
+            RestoreTier::Expedited => Tier::Expedited,
+            RestoreTier::Standard => Tier::Standard,
+            RestoreTier::Bulk => Tier::Bulk,
+        };
+        let job = GlacierJobParameters::builder()
+            .tier(tier)
+            .build()
+            .map_err(|e| AwsError::new(AwsErrorKind::Other, "RestoreObject", e.to_string()))?;
+        let request = RestoreRequest::builder().days(days).glacier_job_parameters(job).build();
+        self.s3()
+            .restore_object()
+            .bucket(bucket)
+            .key(key)
+            .restore_request(request)
+            .send()
+            .await
+            .map_err(|e| classify("RestoreObject", e))?;
+        Ok(())
+    }
+}

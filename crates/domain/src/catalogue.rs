@@ -276,6 +276,20 @@ catalogue! {
         message: "{count} object(s) in '{folder}' were not moved; the first, '{key}': {reason}",
         fix: "The objects that were not moved are still where they were, and running the move again moves what is left. Objects above 5 GiB cannot be moved yet (that needs a copy in parts); a destination that holds another file is kept unless the move overwrites; a missing permission (s3:PutObject, s3:DeleteObject on the project's prefix) is named by byos aws doctor.",
     }
+    NotArchived {
+        type: "Conflict",
+        code: "not-archived",
+        status: 409,
+        message: "'{path}' is not archived: its storage class {storageClass} is read without a restore",
+        fix: "Download the file as it is; only files in GLACIER or DEEP_ARCHIVE need a restore first.",
+    }
+    RestoreInProgress {
+        type: "Conflict",
+        code: "restore-in-progress",
+        status: 409,
+        message: "A restore of '{path}' is already running",
+        fix: "Wait for it: the file's archiveState turns restored when S3 has made the copy (minutes for Expedited, hours for Standard, up to two days for Bulk).",
+    }
     UploadIncomplete {
         type: "Conflict",
         code: "upload-incomplete",
@@ -548,6 +562,14 @@ impl Problem {
             ErrorCode::ObjectsNotMoved,
             &[("count", &count.to_string()), ("folder", folder), ("key", key), ("reason", reason)],
         )
+    }
+
+    pub fn not_archived(path: &str, storage_class: &str) -> Problem {
+        Problem::new(ErrorCode::NotArchived, &[("path", path), ("storageClass", storage_class)])
+    }
+
+    pub fn restore_in_progress(path: &str) -> Problem {
+        Problem::new(ErrorCode::RestoreInProgress, &[("path", path)])
     }
 
     pub fn upload_incomplete(path: &str) -> Problem {

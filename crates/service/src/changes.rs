@@ -3,12 +3,12 @@
 //! applies it through the per-key rules (`SyncEngine::observe`), so the change shows at once and
 //! the event that follows changes nothing.
 
-use byos_aws::{ListedVersion, MAX_COPY_OBJECT_BYTES};
+use byos_aws::{ListedVersion, MAX_COPY_OBJECT_BYTES, RestoreTier};
 use byos_buckets::OpenBucket;
 use byos_catalog::{Entry, EntryKind, Job, JobSpec, Project, StoreError};
 use byos_domain::{Problem, VersioningState};
 
-use crate::data::{relative, relative_in};
+use crate::data::{ArchiveState, archive_state, relative, relative_in};
 use crate::error::internal;
 use crate::transfers::{aws_problem, open_bucket};
 use crate::{Internal, ProjectScope, Read, ReadWrite, ServiceError, Services, required};
@@ -21,6 +21,9 @@ pub enum Deleted {
     /// A job deletes the folder: it is queued.
     Folder(Box<Job>),
 }
+
+/// The longest a restored copy may be kept, in days.
+pub(crate) const MAX_RESTORE_DAYS: u64 = 365;
 
 /// What a move did.
 #[derive(Debug)]
@@ -214,6 +217,61 @@ impl<'a> Changes<'a> {
         tracing::info!(project = %project.id, token = %scope.caller().token(), from, to, "file moved");
         let entry = data.entry(project.id, &to).await.map_err(internal)?;
         Ok(Moved::File(Box::new(entry)))
+    }
+
+    /// Asks S3 to restore an archived file (GLACIER, DEEP_ARCHIVE) for `days` days at `tier`
+    /// (`Standard` when not given). Answers the file's entry: its `archiveState` goes to
+    /// `restoring`, then `restored`, as S3's restore events (or a read of the key) show.
+    pub async fn archive_restore(
+        &self,
+        scope: &ProjectScope<ReadWrite>,
+        path: Option<&str>,
+        days: Option<u64>,
+        tier: Option<&str>,
+    ) -> Result<Entry, ServiceError> {
+        let project = self.services.projects().get(scope).await?;
+        let path = required("path", path).map_err(|e| Problem::invalid_request(&e))?;
+        let relative = relative(path)?;
+        let days = match days {
+            None => return Err(Problem::invalid_request("days: required").into()),
+            Some(d) if (1..=MAX_RESTORE_DAYS).contains(&d) => d,
+            Some(d) => {
+                return Err(Problem::invalid_request(&format!("days: {d} is not 1 to {MAX_RESTORE_DAYS}")).into());
+            }
+        };
+        let tier_name = tier.unwrap_or("Standard");
+        let tier = RestoreTier::parse(tier_name).ok_or_else(|| {
+            Problem::invalid_request(&format!("tier: {tier_name:?} is not Standard, Bulk or Expedited"))
+        })?;
+        let entry = self.file(&project, path, relative).await?;
+        let EntryKind::File(file) = &entry.kind else {
+            return Err(Problem::file_not_found(path, "it is a folder").into());
+        };
+        let class = file.storage_class.as_deref().unwrap_or("STANDARD");
+        match archive_state(file) {
+            None => return Err(Problem::not_archived(path, class).into()),
+            Some(ArchiveState::Restoring) => return Err(Problem::restore_in_progress(path).into()),
+            Some(ArchiveState::Archived | ArchiveState::Restored) => {}
+        }
+        if tier == RestoreTier::Expedited && class == "DEEP_ARCHIVE" {
+            return Err(Problem::invalid_request(
+                "tier: Expedited is not offered for DEEP_ARCHIVE; use Standard or Bulk",
+            )
+            .into());
+        }
+        let bucket = open_bucket(self.services, &project).await?;
+        let key = format!("{}{relative}", project.key_prefix);
+        let days = i32::try_from(days).unwrap_or(i32::MAX);
+        bucket.access.restore_object(project.bucket.as_str(), &key, days, tier).await.map_err(|e| {
+            match e.code.as_deref() {
+                Some("RestoreAlreadyInProgress") => Problem::restore_in_progress(path).into(),
+                Some("InvalidObjectState") => Problem::not_archived(path, class).into(),
+                _ => aws_problem(&e, &project),
+            }
+        })?;
+        self.observe(&project, relative).await?;
+        tracing::info!(project = %project.id, token = %scope.caller().token(), file = relative, days, tier = tier_name, "archive restore asked");
+        self.services.store().data.entry(project.id, relative).await.map_err(internal)
     }
 
     /// Makes version `version_id` of a file its current one again: a copy of it onto the same

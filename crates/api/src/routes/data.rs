@@ -29,6 +29,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(browse, delete_data))
         .routes(routes!(create_folder))
         .routes(routes!(move_data))
+        .routes(routes!(archive_restore))
         .routes(routes!(versions))
         .routes(routes!(restore_version))
         .routes(routes!(undelete))
@@ -68,6 +69,22 @@ pub(crate) struct MoveBody {
     /// Replace what exists at the destination (otherwise `file-exists`, or for a folder's
     /// files, skipped).
     overwrite: Option<bool>,
+}
+
+/// A restore of an archived file.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ArchiveRestoreBody {
+    /// The file's path.
+    #[schema(example = "/runs/2019/sample.bam")]
+    path: Option<String>,
+    /// How long the restored copy stays readable: 1 to 365 days.
+    #[schema(example = 7)]
+    days: Option<u64>,
+    /// `Standard` (the default; hours), `Bulk` (cheapest; up to two days) or `Expedited`
+    /// (minutes; not for DEEP_ARCHIVE).
+    #[schema(example = "Standard")]
+    tier: Option<String>,
 }
 
 /// A version to make current again.
@@ -285,6 +302,25 @@ async fn move_data(
         Moved::File(entry) => Json(EntryView::from(entry.as_ref())).into_response(),
         Moved::Folder(job) => (StatusCode::ACCEPTED, Json(JobView::from(job.as_ref()))).into_response(),
     })
+}
+
+/// Restore an archived file (GLACIER, DEEP_ARCHIVE) for a number of days: 202 with its entry,
+/// whose `archiveState` goes `restoring`, then `restored` (with `restoreExpiresAt`), as S3's
+/// restore events come.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/data/archive-restore", tag = "projects",
+    security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)), request_body = ArchiveRestoreBody,
+    responses((status = 202, body = EntryView), (status = "4XX", body = ErrorBody)))]
+async fn archive_restore(
+    InProject(scope): InProject<ReadWrite>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<ArchiveRestoreBody>,
+) -> ApiResult<(StatusCode, Json<EntryView>)> {
+    let entry = state
+        .services()
+        .changes()
+        .archive_restore(&scope, body.path.as_deref(), body.days, body.tier.as_deref())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(EntryView::from(&entry))))
 }
 
 /// Delete a file (204; the catalog shows the change at once), or a folder with everything in it

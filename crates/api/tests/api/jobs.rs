@@ -2,47 +2,9 @@
 //! folders whose names it must not touch; cancels; who sees which job; moves of a file and of a
 //! folder, verified before their sources go, and a folder's move taken up again.
 
-use byos_domain::VersioningState;
 use serde_json::{Value, json};
 
-use crate::support::{SECRET, TestApp, configuration, id_of, moto_aws, project, set_ready_with, wait_for_job};
-
-const BUCKET: &str = "customer-bucket";
-
-/// An app on moto, with a ready configuration `{name}/` of [`BUCKET`] on an unversioned bucket.
-struct OnMoto {
-    _moto: byos_test_support::Moto,
-    app: TestApp,
-    bucket: byos_aws::BucketAccess,
-    configuration: String,
-}
-
-impl OnMoto {
-    async fn new(name: &str) -> OnMoto {
-        let moto = byos_test_support::Moto::start();
-        let app = TestApp::with_aws(moto.url()).await;
-        let (aws, region) = moto_aws(&moto).await;
-        aws.setup(&region).create_bucket(BUCKET).await.unwrap();
-        let credential = app.user_credential(&format!("{name} key"), SECRET).await;
-        let created = app.post("/api/v1/storage-configurations", configuration(name, &credential)).await;
-        let configuration = id_of(created.ok(201));
-        set_ready_with(&app, &configuration, VersioningState::Unversioned).await;
-        OnMoto { _moto: moto, app, bucket: aws.own_bucket_access(&region), configuration }
-    }
-
-    /// A project on the folder `name`, once its import has finished.
-    async fn imported_project(&self, name: &str) -> String {
-        let id = project(&self.app, name, &self.configuration, name).await;
-        let import = format!("/api/v1/projects/{id}/reconcile");
-        for _ in 0..600 {
-            if self.app.get(&import).await.ok(200)["status"] == "finished" {
-                return id;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the import of {name} did not finish: {}", self.app.get(&import).await.text);
-    }
-}
+use crate::support::{BUCKET, OnMoto, project, wait_for_job};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_delete_is_a_job_that_leaves_its_neighbours() {

@@ -311,3 +311,43 @@ pub(crate) async fn wait_for_job(app: &TestApp, id: &str) -> Value {
     }
     seen
 }
+
+/// The bucket of [`OnMoto`].
+pub(crate) const BUCKET: &str = "customer-bucket";
+
+/// An app on moto, with a ready configuration `{name}/` of [`BUCKET`] on an unversioned bucket.
+pub(crate) struct OnMoto {
+    _moto: byos_test_support::Moto,
+    pub(crate) app: TestApp,
+    pub(crate) bucket: byos_aws::BucketAccess,
+    pub(crate) configuration: String,
+    pub(crate) setup: byos_aws::Setup,
+}
+
+impl OnMoto {
+    pub(crate) async fn new(name: &str) -> OnMoto {
+        let moto = byos_test_support::Moto::start();
+        let app = TestApp::with_aws(moto.url()).await;
+        let (aws, region) = moto_aws(&moto).await;
+        let setup = aws.setup(&region);
+        setup.create_bucket(BUCKET).await.unwrap();
+        let credential = app.user_credential(&format!("{name} key"), SECRET).await;
+        let created = app.post("/api/v1/storage-configurations", configuration(name, &credential)).await;
+        let configuration = id_of(created.ok(201));
+        set_ready_with(&app, &configuration, byos_domain::VersioningState::Unversioned).await;
+        OnMoto { _moto: moto, app, bucket: aws.own_bucket_access(&region), setup, configuration }
+    }
+
+    /// A project on the folder `name`, once its import has finished.
+    pub(crate) async fn imported_project(&self, name: &str) -> String {
+        let id = project(&self.app, name, &self.configuration, name).await;
+        let import = format!("/api/v1/projects/{id}/reconcile");
+        for _ in 0..600 {
+            if self.app.get(&import).await.ok(200)["status"] == "finished" {
+                return id;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the import of {name} did not finish: {}", self.app.get(&import).await.text);
+    }
+}

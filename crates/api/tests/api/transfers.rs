@@ -323,3 +323,54 @@ async fn folders_deletes_and_versions_show_in_the_catalog_at_once() {
     let message = app.get(&versions_url).await.error(409, "bucket-not-versioned");
     assert_eq!(message, "Bucket 'customer-bucket' keeps no versions of its objects (versioning: unversioned)");
 }
+
+/// An archived file restored: moto answers RestoreObject and shows the copy at once (AWS takes
+/// hours and sends the restore events), so the entry goes from `archived` to `restored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_files_are_restored_on_request() {
+    let on = crate::support::OnMoto::new("archive").await;
+    let (app, bucket) = (&on.app, crate::support::BUCKET);
+    on.setup.put_object_in_class(bucket, "archive/study/2019/a.bam", b"old reads".to_vec(), "GLACIER").await.unwrap();
+    on.setup
+        .put_object_in_class(bucket, "archive/study/2019/deep.bam", b"older".to_vec(), "DEEP_ARCHIVE")
+        .await
+        .unwrap();
+    on.bucket.put_object(bucket, "archive/study/hot.txt", b"hot".to_vec(), None).await.unwrap();
+    let id = on.imported_project("study").await;
+    let file = app.get(&format!("/api/v1/projects/{id}/data?path=/2019/a.bam")).await;
+    assert_eq!(file.ok(200)["items"][0]["archiveState"], "archived", "{}", file.text);
+
+    let url = format!("/api/v1/projects/{id}/data/archive-restore");
+    let reader = app.member_with(json!([{"id": id, "access": "read"}])).await;
+    let body = json!({"path": "/2019/a.bam", "days": 7, "tier": "Bulk"});
+    app.call(axum::http::Method::POST, &url, Some(&reader), Some(body.clone())).await.error(403, "access-forbidden");
+    let restored = app.post(&url, body).await;
+    assert_eq!(restored.ok(202)["path"], "/2019/a.bam", "{}", restored.text);
+    assert_eq!(restored.body["archiveState"], "restored", "{}", restored.text);
+    assert!(restored.body["restoreExpiresAt"].is_string(), "{}", restored.text);
+
+    for (body, status, code, expected) in [
+        (
+            json!({"path": "/hot.txt", "days": 1}),
+            409,
+            "not-archived",
+            "'/hot.txt' is not archived: its storage class STANDARD",
+        ),
+        (
+            json!({"path": "/2019/deep.bam", "days": 1, "tier": "Expedited"}),
+            400,
+            "invalid-request",
+            "not offered for DEEP_ARCHIVE",
+        ),
+        (json!({"path": "/2019/a.bam", "days": 0}), 400, "invalid-request", "days: 0 is not 1 to 365"),
+        (json!({"path": "/2019/a.bam"}), 400, "invalid-request", "days: required"),
+        (json!({"path": "/2019/a.bam", "days": 1, "tier": "Fast"}), 400, "invalid-request", "tier: \"Fast\" is not"),
+        (json!({"path": "/2019/", "days": 1}), 404, "file-not-found", "'/2019/' is not a file"),
+        (json!({"path": "/nope.bam", "days": 1}), 404, "file-not-found", "nothing is there"),
+    ] {
+        let message = app.post(&url, body.clone()).await.error(status, code);
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let deep = app.post(&url, json!({"path": "/2019/deep.bam", "days": 3})).await;
+    assert_eq!(deep.ok(202)["archiveState"], "restored", "{}", deep.text);
+}
