@@ -42,7 +42,10 @@ use byos_domain::{AwsRegion, ExternalId, RoleArn, SecretAccessKey};
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
 pub use listing::{Head, ListPage, ListedVersion, PageMarker};
-pub use owner::{AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy, UserPolicies};
+pub use owner::{
+    ABORT_UPLOADS_RULE_ID, AbortUploadsRule, AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy,
+    UserPolicies,
+};
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
 pub use transfer::{

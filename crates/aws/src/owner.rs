@@ -399,3 +399,91 @@ mod tests {
         assert_eq!(decode_document(r#" {"a": "100%"}"#), r#" {"a": "100%"}"#);
     }
 }
+
+/// A bucket lifecycle rule that aborts multipart uploads nobody completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortUploadsRule {
+    pub id: Option<String>,
+    /// The keys it applies to (`""`: the whole bucket). A rule filtered by tags or sizes as
+    /// well is not counted: uploads in progress have no tags.
+    pub prefix: String,
+    pub days: i32,
+    pub enabled: bool,
+}
+
+/// The rule `byos aws bootstrap` adds.
+pub const ABORT_UPLOADS_RULE_ID: &str = "byos-abort-incomplete-uploads";
+
+impl Setup {
+    /// The bucket's lifecycle rules that abort incomplete multipart uploads.
+    pub async fn abort_upload_rules(&self, bucket: &str) -> Result<Vec<AbortUploadsRule>, AwsError> {
+        let rules = self.lifecycle_rules(bucket).await?;
+        Ok(rules
+            .iter()
+            .filter_map(|rule| {
+                let days = rule.abort_incomplete_multipart_upload()?.days_after_initiation()?;
+                let prefix = match rule.filter() {
+                    Some(filter) if filter.tag().is_some() || filter.and().is_some() => return None,
+                    Some(filter) if filter.object_size_greater_than().is_some() => return None,
+                    Some(filter) => filter.prefix().unwrap_or_default(),
+                    #[allow(deprecated)]
+                    None => rule.prefix().unwrap_or_default(),
+                };
+                Some(AbortUploadsRule {
+                    id: rule.id().map(str::to_owned),
+                    prefix: prefix.to_owned(),
+                    days,
+                    enabled: *rule.status() == aws_sdk_s3::types::ExpirationStatus::Enabled,
+                })
+            })
+            .collect())
+    }
+
+    /// Adds (or replaces) the rule [`ABORT_UPLOADS_RULE_ID`]: multipart uploads under `prefix`
+    /// aborted `days` after they began. The bucket's other rules are kept as they are.
+    pub async fn put_abort_uploads_rule(&self, bucket: &str, prefix: &str, days: i32) -> Result<(), AwsError> {
+        use aws_sdk_s3::types::{
+            AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleRule,
+            LifecycleRuleFilter,
+        };
+        let invalid = |e: aws_sdk_s3::error::BuildError| {
+            AwsError::new(AwsErrorKind::Other, "PutBucketLifecycleConfiguration", e.to_string()).caused_by(e)
+        };
+        let mut rules: Vec<LifecycleRule> = self
+            .lifecycle_rules(bucket)
+            .await?
+            .into_iter()
+            .filter(|rule| rule.id() != Some(ABORT_UPLOADS_RULE_ID))
+            .collect();
+        rules.push(
+            LifecycleRule::builder()
+                .id(ABORT_UPLOADS_RULE_ID)
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                .abort_incomplete_multipart_upload(
+                    AbortIncompleteMultipartUpload::builder().days_after_initiation(days).build(),
+                )
+                .build()
+                .map_err(invalid)?,
+        );
+        let config = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(invalid)?;
+        self.s3
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(config)
+            .send()
+            .await
+            .map_err(|e| classify("PutBucketLifecycleConfiguration", e))?;
+        Ok(())
+    }
+
+    async fn lifecycle_rules(&self, bucket: &str) -> Result<Vec<aws_sdk_s3::types::LifecycleRule>, AwsError> {
+        match self.s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
+            Ok(out) => Ok(out.rules().to_vec()),
+            Err(e) => {
+                let error = classify("GetBucketLifecycleConfiguration", e);
+                if error.code.as_deref() == Some("NoSuchLifecycleConfiguration") { Ok(Vec::new()) } else { Err(error) }
+            }
+        }
+    }
+}

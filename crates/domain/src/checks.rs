@@ -54,6 +54,10 @@ pub enum Check {
     KmsKeyUsable,
     /// The bucket's CORS rules let the console's origin upload from a browser.
     CorsAllowsConsoleOrigin,
+    /// A lifecycle rule aborts the multipart uploads nobody completes under the prefix, so that
+    /// their parts stop costing storage even when the platform is not there to abort them
+    /// (doctor only).
+    AbortsIncompleteUploads,
     /// The bucket encrypts new objects by default (doctor only).
     EncryptionConfigured,
     /// No bucket policy statement denies the platform's user or its federated users what the
@@ -89,7 +93,7 @@ impl Check {
 
     /// `byos aws doctor`'s table, in order: the validation's checks where the owner's view
     /// allows them, and the owner's own.
-    pub const DOCTOR: [Check; 19] = [
+    pub const DOCTOR: [Check; 20] = [
         Check::CredentialValid,
         Check::RoleRequiresExternalId,
         Check::BucketExists,
@@ -106,6 +110,7 @@ impl Check {
         Check::KmsKeyInRegion,
         Check::KmsKeyUsable,
         Check::CorsAllowsConsoleOrigin,
+        Check::AbortsIncompleteUploads,
         Check::BucketPolicyAllowsPlatform,
         Check::FederationAllowed,
         Check::CopyRoleAllowed,
@@ -128,6 +133,7 @@ impl Check {
             Check::KmsKeyInRegion => "kms-key-in-region",
             Check::KmsKeyUsable => "kms-key-usable",
             Check::CorsAllowsConsoleOrigin => "cors-allows-console-origin",
+            Check::AbortsIncompleteUploads => "aborts-incomplete-uploads",
             Check::EncryptionConfigured => "encryption-configured",
             Check::BucketPolicyAllowsPlatform => "bucket-policy-allows-platform",
             Check::FederationAllowed => "federation-allowed",
@@ -142,6 +148,7 @@ impl Check {
         !matches!(
             self,
             Check::CorsAllowsConsoleOrigin
+                | Check::AbortsIncompleteUploads
                 | Check::VersioningReadable
                 | Check::EncryptionConfigured
                 | Check::CopyRoleAllowed

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use byos_aws::ABORT_UPLOADS_RULE_ID;
 use byos_aws::AwsErrorKind;
 use byos_domain::cors::{self, CorsRule};
 use byos_domain::policies::{self, ICA_CONSOLE_ORIGIN};
@@ -117,6 +118,7 @@ pub(crate) async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
     let versioning = ensure_versioning(&connection, &args, &plan, bucket_is_new, &mut steps).await?;
     ensure_prefix_folder(&connection, &plan, bucket_is_new, &mut steps).await?;
     ensure_cors(&connection, &args, &plan, bucket_is_new, &mut steps).await?;
+    ensure_abort_uploads_rule(&connection, &plan, bucket_is_new, &mut steps).await?;
     let policy_arn = ensure_policy(&connection, &args, &plan, versioning, &mut steps).await?;
     let user_is_new = ensure_user(&connection, &args, &policy_arn, &mut steps).await?;
     let key = ensure_access_key(&connection, &args, user_is_new, &mut steps).await?;
@@ -353,6 +355,41 @@ async fn ensure_cors(
     }
     let change = if current.is_some() { Change::Updated } else { Change::Created };
     steps.record(change, "cors", &format!("uploads allowed from {}", missing.join(", ")))
+}
+
+/// How long a multipart upload nobody completes is kept by the rule bootstrap adds: a week, long
+/// past the server's own abort (`data.abandoned_upload_hours`, a day by default).
+const ABORT_UPLOADS_AFTER_DAYS: i32 = 7;
+
+/// Adds a lifecycle rule that aborts the multipart uploads nobody completes under the prefix,
+/// unless one does already; the owner's other rules are kept.
+async fn ensure_abort_uploads_rule(
+    c: &Connection,
+    plan: &Plan,
+    bucket_is_new: bool,
+    steps: &mut Steps,
+) -> anyhow::Result<()> {
+    let bucket = plan.bucket.as_str();
+    let prefix = plan.prefix.as_ref().map_or("", |p| p.as_str());
+    let rules = if bucket_is_new && steps.is_dry_run() {
+        Vec::new()
+    } else {
+        c.setup.abort_upload_rules(bucket).await.context("reading the bucket's lifecycle rules")?
+    };
+    if let Some(rule) = rules.iter().find(|r| r.enabled && prefix.starts_with(&r.prefix)) {
+        let detail = format!("incomplete multipart uploads aborted after {} day(s)", rule.days);
+        return steps.record(Change::Unchanged, "lifecycle", &detail);
+    }
+    if !steps.is_dry_run() {
+        c.setup
+            .put_abort_uploads_rule(bucket, prefix, ABORT_UPLOADS_AFTER_DAYS)
+            .await
+            .context("adding the lifecycle rule that aborts incomplete uploads")?;
+    }
+    let detail = format!(
+        "rule {ABORT_UPLOADS_RULE_ID}: incomplete multipart uploads aborted after {ABORT_UPLOADS_AFTER_DAYS} days"
+    );
+    steps.record(Change::Created, "lifecycle", &detail)
 }
 
 /// Creates the managed policy, or makes its default version ICA's document when it differs.

@@ -177,6 +177,7 @@ struct Facts {
     versioning: Option<VersioningState>,
     notifications: Result<NotificationConfig, String>,
     cors: Result<Option<Vec<CorsRule>>, String>,
+    abort_rules: Result<Vec<byos_aws::AbortUploadsRule>, String>,
     bucket_policy: Result<Option<PolicyDocument>, String>,
     kms: Option<KmsFacts>,
     /// Whether the account the platform's user is in (the doctor's) owns the bucket.
@@ -296,6 +297,7 @@ async fn gather(
         versioning: None,
         notifications: Err("not read".to_owned()),
         cors: Err("not read".to_owned()),
+        abort_rules: Err("not read".to_owned()),
         bucket_policy: Ok(None),
         kms: None,
         owned: Err("not read".to_owned()),
@@ -332,6 +334,7 @@ async fn gather(
         .map_err(|e| e.to_string());
     facts.notifications = access.notifications(bucket).await.map_err(|e| e.to_string());
     facts.cors = access.cors_rules(bucket).await.map_err(|e| e.to_string());
+    facts.abort_rules = c.setup.abort_upload_rules(bucket).await.map_err(|e| e.to_string());
     facts.bucket_policy = match c.setup.bucket_policy(bucket).await.context("reading the bucket policy")? {
         None => Ok(None),
         Some(text) => PolicyDocument::parse_as(&text, PolicyKind::Resource).map(Some).map_err(|e| e.to_string()),
@@ -589,6 +592,7 @@ impl Doctor<'_> {
         findings.push(self.notifications(&bucket_arn));
         findings.extend(self.kms());
         findings.push(self.cors());
+        findings.push(self.abort_uploads());
         findings.push(self.bucket_policy_check(&bucket_arn, &object_arn));
         findings.push(self.permissions(
             Check::FederationAllowed,
@@ -913,6 +917,33 @@ impl Doctor<'_> {
         };
         let problem = Problem::new(ErrorCode::CorsBlocksUploads, &[("message", &cause)]);
         Finding::fail(Check::CorsAllowsConsoleOrigin, detail, problem, fix).with_repair(Repair::AddCors(missing))
+    }
+
+    /// A lifecycle rule that aborts the multipart uploads nobody completes: advice, since the
+    /// server aborts those it started while it runs.
+    fn abort_uploads(&self) -> Finding {
+        const CHECK: Check = Check::AbortsIncompleteUploads;
+        let rules = match &self.facts.abort_rules {
+            Ok(rules) => rules,
+            Err(e) => return Finding::warn(CHECK, format!("cannot read the lifecycle rules: {e}")),
+        };
+        let prefix = self.prefix();
+        if let Some(rule) = rules.iter().find(|r| r.enabled && prefix.starts_with(&r.prefix)) {
+            let id = rule.id.as_deref().map_or_else(String::new, |id| format!(" (rule {id})"));
+            return Finding::pass(
+                CHECK,
+                format!("incomplete multipart uploads aborted after {} day(s){id}", rule.days),
+            );
+        }
+        Finding::warn(
+            CHECK,
+            format!(
+                "no enabled lifecycle rule aborts incomplete multipart uploads under '{prefix}': the parts of an upload \
+                 nobody completes cost storage until someone aborts them (the server does, after \
+                 data.abandoned_upload_hours, while it runs); byos aws bootstrap --bucket {} adds one",
+                self.bucket()
+            ),
+        )
     }
 
     /// The bucket policy on its own: a Deny that catches the user or its federated users.

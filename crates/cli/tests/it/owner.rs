@@ -122,12 +122,12 @@ fn bootstrap_twice_then_the_doctor_passes_and_moto_agrees() {
 
     let (code, plan) = bootstrap(&owner, &secret_file, &["--dry-run"]);
     assert_eq!(code, 0, "{plan}");
-    assert_eq!(plan["changes"], 8, "{plan}");
+    assert_eq!(plan["changes"], 9, "{plan}");
     assert!(!owner.aws(&["s3api", "head-bucket", "--bucket", BUCKET]).0, "a dry run created the bucket");
 
     let (code, first) = bootstrap(&owner, &secret_file, &[]);
     assert_eq!(code, 0, "{first}");
-    assert_eq!(first["changes"], 8, "{first}");
+    assert_eq!(first["changes"], 9, "{first}");
     let (code, second) = bootstrap(&owner, &secret_file, &[]);
     assert_eq!(code, 0, "{second}");
     assert_eq!(second["changes"], 0, "the second run changed something: {second}");
@@ -147,6 +147,14 @@ fn bootstrap_twice_then_the_doctor_passes_and_moto_agrees() {
     owner.aws_ok(&["s3api", "head-object", "--bucket", BUCKET, "--key", "projects/"]);
     let cors = owner.aws_ok(&["s3api", "get-bucket-cors", "--bucket", BUCKET]);
     assert!(cors.contains("https://ica.illumina.com") && cors.contains("ETag"), "{cors}");
+    let lifecycle = owner.aws_ok(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", BUCKET]);
+    let lifecycle: Value = serde_json::from_str(&lifecycle).unwrap_or_default();
+    let rule = &lifecycle["Rules"][0];
+    assert_eq!(
+        (&rule["ID"], &rule["Filter"]["Prefix"], &rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]),
+        (&json!("byos-abort-incomplete-uploads"), &json!("projects/"), &json!(7)),
+        "{lifecycle}"
+    );
     let attached = owner.aws_ok(&["iam", "list-attached-user-policies", "--user-name", "illumina_ica_admin"]);
     assert!(attached.contains("illumina-ica-admin-policy"), "{attached}");
 
@@ -159,6 +167,25 @@ fn bootstrap_twice_then_the_doctor_passes_and_moto_agrees() {
         ["role-requires-external-id", "kms-key-in-region", "kms-key-usable", "copy-role-allowed"],
         "{report}"
     );
+
+    // Without the lifecycle rule the doctor warns (advice: the exit code stays 0), and
+    // bootstrap puts it back beside the owner's own rules.
+    owner.aws_ok(&[
+        "s3api",
+        "put-bucket-lifecycle-configuration",
+        "--bucket",
+        BUCKET,
+        "--lifecycle-configuration",
+        r#"{"Rules":[{"ID":"owners-own","Status":"Enabled","Filter":{"Prefix":"logs/"},"Expiration":{"Days":30}}]}"#,
+    ]);
+    let (code, report) = owner.doctor(&["--project-region", REGION]);
+    assert_eq!((code, with_result(&report, "warn")), (0, vec!["aborts-incomplete-uploads".to_owned()]), "{report}");
+    let (code, again) = bootstrap(&owner, &secret_file, &[]);
+    assert_eq!((code, &again["changes"]), (0, &json!(1)), "{again}");
+    let lifecycle = owner.aws_ok(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", BUCKET]);
+    assert!(lifecycle.contains("owners-own") && lifecycle.contains("byos-abort-incomplete-uploads"), "{lifecycle}");
+    let (code, report) = owner.doctor(&["--project-region", REGION]);
+    assert_eq!((code, with_result(&report, "warn")), (0, Vec::<String>::new()), "{report}");
 
     // The evaluator's verdicts agree with moto's own IAM enforcement for the platform's key: an
     // admin keeps the owner's tools working once enforcement is on.
