@@ -98,20 +98,31 @@ impl TestApp {
     }
 
     pub(crate) async fn with_regions(regions: RegionTable) -> TestApp {
-        TestApp::build(regions, None, Default::default()).await
+        TestApp::build(regions, None, None, Default::default()).await
     }
 
     /// An app whose AWS is `endpoint` (a moto server), for routes that ask AWS at once.
     pub(crate) async fn with_aws(endpoint: &str) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), Default::default()).await
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, Default::default()).await
+    }
+
+    /// An app whose AWS is `endpoint`, with STS at `sts` (a gate in front of moto's).
+    pub(crate) async fn with_aws_and_sts(endpoint: &str, sts: &str) -> TestApp {
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), Some(sts.to_owned()), Default::default())
+            .await
     }
 
     /// An app whose AWS is `endpoint`, with data access set as `data` says.
     pub(crate) async fn with_aws_and_data(endpoint: &str, data: byos_api::DataSettings) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), data).await
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, data).await
     }
 
-    async fn build(regions: RegionTable, aws_endpoint: Option<String>, data: byos_api::DataSettings) -> TestApp {
+    async fn build(
+        regions: RegionTable,
+        aws_endpoint: Option<String>,
+        sts_endpoint: Option<String>,
+        data: byos_api::DataSettings,
+    ) -> TestApp {
         log_buffer();
         let dir = temp_dir();
         let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
@@ -132,7 +143,7 @@ impl TestApp {
             endpoint_url: Some(endpoint),
             static_credentials: Some((key_id.to_owned(), secret.to_owned())),
             profile: None,
-            sts_endpoint_url: None,
+            sts_endpoint_url: sts_endpoint,
         })
         .await;
         let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());

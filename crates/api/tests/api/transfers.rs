@@ -374,3 +374,53 @@ async fn archived_files_are_restored_on_request() {
     let deep = app.post(&url, json!({"path": "/2019/deep.bam", "days": 3})).await;
     assert_eq!(deep.ok(202)["archiveState"], "restored", "{}", deep.text);
 }
+
+/// Temporary credentials through an `aws-role` credential: the platform assumes the customer's
+/// role with its external id and the session policy (the STS gate in front of moto refuses an
+/// AssumeRole without the external id, as AWS does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_credential_vends_by_assuming_the_role_with_the_session_policy() {
+    let moto = byos_test_support::Moto::start();
+    let (aws, region) = crate::support::moto_aws(&moto).await;
+    let setup = aws.setup(&region);
+    setup.create_bucket("customer-bucket").await.unwrap();
+    let account = setup.account().await.unwrap();
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"tenant-42"}}}}}}]}}"#
+    );
+    let role = setup.ensure_role("customer-access", &trust).await.unwrap();
+    let gate = byos_test_support::StsGate::start(&moto, std::slice::from_ref(&role)).await;
+    let app = TestApp::with_aws_and_sts(moto.url(), gate.url()).await;
+    // Stored as the server would have it: a role of the platform's own account (moto has one) is
+    // refused by the API, which is tested with the credentials.
+    let records = byos_test_support::Records { store: app.state.store(), key: app.state.master_key() };
+    let credential = records.role(&role, "tenant-42").await;
+    let created = app
+        .post("/api/v1/storage-configurations", crate::support::configuration("vend", &credential.id.to_string()))
+        .await;
+    let configuration = crate::support::id_of(created.ok(201));
+    crate::support::set_ready_with(&app, &configuration, byos_domain::VersioningState::Unversioned).await;
+    let id = project(&app, "study", &configuration, "study").await;
+
+    let before = gate.assume_role_calls();
+    let reply =
+        app.post(&format!("/api/v1/projects/{id}/temporary-credentials"), json!({"access": "read-write"})).await;
+    let body = reply.ok(201).clone();
+    for field in ["accessKeyId", "secretAccessKey", "sessionToken", "expiresAt"] {
+        assert!(body[field].as_str().is_some_and(|v| !v.is_empty()), "{field}: {body}");
+    }
+    assert_eq!(body["prefix"], "vend/study/", "{body}");
+    assert_eq!(body["sessionPolicy"]["Statement"][2]["Resource"], json!("arn:aws:s3:::customer-bucket/vend/study/*"));
+    assert!(gate.assume_role_calls() > before, "the vend assumed the role");
+    // The vended session works (moto does not enforce its policy; the domain's evaluator proves it).
+    let vended = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some((
+            body["accessKeyId"].as_str().unwrap().to_owned(),
+            body["secretAccessKey"].as_str().unwrap().to_owned(),
+        )),
+        ..Default::default()
+    })
+    .await;
+    vended.own_bucket_access(&region).list_one("customer-bucket", "vend/study/").await.unwrap();
+}
