@@ -29,8 +29,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{Admin, InProject, Principal};
 // What a server does once on its store, for the binary that starts it.
 pub use byos_service::{
-    BootstrapError, DataSettings, FirstStart, JobEngine, JobSettings, Parts, UploadSettings, check_master_key,
-    ensure_admin_token,
+    BootstrapError, CopySettings, DataSettings, FirstStart, JobEngine, JobSettings, Parts, UploadSettings,
+    check_master_key, ensure_admin_token,
 };
 pub use error::{ApiError, ErrorBody};
 use metrics::Metrics;

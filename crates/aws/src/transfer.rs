@@ -368,6 +368,97 @@ impl BucketAccess {
     }
 }
 
+impl BucketAccess {
+    /// Copies `from` (`size` bytes) to `to` as a multipart upload of UploadPartCopy requests of
+    /// `part_size` bytes, `at_once` at a time: objects above [`MAX_COPY_OBJECT_BYTES`] can only
+    /// be copied so. The source's content type and metadata are kept (read first: a multipart
+    /// upload does not take them from its parts), the encryption is `sse`. The upload is aborted
+    /// when a part fails. Answers the copy's ETag, without quotes.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_object_in_parts(
+        &self,
+        bucket: &str,
+        from: &str,
+        to: &str,
+        size: u64,
+        part_size: u64,
+        at_once: usize,
+        sse: Option<&byos_domain::ServerSideEncryption>,
+    ) -> Result<String, AwsError> {
+        let source =
+            self.s3().head_object().bucket(bucket).key(from).send().await.map_err(|e| classify("HeadObject", e))?;
+        let request = self
+            .s3()
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(to)
+            .set_content_type(source.content_type().map(str::to_owned))
+            .set_metadata(source.metadata().cloned());
+        let out = with_sse!(request, sse).send().await.map_err(|e| classify("CreateMultipartUpload", e))?;
+        let upload_id = out.upload_id().map(str::to_owned).ok_or_else(|| {
+            AwsError::new(AwsErrorKind::Other, "CreateMultipartUpload", "the answer holds no UploadId".to_owned())
+        })?;
+        let copied = self.copy_parts(bucket, from, to, &upload_id, size, part_size.max(1), at_once.max(1)).await;
+        let parts = match copied {
+            Ok(parts) => parts,
+            Err(e) => {
+                if let Err(abort) = self.abort_multipart(bucket, to, &upload_id).await {
+                    tracing::warn!(key = to, error = %abort, "cannot abort a copy in parts; the bucket's lifecycle rule will");
+                }
+                return Err(e);
+            }
+        };
+        self.complete_multipart(bucket, to, &upload_id, &parts).await?;
+        let head = self.head(bucket, to, None).await?;
+        Ok(head.map(|h| h.etag).unwrap_or_default())
+    }
+
+    /// The parts of a copy, each an UploadPartCopy of its byte range; their numbers and ETags.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_parts(
+        &self,
+        bucket: &str,
+        from: &str,
+        to: &str,
+        upload_id: &str,
+        size: u64,
+        part_size: u64,
+        at_once: usize,
+    ) -> Result<Vec<(u32, String)>, AwsError> {
+        let source = format!("{bucket}/{}", percent_encoding::utf8_percent_encode(from, COPY_SOURCE));
+        let count = size.div_ceil(part_size).max(1);
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
+        let mut copies = tokio::task::JoinSet::new();
+        for index in 0..count {
+            let (start, end) = (index * part_size, ((index + 1) * part_size).min(size).saturating_sub(1));
+            let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let request = self
+                .s3()
+                .upload_part_copy()
+                .bucket(bucket)
+                .key(to)
+                .upload_id(upload_id)
+                .part_number(i32::try_from(number).unwrap_or(i32::MAX))
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={start}-{end}"));
+            let permits = permits.clone();
+            copies.spawn(async move {
+                let _permit = permits.acquire().await;
+                let out = request.send().await.map_err(|e| classify("UploadPartCopy", e))?;
+                let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
+                Ok::<_, AwsError>((number, etag))
+            });
+        }
+        let mut parts = Vec::new();
+        while let Some(done) = copies.join_next().await {
+            let part = done.map_err(|e| AwsError::new(AwsErrorKind::Other, "UploadPartCopy", e.to_string()))??;
+            parts.push(part);
+        }
+        parts.sort_unstable();
+        Ok(parts)
+    }
+}
+
 /// A key S3 did not delete in a [`BucketAccess::delete_objects`], with S3's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotDeleted {

@@ -88,6 +88,8 @@ struct RawSync {
 struct RawJobs {
     concurrency: Option<usize>,
     objects_per_second: Option<u32>,
+    copy_part_threshold_bytes: Option<u64>,
+    copy_part_size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +100,17 @@ struct RawData {
     multipart_threshold_bytes: Option<u64>,
     part_size_bytes: Option<u64>,
     abandoned_upload_hours: Option<u64>,
+}
+
+/// A size of S3's parts: 5 MiB to 5 GiB, `default` when not given.
+fn part_bytes(value: Option<u64>, default: u64, key: &str) -> anyhow::Result<u64> {
+    match value {
+        Some(n) if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&n) => {
+            bail!("{key}: {MIN_PART_BYTES} to {MAX_PART_BYTES} bytes (5 MiB to 5 GiB, S3's part sizes)")
+        }
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
 }
 
 /// S3's smallest part (but the last) and largest part.
@@ -356,6 +369,19 @@ impl Settings {
                 Some(n) => n,
                 None => job_defaults.objects_per_second,
             },
+            copies: byos_api::CopySettings {
+                threshold: part_bytes(
+                    raw.jobs.copy_part_threshold_bytes,
+                    job_defaults.copies.threshold,
+                    "jobs.copy_part_threshold_bytes",
+                )?,
+                part_size: part_bytes(
+                    raw.jobs.copy_part_size_bytes,
+                    job_defaults.copies.part_size,
+                    "jobs.copy_part_size_bytes",
+                )?,
+                ..job_defaults.copies
+            },
             tick: sync.tick,
             lease: lifecycle.lease,
             replica: lifecycle.replica.clone(),
@@ -489,6 +515,7 @@ mod tests {
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             ("[jobs]\nconcurrency = 0\n", "jobs.concurrency"),
             ("[jobs]\nobjects_per_second = 0\n", "jobs.objects_per_second"),
+            ("[jobs]\ncopy_part_size_bytes = 1024\n", "jobs.copy_part_size_bytes"),
             ("[data]\nurl_expiry_seconds = 0\n", "data.url_expiry_seconds"),
             ("[data]\nurl_expiry_seconds = 604801\n", "data.url_expiry_seconds"),
             ("[data]\npart_size_bytes = 1024\n", "data.part_size_bytes"),

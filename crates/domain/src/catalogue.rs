@@ -274,7 +274,7 @@ catalogue! {
         code: "objects-not-moved",
         status: 409,
         message: "{count} object(s) in '{folder}' were not moved; the first, '{key}': {reason}",
-        fix: "The objects that were not moved are still where they were, and running the move again moves what is left. Objects above 5 GiB cannot be moved yet (that needs a copy in parts); a destination that holds another file is kept unless the move overwrites; a missing permission (s3:PutObject, s3:DeleteObject on the project's prefix) is named by byos aws doctor.",
+        fix: "The objects that were not moved are still where they were: running the move again moves what is left (a copy that did not match its source, because the source changed during the move, is made again). A destination that holds another file is kept unless the move overwrites; a missing permission (s3:PutObject, s3:DeleteObject on the project's prefix) is named by byos aws doctor.",
     }
     NotArchived {
         type: "Conflict",

@@ -22,7 +22,7 @@ use byos_sync::SyncEngine;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
-pub use moves::{CopyError, Source, copy_verified};
+pub use moves::{CopyError, CopySettings, Source, copy_verified};
 pub use worker::Workers;
 
 /// How jobs run.
@@ -36,6 +36,8 @@ pub struct JobSettings {
     pub objects_per_second: u32,
     /// Copies a folder's move makes at once.
     pub copies_at_once: usize,
+    /// How each object is copied: in one request, or in parts.
+    pub copies: CopySettings,
     /// How often the workers look for jobs to take up (a new job wakes them at once).
     pub tick: Duration,
     /// How long a job's lease lasts without renewal: how soon another replica takes over the
@@ -51,6 +53,7 @@ impl Default for JobSettings {
             concurrency: 4,
             objects_per_second: 3_000,
             copies_at_once: 16,
+            copies: CopySettings::default(),
             tick: Duration::from_secs(5),
             lease: Duration::from_secs(60),
             replica: format!("byos-{}", uuid::Uuid::new_v4().simple()),

@@ -27,13 +27,41 @@ pub struct Source {
 pub enum CopyError {
     #[error(transparent)]
     Aws(#[from] AwsError),
-    /// Larger than one CopyObject takes.
-    #[error("it holds {size} bytes, more than one copy request takes (5 GiB); copies in parts are not done yet")]
+    /// Larger than S3 copies: 10,000 parts of 5 GiB.
+    #[error("it holds {size} bytes, more than S3 copies (10,000 parts of 5 GiB)")]
     TooLarge { size: u64 },
     /// The copy is not what was copied: the source changed meanwhile, or S3 failed.
     #[error("its copy does not match it ({0})")]
     Mismatch(String),
 }
+
+/// How objects are copied: one CopyObject up to `threshold` bytes, above it a multipart upload
+/// of UploadPartCopy requests (S3 copies at most 5 GiB in one request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySettings {
+    /// At most [`MAX_COPY_OBJECT_BYTES`].
+    pub threshold: u64,
+    /// A part's size: 5 MiB to 5 GiB; larger when an object would need more than 10,000 parts.
+    pub part_size: u64,
+    /// Parts of one object copied at once.
+    pub parts_at_once: usize,
+}
+
+impl Default for CopySettings {
+    fn default() -> CopySettings {
+        CopySettings { threshold: MAX_COPY_OBJECT_BYTES, part_size: 512 * 1024 * 1024, parts_at_once: 8 }
+    }
+}
+
+impl CopySettings {
+    /// Whether an object of `size` bytes is copied in parts.
+    fn in_parts(&self, size: u64) -> bool {
+        size > self.threshold.min(MAX_COPY_OBJECT_BYTES)
+    }
+}
+
+/// S3's most parts in one multipart upload.
+const MAX_PARTS: u64 = 10_000;
 
 /// Copies `source` to `to`, with the configuration's encryption, and verifies the copy.
 pub async fn copy_verified(
@@ -42,31 +70,46 @@ pub async fn copy_verified(
     source: &Source,
     to: &str,
     sse: Option<&ServerSideEncryption>,
+    copies: &CopySettings,
 ) -> Result<(), CopyError> {
-    if source.size > MAX_COPY_OBJECT_BYTES {
-        return Err(CopyError::TooLarge { size: source.size });
-    }
-    let etag = access.copy_object(bucket, &source.key, to, sse).await?;
+    let in_parts = copies.in_parts(source.size);
+    let etag = if in_parts {
+        let part_size = copies.part_size.max(source.size.div_ceil(MAX_PARTS));
+        if part_size > MAX_COPY_OBJECT_BYTES {
+            return Err(CopyError::TooLarge { size: source.size });
+        }
+        access.copy_object_in_parts(bucket, &source.key, to, source.size, part_size, copies.parts_at_once, sse).await?
+    } else {
+        access.copy_object(bucket, &source.key, to, sse).await?
+    };
     if etag == source.etag {
         return Ok(());
     }
     let copy =
         access.head(bucket, to, None).await?.ok_or_else(|| CopyError::Mismatch("the copy is gone".to_owned()))?;
-    verify(access, bucket, source, &copy).await
+    verify(access, bucket, source, &copy, in_parts).await
 }
 
-/// Whether `copy` is a copy of `source`, by ETag where both are MD5s of the bytes, by size where
-/// they cannot be.
-async fn verify(access: &BucketAccess, bucket: &str, source: &Source, copy: &Head) -> Result<(), CopyError> {
+/// Whether `copy` is a copy of `source`: by ETag where both are MD5s of the bytes, by size where
+/// they cannot be (a copy made in parts has an ETag of its parts).
+async fn verify(
+    access: &BucketAccess,
+    bucket: &str,
+    source: &Source,
+    copy: &Head,
+    in_parts: bool,
+) -> Result<(), CopyError> {
     if copy.size != source.size {
         return Err(CopyError::Mismatch(format!("{} bytes, the copy {}", source.size, copy.size)));
     }
-    if copy.etag == source.etag || source.etag.contains('-') || is_kms(copy) {
+    if in_parts || copy.etag == source.etag || source.etag.contains('-') || is_kms(copy) {
         return Ok(());
     }
-    // The source's own encryption may explain the difference.
+    // The source's own encryption may explain the difference, or the listing's ETag was not the
+    // source's latest (it changed since, and the copy is of what it is now).
     match access.head(bucket, &source.key, None).await? {
         Some(head) if is_kms(&head) => Ok(()),
+        Some(head) if head.size == copy.size && !head.etag.is_empty() && head.etag == copy.etag => Ok(()),
         _ => Err(CopyError::Mismatch(format!("ETag {}, the copy's {}", source.etag, copy.etag))),
     }
 }
@@ -107,8 +150,10 @@ pub(crate) async fn move_folder(
                 let source = Source { key: entry.key.clone(), size: entry.size, etag: entry.etag.clone() };
                 let to_key = format!("{to_prefix}{}", entry.key.strip_prefix(&from_prefix).unwrap_or(&entry.key));
                 let (access, bucket_name, sse) = (bucket.access.clone(), name.to_owned(), sse.clone());
+                let settings = inner.settings.copies;
                 copies.spawn(async move {
-                    let outcome = move_one(&access, &bucket_name, &source, &to_key, sse.as_ref(), overwrite).await;
+                    let outcome =
+                        move_one(&access, &bucket_name, &source, &to_key, sse.as_ref(), overwrite, &settings).await;
                     (source, outcome)
                 });
             }
@@ -182,15 +227,16 @@ async fn move_one(
     to: &str,
     sse: Option<&ServerSideEncryption>,
     overwrite: bool,
+    copies: &CopySettings,
 ) -> Result<One, CopyError> {
     if !overwrite && let Some(there) = access.head(bucket, to, None).await? {
         // The move's own copy, made before a stop, counts; anything else is left alone.
-        return match verify(access, bucket, source, &there).await {
+        return match verify(access, bucket, source, &there, copies.in_parts(source.size)).await {
             Ok(()) => Ok(One::Copied),
             Err(CopyError::Mismatch(_)) => Ok(One::Skipped),
             Err(e) => Err(e),
         };
     }
-    copy_verified(access, bucket, source, to, sse).await?;
+    copy_verified(access, bucket, source, to, sse, copies).await?;
     Ok(One::Copied)
 }

@@ -207,7 +207,8 @@ impl<'a> Changes<'a> {
         let head = head.ok_or_else(|| Problem::file_not_found(from_path, "nothing is there"))?;
         let source = byos_jobs::Source { key: from_key.clone(), size: head.size, etag: head.etag };
         let sse = bucket.configuration.spec.server_side_encryption.as_ref();
-        byos_jobs::copy_verified(&bucket.access, name, &source, &to_key, sse).await.map_err(|e| match e {
+        let copies = &self.services.job_engine().settings().copies;
+        byos_jobs::copy_verified(&bucket.access, name, &source, &to_key, sse, copies).await.map_err(|e| match e {
             byos_jobs::CopyError::Aws(e) => aws_problem(&e, &project),
             e => Problem::objects_not_moved(1, from_path, from_path, &e.to_string()).into(),
         })?;

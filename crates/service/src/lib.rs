@@ -40,7 +40,7 @@ use time::OffsetDateTime;
 pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
 /// A presigned request, as uploads and downloads answer it.
 pub use byos_aws::Presigned;
-pub use byos_jobs::{JobSettings, Jobs as JobEngine};
+pub use byos_jobs::{CopySettings, JobSettings, Jobs as JobEngine};
 pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
 pub use changes::{Changes, Deleted, Moved};
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};

@@ -98,23 +98,29 @@ impl TestApp {
     }
 
     pub(crate) async fn with_regions(regions: RegionTable) -> TestApp {
-        TestApp::build(regions, None, None, Default::default()).await
+        TestApp::build(regions, None, None, Default::default(), Default::default()).await
     }
 
     /// An app whose AWS is `endpoint` (a moto server), for routes that ask AWS at once.
     pub(crate) async fn with_aws(endpoint: &str) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, Default::default()).await
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, Default::default(), Default::default())
+            .await
+    }
+
+    /// An app whose AWS is `endpoint`, whose jobs run as `jobs` says.
+    pub(crate) async fn with_aws_and_jobs(endpoint: &str, jobs: byos_api::JobSettings) -> TestApp {
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, Default::default(), jobs).await
     }
 
     /// An app whose AWS is `endpoint`, with STS at `sts` (a gate in front of moto's).
     pub(crate) async fn with_aws_and_sts(endpoint: &str, sts: &str) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), Some(sts.to_owned()), Default::default())
-            .await
+        let (aws, sts) = (Some(endpoint.to_owned()), Some(sts.to_owned()));
+        TestApp::build(RegionTable::builtin(), aws, sts, Default::default(), Default::default()).await
     }
 
     /// An app whose AWS is `endpoint`, with data access set as `data` says.
     pub(crate) async fn with_aws_and_data(endpoint: &str, data: byos_api::DataSettings) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, data).await
+        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, data, Default::default()).await
     }
 
     async fn build(
@@ -122,6 +128,7 @@ impl TestApp {
         aws_endpoint: Option<String>,
         sts_endpoint: Option<String>,
         data: byos_api::DataSettings,
+        jobs: byos_api::JobSettings,
     ) -> TestApp {
         log_buffer();
         let dir = temp_dir();
@@ -149,7 +156,7 @@ impl TestApp {
         let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
         let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
-        let jobs = byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default());
+        let jobs = byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), jobs);
         let parts = byos_api::Parts { store, master_key: key, regions, buckets, lifecycle, sync, jobs, data };
         let state = AppState::new(parts);
         TestApp {

@@ -183,3 +183,54 @@ async fn an_upload_on_moto_keeps_the_configurations_encryption() {
     assert_eq!((head.size, head.server_side_encryption.as_deref()), (6 * MIB, Some("AES256")));
     assert!(download(&app, &id, "/big/reads.bam").await == content, "byte-exact");
 }
+
+/// Moves above the copy threshold go in parts (UploadPartCopy of byte ranges, two at a time),
+/// byte-exact, with the source deleted after the copy is verified; a folder's move copies such a
+/// file beside small ones. On s3s-fs: moto's answer to CompleteMultipartUpload is not one the
+/// SDK reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_move_in_parts_byte_exact() {
+    let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, SECRET);
+    let copies = byos_api::CopySettings { threshold: 5 * MIB, part_size: 5 * MIB, parts_at_once: 2 };
+    let app = TestApp::with_aws_and_jobs(s3.url(), byos_api::JobSettings { copies, ..Default::default() }).await;
+    let configuration = ready_configuration(&app, "moves").await;
+    let (big, small) = (bytes(11 * MIB, 5), bytes(1000, 9));
+    s3.put_file("customer-bucket", "moves/study/big.bin", &big);
+    s3.put_file("customer-bucket", "moves/study/run/big.bin", &big);
+    // Through S3, so that it has an ETag (a file written into the folder has none).
+    let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(s3.url().to_owned()),
+        static_credentials: Some((EXAMPLE_ACCESS_KEY_ID.to_owned(), SECRET.to_owned())),
+        ..Default::default()
+    })
+    .await;
+    let access = aws.own_bucket_access(&byos_test_support::region("eu-central-1"));
+    access.put_object("customer-bucket", "moves/study/run/small.txt", small.clone(), None).await.unwrap();
+    let id = project(&app, "study", &configuration, "study").await;
+    let reconcile = format!("/api/v1/projects/{id}/reconcile");
+    for _ in 0..600 {
+        if app.get(&reconcile).await.ok(200)["status"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let moved =
+        app.post(&format!("/api/v1/projects/{id}/data/move"), json!({"from": "/big.bin", "to": "/archive/"})).await;
+    assert_eq!(
+        (&moved.ok(200)["path"], &moved.body["size"]),
+        (&json!("/archive/big.bin"), &json!(11 * MIB)),
+        "{}",
+        moved.text
+    );
+    assert!(download(&app, &id, "/archive/big.bin").await == big, "the copy in parts is byte-exact");
+    let gone = app.get(&format!("/api/v1/projects/{id}/data?path=/big.bin")).await;
+    gone.error(404, "not-found");
+
+    let _workers = app.state.services().job_engine().spawn_workers();
+    let job = app.post(&format!("/api/v1/projects/{id}/data/move"), json!({"from": "/run/", "to": "/done/"})).await;
+    let job = crate::support::wait_for_job(&app, job.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&job["status"], &job["progress"]["objectsDone"]), (&json!("succeeded"), &json!(2)), "{job}");
+    assert!(download(&app, &id, "/done/big.bin").await == big);
+    assert_eq!(download(&app, &id, "/done/small.txt").await, small);
+}
