@@ -56,9 +56,12 @@ pub(crate) fn spawn(inner: Arc<Inner>) -> Workers {
 async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(inner.settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut running: JoinSet<()> = JoinSet::new();
+    let mut running: JoinSet<Ended> = JoinSet::new();
     // The jobs this replica runs, by their runner's task.
     let mut here: HashMap<task::Id, Uuid> = HashMap::new();
+    // Jobs that stopped on a failure that may pass, and when they are taken up again: a bucket
+    // that keeps failing is not asked again and again.
+    let mut waiting: HashMap<Uuid, (Instant, Duration)> = HashMap::new();
     let concurrency = inner.settings.concurrency.max(1);
     tracing::info!(replica = inner.settings.replica, concurrency, "job workers started");
     loop {
@@ -66,15 +69,25 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
             _ = ticker.tick() => {}
             () = inner.wake.notified() => {}
             Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
-                let task = match ended {
-                    Ok((task, ())) => task,
+                let (task, ended) = match ended {
+                    Ok((task, ended)) => (task, ended),
                     Err(e) => {
                         // A bug: the job stays `running`, and its lease expires by itself.
                         tracing::error!(job = ?here.get(&e.id()), error = %e, "a job's runner failed");
-                        e.id()
+                        (e.id(), Ended::Later)
                     }
                 };
-                here.remove(&task);
+                if let Some(id) = here.remove(&task) {
+                    match ended {
+                        Ended::Done => {
+                            waiting.remove(&id);
+                        }
+                        Ended::Later => {
+                            let delay = retry_delay(waiting.get(&id).map(|(_, d)| *d), inner.settings.tick);
+                            waiting.insert(id, (Instant::now() + delay, delay));
+                        }
+                    }
+                }
             }
             _ = stopped.wait_for(|s| *s) => break,
         }
@@ -88,11 +101,14 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
                 continue;
             }
         };
+        // Forget the waits of jobs that ended meanwhile (on another replica, or cancelled).
+        waiting.retain(|id, _| jobs.iter().any(|job| job.id == *id));
         for job in jobs {
             if running.len() >= concurrency {
                 break;
             }
-            if here.values().any(|id| *id == job.id) {
+            if here.values().any(|id| *id == job.id) || waiting.get(&job.id).is_some_and(|(at, _)| *at > Instant::now())
+            {
                 continue;
             }
             let name = format!("job:{}", job.id);
@@ -112,8 +128,24 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     while running.join_next().await.is_some() {}
 }
 
+/// How a runner stopped: the job ended (or is gone), or it is to be taken up again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Done,
+    Later,
+}
+
+/// The longest wait before a job that failed in a way that may pass is taken up again.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// How long a job waits after a failure that may pass: the tick after the first, then twice the
+/// last wait, up to [`MAX_RETRY_DELAY`].
+fn retry_delay(last: Option<Duration>, tick: Duration) -> Duration {
+    last.map_or(tick, |last| last * 2).min(MAX_RETRY_DELAY)
+}
+
 /// Runs a job under its lease until it ends, stops or must wait, and records which.
-async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::Receiver<bool>) {
+async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::Receiver<bool>) -> Ended {
     let started = job.status == JobStatus::Queued;
     let mut run = Run { inner, job, pace: Pace::new(inner.settings.objects_per_second) };
     if started {
@@ -133,7 +165,7 @@ async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::R
         Err(Stop::Gone) => {
             tracing::info!(job = %job.id, "the job's project is gone, and the job with it");
             lease.release().await;
-            return;
+            return Ended::Done;
         }
         Err(Stop::Internal(cause)) => {
             let error_id = Uuid::new_v4().simple().to_string();
@@ -150,7 +182,7 @@ async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::R
                 _ => tracing::info!(job = %job.id, reason = %stop, "a job stopped; it is taken up again"),
             }
             lease.release().await;
-            return;
+            return if matches!(stop, Stop::Retry(_)) { Ended::Later } else { Ended::Done };
         }
     };
     let now = OffsetDateTime::now_utc();
@@ -171,6 +203,7 @@ async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::R
         ),
     }
     lease.release().await;
+    Ended::Done
 }
 
 /// Why a job stopped before its end, and so what becomes of it.
@@ -318,7 +351,7 @@ impl Pace {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Ended {
+struct EndLabels {
     r#type: &'static str,
     status: &'static str,
 }
@@ -326,7 +359,7 @@ struct Ended {
 /// Jobs ended, by type and status.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    ended: Family<Ended, Counter>,
+    ended: Family<EndLabels, Counter>,
 }
 
 impl Metrics {
@@ -335,13 +368,26 @@ impl Metrics {
     }
 
     fn ended(&self, kind: &'static str, status: JobStatus) {
-        self.ended.get_or_create(&Ended { r#type: kind, status: status.as_str() }).inc();
+        self.ended.get_or_create(&EndLabels { r#type: kind, status: status.as_str() }).inc();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_wait_longer_each_time() {
+        let tick = Duration::from_secs(5);
+        let mut waits = Vec::new();
+        let mut last = None;
+        for _ in 0..8 {
+            let next = retry_delay(last, tick);
+            waits.push(next.as_secs());
+            last = Some(next);
+        }
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300]);
+    }
 
     #[test]
     fn batches_keep_to_the_rate() {
