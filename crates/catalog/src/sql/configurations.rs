@@ -3,14 +3,14 @@
 
 use async_trait::async_trait;
 use byos_domain::{
-    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, ErrorCode, KeyPrefix, KmsKeyArn, Problem, ResourceName,
-    RoleArn, ServerSideEncryption, SseAlgorithm, ValidationReport, VersioningState,
+    AccessKeyId, AwsRegion, BucketName, ConfigurationStatus, KeyPrefix, KmsKeyArn, ResourceName, RoleArn,
+    ServerSideEncryption, SseAlgorithm, ValidationReport, VersioningState,
 };
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, unique_violation, uuid};
+use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, stored_problem, unique_violation, uuid};
 use crate::model::{Configuration, ConfigurationSpec, Credential, CredentialIdentity};
 use crate::{
     ConfigurationStore, Conflict, CredentialStore, Result, StoreError, ValidationOutcome, from_millis, millis,
@@ -111,14 +111,7 @@ impl TryFrom<ConfigurationRow> for Configuration {
             .map(|json| serde_json_report(&json))
             .transpose()
             .map_err(|e| corrupt(T, format!("validation report: {e}")))?;
-        let error = match (row.error_code, row.error_message) {
-            (Some(code), Some(message)) => {
-                let code = ErrorCode::from_code(&code).ok_or_else(|| corrupt(T, format!("error code {code:?}")))?;
-                Some(Problem::restore(code, message))
-            }
-            (None, None) => None,
-            _ => return Err(corrupt(T, "error code without message, or the reverse")),
-        };
+        let error = stored_problem(T, row.error_code, row.error_message)?;
         Ok(Configuration {
             id: uuid(T, &row.id)?,
             spec: ConfigurationSpec {

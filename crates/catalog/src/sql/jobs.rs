@@ -1,12 +1,13 @@
 //! Jobs: the SQL of [`JobStore`].
 
 use async_trait::async_trait;
-use byos_domain::{ErrorCode, Problem};
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
+use byos_domain::Problem;
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, uuid};
+use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, signed, stored_problem, uuid};
 use crate::model::{Job, JobProgress, JobSpec, JobStatus};
 use crate::{JobStore, Result, StoreError, from_millis, millis};
 
@@ -47,14 +48,7 @@ impl TryFrom<JobRow> for Job {
         if spec.kind() != row.kind {
             return Err(corrupt(T, format!("kind {:?} with a spec of {:?}", row.kind, spec.kind())));
         }
-        let error = match (row.error_code, row.error_message) {
-            (Some(code), Some(message)) => {
-                let code = ErrorCode::from_code(&code).ok_or_else(|| corrupt(T, format!("error code {code:?}")))?;
-                Some(Problem::restore(code, message))
-            }
-            (None, None) => None,
-            _ => return Err(corrupt(T, "error code without message, or the reverse")),
-        };
+        let error = stored_problem(T, row.error_code, row.error_message)?;
         Ok(Job {
             id: uuid(T, &row.id)?,
             project_id: uuid(T, &row.project_id)?,
@@ -79,9 +73,23 @@ impl TryFrom<JobRow> for Job {
     }
 }
 
-/// A count as the database keeps it (far below `i64::MAX` for any bucket).
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// Binds a job's progress: `objects_total`, `objects_done`, `objects_skipped`, `objects_failed`,
+/// `bytes_total`, `bytes_done`, the order every statement here lists them in.
+fn bind_progress<'q, D: Dialect>(
+    query: Query<'q, D, D::Arguments<'q>>,
+    p: &JobProgress,
+) -> Query<'q, D, D::Arguments<'q>>
+where
+    i64: ColumnType<D>,
+    Option<i64>: ColumnType<D>,
+{
+    query
+        .bind(p.objects_total.map(signed))
+        .bind(signed(p.objects_done))
+        .bind(signed(p.objects_skipped))
+        .bind(signed(p.objects_failed))
+        .bind(p.bytes_total.map(signed))
+        .bind(signed(p.bytes_done))
 }
 
 #[async_trait]
@@ -101,32 +109,27 @@ where
 {
     async fn insert_job(&self, job: &Job) -> Result<()> {
         let spec = serde_json::to_string(&job.spec).unwrap_or_else(|_| unreachable!("a job's spec always serializes"));
-        let p = &job.progress;
-        let inserted = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO jobs ({JOB_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-        ))
-        .bind(job.id.to_string())
-        .bind(job.spec.kind())
-        .bind(job.project_id.to_string())
-        .bind(spec)
-        .bind(job.status.as_str())
-        .bind(p.objects_total.map(signed))
-        .bind(signed(p.objects_done))
-        .bind(signed(p.objects_skipped))
-        .bind(signed(p.objects_failed))
-        .bind(p.bytes_total.map(signed))
-        .bind(signed(p.bytes_done))
-        .bind(job.error.as_ref().map(|e| e.entry().code))
-        .bind(job.error.as_ref().map(Problem::message))
-        .bind(job.cancel_requested)
-        .bind(job.created_by.to_string())
-        .bind(millis(job.created_at))
-        .bind(millis(job.updated_at))
-        .bind(job.started_at.map(millis))
-        .bind(job.finished_at.map(millis))
-        .execute(&self.writer)
-        .await;
+        );
+        let query = sqlx::query(&sql)
+            .bind(job.id.to_string())
+            .bind(job.spec.kind())
+            .bind(job.project_id.to_string())
+            .bind(spec)
+            .bind(job.status.as_str());
+        let inserted = bind_progress(query, &job.progress)
+            .bind(job.error.as_ref().map(|e| e.entry().code))
+            .bind(job.error.as_ref().map(Problem::message))
+            .bind(job.cancel_requested)
+            .bind(job.created_by.to_string())
+            .bind(millis(job.created_at))
+            .bind(millis(job.updated_at))
+            .bind(job.started_at.map(millis))
+            .bind(job.finished_at.map(millis))
+            .execute(&self.writer)
+            .await;
         match inserted {
             Ok(_) => Ok(()),
             // The project is gone.
@@ -175,23 +178,16 @@ where
     }
 
     async fn record_job_progress(&self, id: Uuid, progress: &JobProgress, now: OffsetDateTime) -> Result<bool> {
-        let p = progress;
-        let cancel: Option<bool> = sqlx::query_scalar(
+        let query = sqlx::query(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $2), updated_at = $2, \
              objects_total = $3, objects_done = $4, objects_skipped = $5, objects_failed = $6, bytes_total = $7, \
              bytes_done = $8 \
              WHERE id = $1 AND status IN ('queued', 'running') RETURNING cancel_requested",
         )
         .bind(id.to_string())
-        .bind(millis(now))
-        .bind(p.objects_total.map(signed))
-        .bind(signed(p.objects_done))
-        .bind(signed(p.objects_skipped))
-        .bind(signed(p.objects_failed))
-        .bind(p.bytes_total.map(signed))
-        .bind(signed(p.bytes_done))
-        .fetch_optional(&self.writer)
-        .await?;
+        .bind(millis(now));
+        let row = bind_progress(query, progress).fetch_optional(&self.writer).await?;
+        let cancel: Option<bool> = row.map(|row| row.try_get(0)).transpose()?;
         match cancel {
             Some(cancel) => Ok(cancel),
             // Gone with its project, or cancelled while it was still queued.
@@ -211,8 +207,7 @@ where
         now: OffsetDateTime,
     ) -> Result<()> {
         debug_assert!(status.is_final(), "a job ends {status:?}");
-        let p = progress;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE jobs SET status = $2, updated_at = $3, finished_at = $3, objects_total = $4, objects_done = $5, \
              objects_skipped = $6, objects_failed = $7, bytes_total = $8, bytes_done = $9, error_code = $10, \
              error_message = $11 \
@@ -220,17 +215,12 @@ where
         )
         .bind(id.to_string())
         .bind(status.as_str())
-        .bind(millis(now))
-        .bind(p.objects_total.map(signed))
-        .bind(signed(p.objects_done))
-        .bind(signed(p.objects_skipped))
-        .bind(signed(p.objects_failed))
-        .bind(p.bytes_total.map(signed))
-        .bind(signed(p.bytes_done))
-        .bind(error.map(|e| e.entry().code))
-        .bind(error.map(Problem::message))
-        .execute(&self.writer)
-        .await?;
+        .bind(millis(now));
+        let done = bind_progress(query, progress)
+            .bind(error.map(|e| e.entry().code))
+            .bind(error.map(Problem::message))
+            .execute(&self.writer)
+            .await?;
         if D::rows_affected(&done) == 0 {
             return Err(StoreError::NotFound);
         }

@@ -178,6 +178,29 @@ pub(crate) fn corrupt(table: &'static str, reason: impl std::fmt::Display) -> St
     StoreError::Corrupt { table, reason: reason.to_string() }
 }
 
+/// A size or a count as the database keeps it (S3's objects are at most 5 TiB, and no bucket
+/// holds `i64::MAX` of anything).
+pub(crate) fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A catalogue problem kept as its code and its rendered message (both, or neither).
+pub(crate) fn stored_problem(
+    table: &'static str,
+    code: Option<String>,
+    message: Option<String>,
+) -> Result<Option<byos_domain::Problem>> {
+    match (code, message) {
+        (Some(code), Some(message)) => {
+            let code = byos_domain::ErrorCode::from_code(&code)
+                .ok_or_else(|| corrupt(table, format!("error code {code:?}")))?;
+            Ok(Some(byos_domain::Problem::restore(code, message)))
+        }
+        (None, None) => Ok(None),
+        _ => Err(corrupt(table, "error code without message, or the reverse")),
+    }
+}
+
 pub(crate) fn uuid(table: &'static str, s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| corrupt(table, format!("id {s:?}: {e}")))
 }

@@ -5,7 +5,7 @@ use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, uuid};
+use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, signed, uuid};
 use crate::model::Upload;
 use crate::{Result, StoreError, UploadStore, from_millis, millis};
 
@@ -48,11 +48,6 @@ impl TryFrom<UploadRow> for Upload {
             expires_at: from_millis(T, row.expires_at)?,
         })
     }
-}
-
-/// A size as the database keeps it (S3's objects are at most 5 TiB, far below `i64::MAX`).
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
