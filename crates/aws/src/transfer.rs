@@ -373,7 +373,7 @@ impl BucketAccess {
     /// `part_size` bytes, `at_once` at a time: objects above [`MAX_COPY_OBJECT_BYTES`] can only
     /// be copied so. The source's content type and metadata are kept (read first: a multipart
     /// upload does not take them from its parts), the encryption is `sse`. The upload is aborted
-    /// when a part fails. Answers the copy's ETag, without quotes.
+    /// when a part fails.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object_in_parts(
         &self,
@@ -384,7 +384,7 @@ impl BucketAccess {
         part_size: u64,
         at_once: usize,
         sse: Option<&byos_domain::ServerSideEncryption>,
-    ) -> Result<String, AwsError> {
+    ) -> Result<(), AwsError> {
         let source =
             self.s3().head_object().bucket(bucket).key(from).send().await.map_err(|e| classify("HeadObject", e))?;
         let request = self
@@ -408,9 +408,7 @@ impl BucketAccess {
                 return Err(e);
             }
         };
-        self.complete_multipart(bucket, to, &upload_id, &parts).await?;
-        let head = self.head(bucket, to, None).await?;
-        Ok(head.map(|h| h.etag).unwrap_or_default())
+        self.complete_multipart(bucket, to, &upload_id, &parts).await
     }
 
     /// The parts of a copy, each an UploadPartCopy of its byte range; their numbers and ETags.

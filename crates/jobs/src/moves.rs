@@ -73,16 +73,14 @@ pub async fn copy_verified(
     copies: &CopySettings,
 ) -> Result<(), CopyError> {
     let in_parts = copies.in_parts(source.size);
-    let etag = if in_parts {
+    if in_parts {
+        // A copy in parts has an ETag of its parts: the HEAD below is what verifies it.
         let part_size = copies.part_size.max(source.size.div_ceil(MAX_PARTS));
         if part_size > MAX_COPY_OBJECT_BYTES {
             return Err(CopyError::TooLarge { size: source.size });
         }
-        access.copy_object_in_parts(bucket, &source.key, to, source.size, part_size, copies.parts_at_once, sse).await?
-    } else {
-        access.copy_object(bucket, &source.key, to, sse).await?
-    };
-    if etag == source.etag {
+        access.copy_object_in_parts(bucket, &source.key, to, source.size, part_size, copies.parts_at_once, sse).await?;
+    } else if access.copy_object(bucket, &source.key, to, sse).await? == source.etag {
         return Ok(());
     }
     let copy =
