@@ -87,13 +87,7 @@ impl<'a> Changes<'a> {
             .into());
         }
         if relative.ends_with('/') {
-            match self.services.store().data.entry(project.id, relative).await {
-                Ok(Entry { kind: EntryKind::Folder { .. }, .. }) => {}
-                Ok(_) | Err(StoreError::NotFound) => {
-                    return Err(Problem::file_not_found(path, "there is no such folder").into());
-                }
-                Err(e) => return Err(internal(e)),
-            }
+            self.folder(&project, path, relative).await?;
             let spec = JobSpec::DeleteFolder { folder: relative.to_owned() };
             let job = self.services.jobs().submit(scope, spec).await?;
             tracing::info!(project = %project.id, token = %scope.caller().token(), folder = relative, job = %job.id, "folder delete queued");
@@ -110,16 +104,11 @@ impl<'a> Changes<'a> {
         path: &str,
         relative: &str,
     ) -> Result<(), ServiceError> {
-        let project = project.clone();
-        self.file(&project, path, relative).await?;
-        let bucket = open_bucket(self.services, &project).await?;
+        self.file(project, path, relative).await?;
+        let bucket = open_bucket(self.services, project).await?;
         let key = format!("{}{relative}", project.key_prefix);
-        bucket
-            .access
-            .delete_object(project.bucket.as_str(), &key, None)
-            .await
-            .map_err(|e| aws_problem(&e, &project))?;
-        self.observe(&project, relative).await?;
+        bucket.access.delete_object(project.bucket.as_str(), &key, None).await.map_err(|e| aws_problem(&e, project))?;
+        self.observe(project, relative).await?;
         tracing::info!(project = %project.id, token = %scope.caller().token(), file = relative, "file deleted");
         Ok(())
     }
@@ -171,13 +160,7 @@ impl<'a> Changes<'a> {
                 ))
                 .into());
             }
-            match data.entry(project.id, from).await {
-                Ok(Entry { kind: EntryKind::Folder { .. }, .. }) => {}
-                Ok(_) | Err(StoreError::NotFound) => {
-                    return Err(Problem::file_not_found(from_path, "there is no such folder").into());
-                }
-                Err(e) => return Err(internal(e)),
-            }
+            self.folder(&project, from_path, from).await?;
             if !overwrite && !to.is_empty() && data.entry(project.id, to).await.is_ok() {
                 return Err(Problem::file_exists(to_path).into());
             }
@@ -358,6 +341,15 @@ impl<'a> Changes<'a> {
                 let folder = data.entry(project.id, &format!("{relative}/")).await.is_ok();
                 Err(Problem::file_not_found(path, if folder { "it is a folder" } else { "nothing is there" }).into())
             }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Refuses a folder path the catalog does not hold as a folder.
+    async fn folder(&self, project: &Project, path: &str, relative: &str) -> Result<(), ServiceError> {
+        match self.services.store().data.entry(project.id, relative).await {
+            Ok(Entry { kind: EntryKind::Folder { .. }, .. }) => Ok(()),
+            Ok(_) | Err(StoreError::NotFound) => Err(Problem::file_not_found(path, "there is no such folder").into()),
             Err(e) => Err(internal(e)),
         }
     }
