@@ -1,9 +1,11 @@
-//! `byos`: the server (`byos serve`) and the bucket owners' tools (`byos aws ...`).
+//! `byos`: the server (`byos serve`), the client commands over its API (`byos login`, `ls`,
+//! `cp`, ...), and the bucket owners' tools (`byos aws ...`).
 //!
-//! Exit codes: 0 on success, 1 when the command fails, 2 for a usage error, 3 when
-//! `byos aws doctor` ran and a check failed.
+//! Exit codes: 0 on success, 1 when the command fails, 2 for a usage error, 3 when some files of
+//! a transfer failed (the others moved) or `byos aws doctor` ran and a check failed.
 
 mod aws;
+mod client;
 mod serve;
 mod settings;
 
@@ -22,6 +24,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    common: client::Common,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +35,8 @@ enum Command {
     /// Tools for bucket owners: the documents their AWS account needs, bootstrap and doctor.
     #[command(subcommand)]
     Aws(aws::AwsCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Aws(command) => aws::run(command),
+        Command::Client(command) => return client::run(command, cli.common),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,7 @@ use crate::{Internal, ProjectScope, Projects, ReadWrite, ServiceError, Services,
 /// most 5 TiB.
 const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
+const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 /// Parts one request may sign.
 const MAX_PARTS_PER_SIGNING: usize = 1_000;
@@ -66,6 +67,28 @@ pub struct UploadRequest {
     pub content_type: Option<String>,
     /// Replace a file that exists at `path`; without it, such a file is a conflict.
     pub overwrite: Option<bool>,
+    /// The client's part size: the file goes in parts of this size when it is larger, in one PUT
+    /// otherwise. Without it, the server's threshold and part size decide.
+    pub part_size: Option<u64>,
+}
+
+/// The part size and count a client asked for: parts of 5 MiB to 5 GiB, at most 10,000 of
+/// them; a file no larger than one part is a single PUT.
+fn client_parts(size: u64, part_size: u64) -> Result<(u64, u64), String> {
+    if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&part_size) {
+        return Err(format!("partSize: {part_size} bytes is not 5 MiB to 5 GiB, the part sizes S3 takes"));
+    }
+    if size <= part_size {
+        return Ok((size, 1));
+    }
+    let count = size.div_ceil(part_size);
+    if count > MAX_PARTS {
+        let least = size.div_ceil(MAX_PARTS);
+        return Err(format!(
+            "partSize: {part_size} bytes would cut this file into {count} parts, more than S3's 10,000; use at least {least}"
+        ));
+    }
+    Ok((part_size, count))
 }
 
 /// A started upload: for a single PUT, its presigned request.
@@ -125,13 +148,17 @@ impl<'a> Uploads<'a> {
             }
         }
         let settings = &self.services.data_settings().uploads;
-        let (part_size, part_count) =
-            if size < settings.multipart_threshold { (size, 1) } else { settings.parts_for(size) };
+        let (part_size, part_count) = match request.part_size {
+            Some(part_size) => client_parts(size, part_size).map_err(invalid)?,
+            None if size < settings.multipart_threshold => (size, 1),
+            None => settings.parts_for(size),
+        };
+        let multipart = part_count > 1 || (request.part_size.is_none() && size >= settings.multipart_threshold);
         let bucket = open_bucket(self.services, &project).await?;
         let sse = bucket.configuration.spec.server_side_encryption.as_ref();
         let key = format!("{}{relative}", project.key_prefix);
         let aws = |e| aws_problem(&e, &project);
-        let (multipart_id, put) = if size < settings.multipart_threshold {
+        let (multipart_id, put) = if !multipart {
             let validity =
                 bucket.access.presigned_validity(self.services.data_settings().url_expiry).await.map_err(aws)?;
             let put = bucket
@@ -350,5 +377,17 @@ mod tests {
         assert!(count <= 10_000 && part % mib == 0 && part * count >= MAX_OBJECT_BYTES, "{part} x {count}");
         let small_parts = UploadSettings { part_size: mib, ..UploadSettings::default() };
         assert_eq!(small_parts.parts_for(11 * mib).0, 5 * mib, "S3's smallest part");
+    }
+
+    #[test]
+    fn a_clients_part_size_is_used_within_s3s_limits() {
+        let mib = 1024 * 1024;
+        assert_eq!(client_parts(16 * mib, 16 * mib), Ok((16 * mib, 1)), "one part is one PUT");
+        assert_eq!(client_parts(33 * mib, 16 * mib), Ok((16 * mib, 3)));
+        assert_eq!(client_parts(0, 8 * mib), Ok((0, 1)));
+        assert!(client_parts(100 * mib, 4 * mib).unwrap_err().contains("5 MiB to 5 GiB"));
+        assert!(client_parts(100 * mib, 6 * 1024 * mib).unwrap_err().contains("5 MiB to 5 GiB"));
+        let refused = client_parts(10_001 * 5 * mib, 5 * mib).unwrap_err();
+        assert!(refused.contains("10001 parts") && refused.contains("use at least"), "{refused}");
     }
 }

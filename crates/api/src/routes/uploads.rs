@@ -44,6 +44,9 @@ pub(crate) struct CreateUpload {
     content_type: Option<String>,
     /// Replace a file that exists at `path` (otherwise a conflict).
     overwrite: Option<bool>,
+    /// The client's part size, 5 MiB to 5 GiB: a larger file goes in parts of this size, a
+    /// smaller one in one PUT. Without it, the server's threshold and part size decide.
+    part_size: Option<u64>,
 }
 
 /// An upload in progress.
@@ -158,9 +161,9 @@ fn upload_id(path: Result<Path<(String, String)>, PathRejection>) -> Result<Uuid
         .map_err(|_| byos_domain::Problem::invalid_request(&format!("path: {raw:?} is not an upload id")).into())
 }
 
-/// Start an upload. Below `data.multipart_threshold_bytes` one presigned PUT (`url`, with the
-/// `headers` to send); otherwise an S3 multipart upload with `partCount` parts of `partSize`,
-/// whose parts `POST .../parts` signs.
+/// Start an upload. Below `data.multipart_threshold_bytes` (or up to the client's `partSize`)
+/// one presigned PUT (`url`, with the `headers` to send); otherwise an S3 multipart upload with
+/// `partCount` parts of `partSize`, whose parts `POST .../parts` signs.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/uploads", tag = "uploads",
     security(("bearer" = ["project:read-write"])), params(("id" = Uuid, Path)), request_body = CreateUpload,
     responses((status = 201, body = UploadView), (status = "4XX", body = ErrorBody)))]
@@ -169,8 +172,13 @@ async fn create_upload(
     state: State<AppState>,
     ApiJson(body): ApiJson<CreateUpload>,
 ) -> ApiResult<NoStore<(StatusCode, Json<UploadView>)>> {
-    let request =
-        UploadRequest { path: body.path, size: body.size, content_type: body.content_type, overwrite: body.overwrite };
+    let request = UploadRequest {
+        path: body.path,
+        size: body.size,
+        content_type: body.content_type,
+        overwrite: body.overwrite,
+        part_size: body.part_size,
+    };
     let started = state.services().uploads().create(&scope, request).await?;
     Ok(NoStore((StatusCode::CREATED, Json(UploadView::new(&started.upload, started.put.as_ref())))))
 }

@@ -1,0 +1,249 @@
+//! `byos projects`, `byos configs` and `byos jobs`.
+
+use std::process::ExitCode;
+
+use byos_client::{Api, ClientError, Configuration, Job};
+use clap::Subcommand;
+
+use super::output::{Out, human_bytes, line, table};
+use super::progress::wait_for_job;
+use super::project_id;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectsCommand {
+    /// The projects this token can see.
+    Ls,
+    /// One project.
+    Show {
+        /// The project's name or id.
+        project: String,
+    },
+    /// Create a project: a folder of a ready storage configuration (admin).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The storage configuration's name or id.
+        #[arg(long)]
+        configuration: String,
+        /// The project's folder below the configuration's prefix.
+        #[arg(long)]
+        folder: String,
+    },
+    /// Delete a project (admin); its data stays in the bucket.
+    Rm {
+        /// The project's name or id.
+        project: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigsCommand {
+    /// The storage configurations (admin).
+    Ls,
+    /// One configuration with its last validation report.
+    Show {
+        /// The configuration's name or id.
+        configuration: String,
+    },
+    /// Validate a configuration now; exits 1 when a check failed.
+    Validate {
+        /// The configuration's name or id.
+        configuration: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// Jobs, newest first.
+    Ls {
+        /// Only this project's (name or id).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// One job.
+    Show { job: String },
+    /// Wait for a job to end, with its progress; exits 1 unless it succeeded.
+    Wait { job: String },
+    /// Ask a job to stop at its next step.
+    Cancel { job: String },
+}
+
+pub(crate) async fn projects(api: &Api, command: ProjectsCommand, out: Out) -> Result<(), ClientError> {
+    match command {
+        ProjectsCommand::Ls => {
+            let projects = api.projects().await?;
+            if out.json() {
+                return out.value(&projects);
+            }
+            let rows: Vec<Vec<String>> = projects
+                .iter()
+                .map(|p| vec![p.id.clone(), p.name.clone(), field(&p.rest, "region"), field(&p.rest, "keyPrefix")])
+                .collect();
+            table(&["ID", "NAME", "REGION", "S3 PREFIX"], &rows)
+        }
+        ProjectsCommand::Show { project } => {
+            let project = api.project(&project_id(api, &project).await?).await?;
+            if out.json() {
+                return out.value(&project);
+            }
+            let mut rows = vec![vec!["id".to_owned(), project.id.clone()], vec!["name".to_owned(), project.name.clone()]];
+            rows.extend(project.rest.iter().map(|(k, v)| vec![k.clone(), plain(v)]));
+            table(&["FIELD", "VALUE"], &rows)
+        }
+        ProjectsCommand::Create { name, configuration, folder } => {
+            let configuration = configuration_id(api, &configuration).await?;
+            let created = api.create_project(&name, &configuration, &folder).await?;
+            if out.json() {
+                return out.value(&created);
+            }
+            let id = created["project"]["id"].as_str().unwrap_or_default();
+            line(&format!("created project {name} ({id}); its import: {}", created["import"]["status"]))
+        }
+        ProjectsCommand::Rm { project } => {
+            let id = project_id(api, &project).await?;
+            api.delete_project(&id).await?;
+            out.note(&format!("deleted project {project} ({id})"));
+            Ok(())
+        }
+    }
+}
+
+/// A configuration's id from its name or id.
+async fn configuration_id(api: &Api, name_or_id: &str) -> Result<String, ClientError> {
+    let configurations = api.configurations().await?;
+    let found: Vec<_> = configurations.iter().filter(|c| c.id == name_or_id || c.name == name_or_id).collect();
+    match found.as_slice() {
+        [one] => Ok(one.id.clone()),
+        // The server says why: not found, or not visible to this token.
+        [] => Ok(name_or_id.to_owned()),
+        _ => Err(ClientError::Usage(format!("several configurations are named {name_or_id:?}: give its id"))),
+    }
+}
+
+pub(crate) async fn configs(api: &Api, command: ConfigsCommand, out: Out) -> Result<ExitCode, ClientError> {
+    match command {
+        ConfigsCommand::Ls => {
+            let configurations = api.configurations().await?;
+            if out.json() {
+                out.value(&configurations)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = configurations
+                .iter()
+                .map(|c| {
+                    let bucket = format!("s3://{}/{}", field(&c.rest, "bucket"), field(&c.rest, "keyPrefix"));
+                    vec![c.id.clone(), c.name.clone(), c.status.clone(), field(&c.rest, "region"), bucket]
+                })
+                .collect();
+            table(&["ID", "NAME", "STATUS", "REGION", "BUCKET"], &rows)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigsCommand::Show { configuration } => {
+            let configuration = api.configuration(&configuration_id(api, &configuration).await?).await?;
+            report(&configuration, out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigsCommand::Validate { configuration } => {
+            let id = configuration_id(api, &configuration).await?;
+            let configuration = api.validate_configuration(&id).await?;
+            report(&configuration, out)?;
+            let failed = configuration.validation.iter().flat_map(|v| &v.checks).any(|c| c.result == "failed");
+            Ok(if failed || configuration.status == "error" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+/// A configuration's status and validation report, check by check; a failure with its fix.
+fn report(configuration: &Configuration, out: Out) -> Result<(), ClientError> {
+    if out.json() {
+        return out.value(configuration);
+    }
+    line(&format!("{} ({}): {}", configuration.name, configuration.id, configuration.status))?;
+    if let Some(validation) = &configuration.validation {
+        line(&format!("validated at {}", validation.checked_at))?;
+        let rows: Vec<Vec<String>> =
+            validation.checks.iter().map(|c| vec![c.name.clone(), c.result.clone(), c.detail.clone()]).collect();
+        table(&["CHECK", "RESULT", "DETAIL"], &rows)?;
+    }
+    if let Some(problem) = &configuration.error {
+        line(&format!("error: {}", problem.message))?;
+        line(&format!("  fix: {}", problem.fix))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn jobs(api: &Api, command: JobsCommand, out: Out) -> Result<ExitCode, ClientError> {
+    match command {
+        JobsCommand::Ls { project } => {
+            let project = match project {
+                Some(p) => Some(project_id(api, &p).await?),
+                None => None,
+            };
+            let jobs = api.jobs(project.as_deref()).await?;
+            if out.json() {
+                out.value(&jobs)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = jobs.iter().map(job_row).collect();
+            table(&["ID", "TYPE", "STATUS", "OBJECTS", "BYTES", "PATH"], &rows)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Show { job } => {
+            show_job(&api.job(&job).await?, out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Wait { job } => {
+            let job = wait_for_job(api, out, api.job(&job).await?).await?;
+            show_job(&job, out)?;
+            Ok(job_exit(&job))
+        }
+        JobsCommand::Cancel { job } => {
+            show_job(&api.cancel_job(&job).await?, out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// 0 when the job succeeded, 1 otherwise.
+pub(crate) fn job_exit(job: &Job) -> ExitCode {
+    if job.status == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn job_row(job: &Job) -> Vec<String> {
+    let p = &job.progress;
+    let objects = match p.objects_total {
+        Some(total) => format!("{}/{total}", p.objects_done),
+        None => p.objects_done.to_string(),
+    };
+    let path = match &job.to {
+        Some(to) => format!("{} -> {to}", job.path),
+        None => job.path.clone(),
+    };
+    vec![job.id.clone(), job.kind.clone(), job.status.clone(), objects, human_bytes(p.bytes_done), path]
+}
+
+pub(crate) fn show_job(job: &Job, out: Out) -> Result<(), ClientError> {
+    if out.json() {
+        return out.value(job);
+    }
+    table(&["ID", "TYPE", "STATUS", "OBJECTS", "BYTES", "PATH"], &[job_row(job)])?;
+    if let Some(problem) = &job.error {
+        line(&format!("error: {}", problem.message))?;
+        line(&format!("  fix: {}", problem.fix))?;
+    }
+    Ok(())
+}
+
+/// A string field of a resource, or nothing.
+fn field(rest: &byos_client::Rest, name: &str) -> String {
+    rest.get(name).map(plain).unwrap_or_default()
+}
+
+/// A JSON value as a cell: strings without quotes.
+fn plain(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,156 @@
+//! A byte range of a local file as a request body, read in bounded chunks on the blocking
+//! pool and hashed (MD5) as it goes, so that a part of any size costs one chunk of memory.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+
+use crate::error::ClientError;
+
+/// Bytes read per step: large enough that the blocking pool's hops cost little, small enough
+/// that `concurrency` bodies in flight stay a few tens of MiB.
+const CHUNK: u64 = 512 * 1024;
+/// Bodies up to this size are read whole, in one step.
+const SMALL: u64 = 1024 * 1024;
+
+/// A file opened once for all its parts' reads.
+#[derive(Debug, Clone)]
+pub(super) struct SharedFile {
+    file: Arc<std::fs::File>,
+    path: Arc<Path>,
+}
+
+impl SharedFile {
+    pub(super) fn open(path: &Path) -> Result<SharedFile, ClientError> {
+        let file = std::fs::File::open(path).map_err(ClientError::io(path))?;
+        Ok(SharedFile { file: Arc::new(file), path: path.into() })
+    }
+
+    pub(super) fn create(path: &Path, size: u64) -> Result<SharedFile, ClientError> {
+        let file = std::fs::File::create(path).map_err(ClientError::io(path))?;
+        file.set_len(size).map_err(ClientError::io(path))?;
+        Ok(SharedFile { file: Arc::new(file), path: path.into() })
+    }
+
+    /// Reads `len` bytes at `offset`, on the blocking pool.
+    pub(super) async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ClientError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buffer = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
+            read_exact_at(&this.file, &mut buffer, offset).map_err(ClientError::io(&*this.path))?;
+            Ok(buffer)
+        })
+        .await
+        .map_err(|e| ClientError::Usage(format!("a read stopped: {e}")))?
+    }
+
+    /// Writes `bytes` at `offset`, on the blocking pool.
+    pub(super) async fn write(&self, offset: u64, bytes: Bytes) -> Result<(), ClientError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || write_all_at(&this.file, &bytes, offset).map_err(ClientError::io(&*this.path)))
+            .await
+            .map_err(|e| ClientError::Usage(format!("a write stopped: {e}")))?
+    }
+
+    /// The MD5 of `len` bytes at `offset`, read in chunks.
+    pub(super) async fn md5(&self, offset: u64, len: u64) -> Result<[u8; 16], ClientError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut hasher = Md5::new();
+            let mut buffer = vec![0; usize::try_from(CHUNK.min(len)).unwrap_or(0)];
+            let mut done = 0;
+            while done < len {
+                let n = usize::try_from(CHUNK.min(len - done)).unwrap_or(0);
+                read_exact_at(&this.file, &mut buffer[..n], offset + done).map_err(ClientError::io(&*this.path))?;
+                hasher.update(&buffer[..n]);
+                done += n as u64;
+            }
+            Ok(hasher.finalize().into())
+        })
+        .await
+        .map_err(|e| ClientError::Usage(format!("a read stopped: {e}")))?
+    }
+
+    /// Makes what was written durable.
+    pub(super) async fn sync(&self) -> Result<(), ClientError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.file.sync_all().map_err(ClientError::io(&*this.path)))
+            .await
+            .map_err(|e| ClientError::Usage(format!("a write stopped: {e}")))?
+    }
+
+    /// `len` bytes at `offset` as a request body, and where its MD5 is once it was all sent.
+    pub(super) async fn body(&self, offset: u64, len: u64) -> Result<(reqwest::Body, Hashed), ClientError> {
+        let hashed = Hashed::default();
+        if len <= SMALL {
+            let bytes = self.read(offset, len).await?;
+            hashed.set(Md5::digest(&bytes).into());
+            return Ok((reqwest::Body::from(bytes), hashed));
+        }
+        let state = (self.clone(), 0u64, Md5::new(), hashed.clone());
+        let stream = futures_util::stream::try_unfold(state, move |(file, done, mut hasher, hashed)| async move {
+            if done == len {
+                hashed.set(hasher.finalize().into());
+                return Ok::<_, ClientError>(None);
+            }
+            let n = CHUNK.min(len - done);
+            let chunk = file.read(offset + done, n).await?;
+            hasher.update(&chunk);
+            Ok(Some((Bytes::from(chunk), (file, done + n, hasher, hashed))))
+        });
+        Ok((reqwest::Body::wrap_stream(stream), hashed))
+    }
+}
+
+/// The MD5 of a body, known once the body was read to its end.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Hashed(Arc<Mutex<Option<[u8; 16]>>>);
+
+impl Hashed {
+    fn set(&self, digest: [u8; 16]) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(digest);
+        }
+    }
+
+    pub(super) fn get(&self) -> Option<[u8; 16]> {
+        self.0.lock().ok().and_then(|slot| *slot)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &std::fs::File, buffer: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buffer, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &std::fs::File, mut buffer: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buffer.is_empty() {
+        let n = file.seek_read(buffer, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer = &mut buffer[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &std::fs::File, mut buffer: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buffer.is_empty() {
+        let n = file.seek_write(buffer, offset)?;
+        buffer = &buffer[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
