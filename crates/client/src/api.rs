@@ -269,7 +269,12 @@ impl Api {
         &self.http
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, ClientError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, ClientError> {
         let text = self.send(method, path, body).await?;
         serde_json::from_str(&text).map_err(|e| ClientError::Status {
             status: 200,
@@ -475,7 +480,12 @@ impl Api {
     }
 
     /// Completes an upload from its parts' numbers and ETags (none for a single PUT).
-    pub async fn complete_upload(&self, project: &str, id: &str, parts: &[(u32, String)]) -> Result<Entry, ClientError> {
+    pub async fn complete_upload(
+        &self,
+        project: &str,
+        id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<Entry, ClientError> {
         let url = format!("/api/v1/projects/{}/uploads/{}/complete", segment(project), segment(id));
         let parts: Vec<Value> = parts.iter().map(|(n, e)| json!({"partNumber": n, "eTag": e})).collect();
         self.call(Method::POST, &url, Some(json!({"parts": parts}))).await

@@ -54,7 +54,8 @@ impl Profiles {
 
     /// Writes the file readable by its owner only (its folder too), replacing it whole.
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
-        let text = toml::to_string(self).map_err(|e| ClientError::Config { path: path.to_owned(), what: e.to_string() })?;
+        let text =
+            toml::to_string(self).map_err(|e| ClientError::Config { path: path.to_owned(), what: e.to_string() })?;
         let folder = path.parent().unwrap_or(Path::new("."));
         create_private_dir(folder)?;
         let temporary = folder.join(".config.toml.new");
@@ -122,7 +123,7 @@ mod tests {
         let mut profiles = Profiles::load(&path).unwrap();
         assert!(profiles.profiles.is_empty(), "no file is no profiles");
         let login = Login { server: "http://127.0.0.1:8080".to_owned(), token: "byos_secret".to_owned() };
-        profiles.profiles.insert("lab".to_owned(), login.clone());
+        profiles.profiles.insert("lab".to_owned(), login);
         profiles.save(&path).unwrap();
         assert_eq!(Profiles::load(&path).unwrap(), profiles);
         #[cfg(unix)]

@@ -408,6 +408,109 @@ impl Drop for Moto {
     }
 }
 
+/// moto behind a shim that reads to the SDK as S3 does. moto 5.2 answers ListParts and
+/// CompleteMultipartUpload with the roots `ListPartsResponse` and
+/// `CompleteMultipartUploadResponse` where S3 has `...Result`, which the Rust SDK refuses; the
+/// shim renames those two roots and passes everything else through unchanged (S3, SQS, STS,
+/// presigned requests). Point byos's AWS endpoint here to test multipart uploads on moto.
+/// Stopped when dropped.
+#[derive(Debug)]
+pub struct MotoShim {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MotoShim {
+    pub async fn start(moto: &Moto) -> MotoShim {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
+        let upstream: std::sync::Arc<str> = moto.url().into();
+        let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build().unwrap_or_default();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (upstream, client) = (upstream.clone(), client.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let (upstream, client) = (upstream.clone(), client.clone());
+                        async move { Ok::<_, std::convert::Infallible>(shim_forward(request, &upstream, &client).await) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        MotoShim { url: format!("http://127.0.0.1:{port}"), task }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for MotoShim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One request passed to moto, its answer's misnamed roots renamed.
+async fn shim_forward(
+    request: hyper::Request<hyper::body::Incoming>,
+    upstream: &str,
+    client: &reqwest::Client,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let failed = |what: String| {
+        let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(what)));
+        *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        response
+    };
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return failed(format!("reading the request: {e}")),
+    };
+    let target = format!("{upstream}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut forwarded = client.request(parts.method, target).body(body);
+    for (name, value) in &parts.headers {
+        if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH && name != hyper::header::EXPECT {
+            forwarded = forwarded.header(name, value);
+        }
+    }
+    let answer = match forwarded.send().await {
+        Ok(answer) => answer,
+        Err(e) => return failed(format!("moto: {e}")),
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let mut bytes = match answer.bytes().await {
+        Ok(bytes) => bytes,
+        Err(e) => return failed(format!("moto's answer: {e}")),
+    };
+    let mut rewritten = false;
+    if bytes.starts_with(b"<?xml") {
+        let text = String::from_utf8_lossy(&bytes);
+        if text.contains("<ListPartsResponse") || text.contains("<CompleteMultipartUploadResponse") {
+            let renamed = text
+                .replace("ListPartsResponse", "ListPartsResult")
+                .replace("CompleteMultipartUploadResponse", "CompleteMultipartUploadResult");
+            bytes = bytes::Bytes::from(renamed);
+            rewritten = true;
+        }
+    }
+    let mut response = hyper::Response::new(http_body_util::Full::new(bytes));
+    *response.status_mut() = status;
+    // moto's Content-Length stays (a HEAD's is the object's size, its body empty), but for a
+    // renamed body, whose length hyper sets.
+    for (name, value) in &headers {
+        let length = name == hyper::header::CONTENT_LENGTH;
+        if (!length || !rewritten) && name != hyper::header::TRANSFER_ENCODING && name != hyper::header::CONNECTION {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
 /// An s3s-fs server of its own for one test: S3 over a folder, checking SigV4 signatures
 /// (presigned URLs included) for one access key, which moto does not. No versioning,
 /// notifications or CORS. Stopped, and its folder removed, when dropped.

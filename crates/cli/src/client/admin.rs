@@ -86,7 +86,8 @@ pub(crate) async fn projects(api: &Api, command: ProjectsCommand, out: Out) -> R
             if out.json() {
                 return out.value(&project);
             }
-            let mut rows = vec![vec!["id".to_owned(), project.id.clone()], vec!["name".to_owned(), project.name.clone()]];
+            let mut rows =
+                vec![vec!["id".to_owned(), project.id.clone()], vec!["name".to_owned(), project.name.clone()]];
             rows.extend(project.rest.iter().map(|(k, v)| vec![k.clone(), plain(v)]));
             table(&["FIELD", "VALUE"], &rows)
         }
@@ -96,7 +97,7 @@ pub(crate) async fn projects(api: &Api, command: ProjectsCommand, out: Out) -> R
             if out.json() {
                 return out.value(&created);
             }
-            let id = created["project"]["id"].as_str().unwrap_or_default();
+            let id = created["id"].as_str().unwrap_or_default();
             line(&format!("created project {name} ({id}); its import: {}", created["import"]["status"]))
         }
         ProjectsCommand::Rm { project } => {

@@ -191,7 +191,9 @@ pub(crate) async fn cp(api: &Api, args: CpArgs, out: Out) -> Result<ExitCode, Cl
             ));
         }
         (Location::Local(_), Location::Local(_)) => {
-            return Err(ClientError::Usage("neither path is a project's (PROJECT:/path): use cp(1) for local copies".to_owned()));
+            return Err(ClientError::Usage(
+                "neither path is a project's (PROJECT:/path): use cp(1) for local copies".to_owned(),
+            ));
         }
     };
     let project = project_id(api, &target.project).await?;
@@ -200,7 +202,11 @@ pub(crate) async fn cp(api: &Api, args: CpArgs, out: Out) -> Result<ExitCode, Cl
         // Read-write access, asked before anything moves: a `read` member is refused here.
         api.uploads(&project).await?;
     }
-    let settings = TransferSettings { concurrency: usize::from(args.concurrency), part_size: args.part_size, ..TransferSettings::default() };
+    let settings = TransferSettings {
+        concurrency: usize::from(args.concurrency),
+        part_size: args.part_size,
+        ..TransferSettings::default()
+    };
     let transfer = Transfer {
         direction,
         recursive: args.recursive,
@@ -280,7 +286,10 @@ pub(crate) async fn rm(api: &Api, args: RmArgs, out: Out) -> Result<ExitCode, Cl
         }
     }
     if path.ends_with('/') && !args.recursive {
-        return Err(ClientError::Usage(format!("{}:{path} is a folder: add -r to delete it and all it holds", target.project)));
+        return Err(ClientError::Usage(format!(
+            "{}:{path} is a folder: add -r to delete it and all it holds",
+            target.project
+        )));
     }
     let change = api.delete(&project, &path).await?;
     changed(api, change, args.no_wait, out).await

@@ -66,8 +66,7 @@ impl Bars {
 
     /// Files ended of those planned so far, beside the total bar.
     fn count_files(&self) {
-        let (ended, planned) =
-            (self.ended_files.load(Ordering::Relaxed), self.planned_files.load(Ordering::Relaxed));
+        let (ended, planned) = (self.ended_files.load(Ordering::Relaxed), self.planned_files.load(Ordering::Relaxed));
         self.total.set_message(format!("{ended}/{planned} files"));
     }
 }
@@ -125,7 +124,9 @@ impl Progress for Bars {
         self.ended_files.fetch_add(1, Ordering::Relaxed);
         self.count_files();
         let text = match outcome {
-            Outcome::Done => format!("{} {} -> {} ({})", self.verb, item.source, item.destination, human_bytes(item.size)),
+            Outcome::Done => {
+                format!("{} {} -> {} ({})", self.verb, item.source, item.destination, human_bytes(item.size))
+            }
             Outcome::Skipped => format!("skip {} ({} exists)", item.source, item.destination),
             Outcome::Failed(e) => format!("failed {} -> {}: {e}", item.source, item.destination),
         };

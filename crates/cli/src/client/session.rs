@@ -111,7 +111,8 @@ pub(crate) async fn login(server: Option<String>, profile: Option<&str>, out: Ou
 /// The token: standard input when it is not a terminal, otherwise a prompt without echo.
 fn read_token() -> Result<String, ClientError> {
     let token = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Token: ").map_err(|source| ClientError::Io { path: "the terminal".into(), source })?
+        rpassword::prompt_password("Token: ")
+            .map_err(|source| ClientError::Io { path: "the terminal".into(), source })?
     } else {
         let mut text = String::new();
         std::io::stdin()
@@ -193,11 +194,15 @@ fn write_aws_profile(path: &Path, name: &str, credentials: &Credentials) -> Resu
         return Err(ClientError::Usage(format!("--aws-profile {name:?} is not a profile name")));
     }
     let existing = std::fs::read_to_string(path).unwrap_or_default();
-    let text = replace_section(&existing, name, &[
-        ("aws_access_key_id", &credentials.access_key_id),
-        ("aws_secret_access_key", &credentials.secret_access_key),
-        ("aws_session_token", &credentials.session_token),
-    ]);
+    let text = replace_section(
+        &existing,
+        name,
+        &[
+            ("aws_access_key_id", &credentials.access_key_id),
+            ("aws_secret_access_key", &credentials.secret_access_key),
+            ("aws_session_token", &credentials.session_token),
+        ],
+    );
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder).map_err(|source| ClientError::Io { path: folder.to_owned(), source })?;
     }
@@ -235,7 +240,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |source| ClientError::Io { path: path.to_owned(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)
 }
@@ -249,7 +255,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
 /// take precedence); exits with its code, or 128 + the signal that ended it.
 pub(crate) async fn exec(api: &Api, args: ExecArgs) -> Result<ExitCode, ClientError> {
     let credentials = vend(api, &args.scope).await?;
-    let (program, rest) = args.command.split_first().ok_or_else(|| ClientError::Usage("no command to run".to_owned()))?;
+    let (program, rest) =
+        args.command.split_first().ok_or_else(|| ClientError::Usage("no command to run".to_owned()))?;
     let status = tokio::process::Command::new(program)
         .args(rest)
         .env_remove("AWS_PROFILE")

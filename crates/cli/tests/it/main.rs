@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod aws_tools;
+mod client;
 mod owner;
 mod serve;
 mod sync;

@@ -49,9 +49,11 @@ impl SharedFile {
     /// Writes `bytes` at `offset`, on the blocking pool.
     pub(super) async fn write(&self, offset: u64, bytes: Bytes) -> Result<(), ClientError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || write_all_at(&this.file, &bytes, offset).map_err(ClientError::io(&*this.path)))
-            .await
-            .map_err(|e| ClientError::Usage(format!("a write stopped: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            write_all_at(&this.file, &bytes, offset).map_err(ClientError::io(&*this.path))
+        })
+        .await
+        .map_err(|e| ClientError::Usage(format!("a write stopped: {e}")))?
     }
 
     /// The MD5 of `len` bytes at `offset`, read in chunks.
@@ -90,14 +92,18 @@ impl SharedFile {
             return Ok((reqwest::Body::from(bytes), hashed));
         }
         let state = (self.clone(), 0u64, Md5::new(), hashed.clone());
+        // The digest is kept with the last chunk: the HTTP client stops reading a body once it
+        // sent Content-Length bytes, so the stream's end may never be polled.
         let stream = futures_util::stream::try_unfold(state, move |(file, done, mut hasher, hashed)| async move {
             if done == len {
-                hashed.set(hasher.finalize().into());
                 return Ok::<_, ClientError>(None);
             }
             let n = CHUNK.min(len - done);
             let chunk = file.read(offset + done, n).await?;
             hasher.update(&chunk);
+            if done + n == len {
+                hashed.set(hasher.clone().finalize().into());
+            }
             Ok(Some((Bytes::from(chunk), (file, done + n, hasher, hashed))))
         });
         Ok((reqwest::Body::wrap_stream(stream), hashed))

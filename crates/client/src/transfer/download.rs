@@ -68,7 +68,12 @@ async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary:
 }
 
 /// The URL to GET: signed again when the one before expired.
-async fn current_url(cx: &Context, item: &Item, url: &tokio::sync::Mutex<String>, expired: bool) -> Result<String, ClientError> {
+async fn current_url(
+    cx: &Context,
+    item: &Item,
+    url: &tokio::sync::Mutex<String>,
+    expired: bool,
+) -> Result<String, ClientError> {
     let mut url = url.lock().await;
     if expired {
         *url = cx.remote.download_url(&item.source).await?.url;
@@ -77,14 +82,20 @@ async fn current_url(cx: &Context, item: &Item, url: &tokio::sync::Mutex<String>
 }
 
 /// One GET, written as it arrives, its MD5 checked against a plain ETag.
-async fn whole(cx: &Context, item: &Item, file: &SharedFile, url: &tokio::sync::Mutex<String>) -> Result<(), ClientError> {
+async fn whole(
+    cx: &Context,
+    item: &Item,
+    file: &SharedFile,
+    url: &tokio::sync::Mutex<String>,
+) -> Result<(), ClientError> {
     with_retries(cx.settings.attempts, |previous| {
         let expired = previous.is_some_and(is_expired);
         async move {
             let url = current_url(cx, item, url, expired).await?;
             let _permit = cx.requests.acquire().await.map_err(|_| stopped())?;
             let response = get(cx, item, &url, None, None).await?;
-            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let header =
+                |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
             let (e_tag, encryption) = (header("etag"), header("x-amz-server-side-encryption"));
             let mut hasher = Md5::new();
             let mut offset = 0u64;
@@ -201,10 +212,8 @@ async fn get(
     if let Some(e_tag) = e_tag {
         request = request.header(IF_MATCH, e_tag);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|source| ClientError::Http { url: redact(url), source: source.without_url() })?;
+    let response =
+        request.send().await.map_err(|source| ClientError::Http { url: redact(url), source: source.without_url() })?;
     if response.status().as_u16() == 412 {
         return Err(ClientError::Integrity {
             path: item.source.clone(),

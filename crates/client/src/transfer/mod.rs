@@ -140,14 +140,9 @@ impl Transfer {
             Direction::Upload { from, to } => {
                 walk::local(from.clone(), to.clone(), self.recursive, self.filters.clone(), sender)?
             }
-            Direction::Download { from, to } => walk::remote(
-                remote.clone(),
-                from.clone(),
-                to.clone(),
-                self.recursive,
-                self.filters.clone(),
-                sender,
-            ),
+            Direction::Download { from, to } => {
+                walk::remote(remote.clone(), from.clone(), to.clone(), self.recursive, self.filters.clone(), sender)
+            }
         };
         let context = Arc::new(Context {
             remote,
@@ -172,7 +167,8 @@ impl Transfer {
             let (context, upload) = (context.clone(), matches!(self.direction, Direction::Upload { .. }));
             tasks.spawn(async move {
                 context.progress.started(&item);
-                let outcome = if upload { upload::file(&context, &item).await } else { download::file(&context, &item).await };
+                let outcome =
+                    if upload { upload::file(&context, &item).await } else { download::file(&context, &item).await };
                 context.progress.finished(&item, &outcome);
                 drop(permit);
                 (item, outcome)

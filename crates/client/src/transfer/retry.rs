@@ -89,12 +89,19 @@ mod tests {
         assert!(spread.len() > 10, "jitter spreads the delays: {spread:?}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn final_errors_are_not_retried_and_passing_ones_are() {
         let mut calls = 0;
         let refused: Result<(), _> = with_retries(5, |_| {
             calls += 1;
-            async { Err(ClientError::S3 { operation: "PUT", path: "/a".into(), status: 403, message: "AccessDenied".into() }) }
+            async {
+                Err(ClientError::S3 {
+                    operation: "PUT",
+                    path: "/a".into(),
+                    status: 403,
+                    message: "AccessDenied".into(),
+                })
+            }
         })
         .await;
         assert!(refused.is_err());
@@ -107,7 +114,12 @@ mod tests {
             let n = calls;
             async move {
                 match n {
-                    1 => Err(ClientError::S3 { operation: "PUT", path: "/a".into(), status: 503, message: "SlowDown".into() }),
+                    1 => Err(ClientError::S3 {
+                        operation: "PUT",
+                        path: "/a".into(),
+                        status: 503,
+                        message: "SlowDown".into(),
+                    }),
                     2 => Err(ClientError::S3 {
                         operation: "PUT",
                         path: "/a".into(),
@@ -119,7 +131,7 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(healed.unwrap(), true, "the third attempt saw that the URL expired");
+        assert!(healed.unwrap(), "the third attempt saw that the URL expired");
         assert_eq!(calls, 3);
     }
 }

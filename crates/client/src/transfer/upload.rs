@@ -114,7 +114,9 @@ async fn parts(
     let mut done: BTreeMap<u32, String> = BTreeMap::new();
     for held in upload.parts.iter().flatten() {
         let (offset, len) = range(upload, held.part_number);
-        if held.size == len && is_md5_etag(&held.e_tag) && hex(&file.md5(offset, len).await?) == held.e_tag.trim_matches('"')
+        if held.size == len
+            && is_md5_etag(&held.e_tag)
+            && hex(&file.md5(offset, len).await?) == held.e_tag.trim_matches('"')
         {
             done.insert(held.part_number, held.e_tag.clone());
             cx.progress.advanced(item, len);

@@ -105,7 +105,11 @@ fn walk_folder(
         if !metadata.is_file() || !filters.admits(&below) {
             continue;
         }
-        let item = Item { source: path.display().to_string(), destination: relative_destination(to, &below), size: metadata.len() };
+        let item = Item {
+            source: path.display().to_string(),
+            destination: relative_destination(to, &below),
+            size: metadata.len(),
+        };
         if sender.blocking_send(item).is_err() {
             return Ok(());
         }

@@ -1,0 +1,355 @@
+//! The client commands as a person or a script runs them: `byos login`, `cp`, `ls`, `rm`, `mv`,
+//! `credentials`, `exec` as processes, against `byos serve` on moto (behind the shim that lets
+//! the SDK read moto's multipart answers), with files compared byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use byos_aws::{Aws, AwsSettings};
+use byos_test_support::{Moto, MotoShim, TempDir, region, temp_dir};
+use serde_json::{Value, json};
+
+use crate::serve::{Server, call, read};
+
+const REGION: &str = "eu-central-1";
+const BUCKET: &str = "client-bucket";
+const MIB: usize = 1024 * 1024;
+
+/// A server on moto with a ready configuration and the project `study`, and a client home.
+struct Lab {
+    _moto: Moto,
+    shim: MotoShim,
+    server: Server,
+    token: String,
+    project: String,
+    /// The client's `XDG_CONFIG_HOME` and working folder.
+    home: TempDir,
+    _dir: TempDir,
+}
+
+impl Lab {
+    async fn new() -> Lab {
+        let moto = Moto::start();
+        let shim = MotoShim::start(&moto).await;
+        let aws = Aws::new(&AwsSettings {
+            endpoint_url: Some(moto.url().to_owned()),
+            static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+            profile: None,
+            sts_endpoint_url: None,
+        })
+        .await;
+        aws.setup(&region(REGION)).create_bucket(BUCKET).await.unwrap();
+        let dir = temp_dir();
+        let env = [
+            ("BYOS__AWS__ENDPOINT_URL", shim.url()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        let server = Server::start(dir.path(), &env, &[]);
+        let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
+        let mut lab = Lab { _moto: moto, shim, server, token, project: String::new(), home: temp_dir(), _dir: dir };
+        let credential = lab
+            .post(
+                "/api/v1/storage-credentials",
+                json!({"name": "moto key", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                       "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYe2eSECRETKEY"}),
+            )
+            .await;
+        let configuration = lab
+            .post(
+                "/api/v1/storage-configurations",
+                json!({"name": "lab", "region": REGION, "bucket": BUCKET, "keyPrefix": "data/",
+                       "credentialId": credential["id"]}),
+            )
+            .await;
+        let path = format!("/api/v1/storage-configurations/{}", configuration["id"].as_str().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, body) = call(reqwest::Method::GET, &lab.server.url(&path), &lab.token, None).await;
+            if body["status"] == "ready" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the configuration is not ready: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let created = lab
+            .post(
+                "/api/v1/projects",
+                json!({"name": "study", "region": REGION, "storageConfigurationId": configuration["id"],
+                       "folder": "study"}),
+            )
+            .await;
+        lab.project = created["id"].as_str().unwrap().to_owned();
+        lab
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, reply) = call(reqwest::Method::POST, &self.server.url(path), &self.token, Some(body)).await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {reply}\n{}", self.server.output());
+        reply
+    }
+
+    /// A member token with `grants`.
+    async fn member(&self, grants: Value) -> String {
+        let reply = self.post("/api/v1/tokens", json!({"name": "member", "role": "member", "projects": grants})).await;
+        reply["value"].as_str().unwrap().to_owned()
+    }
+
+    /// `byos ARGS` as the logged-in client, in the client's home folder.
+    fn byos(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_byos"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("BYOS_") || key.starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("HOME", self.home.path())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `byos ARGS`; its output, whatever its exit code.
+    fn run(&self, args: &[&str]) -> Output {
+        self.byos(args).output().unwrap_or_else(|e| panic!("byos {args:?}: {e}"))
+    }
+
+    /// Runs `byos ARGS`, which must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "byos {args:?}: {}\n{}", output.status, text(&output.stderr));
+        text(&output.stdout)
+    }
+
+    /// `byos login` with `token` on standard input.
+    fn login(&self, token: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .byos(&["login", "--server", &self.server.url("")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{token}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.home.path().join(relative)
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Bytes that differ from file to file and from offset to offset.
+fn content(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect()
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Every file below `root`, by its `/`-separated path, with its bytes.
+fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut folders = vec![root.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                found.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// JSON Lines: one value per line.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Login; a tree of 200 files (three of 20 MiB, in parts) up with `cp -r`, listed with `ls`,
+/// down again byte-exact; filters and a dry run print exactly the planned files and move none;
+/// `rm -r` and `mv`; `--output json` parses for each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_goes_up_and_comes_down_byte_exact() {
+    let lab = Lab::new().await;
+    let login = lab.login(&lab.token);
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let config = lab.path("config/byos/config.toml");
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the token is kept private");
+    }
+    let bad = lab.login("byos_not_a_token");
+    assert_eq!(bad.status.code(), Some(1), "a wrong token is refused: {}", text(&bad.stderr));
+
+    let local = lab.path("run42");
+    for i in 0..197 {
+        write(&local.join(format!("lane-{}/sample-{i:03}.csv", i % 4)), &content(1000 + i * 37, i));
+    }
+    for i in 0..3 {
+        write(&local.join(format!("big/reads-{i}.bam")), &content(20 * MIB + i * 4099, 1000 + i));
+    }
+    let up =
+        lab.ok(&["cp", "-r", "run42/", "study:/in/", "--part-size", "5MiB", "--concurrency", "8", "--output", "json"]);
+    let summary: Value = serde_json::from_str(&up).unwrap();
+    assert_eq!((summary["files"].clone(), summary["failed"].clone()), (json!(200), json!([])), "{summary}");
+
+    let listed = json_lines(&lab.ok(&["ls", "-R", "study:/in/", "--output", "json"]));
+    let mut paths: Vec<String> = listed.iter().map(|e| e["path"].as_str().unwrap().to_owned()).collect();
+    paths.sort();
+    let mut want: Vec<String> = tree(&local).keys().map(|k| format!("/in/{k}")).collect();
+    want.sort();
+    assert_eq!(paths, want, "every file shows in the listing, in its folder");
+    let names = lab.ok(&["ls", "study:/in/"]);
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["big/", "lane-0/", "lane-1/", "lane-2/", "lane-3/"]);
+
+    lab.ok(&["cp", "-r", "study:/in/", "down/", "--part-size", "5MiB"]);
+    assert!(tree(&lab.path("down")) == tree(&local), "the tree came down byte-exact");
+
+    // Again: every file exists now, and nothing says to replace it.
+    let again = lab.run(&["cp", "-r", "run42/lane-0/", "study:/in/lane-0/", "--output", "json"]);
+    assert_eq!(again.status.code(), Some(3), "partial: {}", text(&again.stderr));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["failed"].as_array().map(Vec::len), Some(50), "{again}");
+    assert_eq!(again["failed"][0]["code"], json!("file-exists"), "{again}");
+    let skipped = lab.ok(&["cp", "-r", "run42/lane-0/", "study:/in/lane-0/", "--no-clobber", "--output", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&skipped).unwrap()["skipped"], json!(50));
+
+    let planned = lab.ok(&[
+        "cp",
+        "-r",
+        "run42/",
+        "study:/other/",
+        "--include",
+        "lane-1/*",
+        "--exclude",
+        "*-00?.csv",
+        "--dry-run",
+    ]);
+    let planned: Vec<&str> = planned.lines().collect();
+    let expected: Vec<String> = tree(&local)
+        .keys()
+        .filter(|k| k.starts_with("lane-1/") && !k.contains("-00"))
+        .map(|k| format!("(dry run) upload run42/{k} -> /other/{k}"))
+        .collect();
+    assert_eq!(planned, expected, "exactly the planned files");
+    let nothing = lab.run(&["ls", "study:/other/"]);
+    assert!(!nothing.status.success(), "a dry run moves nothing");
+
+    let removed = lab.ok(&["rm", "-r", "study:/in/lane-3/", "--output", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&removed).unwrap()["status"], json!("succeeded"), "{removed}");
+    let moved = lab.ok(&["mv", "study:/in/big/reads-0.bam", "study:/in/reads.bam", "--output", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&moved).unwrap()["path"], json!("/in/reads.bam"));
+    let names = lab.ok(&["ls", "study:/in/"]);
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["big/", "lane-0/", "lane-1/", "lane-2/", "reads.bam"]);
+    let projects: Value = serde_json::from_str(&lab.ok(&["projects", "ls", "--output", "json"])).unwrap();
+    assert_eq!(projects[0]["id"], json!(lab.project));
+    let jobs: Value = serde_json::from_str(&lab.ok(&["jobs", "ls", "--output", "json"])).unwrap();
+    assert_eq!(jobs[0]["type"], json!("delete-folder"), "{jobs}");
+}
+
+/// A client killed in the middle of a multipart upload: the next `cp` of the same file
+/// continues the open upload (it is completed, not left open beside a new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes() {
+    let lab = Lab::new().await;
+    assert!(lab.login(&lab.token).status.success());
+    let bytes = content(40 * MIB + 123, 5);
+    write(&lab.path("big.bin"), &bytes);
+    let uploads = lab.server.url(&format!("/api/v1/projects/{}/uploads", lab.project));
+    let mut client = lab
+        .byos(&["cp", "big.bin", "study:/big.bin", "--part-size", "5MiB", "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once S3 holds two parts of the eight.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let id = loop {
+        let (_, open) = call(reqwest::Method::GET, &uploads, &lab.token, None).await;
+        if let Some(id) = open["items"][0]["id"].as_str() {
+            let (_, upload) = call(reqwest::Method::GET, &format!("{uploads}/{id}"), &lab.token, None).await;
+            if upload["parts"].as_array().is_some_and(|p| p.len() >= 2) {
+                break id.to_owned();
+            }
+        }
+        assert!(client.try_wait().unwrap().is_none(), "the upload ended before it could be interrupted");
+        assert!(Instant::now() < deadline, "no parts within 300 s: {open}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let (_, open) = call(reqwest::Method::GET, &format!("{uploads}/{id}"), &lab.token, None).await;
+    assert_ne!(open["parts"].as_array().map(Vec::len), Some(8), "interrupted before the end: {open}");
+
+    lab.ok(&["cp", "big.bin", "study:/big.bin", "--part-size", "5MiB"]);
+    let (_, open) = call(reqwest::Method::GET, &uploads, &lab.token, None).await;
+    assert_eq!(open["items"], json!([]), "the interrupted upload was the one completed");
+    lab.ok(&["cp", "study:/big.bin", "back.bin"]);
+    assert!(std::fs::read(lab.path("back.bin")).unwrap() == bytes, "byte-exact");
+}
+
+/// Access: a `read` member's upload is refused before any byte moves (the catalogue's message),
+/// a token without the project gets the API's 404, the exit codes say which is which, and the
+/// scoped credentials work for the AWS CLI and `exec` passes exit codes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_credentials_and_exit_codes() {
+    let lab = Lab::new().await;
+    write(&lab.path("a.txt"), b"hello");
+    let reader = lab.member(json!([{"id": lab.project, "access": "read"}])).await;
+    assert!(lab.login(&reader).status.success());
+    let refused = lab.run(&["cp", "a.txt", "study:/a.txt"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("read-write") && stderr.contains("fix:"), "{stderr}");
+    assert_eq!(lab.ok(&["ls", "-R", "study:/"]), "", "nothing was uploaded; the reader may list");
+
+    let outsider = lab.member(json!([])).await;
+    assert!(lab.login(&outsider).status.success());
+    for target in ["study:/", &format!("{}:/", lab.project)] {
+        let hidden = lab.run(&["ls", target]);
+        assert_eq!(hidden.status.code(), Some(1));
+        assert!(text(&hidden.stderr).contains("does not exist"), "{}", text(&hidden.stderr));
+    }
+
+    assert!(lab.login(&lab.token).status.success());
+    lab.ok(&["cp", "a.txt", "study:/in/a.txt"]);
+    let code = lab.run(&["exec", "study", "--", "sh", "-c", "test -n \"$AWS_SESSION_TOKEN\" && exit 7"]);
+    assert_eq!(code.status.code(), Some(7), "exec passes the exit code through: {}", text(&code.stderr));
+    let usage = lab.run(&["cp", "study:/in/a.txt", "study:/b.txt"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
+
+    let lines = lab.ok(&["credentials", "study", "--format", "env"]);
+    let mut aws = Command::new(std::env::var("BYOS_TEST_AWS_CLI").expect("BYOS_TEST_AWS_CLI: run scripts/test"));
+    for line in lines.lines().filter_map(|l| l.strip_prefix("export ")) {
+        let (key, value) = line.split_once('=').unwrap();
+        aws.env(key, value);
+    }
+    let listed = aws
+        .args(["s3", "ls", "--recursive", "--endpoint-url", lab.shim.url(), &format!("s3://{BUCKET}/data/study/")])
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(text(&listed.stdout).contains("data/study/in/a.txt"), "{}", text(&listed.stdout));
+    let json: Value = serde_json::from_str(&lab.ok(&["credentials", "study", "--output", "json"])).unwrap();
+    assert!(json["accessKeyId"].is_string() && json["sessionToken"].is_string(), "{json}");
+}
