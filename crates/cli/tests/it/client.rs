@@ -1,13 +1,16 @@
 //! The client commands as a person or a script runs them: `byos login`, `cp`, `ls`, `rm`, `mv`,
 //! `credentials`, `exec` as processes, against `byos serve` on moto (behind the shim that lets
-//! the SDK read moto's multipart answers), with files compared byte for byte.
+//! the SDK read moto's multipart answers) and on s3s-fs (which checks the signature of every
+//! presigned request), with files compared byte for byte.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use byos_aws::{Aws, AwsSettings};
-use byos_test_support::{Moto, MotoShim, TempDir, region, temp_dir};
+use byos_test_support::{
+    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, Moto, MotoShim, S3sFs, TempDir, region, temp_dir,
+};
 use serde_json::{Value, json};
 
 use crate::serve::{Server, call, read};
@@ -16,25 +19,54 @@ const REGION: &str = "eu-central-1";
 const BUCKET: &str = "client-bucket";
 const MIB: usize = 1024 * 1024;
 
-/// A server on moto with a ready configuration and the project `study`, and a client home.
+/// The S3 a lab's server and client talk to.
+enum Peer {
+    /// moto behind the shim that lets the SDK read its multipart answers.
+    Moto { _moto: Moto, shim: MotoShim },
+    /// s3s-fs, which checks every signature: presigned URLs the server signed included.
+    S3sFs(S3sFs),
+}
+
+impl Peer {
+    fn url(&self) -> &str {
+        match self {
+            Peer::Moto { shim, .. } => shim.url(),
+            Peer::S3sFs(s3) => s3.url(),
+        }
+    }
+}
+
+/// A server with a ready configuration and the project `study`, and a client home.
 struct Lab {
-    _moto: Moto,
-    shim: MotoShim,
+    peer: Peer,
     server: Server,
     token: String,
     project: String,
     /// The client's `XDG_CONFIG_HOME` and working folder.
     home: TempDir,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Lab {
+    /// On moto: the configuration validated and provisioned for real.
     async fn new() -> Lab {
         let moto = Moto::start();
         let shim = MotoShim::start(&moto).await;
+        Lab::build(Peer::Moto { _moto: moto, shim }, "testing", "testing").await
+    }
+
+    /// On s3s-fs, which has no notifications: the configuration's failed validation is
+    /// overwritten with a ready one in the store, and nothing validates it again during the
+    /// test. Every transfer's signature is checked.
+    async fn on_s3s_fs() -> Lab {
+        let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY);
+        Lab::build(Peer::S3sFs(s3), EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY).await
+    }
+
+    async fn build(peer: Peer, access_key_id: &str, secret: &str) -> Lab {
         let aws = Aws::new(&AwsSettings {
-            endpoint_url: Some(moto.url().to_owned()),
-            static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+            endpoint_url: Some(peer.url().to_owned()),
+            static_credentials: Some((access_key_id.to_owned(), secret.to_owned())),
             profile: None,
             sts_endpoint_url: None,
         })
@@ -42,19 +74,23 @@ impl Lab {
         aws.setup(&region(REGION)).create_bucket(BUCKET).await.unwrap();
         let dir = temp_dir();
         let env = [
-            ("BYOS__AWS__ENDPOINT_URL", shim.url()),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("BYOS__AWS__ENDPOINT_URL", peer.url()),
+            ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "86400"),
+            ("BYOS__LIFECYCLE__RETRY_BASE_SECONDS", "86400"),
+            ("AWS_ACCESS_KEY_ID", access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", secret),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ];
         let server = Server::start(dir.path(), &env, &[]);
         let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
-        let mut lab = Lab { _moto: moto, shim, server, token, project: String::new(), home: temp_dir(), _dir: dir };
+        // moto takes any key; s3s-fs only its own.
+        let stored_secret = if secret.len() < 16 { EXAMPLE_SECRET_ACCESS_KEY } else { secret };
+        let mut lab = Lab { peer, server, token, project: String::new(), home: temp_dir(), dir };
         let credential = lab
             .post(
                 "/api/v1/storage-credentials",
-                json!({"name": "moto key", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
-                       "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYe2eSECRETKEY"}),
+                json!({"name": "key", "type": "aws-user", "accessKeyId": EXAMPLE_ACCESS_KEY_ID,
+                       "secretAccessKey": stored_secret}),
             )
             .await;
         let configuration = lab
@@ -64,25 +100,39 @@ impl Lab {
                        "credentialId": credential["id"]}),
             )
             .await;
-        let path = format!("/api/v1/storage-configurations/{}", configuration["id"].as_str().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (_, body) = call(reqwest::Method::GET, &lab.server.url(&path), &lab.token, None).await;
-            if body["status"] == "ready" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the configuration is not ready: {body}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = configuration["id"].as_str().unwrap().to_owned();
+        let settled = lab.wait_for_validation(&id).await;
+        if matches!(lab.peer, Peer::S3sFs(_)) {
+            assert_eq!(settled, "error", "s3s-fs has no notifications to provision");
+            let store = crate::sync::open_store(lab.dir.path()).await;
+            let ready = byos_test_support::validation_outcome(byos_domain::ConfigurationStatus::Ready);
+            store.configurations.record_validation(uuid::Uuid::parse_str(&id).unwrap(), &ready).await.unwrap();
+            store.close().await;
+        } else {
+            assert_eq!(settled, "ready");
         }
         let created = lab
             .post(
                 "/api/v1/projects",
-                json!({"name": "study", "region": REGION, "storageConfigurationId": configuration["id"],
-                       "folder": "study"}),
+                json!({"name": "study", "region": REGION, "storageConfigurationId": id, "folder": "study"}),
             )
             .await;
         lab.project = created["id"].as_str().unwrap().to_owned();
         lab
+    }
+
+    /// Waits for the first validation to end; its status.
+    async fn wait_for_validation(&self, id: &str) -> String {
+        let path = format!("/api/v1/storage-configurations/{id}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, body) = call(reqwest::Method::GET, &self.server.url(&path), &self.token, None).await;
+            if body["status"] != "initializing" {
+                return body["status"].as_str().unwrap_or_default().to_owned();
+            }
+            assert!(Instant::now() < deadline, "the configuration was not validated: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -344,7 +394,7 @@ async fn access_credentials_and_exit_codes() {
         aws.env(key, value);
     }
     let listed = aws
-        .args(["s3", "ls", "--recursive", "--endpoint-url", lab.shim.url(), &format!("s3://{BUCKET}/data/study/")])
+        .args(["s3", "ls", "--recursive", "--endpoint-url", lab.peer.url(), &format!("s3://{BUCKET}/data/study/")])
         .env_remove("AWS_PROFILE")
         .output()
         .unwrap();
@@ -352,4 +402,30 @@ async fn access_credentials_and_exit_codes() {
     assert!(text(&listed.stdout).contains("data/study/in/a.txt"), "{}", text(&listed.stdout));
     let json: Value = serde_json::from_str(&lab.ok(&["credentials", "study", "--output", "json"])).unwrap();
     assert!(json["accessKeyId"].is_string() && json["sessionToken"].is_string(), "{json}");
+}
+
+/// On s3s-fs, which checks every signature: a tree with a multipart file goes up and comes down
+/// through URLs the server presigned, byte-exact; a tampered URL is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_hold_on_s3s_fs() {
+    let lab = Lab::on_s3s_fs().await;
+    assert!(lab.login(&lab.token).status.success());
+    let local = lab.path("run7");
+    write(&local.join("big.bin"), &content(12 * MIB + 5, 3));
+    for i in 0..20 {
+        write(&local.join(format!("small/{i:02}.txt")), &content(100 + i * 1000, i));
+    }
+    lab.ok(&["cp", "-r", "run7/", "study:/run7/", "--part-size", "5MiB"]);
+    lab.ok(&["cp", "-r", "study:/run7/", "back/", "--part-size", "5MiB"]);
+    assert!(tree(&lab.path("back")) == tree(&local), "byte-exact through signed URLs");
+
+    let reply = lab
+        .post(&format!("/api/v1/projects/{}/data/download-url", lab.project), json!({"path": "/run7/big.bin"}))
+        .await;
+    let url = reply["url"].as_str().unwrap().to_owned();
+    let at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if &url[at..=at] == "0" { "1" } else { "0" };
+    let url = format!("{}{flipped}{}", &url[..at], &url[at + 1..]);
+    let refused = reqwest::Client::new().get(url).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403, "s3s-fs checks signatures");
 }

@@ -569,7 +569,7 @@ impl World {
 }
 
 /// The server's SQLite store in `dir`, opened beside it, to read what the API does not show.
-async fn open_store(dir: &std::path::Path) -> byos_catalog::Store {
+pub(crate) async fn open_store(dir: &std::path::Path) -> byos_catalog::Store {
     let options = byos_catalog::StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
     byos_catalog::Store::open(&options, &dir.join("data")).await.unwrap()
 }

@@ -75,14 +75,6 @@ impl SharedFile {
         .map_err(|e| ClientError::Usage(format!("a read stopped: {e}")))?
     }
 
-    /// Makes what was written durable.
-    pub(super) async fn sync(&self) -> Result<(), ClientError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.file.sync_all().map_err(ClientError::io(&*this.path)))
-            .await
-            .map_err(|e| ClientError::Usage(format!("a write stopped: {e}")))?
-    }
-
     /// `len` bytes at `offset` as a request body, and where its MD5 is once it was all sent.
     pub(super) async fn body(&self, offset: u64, len: u64) -> Result<(reqwest::Body, Hashed), ClientError> {
         let hashed = Hashed::default();

@@ -1,13 +1,14 @@
 //! One file down, into a temporary file beside the destination that is renamed over it only
 //! when every byte arrived: one GET (its MD5 checked against a plain ETag), or ranged GETs of
-//! `part_size` into a preallocated file, each pinned to the same object by `If-Match`.
+//! `part_size` into a preallocated file, all of which must come from one object (one ETag).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
-use reqwest::header::{IF_MATCH, RANGE};
+use reqwest::header::RANGE;
 
 use super::body::SharedFile;
 use super::retry::{is_expired, s3_error, with_retries};
@@ -36,35 +37,74 @@ fn temporary_name(destination: &Path) -> PathBuf {
     destination.with_file_name(format!(".{name}.byos-download"))
 }
 
+/// Files up to this size come down into memory and are written in one step.
+const IN_MEMORY: u64 = 1024 * 1024;
+/// Bytes gathered from the network before one positioned write.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary: &Path) -> Result<bool, ClientError> {
-    match tokio::fs::metadata(destination).await {
+    let (conflict, size) = (cx.conflict, item.size);
+    let target = destination.to_owned();
+    if !blocking(move || prepare(&target, conflict, size)).await? {
+        return Ok(false);
+    }
+    let signed = cx.remote.download_url(&item.source).await?;
+    let size = signed.size;
+    let url = tokio::sync::Mutex::new(signed.url);
+    if size <= IN_MEMORY.min(cx.settings.part_size) {
+        let bytes = whole(cx, item, &url, None).await?;
+        let (temporary, destination) = (temporary.to_owned(), destination.to_owned());
+        return blocking(move || {
+            std::fs::write(&temporary, &bytes).map_err(ClientError::io(&temporary))?;
+            std::fs::rename(&temporary, &destination).map_err(ClientError::io(&destination))?;
+            Ok(true)
+        })
+        .await;
+    }
+    let file = blocking({
+        let temporary = temporary.to_owned();
+        move || SharedFile::create(&temporary, size)
+    })
+    .await?;
+    if size <= cx.settings.part_size {
+        whole(cx, item, &url, Some(&file)).await?;
+    } else {
+        ranges(cx, item, &file, url.into_inner(), size).await?;
+    }
+    // No fsync: like cp(1) and the S3 tools, the file is as durable as the file system makes a
+    // rename; what the rename guarantees is that no reader ever sees a partial file.
+    let (temporary, destination) = (temporary.to_owned(), destination.to_owned());
+    blocking(move || std::fs::rename(&temporary, &destination).map_err(ClientError::io(&destination))).await?;
+    Ok(true)
+}
+
+/// The local side, before anything is asked of S3: whether a file there is kept (`false`) or
+/// replaced, and the destination's folder made.
+fn prepare(destination: &Path, conflict: Conflict, size: u64) -> Result<bool, ClientError> {
+    match std::fs::metadata(destination) {
         Ok(existing) if existing.is_dir() => {
             return Err(ClientError::Usage(format!("{} is a folder", destination.display())));
         }
-        Ok(existing) => match cx.conflict {
+        Ok(existing) => match conflict {
             Conflict::Overwrite => {}
             Conflict::Skip => return Ok(false),
-            Conflict::IfSizeDiffers if existing.len() == item.size => return Ok(false),
+            Conflict::IfSizeDiffers if existing.len() == size => return Ok(false),
             Conflict::IfSizeDiffers => {}
             Conflict::Refuse => return Err(ClientError::Exists { path: destination.display().to_string() }),
         },
         Err(_) => {}
     }
-    if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent).await.map_err(ClientError::io(parent))?;
+    if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        std::fs::create_dir_all(parent).map_err(ClientError::io(parent))?;
     }
-    let signed = cx.remote.download_url(&item.source).await?;
-    let size = signed.size;
-    let file = SharedFile::create(temporary, size)?;
-    let url = tokio::sync::Mutex::new(signed.url);
-    if size <= cx.settings.part_size {
-        whole(cx, item, &file, &url).await?;
-    } else {
-        ranges(cx, item, &file, url.into_inner(), size).await?;
-    }
-    file.sync().await?;
-    tokio::fs::rename(temporary, destination).await.map_err(ClientError::io(destination))?;
     Ok(true)
+}
+
+/// Runs file-system work on the blocking pool, in one hop.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
+) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ClientError::Usage(format!("a file operation stopped: {e}")))?
 }
 
 /// The URL to GET: signed again when the one before expired.
@@ -81,36 +121,68 @@ async fn current_url(
     Ok(url.clone())
 }
 
-/// One GET, written as it arrives, its MD5 checked against a plain ETag.
+/// Writes a response's body at `offset` in buffered steps (into `file`), or gathers it (without
+/// one); answers the bytes gathered and how many arrived.
+async fn receive(
+    item: &Item,
+    url: &str,
+    response: reqwest::Response,
+    file: Option<&SharedFile>,
+    offset: u64,
+    hasher: Option<&mut Md5>,
+) -> Result<(Vec<u8>, u64), ClientError> {
+    let mut hasher = hasher;
+    let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_BUFFER.min(usize::try_from(item.size).unwrap_or(WRITE_BUFFER)));
+    let mut written = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ClientError::Http { url: redact(url), source: e.without_url() })?;
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&chunk);
+        }
+        buffer.extend_from_slice(&chunk);
+        if let Some(file) = file
+            && buffer.len() >= WRITE_BUFFER
+        {
+            let full = std::mem::replace(&mut buffer, Vec::with_capacity(WRITE_BUFFER));
+            let n = full.len() as u64;
+            file.write(offset + written, Bytes::from(full)).await?;
+            written += n;
+        }
+    }
+    if let Some(file) = file
+        && !buffer.is_empty()
+    {
+        let n = buffer.len() as u64;
+        file.write(offset + written, Bytes::from(std::mem::take(&mut buffer))).await?;
+        written += n;
+    }
+    Ok((buffer, written))
+}
+
+/// One GET, its MD5 checked against a plain ETag: written into `file`, or answered in memory.
 async fn whole(
     cx: &Context,
     item: &Item,
-    file: &SharedFile,
     url: &tokio::sync::Mutex<String>,
-) -> Result<(), ClientError> {
+    file: Option<&SharedFile>,
+) -> Result<Vec<u8>, ClientError> {
     with_retries(cx.settings.attempts, |previous| {
         let expired = previous.is_some_and(is_expired);
         async move {
             let url = current_url(cx, item, url, expired).await?;
             let _permit = cx.requests.acquire().await.map_err(|_| stopped())?;
-            let response = get(cx, item, &url, None, None).await?;
+            let response = get(cx, item, &url, None).await?;
             let header =
                 |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
             let (e_tag, encryption) = (header("etag"), header("x-amz-server-side-encryption"));
             let mut hasher = Md5::new();
-            let mut offset = 0u64;
-            let mut stream = response.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ClientError::Http { url: redact(&url), source: e.without_url() })?;
-                hasher.update(&chunk);
-                let n = chunk.len() as u64;
-                file.write(offset, chunk).await?;
-                offset += n;
-            }
-            if offset != item.size {
+            let (bytes, written) = receive(item, &url, response, file, 0, Some(&mut hasher)).await?;
+            let arrived = written + bytes.len() as u64;
+            if arrived != item.size {
                 return Err(ClientError::Integrity {
                     path: item.source.clone(),
-                    what: format!("{offset} bytes arrived where the file has {}", item.size),
+                    what: format!("{arrived} bytes arrived where the file has {}", item.size),
                 });
             }
             let got = hex(&hasher.finalize());
@@ -120,34 +192,43 @@ async fn whole(
                     what: format!("the bytes that arrived have the MD5 {got}, S3's ETag is {e_tag}"),
                 });
             }
-            cx.progress.advanced(item, offset);
-            Ok(())
+            cx.progress.advanced(item, arrived);
+            Ok(bytes)
         }
     })
     .await
 }
 
-/// Ranged GETs of `part_size`, `concurrency` at once across all files, each pinned by
-/// `If-Match` to the ETag the first one saw, so that a file replaced meanwhile fails instead of
-/// mixing two versions.
+/// Ranged GETs of `part_size`, all started at once and `concurrency` in flight across all
+/// files; every range must come from the same object (one ETag), so that a file replaced
+/// meanwhile fails instead of mixing two versions.
 async fn ranges(cx: &Arc<Context>, item: &Item, file: &SharedFile, url: String, size: u64) -> Result<(), ClientError> {
     let part = cx.settings.part_size;
     let url = Arc::new(tokio::sync::Mutex::new(url));
-    let first = range(cx, item, file, &url, 0, part.min(size), None).await?;
-    let e_tag = Arc::new(first);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut offset = part;
+    let mut offset = 0;
     while offset < size {
         let len = part.min(size - offset);
-        let (cx, item, file, url, e_tag) = (cx.clone(), item.clone(), file.clone(), url.clone(), e_tag.clone());
-        tasks.spawn(async move { range(&cx, &item, &file, &url, offset, len, Some(&e_tag)).await.map(drop) });
+        let (cx, item, file, url) = (cx.clone(), item.clone(), file.clone(), url.clone());
+        tasks.spawn(async move { range(&cx, &item, &file, &url, offset, len).await });
         offset += len;
     }
+    let mut seen: Option<String> = None;
     while let Some(ended) = tasks.join_next().await {
-        match ended {
+        let e_tag = match ended {
             Ok(result) => result?,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => return Err(stopped()),
+        };
+        match &seen {
+            Some(first) if *first != e_tag => {
+                return Err(ClientError::Integrity {
+                    path: item.source.clone(),
+                    what: "the file changed in the project while it was downloaded; download it again".to_owned(),
+                });
+            }
+            Some(_) => {}
+            None => seen = Some(e_tag),
         }
     }
     Ok(())
@@ -161,33 +242,19 @@ async fn range(
     url: &tokio::sync::Mutex<String>,
     offset: u64,
     len: u64,
-    e_tag: Option<&str>,
 ) -> Result<String, ClientError> {
     let got = with_retries(cx.settings.attempts, |previous| {
         let expired = previous.is_some_and(is_expired);
         async move {
             let url = current_url(cx, item, url, expired).await?;
             let _permit = cx.requests.acquire().await.map_err(|_| stopped())?;
-            let response = get(cx, item, &url, Some((offset, len)), e_tag).await?;
+            let response = get(cx, item, &url, Some((offset, len))).await?;
             let seen = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            let mut at = offset;
-            let mut stream = response.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ClientError::Http { url: redact(&url), source: e.without_url() })?;
-                let n = chunk.len() as u64;
-                if at + n > offset + len {
-                    return Err(ClientError::Integrity {
-                        path: item.source.clone(),
-                        what: format!("S3 sent more than the {len} bytes asked for at {offset}"),
-                    });
-                }
-                file.write(at, chunk).await?;
-                at += n;
-            }
-            if at != offset + len {
+            let (_, written) = receive(item, &url, response, Some(file), offset, None).await?;
+            if written != len {
                 return Err(ClientError::Integrity {
                     path: item.source.clone(),
-                    what: format!("{} bytes arrived at {offset} where {len} were asked for", at - offset),
+                    what: format!("{written} bytes arrived at {offset} where {len} were asked for"),
                 });
             }
             Ok(seen)
@@ -203,23 +270,13 @@ async fn get(
     item: &Item,
     url: &str,
     range: Option<(u64, u64)>,
-    e_tag: Option<&str>,
 ) -> Result<reqwest::Response, ClientError> {
     let mut request = cx.http.get(url);
     if let Some((offset, len)) = range {
         request = request.header(RANGE, format!("bytes={offset}-{}", offset + len - 1));
     }
-    if let Some(e_tag) = e_tag {
-        request = request.header(IF_MATCH, e_tag);
-    }
     let response =
         request.send().await.map_err(|source| ClientError::Http { url: redact(url), source: source.without_url() })?;
-    if response.status().as_u16() == 412 {
-        return Err(ClientError::Integrity {
-            path: item.source.clone(),
-            what: "the file changed in the project while it was downloaded; download it again".to_owned(),
-        });
-    }
     if !response.status().is_success() {
         return Err(s3_error("GET", &item.source, response).await);
     }

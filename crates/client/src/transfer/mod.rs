@@ -21,6 +21,12 @@ use crate::remote::Remote;
 
 pub const MIB: u64 = 1024 * 1024;
 
+/// Files the walk may find before the transfers take them.
+const WALK_AHEAD: usize = 16 * 1024;
+
+/// Files under way per request permit.
+const FILES_PER_REQUEST: usize = 4;
+
 /// How transfers run.
 #[derive(Debug, Clone)]
 pub struct TransferSettings {
@@ -125,7 +131,7 @@ pub(crate) struct Context {
 }
 
 impl Transfer {
-    /// Runs the transfer: files stream from the walk into at most `concurrency` file tasks,
+    /// Runs the transfer: files stream from the walk into file tasks (a few per request permit),
     /// whose requests share `concurrency` permits. Errors of single files are in the summary;
     /// an error of the whole (the source cannot be read) is returned.
     pub async fn run(
@@ -135,7 +141,9 @@ impl Transfer {
         progress: Arc<dyn Progress>,
     ) -> Result<Summary, ClientError> {
         let concurrency = self.settings.concurrency.max(1);
-        let (sender, mut items) = tokio::sync::mpsc::channel::<Item>(1024);
+        // The walk may run this far ahead of the transfers, so that listing a project's pages
+        // (or a slow disk's folders) overlaps the files moving; a few MiB at most.
+        let (sender, mut items) = tokio::sync::mpsc::channel::<Item>(WALK_AHEAD);
         let walker = match &self.direction {
             Direction::Upload { from, to } => {
                 walk::local(from.clone(), to.clone(), self.recursive, self.filters.clone(), sender)?
@@ -153,7 +161,10 @@ impl Transfer {
             progress: progress.clone(),
             open_uploads: tokio::sync::OnceCell::new(),
         });
-        let files = Arc::new(Semaphore::new(concurrency));
+        // More files than requests are under way, so that each file's local work (opening,
+        // reading, writing, renaming) and its signing overlap other files' requests: the
+        // request permits, not the files, bound what is in flight.
+        let files = Arc::new(Semaphore::new(concurrency * FILES_PER_REQUEST));
         let mut tasks = tokio::task::JoinSet::new();
         let mut summary = Summary::default();
         while let Some(item) = items.recv().await {
