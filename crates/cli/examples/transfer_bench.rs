@@ -82,12 +82,15 @@ struct Direct {
     access: BucketAccess,
     /// The key prefix that stands for the project's `/`.
     prefix: String,
-    /// Multipart upload ids by the id the engine holds.
-    uploads: Mutex<HashMap<String, (String, Option<String>, u64)>>,
+    /// The uploads started, by the id the engine holds.
+    uploads: Mutex<HashMap<String, Started>>,
     /// Sizes of the files listed, as the server's catalog knows them (its download URLs cost no
     /// S3 request).
     sizes: Mutex<HashMap<String, u64>>,
 }
+
+/// An upload's key, multipart upload id (none for a single PUT) and size.
+type Started = (String, Option<String>, u64);
 
 impl Direct {
     fn key(&self, path: &str) -> String {
