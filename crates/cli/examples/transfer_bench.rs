@@ -25,6 +25,9 @@ use byos_aws::{Aws, AwsSettings, BucketAccess};
 use byos_client::transfer::{Conflict, Direction, Filters, Item, Outcome, Progress, Transfer, TransferSettings};
 use byos_client::{ClientError, DownloadUrl, Entry, Page, Remote, SignedPart, Upload};
 use clap::Parser;
+
+#[path = "support/server.rs"]
+mod server;
 use serde_json::{Map, Value};
 
 const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -57,6 +60,10 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     part_mib: u64,
     /// (Internal) one transfer by the engine in this process: upload|download.
+    /// Through a real `byos serve` on moto (the cost of signing through the server) instead of
+    /// the engine signing in-process on s3s-fs.
+    #[arg(long)]
+    through_server: bool,
     #[arg(long, hide = true)]
     child: Option<String>,
     #[arg(long, hide = true)]
@@ -233,10 +240,10 @@ impl Progress for Quiet {
     fn finished(&self, _: &Item, _: &Outcome) {}
 }
 
-async fn open_aws(endpoint: &str) -> Aws {
+async fn open_aws(endpoint: &str, key: &str, secret: &str) -> Aws {
     Aws::new(&AwsSettings {
         endpoint_url: Some(endpoint.to_owned()),
-        static_credentials: Some((ACCESS_KEY_ID.to_owned(), SECRET.to_owned())),
+        static_credentials: Some((key.to_owned(), secret.to_owned())),
         profile: None,
         sts_endpoint_url: None,
     })
@@ -246,7 +253,7 @@ async fn open_aws(endpoint: &str) -> Aws {
 /// One transfer in this process; prints the files moved and the peak RSS.
 async fn child(direction: &str, args: &Args) -> Result<()> {
     let endpoint = args.endpoint.as_deref().context("--endpoint")?;
-    let aws = open_aws(endpoint).await;
+    let aws = open_aws(endpoint, ACCESS_KEY_ID, SECRET).await;
     let access = aws.own_bucket_access(&byos_test_support::region("eu-central-1"));
     let remote = Arc::new(Direct {
         access,
@@ -361,9 +368,7 @@ async fn bench(args: &Args) -> Result<()> {
     )?;
     let version = tokio::process::Command::new(&s5cmd).arg("version").output().await?;
     println!("s5cmd {}", String::from_utf8_lossy(&version.stdout).trim());
-    let s3 = byos_test_support::S3sFs::start(ACCESS_KEY_ID, SECRET);
-    let aws = open_aws(s3.url()).await;
-    aws.setup(&byos_test_support::region("eu-central-1")).create_bucket(BUCKET).await?;
+    let setup = Setup::start(args).await?;
     let work = byos_test_support::temp_dir();
     let (large, small) = (work.path().join("large/large.bin"), work.path().join("small"));
     fill(&large, args.large_mib * MIB, 1)?;
@@ -374,21 +379,15 @@ async fn bench(args: &Args) -> Result<()> {
         "files: one of {} MiB, {} of {} KiB; concurrency {}, parts of {} MiB; best of {} rounds, alternating",
         args.large_mib, args.small, args.small_kib, args.concurrency, args.part_mib, args.rounds
     );
-    let me = std::env::current_exe()?;
-    let byos = |direction: &str, local: &Path, remote: &str| {
-        let mut command = tokio::process::Command::new(&me);
-        command.args(["--child", direction, "--endpoint", s3.url(), "--remote", remote]);
-        command.arg("--local").arg(local);
-        command.args(["--concurrency", &args.concurrency.to_string(), "--part-mib", &args.part_mib.to_string()]);
-        command
-    };
+    let byos = |direction: &str, local: &Path, remote: &str| setup.byos(args, direction, local, remote);
+    let (s3_url, s3_key, s3_secret) = setup.s3();
     let s5 = |source: String, destination: String| {
         let mut command = tokio::process::Command::new(&s5cmd);
         command
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_ACCESS_KEY_ID", s3_key)
+            .env("AWS_SECRET_ACCESS_KEY", s3_secret)
             .env("AWS_REGION", "eu-central-1")
-            .args(["--endpoint-url", s3.url(), "--numworkers", &args.concurrency.to_string(), "cp"])
+            .args(["--endpoint-url", s3_url, "--numworkers", &args.concurrency.to_string(), "cp"])
             .args(["--concurrency", &args.concurrency.to_string(), "--part-size", &args.part_mib.to_string()])
             .arg(source)
             .arg(destination);
@@ -433,7 +432,12 @@ async fn bench(args: &Args) -> Result<()> {
                 if !upload {
                     std::fs::create_dir_all(&local_down)?;
                 }
-                let (elapsed, peak, cpu) = measure(command).await.with_context(|| format!("{name} by {tool}"))?;
+                let measured = measure(command).await.with_context(|| format!("{name} by {tool}"));
+                let (elapsed, peak, cpu) = match (measured, &setup) {
+                    (Ok(measured), _) => measured,
+                    (Err(e), Setup::Server { server, .. }) => bail!("{e:#}\nthe server's log:\n{}", server.log()),
+                    (Err(e), _) => return Err(e),
+                };
                 eprintln!(
                     "  {name}, round {round}: {tool} {:.2} s, CPU {cpu:.2} s, peak RSS {:.1} MiB",
                     elapsed.as_secs_f64(),
@@ -450,9 +454,11 @@ async fn bench(args: &Args) -> Result<()> {
         }
         rows.push((name, best));
     }
-    println!(
-        "| transfer | byos engine (signed in-process) | s5cmd cp | ratio (target <= 1.1) | peak RSS byos / s5cmd |"
-    );
+    let (byos_name, s5_name) = match &setup {
+        Setup::InProcess { .. } => ("byos engine (signed in-process), s3s-fs", "s5cmd cp, s3s-fs"),
+        Setup::Server { .. } => ("byos cp through byos serve, moto", "s5cmd cp, moto"),
+    };
+    println!("| transfer | {byos_name} | {s5_name} | ratio | peak RSS byos / s5cmd |");
     println!("|---|---|---|---|---|");
     for (name, [(byos_time, byos_peak), (s5_time, s5_peak)]) in rows {
         println!(
@@ -464,7 +470,130 @@ async fn bench(args: &Args) -> Result<()> {
             s5_peak as f64 / 1024.0
         );
     }
+    if let Setup::Server { server, .. } = setup {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid()))?;
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks: u64 = fields.iter().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
+        println!(
+            "byos serve's CPU over the whole run (signing, completing, the catalog): {:.1} s",
+            ticks as f64 / 100.0
+        );
+        server.stop().await?;
+    }
     Ok(())
+}
+
+/// Where the transfers go, and how byos signs them.
+enum Setup {
+    /// s3s-fs; the engine in a process of this example, signing with byos's presigning code.
+    InProcess { s3: byos_test_support::S3sFs },
+    /// moto (behind the shim that lets the SDK read its multipart answers); `byos cp`, signed
+    /// by a real `byos serve` with a project on the bucket.
+    Server {
+        moto: byos_test_support::Moto,
+        _shim: byos_test_support::MotoShim,
+        server: server::Server,
+        token: String,
+        home: byos_test_support::TempDir,
+    },
+}
+
+impl Setup {
+    async fn start(args: &Args) -> Result<Setup> {
+        let region = byos_test_support::region("eu-central-1");
+        if !args.through_server {
+            let s3 = byos_test_support::S3sFs::start(ACCESS_KEY_ID, SECRET);
+            open_aws(s3.url(), ACCESS_KEY_ID, SECRET).await.setup(&region).create_bucket(BUCKET).await?;
+            return Ok(Setup::InProcess { s3 });
+        }
+        let byos = server::byos_beside_this_example()?;
+        ensure!(byos.exists(), "{} does not exist: cargo build --release -p byos first", byos.display());
+        let moto = byos_test_support::Moto::start();
+        let shim = byos_test_support::MotoShim::start(&moto).await;
+        open_aws(moto.url(), "testing", "testing").await.setup(&region).create_bucket(BUCKET).await?;
+        let dir = byos_test_support::temp_dir();
+        let env = [
+            ("BYOS__AWS__ENDPOINT_URL", shim.url().to_owned()),
+            // moto's queue slows down with every message it holds; one poller keeps its load low.
+            ("BYOS__SYNC__POLLERS", "1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ];
+        let env: Vec<(&str, String)> = env.to_vec();
+        let server = server::Server::start(&byos, dir.path(), &env)?;
+        let token = std::fs::read_to_string(dir.path().join("data/admin-token"))?.trim().to_owned();
+        let client = reqwest::Client::new();
+        let post = |path: &str, body: Value| {
+            let url = server.url(path);
+            let (client, token) = (&client, &token);
+            async move { server::call(client, reqwest::Method::POST, &url, token, Some(body)).await }
+        };
+        let credential = post(
+            "/api/v1/storage-credentials",
+            serde_json::json!({"name": "bench", "type": "aws-user", "accessKeyId": ACCESS_KEY_ID,
+                               "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
+        )
+        .await?;
+        let configuration = post(
+            "/api/v1/storage-configurations",
+            serde_json::json!({"name": "bench", "region": "eu-central-1", "bucket": BUCKET, "keyPrefix": "data/",
+                               "credentialId": credential["id"]}),
+        )
+        .await?;
+        let url =
+            server.url(&format!("/api/v1/storage-configurations/{}", configuration["id"].as_str().unwrap_or_default()));
+        server::wait_for(&client, &url, &token, |c| c["status"] == "ready", |c| c["status"] == "error").await?;
+        post(
+            "/api/v1/projects",
+            serde_json::json!({"name": "bench", "region": "eu-central-1", "storageConfigurationId": configuration["id"], "folder": "bench"}),
+        )
+        .await?;
+        // The server's data directory lives as long as the benchmark.
+        std::mem::forget(dir);
+        Ok(Setup::Server { moto, _shim: shim, server, token, home: byos_test_support::temp_dir() })
+    }
+
+    /// Where s5cmd goes, with which key.
+    fn s3(&self) -> (&str, &'static str, &'static str) {
+        match self {
+            Setup::InProcess { s3 } => (s3.url(), ACCESS_KEY_ID, SECRET),
+            Setup::Server { moto, .. } => (moto.url(), "testing", "testing"),
+        }
+    }
+
+    /// byos's transfer of `local` to or from the project path `remote`.
+    fn byos(&self, args: &Args, direction: &str, local: &Path, remote: &str) -> tokio::process::Command {
+        let (concurrency, part) = (args.concurrency.to_string(), args.part_mib.to_string());
+        match self {
+            Setup::InProcess { s3 } => {
+                let mut command = tokio::process::Command::new(std::env::current_exe().unwrap_or_default());
+                command.args(["--child", direction, "--endpoint", s3.url(), "--remote", remote]);
+                command.arg("--local").arg(local);
+                command.args(["--concurrency", &concurrency, "--part-mib", &part]);
+                command
+            }
+            Setup::Server { server, token, home, .. } => {
+                let mut command = tokio::process::Command::new(server::byos_beside_this_example().unwrap_or_default());
+                command
+                    .env("BYOS_SERVER", server.url(""))
+                    .env("BYOS_TOKEN", token)
+                    .env("XDG_CONFIG_HOME", home.path())
+                    .args(["cp", "--overwrite", "--quiet", "--concurrency", &concurrency])
+                    .args(["--part-size", &format!("{part}MiB")]);
+                let remote = format!("bench:{remote}");
+                if local.is_dir() || remote.ends_with('/') {
+                    command.arg("-r");
+                }
+                match direction {
+                    "upload" => command.arg(local).arg(remote),
+                    _ => command.arg(remote).arg(local),
+                };
+                command
+            }
+        }
+    }
 }
 
 /// What came down equals what went up.

@@ -11,7 +11,7 @@ use clap::Args;
 use super::admin::{job_exit, show_job};
 use super::output::{Out, human_bytes, line, table};
 use super::progress::{Bars, wait_for_job};
-use super::{Location, Target, partial, project_id};
+use super::{Location, Target, number_and_unit, partial, project_id};
 
 #[derive(Debug, Args)]
 pub(crate) struct LsArgs {
@@ -100,10 +100,7 @@ pub(crate) struct ArchiveRestoreArgs {
 
 /// `16MiB`, `8M`, `1GiB`, `1048576`: a size in bytes.
 fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 16MiB"))?;
+    let (number, unit) = number_and_unit(text, "a size such as 16MiB")?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" | "kb" => 1024,

@@ -222,6 +222,15 @@ pub(crate) async fn project_id(api: &Api, name_or_id: &str) -> Result<String, Cl
     }
 }
 
+/// A quantity as people write it, `16MiB` or `90m`: its number, and the unit after it.
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(u64, &'a str), String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number = number.parse().map_err(|_| format!("{text:?} is not {what}"))?;
+    Ok((number, unit.trim()))
+}
+
 /// A transfer that left files behind ends with exit code 3, naming each.
 fn partial(failed: usize) -> ExitCode {
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(PARTIAL) }

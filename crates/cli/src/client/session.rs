@@ -10,7 +10,7 @@ use byos_client::{Api, ClientError, Credentials, DEFAULT_PROFILE, Login, Profile
 use clap::{Args, ValueEnum};
 
 use super::output::{Out, line};
-use super::{Location, project_id};
+use super::{Location, number_and_unit, project_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Access {
@@ -72,10 +72,7 @@ pub(crate) struct ExecArgs {
 
 /// `1h`, `90m`, `3600s`, `3600`: a duration.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 1h or 90m"))?;
+    let (number, unit) = number_and_unit(text, "a duration such as 1h or 90m")?;
     let seconds = match unit {
         "" | "s" => number,
         "m" => number.saturating_mul(60),
