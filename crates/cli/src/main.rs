@@ -24,8 +24,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    #[command(flatten)]
-    common: client::Common,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,7 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Aws(command) => aws::run(command),
-        Command::Client(command) => return client::run(command, cli.common),
+        Command::Client(command) => return client::run(command),
     };
     match result {
         Ok(code) => code,
@@ -78,5 +76,29 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// The client's options and the AWS tools' options of the same names (`--output`,
+    /// `--profile`, `--quiet`) each stay in their own commands.
+    #[test]
+    fn client_and_aws_options_do_not_collide() {
+        let aws = Cli::try_parse_from(["byos", "aws", "doctor", "--bucket", "b", "--output", "json", "--profile", "p"]);
+        assert!(matches!(aws.map(|c| c.command), Ok(Command::Aws(_))));
+        let client = Cli::try_parse_from(["byos", "projects", "ls", "--output", "json", "--profile", "lab"]);
+        assert!(matches!(client.map(|c| c.command), Ok(Command::Client(_))));
+        let client = Cli::try_parse_from(["byos", "ls", "study:/", "--output", "json", "-q"]);
+        assert!(matches!(client.map(|c| c.command), Ok(Command::Client(_))));
     }
 }

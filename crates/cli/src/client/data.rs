@@ -23,6 +23,8 @@ pub(crate) struct LsArgs {
     /// Every file below the folder, by its path.
     #[arg(short = 'R', long)]
     recursive: bool,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +60,8 @@ pub(crate) struct CpArgs {
     /// Files above this size go in parts of it (5MiB to 5GiB), and come down in ranges of it.
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     part_size: u64,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +76,8 @@ pub(crate) struct MvArgs {
     /// Do not wait for a folder's move job.
     #[arg(long)]
     no_wait: bool,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +90,8 @@ pub(crate) struct RmArgs {
     /// Do not wait for a folder's delete job.
     #[arg(long)]
     no_wait: bool,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +104,8 @@ pub(crate) struct ArchiveRestoreArgs {
     /// `Standard`, `Bulk` or `Expedited`.
     #[arg(long)]
     tier: Option<String>,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 /// `16MiB`, `8M`, `1GiB`, `1048576`: a size in bytes.

@@ -21,7 +21,9 @@ use output::Out;
 /// Some files failed, the others moved.
 const PARTIAL: u8 = 3;
 
-/// The options every client command takes.
+/// The options every client command takes. Each command flattens them in (global within a
+/// group such as `byos projects`, so that `byos projects ls --output json` works); they are not
+/// global at the top, where `byos aws ...` has options of the same names for AWS's habits.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Common {
     /// The login profile to use (see `byos login --profile`).
@@ -46,15 +48,28 @@ pub(crate) enum ClientCommand {
         /// The server, e.g. http://127.0.0.1:8080.
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        #[command(flatten)]
+        common: Common,
     },
     /// Forget the login profile's server and token.
-    Logout,
+    Logout {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Projects: list, show, create, delete.
-    #[command(subcommand)]
-    Projects(admin::ProjectsCommand),
+    Projects {
+        #[command(subcommand)]
+        command: admin::ProjectsCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Storage configurations: list, show, validate.
-    #[command(subcommand)]
-    Configs(admin::ConfigsCommand),
+    Configs {
+        #[command(subcommand)]
+        command: admin::ConfigsCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// List a project's folder: `byos ls PROJECT:/a/`.
     Ls(data::LsArgs),
     /// Copy files: local to project (upload), project to local (download).
@@ -67,11 +82,15 @@ pub(crate) enum ClientCommand {
     Mkdir {
         /// PROJECT:/path/
         target: String,
+        #[command(flatten)]
+        common: Common,
     },
     /// A file's versions and delete markers, newest first.
     Versions {
         /// PROJECT:/path
         target: String,
+        #[command(flatten)]
+        common: Common,
     },
     /// Make an earlier version of a file the current one (a copy; the history is kept).
     RestoreVersion {
@@ -79,25 +98,57 @@ pub(crate) enum ClientCommand {
         target: String,
         /// The version to restore, from `byos versions`.
         version: String,
+        #[command(flatten)]
+        common: Common,
     },
     /// Bring back a deleted file of a versioned bucket.
     Undelete {
         /// PROJECT:/path
         target: String,
+        #[command(flatten)]
+        common: Common,
     },
     /// Ask S3 to restore an archived file for some days.
     ArchiveRestore(data::ArchiveRestoreArgs),
     /// Jobs: list, show, wait for, cancel.
-    #[command(subcommand)]
-    Jobs(admin::JobsCommand),
+    Jobs {
+        #[command(subcommand)]
+        command: admin::JobsCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Temporary AWS credentials for a project's prefix, for any S3 tool.
     Credentials(session::CredentialsArgs),
     /// Run a command with temporary AWS credentials for a project in its environment.
     Exec(session::ExecArgs),
 }
 
+impl ClientCommand {
+    fn common(&self) -> &Common {
+        match self {
+            ClientCommand::Login { common, .. }
+            | ClientCommand::Logout { common }
+            | ClientCommand::Projects { common, .. }
+            | ClientCommand::Configs { common, .. }
+            | ClientCommand::Jobs { common, .. }
+            | ClientCommand::Mkdir { common, .. }
+            | ClientCommand::Versions { common, .. }
+            | ClientCommand::RestoreVersion { common, .. }
+            | ClientCommand::Undelete { common, .. } => common,
+            ClientCommand::Ls(args) => &args.common,
+            ClientCommand::Cp(args) => &args.common,
+            ClientCommand::Mv(args) => &args.common,
+            ClientCommand::Rm(args) => &args.common,
+            ClientCommand::ArchiveRestore(args) => &args.common,
+            ClientCommand::Credentials(args) => &args.common,
+            ClientCommand::Exec(args) => &args.common,
+        }
+    }
+}
+
 /// Runs a client command; prints its error, and answers the exit code.
-pub(crate) fn run(command: ClientCommand, common: Common) -> ExitCode {
+pub(crate) fn run(command: ClientCommand) -> ExitCode {
+    let common = command.common().clone();
     let out = Out { format: common.output, quiet: common.quiet, verbose: common.verbose };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -121,26 +172,26 @@ pub(crate) fn run(command: ClientCommand, common: Common) -> ExitCode {
 
 async fn dispatch(command: ClientCommand, profile: Option<&str>, out: Out) -> Result<ExitCode, ClientError> {
     match command {
-        ClientCommand::Login { server } => return session::login(server, profile, out).await.map(ok),
-        ClientCommand::Logout => return session::logout(profile, out).map(ok),
+        ClientCommand::Login { server, .. } => return session::login(server, profile, out).await.map(ok),
+        ClientCommand::Logout { .. } => return session::logout(profile, out).map(ok),
         _ => {}
     }
     let api = connect(profile)?;
     match command {
-        ClientCommand::Login { .. } | ClientCommand::Logout => Ok(ExitCode::SUCCESS),
-        ClientCommand::Projects(command) => admin::projects(&api, command, out).await.map(ok),
-        ClientCommand::Configs(command) => admin::configs(&api, command, out).await,
-        ClientCommand::Jobs(command) => admin::jobs(&api, command, out).await,
+        ClientCommand::Login { .. } | ClientCommand::Logout { .. } => Ok(ExitCode::SUCCESS),
+        ClientCommand::Projects { command, .. } => admin::projects(&api, command, out).await.map(ok),
+        ClientCommand::Configs { command, .. } => admin::configs(&api, command, out).await,
+        ClientCommand::Jobs { command, .. } => admin::jobs(&api, command, out).await,
         ClientCommand::Ls(args) => data::ls(&api, args, out).await.map(ok),
         ClientCommand::Cp(args) => data::cp(&api, args, out).await,
         ClientCommand::Mv(args) => data::mv(&api, args, out).await,
         ClientCommand::Rm(args) => data::rm(&api, args, out).await,
-        ClientCommand::Mkdir { target } => data::mkdir(&api, &target, out).await.map(ok),
-        ClientCommand::Versions { target } => data::versions(&api, &target, out).await.map(ok),
-        ClientCommand::RestoreVersion { target, version } => {
+        ClientCommand::Mkdir { target, .. } => data::mkdir(&api, &target, out).await.map(ok),
+        ClientCommand::Versions { target, .. } => data::versions(&api, &target, out).await.map(ok),
+        ClientCommand::RestoreVersion { target, version, .. } => {
             data::restore_version(&api, &target, &version, out).await.map(ok)
         }
-        ClientCommand::Undelete { target } => data::undelete(&api, &target, out).await.map(ok),
+        ClientCommand::Undelete { target, .. } => data::undelete(&api, &target, out).await.map(ok),
         ClientCommand::ArchiveRestore(args) => data::archive_restore(&api, args, out).await.map(ok),
         ClientCommand::Credentials(args) => session::credentials(&api, args, out).await.map(ok),
         ClientCommand::Exec(args) => session::exec(&api, args).await,

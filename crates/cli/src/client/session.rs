@@ -59,6 +59,8 @@ pub(crate) struct CredentialsArgs {
     /// The profile's name in ~/.aws/credentials, with --format aws-profile.
     #[arg(long, value_name = "NAME", required_if_eq("format", "aws-profile"))]
     aws_profile: Option<String>,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +70,8 @@ pub(crate) struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) common: super::Common,
 }
 
 /// `1h`, `90m`, `3600s`, `3600`: a duration.
