@@ -429,3 +429,59 @@ async fn signatures_hold_on_s3s_fs() {
     let refused = reqwest::Client::new().get(url).send().await.unwrap();
     assert_eq!(refused.status().as_u16(), 403, "s3s-fs checks signatures");
 }
+
+/// The other commands, as a script runs them: each answers JSON that parses, or fails with the
+/// catalogue's message and exit code 1; an AWS profile is written beside the others; logout
+/// forgets the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_answers_json_or_a_catalogue_error() {
+    let lab = Lab::new().await;
+    assert!(lab.login(&lab.token).status.success());
+    let json = |args: &[&str]| -> Value {
+        let mut with = args.to_vec();
+        with.extend(["--output", "json"]);
+        let out = lab.ok(&with);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("byos {args:?}: {e}: {out}"))
+    };
+    assert_eq!(json(&["mkdir", "study:/made"])["path"], json!("/made/"));
+    write(&lab.path("notes.txt"), b"v1");
+    lab.ok(&["cp", "notes.txt", "study:/made/notes.txt"]);
+    // The lab's bucket is unversioned: versions are refused with the catalogue's fix.
+    let versions = lab.run(&["versions", "study:/made/notes.txt"]);
+    assert_eq!(versions.status.code(), Some(1));
+    assert!(text(&versions.stderr).contains("fix: Versions, restores of versions and undeletes need S3 versioning"));
+    assert_eq!(json(&["projects", "show", "study"])["id"], json!(lab.project));
+    let configurations = json(&["configs", "ls"]);
+    assert_eq!(configurations[0]["status"], json!("ready"), "{configurations}");
+    let shown = json(&["configs", "show", "lab"]);
+    assert_eq!(shown["validation"]["checks"].as_array().map(Vec::len), Some(15), "{shown}");
+    let validated = lab.run(&["configs", "validate", "lab"]);
+    assert!(validated.status.success(), "{}{}", text(&validated.stdout), text(&validated.stderr));
+    assert!(text(&validated.stdout).contains("bucket-exists"), "the report as a table");
+
+    lab.ok(&["cp", "notes.txt", "study:/made/more/notes.txt"]);
+    let job = json(&["rm", "-r", "study:/made/more/", "--no-wait"]);
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(json(&["jobs", "wait", &id])["status"], json!("succeeded"));
+    assert_eq!(json(&["jobs", "show", &id])["type"], json!("delete-folder"));
+
+    let archived = lab.run(&["archive-restore", "study:/made/notes.txt", "--days", "2"]);
+    assert_eq!(archived.status.code(), Some(1));
+    assert!(text(&archived.stderr).contains("fix:"), "{}", text(&archived.stderr));
+    let undelete = lab.run(&["undelete", "study:/made/notes.txt"]);
+    assert_eq!(undelete.status.code(), Some(1), "{}", text(&undelete.stderr));
+    let missing = lab.run(&["restore-version", "study:/made/notes.txt", "no-such-version"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing.stderr));
+
+    std::fs::create_dir_all(lab.path(".aws")).unwrap();
+    std::fs::write(lab.path(".aws/credentials"), "[default]\naws_access_key_id = MINE\n").unwrap();
+    lab.ok(&["credentials", "study", "--format", "aws-profile", "--aws-profile", "study"]);
+    let written = std::fs::read_to_string(lab.path(".aws/credentials")).unwrap();
+    assert!(written.starts_with("[default]\naws_access_key_id = MINE\n"), "{written}");
+    assert!(written.contains("[study]\naws_access_key_id = ") && written.contains("aws_session_token = "), "{written}");
+
+    lab.ok(&["logout"]);
+    let out = lab.run(&["projects", "ls"]);
+    assert_eq!(out.status.code(), Some(2), "not logged in is a usage error: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("byos login"), "{}", text(&out.stderr));
+}
