@@ -83,15 +83,20 @@ impl IntoResponse for ApiError {
 
 /// The response for a problem: its entry's status and the catalogue body.
 pub(crate) fn problem_response(problem: &Problem) -> Response {
-    let entry = problem.entry();
-    let status = StatusCode::from_u16(entry.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = ErrorBody {
-        error_type: entry.error_type,
-        code: entry.code,
-        message: problem.message().to_owned(),
-        fix: entry.fix,
-    };
-    (status, Json(body)).into_response()
+    let status = StatusCode::from_u16(problem.entry().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(ErrorBody::from(problem))).into_response()
+}
+
+impl From<&Problem> for ErrorBody {
+    fn from(problem: &Problem) -> ErrorBody {
+        let entry = problem.entry();
+        ErrorBody {
+            error_type: entry.error_type,
+            code: entry.code,
+            message: problem.message().to_owned(),
+            fix: entry.fix,
+        }
+    }
 }
 
 impl From<JsonRejection> for ApiError {

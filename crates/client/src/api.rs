@@ -425,6 +425,31 @@ impl Api {
         self.call(Method::POST, &url, Some(json!({"path": path}))).await
     }
 
+    /// URLs for many files at once, in the order asked: each file's, or its catalogue entry.
+    pub async fn download_urls(
+        &self,
+        project: &str,
+        paths: &[String],
+    ) -> Result<Vec<Result<DownloadUrl, ClientError>>, ClientError> {
+        #[derive(Deserialize)]
+        struct Item {
+            #[serde(flatten)]
+            url: Option<DownloadUrl>,
+            #[serde(default)]
+            error: Option<Problem>,
+        }
+        let url = format!("/api/v1/projects/{}/data/download-urls", segment(project));
+        let items = self.call::<Items<Item>>(Method::POST, &url, Some(json!({"paths": paths}))).await?.items;
+        Ok(items
+            .into_iter()
+            .map(|item| match (item.url, item.error) {
+                (_, Some(problem)) => Err(ClientError::Api { status: 404, problem }),
+                (Some(url), None) => Ok(url),
+                (None, None) => Err(ClientError::Status { status: 200, body: "an item without a URL".to_owned() }),
+            })
+            .collect())
+    }
+
     pub async fn temporary_credentials(
         &self,
         project: &str,

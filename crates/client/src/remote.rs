@@ -21,6 +21,14 @@ pub trait Remote: Send + Sync + 'static {
     /// Completes an upload; answers the file's size as the platform sees it.
     async fn complete(&self, id: &str, parts: &[(u32, String)]) -> Result<u64, ClientError>;
     async fn download_url(&self, path: &str) -> Result<DownloadUrl, ClientError>;
+    /// URLs for many files, in order: one call where the platform can sign many.
+    async fn download_urls(&self, paths: &[String]) -> Result<Vec<Result<DownloadUrl, ClientError>>, ClientError> {
+        let mut urls = Vec::with_capacity(paths.len());
+        for path in paths {
+            urls.push(self.download_url(path).await);
+        }
+        Ok(urls)
+    }
     /// The entry at `path`, if any.
     async fn entry(&self, path: &str) -> Result<Option<Entry>, ClientError>;
     /// A page of a folder's children.
@@ -65,6 +73,10 @@ impl Remote for ProjectRemote {
 
     async fn download_url(&self, path: &str) -> Result<DownloadUrl, ClientError> {
         self.api.download_url(&self.project, path).await
+    }
+
+    async fn download_urls(&self, paths: &[String]) -> Result<Vec<Result<DownloadUrl, ClientError>>, ClientError> {
+        self.api.download_urls(&self.project, paths).await
     }
 
     async fn entry(&self, path: &str) -> Result<Option<Entry>, ClientError> {

@@ -63,6 +63,9 @@ pub struct TemporaryCredentials {
     pub session_policy: serde_json::Value,
 }
 
+/// The most files one request may ask download URLs for.
+pub(crate) const MAX_DOWNLOADS_PER_REQUEST: usize = 1000;
+
 /// A download, as a client asks for it.
 #[derive(Debug, Default, Clone)]
 pub struct DownloadRequest {
@@ -140,6 +143,35 @@ impl<'a> Transfers<'a> {
             .await
             .map_err(|e| aws_problem(&e, &project))?;
         Ok(DownloadUrl { url: presigned.url, expires_at: OffsetDateTime::from(presigned.expires_at), size })
+    }
+
+    /// URLs for many files at once (the current version of each), in the order asked: for each
+    /// path its URL, or the problem that keeps it from being downloaded. One request signs up
+    /// to [`MAX_DOWNLOADS_PER_REQUEST`] files, so that a client fetching a folder of small files
+    /// makes one call per page instead of one per file.
+    pub async fn download_urls(
+        &self,
+        scope: &ProjectScope<Read>,
+        paths: Option<&[String]>,
+    ) -> Result<Vec<(String, Result<DownloadUrl, Problem>)>, ServiceError> {
+        let paths = paths.ok_or_else(|| Problem::invalid_request("paths: required"))?;
+        if paths.is_empty() || paths.len() > MAX_DOWNLOADS_PER_REQUEST {
+            return Err(Problem::invalid_request(&format!(
+                "paths: 1 to {MAX_DOWNLOADS_PER_REQUEST} paths of files, not {}",
+                paths.len()
+            ))
+            .into());
+        }
+        let mut signed = Vec::with_capacity(paths.len());
+        for path in paths {
+            let request = DownloadRequest { path: Some(path.clone()), version_id: None };
+            match self.download_url(scope, request).await {
+                Ok(url) => signed.push((path.clone(), Ok(url))),
+                Err(ServiceError::Problem(problem)) => signed.push((path.clone(), Err(problem))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(signed)
     }
 
     /// Temporary AWS credentials for the project's prefix (or a folder below it), limited by a

@@ -34,6 +34,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_version))
         .routes(routes!(undelete))
         .routes(routes!(download_url))
+        .routes(routes!(download_urls))
         .routes(routes!(temporary_credentials))
 }
 
@@ -142,6 +143,32 @@ pub(crate) struct DownloadView {
     expires_at: String,
     /// The file's size in bytes.
     size: u64,
+}
+
+/// Files to download.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct DownloadsBody {
+    /// 1 to 1000 paths of files in the project (their current versions).
+    #[schema(example = json!(["/runs/42/a.csv", "/runs/42/b.csv"]))]
+    paths: Option<Vec<String>>,
+}
+
+/// One file's URL, or why it has none.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DownloadItem {
+    /// The path as it was asked for.
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    /// Why this file has no URL: a catalogue entry (a folder, nothing there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -266,6 +293,36 @@ async fn download_url(
     let request = DownloadRequest { path: body.path, version_id: body.version_id };
     let download = state.services().transfers().download_url(&scope, request).await?;
     Ok(NoStore(Json(DownloadView { url: download.url, expires_at: rfc3339(download.expires_at), size: download.size })))
+}
+
+/// URLs for many files at once, in the order asked: each file's presigned GET, or the
+/// catalogue entry that says why it has none. A client downloading a folder of small files
+/// signs a page of them with one call. Never cached.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/data/download-urls", tag = "projects",
+    security(("bearer" = ["project:read"])), params(("id" = Uuid, Path)), request_body = DownloadsBody,
+    responses((status = 200, body = Items<DownloadItem>), (status = "4XX", body = ErrorBody)))]
+async fn download_urls(
+    InProject(scope): InProject<Read>,
+    state: State<AppState>,
+    ApiJson(body): ApiJson<DownloadsBody>,
+) -> ApiResult<NoStore<Json<Items<DownloadItem>>>> {
+    let signed = state.services().transfers().download_urls(&scope, body.paths.as_deref()).await?;
+    let items = signed
+        .into_iter()
+        .map(|(path, signed)| match signed {
+            Ok(download) => DownloadItem {
+                path,
+                url: Some(download.url),
+                expires_at: Some(rfc3339(download.expires_at)),
+                size: Some(download.size),
+                error: None,
+            },
+            Err(problem) => {
+                DownloadItem { path, url: None, expires_at: None, size: None, error: Some(ErrorBody::from(&problem)) }
+            }
+        })
+        .collect();
+    Ok(NoStore(Json(Items { items })))
 }
 
 /// Create a folder: a marker object that keeps it while it is empty, with the configuration's

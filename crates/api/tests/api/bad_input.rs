@@ -170,6 +170,7 @@ async fn every_body_operation_refuses_bad_input_cleanly() {
             "POST /api/v1/projects",
             "POST /api/v1/projects/{id}/data/archive-restore",
             "POST /api/v1/projects/{id}/data/download-url",
+            "POST /api/v1/projects/{id}/data/download-urls",
             "POST /api/v1/projects/{id}/data/move",
             "POST /api/v1/projects/{id}/data/restore-version",
             "POST /api/v1/projects/{id}/data/undelete",

@@ -134,6 +134,34 @@ async fn only_files_have_download_urls() {
     }
 }
 
+/// Many URLs in one call: each file's, in the order asked, working; a folder's and a missing
+/// file's catalogue entry in their places; the number of paths bounded.
+#[tokio::test]
+async fn download_urls_come_in_batches() {
+    let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, SECRET);
+    let (app, id) = project_on(&s3, Duration::from_secs(900)).await;
+    file(&app, &s3, &id, "runs/42/a.txt", b"alpha").await;
+    file(&app, &s3, &id, "runs/42/b.txt", b"beta!!").await;
+    let url = format!("/api/v1/projects/{id}/data/download-urls");
+    let paths = json!({"paths": ["/runs/42/b.txt", "/runs/", "/runs/42/a.txt", "/nothing.txt"]});
+    let reply = app.post(&url, paths).await;
+    let items = reply.ok(200)["items"].as_array().unwrap().clone();
+    let asked: Vec<&str> = items.iter().map(|i| i["path"].as_str().unwrap()).collect();
+    assert_eq!(asked, ["/runs/42/b.txt", "/runs/", "/runs/42/a.txt", "/nothing.txt"], "in the order asked");
+    assert_eq!((&items[0]["size"], &items[2]["size"]), (&json!(6), &json!(5)));
+    assert_eq!(fetch(items[0]["url"].as_str().unwrap()).await.2, b"beta!!", "a working URL");
+    assert_eq!(fetch(items[2]["url"].as_str().unwrap()).await.2, b"alpha");
+    assert_eq!(items[1]["error"]["code"], json!("file-not-found"), "{}", items[1]);
+    assert_eq!(items[1]["error"]["message"], json!("'/runs/' is not a file of the project: it is a folder"));
+    assert_eq!(items[3]["error"]["code"], json!("file-not-found"));
+    assert!(items[1]["url"].is_null() && items[3]["url"].is_null());
+    let many: Vec<String> = (0..1001).map(|i| format!("/f{i}")).collect();
+    let message = app.post(&url, json!({"paths": many})).await.error(400, "invalid-request");
+    assert_eq!(message, "Invalid request: paths: 1 to 1000 paths of files, not 1001");
+    let message = app.post(&url, json!({"paths": []})).await.error(400, "invalid-request");
+    assert_eq!(message, "Invalid request: paths: 1 to 1000 paths of files, not 0");
+}
+
 /// Temporary credentials on moto (which vends federation tokens but does not enforce session
 /// policies: `byos-domain`'s property test proves what the policy allows).
 #[tokio::test]

@@ -2,8 +2,11 @@
 //! when every byte arrived: one GET (its MD5 checked against a plain ETag), or ranged GETs of
 //! `part_size` into a preallocated file, all of which must come from one object (one ETag).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use tokio::sync::mpsc::Receiver;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -14,7 +17,9 @@ use super::body::SharedFile;
 use super::retry::{is_expired, s3_error, with_retries};
 use super::upload::redact;
 use super::{Conflict, Context, Item, Outcome, hex, is_md5_etag};
+use crate::api::DownloadUrl;
 use crate::error::ClientError;
+use crate::remote::Remote;
 
 pub(super) async fn file(cx: &Arc<Context>, item: &Item) -> Outcome {
     let destination = PathBuf::from(&item.destination);
@@ -37,6 +42,47 @@ fn temporary_name(destination: &Path) -> PathBuf {
     destination.with_file_name(format!(".{name}.byos-download"))
 }
 
+/// Files whose URLs one call signs ahead.
+const SIGN_BATCH: usize = 200;
+
+/// Download URLs signed ahead, by the file's path in the project.
+pub(crate) type Signed = Arc<std::sync::Mutex<HashMap<String, Result<DownloadUrl, ClientError>>>>;
+
+/// Signs the walk's files in batches (whatever the walk has found, up to [`SIGN_BATCH`]) with
+/// one call each, and passes them on: a folder of small files costs a call per batch instead
+/// of one per file. A batch whose call fails is passed on unsigned; each file then asks alone.
+pub(super) fn sign_ahead(
+    remote: Arc<dyn Remote>,
+    mut walked: Receiver<Item>,
+    signed: Signed,
+) -> (Receiver<Item>, tokio::task::JoinHandle<()>) {
+    let (sender, items) = tokio::sync::mpsc::channel(SIGN_BATCH * 2);
+    let task = tokio::spawn(async move {
+        while let Some(first) = walked.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < SIGN_BATCH {
+                match walked.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            let paths: Vec<String> = batch.iter().map(|item| item.source.clone()).collect();
+            if let Ok(urls) = remote.download_urls(&paths).await
+                && urls.len() == paths.len()
+                && let Ok(mut signed) = signed.lock()
+            {
+                signed.extend(paths.into_iter().zip(urls));
+            }
+            for item in batch {
+                if sender.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (items, task)
+}
+
 /// Files up to this size come down into memory and are written in one step.
 const IN_MEMORY: u64 = 1024 * 1024;
 /// Bytes gathered from the network before one positioned write.
@@ -48,7 +94,11 @@ async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary:
     if !blocking(move || prepare(&target, conflict, size)).await? {
         return Ok(false);
     }
-    let signed = cx.remote.download_url(&item.source).await?;
+    let ahead = cx.signed.lock().ok().and_then(|mut signed| signed.remove(&item.source));
+    let signed = match ahead {
+        Some(signed) => signed?,
+        None => cx.remote.download_url(&item.source).await?,
+    };
     let size = signed.size;
     let url = tokio::sync::Mutex::new(signed.url);
     if size <= IN_MEMORY.min(cx.settings.part_size) {

@@ -128,6 +128,8 @@ pub(crate) struct Context {
     pub(crate) progress: Arc<dyn Progress>,
     /// The project's open uploads, read once when a file could resume one.
     pub(crate) open_uploads: tokio::sync::OnceCell<Vec<crate::api::Upload>>,
+    /// Download URLs signed ahead in batches, by the file's path, taken by its task.
+    pub(crate) signed: download::Signed,
 }
 
 impl Transfer {
@@ -143,7 +145,7 @@ impl Transfer {
         let concurrency = self.settings.concurrency.max(1);
         // The walk may run this far ahead of the transfers, so that listing a project's pages
         // (or a slow disk's folders) overlaps the files moving; a few MiB at most.
-        let (sender, mut items) = tokio::sync::mpsc::channel::<Item>(WALK_AHEAD);
+        let (sender, walked) = tokio::sync::mpsc::channel::<Item>(WALK_AHEAD);
         let walker = match &self.direction {
             Direction::Upload { from, to } => {
                 walk::local(from.clone(), to.clone(), self.recursive, self.filters.clone(), sender)?
@@ -151,6 +153,14 @@ impl Transfer {
             Direction::Download { from, to } => {
                 walk::remote(remote.clone(), from.clone(), to.clone(), self.recursive, self.filters.clone(), sender)
             }
+        };
+        let signed = download::Signed::default();
+        let (mut items, signer) = match &self.direction {
+            Direction::Download { .. } if !self.dry_run => {
+                let (items, signer) = download::sign_ahead(remote.clone(), walked, signed.clone());
+                (items, Some(signer))
+            }
+            _ => (walked, None),
         };
         let context = Arc::new(Context {
             remote,
@@ -160,6 +170,7 @@ impl Transfer {
             requests: Semaphore::new(concurrency),
             progress: progress.clone(),
             open_uploads: tokio::sync::OnceCell::new(),
+            signed,
         });
         // More files than requests are under way, so that each file's local work (opening,
         // reading, writing, renaming) and its signing overlap other files' requests: the
@@ -192,6 +203,9 @@ impl Transfer {
             tally(&mut summary, ended);
         }
         walker.await.map_err(|_| closed())??;
+        if let Some(signer) = signer {
+            signer.await.map_err(|_| closed())?;
+        }
         Ok(summary)
     }
 }
