@@ -339,6 +339,25 @@ async fn measure(mut command: tokio::process::Command) -> Result<(Duration, u64,
     Ok((elapsed, peak.load(std::sync::atomic::Ordering::Relaxed), cpu))
 }
 
+/// The process whose command line holds `needle` (the S3 peer, by its port): its CPU time is
+/// the other half of what a transfer costs on a 2-core machine.
+fn process_with(needle: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        (cmdline.contains(needle) && !cmdline.contains("transfer_bench")).then_some(pid)
+    })
+}
+
+/// A process's CPU time so far, in seconds (user and system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    fields.iter().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum::<u64>() as f64 / 100.0
+}
+
 fn fill(path: &Path, size: u64, seed: u64) -> Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(path.parent().context("parent")?)?;
@@ -394,6 +413,8 @@ async fn bench(args: &Args) -> Result<()> {
         command
     };
     let down = work.path().join("down");
+    let port = setup.s3().0.rsplit(':').next().unwrap_or_default().to_owned();
+    let peer = process_with(&format!(" {port} ")).or_else(|| process_with(&format!("-p {port}")));
     let cases: [(&str, bool); 4] = [
         ("upload, 1 large file", true),
         ("download, 1 large file", true),
@@ -432,16 +453,19 @@ async fn bench(args: &Args) -> Result<()> {
                 if !upload {
                     std::fs::create_dir_all(&local_down)?;
                 }
+                let peer_before = peer.map(cpu_seconds);
                 let measured = measure(command).await.with_context(|| format!("{name} by {tool}"));
+                let peer_cpu = peer.map(cpu_seconds).zip(peer_before).map(|(after, before)| after - before);
                 let (elapsed, peak, cpu) = match (measured, &setup) {
                     (Ok(measured), _) => measured,
                     (Err(e), Setup::Server { server, .. }) => bail!("{e:#}\nthe server's log:\n{}", server.log()),
                     (Err(e), _) => return Err(e),
                 };
                 eprintln!(
-                    "  {name}, round {round}: {tool} {:.2} s, CPU {cpu:.2} s, peak RSS {:.1} MiB",
+                    "  {name}, round {round}: {tool} {:.2} s, CPU {cpu:.2} s, peak RSS {:.1} MiB; the S3 peer's CPU {}",
                     elapsed.as_secs_f64(),
-                    peak as f64 / 1024.0
+                    peak as f64 / 1024.0,
+                    peer_cpu.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2} s"))
                 );
                 if elapsed < best[slot].0 {
                     best[slot] = (elapsed, peak);

@@ -21,6 +21,11 @@ pub trait Remote: Send + Sync + 'static {
     /// Completes an upload; answers the file's size as the platform sees it.
     async fn complete(&self, id: &str, parts: &[(u32, String)]) -> Result<u64, ClientError>;
     async fn download_url(&self, path: &str) -> Result<DownloadUrl, ClientError>;
+    /// Whether [`Remote::download_urls`] signs many files with one call, so that a download
+    /// signs its files ahead in batches; otherwise each file's task signs its own, in parallel.
+    fn signs_in_batches(&self) -> bool {
+        false
+    }
     /// URLs for many files, in order: one call where the platform can sign many.
     async fn download_urls(&self, paths: &[String]) -> Result<Vec<Result<DownloadUrl, ClientError>>, ClientError> {
         let mut urls = Vec::with_capacity(paths.len());
@@ -73,6 +78,10 @@ impl Remote for ProjectRemote {
 
     async fn download_url(&self, path: &str) -> Result<DownloadUrl, ClientError> {
         self.api.download_url(&self.project, path).await
+    }
+
+    fn signs_in_batches(&self) -> bool {
+        true
     }
 
     async fn download_urls(&self, paths: &[String]) -> Result<Vec<Result<DownloadUrl, ClientError>>, ClientError> {

@@ -156,7 +156,7 @@ impl Transfer {
         };
         let signed = download::Signed::default();
         let (mut items, signer) = match &self.direction {
-            Direction::Download { .. } if !self.dry_run => {
+            Direction::Download { .. } if !self.dry_run && remote.signs_in_batches() => {
                 let (items, signer) = download::sign_ahead(remote.clone(), walked, signed.clone());
                 (items, Some(signer))
             }
