@@ -150,14 +150,15 @@ async fn uploads_nobody_completes_are_aborted_when_they_expire() {
     refused.error(403, "access-forbidden");
 }
 
-/// moto: an upload keeps the configuration's encryption (the presigned PUT carries it, signed)
-/// and shows in browse at once. The multipart path is proven on s3s-fs: moto 5.2 answers
+/// moto: an upload keeps the configuration's encryption (the presigned PUT carries it, signed;
+/// a multipart upload is created with it) and shows in browse at once. moto 5.2 answers
 /// ListParts and CompleteMultipartUpload with `...Response` roots where S3 has `...Result`,
-/// which the SDK refuses.
+/// which the SDK refuses: the server talks to moto through `MotoShim`, which renames them.
 #[tokio::test]
 async fn an_upload_on_moto_keeps_the_configurations_encryption() {
     let moto = byos_test_support::Moto::start();
-    let app = TestApp::with_aws(moto.url()).await;
+    let shim = byos_test_support::MotoShim::start(&moto).await;
+    let app = TestApp::with_aws(shim.url()).await;
     let (aws, region) = crate::support::moto_aws(&moto).await;
     aws.setup(&region).create_bucket("customer-bucket").await.unwrap();
     let credential = app.user_credential("sse key", SECRET).await;
@@ -178,10 +179,31 @@ async fn an_upload_on_moto_keeps_the_configurations_encryption() {
     assert_eq!(entry.ok(200)["size"], json!(6 * MIB), "{}", entry.text);
     let listed = app.get(&format!("/api/v1/projects/{id}/data?path=/big/")).await;
     assert_eq!(listed.ok(200)["items"][0]["size"], json!(6 * MIB), "browse shows it at once");
-    let head = aws.own_bucket_access(&region).head("customer-bucket", "sse/study/big/reads.bam", None).await;
-    let head = head.unwrap().unwrap();
+    let s3 = aws.own_bucket_access(&region);
+    let head = s3.head("customer-bucket", "sse/study/big/reads.bam", None).await.unwrap().unwrap();
     assert_eq!((head.size, head.server_side_encryption.as_deref()), (6 * MIB, Some("AES256")));
     assert!(download(&app, &id, "/big/reads.bam").await == content, "byte-exact");
+
+    // In parts of the client's size: listed while open, completed, encrypted, byte-exact.
+    let content = bytes(11 * MIB, 12);
+    let started = app.post(&uploads, json!({"path": "/big/parts.bam", "size": 11 * MIB, "partSize": 5 * MIB})).await;
+    let started = started.ok(201).clone();
+    assert_eq!((&started["kind"], &started["partCount"]), (&json!("multipart"), &json!(3)), "{started}");
+    let upload = started["id"].as_str().unwrap();
+    let signed = app.post(&format!("{uploads}/{upload}/parts"), json!({"partNumbers": [1, 2, 3]})).await;
+    let mut parts = Vec::new();
+    for (i, part) in signed.ok(200)["parts"].as_array().unwrap().iter().enumerate() {
+        let range = i * 5 * MIB as usize..((i + 1) * 5 * MIB as usize).min(content.len());
+        let e_tag = put(part["url"].as_str().unwrap(), &part["headers"], content[range].to_vec()).await;
+        parts.push(json!({"partNumber": i + 1, "eTag": e_tag}));
+    }
+    let open = app.get(&format!("{uploads}/{upload}")).await;
+    assert_eq!(open.ok(200)["parts"].as_array().map(Vec::len), Some(3), "ListParts through the shim");
+    let entry = app.post(&format!("{uploads}/{upload}/complete"), json!({"parts": parts})).await;
+    assert_eq!(entry.ok(200)["size"], json!(11 * MIB), "{}", entry.text);
+    let head = s3.head("customer-bucket", "sse/study/big/parts.bam", None).await.unwrap().unwrap();
+    assert_eq!(head.server_side_encryption.as_deref(), Some("AES256"), "the multipart upload was created encrypted");
+    assert!(download(&app, &id, "/big/parts.bam").await == content, "byte-exact");
 }
 
 /// Moves above the copy threshold go in parts (UploadPartCopy of byte ranges, two at a time),
