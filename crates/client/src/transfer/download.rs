@@ -91,7 +91,7 @@ const WRITE_BUFFER: usize = 256 * 1024;
 async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary: &Path) -> Result<bool, ClientError> {
     let (conflict, size) = (cx.conflict, item.size);
     let target = destination.to_owned();
-    if !blocking(move || prepare(&target, conflict, size)).await? {
+    if !blocking(cx, move || prepare(&target, conflict, size)).await? {
         return Ok(false);
     }
     let ahead = cx.signed.lock().ok().and_then(|mut signed| signed.remove(&item.source));
@@ -104,14 +104,14 @@ async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary:
     if size <= IN_MEMORY.min(cx.settings.part_size) {
         let bytes = whole(cx, item, &url, None).await?;
         let (temporary, destination) = (temporary.to_owned(), destination.to_owned());
-        return blocking(move || {
+        return blocking(cx, move || {
             std::fs::write(&temporary, &bytes).map_err(ClientError::io(&temporary))?;
             std::fs::rename(&temporary, &destination).map_err(ClientError::io(&destination))?;
             Ok(true)
         })
         .await;
     }
-    let file = blocking({
+    let file = blocking(cx, {
         let temporary = temporary.to_owned();
         move || SharedFile::create(&temporary, size)
     })
@@ -124,7 +124,7 @@ async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary:
     // No fsync: like cp(1) and the S3 tools, the file is as durable as the file system makes a
     // rename; what the rename guarantees is that no reader ever sees a partial file.
     let (temporary, destination) = (temporary.to_owned(), destination.to_owned());
-    blocking(move || std::fs::rename(&temporary, &destination).map_err(ClientError::io(&destination))).await?;
+    blocking(cx, move || std::fs::rename(&temporary, &destination).map_err(ClientError::io(&destination))).await?;
     Ok(true)
 }
 
@@ -152,8 +152,10 @@ fn prepare(destination: &Path, conflict: Conflict, size: u64) -> Result<bool, Cl
 
 /// Runs file-system work on the blocking pool, in one hop.
 async fn blocking<T: Send + 'static>(
+    cx: &Context,
     work: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
 ) -> Result<T, ClientError> {
+    let _permit = cx.local.acquire().await.map_err(|_| stopped())?;
     tokio::task::spawn_blocking(work).await.map_err(|e| ClientError::Usage(format!("a file operation stopped: {e}")))?
 }
 

@@ -24,6 +24,9 @@ pub const MIB: u64 = 1024 * 1024;
 /// Files the walk may find before the transfers take them.
 const WALK_AHEAD: usize = 16 * 1024;
 
+/// File-system steps at once: about the cores that can run them.
+const LOCAL_STEPS: usize = 4;
+
 /// Files under way per request permit.
 const FILES_PER_REQUEST: usize = 4;
 
@@ -130,6 +133,9 @@ pub(crate) struct Context {
     pub(crate) open_uploads: tokio::sync::OnceCell<Vec<crate::api::Upload>>,
     /// Download URLs signed ahead in batches, by the file's path, taken by its task.
     pub(crate) signed: download::Signed,
+    /// One permit per file-system step (create, write, rename) on the blocking pool: many at
+    /// once in one folder only contend for the folder's lock in the kernel.
+    pub(crate) local: Semaphore,
 }
 
 impl Transfer {
@@ -171,6 +177,7 @@ impl Transfer {
             progress: progress.clone(),
             open_uploads: tokio::sync::OnceCell::new(),
             signed,
+            local: Semaphore::new(LOCAL_STEPS),
         });
         // More files than requests are under way, so that each file's local work (opening,
         // reading, writing, renaming) and its signing overlap other files' requests: the
