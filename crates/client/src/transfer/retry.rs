@@ -34,22 +34,7 @@ where
 /// jitter"), so that many clients throttled together do not come back together.
 fn delay(attempt: u32) -> Duration {
     let bound = FIRST_DELAY.saturating_mul(1 << attempt.min(16)).min(LONGEST_DELAY);
-    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(jitter(nanos))
-}
-
-/// A number in `0..=bound` from the clock's low bits and a counter: jitter needs spread, not
-/// secrecy.
-fn jitter(bound: u64) -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
-    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let mut x = COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ u64::from(clock);
-    // splitmix64's finaliser.
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    if bound == u64::MAX { x } else { x % (bound + 1) }
+    bound.mul_f64(rand::random::<f64>())
 }
 
 /// Whether S3 refused a presigned request because its signature's time ran out.
