@@ -58,9 +58,7 @@ impl Profiles {
             toml::to_string(self).map_err(|e| ClientError::Config { path: path.to_owned(), what: e.to_string() })?;
         let folder = path.parent().unwrap_or(Path::new("."));
         create_private_dir(folder)?;
-        let temporary = folder.join(".config.toml.new");
-        write_private(&temporary, text.as_bytes())?;
-        std::fs::rename(&temporary, path).map_err(ClientError::io(path))
+        write_private(path, text.as_bytes())
     }
 
     /// The login to use: `BYOS_SERVER` and `BYOS_TOKEN` when both are set (each overrides the
@@ -91,25 +89,25 @@ fn create_private_dir(folder: &Path) -> Result<(), ClientError> {
     std::fs::create_dir_all(folder).map_err(ClientError::io(folder))
 }
 
-/// Writes `bytes` to a new file that only its owner can read, whatever the umask.
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(ClientError::io(path))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(ClientError::io(path))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(ClientError::io(path))
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    std::fs::write(path, bytes).map_err(ClientError::io(path))
+/// Replaces `path` with `bytes` in a file only its owner can read, whatever the umask: written
+/// beside it under a temporary name, then renamed over it, so that a reader sees the old file
+/// or the new one, never half of one.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.new"));
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary).map_err(ClientError::io(&temporary))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(ClientError::io(&temporary))?;
+    }
+    std::io::Write::write_all(&mut file, bytes).and_then(|()| file.sync_all()).map_err(ClientError::io(&temporary))?;
+    std::fs::rename(&temporary, path).map_err(ClientError::io(path))
 }
 
 #[cfg(test)]

@@ -12,6 +12,6 @@ pub use api::{
     Api, Change, Check, Configuration, Credentials, DownloadUrl, Entry, Job, JobProgress, Page, Project, Rest,
     SignedPart, Upload, UploadedPart, Validation, Version,
 };
-pub use config::{DEFAULT_PROFILE, Login, Profiles};
+pub use config::{DEFAULT_PROFILE, Login, Profiles, write_private};
 pub use error::{ClientError, Problem};
 pub use remote::{ProjectRemote, Remote};

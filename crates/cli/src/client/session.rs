@@ -207,7 +207,7 @@ fn write_aws_profile(path: &Path, name: &str, credentials: &Credentials) -> Resu
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder).map_err(|source| ClientError::Io { path: folder.to_owned(), source })?;
     }
-    write_private(path, &text)
+    byos_client::write_private(path, text.as_bytes())
 }
 
 /// An INI text with section `[name]` holding exactly `keys`.
@@ -234,22 +234,6 @@ fn replace_section(existing: &str, name: &str, keys: &[(&str, &str)]) -> String 
         text.push_str(&format!("{key} = {value}\n"));
     }
     text
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |source| ClientError::Io { path: path.to_owned(), source };
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
-    std::fs::write(path, text).map_err(|source| ClientError::Io { path: path.to_owned(), source })
 }
 
 /// Runs the command with the credentials in its environment (and no AWS profile that could
