@@ -83,6 +83,14 @@ pub struct DownloadUrl {
     pub size: u64,
 }
 
+/// What a project's downloads are signed with.
+#[derive(Debug)]
+struct Signer {
+    project: Project,
+    bucket: OpenBucket,
+    validity: Duration,
+}
+
 /// The operations that move a project's bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Transfers<'a> {
@@ -102,7 +110,23 @@ impl<'a> Transfers<'a> {
         scope: &ProjectScope<Read>,
         request: DownloadRequest,
     ) -> Result<DownloadUrl, ServiceError> {
+        let signer = self.signer(scope).await?;
+        self.sign_download(&signer, request).await
+    }
+
+    /// What every download of the project signs with: the project, its bucket, how long a URL
+    /// may work. Made once for a batch of downloads.
+    async fn signer(&self, scope: &ProjectScope<Read>) -> Result<Signer, ServiceError> {
         let project = self.services.projects().get(scope).await?;
+        let bucket = open_bucket(self.services, &project).await?;
+        let validity = bucket.access.presigned_validity(self.services.data_settings().url_expiry).await;
+        let validity = validity.map_err(|e| aws_problem(&e, &project))?;
+        Ok(Signer { project, bucket, validity })
+    }
+
+    /// One file's URL, with the project's signer.
+    async fn sign_download(&self, signer: &Signer, request: DownloadRequest) -> Result<DownloadUrl, ServiceError> {
+        let Signer { project, bucket, validity } = signer;
         let path = required("path", request.path.as_deref()).map_err(|e| Problem::invalid_request(&e))?;
         let relative = relative(path)?;
         let not_a_file = |why: &str| ServiceError::from(Problem::file_not_found(path, why));
@@ -111,7 +135,6 @@ impl<'a> Transfers<'a> {
         }
         let version_id = request.version_id.as_deref().map(version_id).transpose()?;
         let key = format!("{}{relative}", project.key_prefix);
-        let bucket = open_bucket(self.services, &project).await?;
         let size = match version_id {
             None => match self.services.store().data.entry(project.id, relative).await {
                 Ok(entry) => match entry.kind {
@@ -131,17 +154,15 @@ impl<'a> Transfers<'a> {
                         "it has no version {version}, or that version is a delete marker"
                     )));
                 }
-                Err(e) => return Err(aws_problem(&e, &project)),
+                Err(e) => return Err(aws_problem(&e, project)),
             },
         };
-        let access = &bucket.access;
-        let validity = access.presigned_validity(self.services.data_settings().url_expiry).await;
-        let validity = validity.map_err(|e| aws_problem(&e, &project))?;
         let name = relative.rsplit('/').next().unwrap_or(relative);
-        let presigned = access
-            .presign_get(project.bucket.as_str(), &key, version_id, &attachment(name), validity)
+        let presigned = bucket
+            .access
+            .presign_get(project.bucket.as_str(), &key, version_id, &attachment(name), *validity)
             .await
-            .map_err(|e| aws_problem(&e, &project))?;
+            .map_err(|e| aws_problem(&e, project))?;
         Ok(DownloadUrl { url: presigned.url, expires_at: OffsetDateTime::from(presigned.expires_at), size })
     }
 
@@ -162,10 +183,11 @@ impl<'a> Transfers<'a> {
             ))
             .into());
         }
+        let signer = self.signer(scope).await?;
         let mut signed = Vec::with_capacity(paths.len());
         for path in paths {
             let request = DownloadRequest { path: Some(path.clone()), version_id: None };
-            match self.download_url(scope, request).await {
+            match self.sign_download(&signer, request).await {
                 Ok(url) => signed.push((path.clone(), Ok(url))),
                 Err(ServiceError::Problem(problem)) => signed.push((path.clone(), Err(problem))),
                 Err(e) => return Err(e),
