@@ -16,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::middleware::Next;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use byos_catalog::Store;
 use byos_secrets::MasterKey;
 use byos_service::Services;
@@ -48,6 +50,8 @@ pub struct AppState {
 struct Inner {
     services: Services,
     metrics: Metrics,
+    /// The Content-Security-Policy of every answer.
+    csp: HeaderValue,
 }
 
 impl AppState {
@@ -56,8 +60,14 @@ impl AppState {
         parts.lifecycle.register_metrics(metrics.registry_mut());
         parts.sync.register_metrics(metrics.registry_mut());
         parts.jobs.register_metrics(metrics.registry_mut());
+        // Presigned URLs point at AWS's S3, or at the endpoint that replaces it: the console
+        // uploads there from the browser.
+        let mut storage = vec!["https://*.amazonaws.com".to_owned()];
+        storage.extend(parts.buckets.aws().endpoint_url().and_then(origin));
+        let csp = HeaderValue::from_str(&byos_console::content_security_policy(&storage))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
         let services = Services::new(parts);
-        AppState { inner: Arc::new(Inner { services, metrics }) }
+        AppState { inner: Arc::new(Inner { services, metrics, csp }) }
     }
 
     /// The rules the handlers call.
@@ -89,6 +99,7 @@ impl AppState {
         (name = "storage-credentials", description = "System Settings > Storage > Credentials"),
         (name = "storage-configurations", description = "System Settings > Storage > Configurations"),
         (name = "tokens", description = "API tokens"),
+        (name = "session", description = "The console's sign-in: a session cookie instead of a bearer token"),
         (name = "projects", description = "Projects, their data and its sync with the bucket"),
         (name = "uploads", description = "Uploads straight to the bucket, single or in parts"),
         (name = "jobs", description = "Long operations on a project's data (a folder's delete), as they run"),
@@ -128,14 +139,46 @@ pub fn router_with_request_timeout(state: AppState, request_timeout: Duration) -
 fn app(state: AppState, request_timeout: Option<Duration>) -> Router {
     let (router, openapi) = api_router().split_for_parts();
     let mut router = documented_only(router, &openapi)
-        .fallback(error::route_not_found)
+        .fallback(console_or_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
     // Inside the metrics layer, so that a request that timed out is counted with its 503.
     if let Some(limit) = request_timeout {
         router = router.layer(axum::middleware::from_fn_with_state(limit, timeout::limit));
     }
-    router.layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track)).with_state(state)
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
+        .with_state(state)
+}
+
+/// What no route of the API answers: a page or an asset of the console (GET), or the
+/// catalogue's `route-not-found`.
+async fn console_or_not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    if byos_console::is_console_path(path) && matches!(method, Method::GET | Method::HEAD) {
+        return byos_console::respond(path, &headers);
+    }
+    error::route_not_found(uri).await.into_response()
+}
+
+/// The headers every answer carries, API and console alike: the Content-Security-Policy, no
+/// MIME sniffing, no referrer (console URLs name projects and paths), no framing.
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_SECURITY_POLICY, state.inner.csp.clone());
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())?;
+    Some(format!("{scheme}://{authority}"))
 }
 
 /// Serves only the routes of the OpenAPI document: a route registered by hand (axum's `route`,

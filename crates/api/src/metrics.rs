@@ -1,8 +1,8 @@
 //! Prometheus metrics: requests and latency per route, served as text at `/metrics`.
 //!
-//! Every label value comes from a closed set (a known method or `other`, a route pattern or
-//! `unmatched`, a status the server itself answered), so that no request, authenticated or not,
-//! can add series without bound.
+//! Every label value comes from a closed set (a known method or `other`; a route pattern,
+//! `console` or `unmatched`; a status the server itself answered), so that no request,
+//! authenticated or not, can add series without bound.
 
 use std::time::Instant;
 
@@ -97,8 +97,11 @@ fn method_label(method: &Method) -> &'static str {
 pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route =
-        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = match request.extensions().get::<MatchedPath>() {
+        Some(matched) => matched.as_str().to_owned(),
+        None if byos_console::is_console_path(request.uri().path()) => "console".to_owned(),
+        None => "unmatched".to_owned(),
+    };
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();

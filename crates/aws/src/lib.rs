@@ -146,6 +146,12 @@ impl Aws {
         self
     }
 
+    /// The endpoint every service is reached at instead of AWS's, when one is set: where
+    /// presigned URLs point.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+
     /// The platform's identity in `region`.
     fn platform_config(&self, region: &str) -> SdkConfig {
         self.platform.to_builder().region(Region::new(region.to_owned())).build()

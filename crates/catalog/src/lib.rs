@@ -27,7 +27,7 @@ pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
     Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, Job, JobProgress, JobSpec,
-    JobStatus, NewToken, Project, ProjectGrant, ReconcileRun, ReconcileStatus, Token, Upload,
+    JobStatus, NewSession, NewToken, Project, ProjectGrant, ReconcileRun, ReconcileStatus, Session, Token, Upload,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -223,6 +223,14 @@ pub trait TokenStore: Send + Sync {
     /// ([`Conflict::LastAdminToken`]).
     async fn delete_token(&self, id: Uuid) -> Result<()>;
     async fn count_tokens(&self) -> Result<u64>;
+    /// Stores a console session, and forgets the sessions that expired before it began.
+    async fn insert_session(&self, session: &NewSession) -> Result<()>;
+    /// The session whose cookie hashes to `hash`, with its token, unless it has expired at
+    /// `now` ([`StoreError::NotFound`] then, as for a session that never was). The token may
+    /// have expired: the caller says so.
+    async fn session(&self, hash: &str, now: OffsetDateTime) -> Result<Session>;
+    /// Ends a session; ending one that is not there is no error.
+    async fn delete_session(&self, hash: &str) -> Result<()>;
 }
 
 /// Facts about the store itself, and its health.

@@ -120,6 +120,26 @@ pub struct NewToken {
     pub hash: String,
 }
 
+/// A console session to store: a browser signed in with a token, known by the hash of its
+/// cookie's value.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub hash: String,
+    pub token_id: Uuid,
+    /// What the console's script sends back in `X-CSRF-Token` on every change.
+    pub csrf_token: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A console session that has not expired, and the token it acts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token: Token,
+    pub csrf_token: String,
+    pub expires_at: OffsetDateTime,
+}
+
 /// A project: a folder of a storage configuration's bucket whose data the catalog keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, FolderTotals, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewToken,
+    EntryKind, FileEntry, FolderTotals, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewSession, NewToken,
     Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token,
     Upload, ValidationOutcome,
 };
@@ -93,6 +93,7 @@ conformance!(
     tokens_authenticate_by_hash,
     tokens_expire,
     the_last_admin_token_stays,
+    console_sessions_end_with_their_token,
     meta_values_are_set_once,
     data_survives_reopening,
     prefixes_on_one_bucket_never_overlap,
@@ -484,6 +485,45 @@ async fn the_last_admin_token_stays(f: Fixture) {
     assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastAdminToken { .. }))), "{refused:?}");
     s.tokens.delete_token(expiring.token.id).await.unwrap();
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(1));
+}
+
+async fn console_sessions_end_with_their_token(f: Fixture) {
+    let s = &f.store;
+    let at = now();
+    let (member, _) = token(Role::Member);
+    s.tokens.insert_token(&member).await.unwrap();
+    let session = |hash: &str, expires_at| NewSession {
+        hash: hash.to_owned(),
+        token_id: member.token.id,
+        csrf_token: format!("csrf-of-{hash}"),
+        created_at: at,
+        expires_at,
+    };
+    let hour = time::Duration::hours(1);
+    s.tokens.insert_session(&session("first", at + hour)).await.unwrap();
+    s.tokens.insert_session(&session("second", at + hour)).await.unwrap();
+
+    let found = s.tokens.session("first", at).await.unwrap();
+    assert_eq!((found.token.id, found.csrf_token.as_str(), found.expires_at), (member.token.id, "csrf-of-first", at + hour));
+    assert_eq!(found.token.projects, member.token.projects);
+    assert!(matches!(s.tokens.session("first", at + hour).await, Err(StoreError::NotFound)), "a session expires");
+    assert!(matches!(s.tokens.session("unknown", at).await, Err(StoreError::NotFound)));
+
+    // Signing out ends one session, and again is no error.
+    s.tokens.delete_session("first").await.unwrap();
+    s.tokens.delete_session("first").await.unwrap();
+    assert!(matches!(s.tokens.session("first", at).await, Err(StoreError::NotFound)));
+    assert!(s.tokens.session("second", at).await.is_ok());
+
+    // A session made later forgets the ones that expired before it.
+    let later = NewSession { created_at: at + hour, expires_at: at + hour * 2, ..session("third", at) };
+    s.tokens.insert_session(&later).await.unwrap();
+    assert!(matches!(s.tokens.session("second", at).await, Err(StoreError::NotFound)), "pruned");
+
+    // A deleted token takes its sessions with it.
+    s.tokens.delete_token(member.token.id).await.unwrap();
+    assert!(matches!(s.tokens.session("third", at + hour).await, Err(StoreError::NotFound)));
+    assert!(s.tokens.insert_session(&session("orphan", at + hour)).await.is_err(), "a session needs its token");
 }
 
 async fn meta_values_are_set_once(f: Fixture) {

@@ -234,6 +234,15 @@ catalogue! {
         message: "A valid bearer token is required: the token expired at {expiresAt}; ask an admin for a new one (POST /api/v1/tokens)",
         fix: "An expired token cannot be renewed. An admin creates a new one with POST /api/v1/tokens (with a later expiresAt, or none); send it as `Authorization: Bearer <token>`.",
     }
+    /// A change asked for with the console's session cookie, without the session's CSRF token
+    /// or from another site.
+    CsrfCheckFailed {
+        type: "Access Forbidden",
+        code: "csrf-check-failed",
+        status: 403,
+        message: "The console's request was refused: {message}",
+        fix: "Reload the console's page and try again. A change made with the console's session cookie must come from the console's own page, with the session's X-CSRF-Token header; API clients send `Authorization: Bearer <token>` instead of the cookie.",
+    }
     NotFound {
         type: "Not Found",
         code: "not-found",
@@ -624,6 +633,11 @@ impl Problem {
         Problem::new(ErrorCode::Unauthenticated, &[("message", message)])
     }
 
+    /// A console change without its session's CSRF token, or from another site.
+    pub fn csrf_check_failed(message: &str) -> Problem {
+        Problem::new(ErrorCode::CsrfCheckFailed, &[("message", message)])
+    }
+
     /// A token that expired at `expires_at` (RFC 3339).
     pub fn token_expired(expires_at: &str) -> Problem {
         Problem::new(ErrorCode::TokenExpired, &[("expiresAt", expires_at)])
@@ -741,6 +755,7 @@ mod tests {
             Problem::invalid_request("m"),
             Problem::unauthenticated("m"),
             Problem::token_expired("2030-01-02T03:04:05Z"),
+            Problem::csrf_check_failed("m"),
             Problem::internal("e"),
             Problem::from(ErrorCode::MissingBucketName),
         ];

@@ -181,6 +181,13 @@ pub fn generate_external_id() -> String {
     format!("byos-{}", hex(&bytes))
 }
 
+/// A new console session's secret, or its CSRF token: 256 random bits, URL-safe base64.
+pub fn generate_session_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The fewest bits of entropy a token chosen by an operator must carry, as many as a random
 /// UUID's and half of a generated token's.
 pub const MIN_OPERATOR_TOKEN_BITS: u32 = 128;

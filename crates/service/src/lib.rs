@@ -21,6 +21,7 @@ mod data;
 mod error;
 mod jobs;
 mod projects;
+mod sessions;
 #[cfg(test)]
 mod testing;
 mod tokens;
@@ -49,6 +50,7 @@ pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_st
 pub use error::{Internal, ServiceError};
 pub use jobs::Jobs;
 pub use projects::{CreatedProject, ProjectRequest, Projects};
+pub use sessions::{ConsoleSession, SESSION_LIFETIME, Sessions, SignedIn};
 pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};
 pub use transfers::{CredentialsRequest, DataSettings, DownloadRequest, DownloadUrl, TemporaryCredentials, Transfers};
 pub use uploads::{MAX_OBJECT_BYTES, StartedUpload, UploadRequest, UploadSettings, UploadState, Uploads};
@@ -106,6 +108,11 @@ impl Services {
     /// API tokens, and the caller a presented token makes.
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens::new(self)
+    }
+
+    /// Console sessions: signing in with a token, and out.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(self)
     }
 
     /// Projects and their reconciles.

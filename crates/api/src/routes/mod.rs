@@ -10,6 +10,7 @@ mod jobs;
 mod operations;
 mod projects;
 mod reference;
+mod session;
 mod tokens;
 mod uploads;
 
@@ -27,6 +28,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(credentials::router())
         .merge(configurations::router())
         .merge(tokens::router())
+        .merge(session::router())
         .merge(projects::router())
         .merge(data::router())
         .merge(uploads::router())

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use byos_catalog::Token;
+use byos_catalog::{ProjectGrant, Token};
 use byos_domain::{ProjectAccess, Role};
 use byos_service::{GrantRequest, TokenRequest};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ impl From<&Token> for TokenView {
             id: t.id,
             name: t.name.as_str().to_owned(),
             role: t.role,
-            projects: t.projects.iter().map(|g| GrantView { id: g.id, access: g.access }).collect(),
+            projects: t.projects.iter().map(GrantView::from).collect(),
             hint: t.hint.clone(),
             created_at: rfc3339(t.created_at),
             last_used_at: t.last_used_at.map(rfc3339),
@@ -65,6 +65,12 @@ pub(crate) struct GrantView {
     /// `read` (browse, download, versions, read credentials) or `read-write` (everything).
     #[schema(value_type = String, example = "read")]
     access: ProjectAccess,
+}
+
+impl From<&ProjectGrant> for GrantView {
+    fn from(grant: &ProjectGrant) -> GrantView {
+        GrantView { id: grant.id, access: grant.access }
+    }
 }
 
 /// A project of a new member token: its id (`read-write`), or its id and access.

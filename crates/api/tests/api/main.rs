@@ -9,6 +9,7 @@
 mod authorization;
 mod bad_input;
 mod configurations;
+mod console;
 mod credentials;
 mod jobs;
 mod metrics;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{ColumnType, Dialect, SqlStore, corrupt, uuid};
-use crate::model::{NewToken, ProjectGrant, Token};
+use crate::model::{NewSession, NewToken, ProjectGrant, Session, Token};
 use crate::{Conflict, Result, StoreError, TokenStore, from_millis, millis};
 
 const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at, expires_at";
@@ -158,6 +158,54 @@ where
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens").fetch_one(&self.pool).await?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
+
+    async fn insert_session(&self, session: &NewSession) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
+            .bind(millis(session.created_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (session_hash, token_id, csrf_token, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.hash)
+        .bind(session.token_id.to_string())
+        .bind(&session.csrf_token)
+        .bind(millis(session.created_at))
+        .bind(millis(session.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn session(&self, hash: &str, now: OffsetDateTime) -> Result<Session> {
+        let columns = TOKEN_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns}, s.csrf_token, s.expires_at AS session_expires_at \
+             FROM console_sessions s JOIN api_tokens t ON t.id = s.token_id \
+             WHERE s.session_hash = $1 AND s.expires_at > $2"
+        );
+        let row: SessionRow = sqlx::query_as(&sql).bind(hash).bind(millis(now)).fetch_one(&self.pool).await?;
+        Ok(Session {
+            expires_at: from_millis("console_sessions", row.session_expires_at)?,
+            csrf_token: row.csrf_token,
+            token: row.token.try_into()?,
+        })
+    }
+
+    async fn delete_session(&self, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM console_sessions WHERE session_hash = $1").bind(hash).execute(&self.writer).await?;
+        Ok(())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    csrf_token: String,
+    session_expires_at: i64,
 }
 
 fn projects_json(projects: &[ProjectGrant]) -> String {

@@ -92,7 +92,7 @@ fn the_code_map_names_every_module() {
 /// The crates in layers: a crate's dependencies come from lower layers only (test support is for
 /// tests, and may depend on anything but is depended on only by tests).
 const LAYERS: [&[&str]; 9] = [
-    &["byos-domain", "byos-secrets", "byos-client"],
+    &["byos-domain", "byos-secrets", "byos-client", "byos-console"],
     &["byos-aws", "byos-catalog"],
     &["byos-buckets"],
     &["byos-lifecycle", "byos-sync"],
