@@ -5,6 +5,7 @@
 //!
 //! A missing peer is a loud failure with the command that provides it, never a skipped test.
 
+mod browser;
 mod records;
 
 use std::net::TcpListener;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+pub use browser::{Browser, Element, LogLine};
 pub use records::{
     EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, region,
     unreachable_aws, validation_outcome,

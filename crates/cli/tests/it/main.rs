@@ -8,6 +8,7 @@
 
 mod aws_tools;
 mod client;
+mod console;
 mod owner;
 mod serve;
 mod sync;

@@ -1,0 +1,286 @@
+//! The web console in a real browser: Debian's headless Chromium driven over WebDriver, against
+//! `byos serve` on moto (behind the shim), with the bucket's CORS applied as `byos aws cors`
+//! prints it. Every page visited is saved as a screenshot under
+//! `target/console-screenshots/`, and any error in the browser's console fails the test.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use byos_aws::{Aws, AwsSettings};
+use byos_test_support::{Browser, Moto, MotoShim, TempDir, region, temp_dir};
+use serde_json::{Value, json};
+
+use crate::serve::{Server, call, read};
+
+const REGION: &str = "eu-central-1";
+const BUCKET: &str = "console-bucket";
+const MIB: usize = 1024 * 1024;
+
+/// moto, the bucket (with the console's CORS rule for `origin` once the server runs), the
+/// server, and its admin token.
+struct Stage {
+    _moto: Moto,
+    shim: MotoShim,
+    aws: Aws,
+    server: Server,
+    token: String,
+    dir: TempDir,
+}
+
+impl Stage {
+    async fn new() -> Stage {
+        let moto = Moto::start();
+        let shim = MotoShim::start(&moto).await;
+        let aws = Aws::new(&AwsSettings {
+            endpoint_url: Some(shim.url().to_owned()),
+            static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+            profile: None,
+            sts_endpoint_url: None,
+        })
+        .await;
+        aws.setup(&region(REGION)).create_bucket(BUCKET).await.unwrap();
+        let dir = temp_dir();
+        let env = [
+            ("BYOS__AWS__ENDPOINT_URL", shim.url()),
+            ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "86400"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        let server = Server::start(dir.path(), &env, &[]);
+        // The rule `byos aws cors --origin <console>` prints, for the console's origin only.
+        aws.setup(&region(REGION)).put_cors(BUCKET, &[server.url("")]).await.unwrap();
+        let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
+        Stage { _moto: moto, shim, aws, server, token, dir }
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, body) = call(method, &self.server.url(path), token, body).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
+        body
+    }
+
+    /// The bytes of a project's file, through a presigned URL of the API.
+    async fn download(&self, project: &str, path: &str) -> Vec<u8> {
+        let url = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/projects/{project}/data/download-url"),
+                &self.token,
+                Some(json!({ "path": path })),
+            )
+            .await;
+        let url = url["url"].as_str().unwrap().to_owned();
+        reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec()
+    }
+}
+
+/// A page with the browser: takes a screenshot of each page the test names, and fails on any
+/// error in the browser's console.
+struct Tour<'a> {
+    browser: &'a Browser,
+    name: &'static str,
+    shots: usize,
+}
+
+impl Tour<'_> {
+    /// Saves the window as `target/console-screenshots/{test}/{n}-{page}.png` and checks the
+    /// console for errors.
+    async fn snap(&mut self, page: &str) {
+        self.shots += 1;
+        let path = screenshots().join(self.name).join(format!("{:02}-{page}.png", self.shots));
+        self.browser.screenshot(&path).await;
+        self.no_console_errors(page).await;
+    }
+
+    async fn no_console_errors(&self, page: &str) {
+        let errors: Vec<String> = self
+            .browser
+            .console_log()
+            .await
+            .into_iter()
+            // A refusal the page expects (401 before signing in, 409 for a file that exists) is
+            // logged as a failed resource load: not a JavaScript error.
+            .filter(|line| line.level == "SEVERE" && !line.message.contains("Failed to load resource"))
+            .map(|line| line.message)
+            .collect();
+        assert!(errors.is_empty(), "JavaScript errors on {page}: {errors:#?}");
+    }
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
+}
+
+fn content(n: usize, seed: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + seed * 7 + i / 4093) % 251) as u8).collect()
+}
+
+/// Fills the input `css` with `text`.
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let input = browser.find(css).await;
+    browser.type_into(&input, text).await;
+}
+
+/// Picks the `<option>` of the select `css` whose text contains `text`.
+async fn choose(browser: &Browser, css: &str, text: &str) {
+    let options = browser.find_all(&format!("{css} option")).await;
+    for option in options {
+        if browser.text(&option).await.contains(text) {
+            browser.click(&option).await;
+            return;
+        }
+    }
+    panic!("no option {text:?} in {css}");
+}
+
+async fn click_text(browser: &Browser, css: &str, text: &str) {
+    let element = browser.find_text(css, text).await;
+    browser.click(&element).await;
+}
+
+/// Waits until `f` says yes, or panics after `limit`.
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
+    let stage = Stage::new().await;
+    let browser = Browser::start(1280, 900).await;
+    let mut tour = Tour { browser: &browser, name: "admin", shots: 0 };
+
+    // Sign in: the console asks for a token, and keeps a session cookie instead of it.
+    browser.goto(&stage.server.url("/projects")).await;
+    fill(&browser, "input[name=token]", &stage.token).await;
+    tour.snap("sign-in").await;
+    click_text(&browser, "button", "Sign in").await;
+    browser.wait_for_text("No projects yet").await;
+    let cookie_visible = browser.execute("return document.cookie", json!([])).await;
+    assert_eq!(cookie_visible, json!(""), "the session cookie is out of the page's reach");
+    tour.snap("projects-empty").await;
+
+    // A credential.
+    click_text(&browser, "a", "Credentials").await;
+    click_text(&browser, "a", "+ New credential").await;
+    fill(&browser, "input[name=name]", "lab key").await;
+    fill(&browser, "input[name=accessKeyId]", "AKIAIOSFODNN7EXAMPLE").await;
+    fill(&browser, "input[name=secretAccessKey]", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").await;
+    tour.snap("credential-new").await;
+    click_text(&browser, "button", "Create").await;
+    browser.wait_for_text("AKIA").await;
+    tour.snap("credential").await;
+
+    // A configuration, validated and provisioned for real on moto.
+    click_text(&browser, "a", "Configurations").await;
+    click_text(&browser, "a", "+ New configuration").await;
+    fill(&browser, "input[name=name]", "lab storage").await;
+    choose(&browser, "select[name=region]", REGION).await;
+    fill(&browser, "input[name=bucket]", BUCKET).await;
+    fill(&browser, "input[name=keyPrefix]", "data/").await;
+    tour.snap("configuration-new").await;
+    click_text(&browser, "button", "Create and validate").await;
+    let report = browser.wait_for_text(" failed of ").await;
+    eventually("the configuration is ready", Duration::from_secs(120), || async {
+        let h1 = browser.find("h1").await;
+        browser.text(&h1).await.contains("ready")
+    })
+    .await;
+    assert!(report.contains("Validation report"), "{report}");
+    tour.snap("configuration-ready").await;
+
+    // A project.
+    click_text(&browser, "a", "Projects").await;
+    click_text(&browser, "a", "+ New project").await;
+    fill(&browser, "input[name=name]", "study").await;
+    fill(&browser, "input[name=folder]", "study").await;
+    tour.snap("project-new").await;
+    click_text(&browser, "button", "Create project").await;
+    browser.wait_for_text("Sync with the bucket").await;
+    tour.snap("project").await;
+    let project = browser.url().await.rsplit('/').next().unwrap().to_owned();
+    click_text(&browser, "a", "Browse data").await;
+    browser.wait_for_text("This folder is empty").await;
+
+    // Uploads from the browser straight to the bucket: a file of 50 MiB in parts, and a
+    // folder of 20 small files.
+    let files = temp_dir();
+    let big = content(50 * MIB + 17, 1);
+    std::fs::write(files.path().join("big.bin"), &big).unwrap();
+    let batch = files.path().join("batch");
+    std::fs::create_dir(&batch).unwrap();
+    for i in 0..20 {
+        std::fs::write(batch.join(format!("f{i:02}.txt")), content(1000 + i * 37, i)).unwrap();
+    }
+    let pick_files = browser.find("input[type=file]:not([webkitdirectory])").await;
+    browser.type_into(&pick_files, &files.path().join("big.bin").display().to_string()).await;
+    browser.wait_for_text("Uploaded, 50 MiB").await;
+    let pick_folder = browser.find("input[type=file][webkitdirectory]").await;
+    browser.type_into(&pick_folder, &batch.display().to_string()).await;
+    eventually("the folder's uploads end", Duration::from_secs(120), || async {
+        browser.page_text().await.matches("Uploaded, ").count() == 21
+    })
+    .await;
+    tour.snap("uploads").await;
+    assert_eq!(stage.download(&project, "/big.bin").await, big, "big.bin arrived byte-exact");
+    for i in [0, 7, 19] {
+        let path = format!("/batch/f{i:02}.txt");
+        assert_eq!(stage.download(&project, &path).await, content(1000 + i * 37, i), "{path}");
+    }
+    let listing = browser.wait_for_text("batch/").await;
+    assert!(listing.contains("big.bin"), "{listing}");
+    tour.snap("folder").await;
+
+    // Download back through the file's link: the browser saves it byte-exact.
+    click_text(&browser, "a", "big.bin").await;
+    browser.wait_for_text("Versions").await;
+    tour.snap("file").await;
+    click_text(&browser, "button", "Download").await;
+    let saved = browser.downloads().join("big.bin");
+    eventually("the download is saved", Duration::from_secs(60), || async {
+        std::fs::metadata(&saved).is_ok_and(|m| m.len() == big.len() as u64)
+    })
+    .await;
+    assert_eq!(std::fs::read(&saved).unwrap(), big, "the download is byte-exact");
+
+    // Delete the folder: a job, followed to its end.
+    browser.back().await;
+    browser.wait_for_text("batch/").await;
+    let select = browser.find("input[aria-label='Select batch']").await;
+    browser.click(&select).await;
+    click_text(&browser, "button", "Delete selected (1)").await;
+    click_text(&browser, "dialog button", "Delete").await;
+    // The job is followed on the page until it ends; then the listing is drawn again.
+    browser.wait_for_text("Deleted 1 entry.").await;
+    tour.snap("folder-deleted").await;
+    eventually("the folder leaves the listing", Duration::from_secs(30), || async {
+        let main = browser.find("main").await;
+        !browser.text(&main).await.contains("batch/")
+    })
+    .await;
+
+    // System Settings' other pages.
+    click_text(&browser, "a", "Tokens").await;
+    browser.wait_for_text("(this session)").await;
+    tour.snap("tokens").await;
+    browser.goto(&stage.server.url(&format!("/projects/{project}"))).await;
+    browser.wait_for_text("Members").await;
+    tour.snap("project-members").await;
+
+    // Sign out ends the session: the next page asks for a token again.
+    click_text(&browser, "button", "Sign out").await;
+    browser.wait_for_text("Sign in to byos").await;
+    browser.goto(&stage.server.url(&format!("/projects/{project}/data/"))).await;
+    browser.wait_for_text("Sign in to byos").await;
+    tour.no_console_errors("sign-out").await;
+    let _ = (&stage.shim, &stage.aws, stage.dir.path());
+}
+
