@@ -284,3 +284,132 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     let _ = (&stage.shim, &stage.aws, stage.dir.path());
 }
 
+
+impl Stage {
+    /// A ready configuration and the projects `a` and `b` on it, made through the API; their ids.
+    async fn two_projects(&self) -> (String, String) {
+        use reqwest::Method;
+        let credential = self
+            .api(
+                Method::POST,
+                "/api/v1/storage-credentials",
+                &self.token,
+                Some(json!({"name": "key", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                            "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})),
+            )
+            .await;
+        let configuration = self
+            .api(
+                Method::POST,
+                "/api/v1/storage-configurations",
+                &self.token,
+                Some(json!({"name": "lab", "region": REGION, "bucket": BUCKET, "keyPrefix": "data/",
+                            "credentialId": credential["id"]})),
+            )
+            .await;
+        let path = format!("/api/v1/storage-configurations/{}", configuration["id"].as_str().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let body = self.api(Method::GET, &path, &self.token, None).await;
+            if body["status"] != "initializing" {
+                assert_eq!(body["status"], "ready", "{body}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the configuration was not validated: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut ids = Vec::new();
+        for name in ["project a", "project b"] {
+            let body = json!({"name": name, "region": REGION, "storageConfigurationId": configuration["id"],
+                              "folder": name.replace(' ', "-")});
+            let created = self.api(Method::POST, "/api/v1/projects", &self.token, Some(body)).await;
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        (ids[0].clone(), ids[1].clone())
+    }
+
+    /// Uploads `bytes` to `path` of `project` through the API, as any client would.
+    async fn upload(&self, project: &str, path: &str, bytes: Vec<u8>) {
+        use reqwest::Method;
+        let uploads = format!("/api/v1/projects/{project}/uploads");
+        let body = json!({"path": path, "size": bytes.len()});
+        let upload = self.api(Method::POST, &uploads, &self.token, Some(body)).await;
+        let mut put = reqwest::Client::new().put(upload["url"].as_str().unwrap());
+        for (name, value) in upload["headers"].as_object().into_iter().flatten() {
+            put = put.header(name, value.as_str().unwrap_or_default());
+        }
+        let sent = put.body(bytes).send().await.unwrap();
+        assert!(sent.status().is_success(), "PUT {path}: {}", sent.status());
+        let complete = format!("{uploads}/{}/complete", upload["id"].as_str().unwrap());
+        self.api(Method::POST, &complete, &self.token, Some(json!({}))).await;
+    }
+
+    async fn token(&self, grants: Value) -> String {
+        let body = json!({"name": "reader", "role": "member", "projects": grants});
+        let created = self.api(reqwest::Method::POST, "/api/v1/tokens", &self.token, Some(body)).await;
+        created["value"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn sign_in(browser: &Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/sign-in")).await;
+    fill(browser, "input[name=token]", token).await;
+    click_text(browser, "button", "Sign in").await;
+    browser.wait_for_text("Sign out").await;
+}
+
+#[tokio::test]
+async fn members_see_their_projects_only_names_stay_text_and_cors_refusals_say_why() {
+    let stage = Stage::new().await;
+    let (a, b) = stage.two_projects().await;
+    let xss = "<img src=x onerror=alert(1)>.txt";
+    stage.upload(&a, &format!("/{xss}"), b"not markup".to_vec()).await;
+    let reader = stage.token(json!([{"id": a, "access": "read"}])).await;
+    let browser = Browser::start(1280, 900).await;
+    let mut tour = Tour { browser: &browser, name: "member", shots: 0 };
+
+    // A reader of project a sees its data, the hostile name as text, and no way to change it.
+    sign_in(&browser, &stage.server.url(""), &reader).await;
+    browser.goto(&stage.server.url(&format!("/projects/{a}/data/"))).await;
+    let text = browser.wait_for_text(xss).await;
+    let images = browser.execute("return document.querySelectorAll('main img').length", json!([])).await;
+    assert_eq!(images, json!(0), "the key's name was not parsed as markup");
+    for control in ["Upload files", "Upload folder", "New folder", "Delete selected", "Rename"] {
+        assert!(!text.contains(control), "a reader is offered {control:?}:\n{text}");
+    }
+    tour.snap("reader-folder").await;
+    browser.set_window_size(390, 844).await;
+    tour.snap("reader-folder-390px").await;
+    browser.set_window_size(1280, 900).await;
+
+    // Project b does not exist for this member, and neither do System Settings.
+    browser.goto(&stage.server.url(&format!("/projects/{b}/data/"))).await;
+    let text = browser.wait_for_text("Not found").await;
+    assert!(text.contains(&format!("Project '{b}' does not exist")), "{text}");
+    tour.snap("other-project").await;
+    browser.goto(&stage.server.url("/settings/tokens")).await;
+    browser.wait_for_text("System Settings are for admins.").await;
+    tour.snap("settings-refused").await;
+
+    // From an origin the bucket's CORS does not allow (localhost is not 127.0.0.1), S3 refuses
+    // the browser's upload, and the page says why and how to fix it.
+    let port = stage.server.url("").rsplit(':').next().unwrap().to_owned();
+    let elsewhere = format!("http://localhost:{port}");
+    sign_in(&browser, &elsewhere, &stage.token).await;
+    browser.goto(&format!("{elsewhere}/projects/{a}/data/")).await;
+    browser.wait_for_text("Upload files").await;
+    let files = temp_dir();
+    std::fs::write(files.path().join("refused.txt"), b"refused").unwrap();
+    let pick = browser.find("input[type=file]:not([webkitdirectory])").await;
+    browser.type_into(&pick, &files.path().join("refused.txt").display().to_string()).await;
+    let text = browser.wait_for_text("does not allow this origin").await;
+    assert!(text.contains(&format!("byos aws cors --origin {elsewhere}")), "{text}");
+    browser.screenshot(&screenshots().join("member").join("cors-refused.png")).await;
+    // The browser's console has the CORS refusal, and nothing else.
+    for line in browser.console_log().await {
+        let expected = line.message.contains("CORS policy") || line.message.contains("Failed to load resource");
+        assert!(line.level != "SEVERE" || expected, "{line:?}");
+    }
+    let listed = stage.api(reqwest::Method::GET, &format!("/api/v1/projects/{a}/data"), &stage.token, None).await;
+    assert!(!listed.to_string().contains("refused.txt"), "nothing arrived: {listed}");
+}
