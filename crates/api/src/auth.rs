@@ -38,7 +38,10 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 pub(crate) enum Authenticated {
     Bearer(Caller),
     /// The console's cookie: the session's secret, and the session.
-    Session { secret: String, session: ConsoleSession },
+    Session {
+        secret: String,
+        session: ConsoleSession,
+    },
 }
 
 impl Authenticated {
@@ -107,8 +110,7 @@ fn check_csrf(headers: &HeaderMap, expected: &str) -> Result<(), Problem> {
         return Err(Problem::csrf_check_failed("it has no X-CSRF-Token header, which every change must carry"));
     }
     let expected = expected.as_bytes();
-    let differ = sent.len() != expected.len()
-        || sent.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0;
+    let differ = sent.len() != expected.len() || sent.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0;
     if differ {
         return Err(Problem::csrf_check_failed("its X-CSRF-Token is not this session's"));
     }

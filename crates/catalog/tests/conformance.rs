@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use byos_catalog::{
     ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, FolderTotals, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewSession, NewToken,
-    Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token,
-    Upload, ValidationOutcome,
+    EntryKind, FileEntry, FolderTotals, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewSession,
+    NewToken, Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions,
+    Token, Upload, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -504,7 +504,10 @@ async fn console_sessions_end_with_their_token(f: Fixture) {
     s.tokens.insert_session(&session("second", at + hour)).await.unwrap();
 
     let found = s.tokens.session("first", at).await.unwrap();
-    assert_eq!((found.token.id, found.csrf_token.as_str(), found.expires_at), (member.token.id, "csrf-of-first", at + hour));
+    assert_eq!(
+        (found.token.id, found.csrf_token.as_str(), found.expires_at),
+        (member.token.id, "csrf-of-first", at + hour)
+    );
     assert_eq!(found.token.projects, member.token.projects);
     assert!(matches!(s.tokens.session("first", at + hour).await, Err(StoreError::NotFound)), "a session expires");
     assert!(matches!(s.tokens.session("unknown", at).await, Err(StoreError::NotFound)));

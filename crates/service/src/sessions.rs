@@ -57,7 +57,8 @@ impl<'a> Sessions<'a> {
         let store = &self.services.store().tokens;
         let token = store.get_token(caller.token()).await.map_err(internal)?;
         let created_at = OffsetDateTime::now_utc();
-        let expires_at = token.expires_at.map_or(created_at + SESSION_LIFETIME, |at| at.min(created_at + SESSION_LIFETIME));
+        let expires_at =
+            token.expires_at.map_or(created_at + SESSION_LIFETIME, |at| at.min(created_at + SESSION_LIFETIME));
         let secret = generate_session_secret();
         let csrf_token = generate_session_secret();
         let new = NewSession {
@@ -133,7 +134,7 @@ mod tests {
         assert_eq!((session.token.id, &session.csrf_token), (created.token.id, &signed_in.session.csrf_token));
         assert!(session.caller().is_admin());
         assert_eq!(sessions.whoami(&session.caller()).await.map(|t| t.id).ok(), Some(created.token.id));
-        assert_eq!(code(sessions.authenticate(&created.value.expose().to_owned()).await), "unauthenticated");
+        assert_eq!(code(sessions.authenticate(created.value.expose()).await), "unauthenticated");
 
         sessions.sign_out(&signed_in.secret).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(code(sessions.authenticate(&signed_in.secret).await), "unauthenticated");

@@ -129,11 +129,7 @@ impl Browser {
         let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
         let status = response.status();
         let body: Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
-        if status.is_success() {
-            Ok(body["value"].clone())
-        } else {
-            Err(format!("{url}: {status}: {}", body["value"]))
-        }
+        if status.is_success() { Ok(body["value"].clone()) } else { Err(format!("{url}: {status}: {}", body["value"])) }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {

@@ -131,7 +131,11 @@ async fn every_route_checks_its_caller() {
     let ops = operations(&app).await;
     assert!(ops.len() >= 17, "the walk found only {} operations", ops.len());
     let public: Vec<&str> = ops.iter().filter(|o| o.needs == Needs::Nothing).map(|o| o.template.as_str()).collect();
-    assert_eq!(public, ["/api/v1/openapi.json", "/api/v1/session", "/healthz", "/metrics", "/readyz"], "the public routes");
+    assert_eq!(
+        public,
+        ["/api/v1/openapi.json", "/api/v1/session", "/healthz", "/metrics", "/readyz"],
+        "the public routes"
+    );
     for needs in [Needs::ProjectRead, Needs::ProjectWrite, Needs::Admin] {
         assert!(ops.iter().any(|o| o.needs == needs), "no route needs {needs:?}");
     }

@@ -179,6 +179,7 @@ async fn every_body_operation_refuses_bad_input_cleanly() {
             "POST /api/v1/projects/{id}/uploads",
             "POST /api/v1/projects/{id}/uploads/{uploadId}/complete",
             "POST /api/v1/projects/{id}/uploads/{uploadId}/parts",
+            "POST /api/v1/session",
             "POST /api/v1/storage-configurations",
             "POST /api/v1/storage-credentials",
             "POST /api/v1/storage-credentials/{id}/rotate",

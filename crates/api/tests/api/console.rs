@@ -62,11 +62,15 @@ async fn the_console_is_served_at_every_console_path() {
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
     let app = TestApp::new().await;
-    for (path, token) in [("/", None), ("/assets/app.css", None), ("/api/v1/regions", Some(&app.admin)), ("/api/v1/nope", None)] {
+    for (path, token) in
+        [("/", None), ("/assets/app.css", None), ("/api/v1/regions", Some(&app.admin)), ("/api/v1/nope", None)]
+    {
         let reply = app.call(Method::GET, path, token.map(String::as_str), None).await;
         let header = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let csp = header("content-security-policy");
-        for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"] {
+        for directive in
+            ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]
+        {
             assert!(csp.contains(directive), "{path}: {csp}");
         }
         assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");

@@ -284,7 +284,6 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     let _ = (&stage.shim, &stage.aws, stage.dir.path());
 }
 
-
 impl Stage {
     /// A ready configuration and the projects `a` and `b` on it, made through the API; their ids.
     async fn two_projects(&self) -> (String, String) {
