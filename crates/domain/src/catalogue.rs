@@ -770,6 +770,7 @@ mod tests {
             Invalid request: m
             A valid bearer token is required: m
             A valid bearer token is required: the token expired at 2030-01-02T03:04:05Z; ask an admin for a new one (POST /api/v1/tokens)
+            The console's request was refused: m
             Internal error e
             Missing bucket name for storage container
         "#]]
