@@ -62,7 +62,7 @@ export async function folder(ctx) {
       },
     }) : '')],
     ['Name', (e) => (e.type === 'folder'
-      ? h('span', { class: 'name' }, '📁 ', link(dataHref(project.id, e.path), `${e.name}/`))
+      ? h('span', { class: 'name' }, link(dataHref(project.id, e.path), `${e.name}/`))
       : h('span', { class: 'name' }, link(dataHref(project.id, e.path, 'file'), e.name)))],
     ['Size', (e) => (e.type === 'file' ? bytes(e.size) : plural(e.children ?? 0, 'item'))],
     ['Last modified', (e) => time(e.lastModified)],
