@@ -87,8 +87,17 @@ pub trait DataStore: Send + Sync {
     async fn revision(&self, project: Uuid) -> Result<i64>;
     /// Up to `limit` keys after `after`, in byte order (the reconcile's side of its diff).
     async fn keys(&self, project: Uuid, after: Option<&str>, limit: u32) -> Result<Vec<StoredKey>>;
-    /// Up to `limit` entries of `folder` (`""` or `a/b/`) after the name `after`, by name.
-    async fn entries(&self, project: Uuid, folder: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>>;
+    /// Up to `limit` entries of `folder` (`""` or `a/b/`) whose names start with `prefix`
+    /// (`""` for all), in the folder's order: folders first, each kind by name (byte order).
+    /// `after` is the name of the last entry of the previous page (a folder's ends with `/`).
+    async fn entries(
+        &self,
+        project: Uuid,
+        folder: &str,
+        after: Option<&str>,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Entry>>;
     /// One entry by its relative path (`a/b/c.txt`, or `a/b/` for a folder).
     async fn entry(&self, project: Uuid, path: &str) -> Result<Entry>;
     /// The files in `folder` (`a/b/`) and every folder below it: how many, and their bytes.

@@ -792,7 +792,7 @@ fn outcome(changed: u32, unchanged: u32, fenced: u32, revision: i64) -> ApplyOut
 
 /// Every entry of a folder, in one page.
 async fn list(s: &Store, project: Uuid, folder: &str) -> Vec<Entry> {
-    s.data.entries(project, folder, None, 10_000).await.unwrap_or_else(|e| panic!("entries of {folder:?}: {e:?}"))
+    s.data.entries(project, folder, None, "", 10_000).await.unwrap_or_else(|e| panic!("entries of {folder:?}: {e:?}"))
 }
 
 fn names(entries: &[Entry]) -> Vec<&str> {
@@ -934,7 +934,7 @@ async fn deleting_a_project_takes_its_catalog(f: Fixture) {
     assert!(matches!(s.data.revision(p.id).await, Err(StoreError::NotFound)));
     assert_eq!(s.data.keys(p.id, None, 100).await.map(|k| k.len()).ok(), Some(0));
     for folder in ["", "a/", "a/b/"] {
-        assert_eq!(s.data.entries(p.id, folder, None, 100).await.map(|e| e.len()).ok(), Some(0), "{folder:?}");
+        assert_eq!(s.data.entries(p.id, folder, None, "", 100).await.map(|e| e.len()).ok(), Some(0), "{folder:?}");
     }
     assert!(matches!(s.data.entry(p.id, "top.txt").await, Err(StoreError::NotFound)));
     assert!(matches!(s.sync.get_reconcile(run.id).await, Err(StoreError::NotFound)));
@@ -1102,11 +1102,16 @@ async fn one_batch_mixes_appearing_and_going(f: Fixture) {
     assert_eq!(list(s, p.id, "m/n/").await, []);
 }
 
+/// A folder's order: folders first, then files, each in byte order.
+fn folders_first(a: &String, b: &String) -> std::cmp::Ordering {
+    (!a.ends_with('/'), a.as_bytes()).cmp(&(!b.ends_with('/'), b.as_bytes()))
+}
+
 async fn entries_page_by_name(f: Fixture) {
     let s = &f.store;
     let p = stored_project(s).await;
-    // Names in a scrambled order, some of them folders; byte order puts "Z" before "a", "-"
-    // and "." before "/".
+    // Names in a scrambled order, some of them folders (which come first); byte order puts
+    // "Z" before "a".
     let mut expected: Vec<String> = (0..250)
         .map(|i| match i % 5 {
             0 => format!("f{:03}.txt", (i * 37) % 1000),
@@ -1123,8 +1128,24 @@ async fn entries_page_by_name(f: Fixture) {
     for batch in updates.chunks(60) {
         apply(s, p.id, batch).await;
     }
-    expected.sort_unstable();
+    expected.sort_unstable_by(folders_first);
     assert_eq!(get_entry(s, p.id, "big/").await, Some(entry("", "big/", folder(false, 250))));
+
+    // A filter on the names' start keeps the order, folders first, on every page.
+    let filtered = |prefix: &'static str, after: Option<&'static str>, limit| async move {
+        let page = s.data.entries(p.id, "big/", after, prefix, limit).await;
+        let page = page.unwrap_or_else(|e| panic!("prefix {prefix:?}: {e:?}"));
+        page.into_iter().map(|e| e.name).collect::<Vec<String>>()
+    };
+    let starting =
+        |prefix: &str| -> Vec<String> { expected.iter().filter(|n| n.starts_with(prefix)).cloned().collect() };
+    assert_eq!(filtered("f0", None, 100).await, starting("f0"));
+    assert_eq!(filtered("f0", None, 3).await, ["f031/", "f036/", "f066/"]);
+    assert_eq!(filtered("f0", Some("f071/"), 3).await, ["f000.txt", "f029-x", "f030.txt"]);
+    assert_eq!(filtered("f03", Some("f030.txt"), 10).await, ["f034-x", "f035.txt"]);
+    assert_eq!(filtered("é1", None, 100).await, starting("é1"));
+    assert_eq!(filtered("é", None, 100).await.len(), 50);
+    assert_eq!(filtered("nothing", None, 100).await, Vec::<String>::new());
 
     let mut seen: Vec<String> = Vec::new();
     let mut after: Option<String> = None;
@@ -1132,7 +1153,7 @@ async fn entries_page_by_name(f: Fixture) {
     loop {
         let page = s
             .data
-            .entries(p.id, "big/", after.as_deref(), 100)
+            .entries(p.id, "big/", after.as_deref(), "", 100)
             .await
             .unwrap_or_else(|e| panic!("page after {after:?}: {e:?}"));
         pages += 1;
@@ -1150,9 +1171,9 @@ async fn entries_page_by_name(f: Fixture) {
     }
     assert_eq!(pages, 3);
     let originals: Vec<String> = seen.iter().filter(|n| expected.contains(n)).cloned().collect();
-    assert_eq!(originals, expected, "every name once, in byte order");
+    assert_eq!(originals, expected, "every name once, folders first, in byte order");
     expected.push("zzz-late".to_owned());
-    expected.sort_unstable();
+    expected.sort_unstable_by(folders_first);
     assert_eq!(seen, expected, "a name that came after the cursor is seen once, one before it never");
     assert_eq!(get_entry(s, p.id, "big/").await, Some(entry("", "big/", folder(true, 252))));
 }
@@ -1319,13 +1340,13 @@ async fn keys_and_names_sort_by_bytes(f: Fixture) {
     }
     apply(s, p.id, &updates).await;
     let mut expected: Vec<String> = names_in_byte_order.iter().map(|n| (*n).to_owned()).collect();
-    expected.insert(4, "x/".to_owned());
+    expected.insert(0, "x/".to_owned());
     assert_eq!(names(&list(s, p.id, "").await), expected);
     assert_eq!(names(&list(s, p.id, "x/").await), names_in_byte_order);
     // Pages follow the same order.
-    let page = s.data.entries(p.id, "x/", Some("Z"), 2).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let page = s.data.entries(p.id, "x/", Some("Z"), "", 2).await.unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(names(&page), ["a", "b"]);
-    let page = s.data.entries(p.id, "x/", Some("b"), 10).await.unwrap_or_else(|e| panic!("{e:?}"));
+    let page = s.data.entries(p.id, "x/", Some("b"), "", 10).await.unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(names(&page), ["é", "ë", "中"]);
 
     let keys: Vec<String> = all_keys(s, p.id).await.into_iter().map(|(k, _)| k).collect();

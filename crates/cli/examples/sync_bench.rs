@@ -454,7 +454,7 @@ async fn count_files(fixture: &Fixture, folders: usize) -> Result<usize> {
         let folder = folder_path(folder);
         let mut after: Option<String> = None;
         loop {
-            let page = fixture.store.data.entries(fixture.project.id, &folder, after.as_deref(), 1000).await?;
+            let page = fixture.store.data.entries(fixture.project.id, &folder, after.as_deref(), "", 1000).await?;
             files += page.iter().filter(|e| matches!(e.kind, EntryKind::File(_))).count();
             match page.last() {
                 Some(last) if page.len() == 1000 => after = Some(last.name.clone()),
@@ -900,11 +900,11 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
         spin(iterations);
         noise.push(started.elapsed());
         let started = Instant::now();
-        let page = fixture.store.data.entries(project, "small/", None, PAGE as u32).await?;
+        let page = fixture.store.data.entries(project, "small/", None, "", PAGE as u32).await?;
         small.push(started.elapsed());
         ensure!(page.len() == PAGE, "a page of {}", page.len());
         let started = Instant::now();
-        let page = fixture.store.data.entries(project, "big/", Some(after), PAGE as u32).await?;
+        let page = fixture.store.data.entries(project, "big/", Some(after), "", PAGE as u32).await?;
         big.push(started.elapsed());
         ensure!(page.len() == PAGE && page[0].name > *after, "a page of {}", page.len());
     }

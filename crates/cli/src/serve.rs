@@ -43,7 +43,15 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr().context("reading the listening address")?;
+    if settings.lifecycle.console_origin == format!("http://{}", settings.listen) {
+        // Without `server.public_url`, the console is where the server listens: on the port
+        // the system chose, when asked for port 0.
+        settings.lifecycle.console_origin = format!("http://{address}");
+    }
     create_data_dir(&settings.data_dir)?;
     let master_key = master_key(&settings)?;
     let options = StoreOptions {
@@ -78,9 +86,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         data: settings.data.clone(),
     });
     let app = byos_api::router_with_request_timeout(state.clone(), settings.http.request_timeout);
-    let listener =
-        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
-    let address = listener.local_addr().context("reading the listening address")?;
 
     let worker = lifecycle.spawn_worker();
     let sync_workers = sync.spawn_workers();

@@ -29,6 +29,8 @@ pub struct BrowseRequest {
     pub limit: Option<u32>,
     /// The token of the previous page.
     pub page_token: Option<String>,
+    /// Only the entries whose names start with this (no `/`).
+    pub prefix: Option<String>,
 }
 
 /// A page of a folder, or one entry.
@@ -136,7 +138,8 @@ impl<'a> Data<'a> {
         }
         let after = request.page_token.as_deref().map(PageToken::parse).transpose()?;
         let after = after.as_ref().map(PageToken::name);
-        let entries = data.entries(project.id, relative, after, limit).await.map_err(internal)?;
+        let prefix = name_prefix(request.prefix.as_deref().unwrap_or(""))?;
+        let entries = data.entries(project.id, relative, after, prefix, limit).await.map_err(internal)?;
         if entries.is_empty() && after.is_none() && !relative.is_empty() {
             // An empty page of a folder that is not there: say so, rather than show it empty.
             data.entry(project.id, relative).await.map_err(not_found)?;
@@ -145,6 +148,17 @@ impl<'a> Data<'a> {
             (entries.len() == limit as usize).then(|| entries.last().map(|e| PageToken::after(&e.name))).flatten();
         Ok(Listing { entries, next_page_token })
     }
+}
+
+/// A filter on entries' names, checked: part of one name, so no `/`, and not longer than a key.
+fn name_prefix(prefix: &str) -> Result<&str, Problem> {
+    if prefix.contains('/') {
+        return Err(Problem::invalid_request(&format!("prefix: {prefix:?} is the start of a name, without '/'")));
+    }
+    if prefix.len() > 1024 || prefix.contains('\0') {
+        return Err(Problem::invalid_request("prefix: longer than a key (1,024 bytes), or holds NUL"));
+    }
+    Ok(prefix)
 }
 
 /// The relative key of `path`, checked: `/a/b/` is `a/b/`, `/` is ``.
@@ -252,7 +266,8 @@ mod tests {
         let mut seen = Vec::new();
         let mut page_token = None;
         loop {
-            let request = BrowseRequest { path: Some("/many/".to_owned()), limit: Some(10), page_token };
+            let request =
+                BrowseRequest { path: Some("/many/".to_owned()), limit: Some(10), page_token, ..Default::default() };
             let listing = data.browse(&admin.project(project).unwrap(), request).await.unwrap();
             seen.extend(listing.entries.iter().map(|e| e.name.clone()));
             match listing.next_page_token {
@@ -278,7 +293,12 @@ mod tests {
             ("/many/", Some(1001), None),
             ("/many/", None, Some("%%")),
         ] {
-            let request = BrowseRequest { path: Some(path.to_owned()), limit, page_token: token.map(str::to_owned) };
+            let request = BrowseRequest {
+                path: Some(path.to_owned()),
+                limit,
+                page_token: token.map(str::to_owned),
+                ..Default::default()
+            };
             let expected =
                 if path.starts_with("/many/f") || path == "/nowhere/" { "not-found" } else { "invalid-request" };
             assert_eq!(

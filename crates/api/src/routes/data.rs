@@ -181,6 +181,8 @@ pub(crate) struct BrowseQuery {
     limit: Option<u32>,
     /// The `nextPageToken` of the previous page.
     page_token: Option<String>,
+    /// Only the entries whose names start with this (no `/`); pages keep the same filter.
+    prefix: Option<String>,
 }
 
 /// A file or a folder.
@@ -233,7 +235,7 @@ pub(crate) struct Page {
 
 impl From<BrowseQuery> for BrowseRequest {
     fn from(query: BrowseQuery) -> BrowseRequest {
-        BrowseRequest { path: query.path, limit: query.limit, page_token: query.page_token }
+        BrowseRequest { path: query.path, limit: query.limit, page_token: query.page_token, prefix: query.prefix }
     }
 }
 

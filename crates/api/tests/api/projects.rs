@@ -123,21 +123,25 @@ async fn browsing_lists_folders_by_name_in_stable_pages() {
     let configuration = ready_configuration(&app, "genomics").await;
     let id = id_of(app.post("/api/v1/projects", project("study", &configuration, "study")).await.ok(201));
     let project = Uuid::parse_str(&id).unwrap();
-    let mut updates =
-        vec![created("reads/a.fastq", "0A", 10), created("marker/", "0B", 0), created("top.txt", "0C", 3)];
+    let mut updates = vec![
+        created("reads/a.fastq", "0A", 10),
+        created("marker/", "0B", 0),
+        created("top.txt", "0C", 3),
+        created("a-first.txt", "0E", 1),
+    ];
     updates.extend((0..25).map(|i| created(&format!("many/f{i:02}.txt"), "0D", i)));
     app.state.store().data.apply(project, &updates).await.unwrap();
 
     let root = app.get(&format!("/api/v1/projects/{id}/data")).await;
     let root = root.ok(200);
     let paths: Vec<&str> = root["items"].as_array().into_iter().flatten().filter_map(|i| i["path"].as_str()).collect();
-    assert_eq!(paths, ["/many/", "/marker/", "/reads/", "/top.txt"]);
+    assert_eq!(paths, ["/many/", "/marker/", "/reads/", "/a-first.txt", "/top.txt"], "folders first, then by name");
     assert_eq!(
         root["items"][1],
         json!({"name": "marker", "path": "/marker/", "type": "folder", "folderMarker": true, "children": 0})
     );
     assert_eq!(root["items"][0]["children"], 25);
-    let file = &root["items"][3];
+    let file = &root["items"][4];
     assert_eq!(
         (file["type"].clone(), file["size"].clone(), file["eTag"].clone()),
         (json!("file"), json!(3), json!("etag-top.txt"))
@@ -166,11 +170,32 @@ async fn browsing_lists_folders_by_name_in_stable_pages() {
     let expected: Vec<String> = (0..25).map(|i| format!("f{i:02}.txt")).collect();
     assert_eq!(seen, expected);
 
+    // A filter on the names' start, as the console's filter box sends it.
+    let names = |reply: &Value| -> Vec<String> {
+        reply["items"].as_array().into_iter().flatten().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect()
+    };
+    let filtered = app.get(&format!("/api/v1/projects/{id}/data?prefix=m")).await;
+    assert_eq!(names(filtered.ok(200)), ["many", "marker"]);
+    let filtered = app.get(&format!("/api/v1/projects/{id}/data?path=/many/&prefix=f1&limit=4")).await;
+    assert_eq!(names(filtered.ok(200)), ["f10.txt", "f11.txt", "f12.txt", "f13.txt"]);
+    let token = filtered.body["nextPageToken"].as_str().unwrap_or_default().to_owned();
+    let next = app.get(&format!("/api/v1/projects/{id}/data?path=/many/&prefix=f1&limit=10&pageToken={token}")).await;
+    assert_eq!(names(next.ok(200)), ["f14.txt", "f15.txt", "f16.txt", "f17.txt", "f18.txt", "f19.txt"]);
+
     let entry = app.get(&format!("/api/v1/projects/{id}/data?path=/reads/a.fastq")).await;
     assert_eq!(entry.ok(200)["items"][0]["size"], 10);
     app.get(&format!("/api/v1/projects/{id}/data?path=/reads/b.fastq")).await.error(404, "not-found");
     app.get(&format!("/api/v1/projects/{id}/data?path=/nowhere/")).await.error(404, "not-found");
-    for bad in ["path=reads/", "path=/a//b/", "path=/../x", "limit=0", "limit=1001", "pageToken=%25%25", "colour=red"] {
+    for bad in [
+        "path=reads/",
+        "path=/a//b/",
+        "path=/../x",
+        "limit=0",
+        "limit=1001",
+        "pageToken=%25%25",
+        "colour=red",
+        "prefix=a/b",
+    ] {
         app.get(&format!("/api/v1/projects/{id}/data?{bad}")).await.error(400, "invalid-request");
     }
 }

@@ -186,14 +186,46 @@ where
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    async fn entries(&self, project: Uuid, folder: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>> {
-        let page: String = sqlx::query_scalar(D::ENTRIES_PAGE)
-            .bind(project.to_string())
-            .bind(folder)
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_one(&self.pool)
-            .await?;
+    async fn entries(
+        &self,
+        project: Uuid,
+        folder: &str,
+        after: Option<&str>,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Entry>> {
+        // Folders first: a page that starts among the folders (no cursor yet, or a folder's
+        // name, which ends with '/') takes the folders after the cursor and the first files;
+        // a page that starts among the files takes files only.
+        let after = after.unwrap_or("");
+        let among_folders = after.is_empty() || after.ends_with('/');
+        // The names that start with `prefix` are a range in byte order: from the prefix up to
+        // the prefix followed by the highest character (U+10FFFF; a name with that very
+        // character right after the prefix is the one such a range leaves out).
+        let range = if prefix.is_empty() { "" } else { " AND name >= $5 AND name < $6" };
+        let kind = |kind: &str, after: &str| {
+            format!(
+                "SELECT * FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND kind = '{kind}' \
+                 AND name > {after}{range} ORDER BY name LIMIT $4) AS {kind}s"
+            )
+        };
+        let rows = if among_folders {
+            format!(
+                "SELECT * FROM ({} UNION ALL {}) AS page ORDER BY kind DESC, name LIMIT $4",
+                kind("folder", "$3"),
+                kind("file", "''")
+            )
+        } else {
+            kind("file", "$3")
+        };
+        let sql = D::entries_page(&rows);
+        let end = format!("{prefix}{}", char::MAX);
+        let mut query =
+            sqlx::query_scalar(&sql).bind(project.to_string()).bind(folder).bind(after).bind(i64::from(limit));
+        if !prefix.is_empty() {
+            query = query.bind(prefix).bind(end.as_str());
+        }
+        let page: String = query.fetch_one(&self.pool).await?;
         entries_from_json(&page)
     }
 

@@ -80,9 +80,10 @@ use crate::{
 pub(crate) trait Dialect: Database {
     const BACKEND: Backend;
 
-    /// A folder's page of entries as one JSON array of arrays, in [`data::ENTRY_COLUMNS`] order
-    /// (see [`data::entries_from_json`]). Parameters: project, folder, after, limit.
-    const ENTRIES_PAGE: &'static str;
+    /// The statement that folds a page of entries (the rows of the query `rows`) into one JSON
+    /// array of arrays in [`data::ENTRY_COLUMNS`] order (see [`data::entries_from_json`]),
+    /// folders first, each kind by name.
+    fn entries_page(rows: &str) -> String;
 
     /// The database's clock in Unix milliseconds, for leases.
     const NOW_MS: &'static str;

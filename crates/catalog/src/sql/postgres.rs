@@ -9,10 +9,12 @@ use crate::{Backend, OpenError, Store, StoreOptions, redact_url};
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
 
-    const ENTRIES_PAGE: &'static str = "SELECT COALESCE(json_agg(json_build_array(parent, name, kind, size, etag, \
-        last_modified, storage_class, version_id, archive, children, marker) ORDER BY name), '[]')::text \
-        FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4) \
-        AS page";
+    fn entries_page(rows: &str) -> String {
+        format!(
+            "SELECT COALESCE(json_agg(json_build_array(parent, name, kind, size, etag, last_modified, storage_class, \
+             version_id, archive, children, marker) ORDER BY kind DESC, name), '[]')::text FROM ({rows}) AS page"
+        )
+    }
 
     /// `clock_timestamp()` moves within a transaction, unlike `now()`.
     const NOW_MS: &'static str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";

@@ -25,9 +25,13 @@ impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
 
     /// `ORDER BY` inside an aggregate needs SQLite 3.44; sqlx builds its own, newer one.
-    const ENTRIES_PAGE: &'static str = "SELECT json_group_array(json_array(parent, name, kind, size, etag, \
-        last_modified, storage_class, version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY name) \
-        FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4)";
+    fn entries_page(rows: &str) -> String {
+        format!(
+            "SELECT json_group_array(json_array(parent, name, kind, size, etag, last_modified, storage_class, \
+             version_id, archive, children, json(iif(marker, 'true', 'false'))) ORDER BY kind DESC, name) \
+             FROM ({rows})"
+        )
+    }
 
     const NOW_MS: &'static str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 

@@ -195,6 +195,9 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     })
     .await;
     assert!(report.contains("Validation report"), "{report}");
+    // The console's origin is the server's, on the port it was given: the bucket's CORS allows it.
+    let report = browser.page_text().await;
+    assert!(report.contains("cors-allows-console-origin passed"), "{report}");
     tour.snap("configuration-ready").await;
 
     // A project.
@@ -238,6 +241,17 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     let listing = browser.wait_for_text("batch/").await;
     assert!(listing.contains("big.bin"), "{listing}");
     tour.snap("folder").await;
+
+    // The filter asks the server for names by their start, and the URL keeps it.
+    let folder_url = browser.url().await;
+    fill(&browser, "#name-filter", "bat").await;
+    browser.wait_for_text("shown starting with \"bat\"").await;
+    let main = browser.find("main table").await;
+    assert!(!browser.text(&main).await.contains("big.bin"), "the filter leaves big.bin out");
+    assert!(browser.url().await.ends_with("?prefix=bat"), "{}", browser.url().await);
+    tour.snap("folder-filtered").await;
+    browser.goto(&folder_url).await;
+    browser.wait_for_text("big.bin").await;
 
     // Download back through the file's link: the browser saves it byte-exact.
     click_text(&browser, "a", "big.bin").await;

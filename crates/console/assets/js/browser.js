@@ -34,9 +34,10 @@ export async function folder(ctx) {
   const [id, rawPath] = ctx.params;
   const path = normalizeFolder(rawPath);
   const base = projectBase(id);
+  let prefix = new URLSearchParams(location.search).get('prefix') || '';
   const [project, first] = await Promise.all([
     api('GET', base),
-    api('GET', `${base}/data`, undefined, { query: { path, limit: PAGE } }),
+    api('GET', `${base}/data`, undefined, { query: { path, limit: PAGE, prefix } }),
   ]);
   const writer = canWrite(ctx.me, project.id);
   ctx.title(`${path} · ${project.name}`);
@@ -79,17 +80,46 @@ export async function folder(ctx) {
     tbody.append(...entries.map((e) => tableRow(columns, e)));
     shown = shown.concat(entries);
     more.hidden = !nextPageToken;
+    const empty = prefix ? `No names start with "${prefix}".` : 'This folder is empty.';
     status.textContent = shown.length === 0
-      ? 'This folder is empty.'
-      : `${plural(shown.length, 'entry', 'entries')} shown${nextPageToken ? '; more to load' : ''}.`;
+      ? empty
+      : `${plural(shown.length, 'entry', 'entries')} shown${prefix ? ` starting with "${prefix}"` : ''}${nextPageToken ? '; more to load' : ''}.`;
   }
+
+  // The filter asks the server for the names that start with what is typed: a page at a
+  // time, as the folder itself. The URL keeps it, so a link or a reload shows the same list.
+  const filter = h('input', { type: 'search', id: 'name-filter', value: prefix, placeholder: 'Names starting with…', autocomplete: 'off', spellcheck: 'false' });
+  let typing = null;
+  filter.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(async () => {
+      const wanted = filter.value.replace(/\//g, '');
+      if (wanted === prefix) return;
+      try {
+        const page = await api('GET', `${base}/data`, undefined, { query: { path, limit: PAGE, prefix: wanted } });
+        if (!ctx.current()) return;
+        prefix = wanted;
+        history.replaceState(null, '', prefix ? `${location.pathname}?prefix=${encodeURIComponent(prefix)}` : location.pathname);
+        tbody.replaceChildren();
+        shown = [];
+        selected.clear();
+        updateSelection();
+        nextPageToken = page.nextPageToken;
+        mount(errors);
+        draw(page.items);
+      } catch (err) {
+        mount(errors, errorBox(err));
+      }
+    }, 250);
+  });
 
   async function loadMore() {
     more.disabled = true;
     try {
-      const page = await api('GET', `${base}/data`, undefined, { query: { path, limit: PAGE, pageToken: nextPageToken } });
+      const page = await api('GET', `${base}/data`, undefined, { query: { path, limit: PAGE, pageToken: nextPageToken, prefix } });
       nextPageToken = page.nextPageToken;
       draw(page.items);
+      performance.mark('byos:more-drawn');
     } catch (err) {
       mount(errors, errorBox(err));
     }
@@ -147,7 +177,7 @@ export async function folder(ctx) {
   }) : null;
 
   const table = h('div', { class: 'table-wrap' }, h('table', { class: 'cards' },
-    h('caption', { class: 'visually-hidden' }, `Contents of ${path}, sorted by name`),
+    h('caption', { class: 'visually-hidden' }, `Contents of ${path}: folders first, then files, each by name`),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, writer ? selectAll : h('span', { class: 'visually-hidden' }, 'Selection')),
       columns.slice(1).map(([heading]) => h('th', { scope: 'col', 'aria-sort': heading === 'Name' ? 'ascending' : false }, heading)))),
@@ -164,7 +194,8 @@ export async function folder(ctx) {
       uploads ? uploads.controls : null, newFolder, writer ? removeSelected : null,
       link(`/projects/${project.id}`, 'Overview')),
     uploads ? uploads.resumable : null,
-    errors, status, dropzone, h('div', { class: 'actions' }, more),
+    h('div', { class: 'toolbar' }, h('label', { for: 'name-filter', class: 'visually-hidden' }, 'Filter by the start of the name'), filter, status),
+    errors, dropzone, h('div', { class: 'actions' }, more),
     h('details', {}, h('summary', {}, 'Temporary credentials for this folder'), credentialsPanel(ctx, project, path === '/' ? undefined : path)));
   draw(first.items);
 }
