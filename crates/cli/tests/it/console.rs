@@ -426,3 +426,44 @@ async fn members_see_their_projects_only_names_stay_text_and_cors_refusals_say_w
     let listed = stage.api(reqwest::Method::GET, &format!("/api/v1/projects/{a}/data"), &stage.token, None).await;
     assert!(!listed.to_string().contains("refused.txt"), "nothing arrived: {listed}");
 }
+
+/// An upload the page lost (a reload) stays open on the server with the parts S3 holds; the
+/// same file dropped again sends only the rest.
+#[tokio::test]
+async fn an_upload_cut_short_by_a_reload_resumes_with_the_parts_s3_holds() {
+    use reqwest::Method;
+    let stage = Stage::new().await;
+    let (project, _) = stage.two_projects().await;
+    let bytes = content(20 * MIB + 5, 3);
+    // What the page had done before the reload: the upload started, its first part sent.
+    let uploads = format!("/api/v1/projects/{project}/uploads");
+    let body = json!({"path": "/resume.bin", "size": bytes.len(), "partSize": 8 * MIB});
+    let upload = stage.api(Method::POST, &uploads, &stage.token, Some(body)).await;
+    assert_eq!((upload["kind"].as_str(), upload["partCount"].as_u64()), (Some("multipart"), Some(3)), "{upload}");
+    let id = upload["id"].as_str().unwrap().to_owned();
+    let signed = stage
+        .api(Method::POST, &format!("{uploads}/{id}/parts"), &stage.token, Some(json!({"partNumbers": [1]})))
+        .await;
+    let part = &signed["parts"][0];
+    let mut put = reqwest::Client::new().put(part["url"].as_str().unwrap());
+    for (name, value) in part["headers"].as_object().into_iter().flatten() {
+        put = put.header(name, value.as_str().unwrap_or_default());
+    }
+    assert!(put.body(bytes[..8 * MIB].to_vec()).send().await.unwrap().status().is_success());
+
+    let browser = Browser::start(1280, 900).await;
+    let mut tour = Tour { browser: &browser, name: "resume", shots: 0 };
+    sign_in(&browser, &stage.server.url(""), &stage.token).await;
+    browser.goto(&stage.server.url(&format!("/projects/{project}/data/"))).await;
+    browser.wait_for_text("1 interrupted upload in this folder").await;
+    tour.snap("interrupted").await;
+    let files = temp_dir();
+    std::fs::write(files.path().join("resume.bin"), &bytes).unwrap();
+    let pick = browser.find("input[type=file]:not([webkitdirectory])").await;
+    browser.type_into(&pick, &files.path().join("resume.bin").display().to_string()).await;
+    browser.wait_for_text("Uploaded, 20 MiB (resumed)").await;
+    tour.snap("resumed").await;
+    assert_eq!(stage.download(&project, "/resume.bin").await, bytes, "the resumed upload is byte-exact");
+    let open = stage.api(Method::GET, &uploads, &stage.token, None).await;
+    assert_eq!(open["items"], json!([]), "no upload is left open");
+}

@@ -162,7 +162,7 @@ function draw(item) {
   const label = {
     waiting: 'Waiting',
     uploading: `${bytes(item.sent)} of ${bytes(item.file.size)}${item.resumed ? ' (resumed)' : ''}`,
-    done: `Uploaded, ${bytes(item.file.size)}`,
+    done: `Uploaded, ${bytes(item.file.size)}${item.resumed ? ' (resumed)' : ''}`,
     cancelled: 'Cancelled',
     failed: 'Failed',
     exists: 'A file with this name exists',
