@@ -58,6 +58,9 @@ pub struct Check {
     pub name: String,
     pub result: String,
     pub detail: String,
+    /// For a failed check: what to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
     #[serde(flatten)]
     pub rest: Rest,
 }

@@ -155,6 +155,66 @@ impl Check {
         )
     }
 
+    /// What to do when the check fails, as the validation report and the console show it.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Check::CredentialValid => {
+                "Check the access key id and secret (or the role ARN) of the storage credential; rotate it with the key the bucket owner gave, which `byos aws bootstrap` prints."
+            }
+            Check::RoleRequiresExternalId => {
+                "Give the role the trust policy of its credential (`GET .../trust-policy`, or `byos aws trust-policy`): it must require the credential's external id."
+            }
+            Check::BucketExists => {
+                "Check the bucket's name, or create it in the configuration's region (`byos aws bootstrap --bucket ... --region ...`)."
+            }
+            Check::BucketInRegion => {
+                "Use a bucket in the configuration's region, or a configuration in the bucket's region: S3 notifies only queues of its own region."
+            }
+            Check::ObjectsListable => {
+                "Grant the credential's IAM identity s3:ListBucket on the bucket for the prefix (`byos aws iam-policy` prints the policy; `byos aws doctor --fix` applies it)."
+            }
+            Check::BucketOwnerKnown => {
+                "The credential must belong to the AWS account that owns the bucket: use a key or role of that account."
+            }
+            Check::ProbeWritable => {
+                "Grant s3:PutObject under the prefix (and kms:GenerateDataKey for SSE-KMS), and make sure no bucket policy denies it; `byos aws doctor` names the statement."
+            }
+            Check::ProbeReadable => {
+                "Grant s3:GetObject under the prefix (and kms:Decrypt for SSE-KMS); `byos aws doctor` shows which permission is missing."
+            }
+            Check::ProbeDeletable => {
+                "Grant s3:DeleteObject under the prefix; `byos aws iam-policy` prints the policy the platform needs."
+            }
+            Check::VersioningReadable => {
+                "Grant s3:GetBucketVersioning on the bucket; an unversioned bucket works without it."
+            }
+            Check::NotificationsReadable => "Grant s3:GetBucketNotification on the bucket (`byos aws iam-policy`).",
+            Check::NotificationsWritable => {
+                "Grant s3:PutBucketNotification on the bucket, and remove notification rules of your own that overlap the prefix for the same events (`byos aws doctor` lists them)."
+            }
+            Check::KmsKeyInRegion => "Use a KMS key in the bucket's region.",
+            Check::KmsKeyUsable => {
+                "Allow the credential's IAM identity kms:Encrypt, kms:Decrypt and kms:GenerateDataKey in the key's policy (`byos aws kms-policy`)."
+            }
+            Check::CorsAllowsConsoleOrigin => {
+                "Add the console's CORS rule to the bucket: `byos aws cors --origin <console URL>` prints it, `byos aws doctor --fix` adds it. Only uploads from a browser need it."
+            }
+            Check::AbortsIncompleteUploads => {
+                "Add a lifecycle rule that aborts incomplete multipart uploads under the prefix (`byos aws doctor --fix`)."
+            }
+            Check::EncryptionConfigured => "Turn on default encryption for the bucket (SSE-S3 or SSE-KMS).",
+            Check::BucketPolicyAllowsPlatform => {
+                "Change the bucket policy statement that denies the platform's user, or add it to the statement's exceptions (`byos aws bucket-policy --deny-all`)."
+            }
+            Check::FederationAllowed => {
+                "Grant the platform's user sts:GetFederationToken, so that it can vend temporary credentials (`byos aws iam-policy`)."
+            }
+            Check::CopyRoleAllowed => {
+                "Grant the region's cross-account copy role access to the bucket and the KMS key (`byos aws bucket-policy --cross-account`, `byos aws kms-policy`)."
+            }
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Check> {
         Check::DOCTOR.into_iter().find(|c| c.name() == name)
     }
@@ -169,6 +229,14 @@ impl fmt::Display for Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_check_says_what_to_do_when_it_fails() {
+        for check in Check::DOCTOR {
+            let fix = check.fix();
+            assert!(fix.len() > 20 && fix.ends_with(['.', ')']), "{check}: {fix:?}");
+        }
+    }
 
     #[test]
     fn names_are_positive_unique_and_round_trip() {

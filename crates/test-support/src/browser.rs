@@ -207,6 +207,11 @@ impl Browser {
         self.post(&format!("/element/{}/value", element.0), json!({ "text": text })).await;
     }
 
+    /// Empties an input.
+    pub async fn clear(&self, element: &Element) {
+        self.post(&format!("/element/{}/clear", element.0), json!({})).await;
+    }
+
     pub async fn text(&self, element: &Element) -> String {
         let text = self.command(reqwest::Method::GET, &format!("/element/{}/text", element.0), None).await;
         text.ok().and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default()

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use byos_catalog::Configuration;
-use byos_domain::{CheckResult, ConfigurationStatus, VersioningState};
+use byos_domain::{Check, CheckResult, ConfigurationStatus, VersioningState};
 use byos_service::{ConfigurationRequest, EncryptionRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,6 +69,9 @@ pub(crate) struct CheckView {
     #[schema(value_type = String, example = "passed")]
     result: CheckResult,
     detail: String,
+    /// For a failed check: what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<&'static str>,
 }
 
 /// The named checks of the last validation.
@@ -132,6 +135,9 @@ impl From<&Configuration> for ConfigurationView {
                         name: check.name.clone(),
                         result: check.result,
                         detail: check.detail.clone(),
+                        fix: (check.result == CheckResult::Failed)
+                            .then(|| Check::from_name(&check.name).map(Check::fix))
+                            .flatten(),
                     })
                     .collect(),
             }),

@@ -213,3 +213,26 @@ async fn configurations_on_one_bucket_never_overlap() {
     let sibling = with(configuration("imaging", &credential), "keyPrefix", json!("data/imaging/"));
     app.post("/api/v1/storage-configurations", sibling).await.ok(201);
 }
+
+#[tokio::test]
+async fn a_failed_check_says_what_to_do() {
+    use byos_domain::{CheckResult, ConfigurationStatus, ValidationCheck};
+    let app = TestApp::new().await;
+    let credential = app.user_credential("cred", SECRET).await;
+    let created = app.post("/api/v1/storage-configurations", configuration("genomics", &credential)).await;
+    let id = created.ok(201)["id"].as_str().unwrap_or_default().to_owned();
+    let mut outcome = byos_test_support::validation_outcome(ConfigurationStatus::Error);
+    let check = |name: &str, result| ValidationCheck { name: name.to_owned(), result, detail: "d".to_owned() };
+    outcome.report.checks = vec![
+        check("credential-valid", CheckResult::Passed),
+        check("objects-listable", CheckResult::Failed),
+        check("kms-key-usable", CheckResult::Skipped),
+    ];
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    app.state.store().configurations.record_validation(uuid, &outcome).await.unwrap();
+    let body = app.get(&format!("/api/v1/storage-configurations/{id}")).await;
+    let checks = &body.ok(200)["validation"]["checks"];
+    assert!(checks[0].get("fix").is_none() && checks[2].get("fix").is_none(), "{checks}");
+    let fix = checks[1]["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("s3:ListBucket"), "{checks}");
+}

@@ -165,6 +165,9 @@ fn report(configuration: &Configuration, out: Out) -> Result<(), ClientError> {
         let rows: Vec<Vec<String>> =
             validation.checks.iter().map(|c| vec![c.name.clone(), c.result.clone(), c.detail.clone()]).collect();
         table(&["CHECK", "RESULT", "DETAIL"], &rows)?;
+        for check in validation.checks.iter().filter(|c| c.fix.is_some()) {
+            line(&format!("{}: fix: {}", check.name, check.fix.as_deref().unwrap_or_default()))?;
+        }
     }
     if let Some(problem) = &configuration.error {
         line(&format!("error: {}", problem.message))?;

@@ -459,6 +459,8 @@ async fn every_command_answers_json_or_a_catalogue_error() {
     let validated = lab.run(&["configs", "validate", "lab"]);
     assert!(validated.status.success(), "{}{}", text(&validated.stdout), text(&validated.stderr));
     assert!(text(&validated.stdout).contains("bucket-exists"), "the report as a table");
+    // The lab's bucket has no CORS rule: advice, with its fix under the table.
+    assert!(text(&validated.stdout).contains("cors-allows-console-origin: fix: Add the console's CORS rule"));
 
     lab.ok(&["cp", "notes.txt", "study:/made/more/notes.txt"]);
     let job = json(&["rm", "-r", "study:/made/more/", "--no-wait"]);

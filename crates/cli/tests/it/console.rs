@@ -281,7 +281,34 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     })
     .await;
 
+    // A new folder, and a file moved into it.
+    click_text(&browser, "button", "New folder").await;
+    fill(&browser, "dialog input[name=name]", "made").await;
+    click_text(&browser, "dialog button", "Create").await;
+    browser.wait_for_text("made/").await;
+    let rename = browser.find("button[aria-label='Rename or move big.bin']").await;
+    browser.click(&rename).await;
+    let to = browser.find("dialog input[name=to]").await;
+    browser.clear(&to).await;
+    browser.type_into(&to, "/made/big.bin").await;
+    click_text(&browser, "dialog button", "Move").await;
+    eventually("big.bin leaves the root", Duration::from_secs(30), || async {
+        let table = browser.find("main table").await;
+        !browser.text(&table).await.contains("big.bin")
+    })
+    .await;
+    click_text(&browser, "main a", "made/").await;
+    browser.wait_for_text("big.bin").await;
+    tour.snap("moved").await;
+    assert_eq!(stage.download(&project, "/made/big.bin").await, big, "the moved file is the same");
+
     // System Settings' other pages.
+    click_text(&browser, "a", "Configurations").await;
+    browser.wait_for_text("Last verified").await;
+    tour.snap("configurations").await;
+    click_text(&browser, "a", "Credentials").await;
+    browser.wait_for_text("In use by").await;
+    tour.snap("credentials").await;
     click_text(&browser, "a", "Tokens").await;
     browser.wait_for_text("(this session)").await;
     tour.snap("tokens").await;

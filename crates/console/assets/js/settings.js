@@ -257,7 +257,7 @@ export async function configuration(ctx) {
         table('Validation checks', [
           ['Check', (check) => h('code', {}, check.name)],
           ['Result', (check) => badge(check.result)],
-          ['Detail', (check) => check.detail],
+          ['Detail', (check) => [check.detail, check.fix ? h('p', { class: 'hint' }, h('strong', {}, 'Fix: '), check.fix) : null]],
         ], checks)]
       : h('p', { class: 'muted' }, c.status === 'initializing' ? 'Validating…' : 'Not validated yet.'),
     c.status === 'error' || failed.length
