@@ -84,6 +84,12 @@ struct Tour<'a> {
 }
 
 impl Tour<'_> {
+    /// A tour whose screenshots replace those of the last run.
+    fn new<'a>(browser: &'a Browser, name: &'static str) -> Tour<'a> {
+        let _ = std::fs::remove_dir_all(screenshots().join(name));
+        Tour { browser, name, shots: 0 }
+    }
+
     /// Saves the window as `target/console-screenshots/{test}/{n}-{page}.png` and checks the
     /// console for errors.
     async fn snap(&mut self, page: &str) {
@@ -156,7 +162,7 @@ where
 async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     let stage = Stage::new().await;
     let browser = Browser::start(1280, 900).await;
-    let mut tour = Tour { browser: &browser, name: "admin", shots: 0 };
+    let mut tour = Tour::new(&browser, "admin");
 
     // Sign in: the console asks for a token, and keeps a session cookie instead of it.
     browser.goto(&stage.server.url("/projects")).await;
@@ -312,6 +318,20 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     click_text(&browser, "a", "Tokens").await;
     browser.wait_for_text("(this session)").await;
     tour.snap("tokens").await;
+    click_text(&browser, "a", "+ New token").await;
+    fill(&browser, "input[name=name]", "analyst").await;
+    let study = browser.find("input[name=project]").await;
+    browser.click(&study).await;
+    tour.snap("token-new").await;
+    click_text(&browser, "button", "Create token").await;
+    let shown = browser.wait_for_text("it is shown this once").await;
+    let value = shown.lines().find(|l| l.starts_with("byos_")).unwrap_or_default().to_owned();
+    let (status, me) = call(reqwest::Method::GET, &stage.server.url("/api/v1/session"), &value, None).await;
+    assert_eq!(
+        (status, me["name"].as_str(), me["projects"][0]["access"].as_str()),
+        (200, Some("analyst"), Some("read-write"))
+    );
+    tour.snap("token-created").await;
     browser.goto(&stage.server.url(&format!("/projects/{project}"))).await;
     browser.wait_for_text("Members").await;
     tour.snap("project-members").await;
@@ -368,11 +388,12 @@ impl Stage {
         (ids[0].clone(), ids[1].clone())
     }
 
-    /// Uploads `bytes` to `path` of `project` through the API, as any client would.
+    /// Uploads `bytes` to `path` of `project` through the API, as any client would, replacing
+    /// what is there.
     async fn upload(&self, project: &str, path: &str, bytes: Vec<u8>) {
         use reqwest::Method;
         let uploads = format!("/api/v1/projects/{project}/uploads");
-        let body = json!({"path": path, "size": bytes.len()});
+        let body = json!({"path": path, "size": bytes.len(), "overwrite": true});
         let upload = self.api(Method::POST, &uploads, &self.token, Some(body)).await;
         let mut put = reqwest::Client::new().put(upload["url"].as_str().unwrap());
         for (name, value) in upload["headers"].as_object().into_iter().flatten() {
@@ -406,7 +427,7 @@ async fn members_see_their_projects_only_names_stay_text_and_cors_refusals_say_w
     stage.upload(&a, &format!("/{xss}"), b"not markup".to_vec()).await;
     let reader = stage.token(json!([{"id": a, "access": "read"}])).await;
     let browser = Browser::start(1280, 900).await;
-    let mut tour = Tour { browser: &browser, name: "member", shots: 0 };
+    let mut tour = Tour::new(&browser, "member");
 
     // A reader of project a sees its data, the hostile name as text, and no way to change it.
     sign_in(&browser, &stage.server.url(""), &reader).await;
@@ -479,7 +500,7 @@ async fn an_upload_cut_short_by_a_reload_resumes_with_the_parts_s3_holds() {
     assert!(put.body(bytes[..8 * MIB].to_vec()).send().await.unwrap().status().is_success());
 
     let browser = Browser::start(1280, 900).await;
-    let mut tour = Tour { browser: &browser, name: "resume", shots: 0 };
+    let mut tour = Tour::new(&browser, "resume");
     sign_in(&browser, &stage.server.url(""), &stage.token).await;
     browser.goto(&stage.server.url(&format!("/projects/{project}/data/"))).await;
     browser.wait_for_text("1 interrupted upload in this folder").await;
@@ -493,4 +514,41 @@ async fn an_upload_cut_short_by_a_reload_resumes_with_the_parts_s3_holds() {
     assert_eq!(stage.download(&project, "/resume.bin").await, bytes, "the resumed upload is byte-exact");
     let open = stage.api(Method::GET, &uploads, &stage.token, None).await;
     assert_eq!(open["items"], json!([]), "no upload is left open");
+}
+
+/// On a versioned bucket, a file's page lists its versions, restores an older one, and brings a
+/// deleted file back.
+#[tokio::test]
+async fn a_files_versions_come_back_through_the_console() {
+    let stage = Stage::new().await;
+    let enabled = byos_domain::VersioningState::Enabled;
+    stage.aws.setup(&region(REGION)).set_versioning(BUCKET, enabled).await.unwrap();
+    let (project, _) = stage.two_projects().await;
+    stage.upload(&project, "/notes.txt", b"first draft".to_vec()).await;
+    stage.upload(&project, "/notes.txt", b"second draft".to_vec()).await;
+
+    let browser = Browser::start(1280, 900).await;
+    let mut tour = Tour::new(&browser, "versions");
+    sign_in(&browser, &stage.server.url(""), &stage.token).await;
+    browser.goto(&stage.server.url(&format!("/projects/{project}/file/notes.txt"))).await;
+    browser.wait_for_text("(current)").await;
+    assert_eq!(browser.find_all("main table tbody tr").await.len(), 2, "two versions");
+    tour.snap("file-versions").await;
+
+    // The older version becomes the current one again.
+    let restore = browser.find("button[aria-label^='Restore version']").await;
+    browser.click(&restore).await;
+    browser.wait_for_text("Restore: done.").await;
+    assert_eq!(stage.download(&project, "/notes.txt").await, b"first draft");
+
+    // Deleted, the file keeps its page, with Undelete.
+    click_text(&browser, "main button", "Delete").await;
+    click_text(&browser, "dialog button", "Delete").await;
+    browser.wait_for_text("This file is deleted").await;
+    tour.snap("file-deleted").await;
+    click_text(&browser, "main button", "Undelete").await;
+    browser.wait_for_text("Undelete: done.").await;
+    browser.find_text("main button", "Download").await;
+    assert_eq!(stage.download(&project, "/notes.txt").await, b"first draft", "the file is back");
+    tour.no_console_errors("undeleted").await;
 }

@@ -242,12 +242,24 @@ async function move(ctx, project, entry) {
 export async function file(ctx) {
   const [id, path] = ctx.params;
   const base = projectBase(id);
-  const [project, page] = await Promise.all([api('GET', base), api('GET', `${base}/data`, undefined, { query: { path } })]);
-  const e = page.items[0];
+  // A deleted file of a versioned bucket has no entry but still its versions: its page offers
+  // Undelete.
+  const [project, e, versions] = await Promise.all([
+    api('GET', base),
+    api('GET', `${base}/data`, undefined, { query: { path } }).then((page) => page.items[0], (err) => {
+      if (err.status === 404) return null;
+      throw err;
+    }),
+    api('GET', `${base}/data/versions`, undefined, { query: { path } }).then((b) => b.items, (err) => err),
+  ]);
+  const known = Array.isArray(versions) && versions.length > 0;
+  if (!e && !known) {
+    throw Object.assign(new Error(`There is no file ${path} in ${project.name}.`), { status: 404, code: 'not-found' });
+  }
+  const name = path.split('/').pop();
   const writer = canWrite(ctx.me, project.id);
-  ctx.title(`${e.name} · ${project.name}`);
+  ctx.title(`${name} · ${project.name}`);
   const errors = h('div', { 'aria-live': 'polite' });
-  const versions = await api('GET', `${base}/data/versions`, undefined, { query: { path } }).then((b) => b.items).catch((err) => err);
   const act = (label, call, attrs) => button(label, async (event) => {
     event.target.disabled = true;
     try {
@@ -259,43 +271,45 @@ export async function file(ctx) {
       event.target.disabled = false;
     }
   }, attrs);
-  const restoreArchive = writer && e.archiveState === 'archived' ? button('Restore from archive', async () => {
+  const restoreArchive = writer && e && e.archiveState === 'archived' ? button('Restore from archive', async () => {
     const days = h('input', { type: 'number', name: 'days', min: 1, max: 365, value: 7 });
     const tier = h('select', { name: 'tier' }, ['Standard', 'Bulk', 'Expedited'].map((t) => h('option', { value: t }, t)));
-    const done = await dialog(`Restore ${e.name} from its archive`, h('div', {}, field('Days readable', days), field('Tier', tier)), {
+    const done = await dialog(`Restore ${name} from its archive`, h('div', {}, field('Days readable', days), field('Tier', tier)), {
       submit: 'Restore',
       onsubmit: () => api('POST', `${base}/data/archive-restore`, { path, days: Number(days.value), tier: tier.value }),
     });
     if (done) ctx.refresh();
   }) : null;
-  const latestDeleted = Array.isArray(versions) && versions.length && versions[0].isDeleteMarker;
+  const latestDeleted = known && versions[0].isDeleteMarker;
+  const remove = writer && e ? button('Delete', async () => {
+    if (!await confirmDialog(`Delete ${name}?`, 'On a versioned bucket the file can be brought back with Undelete.')) return;
+    try {
+      await api('DELETE', `${base}/data`, undefined, { query: { path } });
+      notify(`Deleted ${name}.`);
+      // On a versioned bucket the page stays, with Undelete; otherwise the file is gone.
+      if (known) ctx.refresh();
+      else ctx.navigate(dataHref(project.id, path.slice(0, path.lastIndexOf('/') + 1)));
+    } catch (err) {
+      mount(errors, errorBox(err));
+    }
+  }, { class: 'danger' }) : null;
   mount(ctx.main,
     crumbs(project, path),
-    h('h1', {}, e.name),
-    h('div', { class: 'card' }, h('dl', { class: 'facts' },
+    h('h1', {}, name, e ? '' : [' ', badge('deleted')]),
+    e ? h('div', { class: 'card' }, h('dl', { class: 'facts' },
       h('dt', {}, 'Path'), h('dd', {}, h('code', {}, e.path)),
       h('dt', {}, 'Size'), h('dd', {}, `${bytes(e.size)} (${(e.size ?? 0).toLocaleString()} bytes)`),
       h('dt', {}, 'Last modified'), h('dd', {}, time(e.lastModified)),
       h('dt', {}, 'Storage class'), h('dd', {}, e.storageClass || 'not listed yet'),
       e.archiveState ? [h('dt', {}, 'Archive'), h('dd', {}, badge(e.archiveState), e.restoreExpiresAt ? [' until ', e.restoreExpiresAt] : '')] : null,
       e.eTag ? [h('dt', {}, 'ETag'), h('dd', {}, h('code', {}, e.eTag))] : null,
-      e.versionId ? [h('dt', {}, 'Version'), h('dd', {}, h('code', {}, e.versionId))] : null)),
+      e.versionId ? [h('dt', {}, 'Version'), h('dd', {}, h('code', {}, e.versionId))] : null))
+      : h('p', { class: 'muted' }, 'This file is deleted; its versions remain until the bucket\'s lifecycle removes them.'),
     errors,
-    h('div', { class: 'actions' },
+    e ? h('div', { class: 'actions' },
       button('Download', () => download(project, path), { class: 'primary' }),
       writer ? button('Rename or move', () => move(ctx, project, e)) : null,
-      restoreArchive,
-      writer ? button('Delete', async () => {
-        if (!await confirmDialog(`Delete ${e.name}?`, 'On a versioned bucket the file can be brought back with Undelete.')) return;
-        try {
-          await api('DELETE', `${base}/data`, undefined, { query: { path } });
-          notify(`Deleted ${e.name}.`);
-          const parent = path.slice(0, path.lastIndexOf('/') + 1);
-          ctx.navigate(dataHref(project.id, parent));
-        } catch (err) {
-          mount(errors, errorBox(err));
-        }
-      }, { class: 'danger' }) : null),
+      restoreArchive, remove) : null,
     h('h2', {}, 'Versions'),
     versionsView(versions, project, path, writer, act, latestDeleted));
 }
