@@ -64,7 +64,7 @@ async fn a_folder_delete_is_a_job_that_leaves_its_neighbours() {
     let root = app.get(&data("/")).await;
     let names: Vec<&str> =
         root.ok(200)["items"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
-    assert_eq!(names, ["big-old", "big.txt", "big0", "bigger"], "{}", root.text);
+    assert_eq!(names, ["big-old", "big0", "bigger", "big.txt"], "folders first: {}", root.text);
 
     // Both jobs are the project's, newest first; an ended job stays as it ended.
     let listed = app.get(&format!("/api/v1/jobs?projectId={id}")).await;

@@ -335,6 +335,12 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     browser.goto(&stage.server.url(&format!("/projects/{project}"))).await;
     browser.wait_for_text("Members").await;
     tour.snap("project-members").await;
+    click_text(&browser, "button", "Reconcile now").await;
+    browser.wait_for_text("Reconcile started.").await;
+    click_text(&browser, "main a", "delete-folder /batch/").await;
+    browser.wait_for_text("Delete /batch/").await;
+    browser.wait_for_text("succeeded").await;
+    tour.snap("job").await;
 
     // Sign out ends the session: the next page asks for a token again.
     click_text(&browser, "button", "Sign out").await;

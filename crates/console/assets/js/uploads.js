@@ -187,6 +187,7 @@ function pump() {
     }, (err) => {
       if (next.cancelled) {
         next.state = 'cancelled';
+        totalBytes -= next.file.size;
       } else if (err.code === 'file-exists') {
         next.state = 'exists';
         next.error = null;
