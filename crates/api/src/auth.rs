@@ -112,7 +112,7 @@ fn check_csrf(headers: &HeaderMap, expected: &str) -> Result<(), Problem> {
     let expected = expected.as_bytes();
     let differ = sent.len() != expected.len() || sent.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0;
     if differ {
-        return Err(Problem::csrf_check_failed("its X-CSRF-Token is not this session's"));
+        return Err(Problem::csrf_check_failed("its X-CSRF-Token does not match the one given at sign-in"));
     }
     Ok(())
 }

@@ -316,7 +316,7 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     browser.wait_for_text("In use by").await;
     tour.snap("credentials").await;
     click_text(&browser, "a", "Tokens").await;
-    browser.wait_for_text("(this session)").await;
+    browser.wait_for_text("(you are signed in with it)").await;
     tour.snap("tokens").await;
     click_text(&browser, "a", "+ New token").await;
     fill(&browser, "input[name=name]", "analyst").await;

@@ -296,7 +296,7 @@ export async function tokens(ctx) {
     heading('Tokens', link('/settings/tokens/new', '+ New token')),
     errors,
     table('API tokens', [
-      ['Name', (t) => [t.name, t.id === ctx.me.tokenId ? ' (this session)' : '']],
+      ['Name', (t) => [t.name, t.id === ctx.me.tokenId ? ' (you are signed in with it)' : '']],
       ['Role', (t) => t.role],
       ['Projects', (t) => (t.role === 'admin' ? 'all' : t.projects.map((g, i) => [i ? ', ' : '', link(`/projects/${g.id}`, names.get(g.id) || g.id), ` (${g.access})`]))],
       ['Starts with', (t) => h('code', {}, `${t.hint}…`)],
