@@ -8,7 +8,6 @@
 use byos_catalog::{NewSession, StoreError, Token};
 use byos_domain::Problem;
 use byos_secrets::{generate_session_secret, hash_token};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::internal;
@@ -53,9 +52,8 @@ impl<'a> Sessions<'a> {
 
     /// A new session for the holder of the token `presented`, refused as the token would be.
     pub async fn sign_in(&self, presented: &str) -> Result<SignedIn, ServiceError> {
-        let caller = self.services.tokens().authenticate(presented).await?;
+        let token = self.services.tokens().presented(presented).await?;
         let store = &self.services.store().tokens;
-        let token = store.get_token(caller.token()).await.map_err(internal)?;
         let created_at = OffsetDateTime::now_utc();
         let expires_at =
             token.expires_at.map_or(created_at + SESSION_LIFETIME, |at| at.min(created_at + SESSION_LIFETIME));
@@ -76,10 +74,7 @@ impl<'a> Sessions<'a> {
     pub async fn authenticate(&self, secret: &str) -> Result<ConsoleSession, ServiceError> {
         let now = OffsetDateTime::now_utc();
         match self.services.store().tokens.session(&hash_token(secret), now).await {
-            Ok(session) if session.token.is_expired(now) => {
-                let at = session.token.expires_at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
-                Err(Problem::token_expired(&at).into())
-            }
+            Ok(session) if session.token.is_expired(now) => Err(crate::tokens::expired(&session.token)),
             Ok(session) => Ok(ConsoleSession {
                 token: session.token,
                 csrf_token: session.csrf_token,
@@ -108,6 +103,8 @@ impl<'a> Sessions<'a> {
 
 #[cfg(test)]
 mod tests {
+    use time::format_description::well_known::Rfc3339;
+
     use super::*;
     use crate::TokenRequest;
     use crate::testing::{Fixture, code};

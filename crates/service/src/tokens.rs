@@ -59,14 +59,16 @@ impl<'a> Tokens<'a> {
 
     /// The caller whose token is `presented`, or why there is none. Notes the token's use.
     pub async fn authenticate(&self, presented: &str) -> Result<Caller, ServiceError> {
+        Ok(Caller::of_token(&self.presented(presented).await?))
+    }
+
+    /// The token whose value is `presented`, unless it is unknown or expired. Notes its use.
+    pub(crate) async fn presented(&self, presented: &str) -> Result<Token, ServiceError> {
         let hash = byos_secrets::hash_token(presented);
         let now = OffsetDateTime::now_utc();
         match self.services.store().tokens.authenticate(&hash, now).await {
-            Ok(token) if token.is_expired(now) => {
-                let at = token.expires_at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
-                Err(Problem::token_expired(&at).into())
-            }
-            Ok(token) => Ok(Caller::of_token(&token)),
+            Ok(token) if token.is_expired(now) => Err(expired(&token)),
+            Ok(token) => Ok(token),
             Err(StoreError::NotFound) => {
                 Err(Problem::unauthenticated("the token is not known; it may have been deleted").into())
             }
@@ -169,6 +171,12 @@ fn expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
         return Err(format!("expiresAt: {text} is not in the future"));
     }
     Ok(at)
+}
+
+/// `token-expired`, with the time the token stopped working.
+pub(crate) fn expired(token: &Token) -> ServiceError {
+    let at = token.expires_at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
+    Problem::token_expired(&at).into()
 }
 
 #[cfg(test)]

@@ -174,6 +174,22 @@ function draw(item) {
     item.error ? errorBox(item.error) : null);
 }
 
+// Progress events come many times a frame: the bars are drawn once a frame, for the files
+// that moved.
+const moved = new Set();
+let frame = 0;
+
+function redrawSoon(item) {
+  moved.add(item);
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    for (const each of moved) if (each.state === 'uploading') draw(each);
+    moved.clear();
+    drawTotal();
+  });
+}
+
 function pump() {
   while (running < FILES_AT_ONCE) {
     const next = queue.find((q) => q.state === 'waiting');
@@ -266,7 +282,7 @@ async function upload(item) {
   const u = item.upload;
   const complete = `${uploadsPath(item)}/${encodeURIComponent(u.id)}/complete`;
   if (u.kind === 'single') {
-    await put(item, u.url, u.headers || {}, file, (sent) => { item.sent = sent; });
+    await put(item, u.url, u.headers || {}, file, (sent) => { item.sent = sent; redrawSoon(item); });
     return api('POST', complete, {});
   }
   return uploadParts(item, u, held, complete);
@@ -284,8 +300,7 @@ async function uploadParts(item, u, held, complete) {
   };
   const progressNow = () => {
     item.sent = [...sentOf.values()].reduce((a, b) => a + b, 0);
-    draw(item);
-    drawTotal();
+    redrawSoon(item);
   };
   progressNow();
   let next = 0;
