@@ -34,8 +34,18 @@ pub struct ListPage {
 /// Where a listing goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageMarker {
-    Objects { continuation_token: String },
-    Versions { key_marker: String, version_id_marker: Option<String> },
+    Objects {
+        continuation_token: String,
+    },
+    /// The keys after this one: where a listing stopped long ago goes on (a continuation token
+    /// is S3's to expire).
+    After {
+        key: String,
+    },
+    Versions {
+        key_marker: String,
+        version_id_marker: Option<String>,
+    },
 }
 
 /// What HeadObject says about a key (or one of its versions).
@@ -96,8 +106,12 @@ impl BucketAccess {
     ) -> Result<ListPage, AwsError> {
         let mut request =
             self.s3().list_objects_v2().bucket(bucket).prefix(prefix).max_keys(max).encoding_type(EncodingType::Url);
-        if let Some(PageMarker::Objects { continuation_token }) = after {
-            request = request.continuation_token(continuation_token);
+        match after {
+            Some(PageMarker::Objects { continuation_token }) => {
+                request = request.continuation_token(continuation_token);
+            }
+            Some(PageMarker::After { key }) => request = request.start_after(key),
+            _ => {}
         }
         let out = request.send().await.map_err(|e| classify("ListObjectsV2", e))?;
         let entries = out
@@ -139,8 +153,12 @@ impl BucketAccess {
             .prefix(prefix)
             .max_keys(max)
             .encoding_type(EncodingType::Url);
-        if let Some(PageMarker::Versions { key_marker, version_id_marker }) = after {
-            request = request.key_marker(key_marker).set_version_id_marker(version_id_marker.clone());
+        match after {
+            Some(PageMarker::Versions { key_marker, version_id_marker }) => {
+                request = request.key_marker(key_marker).set_version_id_marker(version_id_marker.clone());
+            }
+            Some(PageMarker::After { key }) => request = request.key_marker(key),
+            _ => {}
         }
         let out = request.send().await.map_err(|e| classify("ListObjectVersions", e))?;
         let key = |raw: Option<&str>| listed_key(raw, out.encoding_type(), "ListObjectVersions");

@@ -199,22 +199,53 @@ impl BucketAccess {
         Ok(out.version_id().map(str::to_owned))
     }
 
-    /// Copies the current version of `from` to `to` in the same bucket, in one CopyObject (up
-    /// to [`MAX_COPY_OBJECT_BYTES`]), with its metadata and content type and with `sse` as the
-    /// configuration asks; answers the copy's ETag, without quotes.
+    /// Copies `source` to `to` in `bucket` (the same bucket or another the credential may
+    /// write), in one CopyObject (up to [`MAX_COPY_OBJECT_BYTES`]), with its metadata, content
+    /// type and tags, and with `sse` as the destination's configuration asks.
     pub async fn copy_object(
         &self,
+        source: CopySource<'_>,
         bucket: &str,
-        from: &str,
         to: &str,
         sse: Option<&byos_domain::ServerSideEncryption>,
-    ) -> Result<String, AwsError> {
-        let source = format!("{bucket}/{}", percent_encoding::utf8_percent_encode(from, COPY_SOURCE));
-        let request = with_sse!(self.s3().copy_object().bucket(bucket).key(to).copy_source(source), sse);
+    ) -> Result<Copied, AwsError> {
+        let request = with_sse!(self.s3().copy_object().bucket(bucket).key(to).copy_source(source.header()), sse);
         let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
         let etag = out.copy_object_result().and_then(|r| r.e_tag()).unwrap_or_default();
-        Ok(etag.trim_matches('"').to_owned())
+        Ok(Copied { etag: etag.trim_matches('"').to_owned(), version_id: out.version_id().map(str::to_owned) })
     }
+}
+
+/// The object a copy reads: a key of a bucket, at a version when the copy pins one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySource<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+}
+
+impl CopySource<'_> {
+    /// The `x-amz-copy-source` header: `bucket/key[?versionId=...]`, the key percent-encoded.
+    fn header(&self) -> String {
+        let key = percent_encoding::utf8_percent_encode(self.key, COPY_SOURCE);
+        match self.version_id {
+            None => format!("{}/{key}", self.bucket),
+            Some(version) => {
+                format!(
+                    "{}/{key}?versionId={}",
+                    self.bucket,
+                    percent_encoding::utf8_percent_encode(version, COPY_SOURCE)
+                )
+            }
+        }
+    }
+}
+
+/// What a copy made: the new object's ETag (without quotes) and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub etag: String,
+    pub version_id: Option<String>,
 }
 
 /// A part S3 already holds of a multipart upload.
@@ -330,7 +361,7 @@ impl BucketAccess {
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Copied, AwsError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(
@@ -345,7 +376,8 @@ impl BucketAccess {
                     .collect(),
             ))
             .build();
-        self.s3()
+        let out = self
+            .s3()
             .complete_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -354,7 +386,10 @@ impl BucketAccess {
             .send()
             .await
             .map_err(|e| classify("CompleteMultipartUpload", e))?;
-        Ok(())
+        Ok(Copied {
+            etag: out.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+            version_id: out.version_id().map(str::to_owned),
+        })
     }
 
     /// Aborts a multipart upload: S3 drops its parts. One that is already gone is not an error.
@@ -369,36 +404,61 @@ impl BucketAccess {
 }
 
 impl BucketAccess {
-    /// Copies `from` (`size` bytes) to `to` as a multipart upload of UploadPartCopy requests of
-    /// `part_size` bytes, `at_once` at a time: objects above [`MAX_COPY_OBJECT_BYTES`] can only
-    /// be copied so. The source's content type and metadata are kept (read first: a multipart
-    /// upload does not take them from its parts), the encryption is `sse`. The upload is aborted
-    /// when a part fails.
+    /// Copies `source` (`size` bytes) to `to` in `bucket` as a multipart upload of
+    /// UploadPartCopy requests of `part_size` bytes, `at_once` at a time: objects above
+    /// [`MAX_COPY_OBJECT_BYTES`] can only be copied so. The source's content type, metadata and
+    /// tags are kept (read first: a multipart upload does not take them from its parts), the
+    /// encryption is `sse`. The upload is aborted when a part fails.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object_in_parts(
         &self,
+        source: CopySource<'_>,
         bucket: &str,
-        from: &str,
         to: &str,
         size: u64,
         part_size: u64,
         at_once: usize,
         sse: Option<&byos_domain::ServerSideEncryption>,
-    ) -> Result<(), AwsError> {
-        let source =
-            self.s3().head_object().bucket(bucket).key(from).send().await.map_err(|e| classify("HeadObject", e))?;
+    ) -> Result<Copied, AwsError> {
+        let version = source.version_id.map(str::to_owned);
+        let head = self
+            .s3()
+            .head_object()
+            .bucket(source.bucket)
+            .key(source.key)
+            .set_version_id(version.clone())
+            .send()
+            .await
+            .map_err(|e| classify("HeadObject", e))?;
+        let tags = self
+            .s3()
+            .get_object_tagging()
+            .bucket(source.bucket)
+            .key(source.key)
+            .set_version_id(version)
+            .send()
+            .await
+            .map_err(|e| classify("GetObjectTagging", e))?;
+        let tagging = (!tags.tag_set().is_empty()).then(|| {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for tag in tags.tag_set() {
+                query.append_pair(tag.key(), tag.value());
+            }
+            query.finish()
+        });
         let request = self
             .s3()
             .create_multipart_upload()
             .bucket(bucket)
             .key(to)
-            .set_content_type(source.content_type().map(str::to_owned))
-            .set_metadata(source.metadata().cloned());
+            .set_content_type(head.content_type().map(str::to_owned))
+            .set_metadata(head.metadata().cloned())
+            .set_tagging(tagging);
         let out = with_sse!(request, sse).send().await.map_err(|e| classify("CreateMultipartUpload", e))?;
         let upload_id = out.upload_id().map(str::to_owned).ok_or_else(|| {
             AwsError::new(AwsErrorKind::Other, "CreateMultipartUpload", "the answer holds no UploadId".to_owned())
         })?;
-        let copied = self.copy_parts(bucket, from, to, &upload_id, size, part_size.max(1), at_once.max(1)).await;
+        let copied = self.copy_parts(source, bucket, to, &upload_id, size, part_size.max(1), at_once.max(1)).await;
         let parts = match copied {
             Ok(parts) => parts,
             Err(e) => {
@@ -415,15 +475,15 @@ impl BucketAccess {
     #[allow(clippy::too_many_arguments)]
     async fn copy_parts(
         &self,
+        source: CopySource<'_>,
         bucket: &str,
-        from: &str,
         to: &str,
         upload_id: &str,
         size: u64,
         part_size: u64,
         at_once: usize,
     ) -> Result<Vec<(u32, String)>, AwsError> {
-        let source = format!("{bucket}/{}", percent_encoding::utf8_percent_encode(from, COPY_SOURCE));
+        let source = source.header();
         let count = size.div_ceil(part_size).max(1);
         let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
         let mut copies = tokio::task::JoinSet::new();

@@ -26,8 +26,9 @@ pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey, 
 pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
-    Configuration, ConfigurationSpec, Credential, CredentialIdentity, DeadLetter, Drift, Job, JobProgress, JobSpec,
-    JobStatus, NewSession, NewToken, Project, ProjectGrant, ReconcileRun, ReconcileStatus, Session, Token, Upload,
+    Configuration, ConfigurationSpec, CopySpec, Credential, CredentialIdentity, DeadLetter, Drift, Job, JobObject,
+    JobPlan, JobProgress, JobSpec, JobStatus, NewSession, NewToken, ObjectResult, OnConflict, Project, ProjectGrant,
+    ReconcileRun, ReconcileStatus, Session, Token, Upload,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -174,6 +175,32 @@ pub trait JobStore: Send + Sync {
     /// Asks a job to stop: a queued one is `cancelled` at once, a running one when its runner
     /// next looks; an ended one is left as it is. Answers the job as it is then.
     async fn cancel_job(&self, id: Uuid, now: OffsetDateTime) -> Result<Job>;
+    /// Records what a copy's preflight found.
+    async fn record_job_preflight(&self, id: Uuid, report: &ValidationReport) -> Result<()>;
+    /// Adds the next objects of a copy's plan (their `seq` numbers follow the ones before) and
+    /// where the plan stands now, in one transaction with the job's progress (its totals so
+    /// far), so a plan taken up again neither loses nor repeats an object. Answers whether
+    /// someone asked the job to stop, as [`JobStore::record_job_progress`] does.
+    async fn plan_job_objects(
+        &self,
+        id: Uuid,
+        objects: &[JobObject],
+        plan: &JobPlan,
+        progress: &JobProgress,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Up to `limit` objects of a copy's plan after `after` (a `seq`) in plan order: only the
+    /// ones still `pending` when `pending` is set.
+    async fn job_objects(&self, id: Uuid, after: Option<u64>, pending: bool, limit: u32) -> Result<Vec<JobObject>>;
+    /// Records what became of some objects of a copy (by `seq`: result and error), in one
+    /// transaction with the job's progress. Answers whether someone asked the job to stop.
+    async fn record_job_objects(
+        &self,
+        id: Uuid,
+        results: &[(u64, ObjectResult, Option<String>)],
+        progress: &JobProgress,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
 }
 
 /// What a validation found, as [`ConfigurationStore::record_validation`] stores it.

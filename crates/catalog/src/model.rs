@@ -303,6 +303,10 @@ pub struct Job {
     pub updated_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
+    /// How far a copy's plan got; `None` before it starts, and for the other jobs.
+    pub plan: Option<JobPlan>,
+    /// What a copy's preflight found, once it ran.
+    pub preflight: Option<byos_domain::ValidationReport>,
 }
 
 impl Job {
@@ -321,6 +325,8 @@ impl Job {
             updated_at: now,
             started_at: None,
             finished_at: None,
+            plan: None,
+            preflight: None,
         }
     }
 }
@@ -333,6 +339,131 @@ pub enum JobSpec {
     DeleteFolder { folder: String },
     /// Every object under `from` copied to the same place under `to`, verified, then deleted.
     MoveFolder { from: String, to: String, overwrite: bool },
+    /// Objects copied from another project (or this one) into this one, server-side.
+    Copy(CopySpec),
+    /// A copy whose sources are deleted once their copies are verified.
+    Move(CopySpec),
+}
+
+/// What a copy or move job copies, and where. The job's project is the destination's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopySpec {
+    pub source_project: Uuid,
+    /// Paths in the source project, relative: a folder ends with `/`, and keeps its last segment
+    /// under the destination (`a/` into `in/` gives `in/a/...`).
+    pub paths: Vec<String>,
+    /// The destination folder, relative (`""` for the project's root, otherwise ending with `/`).
+    pub destination: String,
+    pub on_conflict: OnConflict,
+    /// Globs over an object's path relative to its source path's parent; empty: everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Plans and reports without copying.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a copy does with a destination key that already holds an object (other than its own
+/// earlier copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnConflict {
+    /// The object is left out, and counted skipped.
+    Skip,
+    /// The copy replaces it.
+    Overwrite,
+    /// The object is not copied and counts as failed, and so does the job.
+    Fail,
+}
+
+impl OnConflict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Skip => "skip",
+            OnConflict::Overwrite => "overwrite",
+            OnConflict::Fail => "fail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OnConflict> {
+        [OnConflict::Skip, OnConflict::Overwrite, OnConflict::Fail].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Where a copy's plan stands: the listing of `paths[path]` goes on after the key `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPlan {
+    pub path: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Every object is planned.
+    pub done: bool,
+    /// Objects planned so far: the next one's `seq`.
+    pub objects: u64,
+}
+
+/// One object of a copy's plan, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobObject {
+    /// Its place in the plan, from 0.
+    pub seq: u64,
+    /// Relative to the source project.
+    pub source_key: String,
+    /// The version copied, on a versioned source.
+    pub version_id: Option<String>,
+    pub size: u64,
+    /// As listed, without quotes.
+    pub etag: String,
+    /// Relative to the destination project.
+    pub destination_key: String,
+    pub result: ObjectResult,
+    pub error: Option<String>,
+}
+
+/// What became of one object of a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectResult {
+    /// Not copied yet.
+    Pending,
+    /// A dry run would copy it.
+    Planned,
+    /// Copied and verified.
+    Copied,
+    /// Copied, verified, and its source deleted.
+    Moved,
+    /// Left out: its destination held something else (`onConflict: skip`).
+    Skipped,
+    Failed,
+}
+
+impl ObjectResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectResult::Pending => "pending",
+            ObjectResult::Planned => "planned",
+            ObjectResult::Copied => "copied",
+            ObjectResult::Moved => "moved",
+            ObjectResult::Skipped => "skipped",
+            ObjectResult::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ObjectResult> {
+        [
+            ObjectResult::Pending,
+            ObjectResult::Planned,
+            ObjectResult::Copied,
+            ObjectResult::Moved,
+            ObjectResult::Skipped,
+            ObjectResult::Failed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 impl JobSpec {
@@ -341,6 +472,8 @@ impl JobSpec {
         match self {
             JobSpec::DeleteFolder { .. } => "delete-folder",
             JobSpec::MoveFolder { .. } => "move-folder",
+            JobSpec::Copy(_) => "copy",
+            JobSpec::Move(_) => "move",
         }
     }
 }

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use byos_catalog::{
-    ApplyOutcome, Configuration, ConfigurationSpec, Conflict, Credential, CredentialIdentity, DeadLetter, Drift, Entry,
-    EntryKind, FileEntry, FolderTotals, Job, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewSession,
-    NewToken, Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions,
-    Token, Upload, ValidationOutcome,
+    ApplyOutcome, Configuration, ConfigurationSpec, Conflict, CopySpec, Credential, CredentialIdentity, DeadLetter,
+    Drift, Entry, EntryKind, FileEntry, FolderTotals, Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus,
+    KeyUpdate, Lease, LeaseLost, NewSession, NewToken, ObjectResult, OnConflict, Project, ProjectGrant, ReconcileRun,
+    ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, Upload, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -128,6 +128,7 @@ conformance!(
     dead_letters_are_kept,
     uploads_round_trip_and_expire,
     jobs_run_and_end_once,
+    copy_plans_resume_and_report,
     random_batches_keep_the_tree_true,
     small_writes_get_their_turn_between_big_batches,
 );
@@ -364,11 +365,17 @@ async fn validation_outcomes_are_recorded(f: Fixture) {
     let report = ValidationReport {
         checked_at: "2026-11-29T10:00:00Z".to_owned(),
         checks: vec![
-            ValidationCheck { name: "bucket-exists".to_owned(), result: CheckResult::Passed, detail: "yes".to_owned() },
+            ValidationCheck {
+                name: "bucket-exists".to_owned(),
+                result: CheckResult::Passed,
+                detail: "yes".to_owned(),
+                fix: None,
+            },
             ValidationCheck {
                 name: "bucket-in-region".to_owned(),
                 result: CheckResult::Failed,
                 detail: "no".to_owned(),
+                fix: Some("move it".to_owned()),
             },
         ],
     };
@@ -1867,6 +1874,95 @@ async fn jobs_run_and_end_once(f: Fixture) {
     s.projects.delete_project(p.id).await.unwrap();
     assert_eq!(s.jobs.list_jobs(None, 10).await.unwrap(), Vec::<Job>::new());
     assert!(matches!(s.jobs.record_job_progress(older.id, &progress, later).await, Err(StoreError::NotFound)));
+}
+
+async fn copy_plans_resume_and_report(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let now = now();
+    let spec = CopySpec {
+        source_project: p.id,
+        paths: vec!["runs/".to_owned(), "a b.txt".to_owned()],
+        destination: "in/ü/".to_owned(),
+        on_conflict: OnConflict::Skip,
+        include: vec!["**/*.txt".to_owned()],
+        exclude: Vec::new(),
+        dry_run: false,
+    };
+    let job = Job::queued(p.id, JobSpec::Copy(spec.clone()), Uuid::new_v4(), now);
+    s.jobs.insert_job(&job).await.unwrap();
+    assert_eq!(s.jobs.get_job(job.id).await.unwrap(), job, "the spec round-trips");
+    let report = ValidationReport {
+        checked_at: "2026-12-01T00:00:00Z".to_owned(),
+        checks: vec![ValidationCheck {
+            name: "source:objects-listable".to_owned(),
+            result: CheckResult::Passed,
+            detail: "listed".to_owned(),
+            fix: None,
+        }],
+    };
+    s.jobs.record_job_preflight(job.id, &report).await.unwrap();
+
+    // The plan grows a page at a time, the totals with it; 1,200 objects span three inserts.
+    let object = |seq: u64| JobObject {
+        seq,
+        source_key: format!("runs/{seq:05}'ü.txt"),
+        version_id: seq.is_multiple_of(2).then(|| format!("v{seq}")),
+        size: seq * 10,
+        etag: format!("e{seq}"),
+        destination_key: format!("in/ü/runs/{seq:05}.txt"),
+        result: ObjectResult::Pending,
+        error: None,
+    };
+    let first: Vec<JobObject> = (0..1_200).map(object).collect();
+    let plan = JobPlan { path: 0, after: Some("runs/01199.txt".to_owned()), done: false, objects: 1_200 };
+    let progress = JobProgress { objects_total: Some(1_200), bytes_total: Some(1_199 * 600), ..JobProgress::default() };
+    let later = now + time::Duration::seconds(1);
+    assert!(!s.jobs.plan_job_objects(job.id, &first, &plan, &progress, later).await.unwrap());
+    let planned = s.jobs.get_job(job.id).await.unwrap();
+    assert_eq!(
+        (planned.status, planned.plan.as_ref(), planned.progress, planned.preflight.as_ref()),
+        (JobStatus::Running, Some(&plan), progress, Some(&report))
+    );
+    let done = JobPlan { path: 2, after: None, done: true, objects: 1_201 };
+    s.jobs.plan_job_objects(job.id, &[object(1_200)], &done, &progress, later).await.unwrap();
+    assert_eq!(s.jobs.get_job(job.id).await.unwrap().plan, Some(done));
+    // Planning the same seq again is refused: a plan never repeats an object.
+    assert!(s.jobs.plan_job_objects(job.id, &[object(3)], &plan, &progress, later).await.is_err());
+
+    // Results land with the progress; pending pages skip what is done.
+    let results: Vec<(u64, ObjectResult, Option<String>)> = (0..600)
+        .map(|seq| match seq {
+            7 => (seq, ObjectResult::Failed, Some("AccessDenied: no".to_owned())),
+            8 => (seq, ObjectResult::Skipped, None),
+            _ => (seq, ObjectResult::Copied, None),
+        })
+        .collect();
+    let copied = JobProgress { objects_done: 598, objects_skipped: 1, objects_failed: 1, ..progress };
+    assert!(!s.jobs.record_job_objects(job.id, &results, &copied, later).await.unwrap());
+    assert_eq!(s.jobs.get_job(job.id).await.unwrap().progress, copied);
+    let pending = s.jobs.job_objects(job.id, None, true, 2).await.unwrap();
+    assert_eq!(pending, vec![object(600), object(601)]);
+    let tail = s.jobs.job_objects(job.id, Some(1_199), true, 10).await.unwrap();
+    assert_eq!(tail, vec![object(1_200)]);
+    let report_rows = s.jobs.job_objects(job.id, Some(5), false, 4).await.unwrap();
+    let failed = JobObject { result: ObjectResult::Failed, error: Some("AccessDenied: no".to_owned()), ..object(7) };
+    let skipped = JobObject { result: ObjectResult::Skipped, ..object(8) };
+    assert_eq!(
+        report_rows,
+        vec![
+            JobObject { result: ObjectResult::Copied, ..object(6) },
+            failed,
+            skipped,
+            JobObject { result: ObjectResult::Copied, ..object(9) }
+        ]
+    );
+    // A cancel is heard through either record.
+    s.jobs.cancel_job(job.id, later).await.unwrap();
+    assert!(s.jobs.record_job_objects(job.id, &[(600, ObjectResult::Copied, None)], &copied, later).await.unwrap());
+    // A project's delete takes the job's objects with it.
+    s.projects.delete_project(p.id).await.unwrap();
+    assert_eq!(s.jobs.job_objects(job.id, None, false, 10).await.unwrap(), Vec::<JobObject>::new());
 }
 
 async fn folder_totals_count_every_level(f: Fixture) {

@@ -87,6 +87,7 @@ struct RawSync {
 #[serde(deny_unknown_fields)]
 struct RawJobs {
     concurrency: Option<usize>,
+    copies_at_once: Option<usize>,
     objects_per_second: Option<u32>,
     copy_part_threshold_bytes: Option<u64>,
     copy_part_size_bytes: Option<u64>,
@@ -364,6 +365,11 @@ impl Settings {
                 Some(n) => n,
                 None => job_defaults.concurrency,
             },
+            copies_at_once: match raw.jobs.copies_at_once {
+                Some(0) => bail!("jobs.copies_at_once: at least 1"),
+                Some(n) => n,
+                None => job_defaults.copies_at_once,
+            },
             objects_per_second: match raw.jobs.objects_per_second {
                 Some(0) => bail!("jobs.objects_per_second: at least 1"),
                 Some(n) => n,
@@ -385,7 +391,6 @@ impl Settings {
             tick: sync.tick,
             lease: lifecycle.lease,
             replica: lifecycle.replica.clone(),
-            ..job_defaults
         };
         Ok(Settings {
             listen,

@@ -285,6 +285,20 @@ catalogue! {
         message: "{count} object(s) in '{folder}' were not moved; the first, '{key}': {reason}",
         fix: "The objects that were not moved are still where they were: running the move again moves what is left (a copy that did not match its source, because the source changed during the move, is made again). A destination that holds another file is kept unless the move overwrites; a missing permission (s3:PutObject, s3:DeleteObject on the project's prefix) is named by byos aws doctor.",
     }
+    ObjectsNotCopied {
+        type: "Conflict",
+        code: "objects-not-copied",
+        status: 409,
+        message: "{count} object(s) were not copied; the first, '{key}': {reason}",
+        fix: "The job's report (GET /api/v1/jobs/{id}/report, or byos jobs report) names every object with its error. A destination that holds another file is kept unless the job overwrites; a missing permission is named by the job's preflight and by byos aws doctor. A new job with the same sources copies what is missing (with onConflict skip, what is there stays).",
+    }
+    CopyPreflightFailed {
+        type: "Forbidden",
+        code: "copy-preflight-failed",
+        status: 403,
+        message: "The copy cannot start: {check} failed: {detail}",
+        fix: "The job's preflight lists every check with its fix: grant what the failed check names (byos aws bucket-policy --cross-account and byos aws kms-policy print the statements to add), then start the job again. Nothing was copied.",
+    }
     NotArchived {
         type: "Conflict",
         code: "not-archived",
@@ -571,6 +585,14 @@ impl Problem {
             ErrorCode::ObjectsNotMoved,
             &[("count", &count.to_string()), ("folder", folder), ("key", key), ("reason", reason)],
         )
+    }
+
+    pub fn objects_not_copied(count: u64, key: &str, reason: &str) -> Problem {
+        Problem::new(ErrorCode::ObjectsNotCopied, &[("count", &count.to_string()), ("key", key), ("reason", reason)])
+    }
+
+    pub fn copy_preflight_failed(check: &str, detail: &str) -> Problem {
+        Problem::new(ErrorCode::CopyPreflightFailed, &[("check", check), ("detail", detail)])
     }
 
     pub fn not_archived(path: &str, storage_class: &str) -> Problem {

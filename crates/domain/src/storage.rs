@@ -150,6 +150,11 @@ pub struct ValidationCheck {
     pub name: String,
     pub result: CheckResult,
     pub detail: String,
+    /// What to do about a failure, where it depends on what the check found (a copy's
+    /// preflight names the statement to add); the named checks of validation have theirs in
+    /// [`crate::Check::fix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 /// The named checks of one validation, in the order they ran.
@@ -190,7 +195,8 @@ mod tests {
 
     #[test]
     fn a_report_passes_unless_a_check_failed() {
-        let check = |result| ValidationCheck { name: "bucket-exists".to_owned(), result, detail: String::new() };
+        let check =
+            |result| ValidationCheck { name: "bucket-exists".to_owned(), result, detail: String::new(), fix: None };
         let report = |checks| ValidationReport { checked_at: "2026-01-01T00:00:00Z".to_owned(), checks };
         assert!(report(vec![check(CheckResult::Passed), check(CheckResult::Skipped)]).passed());
         assert!(!report(vec![check(CheckResult::Passed), check(CheckResult::Failed)]).passed());

@@ -1,4 +1,5 @@
-//! Jobs: long operations on a project's data (a folder's delete, a folder's move), kept in the
+//! Jobs: long operations on a project's data (a folder's delete, a folder's move, copies and
+//! moves between projects), kept in the
 //! store and run by the workers of every replica, each job under its lease `job:{id}`.
 //!
 //! A job survives its replica: one that stops (a shutdown, a kill, a lost lease) leaves its job
@@ -9,6 +10,7 @@
 //! endpoint, a busy database) leave the job to be taken up again at a later tick; the others end
 //! it `failed` with the catalogue's problem.
 
+mod copy;
 mod delete;
 mod moves;
 mod worker;
@@ -22,6 +24,7 @@ use byos_sync::SyncEngine;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
+pub use copy::{destination_path, glob_of};
 pub use moves::{CopyError, CopySettings, Source, copy_verified};
 pub use worker::Workers;
 
@@ -34,7 +37,8 @@ pub struct JobSettings {
     /// on one prefix before it answers SlowDown, and a job must leave room for the bucket's
     /// other users.
     pub objects_per_second: u32,
-    /// Copies a folder's move makes at once.
+    /// Copies one job makes at once (a folder's move, a copy or move job); S3 throttling halves
+    /// a copy job's for a while.
     pub copies_at_once: usize,
     /// How each object is copied: in one request, or in parts.
     pub copies: CopySettings,
@@ -52,7 +56,7 @@ impl Default for JobSettings {
         JobSettings {
             concurrency: 4,
             objects_per_second: 3_000,
-            copies_at_once: 16,
+            copies_at_once: 64,
             copies: CopySettings::default(),
             tick: Duration::from_secs(5),
             lease: Duration::from_secs(60),

@@ -7,19 +7,28 @@
 //! Taken up again, a folder's move lists what is left of the source; a destination that already
 //! holds a verified copy (the move's own, before the stop) counts as copied.
 
-use byos_aws::{AwsError, BucketAccess, Head, MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH};
+use byos_aws::{AwsError, BucketAccess, CopySource, Head, MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH};
 use byos_catalog::Project;
 use byos_domain::{Problem, ServerSideEncryption};
 
 use crate::worker::{Run, Stop, aws_stop};
 
-/// An object as a listing or a HEAD showed it.
+/// An object as a listing or a HEAD showed it: what a copy reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
+    pub bucket: String,
     pub key: String,
+    /// The version a copy reads, when it pins one (a versioned source).
+    pub version_id: Option<String>,
     pub size: u64,
     /// Without quotes.
     pub etag: String,
+}
+
+impl Source {
+    fn copy_source(&self) -> CopySource<'_> {
+        CopySource { bucket: &self.bucket, key: &self.key, version_id: self.version_id.as_deref() }
+    }
 }
 
 /// Why a copy was not made or not verified.
@@ -55,7 +64,7 @@ impl Default for CopySettings {
 
 impl CopySettings {
     /// Whether an object of `size` bytes is copied in parts.
-    fn in_parts(&self, size: u64) -> bool {
+    pub(crate) fn in_parts(&self, size: u64) -> bool {
         size > self.threshold.min(MAX_COPY_OBJECT_BYTES)
     }
 }
@@ -63,11 +72,12 @@ impl CopySettings {
 /// S3's most parts in one multipart upload.
 const MAX_PARTS: u64 = 10_000;
 
-/// Copies `source` to `to`, with the configuration's encryption, and verifies the copy.
+/// Copies `source` to `to` in `bucket`, with the destination configuration's encryption, and
+/// verifies the copy.
 pub async fn copy_verified(
     access: &BucketAccess,
-    bucket: &str,
     source: &Source,
+    bucket: &str,
     to: &str,
     sse: Option<&ServerSideEncryption>,
     copies: &CopySettings,
@@ -79,20 +89,20 @@ pub async fn copy_verified(
         if part_size > MAX_COPY_OBJECT_BYTES {
             return Err(CopyError::TooLarge { size: source.size });
         }
-        access.copy_object_in_parts(bucket, &source.key, to, source.size, part_size, copies.parts_at_once, sse).await?;
-    } else if access.copy_object(bucket, &source.key, to, sse).await? == source.etag {
+        let at_once = copies.parts_at_once;
+        access.copy_object_in_parts(source.copy_source(), bucket, to, source.size, part_size, at_once, sse).await?;
+    } else if access.copy_object(source.copy_source(), bucket, to, sse).await?.etag == source.etag {
         return Ok(());
     }
     let copy =
         access.head(bucket, to, None).await?.ok_or_else(|| CopyError::Mismatch("the copy is gone".to_owned()))?;
-    verify(access, bucket, source, &copy, in_parts).await
+    verify(access, source, &copy, in_parts).await
 }
 
 /// Whether `copy` is a copy of `source`: by ETag where both are MD5s of the bytes, by size where
 /// they cannot be (a copy made in parts has an ETag of its parts).
-async fn verify(
+pub(crate) async fn verify(
     access: &BucketAccess,
-    bucket: &str,
     source: &Source,
     copy: &Head,
     in_parts: bool,
@@ -105,7 +115,7 @@ async fn verify(
     }
     // The source's own encryption may explain the difference, or the listing's ETag was not the
     // source's latest (it changed since, and the copy is of what it is now).
-    match access.head(bucket, &source.key, None).await? {
+    match access.head(&source.bucket, &source.key, source.version_id.as_deref()).await? {
         Some(head) if is_kms(&head) => Ok(()),
         Some(head) if head.size == copy.size && !head.etag.is_empty() && head.etag == copy.etag => Ok(()),
         _ => Err(CopyError::Mismatch(format!("ETag {}, the copy's {}", source.etag, copy.etag))),
@@ -145,7 +155,13 @@ pub(crate) async fn move_folder(
             run.pace().await;
             let mut copies = tokio::task::JoinSet::new();
             for entry in chunk {
-                let source = Source { key: entry.key.clone(), size: entry.size, etag: entry.etag.clone() };
+                let source = Source {
+                    bucket: name.to_owned(),
+                    key: entry.key.clone(),
+                    version_id: None,
+                    size: entry.size,
+                    etag: entry.etag.clone(),
+                };
                 let to_key = format!("{to_prefix}{}", entry.key.strip_prefix(&from_prefix).unwrap_or(&entry.key));
                 let (access, bucket_name, sse) = (bucket.access.clone(), name.to_owned(), sse.clone());
                 let settings = inner.settings.copies;
@@ -229,12 +245,12 @@ async fn move_one(
 ) -> Result<One, CopyError> {
     if !overwrite && let Some(there) = access.head(bucket, to, None).await? {
         // The move's own copy, made before a stop, counts; anything else is left alone.
-        return match verify(access, bucket, source, &there, copies.in_parts(source.size)).await {
+        return match verify(access, source, &there, copies.in_parts(source.size)).await {
             Ok(()) => Ok(One::Copied),
             Err(CopyError::Mismatch(_)) => Ok(One::Skipped),
             Err(e) => Err(e),
         };
     }
-    copy_verified(access, bucket, source, to, sse, copies).await?;
+    copy_verified(access, source, bucket, to, sse, copies).await?;
     Ok(One::Copied)
 }

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use byos_aws::AwsError;
 use byos_buckets::OpenError;
-use byos_catalog::{Job, JobProgress, JobSpec, JobStatus, Lease, LeaseLost, Project, StoreError};
-use byos_domain::{ErrorChain, Problem};
+use byos_catalog::{
+    Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus, Lease, LeaseLost, ObjectResult, Project, StoreError,
+};
+use byos_domain::{ErrorChain, Problem, ValidationReport};
 use byos_sync::SyncError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -292,6 +294,8 @@ impl Run<'_> {
             JobSpec::MoveFolder { from, to, overwrite } => {
                 crate::moves::move_folder(self, &project, &from, &to, overwrite).await
             }
+            JobSpec::Copy(spec) => crate::copy::copy(self, &project, &spec, false).await,
+            JobSpec::Move(spec) => crate::copy::copy(self, &project, &spec, true).await,
         }
     }
 
@@ -315,6 +319,37 @@ impl Run<'_> {
     pub(crate) async fn step(&mut self) -> Result<(), Stop> {
         let now = OffsetDateTime::now_utc();
         let cancel = self.inner.store.jobs.record_job_progress(self.job.id, &self.job.progress, now).await?;
+        if cancel {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Records what a copy's preflight found.
+    pub(crate) async fn record_preflight(&mut self, report: &ValidationReport) -> Result<(), Stop> {
+        self.inner.store.jobs.record_job_preflight(self.job.id, report).await?;
+        self.job.preflight = Some(report.clone());
+        Ok(())
+    }
+
+    /// Records the next objects of a copy's plan, where the plan stands and the progress (its
+    /// totals); stops the job when someone asked it to.
+    pub(crate) async fn record_plan(&mut self, objects: &[JobObject], plan: &JobPlan) -> Result<(), Stop> {
+        let now = OffsetDateTime::now_utc();
+        let jobs = &self.inner.store.jobs;
+        let cancel = jobs.plan_job_objects(self.job.id, objects, plan, &self.job.progress, now).await?;
+        self.job.plan = Some(plan.clone());
+        if cancel {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Records what became of some objects of a copy, with the progress they made; stops the
+    /// job when someone asked it to.
+    pub(crate) async fn record_objects(&mut self, results: &[(u64, ObjectResult, Option<String>)]) -> Result<(), Stop> {
+        let now = OffsetDateTime::now_utc();
+        let cancel = self.inner.store.jobs.record_job_objects(self.job.id, results, &self.job.progress, now).await?;
         if cancel {
             return Err(Stop::Cancelled);
         }

@@ -28,7 +28,7 @@ struct Run {
 
 impl Run {
     fn record(&mut self, check: Check, result: CheckResult, detail: String) {
-        self.checks.push(ValidationCheck { name: check.name().to_owned(), result, detail });
+        self.checks.push(ValidationCheck { name: check.name().to_owned(), result, detail, fix: None });
     }
 
     fn pass(&mut self, check: Check, detail: impl Into<String>) {

@@ -188,10 +188,16 @@ impl<'a> Changes<'a> {
         let (from_key, to_key) = (format!("{}{from}", project.key_prefix), format!("{}{to}", project.key_prefix));
         let head = bucket.access.head(name, &from_key, None).await.map_err(|e| aws_problem(&e, &project))?;
         let head = head.ok_or_else(|| Problem::file_not_found(from_path, "nothing is there"))?;
-        let source = byos_jobs::Source { key: from_key.clone(), size: head.size, etag: head.etag };
+        let source = byos_jobs::Source {
+            bucket: name.to_owned(),
+            key: from_key.clone(),
+            version_id: None,
+            size: head.size,
+            etag: head.etag,
+        };
         let sse = bucket.configuration.spec.server_side_encryption.as_ref();
         let copies = &self.services.job_engine().settings().copies;
-        byos_jobs::copy_verified(&bucket.access, name, &source, &to_key, sse, copies).await.map_err(|e| match e {
+        byos_jobs::copy_verified(&bucket.access, &source, name, &to_key, sse, copies).await.map_err(|e| match e {
             byos_jobs::CopyError::Aws(e) => aws_problem(&e, &project),
             e => Problem::objects_not_moved(1, from_path, from_path, &e.to_string()).into(),
         })?;

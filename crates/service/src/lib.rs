@@ -48,7 +48,7 @@ pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest
 pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
 pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};
 pub use error::{Internal, ServiceError};
-pub use jobs::Jobs;
+pub use jobs::{CopyRequest, Jobs, MAX_COPY_PATHS, ReportPage};
 pub use projects::{CreatedProject, ProjectRequest, Projects};
 pub use sessions::{ConsoleSession, SESSION_LIFETIME, Sessions, SignedIn};
 pub use tokens::{CreatedToken, GrantRequest, TokenRequest, Tokens};

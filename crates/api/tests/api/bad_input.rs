@@ -167,6 +167,7 @@ async fn every_body_operation_refuses_bad_input_cleanly() {
     assert_eq!(
         covered,
         [
+            "POST /api/v1/jobs",
             "POST /api/v1/projects",
             "POST /api/v1/projects/{id}/data/archive-restore",
             "POST /api/v1/projects/{id}/data/download-url",

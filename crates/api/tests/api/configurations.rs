@@ -222,7 +222,8 @@ async fn a_failed_check_says_what_to_do() {
     let created = app.post("/api/v1/storage-configurations", configuration("genomics", &credential)).await;
     let id = created.ok(201)["id"].as_str().unwrap_or_default().to_owned();
     let mut outcome = byos_test_support::validation_outcome(ConfigurationStatus::Error);
-    let check = |name: &str, result| ValidationCheck { name: name.to_owned(), result, detail: "d".to_owned() };
+    let check =
+        |name: &str, result| ValidationCheck { name: name.to_owned(), result, detail: "d".to_owned(), fix: None };
     outcome.report.checks = vec![
         check("credential-valid", CheckResult::Passed),
         check("objects-listable", CheckResult::Failed),

@@ -10,6 +10,7 @@ mod authorization;
 mod bad_input;
 mod configurations;
 mod console;
+mod copies;
 mod credentials;
 mod jobs;
 mod metrics;

@@ -335,7 +335,8 @@ pub(crate) const BUCKET: &str = "customer-bucket";
 
 /// An app on moto, with a ready configuration `{name}/` of [`BUCKET`] on an unversioned bucket.
 pub(crate) struct OnMoto {
-    _moto: byos_test_support::Moto,
+    pub(crate) moto: byos_test_support::Moto,
+    _shim: Option<byos_test_support::MotoShim>,
     pub(crate) app: TestApp,
     pub(crate) bucket: byos_aws::BucketAccess,
     pub(crate) configuration: String,
@@ -344,8 +345,28 @@ pub(crate) struct OnMoto {
 
 impl OnMoto {
     pub(crate) async fn new(name: &str) -> OnMoto {
+        OnMoto::start(name, Default::default(), None).await
+    }
+
+    /// [`OnMoto::new`], with jobs that run as `jobs` says, and the server talking to moto
+    /// through [`byos_test_support::MotoShim`], so that copies in parts complete.
+    pub(crate) async fn with_jobs(name: &str, jobs: byos_api::JobSettings) -> OnMoto {
         let moto = byos_test_support::Moto::start();
-        let app = TestApp::with_aws(moto.url()).await;
+        let shim = byos_test_support::MotoShim::start(&moto).await;
+        OnMoto::start(name, jobs, Some((moto, shim))).await
+    }
+
+    async fn start(
+        name: &str,
+        jobs: byos_api::JobSettings,
+        moto: Option<(byos_test_support::Moto, byos_test_support::MotoShim)>,
+    ) -> OnMoto {
+        let (moto, shim) = match moto {
+            Some((moto, shim)) => (moto, Some(shim)),
+            None => (byos_test_support::Moto::start(), None),
+        };
+        let endpoint = shim.as_ref().map_or(moto.url(), byos_test_support::MotoShim::url);
+        let app = TestApp::with_aws_and_jobs(endpoint, jobs).await;
         let (aws, region) = moto_aws(&moto).await;
         let setup = aws.setup(&region);
         setup.create_bucket(BUCKET).await.unwrap();
@@ -353,7 +374,7 @@ impl OnMoto {
         let created = app.post("/api/v1/storage-configurations", configuration(name, &credential)).await;
         let configuration = id_of(created.ok(201));
         set_ready_with(&app, &configuration, byos_domain::VersioningState::Unversioned).await;
-        OnMoto { _moto: moto, app, bucket: aws.own_bucket_access(&region), setup, configuration }
+        OnMoto { moto, _shim: shim, app, bucket: aws.own_bucket_access(&region), setup, configuration }
     }
 
     /// A project on the folder `name`, once its import has finished.

@@ -53,14 +53,14 @@ fn entries_in<D: Dialect>(verb: &str, kind: &str, pairs: usize) -> String {
 }
 
 /// `$first, $first+1, ...`: `n` parameters, in `D`'s form ([`Dialect::write_parameter`]).
-fn parameters<D: Dialect>(first: usize, n: usize) -> String {
+pub(super) fn parameters<D: Dialect>(first: usize, n: usize) -> String {
     let mut sql = String::with_capacity(n * 8);
     push_parameters::<D>(&mut sql, first, n);
     sql
 }
 
 /// `(...), (...)`: `rows` tuples of `width` parameters each, numbered on from `$first`.
-fn tuples<D: Dialect>(first: usize, rows: usize, width: usize) -> String {
+pub(super) fn tuples<D: Dialect>(first: usize, rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(rows * (width * 8 + 4));
     for row in 0..rows {
         if row > 0 {

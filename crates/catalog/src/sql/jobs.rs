@@ -1,19 +1,25 @@
 //! Jobs: the SQL of [`JobStore`].
 
 use async_trait::async_trait;
-use byos_domain::Problem;
+use byos_domain::{Problem, ValidationReport};
 use sqlx::query::Query;
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Transaction, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::data::tuples;
 use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, signed, stored_problem, uuid};
-use crate::model::{Job, JobProgress, JobSpec, JobStatus};
+use crate::model::{Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus, ObjectResult};
 use crate::{JobStore, Result, StoreError, from_millis, millis};
 
 const JOB_COLUMNS: &str = "id, kind, project_id, spec, status, objects_total, objects_done, objects_skipped, \
     objects_failed, bytes_total, bytes_done, error_code, error_message, cancel_requested, created_by, created_at, \
-    updated_at, started_at, finished_at";
+    updated_at, started_at, finished_at, plan, preflight";
+
+const OBJECT_COLUMNS: &str = "seq, source_key, version_id, size, etag, destination_key, result, error";
+
+/// Objects one statement inserts: 9 parameters each, within both databases' limits.
+const OBJECTS_PER_INSERT: usize = 500;
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -36,6 +42,38 @@ struct JobRow {
     updated_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    plan: Option<String>,
+    preflight: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ObjectRow {
+    seq: i64,
+    source_key: String,
+    version_id: Option<String>,
+    size: i64,
+    etag: String,
+    destination_key: String,
+    result: String,
+    error: Option<String>,
+}
+
+impl TryFrom<ObjectRow> for JobObject {
+    type Error = StoreError;
+
+    fn try_from(row: ObjectRow) -> Result<JobObject> {
+        const T: &str = "job_objects";
+        Ok(JobObject {
+            seq: u64::try_from(row.seq).map_err(|_| corrupt(T, format!("seq {}", row.seq)))?,
+            source_key: row.source_key,
+            version_id: row.version_id,
+            size: u64::try_from(row.size).map_err(|_| corrupt(T, format!("size {}", row.size)))?,
+            etag: row.etag,
+            destination_key: row.destination_key,
+            result: ObjectResult::parse(&row.result).ok_or_else(|| corrupt(T, format!("result {:?}", row.result)))?,
+            error: row.error,
+        })
+    }
 }
 
 impl TryFrom<JobRow> for Job {
@@ -49,7 +87,13 @@ impl TryFrom<JobRow> for Job {
             return Err(corrupt(T, format!("kind {:?} with a spec of {:?}", row.kind, spec.kind())));
         }
         let error = stored_problem(T, row.error_code, row.error_message)?;
+        fn json<V: serde::de::DeserializeOwned>(what: &str, text: Option<String>) -> Result<Option<V>> {
+            text.map(|text| serde_json::from_str(&text).map_err(|e| corrupt("jobs", format!("{what}: {e}"))))
+                .transpose()
+        }
         Ok(Job {
+            plan: json("plan", row.plan)?,
+            preflight: json("preflight", row.preflight)?,
             id: uuid(T, &row.id)?,
             project_id: uuid(T, &row.project_id)?,
             spec,
@@ -111,7 +155,7 @@ where
         let spec = serde_json::to_string(&job.spec).unwrap_or_else(|_| unreachable!("a job's spec always serializes"));
         let sql = format!(
             "INSERT INTO jobs ({JOB_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         );
         let query = sqlx::query(&sql)
             .bind(job.id.to_string())
@@ -128,6 +172,8 @@ where
             .bind(millis(job.updated_at))
             .bind(job.started_at.map(millis))
             .bind(job.finished_at.map(millis))
+            .bind(job.plan.as_ref().map(to_json))
+            .bind(job.preflight.as_ref().map(to_json))
             .execute(&self.writer)
             .await;
         match inserted {
@@ -178,24 +224,10 @@ where
     }
 
     async fn record_job_progress(&self, id: Uuid, progress: &JobProgress, now: OffsetDateTime) -> Result<bool> {
-        let query = sqlx::query(
-            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $2), updated_at = $2, \
-             objects_total = $3, objects_done = $4, objects_skipped = $5, objects_failed = $6, bytes_total = $7, \
-             bytes_done = $8 \
-             WHERE id = $1 AND status IN ('queued', 'running') RETURNING cancel_requested",
-        )
-        .bind(id.to_string())
-        .bind(millis(now));
-        let row = bind_progress(query, progress).fetch_optional(&self.writer).await?;
-        let cancel: Option<bool> = row.map(|row| row.try_get(0)).transpose()?;
-        match cancel {
-            Some(cancel) => Ok(cancel),
-            // Gone with its project, or cancelled while it was still queued.
-            None => match self.get_job(id).await?.status {
-                JobStatus::Cancelled => Ok(true),
-                _ => Err(StoreError::NotFound),
-            },
-        }
+        let mut tx = self.begin_write().await?;
+        let cancel = self.progress_in(&mut tx, id, None, progress, now).await?;
+        tx.commit().await?;
+        self.cancel_asked(id, cancel).await
     }
 
     async fn finish_job(
@@ -246,4 +278,164 @@ where
             .await?;
         self.get_job(id).await
     }
+
+    async fn record_job_preflight(&self, id: Uuid, report: &ValidationReport) -> Result<()> {
+        let done = sqlx::query("UPDATE jobs SET preflight = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(to_json(report))
+            .execute(&self.writer)
+            .await?;
+        if D::rows_affected(&done) == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn plan_job_objects(
+        &self,
+        id: Uuid,
+        objects: &[JobObject],
+        plan: &JobPlan,
+        progress: &JobProgress,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        for chunk in objects.chunks(OBJECTS_PER_INSERT) {
+            let sql =
+                format!("INSERT INTO job_objects (job_id, {OBJECT_COLUMNS}) VALUES {}", tuples::<D>(1, chunk.len(), 9));
+            let mut query = sqlx::query(&sql);
+            for object in chunk {
+                query = query
+                    .bind(id.to_string())
+                    .bind(signed(object.seq))
+                    .bind(object.source_key.as_str())
+                    .bind(object.version_id.as_deref())
+                    .bind(signed(object.size))
+                    .bind(object.etag.as_str())
+                    .bind(object.destination_key.as_str())
+                    .bind(object.result.as_str())
+                    .bind(object.error.as_deref());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let cancel = self.progress_in(&mut tx, id, Some(plan), progress, now).await?;
+        tx.commit().await?;
+        self.cancel_asked(id, cancel).await
+    }
+
+    async fn job_objects(&self, id: Uuid, after: Option<u64>, pending: bool, limit: u32) -> Result<Vec<JobObject>> {
+        let filter = if pending { "AND result = 'pending'" } else { "" };
+        let rows: Vec<ObjectRow> = sqlx::query_as(&format!(
+            "SELECT {OBJECT_COLUMNS} FROM job_objects WHERE job_id = $1 AND seq > $2 {filter} ORDER BY seq LIMIT $3"
+        ))
+        .bind(id.to_string())
+        .bind(after.map_or(-1, signed))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(JobObject::try_from).collect()
+    }
+
+    async fn record_job_objects(
+        &self,
+        id: Uuid,
+        results: &[(u64, ObjectResult, Option<String>)],
+        progress: &JobProgress,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        // One statement per result for the objects without an error (most of them), one per
+        // object with one.
+        let mut plain: Vec<(ObjectResult, Vec<i64>)> = Vec::new();
+        for (seq, result, error) in results {
+            match error {
+                Some(error) => {
+                    sqlx::query("UPDATE job_objects SET result = $3, error = $4 WHERE job_id = $1 AND seq = $2")
+                        .bind(id.to_string())
+                        .bind(signed(*seq))
+                        .bind(result.as_str())
+                        .bind(error.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => match plain.iter_mut().find(|(r, _)| r == result) {
+                    Some((_, seqs)) => seqs.push(signed(*seq)),
+                    None => plain.push((*result, vec![signed(*seq)])),
+                },
+            }
+        }
+        for (result, seqs) in plain {
+            for chunk in seqs.chunks(OBJECTS_PER_INSERT) {
+                let sql = format!(
+                    "UPDATE job_objects SET result = {}, error = NULL WHERE job_id = {} AND seq IN ({})",
+                    super::data::parameters::<D>(1, 1),
+                    super::data::parameters::<D>(2, 1),
+                    super::data::parameters::<D>(3, chunk.len())
+                );
+                let mut query = sqlx::query(&sql).bind(result.as_str()).bind(id.to_string());
+                for seq in chunk {
+                    query = query.bind(*seq);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        let cancel = self.progress_in(&mut tx, id, None, progress, now).await?;
+        tx.commit().await?;
+        self.cancel_asked(id, cancel).await
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D> + ColumnIndex<D::Row>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
+    usize: ColumnIndex<D::Row>,
+    String: ColumnType<D>,
+    Option<String>: ColumnType<D>,
+    i64: ColumnType<D>,
+    Option<i64>: ColumnType<D>,
+    bool: ColumnType<D>,
+    Vec<u8>: ColumnType<D>,
+{
+    /// Records that a job runs (its `started_at` the first time), its progress, and where its
+    /// plan stands when `plan` is given. `Some(cancel asked)`, or `None` when the job is not
+    /// queued or running.
+    async fn progress_in(
+        &self,
+        tx: &mut Transaction<'static, D>,
+        id: Uuid,
+        plan: Option<&JobPlan>,
+        progress: &JobProgress,
+        now: OffsetDateTime,
+    ) -> Result<Option<bool>> {
+        let query = sqlx::query(
+            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $2), updated_at = $2, \
+             plan = COALESCE($3, plan), objects_total = $4, objects_done = $5, objects_skipped = $6, \
+             objects_failed = $7, bytes_total = $8, bytes_done = $9 \
+             WHERE id = $1 AND status IN ('queued', 'running') RETURNING cancel_requested",
+        )
+        .bind(id.to_string())
+        .bind(millis(now))
+        .bind(plan.map(to_json));
+        let row = bind_progress(query, progress).fetch_optional(&mut **tx).await?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
+    }
+
+    /// What [`SqlStore::progress_in`] found, as the store's answer: a job that was not running
+    /// was cancelled while queued, or is gone with its project.
+    async fn cancel_asked(&self, id: Uuid, cancel: Option<bool>) -> Result<bool> {
+        match cancel {
+            Some(cancel) => Ok(cancel),
+            None => match self.get_job(id).await?.status {
+                JobStatus::Cancelled => Ok(true),
+                _ => Err(StoreError::NotFound),
+            },
+        }
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| unreachable!("a job's plan and report always serialize"))
 }

@@ -1,0 +1,321 @@
+//! Copy and move jobs between projects on moto: 500 objects from one bucket into another that
+//! encrypts with SSE-KMS, one of them above a lowered multipart threshold (the path of objects
+//! above 5 GiB), with content type, metadata and tags kept; the report in JSON lines and CSV; a
+//! move whose sources go only once their copies are verified; onConflict, include / exclude and
+//! dry runs; who may start which copy.
+
+use serde_json::{Value, json};
+
+use crate::support::{BUCKET, OnMoto, id_of, project, set_ready_with, wait_for_job};
+
+/// The destination bucket, which encrypts with a KMS key.
+const DESTINATION: &str = "destination-bucket";
+const MIB: usize = 1024 * 1024;
+
+/// Puts an object straight to moto (which checks no signature), with the headers given.
+async fn put(moto: &str, bucket: &str, key: &str, body: Vec<u8>, headers: &[(&str, &str)]) {
+    let mut request = reqwest::Client::new().put(format!("{moto}/{bucket}/{key}")).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let reply = request.send().await.unwrap();
+    assert!(reply.status().is_success(), "PUT {key}: {}", reply.status());
+}
+
+/// A job's report: JSON lines, or CSV.
+async fn report(on: &OnMoto, job: &str, csv: bool) -> String {
+    let mut request = axum::http::Request::builder()
+        .uri(format!("/api/v1/jobs/{job}/report"))
+        .header("authorization", format!("Bearer {}", on.app.admin));
+    if csv {
+        request = request.header("accept", "text/csv");
+    }
+    let reply = on.app.send(request.body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    reply.text
+}
+
+fn lines(report: &str) -> Vec<Value> {
+    report.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))).collect()
+}
+
+async fn keys(on: &OnMoto, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = on.bucket.list_objects_page(bucket, prefix, marker.as_ref(), 1000).await.unwrap();
+        keys.extend(page.entries.into_iter().map(|e| e.key));
+        marker = page.next;
+        if marker.is_none() {
+            return keys;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_between_buckets_are_verified_and_reported() {
+    let jobs = byos_api::JobSettings {
+        copies: byos_api::CopySettings { threshold: 5 * MIB as u64, part_size: 5 * MIB as u64, parts_at_once: 2 },
+        ..Default::default()
+    };
+    let on = OnMoto::with_jobs("copies", jobs).await;
+    let (app, moto) = (&on.app, on.moto.url().to_owned());
+
+    // The source: 499 small objects in folders, one of 7 MiB (two parts) with a content type,
+    // metadata and tags, and a file beside the folder.
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..498_usize {
+        let (bucket, permits) = (on.bucket.clone(), permits.clone());
+        puts.spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            let key = format!("copies/src/run/lane-{}/read-{i:03}.txt", i % 4);
+            bucket.put_object(BUCKET, &key, format!("read {i}").into_bytes(), None).await.unwrap();
+        });
+    }
+    while puts.join_next().await.is_some() {}
+    let big: Vec<u8> = (0..7 * MIB).map(|i| (i % 251) as u8).collect();
+    let headers =
+        [("content-type", "application/x-bam"), ("x-amz-meta-sample", "na12878"), ("x-amz-tagging", "run=42")];
+    put(&moto, BUCKET, "copies/src/run/big.bam", big.clone(), &headers).await;
+    on.bucket.put_object(BUCKET, "copies/src/samples.csv", b"id\n1\n".to_vec(), None).await.unwrap();
+    let source = on.imported_project("src").await;
+
+    // The destination: another bucket, encrypting with SSE-KMS, on the same credential.
+    on.setup.create_bucket(DESTINATION).await.unwrap();
+    let key = on.setup.create_kms_key("copies").await.unwrap();
+    let configuration = app.get(&format!("/api/v1/storage-configurations/{}", on.configuration)).await;
+    let credential = configuration.ok(200)["credentialId"].as_str().unwrap().to_owned();
+    let body = json!({"name": "encrypted", "region": "eu-central-1", "bucket": DESTINATION, "keyPrefix": "lab/",
+        "credentialId": credential, "serverSideEncryption": {"algorithm": "aws:kms", "keyName": key}});
+    let encrypted = id_of(app.post("/api/v1/storage-configurations", body).await.ok(201));
+    set_ready_with(app, &encrypted, byos_domain::VersioningState::Unversioned).await;
+    let destination = project(app, "lab", &encrypted, "dst").await;
+    let _workers = app.state.services().job_engine().spawn_workers();
+
+    // A copy of the folder and the file into /in/.
+    let started = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": source, "paths": ["/run/", "/samples.csv"]},
+                   "destination": {"projectId": destination, "path": "/in/"}}),
+        )
+        .await;
+    let started = started.ok(202).clone();
+    assert_eq!(
+        (&started["type"], &started["projectId"], &started["path"], &started["onConflict"]),
+        (&json!("copy"), &json!(destination), &json!("/in/"), &json!("fail"))
+    );
+    assert_eq!(started["source"], json!({"projectId": source, "paths": ["/run/", "/samples.csv"]}));
+    let job = wait_for_job(app, started["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let bytes = 7 * MIB as u64 + 5 + (0..498_u64).map(|i| format!("read {i}").len() as u64).sum::<u64>();
+    assert_eq!(
+        job["progress"],
+        json!({"objectsDone": 500, "objectsTotal": 500, "objectsSkipped": 0, "objectsFailed": 0,
+               "bytesDone": bytes, "bytesTotal": bytes}),
+        "{job}"
+    );
+    let checks: Vec<(&str, &str)> = job["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("copy-identity", "passed"),
+            ("source:bucket-in-region", "passed"),
+            ("destination:bucket-in-region", "passed"),
+            ("source:objects-listable", "passed"),
+            ("source:objects-readable", "passed"),
+            ("source:kms-key-usable", "skipped"),
+            ("destination:probe-writable", "passed"),
+            ("destination:probe-deletable", "passed"),
+        ]
+    );
+
+    // Every object is in the destination bucket, encrypted with its key, byte for byte.
+    let mut copied = keys(&on, DESTINATION, "lab/dst/").await;
+    copied.sort();
+    let mut expected: Vec<String> =
+        (0..498).map(|i| format!("lab/dst/in/run/lane-{}/read-{i:03}.txt", i % 4)).collect();
+    expected.extend(["lab/dst/in/run/big.bam".to_owned(), "lab/dst/in/samples.csv".to_owned()]);
+    expected.sort();
+    assert_eq!(copied, expected);
+    let head = on.bucket.head(DESTINATION, "lab/dst/in/run/lane-1/read-005.txt", None).await.unwrap().unwrap();
+    assert_eq!(head.server_side_encryption.as_deref(), Some("aws:kms"));
+    let reply = reqwest::get(format!("{moto}/{DESTINATION}/lab/dst/in/run/big.bam")).await.unwrap();
+    assert_eq!(
+        (reply.headers()["content-type"].to_str().ok(), reply.headers()["x-amz-meta-sample"].to_str().ok()),
+        (Some("application/x-bam"), Some("na12878")),
+        "content type and metadata kept in a copy in parts"
+    );
+    assert!(reply.bytes().await.unwrap() == big, "byte-exact");
+    let tags = reqwest::get(format!("{moto}/{DESTINATION}/lab/dst/in/run/big.bam?tagging")).await.unwrap();
+    let tags = tags.text().await.unwrap();
+    assert!(tags.contains("<Key>run</Key>") && tags.contains("<Value>42</Value>"), "{tags}");
+
+    // The destination's catalog shows the copies.
+    let listing = app.get(&format!("/api/v1/projects/{destination}/data?path=/in/run/")).await;
+    let names: Vec<&str> =
+        listing.ok(200)["items"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
+    assert_eq!(names, ["lane-0", "lane-1", "lane-2", "lane-3", "big.bam"]);
+
+    // The report: one line per object, in the plan's order; CSV with a header.
+    let id = job["id"].as_str().unwrap();
+    let report_lines = lines(&report(&on, id, false).await);
+    assert_eq!(report_lines.len(), 500);
+    assert!(report_lines.iter().all(|l| l["result"] == "copied"), "{:?}", report_lines.first());
+    let last = report_lines.last().unwrap();
+    assert_eq!(
+        (&last["source"], &last["destination"], &last["bytes"]),
+        (&json!("/samples.csv"), &json!("/in/samples.csv"), &json!(5))
+    );
+    let csv = report(&on, id, true).await;
+    assert!(
+        csv.starts_with("source,versionId,destination,bytes,result,error\r\n/run/big.bam,,/in/run/big.bam,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 501);
+
+    // Again, with a file changed in the destination: skip leaves it, fail counts it, overwrite
+    // replaces it. The other 499 are the job's own earlier copies, and count as copied.
+    on.bucket.put_object(DESTINATION, "lab/dst/in/samples.csv", b"someone else's".to_vec(), None).await.unwrap();
+    let again = |on_conflict: &str| {
+        json!({"type": "copy", "source": {"projectId": source, "paths": ["/samples.csv", "/run/lane-0/"]},
+               "destination": {"projectId": destination, "path": "/in/"}, "onConflict": on_conflict})
+    };
+    let skipped = app.post("/api/v1/jobs", again("skip")).await;
+    let skipped = wait_for_job(app, skipped.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&skipped["status"], &skipped["progress"]["objectsSkipped"], &skipped["progress"]["objectsDone"]),
+        (&json!("succeeded"), &json!(1), &json!(125)),
+        "{skipped}"
+    );
+    let failed = app.post("/api/v1/jobs", again("fail")).await;
+    let failed = wait_for_job(app, failed.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&failed["status"], &failed["error"]["code"]), (&json!("failed"), &json!("objects-not-copied")));
+    assert!(failed["error"]["message"].as_str().unwrap().contains("'/samples.csv'"), "{failed}");
+    let failed_lines = lines(&report(&on, failed["id"].as_str().unwrap(), false).await);
+    assert_eq!(failed_lines[0]["result"], "failed");
+    assert!(failed_lines[0]["error"].as_str().unwrap().contains("does not overwrite"), "{}", failed_lines[0]);
+    let overwritten = app.post("/api/v1/jobs", again("overwrite")).await;
+    let overwritten = wait_for_job(app, overwritten.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!(overwritten["status"], "succeeded", "{overwritten}");
+    let head = on.bucket.head(DESTINATION, "lab/dst/in/samples.csv", None).await.unwrap().unwrap();
+    assert_eq!(head.size, 5, "overwritten");
+
+    // A dry run with globs plans and reports, and writes nothing.
+    let dry = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": source, "paths": ["/run/"]},
+                   "destination": {"projectId": destination, "path": "/dry/"}, "dryRun": true,
+                   "include": ["lane-*/read-00?.txt"], "exclude": ["lane-3/**"]}),
+        )
+        .await;
+    let dry = wait_for_job(app, dry.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&dry["status"], &dry["dryRun"], &dry["progress"]["objectsDone"]),
+        (&json!("succeeded"), &json!(true), &json!(8))
+    );
+    let planned = lines(&report(&on, dry["id"].as_str().unwrap(), false).await);
+    let planned: Vec<(&str, &str)> =
+        planned.iter().map(|l| (l["destination"].as_str().unwrap(), l["result"].as_str().unwrap())).collect();
+    assert_eq!(planned.len(), 8, "read-000 to read-009 outside lane-3: {planned:?}");
+    assert!(planned.iter().all(|(to, result)| to.starts_with("/dry/run/lane-") && *result == "planned"), "{planned:?}");
+    assert_eq!(keys(&on, DESTINATION, "lab/dst/dry/").await, Vec::<String>::new(), "a dry run writes nothing");
+
+    // A move: the sources go once their copies are verified; both catalogs follow.
+    let moved = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "move", "source": {"projectId": source, "paths": ["/run/lane-2/"]},
+                   "destination": {"projectId": destination, "path": "/moved/"}}),
+        )
+        .await;
+    let moved = wait_for_job(app, moved.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&moved["status"], &moved["progress"]["objectsDone"]), (&json!("succeeded"), &json!(124)), "{moved}");
+    assert_eq!(keys(&on, BUCKET, "copies/src/run/lane-2/").await, Vec::<String>::new(), "sources gone");
+    assert_eq!(keys(&on, DESTINATION, "lab/dst/moved/lane-2/").await.len(), 124);
+    assert!(lines(&report(&on, moved["id"].as_str().unwrap(), false).await).iter().all(|l| l["result"] == "moved"));
+    let gone = app.get(&format!("/api/v1/projects/{source}/data?path=/run/lane-2/")).await;
+    gone.error(404, "not-found");
+    let arrived = app.get(&format!("/api/v1/projects/{destination}/data?path=/moved/lane-2/&limit=1000")).await;
+    assert_eq!(arrived.ok(200)["items"].as_array().map(Vec::len), Some(124));
+    let metrics = app.get("/metrics").await.text;
+    for ended in [
+        r#"{type="copy",status="succeeded"} 4"#,
+        r#"{type="copy",status="failed"} 1"#,
+        r#"{type="move",status="succeeded"} 1"#,
+    ] {
+        assert!(metrics.contains(&format!("byos_jobs_ended_total{ended}")), "{ended}: {metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_needs_access_to_both_projects_and_sane_paths() {
+    let on = OnMoto::new("access").await;
+    let app = &on.app;
+    on.bucket.put_object(BUCKET, "access/alpha/run/x.txt", b"x".to_vec(), None).await.unwrap();
+    let a = on.imported_project("alpha").await;
+    let b = project(app, "beta", &on.configuration, "beta").await;
+    let copy = |kind: &str, paths: Value, to: &str| json!({"type": kind, "source": {"projectId": a, "paths": paths}, "destination": {"projectId": b, "path": to}});
+    let body = copy("copy", json!(["/run/"]), "/in/");
+
+    // Read on the source and read-write on the destination; a move needs read-write on both.
+    let reader_of_a = app.member_with(json!([{"id": a, "access": "read"}, {"id": b, "access": "read-write"}])).await;
+    let reply = app.call(axum::http::Method::POST, "/api/v1/jobs", Some(&reader_of_a), Some(body.clone())).await;
+    assert_eq!(reply.ok(202)["status"], "queued");
+    let moving = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/jobs",
+            Some(&reader_of_a),
+            Some(copy("move", json!(["/run/"]), "/in/")),
+        )
+        .await;
+    assert!(moving.error(403, "access-forbidden").contains("read-write"));
+    let reader_of_b = app.member_with(json!([{"id": a, "access": "read-write"}, {"id": b, "access": "read"}])).await;
+    let reply = app.call(axum::http::Method::POST, "/api/v1/jobs", Some(&reader_of_b), Some(body.clone())).await;
+    reply.error(403, "access-forbidden");
+    // A member who does not see the source learns nothing of it.
+    let outsider = app.member_with(json!([{"id": b, "access": "read-write"}])).await;
+    let reply = app.call(axum::http::Method::POST, "/api/v1/jobs", Some(&outsider), Some(body.clone())).await;
+    assert_eq!(reply.error(404, "not-found"), format!("Project '{a}' does not exist"));
+
+    // Paths: in the source's catalog, a folder destination, no copy into itself.
+    let bad = [
+        (copy("copy", json!(["/nope/"]), "/in/"), "file-not-found"),
+        (copy("copy", json!(["/run/x.txt/"]), "/in/"), "file-not-found"),
+        (copy("copy", json!([]), "/in/"), "invalid-request"),
+        (copy("copy", json!(["run/"]), "/in/"), "invalid-request"),
+        (copy("copy", json!(["/run/"]), "/in"), "invalid-request"),
+        (copy("clone", json!(["/run/"]), "/in/"), "invalid-request"),
+        (
+            json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]}, "destination": {"projectId": a, "path": "/run/deeper/"}}),
+            "invalid-request",
+        ),
+        (
+            json!({"type": "copy", "source": {"projectId": "x", "paths": ["/run/"]}, "destination": {"projectId": b}}),
+            "invalid-request",
+        ),
+        (
+            json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]}, "destination": {"projectId": b}, "onConflict": "merge"}),
+            "invalid-request",
+        ),
+        (
+            json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]}, "destination": {"projectId": b}, "include": ["a/[b"]}),
+            "invalid-request",
+        ),
+    ];
+    for (body, code) in bad {
+        let reply = app.post("/api/v1/jobs", body.clone()).await;
+        reply.error(if code == "file-not-found" { 404 } else { 400 }, code);
+    }
+    // Into the same project's other folder is fine.
+    let within = json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]}, "destination": {"projectId": a, "path": "/copy/"}});
+    app.post("/api/v1/jobs", within).await.ok(202);
+}
