@@ -356,7 +356,8 @@ pub struct CopySpec {
     /// The destination folder, relative (`""` for the project's root, otherwise ending with `/`).
     pub destination: String,
     pub on_conflict: OnConflict,
-    /// Globs over an object's path relative to its source path's parent; empty: everything.
+    /// Globs over the path an object gets under the destination folder (`run/lane-1/a.txt` for
+    /// `run/` into `in/`), `*` matching across `/` too; empty: everything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

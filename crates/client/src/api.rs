@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::Method;
+use reqwest::{Method, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -288,17 +288,23 @@ impl Api {
     /// Sends a request; the answer's body when its status is a success.
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        let response = self.respond(self.http.request(method, &url), body).await?;
+        response.text().await.map_err(|source| ClientError::Http { url, source })
+    }
+
+    /// Sends a request; a success's response to read as it comes, anything else as its error.
+    async fn respond(&self, request: reqwest::RequestBuilder, body: Option<Value>) -> Result<Response, ClientError> {
+        let mut request = request.bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let http = |source| ClientError::Http { url: url.clone(), source };
-        let response = request.send().await.map_err(http)?;
+        let response = request.send().await.map_err(|source| ClientError::Http { url: self.base.clone(), source })?;
         let status = response.status();
-        let text = response.text().await.map_err(http)?;
         if status.is_success() {
-            return Ok(text);
+            return Ok(response);
         }
+        let url = response.url().to_string();
+        let text = response.text().await.map_err(|source| ClientError::Http { url, source })?;
         Err(match serde_json::from_str::<Problem>(&text) {
             Ok(problem) => ClientError::Api { status: status.as_u16(), problem },
             Err(_) => ClientError::Status { status: status.as_u16(), body: truncate(&text) },
@@ -540,6 +546,18 @@ impl Api {
 
     pub async fn cancel_job(&self, id: &str) -> Result<Job, ClientError> {
         self.call(Method::POST, &format!("/api/v1/jobs/{}/cancel", segment(id)), None).await
+    }
+
+    /// Starts a copy or move job: `body` as `POST /api/v1/jobs` takes it.
+    pub async fn start_copy(&self, body: Value) -> Result<Job, ClientError> {
+        self.call(Method::POST, "/api/v1/jobs", Some(body)).await
+    }
+
+    /// A copy job's report, as the server streams it: JSON lines, or CSV.
+    pub async fn job_report(&self, id: &str, csv: bool) -> Result<Response, ClientError> {
+        let url = format!("{}/api/v1/jobs/{}/report", self.base, segment(id));
+        let accept = if csv { "text/csv" } else { "application/x-ndjson" };
+        self.respond(self.http.get(&url).header(reqwest::header::ACCEPT, accept), None).await
     }
 }
 

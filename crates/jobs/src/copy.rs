@@ -28,7 +28,7 @@ use byos_catalog::{CopySpec, JobObject, ObjectResult, OnConflict, Project};
 use byos_domain::{
     CheckResult, Problem, ServerSideEncryption, ValidationCheck, ValidationReport, VersioningState, is_probe_key,
 };
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinSet;
@@ -299,8 +299,9 @@ async fn preflight(sides: &Sides, spec: &CopySpec, remove_sources: bool) -> Vali
     ValidationReport { checked_at, checks: checks.checks }
 }
 
-/// `--include` / `--exclude` over an object's path relative to its source path (`*` within a
-/// segment, `**` across them), as the CLI's transfers read them.
+/// `include` / `exclude` over the path an object gets under the destination folder (its source
+/// path's last segment and what is below it: `run/lane-1/a.txt`), `*` matching across `/` too,
+/// as the CLI's transfers (and `aws s3 cp`) read them.
 struct Filter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
@@ -327,9 +328,9 @@ impl Filter {
     }
 }
 
-/// A glob as jobs read it: `*` stays within a path segment.
+/// A glob as jobs read it.
 pub fn glob_of(glob: &str) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(glob).literal_separator(true).build()
+    Glob::new(glob)
 }
 
 /// Lists the sources into the job's plan, from where it stopped.
@@ -344,6 +345,8 @@ async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec) -> Result<(), S
             break;
         };
         let target = destination_path(spec, path);
+        // What the globs read: the path under the destination folder.
+        let kept = target.strip_prefix(spec.destination.as_str()).unwrap_or(&target).to_owned();
         let mut objects = Vec::new();
         if path.ends_with('/') || path.is_empty() {
             let prefix = sides.source_key(path);
@@ -357,7 +360,8 @@ async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec) -> Result<(), S
             let page = listed.map_err(|e| aws_stop(e, &sides.source))?;
             for entry in &page.entries {
                 let Some(relative) = entry.key.strip_prefix(&prefix) else { continue };
-                if !entry.is_latest || entry.delete_marker || is_probe_key(&entry.key) || !filter.keeps(relative) {
+                let skip = !entry.is_latest || entry.delete_marker || is_probe_key(&entry.key);
+                if skip || !filter.keeps(&format!("{kept}{relative}")) {
                     continue;
                 }
                 objects.push(JobObject {
@@ -377,10 +381,9 @@ async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec) -> Result<(), S
                 _ => (plan.path, plan.after) = (plan.path + 1, None),
             }
         } else {
-            let name = path.rsplit('/').next().unwrap_or(path);
             let head = sides.access.head(from, &sides.source_key(path), None).await;
             match head.map_err(|e| aws_stop(e, &sides.source))? {
-                Some(head) if filter.keeps(name) => objects.push(JobObject {
+                Some(head) if filter.keeps(&kept) => objects.push(JobObject {
                     seq: plan.objects,
                     source_key: path.clone(),
                     version_id: head.version_id.filter(|v| sides.source_versioned && v != "null"),
@@ -639,8 +642,8 @@ mod tests {
             paths: Vec::new(),
             destination: destination.to_owned(),
             on_conflict: OnConflict::Skip,
-            include: vec!["**/*.txt".to_owned(), "*.csv".to_owned()],
-            exclude: vec!["tmp/**".to_owned()],
+            include: vec!["run/*.txt".to_owned(), "*.csv".to_owned()],
+            exclude: vec!["run/tmp/*".to_owned()],
             dry_run: false,
         }
     }
@@ -656,13 +659,13 @@ mod tests {
     }
 
     #[test]
-    fn globs_match_within_segments() {
+    fn globs_match_across_folders() {
         let filter = Filter::new(&spec("")).unwrap();
-        assert!(filter.keeps("a.csv"));
-        assert!(!filter.keeps("x/a.csv"), "`*` stays within a segment");
-        assert!(filter.keeps("x/y/a.txt") && filter.keeps("a.txt"), "`**/` matches no segment too");
-        assert!(!filter.keeps("tmp/a.txt"), "excluded");
-        assert!(!filter.keeps("a.bam"), "not included");
+        assert!(filter.keeps("a.csv") && filter.keeps("x/a.csv"), "`*` crosses folders, as `aws s3 cp`'s does");
+        assert!(filter.keeps("run/x/y/a.txt") && filter.keeps("run/a.txt"));
+        assert!(!filter.keeps("other/a.txt"), "not included");
+        assert!(!filter.keeps("run/tmp/a.txt") && !filter.keeps("run/tmp/x/a.txt"), "excluded");
+        assert!(!filter.keeps("run/a.bam"), "not included");
         let everything = Filter::new(&CopySpec { include: Vec::new(), exclude: Vec::new(), ..spec("") }).unwrap();
         assert!(everything.keeps("any/thing"));
     }

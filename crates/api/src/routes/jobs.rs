@@ -156,7 +156,8 @@ pub(crate) struct CopyJobBody {
     /// `skip`, `overwrite` or `fail` (the default) when a destination key holds another object.
     #[schema(example = "skip")]
     on_conflict: Option<String>,
-    /// Globs over a path relative to its source path (`*` within a segment, `**` across them).
+    /// Globs over the path an object gets under the destination folder (`run/lane-1/a.txt`
+    /// for `/run/` into `/in/`); `*` matches across `/` too, as `aws s3 cp`'s does.
     #[serde(default)]
     include: Vec<String>,
     #[serde(default)]

@@ -213,7 +213,7 @@ async fn copies_between_buckets_are_verified_and_reported() {
             "/api/v1/jobs",
             json!({"type": "copy", "source": {"projectId": source, "paths": ["/run/"]},
                    "destination": {"projectId": destination, "path": "/dry/"}, "dryRun": true,
-                   "include": ["lane-*/read-00?.txt"], "exclude": ["lane-3/**"]}),
+                   "include": ["run/*/read-00?.txt"], "exclude": ["run/lane-3/*"]}),
         )
         .await;
     let dry = wait_for_job(app, dry.ok(202)["id"].as_str().unwrap()).await;

@@ -66,6 +66,13 @@ pub(crate) enum JobsCommand {
     Wait { job: String },
     /// Ask a job to stop at its next step.
     Cancel { job: String },
+    /// A copy job's report, one line per object: JSON lines, or CSV.
+    Report {
+        job: String,
+        /// CSV (source, versionId, destination, bytes, result, error) instead of JSON lines.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 pub(crate) async fn projects(api: &Api, command: ProjectsCommand, out: Out) -> Result<(), ClientError> {
@@ -203,6 +210,21 @@ pub(crate) async fn jobs(api: &Api, command: JobsCommand, out: Out) -> Result<Ex
         }
         JobsCommand::Cancel { job } => {
             show_job(&api.cancel_job(&job).await?, out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Report { job, csv } => {
+            // Streamed to standard output as the server sends it: a report may be long.
+            use std::io::Write;
+            let mut report = api.job_report(&job, csv).await?;
+            let mut stdout = std::io::stdout().lock();
+            let broken =
+                |e: reqwest::Error| ClientError::Status { status: 200, body: format!("the report broke off: {e}") };
+            while let Some(chunk) = report.chunk().await.map_err(broken)? {
+                if stdout.write_all(&chunk).is_err() {
+                    // A closed pipe (`| head`): the reader has what it wanted.
+                    break;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -33,7 +33,8 @@ pub(crate) struct CpArgs {
     source: String,
     /// A local path, or PROJECT:/path (a path ending in / is a folder).
     destination: String,
-    /// Copy a folder's contents into the destination folder.
+    /// Copy a folder's contents into the destination folder. Between two projects the copy is
+    /// a job on the server (server-side; --concurrency and --part-size are the server's then).
     #[arg(short, long)]
     recursive: bool,
     /// Only files whose path below the source matches (a glob; `*` crosses folders).
@@ -68,7 +69,7 @@ pub(crate) struct CpArgs {
 pub(crate) struct MvArgs {
     /// PROJECT:/path
     source: String,
-    /// PROJECT:/path, in the same project.
+    /// PROJECT:/path; in another project, the folder the source moves into (by a job).
     destination: String,
     /// Replace a file at the destination.
     #[arg(long)]
@@ -190,12 +191,29 @@ pub(crate) async fn cp(api: &Api, args: CpArgs, out: Out) -> Result<ExitCode, Cl
     let (direction, target) = match (Location::parse(&args.source), Location::parse(&args.destination)) {
         (Location::Local(from), Location::Project(to)) => (Direction::Upload { from, to: to.path.clone() }, to),
         (Location::Project(from), Location::Local(to)) => (Direction::Download { from: from.path.clone(), to }, from),
-        (Location::Project(_), Location::Project(_)) => {
-            return Err(ClientError::Usage(
-                "a copy from a project to a project is a copy job, which this server does not offer yet; \
-                 download and upload instead, or use `byos mv` within a project"
-                    .to_owned(),
-            ));
+        (Location::Project(from), Location::Project(to)) => {
+            let on_conflict = match conflict {
+                Conflict::Overwrite => "overwrite",
+                Conflict::Skip => "skip",
+                Conflict::Refuse => "fail",
+                Conflict::IfSizeDiffers => {
+                    return Err(ClientError::Usage(
+                        "--if-size-differ is for uploads and downloads; a copy between projects skips (--no-clobber), overwrites (--overwrite) or fails on what is there"
+                            .to_owned(),
+                    ));
+                }
+            };
+            let job = CopyJob {
+                remove_sources: false,
+                contents: true,
+                recursive: args.recursive,
+                on_conflict,
+                include: args.include,
+                exclude: args.exclude,
+                dry_run: args.dry_run,
+                no_wait: false,
+            };
+            return copy_between(api, &from, &to, job, out).await;
         }
         (Location::Local(_), Location::Local(_)) => {
             return Err(ClientError::Usage(
@@ -230,6 +248,117 @@ pub(crate) async fn cp(api: &Api, args: CpArgs, out: Out) -> Result<ExitCode, Cl
     bars.finish();
     report(&summary, verb, args.dry_run, started, out)?;
     Ok(partial(summary.failed.len()))
+}
+
+/// A copy or move between projects, as the command line asked for it.
+struct CopyJob {
+    remove_sources: bool,
+    /// A folder's contents go into the destination folder (`cp -r`, as `aws s3 cp
+    /// --recursive`); otherwise the folder itself does (`mv`, as mv(1) into a folder).
+    contents: bool,
+    recursive: bool,
+    on_conflict: &'static str,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    dry_run: bool,
+    no_wait: bool,
+}
+
+/// The most source paths one job takes (the server's limit).
+const PATHS_PER_JOB: usize = 1_000;
+
+/// A copy between projects: a job on the server (server-side copies, verified, resumable),
+/// waited for with its progress bar. A folder's contents are its entries, each a path of the
+/// job (more than 1,000 make several jobs, one after the other).
+async fn copy_between(api: &Api, from: &Target, to: &Target, job: CopyJob, out: Out) -> Result<ExitCode, ClientError> {
+    let (source, destination) = (project_id(api, &from.project).await?, project_id(api, &to.project).await?);
+    let folder = from.path.ends_with('/')
+        || api.entry(&source, &from.path).await?.ok_or_else(|| missing(from))?.is_folder() && from.path != "/";
+    if folder && !job.recursive {
+        return Err(ClientError::Usage(format!(
+            "{}:{} is a folder: add -r to copy what it holds",
+            from.project, from.path
+        )));
+    }
+    let into = match (to.path.ends_with('/'), folder) {
+        (true, _) => to.path.clone(),
+        (false, true) => format!("{}/", to.path),
+        (false, false) => {
+            return Err(ClientError::Usage(format!(
+                "{}:{}: a copy between projects keeps each file's name: give the destination folder, ending with '/'",
+                to.project, to.path
+            )));
+        }
+    };
+    let mut paths = Vec::new();
+    if folder && job.contents {
+        let path = if from.path.ends_with('/') { from.path.clone() } else { format!("{}/", from.path) };
+        let mut token = None;
+        loop {
+            let page = api.browse(&source, &path, token.as_deref()).await?;
+            paths.extend(page.items.iter().map(|e| {
+                if e.is_folder() && !e.path.ends_with('/') { format!("{}/", e.path) } else { e.path.clone() }
+            }));
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+    } else {
+        paths.push(if folder && !from.path.ends_with('/') { format!("{}/", from.path) } else { from.path.clone() });
+    }
+    if paths.is_empty() {
+        out.note(&format!("{}:{} is empty: nothing to copy", from.project, from.path));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut exit = ExitCode::SUCCESS;
+    for chunk in paths.chunks(PATHS_PER_JOB) {
+        let body = serde_json::json!({
+            "type": if job.remove_sources { "move" } else { "copy" },
+            "source": {"projectId": source, "paths": chunk},
+            "destination": {"projectId": destination, "path": into},
+            "onConflict": job.on_conflict,
+            "include": job.include,
+            "exclude": job.exclude,
+            "dryRun": job.dry_run,
+        });
+        let started = api.start_copy(body).await?;
+        if job.no_wait {
+            show_job(&started, out)?;
+            continue;
+        }
+        out.note(&format!(
+            "job {} ({} {}:{} -> {}:{into})",
+            started.id, started.kind, from.project, from.path, to.project
+        ));
+        let ended = wait_for_job(api, out, started).await?;
+        if job.dry_run && !out.json() {
+            print_plan(api, &ended.id).await?;
+        }
+        show_job(&ended, out)?;
+        if job_exit(&ended) != ExitCode::SUCCESS {
+            exit = job_exit(&ended);
+        }
+    }
+    Ok(exit)
+}
+
+/// A dry run's plan, from the job's report: what would be copied where.
+async fn print_plan(api: &Api, job: &str) -> Result<(), ClientError> {
+    let mut report = api.job_report(job, false).await?;
+    let mut pending = String::new();
+    let unreadable =
+        |e: reqwest::Error| ClientError::Status { status: 200, body: format!("the report broke off: {e}") };
+    while let Some(chunk) = report.chunk().await.map_err(unreadable)? {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find('\n') {
+            let text: String = pending.drain(..=end).collect();
+            let Ok(object) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let field = |name: &str| object[name].as_str().unwrap_or_default().to_owned();
+            line(&format!("{:<8} {} -> {}", field("result"), field("source"), field("destination")))?;
+        }
+    }
+    Ok(())
 }
 
 /// The end of a transfer: what moved, what was skipped, each failure with its fix.
@@ -274,9 +403,17 @@ pub(crate) async fn mv(api: &Api, args: MvArgs, out: Out) -> Result<ExitCode, Cl
     let (from, to) = (Target::parse(&args.source)?, Target::parse(&args.destination)?);
     let project = project_id(api, &from.project).await?;
     if project_id(api, &to.project).await? != project {
-        return Err(ClientError::Usage(
-            "a move between projects is a copy job, which this server does not offer yet".to_owned(),
-        ));
+        let job = CopyJob {
+            remove_sources: true,
+            contents: false,
+            recursive: true,
+            on_conflict: if args.overwrite { "overwrite" } else { "fail" },
+            include: Vec::new(),
+            exclude: Vec::new(),
+            dry_run: false,
+            no_wait: args.no_wait,
+        };
+        return copy_between(api, &from, &to, job, out).await;
     }
     let change = api.move_path(&project, &from.path, &to.path, args.overwrite).await?;
     changed(api, change, args.no_wait, out).await

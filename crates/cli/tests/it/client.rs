@@ -45,14 +45,28 @@ struct Lab {
     /// The client's `XDG_CONFIG_HOME` and working folder.
     home: TempDir,
     dir: TempDir,
+    /// The server's environment, to start it again.
+    env: Vec<(String, String)>,
 }
 
 impl Lab {
     /// On moto: the configuration validated and provisioned for real.
     async fn new() -> Lab {
+        Lab::with_env(&[]).await
+    }
+
+    /// On moto, the server with `extra` in its environment.
+    async fn with_env(extra: &[(&str, &str)]) -> Lab {
         let moto = Moto::start();
         let shim = MotoShim::start(&moto).await;
-        Lab::build(Peer::Moto { _moto: moto, shim }, "testing", "testing").await
+        Lab::build(Peer::Moto { _moto: moto, shim }, "testing", "testing", extra).await
+    }
+
+    /// Kills the server with SIGKILL and starts it again on its data directory.
+    fn restart(&mut self) {
+        self.server.kill();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.server = Server::start(self.dir.path(), &env, &[]);
     }
 
     /// On s3s-fs, which has no notifications: the configuration's failed validation is
@@ -60,10 +74,10 @@ impl Lab {
     /// test. Every transfer's signature is checked.
     async fn on_s3s_fs() -> Lab {
         let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY);
-        Lab::build(Peer::S3sFs(s3), EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY).await
+        Lab::build(Peer::S3sFs(s3), EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, &[]).await
     }
 
-    async fn build(peer: Peer, access_key_id: &str, secret: &str) -> Lab {
+    async fn build(peer: Peer, access_key_id: &str, secret: &str, extra: &[(&str, &str)]) -> Lab {
         let aws = Aws::new(&AwsSettings {
             endpoint_url: Some(peer.url().to_owned()),
             static_credentials: Some((access_key_id.to_owned(), secret.to_owned())),
@@ -73,7 +87,7 @@ impl Lab {
         .await;
         aws.setup(&region(REGION)).create_bucket(BUCKET).await.unwrap();
         let dir = temp_dir();
-        let env = [
+        let mut env = vec![
             ("BYOS__AWS__ENDPOINT_URL", peer.url()),
             ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "86400"),
             ("BYOS__LIFECYCLE__RETRY_BASE_SECONDS", "86400"),
@@ -81,11 +95,13 @@ impl Lab {
             ("AWS_SECRET_ACCESS_KEY", secret),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ];
+        env.extend_from_slice(extra);
         let server = Server::start(dir.path(), &env, &[]);
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
         // moto takes any key; s3s-fs only its own.
         let stored_secret = if secret.len() < 16 { EXAMPLE_SECRET_ACCESS_KEY } else { secret };
-        let mut lab = Lab { peer, server, token, project: String::new(), home: temp_dir(), dir };
+        let mut lab = Lab { peer, server, token, project: String::new(), home: temp_dir(), dir, env };
         let credential = lab
             .post(
                 "/api/v1/storage-credentials",
@@ -487,4 +503,117 @@ async fn every_command_answers_json_or_a_catalogue_error() {
     let out = lab.run(&["projects", "ls"]);
     assert_eq!(out.status.code(), Some(2), "not logged in is a usage error: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("byos login"), "{}", text(&out.stderr));
+}
+
+/// A copy job between two projects, killed with SIGKILL part-way and taken up by the next
+/// start: it ends with every object copied, and none of those it recorded before the kill
+/// copied again (their copies are older than the restart). Then `byos cp -r` between projects
+/// (a folder's contents into a folder, as `aws s3 cp --recursive`), a dry run that prints its
+/// plan, the report as CSV, and `byos mv` into another project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_between_projects_survives_a_kill() {
+    // 40 objects a second: the job runs for several seconds, time to kill it on any machine.
+    let mut lab = Lab::with_env(&[("BYOS__JOBS__OBJECTS_PER_SECOND", "40")]).await;
+    assert!(lab.login(&lab.token).status.success());
+    for i in 0..300 {
+        write(&lab.path(&format!("run/lane-{}/read-{i:03}.txt", i % 3)), &content(100 + i, i));
+    }
+    lab.ok(&["cp", "-r", "run", "study:/run/"]);
+    let configuration =
+        call(reqwest::Method::GET, &lab.server.url(&format!("/api/v1/projects/{}", lab.project)), &lab.token, None)
+            .await
+            .1;
+    let created = lab
+        .post(
+            "/api/v1/projects",
+            json!({"name": "archive", "region": REGION, "folder": "archive",
+                   "storageConfigurationId": configuration["storageConfigurationId"]}),
+        )
+        .await;
+    let archive = created["id"].as_str().unwrap().to_owned();
+
+    let job = lab
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": lab.project, "paths": ["/run/"]},
+                   "destination": {"projectId": archive, "path": "/kept/"}}),
+        )
+        .await;
+    let job_path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done_before = loop {
+        let (_, now) = call(reqwest::Method::GET, &lab.server.url(&job_path), &lab.token, None).await;
+        let done = now["progress"]["objectsDone"].as_u64().unwrap_or_default();
+        if done >= 40 {
+            break done;
+        }
+        assert!(now["status"] == "running" || now["status"] == "queued", "ended before the kill: {now}");
+        assert!(Instant::now() < deadline, "no progress: {now}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    lab.server.kill();
+    // The copies made before the kill are older than this, to S3's second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let restarted_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    lab.restart();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ended = loop {
+        let (_, now) = call(reqwest::Method::GET, &lab.server.url(&job_path), &lab.token, None).await;
+        if now["status"] == "succeeded" || now["status"] == "failed" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the job was not taken up again: {now}\n{}", lab.server.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["progress"]["objectsDone"], 300, "{ended}");
+    let aws = Aws::new(&AwsSettings {
+        endpoint_url: Some(lab.peer.url().to_owned()),
+        static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+        profile: None,
+        sts_endpoint_url: None,
+    })
+    .await;
+    let bucket = aws.own_bucket_access(&region(REGION));
+    let mut copies = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = bucket.list_objects_page(BUCKET, "data/archive/kept/", marker.as_ref(), 1000).await.unwrap();
+        copies.extend(page.entries);
+        marker = page.next;
+        if marker.is_none() {
+            break;
+        }
+    }
+    assert_eq!(copies.len(), 300);
+    let older = copies.iter().filter(|c| c.last_modified_ms < restarted_ms).count() as u64;
+    assert!(
+        older >= done_before,
+        "{done_before} objects were recorded copied before the kill, only {older} copies predate the restart"
+    );
+
+    // The client: a folder's contents into a folder, with a dry run first.
+    assert!(lab.login(&lab.token).status.success(), "the server moved to another port");
+    let plan = lab.ok(&["cp", "-r", "--dry-run", "--include", "lane-1/*", "study:/run/", "archive:/in/"]);
+    let planned: Vec<&str> = plan.lines().filter(|l| l.starts_with("planned")).collect();
+    assert_eq!(planned.len(), 100, "{plan}");
+    assert!(planned[0].ends_with("/run/lane-1/read-001.txt -> /in/lane-1/read-001.txt"), "{plan}");
+    lab.ok(&["cp", "-r", "study:/run/", "archive:/in/"]);
+    let listed = lab.ok(&["ls", "-R", "archive:/in/"]);
+    assert_eq!(listed.lines().count(), 300, "{listed}");
+    assert!(listed.lines().any(|l| l == "/in/lane-2/read-299.txt"), "{listed}");
+    let jobs = lab.ok(&["jobs", "ls", "--project", "archive", "--output", "json"]);
+    let jobs: Value = serde_json::from_str(&jobs).unwrap();
+    let newest = jobs[0]["id"].as_str().unwrap();
+    let csv = lab.ok(&["jobs", "report", newest, "--csv"]);
+    assert!(csv.starts_with("source,versionId,destination,bytes,result,error\r\n"), "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",copied,")).count(), 300, "{csv}");
+
+    // A move into another project takes the folder itself, and its sources go.
+    lab.ok(&["mv", "study:/run/lane-0/", "archive:/moved/"]);
+    assert_eq!(lab.ok(&["ls", "-R", "archive:/moved/"]).lines().count(), 100);
+    let left = lab.run(&["ls", "study:/run/lane-0/"]);
+    assert!(!left.status.success(), "the moved folder is gone: {}", text(&left.stdout));
+    let refused = lab.run(&["cp", "study:/run/lane-1/read-001.txt", "archive:/renamed.txt"]);
+    assert!(text(&refused.stderr).contains("keeps each file's name"), "{}", text(&refused.stderr));
 }
