@@ -430,22 +430,25 @@ impl BucketAccess {
             .send()
             .await
             .map_err(|e| classify("HeadObject", e))?;
-        let tags = self
-            .s3()
-            .get_object_tagging()
-            .bucket(source.bucket)
-            .key(source.key)
-            .set_version_id(version)
-            .send()
-            .await
-            .map_err(|e| classify("GetObjectTagging", e))?;
-        let tagging = (!tags.tag_set().is_empty()).then(|| {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            for tag in tags.tag_set() {
-                query.append_pair(tag.key(), tag.value());
+        // Tags go with the copy where the credential may read them: ICA's policy grants no
+        // s3:GetObjectTagging, and some S3 servers have no tagging at all.
+        let tags =
+            self.s3().get_object_tagging().bucket(source.bucket).key(source.key).set_version_id(version).send().await;
+        let tagging = match tags.map_err(|e| classify("GetObjectTagging", e)) {
+            Ok(tags) if !tags.tag_set().is_empty() => {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                for tag in tags.tag_set() {
+                    query.append_pair(tag.key(), tag.value());
+                }
+                Some(query.finish())
             }
-            query.finish()
-        });
+            Ok(_) => None,
+            Err(e) if e.kind == AwsErrorKind::AccessDenied || e.code.as_deref() == Some("NotImplemented") => {
+                tracing::debug!(key = source.key, error = %e, "a copy in parts goes without the source's tags");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let request = self
             .s3()
             .create_multipart_upload()
