@@ -216,6 +216,11 @@ async fn main() -> Result<()> {
             byos_time.as_secs_f64() / s5_time.as_secs_f64()
         );
     }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid()))?;
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: u64 = fields.iter().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
+    println!("byos serve's CPU over the whole run (jobs, the catalog, the API): {:.1} s", ticks as f64 / 100.0);
     server.stop().await?;
     Ok(())
 }
