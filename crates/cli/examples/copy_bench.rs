@@ -152,53 +152,46 @@ async fn main() -> Result<()> {
     }
     let (source, destination) = (projects[0].clone(), projects[1].clone());
 
-    let mut cases = vec![("small objects", "small/", args.small)];
+    let mut cases = vec![("small objects", "small", "small/", args.small)];
     if args.large_mib > 0 {
-        cases.push(("1 large object", "large/large.bin", 1));
+        cases.push(("1 large object", "large", "large/large.bin", 1));
     }
     let mut rows = Vec::new();
-    for (name, path, objects) in cases {
+    for (name, case, path, objects) in cases {
         let mut best = [Duration::MAX; 2];
         for round in 0..args.rounds {
-            // byos: a copy job, from its POST until it reads succeeded.
-            let started = Instant::now();
-            let job = api
-                .post(
-                    "/api/v1/jobs",
-                    json!({"type": "copy", "source": {"projectId": source, "paths": [format!("/{path}")]},
-                           "destination": {"projectId": destination, "path": format!("/byos-{round}/")},
-                           "onConflict": "overwrite"}),
-                )
-                .await?;
-            let url = server.url(&format!("/api/v1/jobs/{}", job["id"].as_str().unwrap_or_default()));
-            let ended = loop {
-                let job = server::call(&client, reqwest::Method::GET, &url, &token, None).await?;
-                if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or_default()) {
-                    break job;
+            // moto slows down as it holds more: each round swaps which tool goes first.
+            let mut times = [Duration::ZERO; 2];
+            let mut bytes_done = 0;
+            for tool in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+                if tool == 0 {
+                    let started = Instant::now();
+                    let ended =
+                        byos_copy(&api, &client, &source, &destination, path, &format!("/byos-{case}-{round}/"))
+                            .await?;
+                    times[0] = started.elapsed();
+                    ensure!(ended["progress"]["objectsDone"] == objects, "{ended}");
+                    bytes_done = ended["progress"]["bytesDone"].as_u64().unwrap_or_default();
+                } else {
+                    // s5cmd: the same objects, server-side, to a prefix of its own.
+                    let to = format!("s3://{DESTINATION}/data/dst/s5cmd-{case}-{round}/");
+                    let from = if path.ends_with('/') {
+                        format!("s3://{SOURCE}/data/src/{path}*")
+                    } else {
+                        format!("s3://{SOURCE}/data/src/{path}")
+                    };
+                    let started = Instant::now();
+                    run(s5(&["cp", &from, &to])).await?;
+                    times[1] = started.elapsed();
+                    let copied = count(&aws, &region, &format!("data/dst/s5cmd-{case}-{round}/")).await?;
+                    ensure!(copied == objects, "s5cmd copied {copied} objects, not {objects}");
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
-            let byos_time = started.elapsed();
-            if ended["status"] != "succeeded" {
-                bail!("the job did not succeed: {ended}\n{}", server.log());
             }
-            ensure!(ended["progress"]["objectsDone"] == objects, "{ended}");
-
-            // s5cmd: the same objects, server-side, to a prefix of its own.
-            let (from, to) = if path.ends_with('/') {
-                (format!("s3://{SOURCE}/data/src/{path}*"), format!("s3://{DESTINATION}/data/dst/s5cmd-{round}/"))
-            } else {
-                (format!("s3://{SOURCE}/data/src/{path}"), format!("s3://{DESTINATION}/data/dst/s5cmd-{round}/"))
-            };
-            let started = Instant::now();
-            run(s5(&["cp", &from, &to])).await?;
-            let s5_time = started.elapsed();
-            let copied = count(&aws, &region, &format!("data/dst/s5cmd-{round}/")).await?;
-            ensure!(copied == objects, "s5cmd copied {copied} objects, not {objects}");
+            let [byos_time, s5_time] = times;
             eprintln!(
                 "  {name}, round {round}: byos {:.2} s ({}), s5cmd {:.2} s",
                 byos_time.as_secs_f64(),
-                rate(ended["progress"]["bytesDone"].as_u64().unwrap_or_default(), byos_time),
+                rate(bytes_done, byos_time),
                 s5_time.as_secs_f64()
             );
             best[0] = best[0].min(byos_time);
@@ -235,6 +228,33 @@ struct Api<'a> {
 impl Api<'_> {
     async fn post(&self, path: &str, body: Value) -> Result<Value> {
         server::call(self.client, reqwest::Method::POST, &self.server.url(path), self.token, Some(body)).await
+    }
+}
+
+/// A copy job of `path` into `into`, from its POST until it reads succeeded; the job as it ended.
+async fn byos_copy(
+    api: &Api<'_>,
+    client: &reqwest::Client,
+    source: &str,
+    destination: &str,
+    path: &str,
+    into: &str,
+) -> Result<Value> {
+    let job = api
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": source, "paths": [format!("/{path}")]},
+                   "destination": {"projectId": destination, "path": into}, "onConflict": "overwrite"}),
+        )
+        .await?;
+    let url = api.server.url(&format!("/api/v1/jobs/{}", job["id"].as_str().unwrap_or_default()));
+    loop {
+        let job = server::call(client, reqwest::Method::GET, &url, api.token, None).await?;
+        match job["status"].as_str().unwrap_or_default() {
+            "succeeded" => return Ok(job),
+            "failed" | "cancelled" => bail!("the job did not succeed: {job}\n{}", api.server.log()),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
 }
 

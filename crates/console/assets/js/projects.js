@@ -186,6 +186,28 @@ export async function followJob(ctx, job, view) {
   }
 }
 
+/** What a job does, in words. */
+function jobTitle(job) {
+  switch (job.type) {
+    case 'delete-folder':
+      return `Delete ${job.path}`;
+    case 'move-folder':
+      return `Move ${job.path} to ${job.to}`;
+    default: {
+      const verb = job.type === 'move' ? 'Move' : 'Copy';
+      const paths = job.source.paths.join(', ');
+      return `${verb} ${paths} from project ${job.source.projectId} into ${job.path}${job.dryRun ? ' (dry run)' : ''}`;
+    }
+  }
+}
+
+/** A copy's preflight checks that failed, each with its fix. */
+function failedChecks(job) {
+  const failed = (job.preflight || []).filter((c) => c.result === 'failed');
+  if (!failed.length) return null;
+  return h('ul', {}, failed.map((c) => h('li', {}, h('code', {}, c.name), `: ${c.detail}`, c.fix ? h('p', { class: 'muted' }, c.fix) : null)));
+}
+
 export function jobSummary(job) {
   const p = job.progress;
   const done = p.objectsDone + p.objectsSkipped + p.objectsFailed;
@@ -201,11 +223,17 @@ export function jobSummary(job) {
     })
     : null;
   return h('div', { class: 'job' },
-    h('p', {}, badge(job.status), ' ', `${job.type === 'delete-folder' ? 'Delete' : 'Move'} ${job.path}`, job.to ? ` to ${job.to}` : ''),
+    h('p', {}, badge(job.status), ' ', jobTitle(job)),
     progress(`Progress of ${job.path}`, done, total),
     h('p', { class: 'muted' }, `${done.toLocaleString()} of ${total === null ? '…' : total.toLocaleString()} objects`,
-      p.bytesDone ? `, ${bytes(p.bytesDone)}` : '', p.objectsFailed ? `, ${p.objectsFailed} failed` : ''),
+      p.bytesDone ? `, ${bytes(p.bytesDone)}` : '', p.objectsSkipped ? `, ${p.objectsSkipped} skipped` : '',
+      p.objectsFailed ? `, ${p.objectsFailed} failed` : '',
+      p.bytesPerSecond ? `, ${bytes(p.bytesPerSecond)}/s` : '',
+      p.etaSeconds !== undefined && p.etaSeconds !== null ? `, about ${Math.ceil(p.etaSeconds)} s left` : ''),
     job.error ? errorBox(job.error) : null,
+    failedChecks(job),
+    job.source ? h('p', {}, h('a', { href: `/api/v1/jobs/${encodeURIComponent(job.id)}/report`, download: `job-${job.id}.jsonl` },
+      'Report (one JSON line per object)')) : null,
     job.finishedAt ? h('p', { class: 'muted' }, 'Finished ', time(job.finishedAt)) : null,
     cancel);
 }
