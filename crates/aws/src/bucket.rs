@@ -95,6 +95,21 @@ impl BucketAccess {
         })
     }
 
+    /// The bucket's policy text, if it has one and the credential may read it.
+    pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, AwsError> {
+        crate::owner::bucket_policy(&self.s3, bucket).await
+    }
+
+    /// A KMS key's policy text, if the credential may read it.
+    pub async fn kms_key_policy(&self, key_arn: &str) -> Result<String, AwsError> {
+        crate::owner::kms_key_policy(&self.kms, key_arn).await
+    }
+
+    /// The bucket's Object Ownership (`None`: not set, which S3 reads as `ObjectWriter`).
+    pub async fn object_ownership(&self, bucket: &str) -> Result<Option<String>, AwsError> {
+        crate::owner::object_ownership(&self.s3, bucket).await
+    }
+
     /// The bucket's region. HeadBucket names it in a header even when access is denied; when it
     /// does not, GetBucketLocation (granted by ICA's policy) does.
     pub async fn bucket_region(&self, bucket: &str) -> Result<String, AwsError> {

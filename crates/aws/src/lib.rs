@@ -182,6 +182,32 @@ impl Aws {
                     .await,
             ),
         };
+        self.access_as(base, provider, region)
+    }
+
+    /// Access to buckets in `region` as a session of `role_arn` (a platform region's
+    /// cross-account copy role), assumed with the platform's identity and narrowed by the session
+    /// `policy`: the session may do only what both the role's policies and `policy` allow.
+    pub async fn role_session_access(
+        &self,
+        role_arn: &RoleArn,
+        session_name: &str,
+        policy: &str,
+        region: &AwsRegion,
+    ) -> BucketAccess {
+        let base = self.platform_config(region.as_str());
+        let provider = SharedCredentialsProvider::new(
+            aws_config::sts::AssumeRoleProvider::builder(role_arn.as_str())
+                .session_name(session_name)
+                .policy(policy)
+                .configure(&self.for_sts(&base))
+                .build()
+                .await,
+        );
+        self.access_as(base, provider, region)
+    }
+
+    fn access_as(&self, base: SdkConfig, provider: SharedCredentialsProvider, region: &AwsRegion) -> BucketAccess {
         let config = base.to_builder().credentials_provider(provider).build();
         BucketAccess::new(
             &config,

@@ -5,8 +5,8 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ServerSideEncryption as S3Sse, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, ServerSideEncryption as S3Sse,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 
 use crate::error::{AwsError, AwsErrorKind, classify};
@@ -85,6 +85,39 @@ fn absent_if<T>(result: Result<T, AwsError>, codes: &[&str]) -> Result<Option<T>
     }
 }
 
+/// A bucket policy's JSON text, if the bucket has one: for the owner's tools, and for a copy's
+/// preflight with the configuration's credential.
+pub(crate) async fn bucket_policy(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<String>, AwsError> {
+    let result = s3.get_bucket_policy().bucket(bucket).send().await.map_err(|e| classify("GetBucketPolicy", e));
+    Ok(absent_if(result, &["NoSuchBucketPolicy"])?.and_then(|out| out.policy().map(str::to_owned)))
+}
+
+/// A KMS key's policy text (a key has exactly one policy, named `default`).
+pub(crate) async fn kms_key_policy(kms: &aws_sdk_kms::Client, key_arn: &str) -> Result<String, AwsError> {
+    let out = kms
+        .get_key_policy()
+        .key_id(key_arn)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|e| classify("GetKeyPolicy", e))?;
+    out.policy().map(str::to_owned).ok_or_else(|| missing("GetKeyPolicy", "policy"))
+}
+
+/// A bucket's Object Ownership setting (`BucketOwnerEnforced`, `BucketOwnerPreferred`,
+/// `ObjectWriter`); `None` when it has none, which S3 reads as `ObjectWriter`.
+pub(crate) async fn object_ownership(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<String>, AwsError> {
+    let result = s3
+        .get_bucket_ownership_controls()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| classify("GetBucketOwnershipControls", e));
+    let Some(out) = absent_if(result, &["OwnershipControlsNotFoundError"])? else { return Ok(None) };
+    let rule = out.ownership_controls().and_then(|c| c.rules().first());
+    Ok(rule.map(|r| r.object_ownership().as_str().to_owned()))
+}
+
 impl Setup {
     /// The bucket's default encryption; `None` when it has none configured (S3 then still
     /// encrypts new objects with SSE-S3).
@@ -152,9 +185,33 @@ impl Setup {
 
     /// The bucket policy's JSON text, if the bucket has one.
     pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, AwsError> {
-        let result =
-            self.s3.get_bucket_policy().bucket(bucket).send().await.map_err(|e| classify("GetBucketPolicy", e));
-        Ok(absent_if(result, &["NoSuchBucketPolicy"])?.and_then(|out| out.policy().map(str::to_owned)))
+        bucket_policy(&self.s3, bucket).await
+    }
+
+    /// The bucket's Object Ownership (`None`: not set, which S3 reads as `ObjectWriter`).
+    pub async fn object_ownership(&self, bucket: &str) -> Result<Option<String>, AwsError> {
+        object_ownership(&self.s3, bucket).await
+    }
+
+    /// Sets the bucket's Object Ownership: `BucketOwnerEnforced` makes its owner own every
+    /// object written into it, whoever writes it (ACLs off), as a copy role from another
+    /// account needs.
+    pub async fn put_object_ownership(&self, bucket: &str, ownership: &str) -> Result<(), AwsError> {
+        let rule =
+            OwnershipControlsRule::builder().object_ownership(ObjectOwnership::from(ownership)).build().map_err(
+                |e| AwsError::new(AwsErrorKind::Other, "PutBucketOwnershipControls", e.to_string()).caused_by(e),
+            )?;
+        let controls = OwnershipControls::builder().rules(rule).build().map_err(|e| {
+            AwsError::new(AwsErrorKind::Other, "PutBucketOwnershipControls", e.to_string()).caused_by(e)
+        })?;
+        self.s3
+            .put_bucket_ownership_controls()
+            .bucket(bucket)
+            .ownership_controls(controls)
+            .send()
+            .await
+            .map_err(|e| classify("PutBucketOwnershipControls", e))?;
+        Ok(())
     }
 
     pub async fn put_bucket_policy(&self, bucket: &str, document: &str) -> Result<(), AwsError> {
@@ -365,15 +422,7 @@ impl Setup {
 
     /// The key policy's JSON text (KMS keys have exactly one policy, named `default`).
     pub async fn kms_key_policy(&self, key_arn: &str) -> Result<String, AwsError> {
-        let out = self
-            .kms
-            .get_key_policy()
-            .key_id(key_arn)
-            .policy_name("default")
-            .send()
-            .await
-            .map_err(|e| classify("GetKeyPolicy", e))?;
-        out.policy().map(str::to_owned).ok_or_else(|| missing("GetKeyPolicy", "policy"))
+        kms_key_policy(&self.kms, key_arn).await
     }
 
     pub async fn put_kms_key_policy(&self, key_arn: &str, document: &str) -> Result<(), AwsError> {

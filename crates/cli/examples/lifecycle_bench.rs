@@ -145,7 +145,13 @@ async fn main() {
         regions: RegionTable::builtin(),
         buckets: buckets.clone(),
         lifecycle: lifecycle.clone(),
-        jobs: byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default()),
+        jobs: byos_api::JobEngine::new(
+            store.clone(),
+            buckets.clone(),
+            sync.clone(),
+            Default::default(),
+            RegionTable::builtin(),
+        ),
         sync,
         data: Default::default(),
     });

@@ -937,6 +937,7 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
             fixture.buckets.clone(),
             fixture.engine.clone(),
             Default::default(),
+            RegionTable::builtin(),
         ),
         data: Default::default(),
     });

@@ -74,7 +74,13 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), settings.lifecycle.clone());
     let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), settings.sync.clone());
     sync.refresh_routes().await.context("reading the projects")?;
-    let jobs = byos_jobs::Jobs::new(store.clone(), buckets.clone(), sync.clone(), settings.jobs.clone());
+    let jobs = byos_jobs::Jobs::new(
+        store.clone(),
+        buckets.clone(),
+        sync.clone(),
+        settings.jobs.clone(),
+        settings.regions.clone(),
+    );
     let state = AppState::new(byos_api::Parts {
         store: store.clone(),
         master_key,

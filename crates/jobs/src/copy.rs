@@ -16,17 +16,25 @@
 //!    copies only what is still pending. A throttled or failing S3 halves the copies in flight
 //!    and leaves the object pending for the next pass, rather than failing it.
 //!
-//! The copy runs with the storage credential both configurations share: one IAM identity
-//! allowed on both buckets. Configurations on different credentials need the region's
-//! cross-account role, which the preflight names as the missing piece.
+//! Which identity copies: the storage credential both configurations share (one IAM identity
+//! allowed on both buckets), or else the destination region's cross-account copy role, assumed
+//! by the platform in a session whose policy narrows it to this job's source paths and
+//! destination folder. For the role, the preflight also reads each bucket's policy, each KMS
+//! key's policy and the destination's Object Ownership with that side's own credential, and
+//! evaluates them for the role where the bucket is in another account: a missing grant is named
+//! with the statement to add and the `byos aws` command that prints it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use byos_aws::{AwsError, BucketAccess, PageMarker};
+use byos_buckets::OpenBucket;
 use byos_catalog::{CopySpec, JobObject, ObjectResult, OnConflict, Project};
+use byos_domain::iam::{Access, Policies, PolicyDocument, Request, ResourcePolicy};
+use byos_domain::session::{CopyScope, copy_session_policy, session_name, session_policy_text};
 use byos_domain::{
-    CheckResult, Problem, ServerSideEncryption, ValidationCheck, ValidationReport, VersioningState, is_probe_key,
+    CheckResult, KmsKeyArn, Problem, RoleArn, ServerSideEncryption, ValidationCheck, ValidationReport, VersioningState,
+    is_probe_key, policies,
 };
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use time::OffsetDateTime;
@@ -52,13 +60,16 @@ pub(crate) async fn copy(
     spec: &CopySpec,
     remove_sources: bool,
 ) -> Result<(), Stop> {
-    let sides = Sides::open(run, destination, spec).await?;
+    let sides = Sides::open(run, destination, spec, remove_sources).await?;
     if run.job.preflight.is_none() {
         let report = preflight(&sides, spec, remove_sources).await;
         run.record_preflight(&report).await?;
         if let Some(failed) = report.checks.iter().find(|c| c.result == CheckResult::Failed) {
             return Err(Stop::Failed(Problem::copy_preflight_failed(&failed.name, &failed.detail)));
         }
+    } else if let Identity::Unavailable { detail, .. } = &sides.identity {
+        // Taken up again after the configurations changed under it.
+        return Err(Stop::Failed(Problem::copy_preflight_failed("copy-identity", detail)));
     }
     plan(run, &sides, spec).await?;
     let first_failure = copy_planned(run, &sides, spec, remove_sources).await?;
@@ -93,18 +104,32 @@ pub(crate) async fn copy(
 struct Sides {
     source: Project,
     destination: Project,
+    /// Each side's configuration and access with its own credential: what reads the bucket's
+    /// and the key's policies for a copy by the role.
+    from: OpenBucket,
+    to: OpenBucket,
+    /// The access that copies: the shared credential's, or the copy role's session.
     access: BucketAccess,
+    identity: Identity,
     /// The source bucket keeps versions: the plan pins each object's.
     source_versioned: bool,
-    source_kms: Option<String>,
+    source_kms: Option<KmsKeyArn>,
     /// The destination configuration's encryption, applied to every copy.
     sse: Option<ServerSideEncryption>,
-    /// Both configurations use one storage credential, the identity that copies.
-    shared_credential: bool,
+}
+
+/// Who copies.
+enum Identity {
+    /// The storage credential both configurations use.
+    Shared,
+    /// The destination region's cross-account copy role, in a session named `session`.
+    Role { role: RoleArn, session: String, region: String },
+    /// Configurations on different credentials, and no copy role to assume.
+    Unavailable { detail: String, fix: String },
 }
 
 impl Sides {
-    async fn open(run: &Run<'_>, destination: &Project, spec: &CopySpec) -> Result<Sides, Stop> {
+    async fn open(run: &Run<'_>, destination: &Project, spec: &CopySpec, remove_sources: bool) -> Result<Sides, Stop> {
         let inner = run.inner;
         let source = match inner.store.projects.get_project(spec.source_project).await {
             Ok(source) => source,
@@ -116,17 +141,58 @@ impl Sides {
         let from = inner.buckets.open(source.configuration_id).await?;
         let to = inner.buckets.open(destination.configuration_id).await?;
         let kms = |sse: &Option<ServerSideEncryption>| match sse {
-            Some(ServerSideEncryption::Kms(key)) => Some(key.as_str().to_owned()),
+            Some(ServerSideEncryption::Kms(key)) => Some(key.clone()),
             _ => None,
+        };
+        let source_kms = kms(&from.configuration.spec.server_side_encryption);
+        let sse = to.configuration.spec.server_side_encryption.clone();
+        let (identity, access) = if from.configuration.spec.credential_id == to.configuration.spec.credential_id {
+            (Identity::Shared, to.access.clone())
+        } else {
+            let region = to.configuration.spec.region.as_str();
+            let role = inner.regions.get(region).map(|r| RoleArn::parse(&r.cross_account_role_arn));
+            let policy = copy_session_policy(
+                &scope(&source, &spec.paths, source_kms.as_ref()),
+                &scope(destination, std::slice::from_ref(&spec.destination), kms(&sse).as_ref()),
+                remove_sources,
+            );
+            let unavailable =
+                |detail: String, fix: &str| (Identity::Unavailable { detail, fix: fix.to_owned() }, to.access.clone());
+            match (role, policy) {
+                (Some(Ok(role)), Ok(policy)) => {
+                    let session = session_name(&["byos-copy", &run.job.id.simple().to_string()[..12]], 64);
+                    let text = session_policy_text(&policy);
+                    let access = inner
+                        .buckets
+                        .aws()
+                        .role_session_access(&role, &session, &text, &to.configuration.spec.region)
+                        .await;
+                    (Identity::Role { role, session, region: region.to_owned() }, access)
+                }
+                (None, _) => unavailable(
+                    format!(
+                        "the configurations of '{}' and '{}' use different storage credentials, and the region table has no copy role for {region}",
+                        source.name, destination.name
+                    ),
+                    "Add the region to the server's region table with its crossAccountRoleArn, or copy between projects whose configurations share a storage credential.",
+                ),
+                (Some(Err(e)), _) => unavailable(
+                    format!("the region table's copy role for {region}: {e}"),
+                    "Fix the region's crossAccountRoleArn in the server's region table.",
+                ),
+                (_, Err(e)) => unavailable(e.to_string(), "Copy fewer paths at once, or paths with shorter names."),
+            }
         };
         Ok(Sides {
             source_versioned: from.configuration.versioning == Some(VersioningState::Enabled),
-            source_kms: kms(&from.configuration.spec.server_side_encryption),
-            sse: to.configuration.spec.server_side_encryption.clone(),
-            shared_credential: from.configuration.spec.credential_id == to.configuration.spec.credential_id,
-            access: to.access,
+            source_kms,
+            sse,
+            access,
+            identity,
             source,
             destination: destination.clone(),
+            from,
+            to,
         })
     }
 
@@ -136,6 +202,22 @@ impl Sides {
 
     fn destination_key(&self, relative: &str) -> String {
         format!("{}{relative}", self.destination.key_prefix)
+    }
+
+    fn destination_kms(&self) -> Option<&KmsKeyArn> {
+        match &self.sse {
+            Some(ServerSideEncryption::Kms(key)) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// One side of the job as its session policy scopes it: `paths` under the project's prefix.
+fn scope<'a>(project: &'a Project, paths: &[String], kms_key: Option<&'a KmsKeyArn>) -> CopyScope<'a> {
+    CopyScope {
+        bucket: &project.bucket,
+        prefixes: paths.iter().map(|p| format!("{}{p}", project.key_prefix)).collect(),
+        kms_key,
     }
 }
 
@@ -186,17 +268,22 @@ async fn preflight(sides: &Sides, spec: &CopySpec, remove_sources: bool) -> Vali
     let (from, to) = (source.bucket.as_str(), destination.bucket.as_str());
     let denied = |e: &AwsError| format!("{}: {}", e.operation, e.message);
 
-    if sides.shared_credential {
-        checks.passed("copy-identity", "both configurations use one storage credential, which copies".to_owned());
-    } else {
-        checks.failed(
-            "copy-identity",
-            format!(
-                "the configurations of '{}' and '{}' use different storage credentials, and copies between them go through the region's cross-account role, which this server does not assume",
-                source.name, destination.name
+    match &sides.identity {
+        Identity::Shared => {
+            checks.passed("copy-identity", "both configurations use one storage credential, which copies".to_owned());
+        }
+        Identity::Role { role, .. } => match access.caller_identity().await {
+            Ok(session) => checks.passed(
+                "copy-identity",
+                format!("the configurations use different storage credentials: the region's copy role {role} copies, as {} in a session limited to this job's paths", session.arn),
             ),
-            "Copy between projects whose configurations share a storage credential (one IAM identity allowed on both buckets: grant it the other bucket's prefix with `byos aws iam-policy`), or download and upload the data.".to_owned(),
-        );
+            Err(e) => checks.failed(
+                "copy-identity",
+                format!("the platform cannot assume the region's copy role {role}: {}", denied(&e)),
+                format!("Let the platform's identity assume {role} (the role's trust policy), or set the region table's crossAccountRoleArn for {} to a role it may assume.", sides.to.configuration.spec.region),
+            ),
+        },
+        Identity::Unavailable { detail, fix } => checks.failed("copy-identity", detail.clone(), fix.clone()),
     }
     for (side, project) in [("source", source), ("destination", destination)] {
         if checks.any_failed() {
@@ -218,6 +305,12 @@ async fn preflight(sides: &Sides, spec: &CopySpec, remove_sources: bool) -> Vali
                 format!("Check that the bucket {} exists and that the credential may call s3:GetBucketLocation on it (`byos aws doctor`).", project.bucket),
             ),
         }
+    }
+
+    if let Identity::Role { role, session, region } = &sides.identity
+        && !checks.any_failed()
+    {
+        granted_to_role(&mut checks, sides, spec, remove_sources, role, session, region).await;
     }
 
     // The sources can be listed, and the first one read.
@@ -253,7 +346,7 @@ async fn preflight(sides: &Sides, spec: &CopySpec, remove_sources: bool) -> Vali
     if !checks.any_failed() {
         match &sides.source_kms {
             None => checks.skipped("source:kms-key-usable", "the source's configuration does not encrypt with KMS".to_owned()),
-            Some(key) => match access.kms_round_trip(key).await {
+            Some(key) => match access.kms_round_trip(key.as_str()).await {
                 Ok(()) => checks.passed("source:kms-key-usable", format!("kms:Decrypt with {key}")),
                 Err(e) => checks.failed(
                     "source:kms-key-usable",
@@ -297,6 +390,231 @@ async fn preflight(sides: &Sides, spec: &CopySpec, remove_sources: bool) -> Vali
     }
     let checked_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     ValidationReport { checked_at, checks: checks.checks }
+}
+
+/// For a copy by the region's role: whether each bucket's policy, each KMS key's policy and the
+/// destination's Object Ownership let the role's session do what the copy does, read with that
+/// side's own credential and evaluated with byos's IAM evaluator. A side in the role's own
+/// account is left to the role's IAM policies (and to the probes); a policy the credential may
+/// not read, or that holds a condition byos cannot evaluate, is left to the probes too.
+async fn granted_to_role(
+    checks: &mut Checks,
+    sides: &Sides,
+    spec: &CopySpec,
+    remove_sources: bool,
+    role: &RoleArn,
+    session: &str,
+    region: &str,
+) {
+    let role_name = role.as_str().rsplit('/').next().unwrap_or_default();
+    let principal = format!("arn:aws:sts::{}:assumed-role/{role_name}/{session}", role.account());
+    let (from, to) = (&sides.source, &sides.destination);
+    let first = spec.paths.first().map(String::as_str).unwrap_or_default();
+    let source_object = format!("arn:aws:s3:::{}/{}", from.bucket, sides.source_key(first));
+    let destination_object = format!("arn:aws:s3:::{}/{}", to.bucket, sides.destination_key(&spec.destination));
+    let request = |action: &str, resource: &str| Request::new(action, resource).with_principal(principal.as_str());
+
+    let mut source_wants = vec![
+        request("s3:ListBucket", &format!("arn:aws:s3:::{}", from.bucket))
+            .with_context("s3:prefix", sides.source_key(first)),
+        request("s3:GetObject", &source_object),
+        request("s3:GetObjectTagging", &source_object),
+    ];
+    if sides.source_versioned {
+        source_wants.push(request("s3:GetObjectVersion", &source_object));
+    }
+    if remove_sources {
+        source_wants.extend([request("s3:PutObject", &source_object), request("s3:DeleteObject", &source_object)]);
+    }
+    let destination_wants = vec![
+        request("s3:ListBucket", &format!("arn:aws:s3:::{}", to.bucket)),
+        request("s3:PutObject", &destination_object),
+        request("s3:PutObjectTagging", &destination_object),
+        request("s3:GetObject", &destination_object),
+        request("s3:DeleteObject", &destination_object),
+    ];
+    for (side, open, wants) in [("source", &sides.from, source_wants), ("destination", &sides.to, destination_wants)] {
+        if checks.any_failed() {
+            return;
+        }
+        let name = format!("{side}:bucket-policy");
+        let bucket = open.configuration.spec.bucket.as_str();
+        let account = open.configuration.bucket_account.as_deref();
+        if let Some(skipped) = in_role_account(account, role, &format!("s3://{bucket}")) {
+            checks.skipped(&name, skipped);
+            continue;
+        }
+        let document = match open.access.bucket_policy(bucket).await {
+            Ok(None) => None,
+            Ok(Some(text)) => match PolicyDocument::parse(&text) {
+                Ok(document) => Some(document),
+                Err(e) => {
+                    checks.skipped(
+                        &name,
+                        format!(
+                            "the bucket policy of {bucket} does not parse here ({e}); the probes below check access"
+                        ),
+                    );
+                    continue;
+                }
+            },
+            Err(e) => {
+                checks.skipped(&name, format!("the configuration's credential may not read the bucket policy of {bucket} ({}: {}); the probes below check access", e.operation, e.message));
+                continue;
+            }
+        };
+        let versioning = open.configuration.versioning.unwrap_or(VersioningState::Unversioned);
+        let statement = policies::cross_account_bucket_policy(&open.configuration.spec.bucket, role, versioning);
+        let versioned = if versioning == VersioningState::Unversioned { "" } else { " --versioned" };
+        let fix = format!(
+            "As the owner of {bucket}, add these statements to its bucket policy: {}. `byos aws bucket-policy --bucket {bucket} --cross-account {region} --role {role}{versioned}` prints them.",
+            statement["Statement"]
+        );
+        let resource = document.as_ref().map_or(ResourcePolicy::Absent, ResourcePolicy::Standard);
+        match refused(resource, &wants) {
+            Refusal::None => checks
+                .passed(&name, format!("the bucket policy of {bucket} allows the copy role {role} what the copy does")),
+            Refusal::Denied(request, why) => checks.failed(
+                &name,
+                format!(
+                    "the bucket policy of {bucket} does not allow the copy role {role} {} on {}{why}",
+                    request.action, request.resource
+                ),
+                if why.is_empty() { fix } else { format!("Exempt {role} from the statement that denies it. {fix}") },
+            ),
+            Refusal::Unknown(detail) => checks.skipped(&name, format!("{detail}; the probes below check access")),
+        }
+    }
+
+    let keys = [
+        ("source", &sides.from, sides.source_kms.as_ref(), &["kms:Decrypt"][..]),
+        ("destination", &sides.to, sides.destination_kms(), &["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"][..]),
+    ];
+    for (side, open, key, actions) in keys {
+        if checks.any_failed() {
+            return;
+        }
+        let name = format!("{side}:kms-key-policy");
+        let Some(key) = key else {
+            checks.skipped(&name, format!("the {side}'s configuration does not encrypt with KMS"));
+            continue;
+        };
+        let key_account = key.as_str().split(':').nth(4);
+        if let Some(skipped) = in_role_account(key_account, role, key.as_str()) {
+            checks.skipped(&name, skipped);
+            continue;
+        }
+        let document = match open.access.kms_key_policy(key.as_str()).await.map(|text| PolicyDocument::parse(&text)) {
+            Ok(Ok(document)) => document,
+            Ok(Err(e)) => {
+                checks.skipped(
+                    &name,
+                    format!("the policy of {key} does not parse here ({e}); the probes below check the key"),
+                );
+                continue;
+            }
+            Err(e) => {
+                checks.skipped(&name, format!("the configuration's credential may not read the policy of {key} ({}: {}); the probes below check the key", e.operation, e.message));
+                continue;
+            }
+        };
+        let wants: Vec<Request> = actions.iter().map(|action| request(action, key.as_str())).collect();
+        let fix = format!(
+            "As the owner of {key}, add this statement to its key policy: {}. `byos aws kms-policy --region {region} --role {role}` prints it.",
+            policies::kms_key_policy_statement(role)
+        );
+        match refused(ResourcePolicy::KmsKey(&document), &wants) {
+            Refusal::None => {
+                checks.passed(&name, format!("the policy of {key} allows the copy role {role} {}", actions.join(", ")));
+            }
+            Refusal::Denied(request, why) => checks.failed(
+                &name,
+                format!("the policy of {key} does not allow the copy role {role} {}{why}", request.action),
+                if why.is_empty() { fix } else { format!("Exempt {role} from the statement that denies it. {fix}") },
+            ),
+            Refusal::Unknown(detail) => checks.skipped(&name, format!("{detail}; the probes below check the key")),
+        }
+    }
+
+    if checks.any_failed() {
+        return;
+    }
+    let name = "destination:object-ownership";
+    let bucket = sides.to.configuration.spec.bucket.as_str();
+    if let Some(skipped) =
+        in_role_account(sides.to.configuration.bucket_account.as_deref(), role, &format!("s3://{bucket}"))
+    {
+        checks.skipped(name, skipped);
+        return;
+    }
+    let fix = format!(
+        "As the owner of {bucket}, make it own every object written into it: aws s3api put-bucket-ownership-controls --bucket {bucket} --ownership-controls 'Rules=[{{ObjectOwnership=BucketOwnerEnforced}}]'"
+    );
+    match sides.to.access.object_ownership(bucket).await {
+        Ok(Some(setting)) if setting == "BucketOwnerEnforced" => {
+            checks.passed(name, format!("{bucket} owns every object written into it (BucketOwnerEnforced)"));
+        }
+        Ok(setting) => checks.failed(
+            name,
+            format!(
+                "{bucket}'s Object Ownership is {}: the copies the role writes would belong to the platform's account {}, not to the bucket's owner",
+                setting.as_deref().unwrap_or("not set (ObjectWriter)"),
+                role.account()
+            ),
+            fix,
+        ),
+        Err(e) => checks.skipped(name, format!("the configuration's credential may not read the Object Ownership of {bucket} ({}: {})", e.operation, e.message)),
+    }
+}
+
+/// Why a side's policy need not be read: its account is the role's (the role's own IAM
+/// policies grant access there), or not known.
+fn in_role_account(account: Option<&str>, role: &RoleArn, what: &str) -> Option<String> {
+    match account {
+        Some(account) if account == role.account() => Some(format!(
+            "{what} is in the copy role's own account ({account}): the role's IAM policies grant access there, and the probes below check them"
+        )),
+        Some(_) => None,
+        None => Some(format!(
+            "the account of {what} is not known yet (a validation learns it); the probes below check access"
+        )),
+    }
+}
+
+/// The first of `wants` that a resource's policy does not grant the copy role.
+enum Refusal {
+    None,
+    /// Refused, with the statement that denies it, if one does.
+    Denied(Request, String),
+    /// A statement byos cannot evaluate decides.
+    Unknown(String),
+}
+
+fn refused(resource: ResourcePolicy<'_>, wants: &[Request]) -> Refusal {
+    for want in wants {
+        // The role is in another account: only the resource's own policy can let it in.
+        let decision = Policies { identity: &[], boundary: None, resource }.decide(want);
+        match decision.effect {
+            Access::Allowed => {}
+            Access::ExplicitlyDenied => {
+                let statement = decision.deciding.map(|d| format!(" ({} denies it)", d.statement)).unwrap_or_default();
+                return Refusal::Denied(want.clone(), statement);
+            }
+            Access::ImplicitlyDenied => return Refusal::Denied(want.clone(), String::new()),
+            Access::Undetermined => {
+                let unevaluated = decision
+                    .unevaluated
+                    .first()
+                    .map(|u| format!("{} ({})", u.statement, u.unsupported))
+                    .unwrap_or_default();
+                return Refusal::Unknown(format!(
+                    "whether the copy role may {} depends on {unevaluated}, which byos cannot evaluate",
+                    want.action
+                ));
+            }
+        }
+    }
+    Refusal::None
 }
 
 /// `include` / `exclude` over the path an object gets under the destination folder (its source
@@ -668,6 +986,55 @@ mod tests {
         assert!(!filter.keeps("run/a.bam"), "not included");
         let everything = Filter::new(&CopySpec { include: Vec::new(), exclude: Vec::new(), ..spec("") }).unwrap();
         assert!(everything.keeps("any/thing"));
+    }
+
+    #[test]
+    fn a_bucket_policy_names_what_it_refuses_the_copy_role() {
+        let role = RoleArn::parse("arn:aws:iam::123456789012:role/byos-copy").unwrap();
+        let bucket = byos_domain::BucketName::parse("partner-bucket").unwrap();
+        let session = "arn:aws:sts::123456789012:assumed-role/byos-copy/byos-copy@0123";
+        let put = Request::new("s3:PutObject", "arn:aws:s3:::partner-bucket/lab/in/a").with_principal(session);
+        let listing = Request::new("s3:ListBucket", "arn:aws:s3:::partner-bucket").with_principal(session);
+        let wants = [listing, put];
+
+        assert!(
+            matches!(refused(ResourcePolicy::Absent, &wants), Refusal::Denied(r, why) if r.action == "s3:ListBucket" && why.is_empty())
+        );
+        let granted = policies::cross_account_bucket_policy(&bucket, &role, VersioningState::Unversioned);
+        let granted = PolicyDocument::parse(&granted.to_string()).unwrap();
+        assert!(matches!(refused(ResourcePolicy::Standard(&granted), &wants), Refusal::None));
+
+        // The owner's deny-all without an exception for the role wins over the grant.
+        let mut both = policies::cross_account_bucket_policy(&bucket, &role, VersioningState::Unversioned);
+        let deny = policies::deny_all_bucket_policy(&bucket, "111111111111", "platform");
+        both["Statement"].as_array_mut().unwrap().push(deny["Statement"][0].clone());
+        let both = PolicyDocument::parse(&both.to_string()).unwrap();
+        let Refusal::Denied(request, why) = refused(ResourcePolicy::Standard(&both), &wants) else {
+            panic!("the deny applies")
+        };
+        assert_eq!(
+            (request.action.as_str(), why.as_str()),
+            ("s3:ListBucket", r#" (Statement[2] (Sid "DenyAllButThePlatform") denies it)"#)
+        );
+
+        // A key policy that delegates to its own account only does not let the role in.
+        let delegated = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"kms:*","Resource":"*"}]}"#;
+        let delegated = PolicyDocument::parse(delegated).unwrap();
+        let key = "arn:aws:kms:eu-central-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let decrypt = [Request::new("kms:Decrypt", key).with_principal(session)];
+        assert!(matches!(refused(ResourcePolicy::KmsKey(&delegated), &decrypt), Refusal::Denied(..)));
+        let statement = policies::kms_key_policy_statement(&role);
+        let with_role = format!(r#"{{"Version":"2012-10-17","Statement":[{statement}]}}"#);
+        let with_role = PolicyDocument::parse(&with_role).unwrap();
+        assert!(matches!(refused(ResourcePolicy::KmsKey(&with_role), &decrypt), Refusal::None));
+    }
+
+    #[test]
+    fn sides_in_the_roles_account_are_left_to_its_policies() {
+        let role = RoleArn::parse("arn:aws:iam::123456789012:role/byos-copy").unwrap();
+        assert!(in_role_account(Some("123456789012"), &role, "s3://a").unwrap().contains("own account"));
+        assert!(in_role_account(None, &role, "s3://a").unwrap().contains("not known yet"));
+        assert_eq!(in_role_account(Some("111111111111"), &role, "s3://a"), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use byos_buckets::Buckets;
 use byos_catalog::{Job, Store, StoreError};
+use byos_domain::RegionTable;
 use byos_sync::SyncEngine;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
@@ -77,14 +78,18 @@ struct Inner {
     buckets: Buckets,
     sync: SyncEngine,
     settings: JobSettings,
+    /// The platform's regions: each one's cross-account copy role copies between
+    /// configurations that share no credential.
+    regions: RegionTable,
     /// Wakes the workers when a job is submitted.
     wake: Notify,
     metrics: worker::Metrics,
 }
 
 impl Jobs {
-    pub fn new(store: Store, buckets: Buckets, sync: SyncEngine, settings: JobSettings) -> Jobs {
-        let inner = Inner { store, buckets, sync, settings, wake: Notify::new(), metrics: worker::Metrics::default() };
+    pub fn new(store: Store, buckets: Buckets, sync: SyncEngine, settings: JobSettings, regions: RegionTable) -> Jobs {
+        let metrics = worker::Metrics::default();
+        let inner = Inner { store, buckets, sync, settings, regions, wake: Notify::new(), metrics };
         Jobs { inner: Arc::new(inner) }
     }
 

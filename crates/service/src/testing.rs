@@ -29,7 +29,8 @@ impl Fixture {
         let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
         let data = Default::default();
         let regions = RegionTable::builtin();
-        let jobs = crate::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default());
+        let jobs =
+            crate::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default(), regions.clone());
         let parts = Parts { store, master_key: key, regions, buckets, lifecycle, sync, jobs, data };
         let services = Services::new(parts);
         Fixture { services, admin: Caller::new(Uuid::new_v4(), Role::Admin, Vec::new()), _dir: dir }

@@ -2,11 +2,12 @@
 //! encrypts with SSE-KMS, one of them above a lowered multipart threshold (the path of objects
 //! above 5 GiB), with content type, metadata and tags kept; the report in JSON lines and CSV; a
 //! move whose sources go only once their copies are verified; onConflict, include / exclude and
-//! dry runs; who may start which copy.
+//! dry runs; who may start which copy; a copy into another AWS account through the region's
+//! copy role, whose preflight names each grant the bucket's owner has yet to make.
 
 use serde_json::{Value, json};
 
-use crate::support::{BUCKET, OnMoto, id_of, project, set_ready_with, wait_for_job};
+use crate::support::{BUCKET, OnMoto, id_of, project, set_ready_in, set_ready_with, wait_for_job};
 
 /// The destination bucket, which encrypts with a KMS key.
 const DESTINATION: &str = "destination-bucket";
@@ -318,4 +319,195 @@ async fn a_copy_needs_access_to_both_projects_and_sane_paths() {
     // Into the same project's other folder is fine.
     let within = json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]}, "destination": {"projectId": a, "path": "/copy/"}});
     app.post("/api/v1/jobs", within).await.ok(202);
+}
+
+/// The checks of a job's preflight, as (name, result).
+fn checks_of(job: &Value) -> Vec<(String, String)> {
+    let checks = job["preflight"].as_array().unwrap_or_else(|| panic!("no preflight: {job}"));
+    checks.iter().map(|c| (c["name"].as_str().unwrap().to_owned(), c["result"].as_str().unwrap().to_owned())).collect()
+}
+
+/// The preflight's failed check, with its detail and fix.
+fn failed_check(job: &Value) -> (String, String, String) {
+    let checks = job["preflight"].as_array().unwrap_or_else(|| panic!("no preflight: {job}"));
+    let failed = checks.iter().find(|c| c["result"] == "failed").unwrap_or_else(|| panic!("nothing failed: {job}"));
+    let text = |field: &str| failed[field].as_str().unwrap_or_default().to_owned();
+    (text("name"), text("detail"), text("fix"))
+}
+
+/// The source in the platform's account; the destination bucket in account 111111111111, on a
+/// credential that reaches it by assuming a role created there (moto switches accounts by role),
+/// encrypting with that account's KMS key. The configurations share no credential, so the region's
+/// copy role copies. Its preflight fails first for the bucket policy, then for the key policy,
+/// then for the Object Ownership, each time naming what the owner is to do; once done, the copy
+/// lands byte for byte, and a move takes its sources away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_into_another_account_goes_through_the_copy_role() {
+    const PARTNER: &str = "111111111111";
+    const PARTNER_BUCKET: &str = "partner-bucket";
+    let platform_account = "123456789012";
+    let copy_role = format!("arn:aws:iam::{platform_account}:role/byos-copy");
+    let regions = byos_domain::RegionTable::new(vec![byos_domain::Region {
+        code: "EU".to_owned(),
+        name: "Germany".to_owned(),
+        aws_region: "eu-central-1".to_owned(),
+        cross_account_role_arn: copy_role.clone(),
+        note: None,
+    }])
+    .unwrap();
+    let jobs = byos_api::JobSettings {
+        copies: byos_api::CopySettings { threshold: 5 * MIB as u64, part_size: 5 * MIB as u64, parts_at_once: 2 },
+        ..Default::default()
+    };
+    let on = OnMoto::with_jobs_and_regions("xacct", jobs, regions).await;
+    let (app, moto) = (&on.app, on.moto.url().to_owned());
+    assert_eq!(on.setup.account().await.unwrap(), platform_account);
+    let trust = |principal: &str, condition: Value| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal},
+               "Action": "sts:AssumeRole", "Condition": condition}]})
+        .to_string()
+    };
+    let platform_root = format!("arn:aws:iam::{platform_account}:root");
+    assert_eq!(on.setup.ensure_role("byos-copy", &trust(&platform_root, json!({}))).await.unwrap(), copy_role);
+
+    // The source: a folder of 20 small objects and one copied in parts.
+    for i in 0..20 {
+        let key = format!("xacct/src/run/lane-{}/read-{i:02}.txt", i % 2);
+        on.bucket.put_object(BUCKET, &key, format!("read {i}").into_bytes(), None).await.unwrap();
+    }
+    let big: Vec<u8> = (0..7 * MIB).map(|i| (i % 253) as u8).collect();
+    put(&moto, BUCKET, "xacct/src/run/big.bam", big.clone(), &[("content-type", "application/x-bam")]).await;
+    let source = on.imported_project("src").await;
+    set_ready_in(app, &on.configuration, byos_domain::VersioningState::Unversioned, Some(platform_account)).await;
+
+    // The partner's account: its bucket, key and the role the platform reaches it through.
+    let (aws, region) = crate::support::moto_aws(&on.moto).await;
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let admin = byos_domain::RoleArn::parse(&format!("arn:aws:iam::{PARTNER}:role/admin")).unwrap();
+    let setup_id = byos_domain::ExternalId::parse("partner-admin").unwrap();
+    let session = aws
+        .assume_role_scoped(&admin, &setup_id, "partner-admin", everything, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let partner = byos_aws::Aws::new(&byos_aws::AwsSettings {
+        endpoint_url: Some(moto.clone()),
+        static_credentials: Some((session.access_key_id.clone(), session.expose_secret_access_key().to_owned())),
+        ..Default::default()
+    })
+    .await
+    .setup(&region);
+    assert_eq!(partner.account().await.unwrap(), PARTNER);
+    partner.create_bucket(PARTNER_BUCKET).await.unwrap();
+    let key = partner.create_kms_key("partner data").await.unwrap();
+    let owner_role = partner
+        .ensure_role(
+            "byos-access",
+            &trust(&platform_root, json!({"StringEquals": {"sts:ExternalId": "partner-tenant"}})),
+        )
+        .await
+        .unwrap();
+    let records = byos_test_support::Records { store: app.state.store(), key: app.state.master_key() };
+    let credential = records.role(&owner_role, "partner-tenant").await;
+    let body = json!({"name": "partner", "region": "eu-central-1", "bucket": PARTNER_BUCKET, "keyPrefix": "lab/",
+        "credentialId": credential.id, "serverSideEncryption": {"algorithm": "aws:kms", "keyName": key}});
+    let configuration = id_of(app.post("/api/v1/storage-configurations", body).await.ok(201));
+    set_ready_in(app, &configuration, byos_domain::VersioningState::Unversioned, Some(PARTNER)).await;
+    let destination = project(app, "partner lab", &configuration, "dst").await;
+    let _workers = app.state.services().job_engine().spawn_workers();
+
+    let copy = || async {
+        let body = json!({"type": "copy", "source": {"projectId": source, "paths": ["/run/"]},
+                          "destination": {"projectId": destination, "path": "/in/"}});
+        let started = app.post("/api/v1/jobs", body).await;
+        wait_for_job(app, started.ok(202)["id"].as_str().unwrap()).await
+    };
+
+    // No grant in the partner's bucket policy yet: the preflight names the statements.
+    let refused = copy().await;
+    assert_eq!((&refused["status"], &refused["error"]["code"]), (&json!("failed"), &json!("copy-preflight-failed")));
+    let (check, detail, fix) = failed_check(&refused);
+    assert_eq!(check, "destination:bucket-policy", "{refused}");
+    assert!(detail.contains(&format!("does not allow the copy role {copy_role} s3:ListBucket")), "{detail}");
+    assert!(
+        fix.contains(&format!(
+            "byos aws bucket-policy --bucket {PARTNER_BUCKET} --cross-account eu-central-1 --role {copy_role}"
+        )) && fix.contains("AllowCrossAccountObjects"),
+        "{fix}"
+    );
+    let identity = &refused["preflight"][0];
+    assert!(identity["detail"].as_str().unwrap().contains("assumed-role/byos-copy/byos-copy@"), "{identity}");
+    assert_eq!(
+        checks_of(&refused)[..5],
+        [
+            ("copy-identity".to_owned(), "passed".to_owned()),
+            ("source:bucket-in-region".to_owned(), "passed".to_owned()),
+            ("destination:bucket-in-region".to_owned(), "passed".to_owned()),
+            ("source:bucket-policy".to_owned(), "skipped".to_owned()),
+            ("destination:bucket-policy".to_owned(), "failed".to_owned()),
+        ],
+        "the source is in the role's own account: {refused}"
+    );
+    assert_eq!(keys(&on, PARTNER_BUCKET, "lab/").await, Vec::<String>::new(), "nothing copied");
+
+    // The owner adds what `byos aws bucket-policy --cross-account` prints; the key comes next.
+    let role = byos_domain::RoleArn::parse(&copy_role).unwrap();
+    let bucket = byos_domain::BucketName::parse(PARTNER_BUCKET).unwrap();
+    let statements =
+        byos_domain::policies::cross_account_bucket_policy(&bucket, &role, byos_domain::VersioningState::Unversioned);
+    partner.put_bucket_policy(PARTNER_BUCKET, &statements.to_string()).await.unwrap();
+    let refused = copy().await;
+    let (check, detail, fix) = failed_check(&refused);
+    assert_eq!(check, "destination:kms-key-policy", "{refused}");
+    assert!(
+        detail.contains(&format!("{key} does not allow the copy role {copy_role} kms:GenerateDataKey")),
+        "{detail}"
+    );
+    assert!(fix.contains(&format!("byos aws kms-policy --region eu-central-1 --role {copy_role}")), "{fix}");
+
+    // The key policy with the printed statement; then the bucket must own what the role writes.
+    let existing = partner.kms_key_policy(&key).await.unwrap();
+    let merged = byos_domain::policies::merge_statements(
+        Some(&existing),
+        &byos_domain::policies::kms_key_policy_statement(&role),
+    )
+    .unwrap();
+    partner.put_kms_key_policy(&key, &merged.document.to_string()).await.unwrap();
+    let refused = copy().await;
+    let (check, detail, fix) = failed_check(&refused);
+    assert_eq!(check, "destination:object-ownership", "{refused}");
+    assert!(detail.contains("not set (ObjectWriter)") && detail.contains(platform_account), "{detail}");
+    assert!(fix.contains("ObjectOwnership=BucketOwnerEnforced"), "{fix}");
+
+    partner.put_object_ownership(PARTNER_BUCKET, "BucketOwnerEnforced").await.unwrap();
+    let copied = copy().await;
+    assert_eq!(copied["status"], "succeeded", "{copied}");
+    assert_eq!(
+        (&copied["progress"]["objectsDone"], &copied["progress"]["objectsFailed"]),
+        (&json!(21), &json!(0)),
+        "{copied}"
+    );
+    for (name, result) in checks_of(&copied) {
+        // The source is in the role's account, and not encrypted with KMS.
+        let skipped = ["source:bucket-policy", "source:kms-key-policy", "source:kms-key-usable"];
+        let expected = if skipped.contains(&name.as_str()) { "skipped" } else { "passed" };
+        assert_eq!((name.as_str(), result.as_str()), (name.as_str(), expected), "{copied}");
+    }
+    let mut landed = keys(&on, PARTNER_BUCKET, "lab/dst/in/run/").await;
+    landed.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("lab/dst/in/run/lane-{}/read-{i:02}.txt", i % 2)).collect();
+    expected.push("lab/dst/in/run/big.bam".to_owned());
+    expected.sort();
+    assert_eq!(landed, expected);
+    let reply = reqwest::get(format!("{moto}/{PARTNER_BUCKET}/lab/dst/in/run/big.bam")).await.unwrap();
+    assert_eq!(reply.headers()["x-amz-server-side-encryption"], "aws:kms");
+    assert_eq!(reply.headers()["content-type"], "application/x-bam");
+    assert!(reply.bytes().await.unwrap() == big, "byte-exact across accounts, in parts");
+
+    // A move across the accounts: the sources go once their copies are verified.
+    let body = json!({"type": "move", "source": {"projectId": source, "paths": ["/run/lane-0/"]},
+                      "destination": {"projectId": destination, "path": "/moved/"}});
+    let moved = wait_for_job(app, app.post("/api/v1/jobs", body).await.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&moved["status"], &moved["progress"]["objectsDone"]), (&json!("succeeded"), &json!(10)), "{moved}");
+    assert_eq!(keys(&on, BUCKET, "xacct/src/run/lane-0/").await, Vec::<String>::new(), "sources gone");
+    assert_eq!(keys(&on, PARTNER_BUCKET, "lab/dst/moved/lane-0/").await.len(), 10);
 }

@@ -107,9 +107,13 @@ impl TestApp {
             .await
     }
 
-    /// An app whose AWS is `endpoint`, whose jobs run as `jobs` says.
-    pub(crate) async fn with_aws_and_jobs(endpoint: &str, jobs: byos_api::JobSettings) -> TestApp {
-        TestApp::build(RegionTable::builtin(), Some(endpoint.to_owned()), None, Default::default(), jobs).await
+    /// An app whose AWS is `endpoint`, whose jobs run as `jobs` says, serving `regions`.
+    pub(crate) async fn with_aws_jobs_and_regions(
+        endpoint: &str,
+        jobs: byos_api::JobSettings,
+        regions: RegionTable,
+    ) -> TestApp {
+        TestApp::build(regions, Some(endpoint.to_owned()), None, Default::default(), jobs).await
     }
 
     /// An app whose AWS is `endpoint`, with STS at `sts` (a gate in front of moto's).
@@ -156,7 +160,7 @@ impl TestApp {
         let buckets = byos_buckets::Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = byos_lifecycle::Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
         let sync = byos_sync::SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
-        let jobs = byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), jobs);
+        let jobs = byos_api::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), jobs, regions.clone());
         let parts = byos_api::Parts { store, master_key: key, regions, buckets, lifecycle, sync, jobs, data };
         let state = AppState::new(parts);
         TestApp {
@@ -278,8 +282,19 @@ pub(crate) async fn set_status(app: &TestApp, id: &str, status: ConfigurationSta
 /// Records a validation that found the configuration ready on a bucket whose versioning is
 /// `versioning`.
 pub(crate) async fn set_ready_with(app: &TestApp, id: &str, versioning: byos_domain::VersioningState) {
+    set_ready_in(app, id, versioning, None).await;
+}
+
+/// [`set_ready_with`], the validation having learned that the bucket is `account`'s.
+pub(crate) async fn set_ready_in(
+    app: &TestApp,
+    id: &str,
+    versioning: byos_domain::VersioningState,
+    account: Option<&str>,
+) {
     let mut outcome = byos_test_support::validation_outcome(ConfigurationStatus::Ready);
     outcome.versioning = Some(versioning);
+    outcome.bucket_account = account.map(str::to_owned);
     record(app, id, outcome).await;
 }
 
@@ -345,28 +360,34 @@ pub(crate) struct OnMoto {
 
 impl OnMoto {
     pub(crate) async fn new(name: &str) -> OnMoto {
-        OnMoto::start(name, Default::default(), None).await
+        OnMoto::start(name, Default::default(), None, RegionTable::builtin()).await
     }
 
     /// [`OnMoto::new`], with jobs that run as `jobs` says, and the server talking to moto
     /// through [`byos_test_support::MotoShim`], so that copies in parts complete.
     pub(crate) async fn with_jobs(name: &str, jobs: byos_api::JobSettings) -> OnMoto {
+        OnMoto::with_jobs_and_regions(name, jobs, RegionTable::builtin()).await
+    }
+
+    /// [`OnMoto::with_jobs`], the server's region table being `regions`.
+    pub(crate) async fn with_jobs_and_regions(name: &str, jobs: byos_api::JobSettings, regions: RegionTable) -> OnMoto {
         let moto = byos_test_support::Moto::start();
         let shim = byos_test_support::MotoShim::start(&moto).await;
-        OnMoto::start(name, jobs, Some((moto, shim))).await
+        OnMoto::start(name, jobs, Some((moto, shim)), regions).await
     }
 
     async fn start(
         name: &str,
         jobs: byos_api::JobSettings,
         moto: Option<(byos_test_support::Moto, byos_test_support::MotoShim)>,
+        regions: RegionTable,
     ) -> OnMoto {
         let (moto, shim) = match moto {
             Some((moto, shim)) => (moto, Some(shim)),
             None => (byos_test_support::Moto::start(), None),
         };
         let endpoint = shim.as_ref().map_or(moto.url(), byos_test_support::MotoShim::url);
-        let app = TestApp::with_aws_and_jobs(endpoint, jobs).await;
+        let app = TestApp::with_aws_jobs_and_regions(endpoint, jobs, regions).await;
         let (aws, region) = moto_aws(&moto).await;
         let setup = aws.setup(&region);
         setup.create_bucket(BUCKET).await.unwrap();

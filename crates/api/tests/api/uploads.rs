@@ -214,7 +214,8 @@ async fn an_upload_on_moto_keeps_the_configurations_encryption() {
 async fn large_files_move_in_parts_byte_exact() {
     let s3 = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, SECRET);
     let copies = byos_api::CopySettings { threshold: 5 * MIB, part_size: 5 * MIB, parts_at_once: 2 };
-    let app = TestApp::with_aws_and_jobs(s3.url(), byos_api::JobSettings { copies, ..Default::default() }).await;
+    let jobs = byos_api::JobSettings { copies, ..Default::default() };
+    let app = TestApp::with_aws_jobs_and_regions(s3.url(), jobs, byos_domain::RegionTable::builtin()).await;
     let configuration = ready_configuration(&app, "moves").await;
     let (big, small) = (bytes(11 * MIB, 5), bytes(1000, 9));
     s3.put_file("customer-bucket", "moves/study/big.bin", &big);

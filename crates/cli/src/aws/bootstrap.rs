@@ -528,7 +528,8 @@ fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Key> {
     Ok(Key { access_key_id: field("accessKeyId")?, secret_access_key: field("secretAccessKey")?, shown: false })
 }
 
-/// Merges the copy role's statements into the bucket policy and, with SSE-KMS, the key policy.
+/// Merges the copy role's statements into the bucket policy and, with SSE-KMS, the key policy,
+/// and makes the bucket own every object written into it.
 async fn ensure_cross_account(
     c: &Connection,
     plan: &Plan,
@@ -560,6 +561,24 @@ async fn ensure_cross_account(
     } else {
         steps.record(Change::Unchanged, "bucket policy", &detail)?;
     }
+
+    // What the role writes must belong to the bucket's owner, not to the platform's account.
+    let ownership = if bucket_is_new && steps.is_dry_run() {
+        None
+    } else {
+        c.setup.object_ownership(bucket).await.context("reading the Object Ownership")?
+    };
+    let enforced = "BucketOwnerEnforced";
+    let detail = format!("{enforced}: the copy role's copies belong to the bucket's owner");
+    if ownership.as_deref() == Some(enforced) {
+        steps.record(Change::Unchanged, "object ownership", &detail)?;
+    } else {
+        if !steps.is_dry_run() {
+            c.setup.put_object_ownership(bucket, enforced).await.context("writing the Object Ownership")?;
+        }
+        steps.record(Change::Updated, "object ownership", &detail)?;
+    }
+    let detail = format!("copy role {role}");
 
     let Some(key) = &plan.kms_key else { return Ok(()) };
     if key.as_str().ends_with("/to-be-created") {

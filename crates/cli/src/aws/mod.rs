@@ -59,6 +59,10 @@ pub(crate) enum AwsCommand {
         cross_account: Option<String>,
         #[arg(long)]
         versioned: bool,
+        /// The copy role to grant, for a server whose region table names its own
+        /// (crossAccountRoleArn); the built-in table's role of the region without it.
+        #[arg(long, value_name = "ARN")]
+        role: Option<String>,
         /// Deny everyone but the platform's IAM user and its federated users in this account.
         #[arg(long, value_name = "ACCOUNT")]
         deny_all: Option<String>,
@@ -82,13 +86,21 @@ pub(crate) enum AwsCommand {
         /// An AWS region id of the region table.
         #[arg(long)]
         region: String,
+        /// The copy role, for a server whose region table names its own; the built-in table's
+        /// role of the region without it.
+        #[arg(long, value_name = "ARN")]
+        role: Option<String>,
     },
 }
 
 use connect::print_json;
 
-fn role(region: &str) -> anyhow::Result<byos_domain::RoleArn> {
+/// The copy role of `region`: `given` (a server's own region table), or the built-in table's.
+fn role(region: &str, given: Option<&str>) -> anyhow::Result<byos_domain::RoleArn> {
     let table = RegionTable::builtin();
+    if let Some(given) = given {
+        return byos_domain::RoleArn::parse(given).context("--role");
+    }
     let Some(found) = table.get(region) else {
         bail!("{region:?} is not a platform region; one of: {}", table.aws_region_list());
     };
@@ -139,12 +151,14 @@ fn print(command: AwsCommand) -> anyhow::Result<()> {
             let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
             print_json(&policies::cors_configuration(&origins))
         }
-        AwsCommand::BucketPolicy { bucket, cross_account, versioned, deny_all, user } => {
+        AwsCommand::BucketPolicy { bucket, cross_account, versioned, role: given, deny_all, user } => {
             let bucket = BucketName::parse(&bucket).context("--bucket")?;
             match (cross_account, deny_all) {
                 (Some(region), None) => {
-                    print_json(&policies::cross_account_bucket_policy(&bucket, &role(&region)?, versioning(versioned)))
+                    let role = role(&region, given.as_deref())?;
+                    print_json(&policies::cross_account_bucket_policy(&bucket, &role, versioning(versioned)))
                 }
+                (None, Some(_)) if given.is_some() => bail!("--role goes with --cross-account"),
                 (None, Some(account)) => {
                     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
                         bail!("--deny-all: {account:?} is not a 12-digit AWS account id");
@@ -154,7 +168,9 @@ fn print(command: AwsCommand) -> anyhow::Result<()> {
                 _ => bail!("give --cross-account REGION or --deny-all ACCOUNT"),
             }
         }
-        AwsCommand::KmsPolicy { region } => print_json(&policies::kms_key_policy_statement(&role(&region)?)),
+        AwsCommand::KmsPolicy { region, role: given } => {
+            print_json(&policies::kms_key_policy_statement(&role(&region, given.as_deref())?))
+        }
         AwsCommand::TrustPolicy { principal, external_id } => {
             let principal = policies::trust_principal(&principal);
             if !principal.starts_with("arn:") || principal.split(':').count() < 6 {

@@ -164,4 +164,22 @@ fn explain_and_errors() {
     let (code, deny, _) = byos(&["aws", "bucket-policy", "--bucket", "customer-bucket", "--deny-all", "123456789012"]);
     assert_eq!(code, 0);
     assert!(deny.contains("arn:aws:sts::123456789012:federated-user/*"), "{deny}");
+
+    // A server with a region table of its own names its copy role: the statements grant that.
+    let own = "arn:aws:iam::123456789012:role/byos-copy";
+    let args =
+        ["aws", "bucket-policy", "--bucket", "customer-bucket", "--cross-account", "eu-central-1", "--role", own];
+    let (code, granted, stderr) = byos(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(granted.contains(own) && !granted.contains("079623148045"), "{granted}");
+    let (code, statement, stderr) = byos(&["aws", "kms-policy", "--region", "eu-central-1", "--role", own]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(statement.contains(own), "{statement}");
+    let (code, _, stderr) = byos(&["aws", "kms-policy", "--region", "eu-central-1", "--role", "byos-copy"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--role"), "{stderr}");
+    let (code, _, stderr) =
+        byos(&["aws", "bucket-policy", "--bucket", "b-1", "--deny-all", "123456789012", "--role", own]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--role goes with --cross-account"), "{stderr}");
 }

@@ -378,9 +378,11 @@ fn versioned_bucket_with_a_new_kms_key_and_the_copy_role() {
         .filter(|s| s["change"] != "unchanged")
         .filter_map(|s| s["subject"].as_str())
         .collect();
-    for subject in ["kms key", "versioning", "bucket policy", "kms key policy"] {
+    for subject in ["kms key", "versioning", "bucket policy", "object ownership", "kms key policy"] {
         assert!(changed.contains(&subject), "{subject} not set up: {first}");
     }
+    let ownership = owner.aws_ok(&["s3api", "get-bucket-ownership-controls", "--bucket", BUCKET]);
+    assert!(ownership.contains("BucketOwnerEnforced"), "{ownership}");
     let (code, second) = bootstrap(&owner, &file, &extra);
     assert_eq!(code, 0, "{second}");
     assert_eq!(second["changes"], 0, "{second}");
