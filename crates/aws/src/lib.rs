@@ -49,8 +49,8 @@ pub use owner::{
 pub use queue::{EventSource, QueueInfo, Queues, ReceivedMessage};
 pub use setup::{NewAccessKey, Setup};
 pub use transfer::{
-    Copied, CopySource, MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH, MAX_PRESIGNED_VALIDITY, NotDeleted, Presigned,
-    RestoreTier, UploadedPart, Vended,
+    Checksum, Copied, CopySource, MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH, MAX_PRESIGNED_VALIDITY, NotDeleted,
+    PartsCopied, Presigned, RestoreTier, UploadedPart, Vended,
 };
 
 /// How to reach AWS.

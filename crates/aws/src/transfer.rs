@@ -216,6 +216,28 @@ impl BucketAccess {
     }
 }
 
+impl BucketAccess {
+    /// The object's full-object checksum, if it has one (see [`Checksum`]).
+    pub async fn full_object_checksum(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<Checksum>, AwsError> {
+        let out = self
+            .s3()
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| classify("HeadObject", e))?;
+        Ok(Checksum::of_head(&out))
+    }
+}
+
 /// The object a copy reads: a key of a bucket, at a version when the copy pins one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopySource<'a> {
@@ -239,6 +261,54 @@ impl CopySource<'_> {
             }
         }
     }
+}
+
+/// A full-object checksum as S3 keeps it: the algorithm (`CRC64NVME`, `CRC32C` or `CRC32`) and
+/// its base64 value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    pub algorithm: String,
+    pub value: String,
+}
+
+impl Checksum {
+    /// The object's full-object checksum, from a HEAD with checksum mode enabled. A composite
+    /// checksum (of a multipart upload's parts, `value-N`) depends on how the object was cut,
+    /// so it is not one.
+    fn of_head(out: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Option<Checksum> {
+        if out.checksum_type() == Some(&aws_sdk_s3::types::ChecksumType::Composite) {
+            return None;
+        }
+        [("CRC64NVME", out.checksum_crc64_nvme()), ("CRC32C", out.checksum_crc32_c()), ("CRC32", out.checksum_crc32())]
+            .into_iter()
+            .find_map(|(algorithm, value)| {
+                let value = value.filter(|v| !v.contains('-'))?;
+                Some(Checksum { algorithm: algorithm.to_owned(), value: value.to_owned() })
+            })
+    }
+}
+
+/// What a copy in parts made, and the source's full-object checksum when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsCopied {
+    pub copy: Copied,
+    pub source_checksum: Option<Checksum>,
+}
+
+/// One part of a multipart upload, as CompleteMultipartUpload takes it back.
+#[derive(Debug, Clone)]
+struct PartCopied {
+    number: u32,
+    e_tag: String,
+    checksum: Option<String>,
+}
+
+/// How a copy in parts cuts its source.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    size: u64,
+    part_size: u64,
+    at_once: usize,
 }
 
 /// What a copy made: the new object's ETag (without quotes) and version.
@@ -362,30 +432,52 @@ impl BucketAccess {
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> Result<Copied, AwsError> {
-        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-        let completed = CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                parts
-                    .iter()
-                    .map(|(number, e_tag)| {
-                        CompletedPart::builder()
-                            .part_number(i32::try_from(*number).unwrap_or(i32::MAX))
-                            .e_tag(e_tag)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .build();
-        let out = self
+        let parts =
+            parts.iter().map(|(number, e_tag)| PartCopied { number: *number, e_tag: e_tag.clone(), checksum: None });
+        self.complete_parts(bucket, key, upload_id, parts.collect(), None).await
+    }
+
+    /// Completes a multipart upload; with `checksum`, S3 checks the whole object against it.
+    async fn complete_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<PartCopied>,
+        checksum: Option<&Checksum>,
+    ) -> Result<Copied, AwsError> {
+        use aws_sdk_s3::types::{ChecksumType, CompletedMultipartUpload, CompletedPart};
+        let parts = parts.into_iter().map(|part| {
+            let completed =
+                CompletedPart::builder().part_number(i32::try_from(part.number).unwrap_or(i32::MAX)).e_tag(part.e_tag);
+            match (checksum.map(|c| c.algorithm.as_str()), part.checksum) {
+                (Some("CRC64NVME"), Some(value)) => completed.checksum_crc64_nvme(value),
+                (Some("CRC32C"), Some(value)) => completed.checksum_crc32_c(value),
+                (Some("CRC32"), Some(value)) => completed.checksum_crc32(value),
+                _ => completed,
+            }
+            .build()
+        });
+        let completed = CompletedMultipartUpload::builder().set_parts(Some(parts.collect())).build();
+        let request = self
             .s3()
             .complete_multipart_upload()
             .bucket(bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(completed)
-            .send()
-            .await
-            .map_err(|e| classify("CompleteMultipartUpload", e))?;
+            .multipart_upload(completed);
+        let request = match checksum {
+            Some(Checksum { algorithm, value }) => {
+                let request = request.checksum_type(ChecksumType::FullObject);
+                match algorithm.as_str() {
+                    "CRC64NVME" => request.checksum_crc64_nvme(value),
+                    "CRC32C" => request.checksum_crc32_c(value),
+                    _ => request.checksum_crc32(value),
+                }
+            }
+            None => request,
+        };
+        let out = request.send().await.map_err(|e| classify("CompleteMultipartUpload", e))?;
         Ok(Copied {
             etag: out.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
             version_id: out.version_id().map(str::to_owned),
@@ -409,6 +501,13 @@ impl BucketAccess {
     /// [`MAX_COPY_OBJECT_BYTES`] can only be copied so. The source's content type, metadata and
     /// tags are kept (read first: a multipart upload does not take them from its parts), the
     /// encryption is `sse`. The upload is aborted when a part fails.
+    ///
+    /// Every part is copied only from the source as it was read first (`x-amz-copy-source-if-match`
+    /// with its ETag: S3 answers 412 PreconditionFailed to a part of a source changed since),
+    /// so the parts cannot mix two contents. When the source has a full-object checksum (CRC64NVME,
+    /// CRC32C or CRC32; S3 gives every object uploaded since 2025 one), the upload computes the
+    /// same over the copy and S3 checks it at completion; the answer carries the source's, for
+    /// the caller to compare with the copy's.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object_in_parts(
         &self,
@@ -419,7 +518,8 @@ impl BucketAccess {
         part_size: u64,
         at_once: usize,
         sse: Option<&byos_domain::ServerSideEncryption>,
-    ) -> Result<Copied, AwsError> {
+    ) -> Result<PartsCopied, AwsError> {
+        use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
         let version = source.version_id.map(str::to_owned);
         let head = self
             .s3()
@@ -427,9 +527,11 @@ impl BucketAccess {
             .bucket(source.bucket)
             .key(source.key)
             .set_version_id(version.clone())
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
             .map_err(|e| classify("HeadObject", e))?;
+        let checksum = Checksum::of_head(&head);
         // Tags go with the copy where the credential may read them: ICA's policy grants no
         // s3:GetObjectTagging, and some S3 servers have no tagging at all.
         let tags =
@@ -457,11 +559,19 @@ impl BucketAccess {
             .set_content_type(head.content_type().map(str::to_owned))
             .set_metadata(head.metadata().cloned())
             .set_tagging(tagging);
+        let request = match &checksum {
+            Some(checksum) => request
+                .checksum_algorithm(ChecksumAlgorithm::from(checksum.algorithm.as_str()))
+                .checksum_type(ChecksumType::FullObject),
+            None => request,
+        };
         let out = with_sse!(request, sse).send().await.map_err(|e| classify("CreateMultipartUpload", e))?;
         let upload_id = out.upload_id().map(str::to_owned).ok_or_else(|| {
             AwsError::new(AwsErrorKind::Other, "CreateMultipartUpload", "the answer holds no UploadId".to_owned())
         })?;
-        let copied = self.copy_parts(source, bucket, to, &upload_id, size, part_size.max(1), at_once.max(1)).await;
+        let layout = Layout { size, part_size: part_size.max(1), at_once: at_once.max(1) };
+        let if_match = head.e_tag().map(str::to_owned);
+        let copied = self.copy_parts(source, bucket, to, &upload_id, layout, if_match, checksum.as_ref()).await;
         let parts = match copied {
             Ok(parts) => parts,
             Err(e) => {
@@ -471,10 +581,12 @@ impl BucketAccess {
                 return Err(e);
             }
         };
-        self.complete_multipart(bucket, to, &upload_id, &parts).await
+        let copy = self.complete_parts(bucket, to, &upload_id, parts, checksum.as_ref()).await?;
+        Ok(PartsCopied { copy, source_checksum: checksum })
     }
 
-    /// The parts of a copy, each an UploadPartCopy of its byte range; their numbers and ETags.
+    /// The parts of a copy, each an UploadPartCopy of its byte range from the source whose ETag
+    /// is `if_match`; their numbers, ETags and (with `checksum`) checksums.
     #[allow(clippy::too_many_arguments)]
     async fn copy_parts(
         &self,
@@ -482,11 +594,12 @@ impl BucketAccess {
         bucket: &str,
         to: &str,
         upload_id: &str,
-        size: u64,
-        part_size: u64,
-        at_once: usize,
-    ) -> Result<Vec<(u32, String)>, AwsError> {
+        Layout { size, part_size, at_once }: Layout,
+        if_match: Option<String>,
+        checksum: Option<&Checksum>,
+    ) -> Result<Vec<PartCopied>, AwsError> {
         let source = source.header();
+        let algorithm = checksum.map(|c| c.algorithm.clone());
         let count = size.div_ceil(part_size).max(1);
         let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
         let mut copies = tokio::task::JoinSet::new();
@@ -501,13 +614,21 @@ impl BucketAccess {
                 .upload_id(upload_id)
                 .part_number(i32::try_from(number).unwrap_or(i32::MAX))
                 .copy_source(&source)
-                .copy_source_range(format!("bytes={start}-{end}"));
-            let permits = permits.clone();
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .set_copy_source_if_match(if_match.clone());
+            let (permits, algorithm) = (permits.clone(), algorithm.clone());
             copies.spawn(async move {
                 let _permit = permits.acquire().await;
                 let out = request.send().await.map_err(|e| classify("UploadPartCopy", e))?;
-                let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
-                Ok::<_, AwsError>((number, etag))
+                let result = out.copy_part_result();
+                let checksum = result.and_then(|r| match algorithm.as_deref() {
+                    Some("CRC64NVME") => r.checksum_crc64_nvme(),
+                    Some("CRC32C") => r.checksum_crc32_c(),
+                    Some("CRC32") => r.checksum_crc32(),
+                    _ => None,
+                });
+                let e_tag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
+                Ok::<_, AwsError>(PartCopied { number, e_tag, checksum: checksum.map(str::to_owned) })
             });
         }
         let mut parts = Vec::new();
@@ -515,7 +636,7 @@ impl BucketAccess {
             let part = done.map_err(|e| AwsError::new(AwsErrorKind::Other, "UploadPartCopy", e.to_string()))??;
             parts.push(part);
         }
-        parts.sort_unstable();
+        parts.sort_unstable_by_key(|part| part.number);
         Ok(parts)
     }
 }

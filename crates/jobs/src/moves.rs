@@ -1,7 +1,9 @@
 //! Moves: an object copied to its new key in the same bucket, the copy verified, then the
 //! source deleted; a folder's move does that for each object as a job. A copy is verified by
 //! its ETag when S3 computed both the same way (an MD5 of the bytes); otherwise by its size,
-//! when the difference is explained (a source uploaded in parts, or SSE-KMS on either side).
+//! when the difference is explained (a source uploaded in parts, or SSE-KMS on either side). A
+//! copy in parts is made of parts read from one version of the source only, and compared by the
+//! source's full-object checksum where it has one (CRC64NVME, CRC32C or CRC32).
 //! A source is deleted only once its copy is verified.
 //!
 //! Taken up again, a folder's move lists what is left of the source; a destination that already
@@ -90,7 +92,28 @@ pub async fn copy_verified(
             return Err(CopyError::TooLarge { size: source.size });
         }
         let at_once = copies.parts_at_once;
-        access.copy_object_in_parts(source.copy_source(), bucket, to, source.size, part_size, at_once, sse).await?;
+        let copied = access
+            .copy_object_in_parts(source.copy_source(), bucket, to, source.size, part_size, at_once, sse)
+            .await
+            .map_err(|e| match e.code.as_deref() {
+                Some("PreconditionFailed") => CopyError::Mismatch("the source changed while it was copied".to_owned()),
+                _ => CopyError::Aws(e),
+            })?;
+        if let Some(expected) = copied.source_checksum {
+            // S3 checked it at completion; a server that does not is checked here.
+            // The copy's own version, where the bucket keeps versions ("null" where it does not).
+            let version = copied.copy.version_id.as_deref().filter(|v| *v != "null");
+            match access.full_object_checksum(bucket, to, version).await? {
+                Some(found) if found != expected => {
+                    return Err(CopyError::Mismatch(format!(
+                        "{} {}, the copy's {} {}",
+                        expected.algorithm, expected.value, found.algorithm, found.value
+                    )));
+                }
+                Some(_) => {}
+                None => tracing::debug!(key = to, "the copy has no checksum to compare; its size is compared"),
+            }
+        }
     } else if access.copy_object(source.copy_source(), bucket, to, sse).await?.etag == source.etag {
         return Ok(());
     }

@@ -325,6 +325,22 @@ pub fn temp_dir() -> TempDir {
     tempfile::Builder::new().prefix("byos-test-").tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
 }
 
+/// The `x-amz-checksum-crc32` value of `bytes` (base64 of the big-endian CRC-32, IEEE), for a
+/// test to put an object with a full-object checksum through plain HTTP, as an SDK would.
+pub fn crc32_checksum(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let table: Vec<u32> = (0..256u32)
+        .map(|mut c| {
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+            c
+        })
+        .collect();
+    let crc = !bytes.iter().fold(!0u32, |crc, &b| table[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8));
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
 /// A free TCP port on the loopback interface, never the same one twice in a process: the port
 /// is free only until someone binds it, and tests running side by side (each starting a moto of
 /// its own) would otherwise now and then be handed the same one, and talk to each other's.

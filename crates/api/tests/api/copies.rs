@@ -76,8 +76,15 @@ async fn copies_between_buckets_are_verified_and_reported() {
     }
     while puts.join_next().await.is_some() {}
     let big: Vec<u8> = (0..7 * MIB).map(|i| (i % 251) as u8).collect();
-    let headers =
-        [("content-type", "application/x-bam"), ("x-amz-meta-sample", "na12878"), ("x-amz-tagging", "run=42")];
+    // With a full-object checksum, as S3 gives every new object.
+    let crc32 = byos_test_support::crc32_checksum(&big);
+    let headers = [
+        ("content-type", "application/x-bam"),
+        ("x-amz-meta-sample", "na12878"),
+        ("x-amz-tagging", "run=42"),
+        ("x-amz-sdk-checksum-algorithm", "CRC32"),
+        ("x-amz-checksum-crc32", crc32.as_str()),
+    ];
     put(&moto, BUCKET, "copies/src/run/big.bam", big.clone(), &headers).await;
     on.bucket.put_object(BUCKET, "copies/src/samples.csv", b"id\n1\n".to_vec(), None).await.unwrap();
     let source = on.imported_project("src").await;
@@ -154,6 +161,14 @@ async fn copies_between_buckets_are_verified_and_reported() {
         "content type and metadata kept in a copy in parts"
     );
     assert!(reply.bytes().await.unwrap() == big, "byte-exact");
+    // The copy in parts carries the source's full-object checksum, computed by S3 over its parts.
+    let checksum = |bucket: &'static str, key: &'static str| {
+        let access = on.bucket.clone();
+        async move { access.full_object_checksum(bucket, key, None).await.unwrap().map(|c| (c.algorithm, c.value)) }
+    };
+    let expected = Some(("CRC32".to_owned(), crc32.clone()));
+    assert_eq!(checksum(BUCKET, "copies/src/run/big.bam").await, expected);
+    assert_eq!(checksum(DESTINATION, "lab/dst/in/run/big.bam").await, expected);
     let tags = reqwest::get(format!("{moto}/{DESTINATION}/lab/dst/in/run/big.bam?tagging")).await.unwrap();
     let tags = tags.text().await.unwrap();
     assert!(tags.contains("<Key>run</Key>") && tags.contains("<Value>42</Value>"), "{tags}");
