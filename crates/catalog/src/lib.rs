@@ -193,14 +193,25 @@ pub trait JobStore: Send + Sync {
     /// ones still `pending` when `pending` is set.
     async fn job_objects(&self, id: Uuid, after: Option<u64>, pending: bool, limit: u32) -> Result<Vec<JobObject>>;
     /// Records what became of some objects of a copy (by `seq`: result and error), in one
-    /// transaction with the job's progress. Answers whether someone asked the job to stop.
+    /// transaction with the progress they make: the job's counters grow by the objects that
+    /// were still pending (several replicas share one job's objects, and an object recorded
+    /// twice counts once). Answers the job's progress then, and whether someone asked it to
+    /// stop.
     async fn record_job_objects(
         &self,
         id: Uuid,
         results: &[(u64, ObjectResult, Option<String>)],
-        progress: &JobProgress,
         now: OffsetDateTime,
-    ) -> Result<bool>;
+    ) -> Result<Recorded>;
+}
+
+/// What [`JobStore::record_job_objects`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The job's progress, with every replica's results so far.
+    pub progress: JobProgress,
+    /// Someone asked the job to stop.
+    pub cancel: bool,
 }
 
 /// What a validation found, as [`ConfigurationStore::record_validation`] stores it.

@@ -1938,9 +1938,23 @@ async fn copy_plans_resume_and_report(f: Fixture) {
             _ => (seq, ObjectResult::Copied, None),
         })
         .collect();
-    let copied = JobProgress { objects_done: 598, objects_skipped: 1, objects_failed: 1, ..progress };
-    assert!(!s.jobs.record_job_objects(job.id, &results, &copied, later).await.unwrap());
+    // Two replicas record halves of a page: the counters grow by each one's objects and bytes.
+    let (first_half, second_half) = results.split_at(300);
+    let bytes =
+        |range: std::ops::Range<u64>| range.filter(|seq| ![7, 8].contains(seq)).map(|seq| seq * 10).sum::<u64>();
+    let half = s.jobs.record_job_objects(job.id, first_half, later).await.unwrap();
+    let halfway =
+        JobProgress { objects_done: 298, objects_skipped: 1, objects_failed: 1, bytes_done: bytes(0..300), ..progress };
+    assert_eq!(half, byos_catalog::Recorded { progress: halfway, cancel: false });
+    let copied = JobProgress { objects_done: 598, bytes_done: bytes(0..600), ..halfway };
+    let recorded = s.jobs.record_job_objects(job.id, second_half, later).await.unwrap();
+    assert_eq!((recorded.progress, recorded.cancel), (copied, false));
     assert_eq!(s.jobs.get_job(job.id).await.unwrap().progress, copied);
+    // An object recorded again (a replica that lost its range's lease) counts once, and keeps
+    // its first result.
+    let again =
+        s.jobs.record_job_objects(job.id, &[(5, ObjectResult::Copied, None), (7, ObjectResult::Copied, None)], later);
+    assert_eq!(again.await.unwrap().progress, copied);
     let pending = s.jobs.job_objects(job.id, None, true, 2).await.unwrap();
     assert_eq!(pending, vec![object(600), object(601)]);
     let tail = s.jobs.job_objects(job.id, Some(1_199), true, 10).await.unwrap();
@@ -1959,7 +1973,7 @@ async fn copy_plans_resume_and_report(f: Fixture) {
     );
     // A cancel is heard through either record.
     s.jobs.cancel_job(job.id, later).await.unwrap();
-    assert!(s.jobs.record_job_objects(job.id, &[(600, ObjectResult::Copied, None)], &copied, later).await.unwrap());
+    assert!(s.jobs.record_job_objects(job.id, &[(600, ObjectResult::Copied, None)], later).await.unwrap().cancel);
     // A project's delete takes the job's objects with it.
     s.projects.delete_project(p.id).await.unwrap();
     assert_eq!(s.jobs.job_objects(job.id, None, false, 10).await.unwrap(), Vec::<JobObject>::new());

@@ -88,6 +88,7 @@ struct RawSync {
 struct RawJobs {
     concurrency: Option<usize>,
     copies_at_once: Option<usize>,
+    copy_range_objects: Option<u64>,
     objects_per_second: Option<u32>,
     copy_part_threshold_bytes: Option<u64>,
     copy_part_size_bytes: Option<u64>,
@@ -370,6 +371,11 @@ impl Settings {
                 Some(n) => n,
                 None => job_defaults.copies_at_once,
             },
+            copy_range_objects: match raw.jobs.copy_range_objects {
+                Some(0) => bail!("jobs.copy_range_objects: at least 1"),
+                Some(n) => n,
+                None => job_defaults.copy_range_objects,
+            },
             objects_per_second: match raw.jobs.objects_per_second {
                 Some(0) => bail!("jobs.objects_per_second: at least 1"),
                 Some(n) => n,
@@ -520,6 +526,7 @@ mod tests {
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             ("[jobs]\nconcurrency = 0\n", "jobs.concurrency"),
             ("[jobs]\nobjects_per_second = 0\n", "jobs.objects_per_second"),
+            ("[jobs]\ncopy_range_objects = 0\n", "jobs.copy_range_objects"),
             ("[jobs]\ncopy_part_size_bytes = 1024\n", "jobs.copy_part_size_bytes"),
             ("[data]\nurl_expiry_seconds = 0\n", "data.url_expiry_seconds"),
             ("[data]\nurl_expiry_seconds = 604801\n", "data.url_expiry_seconds"),

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use byos_aws::{AwsError, BucketAccess, PageMarker};
 use byos_buckets::OpenBucket;
-use byos_catalog::{CopySpec, JobObject, ObjectResult, OnConflict, Project};
+use byos_catalog::{CopySpec, Job, JobObject, JobSpec, JobStatus, Lease, ObjectResult, OnConflict, Project};
 use byos_domain::iam::{Access, Policies, PolicyDocument, Request, ResourcePolicy};
 use byos_domain::session::{CopyScope, copy_session_policy, session_name, session_policy_text};
 use byos_domain::{
@@ -72,7 +72,9 @@ pub(crate) async fn copy(
         return Err(Stop::Failed(Problem::copy_preflight_failed("copy-identity", detail)));
     }
     plan(run, &sides, spec).await?;
-    let first_failure = copy_planned(run, &sides, spec, remove_sources).await?;
+    let (first_failure, _) = copy_planned(run, &sides, spec, remove_sources, Share::Runner).await?;
+    // Every replica's results.
+    run.refresh().await?;
     if !spec.dry_run {
         // The catalog shows the copies (and a move's sources gone) without waiting for events.
         for path in &spec.paths {
@@ -98,6 +100,32 @@ pub(crate) async fn copy(
     let (key, reason) = first_failure
         .unwrap_or_else(|| ("(an earlier run's)".to_owned(), "the job's report names each object".to_owned()));
     Err(Stop::Failed(Problem::objects_not_copied(progress.objects_failed, &format!("/{key}"), &reason)))
+}
+
+/// Whether another replica may help with `job`: a copy or move whose plan is complete and whose
+/// preflight passed, so that its objects wait in the store to be copied.
+pub(crate) fn shared(job: &Job) -> bool {
+    matches!(job.spec, JobSpec::Copy(_) | JobSpec::Move(_))
+        && job.status == JobStatus::Running
+        && job.plan.as_ref().is_some_and(|plan| plan.done)
+        && job.preflight.as_ref().is_some_and(|report| report.checks.iter().all(|c| c.result != CheckResult::Failed))
+}
+
+/// Copies the free ranges of a copy or move job that another replica runs; answers how many
+/// objects it recorded. The job's runner ends it.
+pub(crate) async fn help(run: &mut Run<'_>) -> Result<u64, Stop> {
+    let (spec, remove_sources) = match &run.job.spec {
+        JobSpec::Copy(spec) => (spec.clone(), false),
+        JobSpec::Move(spec) => (spec.clone(), true),
+        _ => return Ok(0),
+    };
+    let destination = run.inner.store.projects.get_project(run.job.project_id).await?;
+    let sides = Sides::open(run, &destination, &spec, remove_sources).await?;
+    if let Identity::Unavailable { .. } = sides.identity {
+        return Ok(0);
+    }
+    let (_, recorded) = copy_planned(run, &sides, &spec, remove_sources, Share::Helper).await?;
+    Ok(recorded)
 }
 
 /// Both projects, the access that copies, and what the copy needs of each configuration.
@@ -814,16 +842,36 @@ impl Copier {
     }
 }
 
-/// Copies the plan's pending objects, pass after pass until none is left that S3 may still
-/// take; answers the first failure of this run (its source key and reason).
+/// Who copies a job's planned objects here: the job's runner, which waits for ranges other
+/// replicas hold and ends the job, or a helper, which takes what is free and leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Share {
+    Runner,
+    Helper,
+}
+
+/// What one pass over the ranges did.
+#[derive(Default)]
+struct Pass {
+    recorded: u64,
+    /// A failure that may pass left objects pending.
+    left: Option<AwsError>,
+    /// Another replica held a range's lease.
+    elsewhere: bool,
+}
+
+/// Copies the plan's pending objects, range by range (`jobs.copy_range_objects` objects, each
+/// range under the lease `job:{id}:objects:{n}`, so that replicas share a job without copying
+/// one object twice), pass after pass until none is left that S3 may still take. Answers the
+/// first failure of this run (its source key and reason) and how many objects it recorded.
 async fn copy_planned(
     run: &mut Run<'_>,
     sides: &Sides,
     spec: &CopySpec,
     remove_sources: bool,
-) -> Result<Option<(String, String)>, Stop> {
+    share: Share,
+) -> Result<(Option<(String, String)>, u64), Stop> {
     let settings = &run.inner.settings;
-    let most = settings.copies_at_once.max(1);
     let copier = Arc::new(Copier {
         access: sides.access.clone(),
         source_bucket: sides.source.bucket.as_str().to_owned(),
@@ -836,91 +884,136 @@ async fn copy_planned(
         dry_run: spec.dry_run,
         remove_sources,
     });
-    let mut window = Window::new(most);
+    let range = settings.copy_range_objects.max(1);
+    let ranges = run.job.plan.as_ref().map_or(0, |plan| plan.objects).div_ceil(range);
+    let mut window = Window::new(settings.copies_at_once.max(1));
     let mut first_failure = None;
+    let mut total = 0;
     loop {
-        let mut after = None;
-        let mut recorded = 0usize;
-        let mut left: Option<AwsError> = None;
-        loop {
-            let page = run.inner.store.jobs.job_objects(run.job.id, after, true, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.seq);
-            let mut in_flight = JoinSet::new();
-            let mut results: Vec<(u64, ObjectResult, Option<String>)> = Vec::new();
-            let mut sizes: Vec<u64> = Vec::new();
-            let mut objects = page.into_iter();
-            loop {
-                while in_flight.len() < window.size {
-                    let Some(object) = objects.next() else { break };
-                    run.pace().await;
-                    run.paced(1);
-                    let copier = copier.clone();
-                    in_flight.spawn(async move {
-                        let outcome = copier.copy(&object).await;
-                        (object, outcome)
-                    });
+        let mut pass = Pass::default();
+        for n in 0..ranges {
+            let inner = run.inner;
+            let name = format!("job:{}:objects:{n}", run.job.id);
+            let Some(lease) =
+                Lease::take(&inner.store.leases, &name, &inner.settings.replica, inner.settings.lease).await?
+            else {
+                pass.elsewhere = true;
+                continue;
+            };
+            let lease = RangeLease(Some(lease));
+            let seqs = n * range..(n + 1) * range;
+            let copied = lease.hold(copy_range(run, &copier, &mut window, seqs, &mut first_failure)).await;
+            drop(lease);
+            let (recorded, left) = copied.map_err(Stop::LeaseLost)??;
+            pass.recorded += recorded;
+            if left.is_some() {
+                pass.left = left;
+            }
+        }
+        total += pass.recorded;
+        match (pass.left, pass.elsewhere, share) {
+            (None, false, _) | (None, true, Share::Helper) => return Ok((first_failure, total)),
+            // Some objects wait for S3: another pass takes them, unless this one did nothing.
+            (Some(e), _, _) if pass.recorded == 0 => {
+                if share == Share::Helper {
+                    return Ok((first_failure, total));
                 }
-                let Some(done) = in_flight.join_next().await else { break };
-                let (object, outcome) = done.map_err(|e| Stop::Internal(Box::new(e)))?;
-                match outcome {
-                    Outcome::Done(result, error) => {
-                        window.grow();
-                        if let (ObjectResult::Failed, Some(reason), None) = (result, &error, &first_failure) {
-                            first_failure = Some((object.source_key.clone(), reason.clone()));
-                        }
-                        results.push((object.seq, result, error));
-                        sizes.push(object.size);
-                    }
-                    Outcome::Later(e) => {
-                        let pause = window.shrink();
-                        tracing::info!(job = %run.job.id, key = object.source_key, error = %e, copies = window.size, "S3 asks the copy to slow down");
-                        tokio::time::sleep(pause).await;
-                        left = Some(e);
-                    }
-                }
-                if results.len() >= RECORD_EVERY {
-                    recorded += results.len();
-                    record(run, &mut results, &mut sizes).await?;
+                if !pass.elsewhere {
+                    return Err(aws_stop(e, &sides.destination));
                 }
             }
-            recorded += results.len();
-            record(run, &mut results, &mut sizes).await?;
+            _ => {}
         }
-        match left {
-            None => return Ok(first_failure),
-            // Some objects wait for S3: another pass takes them, unless this one did nothing.
-            Some(e) if recorded == 0 => return Err(aws_stop(e, &sides.destination)),
-            Some(_) => {}
+        if pass.elsewhere && pass.recorded == 0 {
+            // Other replicas copy the rest: the runner waits for them (or for their leases to
+            // expire, when one died) and hears a cancel meanwhile.
+            tokio::time::sleep(run.inner.settings.tick.min(Duration::from_secs(1))).await;
+            run.refresh().await?;
         }
     }
 }
 
-/// Records results with the progress they make, and empties them.
-async fn record(
-    run: &mut Run<'_>,
-    results: &mut Vec<(u64, ObjectResult, Option<String>)>,
-    sizes: &mut Vec<u64>,
-) -> Result<(), Stop> {
-    if results.is_empty() {
-        return Ok(());
-    }
-    let progress = run.progress();
-    for ((_, result, _), size) in results.iter().zip(sizes.iter()) {
-        match result {
-            ObjectResult::Copied | ObjectResult::Moved | ObjectResult::Planned => {
-                progress.objects_done += 1;
-                progress.bytes_done += size;
-            }
-            ObjectResult::Skipped => progress.objects_skipped += 1,
-            ObjectResult::Failed => progress.objects_failed += 1,
-            ObjectResult::Pending => {}
+/// A range's lease, given back however its work ends: a stop drops the work mid-range, and the
+/// next start (on this replica or another) must not wait for the lease to expire.
+struct RangeLease(Option<Lease>);
+
+impl RangeLease {
+    async fn hold<F: std::future::Future>(&self, work: F) -> Result<F::Output, byos_catalog::LeaseLost> {
+        match &self.0 {
+            Some(lease) => lease.hold(work).await,
+            None => unreachable!("a range's lease is held until it is dropped"),
         }
     }
-    run.record_objects(results).await?;
-    results.clear();
-    sizes.clear();
-    Ok(())
+}
+
+impl Drop for RangeLease {
+    fn drop(&mut self) {
+        if let (Some(lease), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(lease.release());
+        }
+    }
+}
+
+/// Copies the pending objects of one range of the plan, a page at a time; answers how many it
+/// recorded, and the last failure that may pass (its objects stay pending).
+async fn copy_range(
+    run: &mut Run<'_>,
+    copier: &Arc<Copier>,
+    window: &mut Window,
+    seqs: std::ops::Range<u64>,
+    first_failure: &mut Option<(String, String)>,
+) -> Result<(u64, Option<AwsError>), Stop> {
+    let mut after = seqs.start.checked_sub(1);
+    let mut recorded = 0u64;
+    let mut left: Option<AwsError> = None;
+    loop {
+        let mut page = run.inner.store.jobs.job_objects(run.job.id, after, true, PAGE).await?;
+        page.retain(|object| seqs.contains(&object.seq));
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        let mut in_flight = JoinSet::new();
+        let mut results: Vec<(u64, ObjectResult, Option<String>)> = Vec::new();
+        let mut objects = page.into_iter();
+        loop {
+            while in_flight.len() < window.size {
+                let Some(object) = objects.next() else { break };
+                run.pace().await;
+                run.paced(1);
+                let copier = copier.clone();
+                in_flight.spawn(async move {
+                    let outcome = copier.copy(&object).await;
+                    (object, outcome)
+                });
+            }
+            let Some(done) = in_flight.join_next().await else { break };
+            let (object, outcome) = done.map_err(|e| Stop::Internal(Box::new(e)))?;
+            match outcome {
+                Outcome::Done(result, error) => {
+                    window.grow();
+                    if let (ObjectResult::Failed, Some(reason), None) = (result, &error, &first_failure) {
+                        *first_failure = Some((object.source_key.clone(), reason.clone()));
+                    }
+                    results.push((object.seq, result, error));
+                }
+                Outcome::Later(e) => {
+                    let pause = window.shrink();
+                    tracing::info!(job = %run.job.id, key = object.source_key, error = %e, copies = window.size, "S3 asks the copy to slow down");
+                    tokio::time::sleep(pause).await;
+                    left = Some(e);
+                }
+            }
+            if results.len() >= RECORD_EVERY {
+                recorded += results.len() as u64;
+                run.record_objects(&results).await?;
+                results.clear();
+            }
+        }
+        recorded += results.len() as u64;
+        if !results.is_empty() {
+            run.record_objects(&results).await?;
+        }
+    }
+    Ok((recorded, left))
 }
 
 /// The copies in flight: halved (with a pause that doubles) when S3 asks to slow down, grown by

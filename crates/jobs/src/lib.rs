@@ -41,6 +41,9 @@ pub struct JobSettings {
     /// Copies one job makes at once (a folder's move, a copy or move job); S3 throttling halves
     /// a copy job's for a while.
     pub copies_at_once: usize,
+    /// Objects of a copy job's plan one replica takes at a time: several replicas share a job
+    /// by ranges of its plan, each under a lease of its own.
+    pub copy_range_objects: u64,
     /// How each object is copied: in one request, or in parts.
     pub copies: CopySettings,
     /// How often the workers look for jobs to take up (a new job wakes them at once).
@@ -58,6 +61,7 @@ impl Default for JobSettings {
             concurrency: 4,
             objects_per_second: 3_000,
             copies_at_once: 64,
+            copy_range_objects: 10_000,
             copies: CopySettings::default(),
             tick: Duration::from_secs(5),
             lease: Duration::from_secs(60),

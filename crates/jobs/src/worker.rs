@@ -120,7 +120,12 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
                     let task = running.spawn(async move { run_to_end(&inner, job, lease, stopped).await });
                     here.insert(task.id(), id);
                 }
-                // Another replica runs it.
+                // Another replica runs it: a copy's planned objects are shared, a range at a time.
+                Ok(None) if crate::copy::shared(&job) => {
+                    let (inner, stopped, id) = (inner.clone(), stopped.clone(), job.id);
+                    let task = running.spawn(async move { help(&inner, job, stopped).await });
+                    here.insert(task.id(), id);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(job = %job.id, error = %ErrorChain(&e), "cannot take a job's lease"),
             }
@@ -206,6 +211,28 @@ async fn run_to_end(inner: &Inner, job: Job, lease: Lease, mut stopped: watch::R
     }
     lease.release().await;
     Ended::Done
+}
+
+/// Copies free ranges of a copy job another replica runs, until none is left; the job's runner
+/// ends it. Waits before it helps again when it found nothing to do.
+async fn help(inner: &Inner, job: Job, mut stopped: watch::Receiver<bool>) -> Ended {
+    let id = job.id;
+    let mut run = Run { inner, job, pace: Pace::new(inner.settings.objects_per_second) };
+    let helped = tokio::select! {
+        helped = crate::copy::help(&mut run) => helped,
+        _ = stopped.wait_for(|s| *s) => Err(Stop::ShuttingDown),
+    };
+    match helped {
+        Ok(0) => Ended::Later,
+        Ok(objects) => {
+            tracing::info!(job = %id, objects, "helped with a copy job another server runs");
+            Ended::Done
+        }
+        Err(stop) => {
+            tracing::info!(job = %id, reason = %stop, "stopped helping with a copy job");
+            Ended::Later
+        }
+    }
 }
 
 /// Why a job stopped before its end, and so what becomes of it.
@@ -345,12 +372,27 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Records what became of some objects of a copy, with the progress they made; stops the
-    /// job when someone asked it to.
+    /// Records what became of some objects of a copy, with the progress they make (the job's
+    /// progress is then every replica's); stops the job when someone asked it to.
     pub(crate) async fn record_objects(&mut self, results: &[(u64, ObjectResult, Option<String>)]) -> Result<(), Stop> {
         let now = OffsetDateTime::now_utc();
-        let cancel = self.inner.store.jobs.record_job_objects(self.job.id, results, &self.job.progress, now).await?;
-        if cancel {
+        let recorded = self.inner.store.jobs.record_job_objects(self.job.id, results, now).await?;
+        for (_, result, _) in results {
+            self.inner.metrics.object(*result);
+        }
+        self.job.progress = recorded.progress;
+        if recorded.cancel {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// The job as the store has it now (other replicas' results in its progress); stops the
+    /// job when someone asked it to.
+    pub(crate) async fn refresh(&mut self) -> Result<(), Stop> {
+        let stored = self.inner.store.jobs.get_job(self.job.id).await?;
+        self.job.progress = stored.progress;
+        if stored.cancel_requested || stored.status == JobStatus::Cancelled {
             return Err(Stop::Cancelled);
         }
         Ok(())
@@ -391,19 +433,34 @@ struct EndLabels {
     status: &'static str,
 }
 
-/// Jobs ended, by type and status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    result: &'static str,
+}
+
+/// Jobs ended, by type and status; copy and move jobs' objects this replica recorded.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     ended: Family<EndLabels, Counter>,
+    objects: Family<ObjectLabels, Counter>,
 }
 
 impl Metrics {
     pub(crate) fn register(&self, registry: &mut Registry) {
         registry.register("jobs_ended", "Jobs that ended, by type and status", self.ended.clone());
+        registry.register(
+            "job_objects",
+            "Objects of copy and move jobs this server recorded, by result",
+            self.objects.clone(),
+        );
     }
 
     fn ended(&self, kind: &'static str, status: JobStatus) {
         self.ended.get_or_create(&EndLabels { r#type: kind, status: status.as_str() }).inc();
+    }
+
+    fn object(&self, result: ObjectResult) {
+        self.objects.get_or_create(&ObjectLabels { result: result.as_str() }).inc();
     }
 }
 

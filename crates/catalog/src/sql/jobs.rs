@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::data::tuples;
 use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, signed, stored_problem, uuid};
 use crate::model::{Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus, ObjectResult};
-use crate::{JobStore, Result, StoreError, from_millis, millis};
+use crate::{JobStore, Recorded, Result, StoreError, from_millis, millis};
 
 const JOB_COLUMNS: &str = "id, kind, project_id, spec, status, objects_total, objects_done, objects_skipped, \
     objects_failed, bytes_total, bytes_done, error_code, error_message, cancel_requested, created_by, created_at, \
@@ -340,23 +340,40 @@ where
         &self,
         id: Uuid,
         results: &[(u64, ObjectResult, Option<String>)],
-        progress: &JobProgress,
         now: OffsetDateTime,
-    ) -> Result<bool> {
+    ) -> Result<Recorded> {
         let mut tx = self.begin_write().await?;
-        // One statement per result for the objects without an error (most of them), one per
-        // object with one.
+        // Only pending objects change, and only they count: what each statement changed comes
+        // back with its size. One statement per result for the objects without an error (most
+        // of them), one per object with one.
+        let mut delta = JobProgress::default();
+        let mut count = |result: ObjectResult, sizes: &[i64]| {
+            let n = sizes.len() as u64;
+            match result {
+                ObjectResult::Copied | ObjectResult::Moved | ObjectResult::Planned => {
+                    delta.objects_done += n;
+                    delta.bytes_done += sizes.iter().map(|s| unsigned(*s)).sum::<u64>();
+                }
+                ObjectResult::Skipped => delta.objects_skipped += n,
+                ObjectResult::Failed => delta.objects_failed += n,
+                ObjectResult::Pending => {}
+            }
+        };
         let mut plain: Vec<(ObjectResult, Vec<i64>)> = Vec::new();
         for (seq, result, error) in results {
             match error {
                 Some(error) => {
-                    sqlx::query("UPDATE job_objects SET result = $3, error = $4 WHERE job_id = $1 AND seq = $2")
-                        .bind(id.to_string())
-                        .bind(signed(*seq))
-                        .bind(result.as_str())
-                        .bind(error.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                    let sizes: Vec<i64> = sqlx::query_scalar(
+                        "UPDATE job_objects SET result = $3, error = $4 \
+                         WHERE job_id = $1 AND seq = $2 AND result = 'pending' RETURNING size",
+                    )
+                    .bind(id.to_string())
+                    .bind(signed(*seq))
+                    .bind(result.as_str())
+                    .bind(error.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    count(*result, &sizes);
                 }
                 None => match plain.iter_mut().find(|(r, _)| r == result) {
                     Some((_, seqs)) => seqs.push(signed(*seq)),
@@ -367,21 +384,56 @@ where
         for (result, seqs) in plain {
             for chunk in seqs.chunks(OBJECTS_PER_INSERT) {
                 let sql = format!(
-                    "UPDATE job_objects SET result = {}, error = NULL WHERE job_id = {} AND seq IN ({})",
+                    "UPDATE job_objects SET result = {}, error = NULL \
+                     WHERE job_id = {} AND result = 'pending' AND seq IN ({}) RETURNING size",
                     super::data::parameters::<D>(1, 1),
                     super::data::parameters::<D>(2, 1),
                     super::data::parameters::<D>(3, chunk.len())
                 );
-                let mut query = sqlx::query(&sql).bind(result.as_str()).bind(id.to_string());
+                let mut query = sqlx::query_scalar(&sql).bind(result.as_str()).bind(id.to_string());
                 for seq in chunk {
                     query = query.bind(*seq);
                 }
-                query.execute(&mut *tx).await?;
+                let sizes: Vec<i64> = query.fetch_all(&mut *tx).await?;
+                count(result, &sizes);
             }
         }
-        let cancel = self.progress_in(&mut tx, id, None, progress, now).await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $2), updated_at = $2, \
+             objects_done = objects_done + $3, objects_skipped = objects_skipped + $4, \
+             objects_failed = objects_failed + $5, bytes_done = bytes_done + $6 \
+             WHERE id = $1 AND status IN ('queued', 'running') \
+             RETURNING cancel_requested, objects_total, objects_done, objects_skipped, objects_failed, \
+             bytes_total, bytes_done",
+        )
+        .bind(id.to_string())
+        .bind(millis(now))
+        .bind(signed(delta.objects_done))
+        .bind(signed(delta.objects_skipped))
+        .bind(signed(delta.objects_failed))
+        .bind(signed(delta.bytes_done))
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
-        self.cancel_asked(id, cancel).await
+        let Some(row) = row else {
+            // Not running: cancelled while queued, or ended, or gone with its project.
+            let job = self.get_job(id).await?;
+            let cancel = self.cancel_asked(id, None).await?;
+            return Ok(Recorded { progress: job.progress, cancel });
+        };
+        let optional = |i: usize| -> Result<Option<u64>> { Ok(row.try_get::<Option<i64>, _>(i)?.map(unsigned)) };
+        let counter = |i: usize| -> Result<u64> { Ok(unsigned(row.try_get::<i64, _>(i)?)) };
+        Ok(Recorded {
+            cancel: row.try_get(0)?,
+            progress: JobProgress {
+                objects_total: optional(1)?,
+                objects_done: counter(2)?,
+                objects_skipped: counter(3)?,
+                objects_failed: counter(4)?,
+                bytes_total: optional(5)?,
+                bytes_done: counter(6)?,
+            },
+        })
     }
 }
 
@@ -434,6 +486,11 @@ where
             },
         }
     }
+}
+
+/// A counter or size as stored (never negative) back to what it counts.
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {

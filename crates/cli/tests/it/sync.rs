@@ -518,6 +518,82 @@ async fn replicas_on_postgres_share_the_queue() {
     assert!(first > 0 && other > 0, "both replicas took a share: {first} and {other}");
 }
 
+/// How many objects of copy jobs a server recorded, by result, from its metrics.
+async fn job_objects(server: &Server, result: &str) -> u64 {
+    let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
+    let text = response.text().await.unwrap_or_default();
+    let line = format!("byos_job_objects_total{{result=\"{result}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&line)?.parse::<f64>().ok()).unwrap_or(0.0) as u64
+}
+
+/// Two replicas on one PostgreSQL database share one copy job: the one that runs it plans it,
+/// the other takes ranges of its plan (each under a lease), and every object is copied once.
+/// Each replica copies at most 20 objects a second, so the job outlasts the other replica's
+/// tick whatever the machine's speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_share_a_copy_job() {
+    let postgres = byos_test_support::TestPostgres::create().await;
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let world = World::with(&[
+        ("BYOS__DATABASE__URL", postgres.url()),
+        ("BYOS_MASTER_KEY", key),
+        ("BYOS__JOBS__COPY_RANGE_OBJECTS", "25"),
+        ("BYOS__JOBS__OBJECTS_PER_SECOND", "20"),
+    ])
+    .await;
+    const OBJECTS: usize = 300;
+    upload_many(&world.aws, "data/src/", OBJECTS).await;
+    let project = |name: &str| json!({"name": name, "region": REGION, "storageConfigurationId": world.configuration, "folder": name});
+    let source = world.post("/api/v1/projects", project("src")).await["id"].as_str().unwrap_or_default().to_owned();
+    let destination =
+        world.post("/api/v1/projects", project("dst")).await["id"].as_str().unwrap_or_default().to_owned();
+    world.wait(&format!("/api/v1/projects/{source}/reconcile"), |r| r["status"] == "finished", "the import").await;
+    let second_dir = byos_test_support::temp_dir();
+    let second = World::start(second_dir.path(), &world.env);
+
+    let job = world
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": source, "paths": ["/"]},
+                   "destination": {"projectId": destination, "path": "/in/"}}),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    let ended = world
+        .wait(
+            &format!("/api/v1/jobs/{id}"),
+            |j| ["succeeded", "failed"].contains(&j["status"].as_str().unwrap_or("")),
+            "ended",
+        )
+        .await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(
+        (&ended["progress"]["objectsDone"], &ended["progress"]["objectsTotal"]),
+        (&json!(OBJECTS), &json!(OBJECTS))
+    );
+
+    // Each object copied once, by one replica or the other, and both took a share.
+    let (first, other) = (job_objects(&world.server, "copied").await, job_objects(&second, "copied").await);
+    assert_eq!(first + other, OBJECTS as u64, "each object recorded once: {first} + {other}");
+    assert!(first > 0 && other > 0, "both replicas took a share: {first} and {other}");
+    let report = reqwest::Client::new()
+        .get(world.server.url(&format!("/api/v1/jobs/{id}/report")))
+        .bearer_auth(&world.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = report.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let sources: std::collections::BTreeSet<&str> = lines.iter().filter_map(|l| l["source"].as_str()).collect();
+    assert_eq!((lines.len(), sources.len()), (OBJECTS, OBJECTS), "one line per object");
+    assert!(lines.iter().all(|l| l["result"] == "copied"), "{report}");
+    let access = world.aws.own_bucket_access(&region(REGION));
+    let listed = access.list_objects_page(BUCKET, "data/dst/in/", None, 1000).await.unwrap();
+    assert_eq!(listed.entries.len(), OBJECTS);
+}
+
 /// A server killed (SIGKILL) while it reconciles a large project leaves that run marked running.
 /// The restarted server finds it without a holder once its lease has expired, records it
 /// interrupted, reconciles the project again to its end, and the periodic reconciles go on.
