@@ -558,3 +558,40 @@ async fn a_files_versions_come_back_through_the_console() {
     assert_eq!(stage.download(&project, "/notes.txt").await, b"first draft", "the file is back");
     tour.no_console_errors("undeleted").await;
 }
+
+/// A copy job between two projects: its page names the source project, shows the progress and
+/// the preflight, and its report downloads through the console's session, one line per object.
+#[tokio::test]
+async fn a_copy_job_shows_its_source_progress_and_report() {
+    let stage = Stage::new().await;
+    let (a, b) = stage.two_projects().await;
+    for i in 0..3 {
+        stage.upload(&a, &format!("/run/read-{i}.txt"), format!("read {i}").into_bytes()).await;
+    }
+    let body = json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]},
+                      "destination": {"projectId": b, "path": "/in/"}});
+    let job = stage.api(reqwest::Method::POST, "/api/v1/jobs", &stage.token, Some(body)).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start(1280, 900).await;
+    let mut tour = Tour::new(&browser, "copy-job");
+    sign_in(&browser, &stage.server.url(""), &stage.token).await;
+    browser.goto(&stage.server.url(&format!("/jobs/{id}"))).await;
+    browser.wait_for_text("Copy /run/ from project project a into /in/").await;
+    browser.wait_for_text("succeeded").await;
+    browser.wait_for_text("3 of 3 objects").await;
+    tour.snap("copy-job").await;
+
+    click_text(&browser, "main a", "Report (one JSON line per object)").await;
+    let saved = browser.downloads().join(format!("job-{id}.jsonl"));
+    eventually("the report is saved", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&saved).is_ok_and(|report| report.lines().count() == 3)
+    })
+    .await;
+    let report = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        report.lines().all(|l| l.contains(r#""result":"copied""#) && l.contains(r#""destination":"/in/run/"#)),
+        "{report}"
+    );
+    tour.no_console_errors("copy-job").await;
+}

@@ -186,11 +186,15 @@ async function jobPage(ctx) {
   const [id] = ctx.params;
   const job = await api('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
   ctx.title(`Job ${job.type}`);
+  // A copy names its source project; one the caller cannot see keeps its id.
+  const source = job.source
+    ? await api('GET', `/api/v1/projects/${encodeURIComponent(job.source.projectId)}`).catch(() => null)
+    : null;
   const view = h('div');
   mount(ctx.main,
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumbs' }, link(`/projects/${job.projectId}`, 'Project'), ' / ', 'Job'),
-    h('h1', {}, `${job.type === 'delete-folder' ? 'Delete' : 'Move'} ${job.path}`), view);
-  await projects.followJob(ctx, job, view);
+    h('h1', {}, projects.jobTitle(job, source && source.name)), view);
+  await projects.followJob(ctx, job, view, source && source.name);
 }
 
 // Links inside the console change the page without a reload.

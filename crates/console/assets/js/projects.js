@@ -175,10 +175,11 @@ export function credentialsPanel(ctx, project, path) {
     out);
 }
 
-/** Draws a job into `view` and keeps it current until it ends. */
-export async function followJob(ctx, job, view) {
+/** Draws a job into `view` and keeps it current until it ends; `sourceName` names a copy's
+ * source project. */
+export async function followJob(ctx, job, view, sourceName) {
   for (;;) {
-    mount(view, jobSummary(job));
+    mount(view, jobSummary(job, sourceName));
     if (['succeeded', 'failed', 'cancelled'].includes(job.status) || !ctx.current()) return job;
     await new Promise((resolve) => setTimeout(resolve, 1000));
     if (!ctx.current()) return job;
@@ -186,8 +187,8 @@ export async function followJob(ctx, job, view) {
   }
 }
 
-/** What a job does, in words. */
-function jobTitle(job) {
+/** What a job does, in words; `sourceName` names a copy's source project. */
+export function jobTitle(job, sourceName) {
   switch (job.type) {
     case 'delete-folder':
       return `Delete ${job.path}`;
@@ -196,7 +197,7 @@ function jobTitle(job) {
     default: {
       const verb = job.type === 'move' ? 'Move' : 'Copy';
       const paths = job.source.paths.join(', ');
-      return `${verb} ${paths} from project ${job.source.projectId} into ${job.path}${job.dryRun ? ' (dry run)' : ''}`;
+      return `${verb} ${paths} from project ${sourceName || job.source.projectId} into ${job.path}${job.dryRun ? ' (dry run)' : ''}`;
     }
   }
 }
@@ -208,7 +209,7 @@ function failedChecks(job) {
   return h('ul', {}, failed.map((c) => h('li', {}, h('code', {}, c.name), `: ${c.detail}`, c.fix ? h('p', { class: 'muted' }, c.fix) : null)));
 }
 
-export function jobSummary(job) {
+export function jobSummary(job, sourceName) {
   const p = job.progress;
   const done = p.objectsDone + p.objectsSkipped + p.objectsFailed;
   const total = p.objectsTotal === null || p.objectsTotal === undefined ? null : p.objectsTotal;
@@ -223,7 +224,7 @@ export function jobSummary(job) {
     })
     : null;
   return h('div', { class: 'job' },
-    h('p', {}, badge(job.status), ' ', jobTitle(job)),
+    h('p', {}, badge(job.status), ' ', jobTitle(job, sourceName)),
     progress(`Progress of ${job.path}`, done, total),
     h('p', { class: 'muted' }, `${done.toLocaleString()} of ${total === null ? '…' : total.toLocaleString()} objects`,
       p.bytesDone ? `, ${bytes(p.bytesDone)}` : '', p.objectsSkipped ? `, ${p.objectsSkipped} skipped` : '',
