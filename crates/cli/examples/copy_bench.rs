@@ -157,6 +157,10 @@ async fn main() -> Result<()> {
         cases.push(("1 large object", "large", "large/large.bin", 1));
     }
     let mut rows = Vec::new();
+    // Every copy into the destination bucket sends an event that the server applies afterwards;
+    // each tool starts once the events of the copies before it are applied, so that neither
+    // runs while moto serves the other's aftermath.
+    let mut written = 0;
     for (name, case, path, objects) in cases {
         let mut best = [Duration::MAX; 2];
         for round in 0..args.rounds {
@@ -164,6 +168,8 @@ async fn main() -> Result<()> {
             let mut times = [Duration::ZERO; 2];
             let mut bytes_done = 0;
             for tool in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+                settle(&client, &server, written).await?;
+                written += objects as u64;
                 if tool == 0 {
                     let started = Instant::now();
                     let ended =
@@ -255,6 +261,31 @@ async fn byos_copy(
             "failed" | "cancelled" => bail!("the job did not succeed: {job}\n{}", api.server.log()),
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
+    }
+}
+
+/// Waits until the server has applied at least `events` event records (or they stop coming for
+/// a minute: moto may merge or drop some).
+async fn settle(client: &reqwest::Client, server: &server::Server, events: u64) -> Result<()> {
+    let (mut seen, mut changed) = (u64::MAX, Instant::now());
+    loop {
+        let metrics = client.get(server.url("/metrics")).send().await?.text().await?;
+        let records: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("byos_sync_records_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum();
+        if records >= events {
+            return Ok(());
+        }
+        if records != seen {
+            (seen, changed) = (records, Instant::now());
+        } else if changed.elapsed() > Duration::from_secs(60) {
+            eprintln!("  {records} of {events} events applied, and no more for a minute: going on");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
