@@ -314,8 +314,14 @@ pub(crate) struct Run<'a> {
 impl Run<'_> {
     async fn execute(&mut self) -> Result<(), Stop> {
         let project = self.inner.store.projects.get_project(self.job.project_id).await?;
-        // Recorded running, and a cancel heard, before the first step.
-        self.step().await?;
+        // Recorded running, and a cancel heard, before the first step. A copy taken up again
+        // may have helpers on other replicas whose results grow its counters in the store: it
+        // reads them rather than writing its own over them.
+        if self.job.status == JobStatus::Running && crate::copy::shared(&self.job) {
+            self.refresh().await?;
+        } else {
+            self.step().await?;
+        }
         match self.job.spec.clone() {
             JobSpec::DeleteFolder { folder } => crate::delete::delete_folder(self, &project, &folder).await,
             JobSpec::MoveFolder { from, to, overwrite } => {
