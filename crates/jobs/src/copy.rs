@@ -889,9 +889,15 @@ async fn copy_planned(
     let mut window = Window::new(settings.copies_at_once.max(1));
     let mut first_failure = None;
     let mut total = 0;
+    // Ranges whose every object has its result: the plan is complete, so they stay so, and
+    // later passes (a runner waiting for other replicas' ranges) need not take their leases.
+    let mut finished = vec![false; usize::try_from(ranges).unwrap_or(usize::MAX)];
     loop {
         let mut pass = Pass::default();
-        for n in 0..ranges {
+        for (n, finished) in (0..ranges).zip(finished.iter_mut()) {
+            if *finished {
+                continue;
+            }
             let inner = run.inner;
             let name = format!("job:{}:objects:{n}", run.job.id);
             let Some(lease) =
@@ -906,8 +912,9 @@ async fn copy_planned(
             drop(lease);
             let (recorded, left) = copied.map_err(Stop::LeaseLost)??;
             pass.recorded += recorded;
-            if left.is_some() {
-                pass.left = left;
+            match left {
+                None => *finished = true,
+                Some(_) => pass.left = left,
             }
         }
         total += pass.recorded;
