@@ -25,6 +25,7 @@ use byos_service::{Access, Caller, ConsoleSession, ProjectScope};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::audit::ActorSlot;
 use crate::error::ApiError;
 
 /// The name of the console's session cookie.
@@ -57,25 +58,35 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Authenticated, ApiError> {
-        if let Some(header) = parts.headers.get(AUTHORIZATION) {
-            let presented = header
-                .to_str()
-                .ok()
-                .and_then(|h| h.split_once(' '))
-                .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-                .map(|(_, token)| token.trim())
-                .ok_or_else(|| Problem::unauthenticated("the Authorization header is not 'Bearer <token>'"))?;
-            return Ok(Authenticated::Bearer(state.services().tokens().authenticate(presented).await?));
+        let authenticated = authenticate(parts, state).await?;
+        // A change is recorded in the audit log with its caller.
+        if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+            slot.fill(&authenticated.caller());
         }
-        let Some(secret) = session_cookie(&parts.headers) else {
-            return Err(Problem::unauthenticated("the request has no Authorization header").into());
-        };
-        let session = state.services().sessions().authenticate(&secret).await?;
-        if !matches!(parts.method, Method::GET | Method::HEAD) {
-            check_csrf(&parts.headers, &session.csrf_token)?;
-        }
-        Ok(Authenticated::Session { secret, session })
+        Ok(authenticated)
     }
+}
+
+/// The caller of a request, by its bearer token or its session cookie.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    if let Some(header) = parts.headers.get(AUTHORIZATION) {
+        let presented = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| Problem::unauthenticated("the Authorization header is not 'Bearer <token>'"))?;
+        return Ok(Authenticated::Bearer(state.services().tokens().authenticate(presented).await?));
+    }
+    let Some(secret) = session_cookie(&parts.headers) else {
+        return Err(Problem::unauthenticated("the request has no Authorization header").into());
+    };
+    let session = state.services().sessions().authenticate(&secret).await?;
+    if !matches!(parts.method, Method::GET | Method::HEAD) {
+        check_csrf(&parts.headers, &session.csrf_token)?;
+    }
+    Ok(Authenticated::Session { secret, session })
 }
 
 /// The value of the session cookie, if the request has one.

@@ -4,6 +4,7 @@
 //! Every route is registered through `utoipa-axum`, so the OpenAPI document lists exactly the
 //! routes the router serves; the authorization test walks that document.
 
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -31,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{Admin, InProject, Principal};
 // What a server does once on its store, for the binary that starts it.
 pub use byos_service::{
-    BootstrapError, CopySettings, DataSettings, FirstStart, JobEngine, JobSettings, Parts, UploadSettings,
+    BootstrapError, CopySettings, DataSettings, FirstStart, JobEngine, JobSettings, Parts, Read, UploadSettings,
     check_master_key, ensure_admin_token,
 };
 pub use error::{ApiError, ErrorBody};
@@ -103,6 +104,7 @@ impl AppState {
         (name = "projects", description = "Projects, their data and its sync with the bucket"),
         (name = "uploads", description = "Uploads straight to the bucket, single or in parts"),
         (name = "jobs", description = "Long operations on a project's data (a folder's delete), as they run"),
+        (name = "audit", description = "The audit log: who changed what, and when"),
         (name = "reference", description = "Regions and the error catalogue"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -138,7 +140,9 @@ pub fn router_with_request_timeout(state: AppState, request_timeout: Duration) -
 
 fn app(state: AppState, request_timeout: Option<Duration>) -> Router {
     let (router, openapi) = api_router().split_for_parts();
+    let audited = Arc::new(audit::Audited::of(&openapi));
     let mut router = documented_only(router, &openapi)
+        .route_layer(axum::middleware::from_fn_with_state((state.clone(), audited), audit::record))
         .fallback(console_or_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
@@ -149,6 +153,8 @@ fn app(state: AppState, request_timeout: Option<Duration>) -> Router {
     router
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security_headers))
+        // Outermost, so that every log line of a request, the metrics' included, has its id.
+        .layer(axum::middleware::from_fn(audit::request_id))
         .with_state(state)
 }
 

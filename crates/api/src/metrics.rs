@@ -39,6 +39,13 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    audit: Family<AuditLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    /// `recorded`, or `failed` when the store refused the event.
+    result: &'static str,
 }
 
 impl Metrics {
@@ -50,7 +57,13 @@ impl Metrics {
         let latency: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 15)));
         registry.register("http_request_duration_seconds", "HTTP request latency, by route", latency.clone());
-        Metrics { registry, requests, latency }
+        let audit = Family::<AuditLabels, Counter>::default();
+        registry.register(
+            "audit_events",
+            "Changes recorded in the audit log, and those the store refused",
+            audit.clone(),
+        );
+        Metrics { registry, requests, latency, audit }
     }
 
     /// The registry, for the other parts of the server to add their metrics to at start-up.
@@ -64,6 +77,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts an audit event recorded, or one the store refused.
+    pub(crate) fn audit_recorded(&self, recorded: bool) {
+        let result = if recorded { "recorded" } else { "failed" };
+        self.audit.get_or_create(&AuditLabels { result }).inc();
     }
 
     fn observe(&self, method: &Method, route: &str, status: u16, seconds: f64) {

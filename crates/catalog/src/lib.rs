@@ -1,6 +1,6 @@
 //! The store: one small trait per aggregate ([`CredentialStore`], [`ConfigurationStore`],
 //! [`TokenStore`], [`LeaseStore`], [`MetaStore`], [`ProjectStore`], [`DataStore`],
-//! [`SyncStore`], [`UploadStore`], [`JobStore`]), each implemented on SQLite (the embedded default) and on
+//! [`SyncStore`], [`UploadStore`], [`JobStore`], [`AuditStore`]), each implemented on SQLite (the embedded default) and on
 //! PostgreSQL (for several replicas). [`Store::open`] picks one from the database URL and applies
 //! that database's forward-only migrations.
 //!
@@ -26,9 +26,10 @@ pub use data::{ApplyOutcome, Entry, EntryKind, FileEntry, KeyUpdate, StoredKey, 
 pub use error::{Conflict, StoreError};
 pub use lease::{Lease, LeaseLost};
 pub use model::{
-    Configuration, ConfigurationSpec, CopySpec, Credential, CredentialIdentity, DeadLetter, Drift, Job, JobObject,
-    JobPlan, JobProgress, JobSpec, JobStatus, NewSession, NewToken, ObjectResult, OnConflict, Project, ProjectGrant,
-    ReconcileRun, ReconcileStatus, Session, Token, Upload,
+    ActorFilter, AuditActor, AuditCursor, AuditEvent, AuditQuery, Configuration, ConfigurationSpec, CopySpec,
+    Credential, CredentialIdentity, DeadLetter, Drift, Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus,
+    NewSession, NewToken, ObjectResult, OnConflict, Project, ProjectGrant, ReconcileRun, ReconcileStatus, Session,
+    Token, Upload,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -261,9 +262,13 @@ pub trait LeaseStore: Send + Sync {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn insert_token(&self, token: &NewToken) -> Result<()>;
-    /// The token whose value hashes to `hash`, expired or not ([`Token::is_expired`]); notes
-    /// that it was used unless it has expired.
-    async fn authenticate(&self, hash: &str, now: OffsetDateTime) -> Result<Token>;
+    /// The token whose value hashes to `hash`, expired or not ([`Token::is_expired`]). A read
+    /// only: its use is noted apart ([`TokenStore::note_token_uses`]), so that checking a token
+    /// never waits for the store's writer.
+    async fn authenticate(&self, hash: &str) -> Result<Token>;
+    /// Notes when tokens were last used, in one transaction: each token's `last_used_at` moves
+    /// forward to the time given, never back. Tokens deleted since are skipped.
+    async fn note_token_uses(&self, uses: &[(Uuid, OffsetDateTime)]) -> Result<()>;
     async fn get_token(&self, id: Uuid) -> Result<Token>;
     async fn list_tokens(&self) -> Result<Vec<Token>>;
     /// Deletes a token, unless it is the last admin token that does not expire
@@ -278,6 +283,16 @@ pub trait TokenStore: Send + Sync {
     async fn session(&self, hash: &str, now: OffsetDateTime) -> Result<Session>;
     /// Ends a session; ending one that is not there is no error.
     async fn delete_session(&self, hash: &str) -> Result<()>;
+}
+
+/// The audit log: appended to, read a page at a time, pruned by age.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// Up to `limit` events that `query` selects, newest first (by time, then id).
+    async fn audit_events(&self, query: &AuditQuery, limit: u32) -> Result<Vec<AuditEvent>>;
+    /// Deletes up to `limit` of the events from before `before`; returns how many it deleted.
+    async fn prune_audit(&self, before: OffsetDateTime, limit: u32) -> Result<u64>;
 }
 
 /// Facts about the store itself, and its health.
@@ -310,6 +325,7 @@ pub struct Store {
     pub sync: Arc<dyn SyncStore>,
     pub uploads: Arc<dyn UploadStore>,
     pub jobs: Arc<dyn JobStore>,
+    pub audit: Arc<dyn AuditStore>,
     backend: Backend,
     closer: Arc<dyn Closer>,
 }

@@ -522,3 +522,61 @@ pub struct JobProgress {
     pub bytes_total: Option<u64>,
     pub bytes_done: u64,
 }
+
+/// One state-changing call of the API, as the audit log keeps it. No secret ever goes in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    /// The token that made the call, named as it was then.
+    pub actor: AuditActor,
+    /// The operation: its id in the OpenAPI document (`create_project`).
+    pub action: String,
+    /// What it acted on: the resource's path in the API, with the query
+    /// (`/api/v1/projects/{id}/data?path=/a.txt`).
+    pub target: String,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The `x-request-id` of the call, as in the server's log.
+    pub request_id: String,
+    /// What the call adds about itself, a JSON object (a vended credential's access and expiry).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Who made a call: a token's id and its name at the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditActor {
+    pub token: Uuid,
+    pub name: String,
+}
+
+/// Which events of the audit log to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub actor: Option<ActorFilter>,
+    pub action: Option<String>,
+    /// Events whose target starts with this.
+    pub target: Option<String>,
+    /// From this time on (inclusive).
+    pub since: Option<OffsetDateTime>,
+    /// Before this time (exclusive).
+    pub until: Option<OffsetDateTime>,
+    /// The page after this event: the last one of the previous page.
+    pub after: Option<AuditCursor>,
+}
+
+/// An actor to look for: a token's id, or its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorFilter {
+    Token(Uuid),
+    Name(String),
+}
+
+/// Where a page of the audit log ends: its last event's time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: OffsetDateTime,
+    pub id: Uuid,
+}

@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use byos_catalog::{
-    ApplyOutcome, Configuration, ConfigurationSpec, Conflict, CopySpec, Credential, CredentialIdentity, DeadLetter,
-    Drift, Entry, EntryKind, FileEntry, FolderTotals, Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus,
-    KeyUpdate, Lease, LeaseLost, NewSession, NewToken, ObjectResult, OnConflict, Project, ProjectGrant, ReconcileRun,
-    ReconcileSchedule, ReconcileStatus, Store, StoreError, StoreOptions, Token, Upload, ValidationOutcome,
+    ActorFilter, ApplyOutcome, AuditActor, AuditCursor, AuditEvent, AuditQuery, Configuration, ConfigurationSpec,
+    Conflict, CopySpec, Credential, CredentialIdentity, DeadLetter, Drift, Entry, EntryKind, FileEntry, FolderTotals,
+    Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewSession, NewToken,
+    ObjectResult, OnConflict, Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store,
+    StoreError, StoreOptions, Token, Upload, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -131,6 +132,8 @@ conformance!(
     copy_plans_resume_and_report,
     random_batches_keep_the_tree_true,
     small_writes_get_their_turn_between_big_batches,
+    audit_events_page_newest_first_by_filter,
+    audit_events_are_pruned_by_age,
 );
 
 /// Whole milliseconds: the store's time resolution.
@@ -427,17 +430,22 @@ async fn tokens_authenticate_by_hash(f: Fixture) {
     assert_eq!(s.tokens.count_tokens().await.ok(), Some(2));
 
     let at = now();
-    let found = s.tokens.authenticate(&member_hash, at).await.unwrap();
+    let found = s.tokens.authenticate(&member_hash).await.unwrap();
     assert_eq!(found.id, member.token.id);
     assert_eq!(found.role, Role::Member);
     assert_eq!(found.projects, member.token.projects);
-    assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
-    // A second use within the minute does not write again.
-    s.tokens.authenticate(&member_hash, at + time::Duration::seconds(5)).await.unwrap();
-    assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
+    // Authenticating is a read; uses are noted apart, and only move forward.
+    assert_eq!(s.tokens.get_token(member.token.id).await.ok().and_then(|t| t.last_used_at), None);
+    let last_used = |id| async move { s.tokens.get_token(id).await.ok().and_then(|t| t.last_used_at) };
+    let later = at + time::Duration::seconds(5);
+    s.tokens.note_token_uses(&[(member.token.id, later), (admin.token.id, at), (Uuid::new_v4(), at)]).await.unwrap();
+    assert_eq!((last_used(member.token.id).await, last_used(admin.token.id).await), (Some(later), Some(at)));
+    s.tokens.note_token_uses(&[(member.token.id, at)]).await.unwrap();
+    assert_eq!(last_used(member.token.id).await, Some(later));
+    s.tokens.note_token_uses(&[]).await.unwrap();
 
-    assert!(matches!(s.tokens.authenticate("no such hash", at).await, Err(StoreError::NotFound)));
-    assert_eq!(s.tokens.authenticate(&admin_hash, at).await.map(|t| t.role).ok(), Some(Role::Admin));
+    assert!(matches!(s.tokens.authenticate("no such hash").await, Err(StoreError::NotFound)));
+    assert_eq!(s.tokens.authenticate(&admin_hash).await.map(|t| t.role).ok(), Some(Role::Admin));
     let ids: Vec<Uuid> = s.tokens.list_tokens().await.unwrap().iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&admin.token.id) && ids.contains(&member.token.id));
@@ -457,16 +465,13 @@ async fn tokens_expire(f: Fixture) {
     let listed = s.tokens.list_tokens().await.unwrap();
     assert!(listed.contains(&expired.token), "{listed:?}");
 
-    let found = s.tokens.authenticate(&lasting_hash, at).await.unwrap();
+    let found = s.tokens.authenticate(&lasting_hash).await.unwrap();
     assert!(!found.is_expired(at));
-    assert_eq!(s.tokens.get_token(lasting.token.id).await.ok().and_then(|t| t.last_used_at), Some(at));
     assert!(found.is_expired(at + time::Duration::days(30)), "a token expires at the instant it names");
 
-    // An expired token is still found, so that the caller can say it expired, but its use is
-    // not noted.
-    let found = s.tokens.authenticate(&expired_hash, at).await.unwrap();
+    // An expired token is still found, so that the caller can say it expired.
+    let found = s.tokens.authenticate(&expired_hash).await.unwrap();
     assert_eq!((found.id, found.is_expired(at)), (expired.token.id, true));
-    assert_eq!(s.tokens.get_token(expired.token.id).await.ok().and_then(|t| t.last_used_at), None);
 }
 
 async fn the_last_admin_token_stays(f: Fixture) {
@@ -1993,4 +1998,103 @@ async fn folder_totals_count_every_level(f: Fixture) {
     assert_eq!(s.data.folder_totals(p.id, "nothing/").await.unwrap(), FolderTotals::default());
     apply(s, p.id, &[remove("a/b/c/y", 20)]).await;
     assert_eq!(s.data.folder_totals(p.id, "a/b/").await.unwrap(), FolderTotals { files: 2, bytes: 40 });
+}
+
+fn audit_event(at: OffsetDateTime, actor: &AuditActor, action: &str, target: &str) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::new_v4(),
+        at,
+        actor: actor.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        status: 201,
+        source_ip: Some("127.0.0.1".to_owned()),
+        user_agent: Some("byos/0.1".to_owned()),
+        request_id: Uuid::new_v4().to_string(),
+        detail: Some(serde_json::json!({"access": "read", "expiresAt": "2026-12-01T11:00:00Z"})),
+    }
+}
+
+/// Every page of `query`, ten events at a time, through the cursor of each page's last event.
+async fn audit_pages(s: &Store, query: AuditQuery) -> Vec<AuditEvent> {
+    let mut all = Vec::new();
+    let mut query = query;
+    loop {
+        let page = s.audit.audit_events(&query, 10).await.unwrap();
+        let Some(last) = page.last() else { return all };
+        query.after = Some(AuditCursor { at: last.at, id: last.id });
+        let full = page.len() == 10;
+        all.extend(page);
+        if !full {
+            return all;
+        }
+    }
+}
+
+async fn audit_events_page_newest_first_by_filter(f: Fixture) {
+    let s = &f.store;
+    let ada = AuditActor { token: Uuid::new_v4(), name: "ada".to_owned() };
+    let ci = AuditActor { token: Uuid::new_v4(), name: "ci".to_owned() };
+    let start = now();
+    // 25 events, several in the same millisecond, so that pages split ties by id.
+    let mut events = Vec::new();
+    for n in 0..25i64 {
+        let at = start + time::Duration::milliseconds(n / 3);
+        let (actor, action) = if n % 2 == 0 { (&ada, "create_project") } else { (&ci, "delete_data") };
+        let target = format!("/api/v1/projects/{}_%/data?path=/ü{n}", n % 5);
+        events.push(audit_event(at, actor, action, &target));
+    }
+    for event in &events {
+        s.audit.record_audit(event).await.unwrap();
+    }
+    let newest_first = |mut selected: Vec<AuditEvent>| {
+        selected.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+        selected
+    };
+    let all = audit_pages(s, AuditQuery::default()).await;
+    assert_eq!(all, newest_first(events.clone()));
+
+    let by_token = AuditQuery { actor: Some(ActorFilter::Token(ci.token)), ..AuditQuery::default() };
+    let expected: Vec<_> = events.iter().filter(|e| e.actor == ci).cloned().collect();
+    assert_eq!(audit_pages(s, by_token).await, newest_first(expected.clone()));
+    let by_name = AuditQuery { actor: Some(ActorFilter::Name("ci".to_owned())), ..AuditQuery::default() };
+    assert_eq!(audit_pages(s, by_name).await, newest_first(expected));
+
+    let by_action = AuditQuery { action: Some("create_project".to_owned()), ..AuditQuery::default() };
+    let expected: Vec<_> = events.iter().filter(|e| e.action == "create_project").cloned().collect();
+    assert_eq!(audit_pages(s, by_action).await, newest_first(expected));
+
+    // A target is a prefix, with `_` and `%` taken as themselves.
+    let prefix = "/api/v1/projects/3_%/";
+    let by_target = AuditQuery { target: Some(prefix.to_owned()), ..AuditQuery::default() };
+    let expected: Vec<_> = events.iter().filter(|e| e.target.starts_with(prefix)).cloned().collect();
+    assert_eq!(expected.len(), 5);
+    assert_eq!(audit_pages(s, by_target).await, newest_first(expected));
+    let wildcard = AuditQuery { target: Some("/api/v1/projects/_".to_owned()), ..AuditQuery::default() };
+    assert_eq!(audit_pages(s, wildcard).await, Vec::new());
+
+    // `since` is inclusive, `until` exclusive.
+    let (since, until) = (start + time::Duration::milliseconds(2), start + time::Duration::milliseconds(5));
+    let window = AuditQuery { since: Some(since), until: Some(until), ..AuditQuery::default() };
+    let expected: Vec<_> = events.iter().filter(|e| e.at >= since && e.at < until).cloned().collect();
+    assert_eq!(expected.len(), 9);
+    assert_eq!(audit_pages(s, window).await, newest_first(expected));
+}
+
+async fn audit_events_are_pruned_by_age(f: Fixture) {
+    let s = &f.store;
+    let actor = AuditActor { token: Uuid::new_v4(), name: "ops".to_owned() };
+    let cutoff = now();
+    let old: Vec<_> = (1..=7)
+        .map(|days| audit_event(cutoff - time::Duration::days(days), &actor, "delete_token", "/api/v1/tokens/x"))
+        .collect();
+    let recent = audit_event(cutoff, &actor, "create_token", "/api/v1/tokens");
+    for event in old.iter().chain([&recent]) {
+        s.audit.record_audit(event).await.unwrap();
+    }
+    // In chunks: 5, then the last 2, then nothing; the event at the cutoff stays.
+    assert_eq!(s.audit.prune_audit(cutoff, 5).await.unwrap(), 5);
+    assert_eq!(s.audit.prune_audit(cutoff, 5).await.unwrap(), 2);
+    assert_eq!(s.audit.prune_audit(cutoff, 5).await.unwrap(), 0);
+    assert_eq!(audit_pages(s, AuditQuery::default()).await, vec![recent]);
 }

@@ -13,11 +13,14 @@
 //!   against `s5cmd ls` of the same prefix, and the reconcile's peak RSS at two sizes, each in a
 //!   child process of its own;
 //! - `browse`: a page of 1,000 entries of a big folder, from the store and through the HTTP API,
-//!   against a folder of 1,000 entries.
+//!   against a folder of 1,000 entries;
+//! - `api`: a member's page of 1,000 entries through `byos serve` on SQLite while it ingests
+//!   one-record messages of another project from fauxqs, against the same page with nothing to
+//!   ingest.
 //!
-//! `cargo run --release -p byos --example sync_bench -- apply|ingest|reconcile|browse [flags]`;
+//! `cargo run --release -p byos --example sync_bench -- apply|ingest|api|reconcile|browse [flags]`;
 //! `reconcile` needs `BYOS_TEST_MOTO` (moto_server) and `BYOS_BENCH_S5CMD` (the s5cmd binary);
-//! `ingest` needs `BYOS_TEST_MOTO`, the release binary (`cargo build --release -p byos`) and npm
+//! `ingest` and `api` need `BYOS_TEST_MOTO`, the release binary (`cargo build --release -p byos`) and npm
 //! (it installs fauxqs under target/test-peers on first use).
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -31,8 +34,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use byos_api::AppState;
 use byos_aws::{Aws, AwsSettings, PageMarker};
 use byos_buckets::Buckets;
@@ -116,6 +117,20 @@ enum Command {
         #[arg(long, env = "BYOS_BENCH_FAUXQS_DIR")]
         fauxqs_dir: Option<PathBuf>,
     },
+    /// The API's latency (a member reading a page of 1,000 entries) while `byos serve` ingests,
+    /// against the same with nothing to ingest.
+    Api {
+        /// One-record messages of another project ingested while the API is read.
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        /// Pages read with nothing to ingest.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        #[arg(long, env = "BYOS_BENCH_BYOS")]
+        byos: Option<PathBuf>,
+        #[arg(long, env = "BYOS_BENCH_FAUXQS_DIR")]
+        fauxqs_dir: Option<PathBuf>,
+    },
     /// The initial import on moto against `s5cmd ls`, and the reconcile's peak RSS at two sizes.
     Reconcile {
         /// Objects in the big bucket.
@@ -181,6 +196,11 @@ async fn main() -> Result<()> {
             let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
             let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
             ingest::run(&ingest::Plan { messages, pollers, rounds, folders }, &byos, &fauxqs_dir).await?;
+        }
+        Command::Api { messages, samples, byos, fauxqs_dir } => {
+            let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
+            let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
+            ingest::api(messages, samples, &byos, &fauxqs_dir).await?;
         }
         Command::ReconcileChild { .. } => {}
     }
@@ -941,6 +961,13 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
         ),
         data: Default::default(),
     });
+    // Pages that start at random names: tokens as the listing would hand them out.
+    let caller = state.services().tokens().authenticate(&token).await?;
+    let scope = caller.project::<byos_api::Read>(project)?;
+    let tokens = afters
+        .iter()
+        .map(|after| state.services().data().page_token(&scope, "/big/", "", after))
+        .collect::<Result<Vec<_>, _>>()?;
     let router = byos_api::router(state);
     let get = |uri: String| {
         let (router, token) = (router.clone(), token.clone());
@@ -962,9 +989,9 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
     let base = format!("/api/v1/projects/{project}/data?limit={PAGE}");
     let mut small = Vec::with_capacity(samples);
     let mut big = Vec::with_capacity(samples);
-    for after in &afters {
+    for token in &tokens {
         small.push(get(format!("{base}&path=/small/")).await?);
-        big.push(get(format!("{base}&path=/big/&pageToken={}", URL_SAFE_NO_PAD.encode(after))).await?);
+        big.push(get(format!("{base}&path=/big/&pageToken={token}")).await?);
     }
     report("GET /api/v1/projects/{id}/data (router, no socket)", files, &mut big, &mut small);
     Ok(())
@@ -1131,8 +1158,189 @@ mod ingest {
             .sum())
     }
 
-    /// Sends `bodies` to the queue, ten to a request, eight requests at once.
+    /// Sets up as an operator does, through the API: a credential, a configuration validated
+    /// (its queue created on fauxqs, its notifications on moto), and a project on each of
+    /// `folders`, imported; returns the projects' ids.
+    async fn ready_projects(
+        client: &reqwest::Client,
+        server: &Server,
+        token: &str,
+        folders: &[String],
+    ) -> Result<Vec<String>> {
+        let credential = call(
+            client,
+            reqwest::Method::POST,
+            &server.url("/api/v1/storage-credentials"),
+            token,
+            Some(json!({"name": "bench", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+                        "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})),
+        )
+        .await?;
+        let configuration = call(
+            client,
+            reqwest::Method::POST,
+            &server.url("/api/v1/storage-configurations"),
+            token,
+            Some(json!({"name": "bench", "region": REGION, "bucket": BUCKET, "keyPrefix": CONFIGURATION_PREFIX,
+                        "credentialId": credential["id"]})),
+        )
+        .await?;
+        let configuration = configuration["id"].as_str().context("a configuration id")?.to_owned();
+        wait_for(
+            client,
+            &server.url(&format!("/api/v1/storage-configurations/{configuration}")),
+            token,
+            |c| c["status"] == "ready",
+            |c| c["status"] == "error",
+        )
+        .await?;
+        let mut projects = Vec::new();
+        for folder in folders {
+            let project = call(
+                client,
+                reqwest::Method::POST,
+                &server.url("/api/v1/projects"),
+                token,
+                Some(json!({"name": folder, "region": REGION, "storageConfigurationId": configuration,
+                            "folder": folder})),
+            )
+            .await?;
+            let id = project["id"].as_str().context("a project id")?.to_owned();
+            wait_for(
+                client,
+                &server.url(&format!("/api/v1/projects/{id}/reconcile")),
+                token,
+                |r| r["status"] == "finished",
+                |r| r["status"] == "failed",
+            )
+            .await?;
+            projects.push(id);
+        }
+        Ok(projects)
+    }
+
+    /// `api`: the API's latency while the server ingests. One `byos serve` on SQLite (its
+    /// default pollers), a member token reading a page of 1,000 entries of a quiet project:
+    /// first with nothing to ingest, then while the queue receives `messages` one-record
+    /// messages of another project and the server applies them. Prints both p50 and p99 and
+    /// the ratio of the p99s.
+    pub(crate) async fn api(messages: usize, samples: usize, byos: &Path, fauxqs_dir: &Path) -> Result<()> {
+        ensure!(
+            byos.is_file(),
+            "no byos binary at {}: build it first (cargo build --release -p byos) or name it with --byos",
+            byos.display()
+        );
+        let fauxqs = Fauxqs::start(fauxqs_dir)?;
+        let moto = Moto::start();
+        let s3 = Aws::new(&AwsSettings {
+            endpoint_url: Some(moto.url().to_owned()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            ..AwsSettings::default()
+        })
+        .await;
+        s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
+        let queues = Aws::new(&AwsSettings {
+            endpoint_url: Some(fauxqs.url.clone()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            ..AwsSettings::default()
+        })
+        .await
+        .queues(&region(REGION));
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let dir = temp_dir();
+        let mut environment = environment(&moto, &fauxqs, 8);
+        environment.retain(|(key, _)| *key != "BYOS__SYNC__POLLERS");
+        let server = Server::start(byos, dir.path(), &environment)?;
+        let token = std::fs::read_to_string(dir.path().join("data/admin-token"))?.trim().to_owned();
+        let ids = ready_projects(&client, &server, &token, &["quiet".to_owned(), "busy".to_owned()]).await?;
+        let (quiet, busy_project) = (&ids[0], &ids[1]);
+        let queue = queues.find(QUEUE).await?.context("validation did not create the region's queue")?;
+
+        // The quiet project: some 2,000 files in one folder, so that a page holds 1,000.
+        let files = Shape { events: 3_000, records: 1, folders: 1 };
+        let quiet_stream = event_stream(BUCKET, "quiet", &files);
+        send(&queues, &queue.url, &quiet_stream.bodies).await?;
+        let quiet_records = quiet_stream.bodies.len() as u64;
+        while metric(&client, &server, APPLIED).await? < quiet_records {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reader = call(
+            &client,
+            reqwest::Method::POST,
+            &server.url("/api/v1/tokens"),
+            &token,
+            Some(json!({"name": "reader", "role": "member", "projects": [{"id": quiet, "access": "read"}]})),
+        )
+        .await?;
+        let reader = reader["value"].as_str().context("a token value")?.to_owned();
+        let page = server.url(&format!("/api/v1/projects/{quiet}/data?path=/{}&limit=1000", folder_path(0)));
+        let read_page = || async {
+            let started = Instant::now();
+            let response = client.get(&page).bearer_auth(&reader).send().await?;
+            ensure!(response.status().is_success(), "browse answered {}", response.status());
+            let body: Value = response.json().await?;
+            let elapsed = started.elapsed();
+            ensure!(body["items"].as_array().map(Vec::len) == Some(1000), "a page of 1,000 entries");
+            Ok::<Duration, anyhow::Error>(elapsed)
+        };
+        let mut idle = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            idle.push(read_page().await?);
+        }
+
+        // The busy project's messages arrive while the reader keeps reading.
+        let busy_stream = event_stream(BUCKET, "busy", &Shape { events: messages, records: 1, folders: 100 });
+        let total = quiet_records + busy_stream.bodies.len() as u64;
+        let started = Instant::now();
+        let sending = {
+            let (queues, url, bodies) = (queues.clone(), queue.url.clone(), busy_stream.bodies.clone());
+            tokio::spawn(async move { send(&queues, &url, &bodies).await })
+        };
+        let mut busy = Vec::new();
+        let mut checked = Instant::now();
+        let ingested = loop {
+            busy.push(read_page().await?);
+            if checked.elapsed() >= Duration::from_millis(200) {
+                checked = Instant::now();
+                if metric(&client, &server, APPLIED).await? >= total {
+                    break started.elapsed();
+                }
+            }
+            ensure!(started.elapsed() < Duration::from_secs(600), "the server did not ingest within 10 minutes");
+        };
+        sending.await??;
+        let files_seen = catalog_files(&client, &server, &token, busy_project, 100).await?;
+        ensure!(files_seen == busy_stream.live, "{files_seen} files in the catalog, {} expected", busy_stream.live);
+        server.stop().await?;
+
+        let (idle_p50, idle_p99) = (percentile(&mut idle, 50.0), percentile(&mut idle, 99.0));
+        let (busy_p50, busy_p99) = (percentile(&mut busy, 50.0), percentile(&mut busy, 99.0));
+        println!(
+            "byos serve on SQLite, a member reading a page of 1,000 entries: idle ({samples} pages) p50 {}, p99 {}; \
+             while it ingests {messages} one-record messages ({} pages, ingest {:.0} messages/s, catalog checked) \
+             p50 {}, p99 {}; p99 under ingest / idle p99: {:.2} (the bar: at most 5)",
+            ms(idle_p50),
+            ms(idle_p99),
+            busy.len(),
+            rate(messages, ingested),
+            ms(busy_p50),
+            ms(busy_p99),
+            busy_p99.as_secs_f64() / idle_p99.as_secs_f64(),
+        );
+        Ok(())
+    }
+
+    /// Sends `bodies` to the queue, ten to a request, eight requests at once, and checks that
+    /// the queue holds them all (nothing consumes it meanwhile).
     async fn fill(queues: &Queues, url: &str, bodies: &[String]) -> Result<()> {
+        send(queues, url, bodies).await?;
+        let counts = queues.approximate_counts(url).await?;
+        ensure!(counts == (bodies.len() as u64, 0), "the queue holds {counts:?} after {} sends", bodies.len());
+        Ok(())
+    }
+
+    /// Sends `bodies` to the queue, ten to a request, eight requests at once.
+    async fn send(queues: &Queues, url: &str, bodies: &[String]) -> Result<()> {
         let chunks: Arc<Vec<Vec<String>>> = Arc::new(bodies.chunks(10).map(<[String]>::to_vec).collect());
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
@@ -1149,8 +1357,6 @@ mod ingest {
         while let Some(done) = tasks.join_next().await {
             done??;
         }
-        let counts = queues.approximate_counts(url).await?;
-        ensure!(counts == (bodies.len() as u64, 0), "the queue holds {counts:?} after {} sends", bodies.len());
         Ok(())
     }
 
@@ -1286,56 +1492,9 @@ mod ingest {
         let runs = plan.rounds * plan.pollers.len();
         let server = Server::start(byos, dir.path(), &environment(&moto, &fauxqs, 2))?;
         let token = std::fs::read_to_string(dir.path().join("data/admin-token"))?.trim().to_owned();
-        let credential = call(
-            &client,
-            reqwest::Method::POST,
-            &server.url("/api/v1/storage-credentials"),
-            &token,
-            Some(json!({"name": "bench", "type": "aws-user", "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
-                        "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})),
-        )
-        .await?;
-        let configuration = call(
-            &client,
-            reqwest::Method::POST,
-            &server.url("/api/v1/storage-configurations"),
-            &token,
-            Some(json!({"name": "bench", "region": REGION, "bucket": BUCKET, "keyPrefix": CONFIGURATION_PREFIX,
-                        "credentialId": credential["id"]})),
-        )
-        .await?;
-        let configuration = configuration["id"].as_str().context("a configuration id")?.to_owned();
-        wait_for(
-            &client,
-            &server.url(&format!("/api/v1/storage-configurations/{configuration}")),
-            &token,
-            |c| c["status"] == "ready",
-            |c| c["status"] == "error",
-        )
-        .await?;
-        let mut projects = Vec::new();
-        for run in 0..runs {
-            let folder = format!("run{run}");
-            let project = call(
-                &client,
-                reqwest::Method::POST,
-                &server.url("/api/v1/projects"),
-                &token,
-                Some(json!({"name": format!("run {run}"), "region": REGION, "storageConfigurationId": configuration,
-                            "folder": folder})),
-            )
-            .await?;
-            let id = project["id"].as_str().context("a project id")?.to_owned();
-            wait_for(
-                &client,
-                &server.url(&format!("/api/v1/projects/{id}/reconcile")),
-                &token,
-                |r| r["status"] == "finished",
-                |r| r["status"] == "failed",
-            )
-            .await?;
-            projects.push((id, folder));
-        }
+        let folders: Vec<String> = (0..runs).map(|run| format!("run{run}")).collect();
+        let ids = ready_projects(&client, &server, &token, &folders).await?;
+        let projects: Vec<(String, String)> = ids.into_iter().zip(folders).collect();
         server.stop().await?;
         abandoned_polls_expire().await;
         let queue = queues

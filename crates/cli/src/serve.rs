@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::extract::ConnectInfo;
 use byos_api::{AppState, FirstStart};
 use byos_catalog::{Store, StoreOptions};
 use byos_domain::ErrorChain;
@@ -15,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{HttpLimits, Settings};
@@ -35,7 +37,9 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
         Ok(filter) => EnvFilter::try_new(filter).context("RUST_LOG")?,
         Err(_) => EnvFilter::try_new(&settings.log_filter).context("log.filter")?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a terminal: a log file or a collector would get the escape codes as text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match settings.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -106,7 +110,9 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     // On the signal, the worker stops taking new work while the HTTP server drains, each
     // within the grace period.
     let (drain, draining) = watch::channel(false);
-    let sweeper = tokio::spawn(abort_abandoned_uploads(state, draining.clone()));
+    let sweeper = tokio::spawn(abort_abandoned_uploads(state.clone(), draining.clone()));
+    let pruner = tokio::spawn(prune_audit_log(state.clone(), settings.audit_retention, draining.clone()));
+    let token_uses = tokio::spawn(write_token_uses(state.clone(), draining.clone()));
     let serving = serve_http(listener, app, settings.http, draining);
     tokio::pin!(serving);
     tokio::select! {
@@ -129,6 +135,16 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     );
     if sweeper.await.is_err() {
         tracing::warn!("the sweeper of abandoned uploads failed");
+    }
+    if pruner.await.is_err() {
+        tracing::warn!("the audit log's pruner failed");
+    }
+    if token_uses.await.is_err() {
+        tracing::warn!("the writer of token uses failed");
+    }
+    // The last requests' uses, now that none is served any more.
+    if let Err(e) = state.services().flush_token_uses().await {
+        tracing::warn!(error = %ErrorChain(&e), "cannot write when tokens were last used");
     }
     tracing::info!("shutting down: closing the store");
     if tokio::time::timeout(settings.shutdown_grace, store.close()).await.is_err() {
@@ -168,6 +184,40 @@ async fn abort_abandoned_uploads(state: AppState, mut draining: watch::Receiver<
     }
 }
 
+/// Writes the tokens' uses (`lastUsedAt`) every few seconds until `draining` turns true (the
+/// server writes the last ones as it stops): checking a token only reads, so that no request
+/// waits for the store's writer.
+async fn write_token_uses(state: AppState, mut draining: watch::Receiver<bool>) {
+    const EVERY: Duration = Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = draining.wait_for(|d| *d) => return,
+        }
+        if let Err(e) = state.services().flush_token_uses().await {
+            tracing::warn!(error = %ErrorChain(&e), "cannot write when tokens were last used; trying again");
+        }
+    }
+}
+
+/// Deletes the audit log's events older than `retention` (`audit.retention_days`), at start and
+/// then hourly, until `draining` turns true. Replicas may prune at once: a delete of what is
+/// already gone deletes nothing.
+async fn prune_audit_log(state: AppState, retention: Duration, mut draining: watch::Receiver<bool>) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    loop {
+        match state.services().audit().prune(retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "audit events past their retention deleted"),
+            Err(e) => tracing::warn!(error = %ErrorChain(&e), "cannot prune the audit log"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = draining.wait_for(|d| *d) => return,
+        }
+    }
+}
+
 /// Serves HTTP/1 on `listener` until `draining` turns true, then stops accepting and lets the
 /// open connections finish the requests they are in.
 ///
@@ -189,9 +239,9 @@ async fn serve_http(listener: TcpListener, app: axum::Router, limits: HttpLimits
             },
             _ = draining.wait_for(|d| *d) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
@@ -202,8 +252,12 @@ async fn serve_http(listener: TcpListener, app: axum::Router, limits: HttpLimits
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %ErrorChain(&e), "cannot set TCP_NODELAY");
         }
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+        // The peer's address, for the audit log.
+        let app = app.clone().map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app)));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %ErrorChain(&e), "connection closed with an error");

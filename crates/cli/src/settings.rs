@@ -36,6 +36,8 @@ struct Raw {
     data: RawData,
     #[serde(default)]
     jobs: RawJobs,
+    #[serde(default)]
+    audit: RawAudit,
     /// Replaces the built-in region table when given.
     regions: Option<Vec<Region>>,
 }
@@ -92,6 +94,12 @@ struct RawJobs {
     objects_per_second: Option<u32>,
     copy_part_threshold_bytes: Option<u64>,
     copy_part_size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +188,8 @@ pub(crate) struct Settings {
     pub(crate) sync: byos_sync::SyncSettings,
     pub(crate) data: byos_api::DataSettings,
     pub(crate) jobs: byos_jobs::JobSettings,
+    /// How long the audit log keeps an event.
+    pub(crate) audit_retention: Duration,
 }
 
 /// What one client may hold of the HTTP server.
@@ -415,6 +425,11 @@ impl Settings {
             sync,
             data,
             jobs,
+            audit_retention: match raw.audit.retention_days {
+                Some(0) => bail!("audit.retention_days: at least 1"),
+                Some(days) => Duration::from_secs(days.saturating_mul(86_400)),
+                None => Duration::from_secs(400 * 86_400),
+            },
         })
     }
 
@@ -533,6 +548,7 @@ mod tests {
             ("[data]\npart_size_bytes = 1024\n", "data.part_size_bytes"),
             ("[data]\nmultipart_threshold_bytes = 6000000000\n", "data.multipart_threshold_bytes"),
             ("[data]\nabandoned_upload_hours = 0\n", "data.abandoned_upload_hours"),
+            ("[audit]\nretention_days = 0\n", "audit.retention_days"),
             ("[server]\nlease_seconds = 1\n", "server.lease_seconds"),
             ("[server]\nheader_read_timeout_seconds = 0\n", "server.header_read_timeout_seconds"),
             ("[server]\nrequest_timeout_seconds = 0\n", "server.request_timeout_seconds"),

@@ -102,6 +102,49 @@ pub struct Page {
     pub next_page_token: Option<String>,
 }
 
+/// One event of the audit log: a state-changing call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: String,
+    pub actor: AuditActor,
+    pub action: String,
+    pub target: String,
+    /// `succeeded`, `refused` or `failed`.
+    pub outcome: String,
+    pub status: u16,
+    #[serde(flatten)]
+    pub rest: Rest,
+}
+
+/// The token that made a call, named as it was then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditActor {
+    pub token_id: String,
+    pub name: String,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+/// Which events of the audit log to read; each filter as the API takes it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
 /// A version or delete marker of a file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -530,6 +573,34 @@ impl Api {
         self.send(Method::DELETE, &url, None).await.map(drop)
     }
 
+    // The audit log.
+
+    /// A page of up to `limit` events of the audit log, newest first.
+    pub async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+        page_token: Option<&str>,
+    ) -> Result<AuditPage, ClientError> {
+        let mut url = format!("/api/v1/audit-events?limit={limit}");
+        let fields = [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("target", &filter.target),
+            ("since", &filter.since),
+            ("until", &filter.until),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                url.push_str(&format!("&{name}={}", query(value)));
+            }
+        }
+        if let Some(token) = page_token {
+            url.push_str(&format!("&pageToken={}", query(token)));
+        }
+        self.call(Method::GET, &url, None).await
+    }
+
     // Jobs.
 
     pub async fn jobs(&self, project: Option<&str>) -> Result<Vec<Job>, ClientError> {
@@ -565,6 +636,8 @@ impl Api {
 /// proxy from the environment for loopback servers (reqwest's default honours it elsewhere).
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
+        // The server's audit log names the tool that made a change.
+        .user_agent(concat!("byos/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(30))

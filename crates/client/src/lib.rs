@@ -9,8 +9,8 @@ mod remote;
 pub mod transfer;
 
 pub use api::{
-    Api, Change, Check, Configuration, Credentials, DownloadUrl, Entry, Job, JobProgress, Page, Project, Rest,
-    SignedPart, Upload, UploadedPart, Validation, Version,
+    Api, AuditActor, AuditEvent, AuditFilter, AuditPage, Change, Check, Configuration, Credentials, DownloadUrl, Entry,
+    Job, JobProgress, Page, Project, Rest, SignedPart, Upload, UploadedPart, Validation, Version,
 };
 pub use config::{DEFAULT_PROFILE, Login, Profiles, write_private};
 pub use error::{ClientError, Problem};

@@ -20,24 +20,32 @@ use crate::ServiceError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     token: Uuid,
+    /// The token's name, as the audit log shows the caller.
+    name: String,
     role: Role,
     projects: Vec<ProjectGrant>,
 }
 
 impl Caller {
-    /// A caller with the token `token` of `role`; `projects` are those a member reaches.
-    pub fn new(token: Uuid, role: Role, projects: Vec<ProjectGrant>) -> Caller {
-        Caller { token, role, projects }
+    /// A caller with the token `token`, named `name`, of `role`; `projects` are those a member
+    /// reaches.
+    pub fn new(token: Uuid, name: &str, role: Role, projects: Vec<ProjectGrant>) -> Caller {
+        Caller { token, name: name.to_owned(), role, projects }
     }
 
     /// The caller a stored token makes.
     pub fn of_token(token: &Token) -> Caller {
-        Caller::new(token.id, token.role, token.projects.clone())
+        Caller::new(token.id, token.name.as_str(), token.role, token.projects.clone())
     }
 
     /// The id of the caller's token, for the log.
     pub fn token(&self) -> Uuid {
         self.token
+    }
+
+    /// The name of the caller's token.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn role(&self) -> Role {
@@ -182,7 +190,7 @@ mod tests {
 
     fn member(grants: &[(Uuid, ProjectAccess)]) -> Caller {
         let grants = grants.iter().map(|&(id, access)| ProjectGrant { id, access }).collect();
-        Caller::new(Uuid::new_v4(), Role::Member, grants)
+        Caller::new(Uuid::new_v4(), "test", Role::Member, grants)
     }
 
     #[test]
@@ -191,7 +199,7 @@ mod tests {
         let member = member(&[(mine, ProjectAccess::Read)]);
         assert!(member.sees_project(mine));
         assert!(!member.sees_project(theirs));
-        let admin = Caller::new(Uuid::new_v4(), Role::Admin, Vec::new());
+        let admin = Caller::new(Uuid::new_v4(), "test", Role::Admin, Vec::new());
         assert!(admin.sees_project(mine) && admin.sees_project(theirs));
     }
 
@@ -207,7 +215,7 @@ mod tests {
         // A project the token does not name does not exist, whatever the access asked for.
         assert_eq!(code(member.project::<Read>(theirs)), "not-found");
         assert_eq!(code(member.project::<ReadWrite>(theirs)), "not-found");
-        let admin = Caller::new(Uuid::new_v4(), Role::Admin, Vec::new());
+        let admin = Caller::new(Uuid::new_v4(), "test", Role::Admin, Vec::new());
         assert!(admin.project::<ReadWrite>(theirs).is_ok());
     }
 
@@ -227,12 +235,12 @@ mod tests {
 
     #[test]
     fn only_admins_pass_the_admin_check() {
-        let member = Caller::new(Uuid::new_v4(), Role::Member, Vec::new());
+        let member = Caller::new(Uuid::new_v4(), "test", Role::Member, Vec::new());
         let refused = member.require_admin(SYSTEM_SETTINGS).err().and_then(|e| e.problem().cloned());
         assert_eq!(
             refused.map(|p| p.message().to_owned()).as_deref(),
             Some("Access forbidden: System Settings need a token with the admin role")
         );
-        assert!(Caller::new(Uuid::new_v4(), Role::Admin, Vec::new()).require_admin(SYSTEM_SETTINGS).is_ok());
+        assert!(Caller::new(Uuid::new_v4(), "test", Role::Admin, Vec::new()).require_admin(SYSTEM_SETTINGS).is_ok());
     }
 }

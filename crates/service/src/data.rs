@@ -2,19 +2,16 @@
 //! children, files and folders, by name, a page at a time; any other path gives that one entry.
 //! Paths are relative to the project and start with `/`.
 //!
-//! Pages are keyset pages: the token is the last name of the page, so a page never repeats or
-//! skips an entry that stays while the folder changes around it.
+//! Pages are keyset pages: the token holds the last name of the page, so a page never repeats or
+//! skips an entry that stays while the folder changes around it. It is sealed for its listing
+//! (the project, the folder and the name filter; see `pages`).
 
-use std::fmt;
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use byos_catalog::{Entry, FileEntry, StoreError};
 use byos_domain::objects::RestoreState;
 use byos_domain::{KeyPrefix, Problem};
 
 use crate::error::internal;
-use crate::{ProjectScope, Read, ServiceError, Services};
+use crate::{Internal, ProjectScope, Read, ServiceError, Services, pages};
 
 /// The largest page.
 const MAX_LIMIT: u32 = 1000;
@@ -38,40 +35,7 @@ pub struct BrowseRequest {
 pub struct Listing {
     pub entries: Vec<Entry>,
     /// The token of the next page; none on the last one.
-    pub next_page_token: Option<PageToken>,
-}
-
-/// Where the next page of a folder starts: after the name it holds. Shown to clients as
-/// URL-safe base64 of the name (its `Display`), which they hand back unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageToken {
-    after: String,
-}
-
-impl PageToken {
-    /// The token of the page after the entry named `name`.
-    pub fn after(name: &str) -> PageToken {
-        PageToken { after: name.to_owned() }
-    }
-
-    /// A token as a client hands it back.
-    pub fn parse(token: &str) -> Result<PageToken, ServiceError> {
-        let refused = || ServiceError::from(Problem::invalid_request("pageToken: not a token this API gave"));
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
-        let after = String::from_utf8(bytes).map_err(|_| refused())?;
-        Ok(PageToken { after })
-    }
-
-    /// The name the next page starts after.
-    pub fn name(&self) -> &str {
-        &self.after
-    }
-}
-
-impl fmt::Display for PageToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.after.as_bytes()))
-    }
+    pub next_page_token: Option<String>,
 }
 
 /// Where an object stands with the archive storage classes.
@@ -136,18 +100,45 @@ impl<'a> Data<'a> {
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(Problem::invalid_request(&format!("limit: {limit} is not 1 to {MAX_LIMIT}")).into());
         }
-        let after = request.page_token.as_deref().map(PageToken::parse).transpose()?;
-        let after = after.as_ref().map(PageToken::name);
         let prefix = name_prefix(request.prefix.as_deref().unwrap_or(""))?;
+        let key = self.services.master_key();
+        let listing = browse_listing(project.id, relative, prefix);
+        let after = match request.page_token.as_deref() {
+            Some(token) => Some(String::from_utf8(pages::open(key, &listing, token)?).map_err(|e| {
+                Internal::Inconsistent(format!("a page token this server sealed holds {:?}", e.as_bytes()))
+            })?),
+            None => None,
+        };
+        let after = after.as_deref();
         let entries = data.entries(project.id, relative, after, prefix, limit).await.map_err(internal)?;
         if entries.is_empty() && after.is_none() && !relative.is_empty() {
             // An empty page of a folder that is not there: say so, rather than show it empty.
             data.entry(project.id, relative).await.map_err(not_found)?;
         }
-        let next_page_token =
-            (entries.len() == limit as usize).then(|| entries.last().map(|e| PageToken::after(&e.name))).flatten();
+        let next_page_token = (entries.len() == limit as usize)
+            .then(|| entries.last().map(|e| pages::seal(key, &listing, e.name.as_bytes())))
+            .flatten();
         Ok(Listing { entries, next_page_token })
     }
+
+    /// The token of the page of folder `path` (`/a/b/`) whose names start with `prefix` that
+    /// starts after the entry named `after` (a folder's with its `/`): what a listing hands out,
+    /// for tools that start a listing at a known name (the benchmarks).
+    pub fn page_token(
+        &self,
+        scope: &ProjectScope<Read>,
+        path: &str,
+        prefix: &str,
+        after: &str,
+    ) -> Result<String, ServiceError> {
+        let listing = browse_listing(scope.project(), relative(path)?, name_prefix(prefix)?);
+        Ok(pages::seal(self.services.master_key(), &listing, after.as_bytes()))
+    }
+}
+
+/// What a browse page token is sealed for: the project, the folder and the name filter.
+fn browse_listing(project: uuid::Uuid, folder: &str, prefix: &str) -> Vec<u8> {
+    pages::listing("browse", &[&project.to_string(), folder, prefix])
 }
 
 /// A filter on entries' names, checked: part of one name, so no `/`, and not longer than a key.
@@ -203,23 +194,6 @@ mod tests {
     }
 
     #[test]
-    fn page_tokens_round_trip_and_strangers_are_refused() {
-        for name in ["f00.txt", "folder/", "ünïcødé name", ""] {
-            let token = PageToken::after(name);
-            assert_eq!(PageToken::parse(&token.to_string()).ok(), Some(token));
-        }
-        // Not base64; base64 of bytes that are not UTF-8.
-        for stranger in ["%%", "not a token", &URL_SAFE_NO_PAD.encode([0xff, 0xfe])] {
-            let refused = PageToken::parse(stranger).err().and_then(|e| e.problem().cloned());
-            assert_eq!(
-                refused.map(|p| p.message().to_owned()).as_deref(),
-                Some("Invalid request: pageToken: not a token this API gave"),
-                "{stranger}"
-            );
-        }
-    }
-
-    #[test]
     fn archive_states() {
         let file = |storage_class: Option<&str>, restore: Option<RestoreState>| FileEntry {
             size: 1,
@@ -265,17 +239,39 @@ mod tests {
 
         let mut seen = Vec::new();
         let mut page_token = None;
+        let mut tokens = Vec::new();
         loop {
             let request =
                 BrowseRequest { path: Some("/many/".to_owned()), limit: Some(10), page_token, ..Default::default() };
             let listing = data.browse(&admin.project(project).unwrap(), request).await.unwrap();
             seen.extend(listing.entries.iter().map(|e| e.name.clone()));
             match listing.next_page_token {
-                Some(next) => page_token = Some(next.to_string()),
+                Some(next) => {
+                    tokens.push(next.clone());
+                    page_token = Some(next);
+                }
                 None => break,
             }
         }
         assert_eq!(seen, (0..25).map(|i| format!("f{i:02}.txt")).collect::<Vec<_>>());
+        // The benchmarks' tokens are the listing's own.
+        let minted = data.page_token(&admin.project(project).unwrap(), "/many/", "", "f09.txt").unwrap();
+        let from_minted =
+            BrowseRequest { path: Some("/many/".to_owned()), page_token: Some(minted), ..Default::default() };
+        let page = data.browse(&admin.project(project).unwrap(), from_minted).await.unwrap();
+        assert_eq!(page.entries.first().map(|e| e.name.as_str()), Some("f10.txt"));
+
+        // A token is refused by another folder, another filter and another project, never followed.
+        let other = fixture.project("other").await;
+        for (project, path, prefix) in [(project, "/", ""), (project, "/many/", "f1"), (other, "/many/", "")] {
+            let request = BrowseRequest {
+                path: Some(path.to_owned()),
+                prefix: Some(prefix.to_owned()),
+                page_token: Some(tokens[0].clone()),
+                ..Default::default()
+            };
+            assert_eq!(code(data.browse(&admin.project(project).unwrap(), request).await), "invalid-request");
+        }
 
         let root = data.browse(&admin.project(project).unwrap(), BrowseRequest::default()).await.unwrap();
         let kinds: Vec<(String, bool)> =

@@ -1,5 +1,5 @@
 //! The rules of byos's resources, whatever interface asks: storage credentials, storage
-//! configurations, API tokens, projects and their data. The HTTP API calls them, and so will the
+//! configurations, API tokens, projects and their data, and the audit log. The HTTP API calls them, and so will the
 //! console's server side; nothing here knows HTTP.
 //!
 //! [`Services`] holds what the rules need: the store, the master key, the region table, the
@@ -12,6 +12,7 @@
 //! API spells them (`storageConfigurationId`): the console and the CLI show the same fields.
 //! Answers are the catalog's models; failures are a [`ServiceError`].
 
+mod audit;
 mod bootstrap;
 mod caller;
 mod changes;
@@ -20,6 +21,7 @@ mod credentials;
 mod data;
 mod error;
 mod jobs;
+mod pages;
 mod projects;
 mod sessions;
 #[cfg(test)]
@@ -38,6 +40,7 @@ use byos_secrets::MasterKey;
 use byos_sync::SyncEngine;
 use time::OffsetDateTime;
 
+pub use audit::{Audit, AuditPage, AuditRequest};
 pub use bootstrap::{BootstrapError, FirstStart, check_master_key, ensure_admin_token};
 /// A presigned request, as uploads and downloads answer it.
 pub use byos_aws::Presigned;
@@ -46,7 +49,7 @@ pub use caller::{Access, Caller, ProjectScope, Read, ReadWrite};
 pub use changes::{Changes, Deleted, Moved};
 pub use configurations::{ConfigurationRequest, Configurations, EncryptionRequest};
 pub use credentials::{CredentialDetails, CredentialRequest, Credentials, RotationRequest};
-pub use data::{ArchiveState, BrowseRequest, Data, Listing, PageToken, archive_state};
+pub use data::{ArchiveState, BrowseRequest, Data, Listing, archive_state};
 pub use error::{Internal, ServiceError};
 pub use jobs::{CopyRequest, Jobs, MAX_COPY_PATHS, ReportPage};
 pub use projects::{CreatedProject, ProjectRequest, Projects};
@@ -72,6 +75,7 @@ struct Inner {
     jobs: byos_jobs::Jobs,
     data: DataSettings,
     vends: transfers::VendCounter,
+    token_uses: tokens::TokenUses,
 }
 
 /// What the services are built on: the store, the keys, the bucket opener and the engines.
@@ -91,7 +95,8 @@ impl Services {
     pub fn new(parts: Parts) -> Services {
         let Parts { store, master_key, regions, buckets, lifecycle, sync, jobs, data } = parts;
         let vends = transfers::VendCounter::default();
-        let inner = Inner { store, master_key, regions, buckets, lifecycle, sync, jobs, data, vends };
+        let token_uses = tokens::TokenUses::default();
+        let inner = Inner { store, master_key, regions, buckets, lifecycle, sync, jobs, data, vends, token_uses };
         Services { inner: Arc::new(inner) }
     }
 
@@ -140,6 +145,11 @@ impl Services {
         Jobs::new(self)
     }
 
+    /// The audit log: recorded by the interfaces, read by admins.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit::new(self)
+    }
+
     /// Downloads and uploads of a project's data.
     pub fn transfers(&self) -> Transfers<'_> {
         Transfers::new(self)
@@ -168,6 +178,22 @@ impl Services {
 
     fn vends(&self) -> &transfers::VendCounter {
         &self.inner.vends
+    }
+
+    fn token_uses(&self) -> &tokens::TokenUses {
+        &self.inner.token_uses
+    }
+
+    /// Writes the token uses noted since the last call (each token's `lastUsedAt`) in one
+    /// transaction; returns how many. Uses that could not be written are kept for the next call.
+    pub async fn flush_token_uses(&self) -> Result<usize, ServiceError> {
+        let uses = self.token_uses().take();
+        let count = uses.len();
+        if let Err(e) = self.store().tokens.note_token_uses(&uses).await {
+            self.token_uses().restore(uses);
+            return Err(error::internal(e));
+        }
+        Ok(count)
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {

@@ -75,11 +75,14 @@ impl<'a> Sessions<'a> {
         let now = OffsetDateTime::now_utc();
         match self.services.store().tokens.session(&hash_token(secret), now).await {
             Ok(session) if session.token.is_expired(now) => Err(crate::tokens::expired(&session.token)),
-            Ok(session) => Ok(ConsoleSession {
-                token: session.token,
-                csrf_token: session.csrf_token,
-                expires_at: session.expires_at,
-            }),
+            Ok(session) => {
+                self.services.token_uses().note(&session.token, now);
+                Ok(ConsoleSession {
+                    token: session.token,
+                    csrf_token: session.csrf_token,
+                    expires_at: session.expires_at,
+                })
+            }
             Err(StoreError::NotFound) => Err(Problem::unauthenticated(
                 "the console session has ended (signed out, expired, or its token deleted); sign in again",
             )

@@ -33,7 +33,7 @@ impl Fixture {
             crate::JobEngine::new(store.clone(), buckets.clone(), sync.clone(), Default::default(), regions.clone());
         let parts = Parts { store, master_key: key, regions, buckets, lifecycle, sync, jobs, data };
         let services = Services::new(parts);
-        Fixture { services, admin: Caller::new(Uuid::new_v4(), Role::Admin, Vec::new()), _dir: dir }
+        Fixture { services, admin: Caller::new(Uuid::new_v4(), "test", Role::Admin, Vec::new()), _dir: dir }
     }
 
     /// A configuration on `prefix` of `customer-bucket` in eu-central-1, `initializing`.
@@ -83,7 +83,7 @@ impl Fixture {
 /// A member whose token names `projects`, with read-write access.
 pub(crate) fn member(projects: &[Uuid]) -> Caller {
     let grants = projects.iter().map(|&id| ProjectGrant { id, access: ProjectAccess::ReadWrite }).collect();
-    Caller::new(Uuid::new_v4(), Role::Member, grants)
+    Caller::new(Uuid::new_v4(), "test", Role::Member, grants)
 }
 
 /// The catalogue code of a failure.

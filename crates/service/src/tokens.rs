@@ -38,6 +38,42 @@ pub enum GrantRequest {
     Grant { id: String, access: String },
 }
 
+/// Token uses not written yet: each token's latest. Checking a token is a read only; its use is
+/// written in a batch by [`Services::flush_token_uses`] (every few seconds in `byos serve`), so
+/// that no request waits behind the store's writer for it (on SQLite, behind the sync engine's
+/// batches). A token's use is noted at most once a minute, as `lastUsedAt` is shown.
+#[derive(Debug, Default)]
+pub(crate) struct TokenUses(std::sync::Mutex<std::collections::HashMap<Uuid, OffsetDateTime>>);
+
+impl TokenUses {
+    /// Notes that `token` was used at `now`.
+    pub(crate) fn note(&self, token: &Token, now: OffsetDateTime) {
+        if token.last_used_at.is_some_and(|t| now - t < time::Duration::MINUTE) {
+            return;
+        }
+        self.lock().insert(token.id, now);
+    }
+
+    /// The uses noted since the last call.
+    pub(crate) fn take(&self) -> Vec<(Uuid, OffsetDateTime)> {
+        self.lock().drain().collect()
+    }
+
+    /// Puts back uses that could not be written, unless a later one was noted meanwhile.
+    pub(crate) fn restore(&self, uses: Vec<(Uuid, OffsetDateTime)>) {
+        let mut pending = self.lock();
+        for (id, at) in uses {
+            let latest = pending.entry(id).or_insert(at);
+            *latest = (*latest).max(at);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, OffsetDateTime>> {
+        // A panic while holding the map cannot leave it half-written: take it as it is.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A new token and its value: the only time the value exists outside its holder.
 #[derive(Debug)]
 pub struct CreatedToken {
@@ -66,9 +102,12 @@ impl<'a> Tokens<'a> {
     pub(crate) async fn presented(&self, presented: &str) -> Result<Token, ServiceError> {
         let hash = byos_secrets::hash_token(presented);
         let now = OffsetDateTime::now_utc();
-        match self.services.store().tokens.authenticate(&hash, now).await {
+        match self.services.store().tokens.authenticate(&hash).await {
             Ok(token) if token.is_expired(now) => Err(expired(&token)),
-            Ok(token) => Ok(token),
+            Ok(token) => {
+                self.services.token_uses().note(&token, now);
+                Ok(token)
+            }
             Err(StoreError::NotFound) => {
                 Err(Problem::unauthenticated("the token is not known; it may have been deleted").into())
             }
@@ -198,7 +237,15 @@ mod tests {
         let created = tokens.create(&fixture.admin, request).await.unwrap();
         let caller = tokens.authenticate(created.value.expose()).await.unwrap();
         let grant = ProjectGrant { id: project, access: ProjectAccess::Read };
-        assert_eq!(caller, Caller::new(created.token.id, Role::Member, vec![grant]));
+        assert_eq!(caller, Caller::new(created.token.id, "reader", Role::Member, vec![grant]));
+        // The use is written by the next flush, not by the check itself.
+        let last_used =
+            || async { fixture.services.store().tokens.get_token(created.token.id).await.unwrap().last_used_at };
+        assert_eq!(last_used().await, None);
+        assert_eq!(fixture.services.flush_token_uses().await.unwrap(), 1);
+        assert!(last_used().await.is_some());
+        tokens.authenticate(created.value.expose()).await.unwrap();
+        assert_eq!(fixture.services.flush_token_uses().await.unwrap(), 0, "noted at most once a minute");
 
         assert_eq!(code(tokens.authenticate("byos_not-a-real-token").await), "unauthenticated");
         assert_eq!(code(tokens.list(&caller).await), "access-forbidden");

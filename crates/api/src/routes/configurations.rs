@@ -4,10 +4,10 @@
 //! A configuration is shown with its health: status, versioning, the named checks of its last
 //! validation and, while it is in error, the catalogue entry of the failure.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use byos_catalog::Configuration;
 use byos_domain::{Check, CheckResult, ConfigurationStatus, VersioningState};
 use byos_service::{ConfigurationRequest, EncryptionRequest};
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{Items, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
@@ -194,7 +195,8 @@ async fn create_configuration(
     ApiJson(body): ApiJson<CreateConfiguration>,
 ) -> ApiResult<impl IntoResponse> {
     let configuration = state.services().configurations().create(&caller, body.into()).await?;
-    Ok((StatusCode::CREATED, Json(ConfigurationView::from(&configuration))))
+    let note = AuditNote::target(format!("/api/v1/storage-configurations/{}", configuration.id));
+    Ok((StatusCode::CREATED, Extension(note), Json(ConfigurationView::from(&configuration))))
 }
 
 /// Get a storage configuration, with its status and validation report.

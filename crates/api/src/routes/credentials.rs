@@ -7,7 +7,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Json, response::IntoResponse};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use byos_catalog::CredentialIdentity;
 use byos_domain::CredentialKind;
 use byos_service::{CredentialDetails, CredentialRequest, RotationRequest};
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use super::{Items, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
@@ -147,7 +149,8 @@ async fn create_credential(
     ApiJson(body): ApiJson<CreateCredential>,
 ) -> ApiResult<impl IntoResponse> {
     let created = state.services().credentials().create(&caller, body.into()).await?;
-    Ok((StatusCode::CREATED, Json(CredentialView::from(&created))))
+    let note = AuditNote::target(format!("/api/v1/storage-credentials/{}", created.credential.id));
+    Ok((StatusCode::CREATED, Extension(note), Json(CredentialView::from(&created))))
 }
 
 /// Get a storage credential.

@@ -3,11 +3,11 @@
 //! that one entry. Paths are relative to the project and start with `/`. The rules, paging
 //! among them, are `byos_service::Data`'s.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use byos_catalog::{Entry, EntryKind};
 use byos_domain::objects::RestoreState;
 use byos_service::{BrowseRequest, CredentialsRequest, Deleted, DownloadRequest, Moved, Read, ReadWrite};
@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 use super::jobs::JobView;
 use super::{Items, NoStore, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::InProject;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
@@ -357,9 +358,12 @@ async fn move_data(
         .changes()
         .move_path(&scope, body.from.as_deref(), body.to.as_deref(), body.overwrite.unwrap_or(false))
         .await?;
+    let note = AuditNote::detail(serde_json::json!({"from": body.from, "to": body.to}));
     Ok(match moved {
-        Moved::File(entry) => Json(EntryView::from(entry.as_ref())).into_response(),
-        Moved::Folder(job) => (StatusCode::ACCEPTED, Json(JobView::from(job.as_ref()))).into_response(),
+        Moved::File(entry) => (Extension(note), Json(EntryView::from(entry.as_ref()))).into_response(),
+        Moved::Folder(job) => {
+            (StatusCode::ACCEPTED, Extension(note), Json(JobView::from(job.as_ref()))).into_response()
+        }
     })
 }
 
@@ -506,7 +510,7 @@ async fn temporary_credentials(
     InProject(scope): InProject<Read>,
     state: State<AppState>,
     ApiJson(body): ApiJson<CredentialsBody>,
-) -> ApiResult<NoStore<(StatusCode, Json<CredentialsView>)>> {
+) -> ApiResult<impl IntoResponse> {
     let request = CredentialsRequest { access: body.access, duration_seconds: body.duration_seconds, path: body.path };
     let vended = state.services().transfers().temporary_credentials(&scope, request).await?;
     let credentials = &vended.credentials;
@@ -531,7 +535,12 @@ async fn temporary_credentials(
         session_policy: vended.session_policy.clone(),
         env,
     };
-    Ok(NoStore((StatusCode::CREATED, Json(view))))
+    // Who holds which session, until when: the access key id matches AWS's CloudTrail.
+    let note = AuditNote::detail(serde_json::json!({
+        "access": view.access, "expiresAt": view.expires_at, "accessKeyId": view.access_key_id,
+        "bucket": view.bucket, "prefix": view.prefix,
+    }));
+    Ok(NoStore((StatusCode::CREATED, Extension(note), Json(view))))
 }
 
 /// Browse a project's data: a folder's children (a path ending in `/`), or one entry.
@@ -547,6 +556,6 @@ async fn browse(
     let listing = state.services().data().browse(&scope, query.into()).await?;
     Ok(Json(Page {
         items: listing.entries.iter().map(EntryView::from).collect(),
-        next_page_token: listing.next_page_token.map(|t| t.to_string()),
+        next_page_token: listing.next_page_token,
     }))
 }

@@ -5,12 +5,12 @@
 //! exist. Starting a copy needs access to both projects, which its body names. The rules are
 //! `byos_service::Jobs`'.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use byos_catalog::{Job, JobObject, JobSpec};
 use byos_domain::CheckResult;
 use byos_service::{Caller, CopyRequest};
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::{Items, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
@@ -304,7 +305,7 @@ async fn start_copy(
     Principal(caller): Principal,
     state: State<AppState>,
     ApiJson(body): ApiJson<CopyJobBody>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+) -> ApiResult<impl IntoResponse> {
     let remove_sources = match body.r#type.as_deref() {
         Some("copy") => false,
         Some("move") => true,
@@ -324,7 +325,11 @@ async fn start_copy(
         dry_run: body.dry_run,
     };
     let job = state.services().jobs().copy(&caller, request).await?;
-    Ok((StatusCode::ACCEPTED, Json(JobView::from(&job))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Extension(AuditNote::target(format!("/api/v1/jobs/{}", job.id))),
+        Json(JobView::from(&job)),
+    ))
 }
 
 fn invalid(why: &str) -> ApiError {

@@ -3,6 +3,7 @@
 //! (the caller and the input), call `byos-service`, and map the answer to a body. The rules,
 //! who may see what among them, live in the services, for every interface.
 
+mod audit;
 mod configurations;
 mod credentials;
 mod data;
@@ -34,6 +35,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(uploads::router())
         .merge(jobs::router())
         .merge(reference::router())
+        .merge(audit::router())
         .merge(operations::router())
 }
 

@@ -5,10 +5,10 @@
 //! Creating a project starts its initial import (a reconcile); `POST .../reconcile` starts
 //! another, and `GET .../reconcile` shows the latest run with its progress and drift.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use byos_catalog::{Project, ReconcileRun};
 use byos_service::{ProjectRequest, Read, ReadWrite};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{Items, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::{Admin, InProject, Principal};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
@@ -182,6 +183,7 @@ async fn create_project(
     let created = state.services().projects().create(&caller, body.into()).await?;
     Ok((
         StatusCode::CREATED,
+        Extension(AuditNote::target(format!("/api/v1/projects/{}", created.project.id))),
         Json(CreatedProject {
             project: ProjectView::from(&created.project),
             import: ReconcileView::from(&created.import),

@@ -3,12 +3,12 @@
 //! sooner) and a CSRF token for its changes; sign-out ends the session on the server. API
 //! clients need none of it: they send their bearer token with every request.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use byos_catalog::Token;
+use axum::{Extension, Json};
+use byos_catalog::{AuditActor, Token};
 use byos_domain::{Problem, Role};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::tokens::GrantView;
 use super::{NoStore, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::{Authenticated, SESSION_COOKIE, refuse_cross_site};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::ApiJson;
@@ -90,7 +91,10 @@ async fn sign_in(
     let max_age = (session.expires_at - OffsetDateTime::now_utc()).whole_seconds().max(0);
     let cookie = session_cookie(&headers, &signed_in.secret, max_age);
     let view = SessionView::new(&session.token, Some(session.expires_at), Some(session.csrf_token.clone()));
-    Ok(NoStore(([(SET_COOKIE, cookie)], (StatusCode::CREATED, Json(view)))))
+    // The caller authenticated here, not in an extractor: the audit log learns it from the note.
+    let actor = AuditActor { token: session.token.id, name: session.token.name.as_str().to_owned() };
+    let note = AuditNote { actor: Some(actor), ..AuditNote::default() };
+    Ok(NoStore(([(SET_COOKIE, cookie)], Extension(note), (StatusCode::CREATED, Json(view)))))
 }
 
 /// Who the caller is: the token it acts with, and for a console session the CSRF token. The

@@ -1,10 +1,10 @@
 //! `/api/v1/tokens`: API tokens. A token's value is shown once, in the answer that creates it
 //! (never cached: `Cache-Control: no-store`); the store keeps only its hash. A token may expire.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use byos_catalog::{ProjectGrant, Token};
 use byos_domain::{ProjectAccess, Role};
 use byos_service::{GrantRequest, TokenRequest};
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{Items, NoStore, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, Id};
@@ -158,8 +159,16 @@ async fn create_token(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<impl IntoResponse> {
     let created = state.services().tokens().create(&caller, body.into()).await?;
-    let body = CreatedToken { token: TokenView::from(&created.token), value: created.value.expose().to_owned() };
-    Ok(NoStore((StatusCode::CREATED, Json(body))))
+    let token = TokenView::from(&created.token);
+    let note = AuditNote {
+        target: Some(format!("/api/v1/tokens/{}", token.id)),
+        detail: Some(serde_json::json!({
+            "name": token.name, "role": token.role, "projects": token.projects, "expiresAt": token.expires_at,
+        })),
+        actor: None,
+    };
+    let body = CreatedToken { token, value: created.value.expose().to_owned() };
+    Ok(NoStore((StatusCode::CREATED, Extension(note), Json(body))))
 }
 
 /// Get an API token (without its value).

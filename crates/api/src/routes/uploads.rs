@@ -3,10 +3,11 @@
 //! `completeMultipartUpload`, `abortMultipartUpload`) and for resuming after a reload. The
 //! rules are `byos_service::Uploads`'.
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use byos_catalog::Upload;
 use byos_service::{Presigned, ReadWrite, UploadRequest};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use super::data::EntryView;
 use super::{Items, NoStore, rfc3339};
 use crate::AppState;
+use crate::audit::AuditNote;
 use crate::auth::InProject;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
@@ -171,7 +173,7 @@ async fn create_upload(
     InProject(scope): InProject<ReadWrite>,
     state: State<AppState>,
     ApiJson(body): ApiJson<CreateUpload>,
-) -> ApiResult<NoStore<(StatusCode, Json<UploadView>)>> {
+) -> ApiResult<impl IntoResponse> {
     let request = UploadRequest {
         path: body.path,
         size: body.size,
@@ -180,7 +182,13 @@ async fn create_upload(
         part_size: body.part_size,
     };
     let started = state.services().uploads().create(&scope, request).await?;
-    Ok(NoStore((StatusCode::CREATED, Json(UploadView::new(&started.upload, started.put.as_ref())))))
+    let upload = &started.upload;
+    let note = AuditNote {
+        target: Some(format!("/api/v1/projects/{}/uploads/{}", upload.project_id, upload.id)),
+        detail: Some(serde_json::json!({"path": format!("/{}", upload.path), "size": upload.size})),
+        actor: None,
+    };
+    Ok(NoStore((StatusCode::CREATED, Extension(note), Json(UploadView::new(upload, started.put.as_ref())))))
 }
 
 /// The project's open uploads, oldest first.

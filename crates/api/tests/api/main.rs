@@ -6,6 +6,7 @@
 // only `#[test]` functions and `#[cfg(test)]` modules).
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod authorization;
 mod bad_input;
 mod configurations;

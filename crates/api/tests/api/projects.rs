@@ -181,6 +181,11 @@ async fn browsing_lists_folders_by_name_in_stable_pages() {
     let token = filtered.body["nextPageToken"].as_str().unwrap_or_default().to_owned();
     let next = app.get(&format!("/api/v1/projects/{id}/data?path=/many/&prefix=f1&limit=10&pageToken={token}")).await;
     assert_eq!(names(next.ok(200)), ["f14.txt", "f15.txt", "f16.txt", "f17.txt", "f18.txt", "f19.txt"]);
+    // A token holds to its listing: another folder or filter refuses it, never follows it.
+    for other in [format!("path=/&pageToken={token}"), format!("path=/many/&prefix=f2&pageToken={token}")] {
+        let message = app.get(&format!("/api/v1/projects/{id}/data?{other}")).await.error(400, "invalid-request");
+        assert!(message.contains("not a token this server gave for this listing"), "{message}");
+    }
 
     let entry = app.get(&format!("/api/v1/projects/{id}/data?path=/reads/a.fastq")).await;
     assert_eq!(entry.ok(200)["items"][0]["size"], 10);

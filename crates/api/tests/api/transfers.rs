@@ -200,6 +200,18 @@ async fn temporary_credentials_are_scoped_to_the_project_and_the_access() {
     let env: Vec<&str> = body["env"].as_array().unwrap().iter().filter_map(|l| l.as_str()).collect();
     assert_eq!(env[0], format!("export AWS_ACCESS_KEY_ID={}", body["accessKeyId"].as_str().unwrap()));
     assert_eq!(env[3], "export AWS_REGION=eu-central-1");
+    // The audit log says who holds which session until when, and keeps none of its secrets.
+    let audit = app.get("/api/v1/audit-events?action=temporary_credentials").await;
+    let event = &audit.ok(200)["items"][0];
+    assert_eq!((&event["actor"]["name"], &event["outcome"]), (&json!("member"), &json!("succeeded")), "{event}");
+    assert_eq!(
+        event["detail"],
+        json!({"access": "read", "expiresAt": body["expiresAt"], "accessKeyId": body["accessKeyId"],
+            "bucket": "customer-bucket", "prefix": "vend/study/runs/42/"})
+    );
+    for secret in ["secretAccessKey", "sessionToken"] {
+        assert!(!audit.text.contains(body[secret].as_str().unwrap()), "{secret} in {}", audit.text);
+    }
 
     // A reader cannot write; nothing is vended.
     let message = as_reader(json!({"access": "read-write"})).await.error(403, "access-forbidden");

@@ -6,8 +6,8 @@
 //! aggregate of a browse page) and the pools each one's `open` hands the store.
 //!
 //! One module per aggregate: [`configurations`] (credentials and configurations), [`tokens`],
-//! [`meta`] (leases and the store's own facts), [`projects`], [`data`] (the projects' catalog)
-//! and [`sync`] (reconcile runs and dead letters).
+//! [`meta`] (leases and the store's own facts), [`projects`], [`data`] (the projects' catalog),
+//! [`sync`] (reconcile runs and dead letters), [`uploads`], [`jobs`] and [`audit`] (the audit log).
 //!
 //! # The where-clauses
 //!
@@ -54,6 +54,7 @@
 //! (`D::Arguments<'args>`) cannot be shortened to the borrow that runs it, so the builder could
 //! never be dropped after it ran.
 
+pub(crate) mod audit;
 pub(crate) mod configurations;
 pub(crate) mod data;
 pub(crate) mod jobs;
@@ -72,8 +73,8 @@ use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
 use uuid::Uuid;
 
 use crate::{
-    Backend, Closer, ConfigurationStore, CredentialStore, DataStore, JobStore, LeaseStore, MetaStore, ProjectStore,
-    Result, Store, StoreError, SyncStore, TokenStore, UploadStore,
+    AuditStore, Backend, Closer, ConfigurationStore, CredentialStore, DataStore, JobStore, LeaseStore, MetaStore,
+    ProjectStore, Result, Store, StoreError, SyncStore, TokenStore, UploadStore,
 };
 
 /// What differs between the databases the store runs on; everything else is shared SQL.
@@ -146,6 +147,7 @@ impl<D: Dialect> SqlStore<D> {
             + SyncStore
             + UploadStore
             + JobStore
+            + AuditStore
             + 'static,
     {
         let store = Arc::new(self);
@@ -160,6 +162,7 @@ impl<D: Dialect> SqlStore<D> {
             sync: store.clone(),
             uploads: store.clone(),
             jobs: store.clone(),
+            audit: store.clone(),
             backend: D::BACKEND,
             closer: store,
         }

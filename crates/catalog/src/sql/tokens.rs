@@ -99,21 +99,28 @@ where
         Ok(())
     }
 
-    async fn authenticate(&self, hash: &str, now: OffsetDateTime) -> Result<Token> {
+    async fn authenticate(&self, hash: &str) -> Result<Token> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
         let row: TokenRow = sqlx::query_as(&sql).bind(hash).fetch_one(&self.pool).await?;
-        let token: Token = row.try_into()?;
-        // Note the use at most once a minute, so that reads stay reads. An expired token
-        // is refused by the caller: presenting it is no use.
-        let now_ms = millis(now);
-        if !token.is_expired(now) && token.last_used_at.is_none_or(|t| now_ms - millis(t) >= 60_000) {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
-                .bind(token.id.to_string())
-                .bind(now_ms)
-                .execute(&self.writer)
-                .await?;
+        row.try_into()
+    }
+
+    async fn note_token_uses(&self, uses: &[(Uuid, OffsetDateTime)]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
         }
-        Ok(token)
+        let mut tx = self.begin_write().await?;
+        for (id, at) in uses {
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(id.to_string())
+            .bind(millis(*at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn get_token(&self, id: Uuid) -> Result<Token> {

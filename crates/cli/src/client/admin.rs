@@ -1,13 +1,13 @@
-//! `byos projects`, `byos configs` and `byos jobs`.
+//! `byos projects`, `byos configs`, `byos jobs` and `byos audit`.
 
 use std::process::ExitCode;
 
-use byos_client::{Api, ClientError, Configuration, Job};
-use clap::Subcommand;
+use byos_client::{Api, AuditEvent, AuditFilter, ClientError, Configuration, Job};
+use clap::{Args, Subcommand};
 
-use super::output::{Out, human_bytes, line, table};
+use super::output::{Out, human_bytes, line, more_rows, table};
 use super::progress::wait_for_job;
-use super::project_id;
+use super::{Common, project_id};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProjectsCommand {
@@ -228,6 +228,80 @@ pub(crate) async fn jobs(api: &Api, command: JobsCommand, out: Out) -> Result<Ex
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only this token's calls: its name or id.
+    #[arg(long, value_name = "TOKEN")]
+    actor: Option<String>,
+    /// Only this operation (an operation id of the API: create_project, temporary_credentials, ...).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only calls whose target starts with this (/api/v1/projects/ID for a project's).
+    #[arg(long, value_name = "PATH")]
+    target: Option<String>,
+    /// From this time on (RFC 3339, 2026-12-01T09:30:00Z).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// At most this many events (0: all of them).
+    #[arg(long, short = 'n', default_value_t = 100)]
+    limit: u64,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// Pages through the audit log, printing each page as it comes: a table's widths are those of
+/// each page, JSON is one event per line.
+pub(crate) async fn audit(api: &Api, args: AuditArgs, out: Out) -> Result<(), ClientError> {
+    const PAGE: u64 = 1000;
+    let filter = AuditFilter {
+        actor: args.actor,
+        action: args.action,
+        target: args.target,
+        since: args.since,
+        until: args.until,
+    };
+    let mut left = if args.limit == 0 { u64::MAX } else { args.limit };
+    let mut token: Option<String> = None;
+    let mut header = true;
+    while left > 0 {
+        let limit = u32::try_from(left.min(PAGE)).unwrap_or(1000);
+        let page = api.audit_events(&filter, limit, token.as_deref()).await?;
+        left = left.saturating_sub(page.items.len() as u64);
+        if out.json() {
+            for event in &page.items {
+                out.json_line(event)?;
+            }
+        } else if !page.items.is_empty() {
+            let rows: Vec<Vec<String>> = page.items.iter().map(audit_row).collect();
+            const HEADER: [&str; 5] = ["TIME", "ACTOR", "ACTION", "OUTCOME", "TARGET"];
+            if header {
+                table(&HEADER, &rows)?;
+            } else {
+                more_rows(&HEADER, &rows)?;
+            }
+            header = false;
+        }
+        match page.next_page_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+fn audit_row(event: &AuditEvent) -> Vec<String> {
+    vec![
+        event.at.clone(),
+        event.actor.name.clone(),
+        event.action.clone(),
+        format!("{} ({})", event.outcome, event.status),
+        event.target.clone(),
+    ]
 }
 
 /// 0 when the job succeeded, 1 otherwise.

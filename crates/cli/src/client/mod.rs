@@ -117,6 +117,8 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// The audit log, newest first: who changed what, and when (admin).
+    Audit(admin::AuditArgs),
     /// Temporary AWS credentials for a project's prefix, for any S3 tool.
     Credentials(session::CredentialsArgs),
     /// Run a command with temporary AWS credentials for a project in its environment.
@@ -140,6 +142,7 @@ impl ClientCommand {
             ClientCommand::Mv(args) => &args.common,
             ClientCommand::Rm(args) => &args.common,
             ClientCommand::ArchiveRestore(args) => &args.common,
+            ClientCommand::Audit(args) => &args.common,
             ClientCommand::Credentials(args) => &args.common,
             ClientCommand::Exec(args) => &args.common,
         }
@@ -193,6 +196,7 @@ async fn dispatch(command: ClientCommand, profile: Option<&str>, out: Out) -> Re
         }
         ClientCommand::Undelete { target, .. } => data::undelete(&api, &target, out).await.map(ok),
         ClientCommand::ArchiveRestore(args) => data::archive_restore(&api, args, out).await.map(ok),
+        ClientCommand::Audit(args) => admin::audit(&api, args, out).await.map(ok),
         ClientCommand::Credentials(args) => session::credentials(&api, args, out).await.map(ok),
         ClientCommand::Exec(args) => session::exec(&api, args).await,
     }

@@ -61,6 +61,15 @@ pub(crate) fn line(text: &str) -> Result<(), ClientError> {
 
 /// A table: a header and rows, columns as wide as their widest cell (the last one unpadded).
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> Result<(), ClientError> {
+    rows_of_table(header, rows, true)
+}
+
+/// More rows of a table whose header is already printed (a listing printed a page at a time).
+pub(crate) fn more_rows(header: &[&str], rows: &[Vec<String>]) -> Result<(), ClientError> {
+    rows_of_table(header, rows, false)
+}
+
+fn rows_of_table(header: &[&str], rows: &[Vec<String>], with_header: bool) -> Result<(), ClientError> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -81,7 +90,9 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> Result<(), ClientE
         }
         text.trim_end().to_owned()
     };
-    line(&render(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()))?;
+    if with_header {
+        line(&render(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()))?;
+    }
     for row in rows {
         line(&render(row))?;
     }

@@ -499,6 +499,27 @@ async fn every_command_answers_json_or_a_catalogue_error() {
     assert!(written.starts_with("[default]\naws_access_key_id = MINE\n"), "{written}");
     assert!(written.contains("[study]\naws_access_key_id = ") && written.contains("aws_session_token = "), "{written}");
 
+    // The audit log, as an admin reads it: the folder made above, by whom, from where, with the
+    // request id the server's log lines carry.
+    let events = json_lines(&lab.ok(&["audit", "--action", "create_folder", "--output", "json"]));
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(
+        (&event["outcome"], &event["target"]),
+        (&json!("succeeded"), &json!(format!("/api/v1/projects/{}/folders", lab.project)))
+    );
+    assert_eq!(
+        (&event["sourceIp"], &event["userAgent"]),
+        (&json!("127.0.0.1"), &json!(concat!("byos/", env!("CARGO_PKG_VERSION"))))
+    );
+    let request = format!("request{{id={}}}", event["requestId"].as_str().unwrap());
+    // Without a terminal, the log has no colour codes to break the line up.
+    assert!(lab.server.output().contains(&request), "no log line of {request}");
+    let table = lab.ok(&["audit", "-n", "2"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two changes: {table}");
+    assert!(lines[0].starts_with("TIME") && lines[1].contains("succeeded (2"), "{table}");
+
     lab.ok(&["logout"]);
     let out = lab.run(&["projects", "ls"]);
     assert_eq!(out.status.code(), Some(2), "not logged in is a usage error: {}", text(&out.stderr));

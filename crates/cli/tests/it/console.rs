@@ -342,6 +342,23 @@ async fn an_admin_sets_up_storage_and_moves_data_through_the_console() {
     browser.wait_for_text("succeeded").await;
     tour.snap("job").await;
 
+    // The audit log: every change above, with who made it and from where; the filters go into
+    // the URL.
+    click_text(&browser, "a", "Audit log").await;
+    let log = browser.wait_for_text("changes shown").await;
+    for action in
+        ["sign_in", "create_credential", "create_configuration", "create_project", "create_token", "move_data"]
+    {
+        assert!(log.contains(action), "{action} is not in the audit log: {log}");
+    }
+    assert!(log.contains("127.0.0.1") && log.contains("first admin"), "{log}");
+    assert!(!log.contains("wJalrXUtnFEMI") && !log.contains(&value), "no secret in the audit log");
+    tour.snap("audit").await;
+    fill(&browser, "form[role=search] input[name=action]", "create_token").await;
+    click_text(&browser, "button", "Filter").await;
+    browser.wait_for_text("1 change shown").await;
+    assert!(browser.url().await.ends_with("/settings/audit?action=create_token"), "{}", browser.url().await);
+
     // Sign out ends the session: the next page asks for a token again.
     click_text(&browser, "button", "Sign out").await;
     browser.wait_for_text("Sign in to byos").await;

@@ -184,6 +184,10 @@ async fn first_start_restart_and_sigterm_on_sqlite() {
     assert_eq!(status, 200);
     assert_eq!(listed["items"][0]["name"], json!("e2e"));
     assert_eq!(listed["items"][0]["accessKeyId"], json!("AKIA…MPLE"));
+    // Checking a token only reads; its use was written by the time the first run stopped.
+    let (status, tokens) = call(reqwest::Method::GET, &again.url("/api/v1/tokens"), &token, None).await;
+    assert_eq!(status, 200);
+    assert!(tokens["items"][0]["lastUsedAt"].is_string(), "{tokens}");
     let metrics = client().get(again.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap_or_default();
     assert!(metrics.contains(r#"route="/api/v1/storage-credentials",status="200""#), "{metrics}");

@@ -32,6 +32,7 @@ const routes = [
   [/^\/settings\/storage\/configurations\/([^/]+)$/, settings.configuration, { admin: true }],
   [/^\/settings\/tokens$/, settings.tokens, { admin: true }],
   [/^\/settings\/tokens\/new$/, settings.newToken, { admin: true }],
+  [/^\/settings\/audit$/, settings.audit, { admin: true }],
 ];
 
 /** Goes to a console page, as a link would. */
@@ -142,6 +143,7 @@ function drawFrame() {
         item('/settings/storage/credentials', 'Credentials'),
         item('/settings/storage/configurations', 'Configurations'),
         item('/settings/tokens', 'Tokens'),
+        item('/settings/audit', 'Audit log'),
       ] : null),
     h('div', { class: 'nav-user' },
       h('span', { class: 'who' }, `${me.name} (${me.role})`),

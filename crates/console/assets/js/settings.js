@@ -1,9 +1,9 @@
-// System Settings: Storage > Credentials, Storage > Configurations, and API tokens. Admins only
+// System Settings: Storage > Credentials, Storage > Configurations, API tokens and the audit log. Admins only
 // (the API refuses everyone else; the menu does not offer them).
 
 import { api, items } from './api.js';
 import {
-  badge, button, confirmDialog, copyable, dialog, errorBox, field, h, link, mount, notify, plural, table, time,
+  badge, button, confirmDialog, copyable, dialog, errorBox, field, h, link, mount, notify, plural, table, tableRow, time,
 } from './dom.js';
 
 const CREDENTIALS = '/api/v1/storage-credentials';
@@ -348,4 +348,93 @@ export async function newToken(ctx) {
     }
   });
   mount(ctx.main, heading('New token'), form, result);
+}
+
+// ---- Audit log ------------------------------------------------------------------------------
+
+const AUDIT = '/api/v1/audit-events';
+const AUDIT_PAGE = 100;
+const AUDIT_FILTERS = ['actor', 'action', 'target', 'since', 'until'];
+
+/** An event's detail as `name: value` lines; nested values as JSON. */
+function detailList(detail) {
+  if (!detail) return '';
+  return h('dl', { class: 'detail' }, Object.entries(detail).map(([name, value]) => [
+    h('dt', {}, name),
+    h('dd', {}, h('code', { class: 'wrap' }, typeof value === 'string' ? value : JSON.stringify(value))),
+  ]));
+}
+
+/** A user agent's first product (`byos/0.1.0`, `Mozilla/5.0`); the whole of it is the tooltip. */
+function agentName(agent) {
+  return agent.split(' ')[0];
+}
+
+/** The audit log, newest first, a page at a time. The URL keeps the filters. */
+export async function audit(ctx) {
+  ctx.title('Audit log');
+  const wanted = new URLSearchParams(location.search);
+  const filters = {};
+  for (const name of AUDIT_FILTERS) if (wanted.get(name)) filters[name] = wanted.get(name);
+  const first = await api('GET', AUDIT, undefined, { query: { ...filters, limit: AUDIT_PAGE } });
+  let nextPageToken = first.nextPageToken;
+  let shown = 0;
+
+  const columns = [
+    ['Time', (e) => time(e.at)],
+    ['Actor', (e) => h('span', { title: e.actor.tokenId }, e.actor.name)],
+    ['Action', (e) => h('code', {}, e.action)],
+    ['Outcome', (e) => [badge(e.outcome), ' ', String(e.status)]],
+    ['Target', (e) => h('code', { class: 'wrap' }, e.target)],
+    ['Detail', (e) => detailList(e.detail)],
+    ['Source', (e) => h('span', { title: e.userAgent || '' }, e.sourceIp || '', e.userAgent ? h('span', { class: 'muted' }, ` ${agentName(e.userAgent)}`) : null)],
+    ['Request id', (e) => h('code', {}, e.requestId)],
+  ];
+  const tbody = h('tbody');
+  const status = h('p', { class: 'muted', 'aria-live': 'polite' });
+  const errors = h('div', { 'aria-live': 'polite' });
+  const more = button('Load more', async () => {
+    more.disabled = true;
+    try {
+      const page = await api('GET', AUDIT, undefined, { query: { ...filters, limit: AUDIT_PAGE, pageToken: nextPageToken } });
+      nextPageToken = page.nextPageToken;
+      draw(page.items);
+    } catch (err) {
+      mount(errors, errorBox(err));
+    }
+    more.disabled = false;
+  }, { hidden: true });
+  function draw(events) {
+    tbody.append(...events.map((e) => tableRow(columns, e)));
+    shown += events.length;
+    more.hidden = !nextPageToken;
+    status.textContent = shown === 0
+      ? 'No change matches.'
+      : `${plural(shown, 'change')} shown${nextPageToken ? '; more to load' : ''}.`;
+  }
+
+  const filterInput = (name, label, placeholder) => field(label, input({ name, value: filters[name] || '', placeholder }));
+  const form = h('form', { class: 'card filters', role: 'search' },
+    filterInput('actor', 'Actor', 'token name or id'),
+    filterInput('action', 'Action', 'create_project'),
+    filterInput('target', 'Target starts with', '/api/v1/projects/…'),
+    filterInput('since', 'Since', '2026-12-01T00:00:00Z'),
+    filterInput('until', 'Until', '2026-12-02T00:00:00Z'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Filter'), link('/settings/audit', 'Clear')));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(values(form)).toString();
+    ctx.navigate(query ? `/settings/audit?${query}` : '/settings/audit');
+  });
+
+  mount(ctx.main,
+    h('div', { class: 'toolbar' }, h('div', {}, h('p', { class: 'crumbs' }, 'System Settings'), h('h1', {}, 'Audit log'))),
+    h('p', { class: 'muted' }, 'Every change made through the API or this console: who, what, when, from where, and how it ended. Reads are not recorded.'),
+    form, errors, status,
+    h('div', { class: 'table-wrap' }, h('table', { class: 'cards', id: 'audit-events' },
+      h('caption', { class: 'visually-hidden' }, 'Audit log'),
+      h('thead', {}, h('tr', {}, columns.map(([heading]) => h('th', { scope: 'col' }, heading)))),
+      tbody)),
+    h('div', { class: 'actions' }, more));
+  draw(first.items);
 }
