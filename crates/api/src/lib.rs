@@ -61,6 +61,7 @@ impl AppState {
         parts.lifecycle.register_metrics(metrics.registry_mut());
         parts.sync.register_metrics(metrics.registry_mut());
         parts.jobs.register_metrics(metrics.registry_mut());
+        parts.buckets.aws().register_metrics(metrics.registry_mut());
         // Presigned URLs point at AWS's S3, or at the endpoint that replaces it: the console
         // uploads there from the browser.
         let mut storage = vec!["https://*.amazonaws.com".to_owned()];

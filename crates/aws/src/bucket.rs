@@ -15,6 +15,7 @@ use byos_domain::{ServerSideEncryption, VersioningState};
 
 use crate::error::{AwsError, AwsErrorKind, classify};
 use crate::listing::listed_key;
+use crate::retries;
 
 /// Who a credential is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +53,10 @@ impl BucketAccess {
         preflight: reqwest::Client,
         endpoint_url: Option<String>,
     ) -> BucketAccess {
-        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
         BucketAccess {
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            sts: aws_sdk_sts::Client::new(config),
-            kms: aws_sdk_kms::Client::new(config),
+            s3: retries::s3(config, path_style),
+            sts: retries::sts(config),
+            kms: retries::kms(config),
             region: region.to_owned(),
             preflight,
             endpoint_url,
@@ -66,7 +66,7 @@ impl BucketAccess {
 
     /// The same, with STS reached through `config` (an STS endpoint of its own).
     pub(crate) fn with_sts(mut self, config: &SdkConfig) -> BucketAccess {
-        self.sts = aws_sdk_sts::Client::new(config);
+        self.sts = retries::sts(config);
         self
     }
 

@@ -2,9 +2,10 @@
 //! is the only crate that names aws-sdk types; the rest of byos sees domain types and
 //! [`AwsError`].
 //!
-//! One HTTPS client (rustls on ring) is shared by every SDK client. Throttling, timeouts and 5xx
-//! answers are retried by the SDK's standard retry strategy (exponential backoff with full
-//! jitter); what is still failing after that reaches the caller classified.
+//! One HTTPS client (rustls on ring) is shared by every SDK client. Every call follows one retry
+//! policy (`retries`: throttling, 5xx, timeouts and transport failures, 4 attempts, exponential
+//! backoff with full jitter), counted in `byos_aws_retries_total` and `byos_aws_gave_up_total`;
+//! what is still failing after that reaches the caller classified.
 
 /// A write request with the configuration's server-side encryption (the SDK's request builders
 /// share no trait for it).
@@ -27,12 +28,12 @@ mod error;
 mod listing;
 mod owner;
 mod queue;
+mod retries;
 mod setup;
 mod transfer;
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
@@ -98,6 +99,18 @@ pub struct Aws {
 }
 
 impl Aws {
+    /// Adds the retry policy's metrics (`byos_aws_retries_total`, `byos_aws_gave_up_total`) to
+    /// `registry`. They count every client of the process.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        retries::register_metrics(registry);
+    }
+
+    /// The retries the calls to `service` (`s3`, `sqs`, `sts`, `kms`, `iam`) made so far in this
+    /// process, and the calls that still failed after them.
+    pub fn retry_counts(service: &'static str) -> (u64, u64) {
+        retries::counts(service)
+    }
+
     /// Loads the platform's identity from the environment, profiles, or instance metadata.
     pub async fn new(settings: &AwsSettings) -> Aws {
         let http =
@@ -107,7 +120,7 @@ impl Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::from_static("us-east-1"))
             .http_client(http)
-            .retry_config(RetryConfig::standard().with_max_attempts(4).with_initial_backoff(Duration::from_millis(100)))
+            .retry_config(retries::policy())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -221,7 +234,7 @@ impl Aws {
 
     /// STS with the platform's own identity.
     fn platform_sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.for_sts(&self.platform))
+        retries::sts(&self.for_sts(&self.platform))
     }
 
     /// Who the platform itself is: its account (roles in it are never assumed for customers)

@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 
 use crate::error::{AwsError, AwsErrorKind, classify};
+use crate::retries;
 
 /// The statement of the queue policy that byos keeps.
 const STATEMENT_ID: &str = "byos-s3-events";
@@ -39,7 +40,7 @@ pub struct Queues {
 
 impl Queues {
     pub(crate) fn new(config: &SdkConfig) -> Queues {
-        Queues { sqs: aws_sdk_sqs::Client::new(config) }
+        Queues { sqs: retries::sqs(config) }
     }
 
     /// Creates the queue if it does not exist (CreateQueue is idempotent) and returns it.

@@ -10,6 +10,7 @@ use aws_sdk_s3::types::{
 use byos_domain::VersioningState;
 
 use crate::error::{AwsError, AwsErrorKind, classify};
+use crate::retries;
 
 /// S3, KMS, IAM and STS with the caller's own identity in one region.
 #[derive(Debug, Clone)]
@@ -51,12 +52,11 @@ impl Setup {
     }
 
     pub(crate) fn new(config: &SdkConfig, path_style: bool) -> Setup {
-        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
         Setup {
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            kms: aws_sdk_kms::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
-            sts: aws_sdk_sts::Client::new(config),
+            s3: retries::s3(config, path_style),
+            kms: retries::kms(config),
+            iam: retries::iam(config),
+            sts: retries::sts(config),
             region: config.region().map(ToString::to_string).unwrap_or_default(),
         }
     }

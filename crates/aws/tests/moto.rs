@@ -8,7 +8,7 @@
 use byos_aws::{Aws, AwsError, AwsErrorKind, AwsSettings, CredentialSecret, ListPage, PageMarker};
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{SecretAccessKey, ServerSideEncryption, VersioningState};
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, region};
+use byos_test_support::{Fault, FaultPlan, FaultProxy, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, region};
 
 async fn aws(moto: &Moto) -> Aws {
     Aws::new(&AwsSettings {
@@ -204,6 +204,42 @@ async fn an_unreachable_endpoint_is_unavailable() {
     .await;
     let error = aws.own_bucket_access(&region("eu-central-1")).list_one("b-b-b", "").await.err();
     assert!(error.as_ref().is_some_and(|e| e.kind == AwsErrorKind::Unavailable && e.retryable()), "{error:?}");
+}
+
+/// Answers cut short, connections reset, S3 slowing the caller down, every time: the listing is
+/// tried as often as the retry policy says, each retry counted, and then reaches the caller as
+/// an error it may try again later (not as a refusal it should report).
+#[tokio::test]
+async fn failing_calls_are_retried_then_left_to_the_caller_to_retry() {
+    let moto = Moto::start();
+    aws(&moto).await.setup(&region("eu-central-1")).create_bucket("cut-short").await.unwrap();
+    let throttled = AwsErrorKind::Throttled;
+    for (fault, kind) in [
+        (Fault::Truncated, AwsErrorKind::Unavailable),
+        (Fault::ResetBefore, AwsErrorKind::Unavailable),
+        (Fault::SlowDown, throttled),
+    ] {
+        let listings = FaultPlan {
+            rate: 1.0,
+            faults: vec![fault],
+            only: std::sync::Arc::new(|call| call.operation == "GET bucket list-type"),
+        };
+        let proxy = FaultProxy::start(moto.url(), listings, 7).await;
+        let through = Aws::new(&AwsSettings {
+            endpoint_url: Some(proxy.url().to_owned()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            profile: None,
+            sts_endpoint_url: None,
+        })
+        .await;
+        let before = Aws::retry_counts("s3");
+        let error = through.own_bucket_access(&region("eu-central-1")).list_one("cut-short", "").await.err();
+        assert!(error.as_ref().is_some_and(|e| e.kind == kind && e.retryable()), "{fault:?}: {error:?}");
+        assert_eq!(proxy.injected().faults, 4, "{fault:?}: four attempts, each failing");
+        // Other tests of this binary count into the same counters: at least this test's.
+        let after = Aws::retry_counts("s3");
+        assert!(after.0 - before.0 >= 3 && after.1 > before.1, "{fault:?}: {before:?} then {after:?}");
+    }
 }
 
 /// With an SQS endpoint of its own, the queues live there and everything else stays where it was:

@@ -6,6 +6,7 @@
 //! A missing peer is a loud failure with the command that provides it, never a skipped test.
 
 mod browser;
+mod faults;
 mod records;
 
 use std::net::TcpListener;
@@ -17,6 +18,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 pub use browser::{Browser, Element, LogLine};
+pub use faults::{Call, Fault, FaultPlan, FaultProxy, Injected};
 pub use records::{
     EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, region,
     unreachable_aws, validation_outcome,
@@ -479,15 +481,30 @@ async fn shim_forward(
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     use http_body_util::BodyExt;
     let (parts, body) = request.into_parts();
-    let failed = |what: String| {
-        let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(what)));
-        *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-        response
-    };
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) => return failed(format!("reading the request: {e}")),
+        Err(e) => return bad_gateway(format!("reading the request: {e}")),
     };
+    forward(hyper::Request::from_parts(parts, http_body_util::Full::new(body)), upstream, client).await
+}
+
+fn bad_gateway(what: String) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(what)));
+    *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+    response
+}
+
+/// One request, read whole, passed to moto (or another peer at `upstream`); moto's misnamed
+/// multipart roots renamed in its answer.
+pub(crate) async fn forward(
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    upstream: &str,
+    client: &reqwest::Client,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let failed = bad_gateway;
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let target = format!("{upstream}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut forwarded = client.request(parts.method, target).body(body);
     for (name, value) in &parts.headers {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use byos_aws::{Aws, AwsSettings};
-use byos_test_support::region;
+use byos_test_support::{Fault, FaultPlan, FaultProxy, region};
 use serde_json::{Value, json};
 
 use crate::serve::{Server, call, read};
@@ -23,6 +23,8 @@ struct World {
     configuration: String,
     env: Vec<(&'static str, String)>,
     dir: byos_test_support::TempDir,
+    /// Between the server and moto, when the world injects faults.
+    proxy: Option<FaultProxy>,
 }
 
 impl World {
@@ -32,7 +34,7 @@ impl World {
 
     /// A world whose server also gets `extra` environment variables.
     async fn with(extra: &[(&'static str, &str)]) -> World {
-        World::build(extra, 0).await
+        World::build(extra, 0, None).await
     }
 
     /// A world whose bucket holds [`BIG`] objects under `data/big/all/` before the configuration
@@ -45,11 +47,22 @@ impl World {
     /// A world whose bucket holds `big` objects under `data/big/all/` before the configuration
     /// exists.
     async fn with_folder(extra: &[(&'static str, &str)], big: usize) -> World {
-        World::build(extra, big).await
+        World::build(extra, big, None).await
     }
 
-    async fn build(extra: &[(&'static str, &str)], big: usize) -> World {
+    /// A world whose server reaches AWS through a proxy that injects the faults of `plan`, from
+    /// the start: the configuration becomes ready through them.
+    async fn through_faults(extra: &[(&'static str, &str)], plan: FaultPlan) -> World {
+        World::build(extra, 0, Some(plan)).await
+    }
+
+    async fn build(extra: &[(&'static str, &str)], big: usize, faults: Option<FaultPlan>) -> World {
         let moto = byos_test_support::Moto::start();
+        let proxy = match faults {
+            Some(plan) => Some(FaultProxy::start(moto.url(), plan, 0x5EED).await),
+            None => None,
+        };
+        let endpoint = proxy.as_ref().map_or(moto.url(), FaultProxy::url).to_owned();
         let aws = Aws::new(&AwsSettings {
             endpoint_url: Some(moto.url().to_owned()),
             static_credentials: Some(("testing".to_owned(), "testing".to_owned())),
@@ -61,7 +74,7 @@ impl World {
         upload_many(&aws, "data/big/all/", big).await;
         let dir = byos_test_support::temp_dir();
         let mut env = vec![
-            ("BYOS__AWS__ENDPOINT_URL", moto.url().to_owned()),
+            ("BYOS__AWS__ENDPOINT_URL", endpoint),
             ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
@@ -69,7 +82,7 @@ impl World {
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let server = World::start(dir.path(), &env);
         let token = read(&dir.path().join("data/admin-token")).trim().to_owned();
-        let mut world = World { moto, aws, server, token, configuration: String::new(), env, dir };
+        let mut world = World { moto, aws, server, token, configuration: String::new(), env, dir, proxy };
         let credential = world
             .post(
                 "/api/v1/storage-credentials",
@@ -392,11 +405,100 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
     let project = created["id"].as_str().unwrap_or_default().to_owned();
     let reconcile = format!("/api/v1/projects/{project}/reconcile");
     world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
-    // The bucket's end state, written without notifications (the injected events stand for them).
+    let messages = burst(&world, "data/ingest/").await;
+    let (first, second) = messages.split_at(messages.len() / 2);
+    world.inject_all(first).await;
+    wait_for(async || records_seen(&world).await, |seen| *seen >= 4_000, |seen| format!("{seen} records applied"))
+        .await;
+    world.server.kill();
+    world.inject_all(second).await;
+    world.restart();
+
+    let expected = converges(&world, &project, "data/ingest/").await;
+    assert_eq!(expected.len(), 3_000);
+    // Events did it, not a reconcile.
+    let (_, latest) = world.get(&reconcile).await;
+    assert_eq!(latest["reason"], "initial-import", "{latest}");
+}
+
+/// A tenth of the server's calls to S3 and SQS fail (503 SlowDown, 500 InternalError, the
+/// connection reset before or after the call was done, answers cut short, latency): the
+/// configuration still becomes ready, the initial import finishes, the catalog converges on the
+/// bucket after a burst of 5,000 keys' events, and a reconcile finds exactly the drift made
+/// behind its back. The retry policy's metrics show the faults were met, and retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenth_of_aws_calls_failing_loses_nothing() {
+    // A message whose receipt was lost comes back after the visibility timeout; a validation
+    // that failed is tried again after a second, doubling.
+    let settings = [("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "5"), ("BYOS__LIFECYCLE__RETRY_BASE_SECONDS", "1")];
+    let world = World::through_faults(&settings, FaultPlan::every_call(0.1, Fault::all())).await;
+    let created = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "faults", "region": REGION, "storageConfigurationId": world.configuration, "folder": "faults"}),
+        )
+        .await;
+    let project = created["id"].as_str().unwrap_or_default().to_owned();
+    let reconcile = format!("/api/v1/projects/{project}/reconcile");
+    world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
+
+    let messages = burst(&world, "data/faults/").await;
+    world.inject_all(&messages).await;
+    let expected = converges(&world, &project, "data/faults/").await;
+    assert_eq!(expected.len(), 3_000);
+    // A first reconcile takes the objects' real ETags over the injected events' made-up ones.
+    let baseline = reconciled(&world, &project).await;
+    assert_eq!((&baseline["drift"]["added"], &baseline["drift"]["removed"]), (&json!(0), &json!(0)), "{baseline}");
+
+    // Drift behind the catalog's back (no events): 40 files gone, 25 new, 10 rewritten.
+    let keys: Vec<String> = expected.keys().map(|path| format!("data/faults{path}")).collect();
+    for key in keys.iter().take(40) {
+        world.delete(key).await;
+    }
+    for n in 0..25 {
+        world.put(&format!("data/faults/late/new-{n:02}.txt"), "late").await;
+    }
+    for key in keys.iter().skip(40).take(10) {
+        // Longer than any file of the burst: a size none had.
+        world.put(key, &"r".repeat(1500)).await;
+    }
+    let run = reconciled(&world, &project).await;
+    let drift = (&run["drift"]["added"], &run["drift"]["removed"], &run["drift"]["changed"]);
+    assert_eq!(drift, (&json!(25), &json!(40), &json!(10)), "{run}");
+    converges(&world, &project, "data/faults/").await;
+
+    // The faults happened, and the retry policy met them.
+    let injected = world.proxy.as_ref().map(FaultProxy::injected).unwrap_or_default();
+    assert!(injected.faults * 20 >= injected.calls && injected.faults >= 20, "{injected:?}");
+    let metrics = reqwest::get(world.server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let retried = |service: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("byos_aws_retries_total{{service=\"{service}\"}}")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert!(retried("s3") > 0.0 && retried("sqs") > 0.0, "no retries counted: {metrics}");
+}
+
+/// A reconcile of the project asked for and waited for; it must finish. Its run.
+async fn reconciled(world: &World, project: &str) -> Value {
+    let path = format!("/api/v1/projects/{project}/reconcile");
+    let started = world.post(&path, json!({})).await;
+    let id = started["id"].clone();
+    let run = world.wait(&path, |r| r["id"] == id && r["status"] != "running", "the reconcile ended").await;
+    assert_eq!(run["status"], "finished", "{run}");
+    run
+}
+
+/// A burst of 5,000 keys under `prefix`: the bucket's end state written straight to moto without
+/// notifications (3,000 files left, 2,000 deleted), and the 20,000 AWS-shaped records that lead
+/// there (1 to 4 writes per key, a delete for two in five), shuffled and in messages of 100.
+async fn burst(world: &World, prefix: &str) -> Vec<String> {
     let access = world.aws.own_bucket_access(&region(REGION));
     access.put_notifications(BUCKET, &byos_domain::notifications::NotificationConfig::default()).await.unwrap();
     const KEYS: usize = 5_000;
-    let key = |i: usize| format!("data/ingest/folder-{:02}/object-{i:05}.txt", i % 20);
+    let key = |i: usize| format!("{prefix}folder-{:02}/object-{i:05}.txt", i % 20);
     let deleted = |i: usize| i % 5 < 2;
     let rewritten = |i: usize| i % 5 >= 2;
     let size = |i: usize, write: u64| (i as u64 * 7 + write) % 1000;
@@ -436,20 +538,16 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
         state ^= state << 17;
         records.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap_or(0));
     }
-    let messages: Vec<String> = records.chunks(100).map(message).collect();
-    let (first, second) = messages.split_at(messages.len() / 2);
-    world.inject_all(first).await;
-    wait_for(async || records_seen(&world).await, |seen| *seen >= 4_000, |seen| format!("{seen} records applied"))
-        .await;
-    world.server.kill();
-    world.inject_all(second).await;
-    world.restart();
+    records.chunks(100).map(message).collect()
+}
 
-    let expected = bucket_files(&world, "data/ingest/").await;
-    assert_eq!(expected.len(), KEYS * 3 / 5);
+/// Waits until the project's catalog equals the bucket under `prefix`; says what differs if it
+/// never does.
+async fn converges(world: &World, project: &str, prefix: &str) -> std::collections::BTreeMap<String, u64> {
+    let expected = bucket_files(world, prefix).await;
     // Records seen count as change too: a redelivered batch may apply without changing a file.
     wait_for(
-        async || (catalog_files(&world, &project).await, records_seen(&world).await),
+        async || (catalog_files(world, project).await, records_seen(world).await),
         |(catalog, _)| *catalog == expected,
         |(catalog, _)| {
             let missing: Vec<_> = expected.keys().filter(|k| !catalog.contains_key(*k)).take(5).collect();
@@ -465,9 +563,7 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
         },
     )
     .await;
-    // Events did it, not a reconcile.
-    let (_, latest) = world.get(&reconcile).await;
-    assert_eq!(latest["reason"], "initial-import", "{latest}");
+    expected
 }
 
 /// How many records a server has applied as events.
