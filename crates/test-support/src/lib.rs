@@ -114,6 +114,8 @@ pub struct ThrowawayPostgres {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// `pg_ctl`'s `-o`: the port, TLS, the socket's folder.
+    options: String,
 }
 
 impl ThrowawayPostgres {
@@ -148,23 +150,39 @@ impl ThrowawayPostgres {
             cert = tls.join("server.crt").display(),
             key = tls.join("server.key").display(),
         );
-        let log = dir.path().join("server.log");
-        let started = command(as_postgres, bin.join("pg_ctl"))
+        let cluster = ThrowawayPostgres { dir, bin, port, as_postgres, options };
+        cluster.start();
+        cluster
+    }
+
+    /// Starts the cluster (again), on the same port, and waits until it takes connections.
+    pub fn start(&self) {
+        let log = self.dir.path().join("server.log");
+        let started = command(self.as_postgres, self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.path().join("data"))
             .arg("-l")
             .arg(&log)
-            .args(["-w", "-o", &options, "start"])
+            .args(["-w", "-o", &self.options, "start"])
             .output()
             .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
-        let cluster = ThrowawayPostgres { dir, bin, port, as_postgres };
         assert!(
             started.status.success(),
             "PostgreSQL did not start: {}\n{}",
             String::from_utf8_lossy(&started.stderr),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        cluster
+    }
+
+    /// Stops the cluster at once, as a crash or a lost network would: every connection breaks.
+    pub fn stop(&self) {
+        let stopped = command(self.as_postgres, self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}"));
+        assert!(stopped.status.success(), "PostgreSQL did not stop: {}", String::from_utf8_lossy(&stopped.stderr));
     }
 
     /// The cluster's `postgres` database, as its superuser, without TLS options: add

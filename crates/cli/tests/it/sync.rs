@@ -481,6 +481,48 @@ async fn a_tenth_of_aws_calls_failing_loses_nothing() {
     assert!(retried("s3") > 0.0 && retried("sqs") > 0.0, "no retries counted: {metrics}");
 }
 
+/// PostgreSQL gone for 30 s mid-ingest (stopped at once, as a crash would): the server says it
+/// is not ready, leaves what it could not commit in the queue, and catches up once the database
+/// is back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_gone_mid_ingest_is_waited_out() {
+    let postgres = byos_test_support::ThrowawayPostgres::start_with_tls();
+    let url = format!("{}?sslmode=verify-full&sslrootcert={}", postgres.url(), postgres.ca_certificate().display());
+    let settings = [("BYOS__DATABASE__URL", url.as_str()), ("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "5")];
+    let world = World::with(&settings).await;
+    let created = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "outage", "region": REGION, "storageConfigurationId": world.configuration, "folder": "outage"}),
+        )
+        .await;
+    let project = created["id"].as_str().unwrap_or_default().to_owned();
+    let reconcile = format!("/api/v1/projects/{project}/reconcile");
+    world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
+    let messages = burst(&world, "data/outage/").await;
+    let (first, second) = messages.split_at(messages.len() / 2);
+    world.inject_all(first).await;
+    wait_for(async || records_seen(&world).await, |seen| *seen >= 2_000, |seen| format!("{seen} records applied"))
+        .await;
+
+    postgres.stop();
+    let ready = async || world.get("/readyz").await.0;
+    wait_for(ready, |status| *status == 503, |status| format!("/readyz answers {status} without its database")).await;
+    world.inject_all(second).await;
+    // Gone for 30 s: what the server receives meanwhile it cannot commit, and leaves in the queue.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let queues = world.aws.queues(&region(REGION));
+    let queue = queues.find(&format!("byos-events-{REGION}")).await.unwrap().unwrap();
+    let (visible, in_flight) = queues.approximate_counts(&queue.url).await.unwrap();
+    assert!(visible + in_flight > 0, "the messages the server could not commit stay in the queue");
+    assert_eq!(world.get("/readyz").await.0, 503);
+
+    postgres.start();
+    wait_for(ready, |status| *status == 200, |status| format!("/readyz answers {status} with its database back")).await;
+    let expected = converges(&world, &project, "data/outage/").await;
+    assert_eq!(expected.len(), 3_000);
+}
+
 /// A reconcile of the project asked for and waited for; it must finish. Its run.
 async fn reconciled(world: &World, project: &str) -> Value {
     let path = format!("/api/v1/projects/{project}/reconcile");
