@@ -40,7 +40,25 @@ pub(crate) fn open(key: &MasterKey, context: &[u8], token: &str) -> Result<Vec<u
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Any text a client sends is refused, with the catalogue's 400, or (a token this
+        /// server sealed for this listing) opened; any position comes back as it went in.
+        #[test]
+        fn tokens_from_anywhere_are_refused_and_positions_round_trip(
+            stranger in prop_oneof![any::<String>(), "[A-Za-z0-9_-]{0,120}"],
+            position in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let key = MasterKey::generate();
+            let here = listing("browse", &["p", "a/", ""]);
+            let refused = open(&key, &here, &stranger).err().and_then(|e| e.problem().cloned());
+            prop_assert_eq!(refused.map(|p| p.code()), Some(byos_domain::ErrorCode::InvalidRequest));
+            prop_assert_eq!(open(&key, &here, &seal(&key, &here, &position)).ok(), Some(position));
+        }
+    }
 
     #[test]
     fn a_token_opens_only_for_its_listing_and_its_server() {
