@@ -29,3 +29,22 @@ ensure_python_peers() {
   export BYOS_TEST_AWS_CLI="$venv/bin/aws"
   say "moto: $BYOS_TEST_MOTO"
 }
+
+# schemathesis, which tests the API against its OpenAPI document: a virtualenv of its own, since
+# its dependencies (jsonschema, werkzeug) are moto's too, at other versions.
+schemathesis_version="schemathesis==4.32.5"
+
+ensure_schemathesis() {
+  local venv="$peers/schemathesis"
+  if [ ! -x "$venv/bin/schemathesis" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$schemathesis_version" ]; then
+    say "installing $schemathesis_version into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed: install Debian's python3-venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$schemathesis_version" \
+      || die "pip could not install $schemathesis_version"
+    echo "$schemathesis_version" >"$venv/.requirements"
+  fi
+  "$venv/bin/schemathesis" --version >/dev/null 2>&1 || die "schemathesis in $venv does not run"
+  export BYOS_TEST_SCHEMATHESIS="$venv/bin/schemathesis"
+  say "schemathesis: $BYOS_TEST_SCHEMATHESIS"
+}

@@ -573,3 +573,53 @@ async fn a_configuration_heals_through_the_background_check() {
     let (status, _) = server.terminate();
     assert!(status.success());
 }
+
+/// schemathesis (PyPI) against the OpenAPI document the server serves, as an admin and as a
+/// member: no 5xx, every answer as the document describes it (status, content type, headers,
+/// body; every 4xx a catalogue body), and requests the document rules out are refused. Bounded
+/// in the test run: `BYOS_SCHEMATHESIS_EXAMPLES` (default 10) examples per operation and phase,
+/// more for a longer run.
+///
+/// Its check that every request the document allows is accepted stays off: the document is
+/// looser than the server (required fields are written as optional, so that the server can say
+/// which one is missing; enumerations and patterns are checked by the services, not described).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_as_its_openapi_document_says() {
+    let program = std::env::var("BYOS_TEST_SCHEMATHESIS").unwrap_or_else(|_| {
+        panic!("BYOS_TEST_SCHEMATHESIS is not set: run the tests with scripts/test, which installs schemathesis")
+    });
+    let examples = std::env::var("BYOS_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "10".to_owned());
+    let dir = temp_dir();
+    // AWS is a closed local port: configurations the run creates fail their validation there.
+    let aws = format!("http://127.0.0.1:{}", byos_test_support::free_port());
+    let env = [
+        ("BYOS__AWS__ENDPOINT_URL", aws.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let server = Server::start(dir.path(), &env, &[]);
+    let admin = read(&dir.path().join("data/admin-token")).trim().to_owned();
+    let body = json!({"name": "schemathesis member", "role": "member", "projects": []});
+    let (status, member) = call(reqwest::Method::POST, &server.url("/api/v1/tokens"), &admin, Some(body)).await;
+    assert_eq!(status, 201, "{member}");
+    let member = member["value"].as_str().unwrap_or_default().to_owned();
+    for (who, token) in [("an admin", admin), ("a member", member)] {
+        let output = Command::new(&program)
+            .args(["run", &server.url("/api/v1/openapi.json")])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+            .args(["--max-examples", &examples, "--seed", "1", "--workers", "2"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            output.status.success(),
+            "schemathesis as {who} found failures:\n{}\n{}\nthe server's log:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            server.output()
+        );
+    }
+}
