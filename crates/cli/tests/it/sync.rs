@@ -424,8 +424,9 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
 /// A tenth of the server's calls to S3 and SQS fail (503 SlowDown, 500 InternalError, the
 /// connection reset before or after the call was done, answers cut short, latency): the
 /// configuration still becomes ready, the initial import finishes, the catalog converges on the
-/// bucket after a burst of 5,000 keys' events, and a reconcile finds exactly the drift made
-/// behind its back. The retry policy's metrics show the faults were met, and retried.
+/// bucket after a burst of 5,000 keys' events, a reconcile finds exactly the drift made behind
+/// its back, a copy job copies a folder byte for byte and a delete job empties one. The retry
+/// policy's metrics show the faults were met, and retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenth_of_aws_calls_failing_loses_nothing() {
     // A message whose receipt was lost comes back after the visibility timeout; a validation
@@ -466,6 +467,41 @@ async fn a_tenth_of_aws_calls_failing_loses_nothing() {
     let drift = (&run["drift"]["added"], &run["drift"]["removed"], &run["drift"]["changed"]);
     assert_eq!(drift, (&json!(25), &json!(40), &json!(10)), "{run}");
     converges(&world, &project, "data/faults/").await;
+
+    // Jobs through the same faults: a folder copied into another project byte for byte (same
+    // sizes, same ETags), and a folder deleted.
+    let copies = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "copies", "region": REGION, "storageConfigurationId": world.configuration, "folder": "copies"}),
+        )
+        .await;
+    let copies = copies["id"].as_str().unwrap_or_default().to_owned();
+    let import = format!("/api/v1/projects/{copies}/reconcile");
+    world.wait(&import, |r| r["status"] == "finished", "the import finished").await;
+    let job = world
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": project, "paths": ["/folder-03/"]},
+                   "destination": {"projectId": copies, "path": "/in/"}}),
+        )
+        .await;
+    let copied = ended_job(&world, &job).await;
+    assert_eq!(copied["status"], "succeeded", "{copied}");
+    let sources = listed(&world, "data/faults/folder-03/").await;
+    assert_eq!(sources.len(), 250, "folder-03's files");
+    assert_eq!(listed(&world, "data/copies/in/folder-03/").await, sources);
+    let deleting = call(
+        reqwest::Method::DELETE,
+        &world.server.url(&format!("/api/v1/projects/{project}/data?path=/folder-04/")),
+        &world.token,
+        None,
+    )
+    .await;
+    assert_eq!(deleting.0, 202, "{}", deleting.1);
+    let deleted = ended_job(&world, &deleting.1).await;
+    assert_eq!(deleted["status"], "succeeded", "{deleted}");
+    assert_eq!(listed(&world, "data/faults/folder-04/").await, Vec::new());
 
     // The faults happened, and the retry policy met them.
     let injected = world.proxy.as_ref().map(FaultProxy::injected).unwrap_or_default();
@@ -521,6 +557,22 @@ async fn a_database_gone_mid_ingest_is_waited_out() {
     wait_for(ready, |status| *status == 200, |status| format!("/readyz answers {status} with its database back")).await;
     let expected = converges(&world, &project, "data/outage/").await;
     assert_eq!(expected.len(), 3_000);
+}
+
+/// The objects under `prefix` (up to 1,000), each by its key below the prefix, with its size and
+/// ETag.
+async fn listed(world: &World, prefix: &str) -> Vec<(String, (u64, String))> {
+    let access = world.aws.own_bucket_access(&region(REGION));
+    let page = access.list_objects_page(BUCKET, prefix, None, 1000).await.unwrap();
+    page.entries.into_iter().map(|e| (e.key[prefix.len()..].to_owned(), (e.size, e.etag))).collect()
+}
+
+/// Waits for the job `started` (as its start answered it) to end; its last state.
+async fn ended_job(world: &World, started: &Value) -> Value {
+    let path = format!("/api/v1/jobs/{}", started["id"].as_str().unwrap_or_default());
+    world
+        .wait(&path, |j| ["succeeded", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or("")), "ended")
+        .await
 }
 
 /// A reconcile of the project asked for and waited for; it must finish. Its run.
