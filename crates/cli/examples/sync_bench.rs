@@ -16,11 +16,13 @@
 //!   against a folder of 1,000 entries;
 //! - `api`: a member's page of 1,000 entries through `byos serve` on SQLite while it ingests
 //!   one-record messages of another project from fauxqs, against the same page with nothing to
-//!   ingest.
+//!   ingest;
+//! - `replicas`: three `byos serve` on PostgreSQL sharing the queue (fauxqs), one killed and
+//!   started again mid-ingest, while a member reads the API: the ingest rate, the API's p99.
 //!
-//! `cargo run --release -p byos --example sync_bench -- apply|ingest|api|reconcile|browse [flags]`;
+//! `cargo run --release -p byos --example sync_bench -- apply|ingest|api|replicas|reconcile|browse [flags]`;
 //! `reconcile` needs `BYOS_TEST_MOTO` (moto_server) and `BYOS_BENCH_S5CMD` (the s5cmd binary);
-//! `ingest` and `api` need `BYOS_TEST_MOTO`, the release binary (`cargo build --release -p byos`) and npm
+//! `ingest`, `api` and `replicas` need `BYOS_TEST_MOTO` (`replicas` PostgreSQL too, as the tests find it), the release binary (`cargo build --release -p byos`) and npm
 //! (it installs fauxqs under target/test-peers on first use).
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -117,6 +119,20 @@ enum Command {
         #[arg(long, env = "BYOS_BENCH_FAUXQS_DIR")]
         fauxqs_dir: Option<PathBuf>,
     },
+    /// Three replicas on PostgreSQL sharing the queue, one killed and started again, while the
+    /// API is read.
+    Replicas {
+        /// One-record messages in all.
+        #[arg(long, default_value_t = 200_000)]
+        messages: usize,
+        /// Projects the messages are spread over.
+        #[arg(long, default_value_t = 20)]
+        projects: usize,
+        #[arg(long, env = "BYOS_BENCH_BYOS")]
+        byos: Option<PathBuf>,
+        #[arg(long, env = "BYOS_BENCH_FAUXQS_DIR")]
+        fauxqs_dir: Option<PathBuf>,
+    },
     /// The API's latency (a member reading a page of 1,000 entries) while `byos serve` ingests,
     /// against the same with nothing to ingest.
     Api {
@@ -201,6 +217,11 @@ async fn main() -> Result<()> {
             let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
             let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
             ingest::api(messages, samples, &byos, &fauxqs_dir).await?;
+        }
+        Command::Replicas { messages, projects, byos, fauxqs_dir } => {
+            let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
+            let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
+            ingest::replicas(messages, projects, &byos, &fauxqs_dir).await?;
         }
         Command::ReconcileChild { .. } => {}
     }
@@ -1327,6 +1348,151 @@ mod ingest {
             ms(busy_p99),
             busy_p99.as_secs_f64() / idle_p99.as_secs_f64(),
         );
+        Ok(())
+    }
+
+    /// `replicas`: three `byos serve` on one PostgreSQL database sharing the region's queue on
+    /// fauxqs (S3 on moto), `messages` one-record messages over `projects` projects sent while a
+    /// member reads a page of a project over and over; one replica is killed (SIGKILL) a third
+    /// of the way and started again. Prints the ingest rate, the API's p50 and p99 during the
+    /// run, each replica's share, and checks every project's catalog.
+    pub(crate) async fn replicas(messages: usize, projects: usize, byos: &Path, fauxqs_dir: &Path) -> Result<()> {
+        ensure!(byos.is_file(), "no byos binary at {}: build it first (cargo build --release -p byos)", byos.display());
+        let fauxqs = Fauxqs::start(fauxqs_dir)?;
+        let moto = Moto::start();
+        let postgres = byos_test_support::TestPostgres::create().await;
+        let s3 = Aws::new(&AwsSettings {
+            endpoint_url: Some(moto.url().to_owned()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            ..AwsSettings::default()
+        })
+        .await;
+        s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
+        let queues = Aws::new(&AwsSettings {
+            endpoint_url: Some(fauxqs.url.clone()),
+            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+            ..AwsSettings::default()
+        })
+        .await
+        .queues(&region(REGION));
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let mut environment = environment(&moto, &fauxqs, 8);
+        environment.retain(|(key, _)| *key != "BYOS__SYNC__POLLERS");
+        environment.extend([
+            ("BYOS__DATABASE__URL", postgres.url().to_owned()),
+            // Replicas share the master key, as they share the database.
+            ("BYOS_MASTER_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()),
+            ("BYOS__SERVER__LEASE_SECONDS", "5".to_owned()),
+            ("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "10".to_owned()),
+        ]);
+        let dirs = [temp_dir(), temp_dir(), temp_dir()];
+        let first = Server::start(byos, dirs[0].path(), &environment)?;
+        let token = std::fs::read_to_string(dirs[0].path().join("data/admin-token"))?.trim().to_owned();
+        let folders: Vec<String> = (0..projects).map(|n| format!("p{n:02}")).collect();
+        let ids = ready_projects(&client, &first, &token, &folders).await?;
+        let mut servers = vec![
+            first,
+            Server::start(byos, dirs[1].path(), &environment)?,
+            Server::start(byos, dirs[2].path(), &environment)?,
+        ];
+        let queue = queues.find(QUEUE).await?.context("validation did not create the region's queue")?;
+        let reader = call(
+            &client,
+            reqwest::Method::POST,
+            &servers[0].url("/api/v1/tokens"),
+            &token,
+            Some(json!({"name": "reader", "role": "member", "projects": [{"id": ids[0], "access": "read"}]})),
+        )
+        .await?;
+        let reader = reader["value"].as_str().context("a token value")?.to_owned();
+
+        // The projects' messages, dealt round-robin so that every project's arrive together.
+        let shape = Shape { events: messages / projects, records: 1, folders: 10 };
+        let streams: Vec<Stream> = folders.iter().map(|folder| event_stream(BUCKET, folder, &shape)).collect();
+        let mut bodies = Vec::with_capacity(messages);
+        for n in 0..shape.events {
+            bodies.extend(streams.iter().filter_map(|stream| stream.bodies.get(n).cloned()));
+        }
+        let total = bodies.len() as u64;
+        println!(
+            "replicas: 3 byos serve on PostgreSQL, the queue on fauxqs {FAUXQS_VERSION}, S3 on moto; {total} one-record \
+             messages over {projects} projects"
+        );
+        let started = Instant::now();
+        let sending = {
+            let (queues, url) = (queues.clone(), queue.url.clone());
+            tokio::spawn(async move { send(&queues, &url, &bodies).await })
+        };
+        // The project's root: its folders appear as the events arrive.
+        let page = format!("/api/v1/projects/{}/data?path=/&limit=100", ids[0]);
+        let mut latencies = Vec::new();
+        let (mut killed, mut checked) = (None::<(u64, Duration)>, Instant::now());
+        let ingested = loop {
+            // The page from a replica in turn, as a load balancer would send it.
+            let server = &servers[latencies.len() % servers.len()];
+            let at = Instant::now();
+            let response = client.get(server.url(&page)).bearer_auth(&reader).send().await?;
+            ensure!(response.status().is_success(), "browse answered {}", response.status());
+            response.bytes().await?;
+            latencies.push(at.elapsed());
+            if checked.elapsed() < Duration::from_millis(200) {
+                continue;
+            }
+            checked = Instant::now();
+            let mut applied = killed.map_or(0, |(count, _)| count);
+            for server in &servers {
+                applied += metric(&client, server, APPLIED).await?;
+            }
+            if killed.is_none() && applied >= total / 3 {
+                // SIGKILL the second replica, after reading its count, and start it again.
+                let count = metric(&client, &servers[1], APPLIED).await?;
+                let pid = servers[1].pid().to_string();
+                ensure!(Process::new("kill").args(["-KILL", &pid]).status()?.success(), "kill -KILL {pid}");
+                servers[1] = Server::start(byos, dirs[1].path(), &environment)?;
+                killed = Some((count, started.elapsed()));
+                continue;
+            }
+            let counts = queues.approximate_counts(&queue.url).await?;
+            if applied >= total && counts == (0, 0) && sending.is_finished() {
+                break started.elapsed();
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(1800),
+                "not ingested within 30 minutes ({applied} of {total})"
+            );
+        };
+        sending.await??;
+        for (n, (id, stream)) in ids.iter().zip(&streams).enumerate() {
+            let files = catalog_files(&client, &servers[0], &token, id, 10).await?;
+            ensure!(files == stream.live, "project {n}: {files} files in the catalog, {} expected", stream.live);
+        }
+        let mut shares = Vec::new();
+        for server in &servers {
+            shares.push(metric(&client, server, APPLIED).await?);
+        }
+        let (before_kill, killed_at) = killed.context("the run ended before a third was applied")?;
+        let applied = shares.iter().sum::<u64>() + before_kill;
+        let (p50, p99) = (percentile(&mut latencies, 50.0), percentile(&mut latencies, 99.0));
+        println!(
+            "ingested {total} messages in {:.1} s: {:.0} messages/s, every project's catalog checked; the second \
+             replica killed at {:.1} s (it had applied {before_kill}) and started again",
+            ingested.as_secs_f64(),
+            rate(total as usize, ingested),
+            killed_at.as_secs_f64(),
+        );
+        println!(
+            "records applied: {applied} for {total} sent (replicas now {shares:?}; applied twice: what the killed \
+             replica had committed and not deleted; its applies after its count was read count nowhere)"
+        );
+        println!(
+            "the API during the run: {} reads of a project's root, p50 {}, p99 {}",
+            latencies.len(),
+            ms(p50),
+            ms(p99)
+        );
+        for server in servers {
+            server.stop().await?;
+        }
         Ok(())
     }
 
