@@ -286,14 +286,32 @@ impl<'a> Uploads<'a> {
                 if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
                     return Err(Problem::invalid_request("parts: in ascending order of part number, each once").into());
                 }
-                bucket.access.complete_multipart(project.bucket.as_str(), &key, multipart_id, parts).await.map_err(
-                    |e| match e.code.as_deref() {
-                        Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => {
-                            ServiceError::from(Problem::invalid_request(&format!("parts: {}", e.message)))
+                let refused = |e: byos_aws::AwsError| match e.code.as_deref() {
+                    Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => {
+                        ServiceError::from(Problem::invalid_request(&format!("parts: {}", e.message)))
+                    }
+                    _ => aws(e),
+                };
+                let complete = || bucket.access.complete_multipart(project.bucket.as_str(), &key, multipart_id, parts);
+                if let Err(e) = complete().await {
+                    // The answer may have been lost after S3 completed the upload (the SDK does not
+                    // send a request again once it may have arrived), or a client asks again after
+                    // such a loss: S3 then knows the upload no more. The object tells.
+                    let unsure = e.retryable() || e.code.as_deref() == Some("NoSuchUpload");
+                    let head = if unsure {
+                        bucket.access.head(project.bucket.as_str(), &key, None).await.map_err(aws)?
+                    } else {
+                        None
+                    };
+                    let done = head.is_some_and(|head| completed_as(&head, &upload, parts));
+                    if !done {
+                        if !e.retryable() {
+                            return Err(refused(e));
                         }
-                        _ => aws(e),
-                    },
-                )?;
+                        // It did not arrive: once more.
+                        complete().await.map_err(refused)?;
+                    }
+                }
             }
         }
         self.forget(&upload).await?;
@@ -362,9 +380,59 @@ impl<'a> Uploads<'a> {
     }
 }
 
+/// Whether `head` is the object a multipart upload of `parts` made: its ETag is the MD5 of the
+/// parts' MD5s and their count (S3's multipart ETag), and its size the upload's. Encryption with
+/// KMS makes ETags that are no MD5s: there the size, the count and the time have to do.
+fn completed_as(head: &byos_aws::Head, upload: &Upload, parts: &[(u32, String)]) -> bool {
+    if head.size != upload.size {
+        return false;
+    }
+    match multipart_etag(parts) {
+        Some(expected) if head.etag == expected => true,
+        _ => {
+            let count = format!("-{}", parts.len());
+            let made_after = head.last_modified_ms >= upload.created_at.unix_timestamp() * 1000 - 1000;
+            head.etag.ends_with(&count) && made_after && parts.iter().any(|(_, etag)| !is_md5(etag))
+        }
+    }
+}
+
+/// S3's ETag of an object completed from `parts`: the hex MD5 of their binary MD5s, a dash and
+/// their count; `None` when a part's ETag is no MD5 (SSE-KMS).
+fn multipart_etag(parts: &[(u32, String)]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut digest = Md5::new();
+    for (_, etag) in parts {
+        let etag = etag.trim_matches('"');
+        if !is_md5(etag) {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..16).map(|i| u8::from_str_radix(&etag[2 * i..2 * i + 2], 16).ok()).collect();
+        digest.update(bytes?);
+    }
+    let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("{hex}-{}", parts.len()))
+}
+
+fn is_md5(etag: &str) -> bool {
+    let etag = etag.trim_matches('"');
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multipart_etag_is_the_md5_of_the_parts_md5s() {
+        // 5 MiB of zeros and one byte 0x01, as S3 (and moto) compute it; quotes or none.
+        let parts = [
+            (1, "\"5f363e0e58a95f06cbe9bbc662c5dfb6\"".to_owned()),
+            (2, "55a54008ad1ba589aa210d2629c1df41".to_owned()),
+        ];
+        assert_eq!(multipart_etag(&parts).as_deref(), Some("b96b8e43eae1096721fcd7be1cc9e104-2"));
+        assert_eq!(multipart_etag(&[(1, "not-an-md5".to_owned())]), None);
+    }
 
     #[test]
     fn large_files_get_larger_parts_within_ten_thousand() {

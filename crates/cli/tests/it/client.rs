@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use byos_aws::{Aws, AwsSettings};
 use byos_test_support::{
-    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, Moto, MotoShim, S3sFs, TempDir, region, temp_dir,
+    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, Fault, FaultPlan, FaultProxy, Moto, MotoShim, S3sFs, TempDir,
+    region, temp_dir,
 };
 use serde_json::{Value, json};
 
@@ -25,6 +26,8 @@ enum Peer {
     Moto { _moto: Moto, shim: MotoShim },
     /// s3s-fs, which checks every signature: presigned URLs the server signed included.
     S3sFs(S3sFs),
+    /// moto behind a proxy that fails some of the calls of the server and the client alike.
+    Faulty { _moto: Moto, proxy: FaultProxy },
 }
 
 impl Peer {
@@ -32,6 +35,7 @@ impl Peer {
         match self {
             Peer::Moto { shim, .. } => shim.url(),
             Peer::S3sFs(s3) => s3.url(),
+            Peer::Faulty { proxy, .. } => proxy.url(),
         }
     }
 }
@@ -60,6 +64,13 @@ impl Lab {
         let moto = Moto::start();
         let shim = MotoShim::start(&moto).await;
         Lab::build(Peer::Moto { _moto: moto, shim }, "testing", "testing", extra).await
+    }
+
+    /// On moto behind a proxy that fails calls as `plan` says, from the start.
+    async fn through_faults(plan: FaultPlan) -> Lab {
+        let moto = Moto::start();
+        let proxy = FaultProxy::start(moto.url(), plan, 0xFA17).await;
+        Lab::build(Peer::Faulty { _moto: moto, proxy }, "testing", "testing", &[]).await
     }
 
     /// Kills the server with SIGKILL and starts it again on its data directory.
@@ -330,6 +341,31 @@ async fn a_tree_goes_up_and_comes_down_byte_exact() {
     assert_eq!(projects[0]["id"], json!(lab.project));
     let jobs: Value = serde_json::from_str(&lab.ok(&["jobs", "ls", "--output", "json"])).unwrap();
     assert_eq!(jobs[0]["type"], json!("delete-folder"), "{jobs}");
+}
+
+/// A tenth of every call to the storage fails (the server's and the client's presigned ones:
+/// 503 SlowDown, 500 InternalError, resets before and after the call, answers cut short,
+/// latency): a tree of small files and files in parts goes up and comes down byte-exact, each
+/// file once, and the faults were met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_through_failing_storage_arrive_byte_exact() {
+    let lab = Lab::through_faults(FaultPlan::every_call(0.1, Fault::all())).await;
+    assert!(lab.login(&lab.token).status.success());
+    let local = lab.path("faulty");
+    for i in 0..60 {
+        write(&local.join(format!("lane-{}/sample-{i:03}.csv", i % 3)), &content(1000 + i * 41, i));
+    }
+    for i in 0..2 {
+        write(&local.join(format!("big/reads-{i}.bam")), &content(12 * MIB + i * 4099, 2000 + i));
+    }
+    let up = lab.ok(&["cp", "-r", "faulty/", "study:/in/", "--part-size", "5MiB", "--output", "json"]);
+    let summary: Value = serde_json::from_str(&up).unwrap();
+    assert_eq!((summary["files"].clone(), summary["failed"].clone()), (json!(62), json!([])), "{summary}");
+    lab.ok(&["cp", "-r", "study:/in/", "down/", "--part-size", "5MiB"]);
+    assert!(tree(&lab.path("down")) == tree(&local), "the tree came down byte-exact");
+    let Peer::Faulty { proxy, .. } = &lab.peer else { unreachable!("a faulty lab") };
+    let injected = proxy.injected();
+    assert!(injected.faults >= 10 && injected.faults * 20 >= injected.calls, "{injected:?}");
 }
 
 /// A client killed in the middle of a multipart upload: the next `cp` of the same file
@@ -637,4 +673,29 @@ async fn a_copy_between_projects_survives_a_kill() {
     assert!(!left.status.success(), "the moved folder is gone: {}", text(&left.stdout));
     let refused = lab.run(&["cp", "study:/run/lane-1/read-001.txt", "archive:/renamed.txt"]);
     assert!(text(&refused.stderr).contains("keeps each file's name"), "{}", text(&refused.stderr));
+}
+
+/// Completing an upload in parts whose answer is lost half the time, after S3 did it or before
+/// it arrived (the SDK does not send it again once it may have arrived): the server finds out
+/// from the object, or completes it again, and every file arrives, byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_completion_answer_is_lost_still_completes() {
+    let plan = FaultPlan {
+        rate: 0.5,
+        faults: vec![Fault::ResetAfter, Fault::ResetBefore],
+        only: std::sync::Arc::new(|call| call.operation.starts_with("POST object uploadId")),
+    };
+    let lab = Lab::through_faults(plan).await;
+    assert!(lab.login(&lab.token).status.success());
+    let local = lab.path("parts");
+    for i in 0..6 {
+        write(&local.join(format!("reads-{i}.bam")), &content(11 * MIB + i * 4099, 3000 + i));
+    }
+    let up = lab.ok(&["cp", "-r", "parts/", "study:/in/", "--part-size", "5MiB", "--output", "json"]);
+    let summary: Value = serde_json::from_str(&up).unwrap();
+    assert_eq!((summary["files"].clone(), summary["failed"].clone()), (json!(6), json!([])), "{summary}");
+    let Peer::Faulty { proxy, .. } = &lab.peer else { unreachable!("a faulty lab") };
+    assert!(proxy.injected().faults >= 2, "{:?}", proxy.injected());
+    lab.ok(&["cp", "-r", "study:/in/", "down/"]);
+    assert!(tree(&lab.path("down")) == tree(&local), "the files came down byte-exact");
 }
