@@ -1179,6 +1179,43 @@ mod ingest {
             .sum())
     }
 
+    /// What the runs of the real server stand on: fauxqs for the queue, moto for S3 with the
+    /// bucket made, the queue client and an HTTP client; the byos binary checked.
+    struct Peers {
+        fauxqs: Fauxqs,
+        moto: Moto,
+        queues: Queues,
+        client: reqwest::Client,
+    }
+
+    impl Peers {
+        async fn start(byos: &Path, fauxqs_dir: &Path) -> Result<Peers> {
+            ensure!(
+                byos.is_file(),
+                "no byos binary at {}: build it first (cargo build --release -p byos) or name it with --byos",
+                byos.display()
+            );
+            let fauxqs = Fauxqs::start(fauxqs_dir)?;
+            let moto = Moto::start();
+            let s3 = Aws::new(&AwsSettings {
+                endpoint_url: Some(moto.url().to_owned()),
+                static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+                ..AwsSettings::default()
+            })
+            .await;
+            s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
+            let queues = Aws::new(&AwsSettings {
+                endpoint_url: Some(fauxqs.url.clone()),
+                static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
+                ..AwsSettings::default()
+            })
+            .await
+            .queues(&region(REGION));
+            let client = reqwest::Client::builder().no_proxy().build()?;
+            Ok(Peers { fauxqs, moto, queues, client })
+        }
+    }
+
     /// Sets up as an operator does, through the API: a credential, a configuration validated
     /// (its queue created on fauxqs, its notifications on moto), and a project on each of
     /// `folders`, imported; returns the projects' ids.
@@ -1246,28 +1283,7 @@ mod ingest {
     /// messages of another project and the server applies them. Prints both p50 and p99 and
     /// the ratio of the p99s.
     pub(crate) async fn api(messages: usize, samples: usize, byos: &Path, fauxqs_dir: &Path) -> Result<()> {
-        ensure!(
-            byos.is_file(),
-            "no byos binary at {}: build it first (cargo build --release -p byos) or name it with --byos",
-            byos.display()
-        );
-        let fauxqs = Fauxqs::start(fauxqs_dir)?;
-        let moto = Moto::start();
-        let s3 = Aws::new(&AwsSettings {
-            endpoint_url: Some(moto.url().to_owned()),
-            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            ..AwsSettings::default()
-        })
-        .await;
-        s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
-        let queues = Aws::new(&AwsSettings {
-            endpoint_url: Some(fauxqs.url.clone()),
-            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            ..AwsSettings::default()
-        })
-        .await
-        .queues(&region(REGION));
-        let client = reqwest::Client::builder().no_proxy().build()?;
+        let Peers { fauxqs, moto, queues, client } = Peers::start(byos, fauxqs_dir).await?;
         let dir = temp_dir();
         let mut environment = environment(&moto, &fauxqs, 8);
         environment.retain(|(key, _)| *key != "BYOS__SYNC__POLLERS");
@@ -1357,25 +1373,8 @@ mod ingest {
     /// of the way and started again. Prints the ingest rate, the API's p50 and p99 during the
     /// run, each replica's share, and checks every project's catalog.
     pub(crate) async fn replicas(messages: usize, projects: usize, byos: &Path, fauxqs_dir: &Path) -> Result<()> {
-        ensure!(byos.is_file(), "no byos binary at {}: build it first (cargo build --release -p byos)", byos.display());
-        let fauxqs = Fauxqs::start(fauxqs_dir)?;
-        let moto = Moto::start();
+        let Peers { fauxqs, moto, queues, client } = Peers::start(byos, fauxqs_dir).await?;
         let postgres = byos_test_support::TestPostgres::create().await;
-        let s3 = Aws::new(&AwsSettings {
-            endpoint_url: Some(moto.url().to_owned()),
-            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            ..AwsSettings::default()
-        })
-        .await;
-        s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
-        let queues = Aws::new(&AwsSettings {
-            endpoint_url: Some(fauxqs.url.clone()),
-            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            ..AwsSettings::default()
-        })
-        .await
-        .queues(&region(REGION));
-        let client = reqwest::Client::builder().no_proxy().build()?;
         let mut environment = environment(&moto, &fauxqs, 8);
         environment.retain(|(key, _)| *key != "BYOS__SYNC__POLLERS");
         environment.extend([
@@ -1623,34 +1622,13 @@ mod ingest {
     }
 
     pub(crate) async fn run(plan: &Plan, byos: &Path, fauxqs_dir: &Path) -> Result<()> {
-        ensure!(
-            byos.is_file(),
-            "no byos binary at {}: build it first (cargo build --release -p byos) or name it with --byos",
-            byos.display()
-        );
-        let fauxqs = Fauxqs::start(fauxqs_dir)?;
-        let moto = Moto::start();
+        let Peers { fauxqs, moto, queues, client } = Peers::start(byos, fauxqs_dir).await?;
         println!(
             "queue: fauxqs {FAUXQS_VERSION} at {}; S3: moto at {}; server: {}",
             fauxqs.url,
             moto.url(),
             byos.display()
         );
-        let s3 = Aws::new(&AwsSettings {
-            endpoint_url: Some(moto.url().to_owned()),
-            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            ..AwsSettings::default()
-        })
-        .await;
-        s3.setup(&region(REGION)).create_bucket(BUCKET).await?;
-        let queues = Aws::new(&AwsSettings {
-            endpoint_url: Some(fauxqs.url.clone()),
-            static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
-            ..AwsSettings::default()
-        })
-        .await
-        .queues(&region(REGION));
-        let client = reqwest::Client::builder().no_proxy().build()?;
         let dir = temp_dir();
 
         // Set up as an operator does, through the API: a credential, a configuration validated
