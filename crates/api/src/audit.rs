@@ -70,16 +70,16 @@ fn acceptable_request_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// The operations the audit log records, by method and route pattern, with their operation ids.
+/// The operations the audit log records, by route pattern and method, with their operation ids.
 #[derive(Debug, Default)]
 pub(crate) struct Audited {
-    actions: HashMap<(Method, String), String>,
+    actions: HashMap<String, Vec<(Method, String)>>,
 }
 
 impl Audited {
     /// The changes among the OpenAPI document's operations.
     pub(crate) fn of(openapi: &utoipa::openapi::OpenApi) -> Audited {
-        let mut actions = HashMap::new();
+        let mut actions: HashMap<String, Vec<(Method, String)>> = HashMap::new();
         for (path, item) in &openapi.paths.paths {
             let operations = [
                 (Method::POST, &item.post),
@@ -90,21 +90,23 @@ impl Audited {
             for (method, operation) in operations {
                 let Some(id) = operation.as_ref().and_then(|o| o.operation_id.as_deref()) else { continue };
                 if !NOT_CHANGES.contains(&id) {
-                    actions.insert((method, path.clone()), id.to_owned());
+                    actions.entry(path.clone()).or_default().push((method, id.to_owned()));
                 }
             }
         }
         Audited { actions }
     }
 
+    /// The operation id of a change; `None` for a read. Runs on every request: no allocation.
     fn action(&self, method: &Method, route: &str) -> Option<&str> {
-        self.actions.get(&(method.clone(), route.to_owned())).map(String::as_str)
+        let operations = self.actions.get(route)?;
+        operations.iter().find(|(m, _)| m == method).map(|(_, id)| id.as_str())
     }
 
     /// Every recorded operation's id, for the tests.
     #[cfg(test)]
     fn ids(&self) -> std::collections::BTreeSet<&str> {
-        self.actions.values().map(String::as_str).collect()
+        self.actions.values().flatten().map(|(_, id)| id.as_str()).collect()
     }
 }
 
