@@ -35,6 +35,8 @@ ensure_venv() {
 ensure_python_peers() {
   local venv="$peers/venv"
   ensure_venv "$venv" "$python_peers" moto_server
+  "$venv/bin/python" "$(dirname "${BASH_SOURCE[0]}")/patch-moto.py" "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    || die "cannot patch moto in $venv"
   "$venv/bin/moto_server" --help >/dev/null 2>&1 || die "moto_server in $venv does not run"
   export BYOS_TEST_MOTO="$venv/bin/moto_server"
   export BYOS_TEST_AWS_CLI="$venv/bin/aws"

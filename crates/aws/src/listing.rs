@@ -27,6 +27,9 @@ pub struct ListedVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListPage {
     pub entries: Vec<ListedVersion>,
+    /// The folders of a page listed by folder ([`BucketAccess::list_folder_page`]): each key
+    /// below one of them is in no entry. Empty for other listings.
+    pub folders: Vec<String>,
     /// Pass back to get the next page; `None` after the last one.
     pub next: Option<PageMarker>,
 }
@@ -104,8 +107,45 @@ impl BucketAccess {
         after: Option<&PageMarker>,
         max: i32,
     ) -> Result<ListPage, AwsError> {
-        let mut request =
-            self.s3().list_objects_v2().bucket(bucket).prefix(prefix).max_keys(max).encoding_type(EncodingType::Url);
+        self.objects_page(bucket, prefix, None, after, max).await
+    }
+
+    /// One page (up to `max` keys and folders) of what lies directly in the folder `prefix`: its
+    /// keys, as [`list_objects_page`](Self::list_objects_page) or (with `versions`)
+    /// [`list_versions_page`](Self::list_versions_page) gives them, and the folders below it,
+    /// each once, in the order of their keys. The reconcile uses it to find where to split a
+    /// listing.
+    pub async fn list_folder_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&PageMarker>,
+        max: i32,
+        versions: bool,
+    ) -> Result<ListPage, AwsError> {
+        if versions {
+            self.versions_page(bucket, prefix, Some("/"), after, max).await
+        } else {
+            self.objects_page(bucket, prefix, Some("/"), after, max).await
+        }
+    }
+
+    async fn objects_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&PageMarker>,
+        max: i32,
+    ) -> Result<ListPage, AwsError> {
+        let mut request = self
+            .s3()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_owned))
+            .max_keys(max)
+            .encoding_type(EncodingType::Url);
         match after {
             Some(PageMarker::Objects { continuation_token }) => {
                 request = request.continuation_token(continuation_token);
@@ -130,11 +170,16 @@ impl BucketAccess {
                 })
             })
             .collect::<Result<_, AwsError>>()?;
+        let folders = out
+            .common_prefixes()
+            .iter()
+            .map(|p| listed_key(p.prefix(), out.encoding_type(), "ListObjectsV2"))
+            .collect::<Result<_, AwsError>>()?;
         let next = match (out.is_truncated(), out.next_continuation_token()) {
             (Some(true), Some(token)) => Some(PageMarker::Objects { continuation_token: token.to_owned() }),
             _ => None,
         };
-        Ok(ListPage { entries, next })
+        Ok(ListPage { entries, folders, next })
     }
 
     /// One page of versions and delete markers under `prefix`: keys in order, each key's
@@ -146,11 +191,23 @@ impl BucketAccess {
         after: Option<&PageMarker>,
         max: i32,
     ) -> Result<ListPage, AwsError> {
+        self.versions_page(bucket, prefix, None, after, max).await
+    }
+
+    async fn versions_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&PageMarker>,
+        max: i32,
+    ) -> Result<ListPage, AwsError> {
         let mut request = self
             .s3()
             .list_object_versions()
             .bucket(bucket)
             .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_owned))
             .max_keys(max)
             .encoding_type(EncodingType::Url);
         match after {
@@ -202,7 +259,8 @@ impl BucketAccess {
             }),
             _ => None,
         };
-        Ok(ListPage { entries, next })
+        let folders = out.common_prefixes().iter().map(|p| key(p.prefix())).collect::<Result<_, AwsError>>()?;
+        Ok(ListPage { entries, folders, next })
     }
 
     /// Every version and delete marker of exactly `key`, newest first (ListObjectVersions;

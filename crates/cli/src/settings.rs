@@ -81,6 +81,7 @@ struct RawLifecycle {
 struct RawSync {
     pollers: Option<usize>,
     in_flight: Option<usize>,
+    listing_concurrency: Option<usize>,
     reconcile_interval_seconds: Option<u64>,
     visibility_timeout_seconds: Option<u64>,
 }
@@ -212,6 +213,10 @@ impl HttpLimits {
     };
 }
 
+/// The most listing requests a reconcile makes at once: S3 serves thousands a second per prefix,
+/// and each request in flight holds pages in memory.
+const MAX_LISTING_CONCURRENCY: usize = 256;
+
 /// SigV4's longest presigned validity, in seconds.
 const MAX_URL_EXPIRY_SECONDS: u64 = 7 * 24 * 3600;
 
@@ -338,6 +343,13 @@ impl Settings {
                 Some(n) if n < 10 => bail!("sync.in_flight: at least 10 (a receive's worth of messages)"),
                 Some(n) => n,
                 None => sync_defaults.in_flight,
+            },
+            listing_concurrency: match raw.sync.listing_concurrency {
+                Some(n) if !(1..=MAX_LISTING_CONCURRENCY).contains(&n) => {
+                    bail!("sync.listing_concurrency: 1 to {MAX_LISTING_CONCURRENCY}")
+                }
+                Some(n) => n,
+                None => sync_defaults.listing_concurrency,
             },
             reconcile_interval: sync_seconds(
                 raw.sync.reconcile_interval_seconds,
@@ -501,6 +513,7 @@ mod tests {
             ("BYOS__SERVER__PUBLIC_URL", "https://byos.example.com/console/"),
             ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "60"),
             ("BYOS__SYNC__IN_FLIGHT", "2000"),
+            ("BYOS__SYNC__LISTING_CONCURRENCY", "4"),
             ("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "5"),
             ("BYOS__SERVER__REQUEST_TIMEOUT_SECONDS", "120"),
             ("BYOS__SERVER__MAX_CONNECTIONS", "64"),
@@ -513,6 +526,7 @@ mod tests {
         assert_eq!(s.lifecycle.console_origin, "https://byos.example.com");
         assert_eq!(s.lifecycle.reverify_interval, Duration::from_secs(60));
         assert_eq!(s.sync.in_flight, 2000);
+        assert_eq!(s.sync.listing_concurrency, 4);
         let limits = HttpLimits {
             header_read_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(120),
@@ -539,6 +553,8 @@ mod tests {
             ("[lifecycle]\nreverify_interval_seconds = 0\n", "lifecycle.reverify_interval_seconds"),
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
+            ("[sync]\nlisting_concurrency = 0\n", "sync.listing_concurrency"),
+            ("[sync]\nlisting_concurrency = 1000\n", "sync.listing_concurrency"),
             ("[jobs]\nconcurrency = 0\n", "jobs.concurrency"),
             ("[jobs]\nobjects_per_second = 0\n", "jobs.objects_per_second"),
             ("[jobs]\ncopy_range_objects = 0\n", "jobs.copy_range_objects"),

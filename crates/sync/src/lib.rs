@@ -17,6 +17,7 @@
 mod apply;
 mod commit;
 mod lookup;
+mod partitions;
 mod reconcile;
 mod routes;
 #[cfg(test)]
@@ -57,6 +58,9 @@ pub struct SyncSettings {
     /// How long a received message stays invisible to other consumers: longer than a batch
     /// takes to apply.
     pub visibility: Duration,
+    /// Listing requests at once in a reconcile: its listing is split into key ranges listed
+    /// concurrently (1 lists the prefix as one stream). S3's throttling lowers it while it lasts.
+    pub listing_concurrency: usize,
     /// How often every project is reconciled.
     pub reconcile_interval: Duration,
     /// How often the workers look for new projects, regions and due reconciles.
@@ -73,6 +77,7 @@ impl Default for SyncSettings {
             queue_name_prefix: "byos-events".to_owned(),
             pollers: 8,
             in_flight: 500,
+            listing_concurrency: 16,
             visibility: Duration::from_secs(120),
             reconcile_interval: Duration::from_secs(6 * 3600),
             tick: Duration::from_secs(5),

@@ -9,16 +9,17 @@
 
 use std::collections::VecDeque;
 
-use byos_aws::{BucketAccess, ListedVersion, PageMarker};
+use byos_aws::ListedVersion;
 use byos_catalog::{DeadLetter, Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey, storable_key};
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Applied, KeyState};
 use byos_domain::{ErrorChain, VersioningState};
 use time::OffsetDateTime;
 
+use crate::partitions::{Pages, Plan};
 use crate::{Inner, SyncError, lookup};
 
-/// Keys per listing page, catalog page and applied batch.
+/// Keys per catalog page and applied batch.
 const PAGE: u32 = 1000;
 
 /// How long a tombstone is kept: longer than a message can stay in the queue (four days), so
@@ -26,64 +27,79 @@ const PAGE: u32 = 1000;
 const TOMBSTONE_LIFE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The listing as a stream of keys, each with its entries (newest first), in key order.
-struct Listing<'a> {
-    access: &'a BucketAccess,
-    bucket: &'a str,
+struct Listing {
+    pages: Pages,
     /// The project's prefix, which keys are relative to.
-    prefix: &'a str,
-    /// What is listed: the prefix, or a folder below it.
-    listed: String,
-    versions: bool,
-    marker: Option<PageMarker>,
+    prefix: String,
     done: bool,
-    /// Entries not yet handed out, with when their page was asked for (their observation's
-    /// `as_of`). A key's entries may continue on the next page, so a key is handed out only
-    /// once the next key has started.
-    buffer: VecDeque<(ListedVersion, i64)>,
-    /// The `as_of` of the last page asked for.
+    /// Entries not yet handed out. A key's entries may continue on the next page, so a key is
+    /// handed out only once the next key has started.
+    buffer: VecDeque<Buffered>,
+    /// When the pages were asked for that cover the keys after the last entry so far: the
+    /// earliest of the last page, if it ends its piece, and of the empty pages after it.
+    gap_started: i64,
+    /// The `as_of` of what the last pages say of the keys after the last listed key.
     last_as_of: i64,
 }
 
-impl Listing<'_> {
+struct Buffered {
+    entry: ListedVersion,
+    /// When its page was asked for.
+    started: i64,
+    /// When the pages were asked for that say no key lies between the previous entry and it.
+    gap_started: i64,
+}
+
+impl Listing {
     async fn fill(&mut self) -> Result<(), SyncError> {
-        let started = lookup::now_ms();
-        let page = if self.versions {
-            self.access.list_versions_page(self.bucket, &self.listed, self.marker.as_ref(), PAGE as i32).await?
-        } else {
-            self.access.list_objects_page(self.bucket, &self.listed, self.marker.as_ref(), PAGE as i32).await?
+        let Some(page) = self.pages.next().await? else {
+            self.done = true;
+            return Ok(());
         };
-        self.buffer.extend(page.entries.into_iter().map(|e| (e, started)));
-        self.last_as_of = lookup::as_of(started);
-        self.marker = page.next;
-        self.done = self.marker.is_none();
+        let started = page.started_ms;
+        let gap = self.gap_started.min(started);
+        let listed_any = !page.entries.is_empty();
+        for (i, entry) in page.entries.into_iter().enumerate() {
+            self.buffer.push_back(Buffered { entry, started, gap_started: if i == 0 { gap } else { started } });
+        }
+        self.gap_started = match (listed_any, page.ends_piece) {
+            (true, true) => started,
+            (true, false) => i64::MAX,
+            (false, _) => gap,
+        };
+        self.last_as_of = lookup::as_of(self.gap_started.min(started));
         Ok(())
     }
 
     /// The next key (relative to the prefix), its entries, and the `as_of` of their listing.
     async fn next(&mut self) -> Result<Option<Listed>, SyncError> {
         loop {
-            let Some((first, _)) = self.buffer.front() else {
+            let Some(first) = self.buffer.front() else {
                 if self.done {
                     return Ok(None);
                 }
                 self.fill().await?;
                 continue;
             };
-            let key = first.key.clone();
-            if !self.done && self.buffer.iter().all(|(e, _)| e.key == key) {
+            let key = first.entry.key.clone();
+            if !self.done && self.buffer.iter().all(|b| b.entry.key == key) {
                 self.fill().await?;
                 continue;
             }
             let mut entries = Vec::new();
-            let mut as_of = i64::MAX;
-            while self.buffer.front().is_some_and(|(e, _)| e.key == key) {
-                if let Some((entry, started)) = self.buffer.pop_front() {
-                    as_of = as_of.min(lookup::as_of(started));
-                    entries.push(entry);
-                }
+            let (mut started, mut gap_started) = (i64::MAX, i64::MAX);
+            while let Some(buffered) = self.buffer.pop_front_if(|b| b.entry.key == key) {
+                started = started.min(buffered.started);
+                gap_started = gap_started.min(buffered.gap_started);
+                entries.push(buffered.entry);
             }
-            let relative = key.strip_prefix(self.prefix).unwrap_or(&key).to_owned();
-            return Ok(Some(Listed { key: relative, entries, as_of }));
+            let relative = key.strip_prefix(self.prefix.as_str()).unwrap_or(&key).to_owned();
+            return Ok(Some(Listed {
+                key: relative,
+                entries,
+                as_of: lookup::as_of(started),
+                gap_as_of: lookup::as_of(gap_started.min(started)),
+            }));
         }
     }
 }
@@ -93,7 +109,11 @@ impl Listing<'_> {
 struct Listed {
     key: String,
     entries: Vec<ListedVersion>,
+    /// The `as_of` of its entries.
     as_of: i64,
+    /// The `as_of` of what the listing says of the keys between the previous listed key and it:
+    /// that there are none.
+    gap_as_of: i64,
 }
 
 /// The catalog's keys as a stream, a page at a time: every key of the project, or those in a
@@ -170,15 +190,19 @@ async fn merge(
 ) -> Result<(), SyncError> {
     let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
     let versions = matches!(configuration.versioning, Some(VersioningState::Enabled | VersioningState::Suspended));
-    let mut listing = Listing {
-        access: &access,
-        bucket: project.bucket.as_str(),
-        prefix: project.key_prefix.as_str(),
-        listed: format!("{}{within}", project.key_prefix),
+    let plan = Plan {
+        bucket: project.bucket.as_str().to_owned(),
+        prefix: format!("{}{within}", project.key_prefix),
         versions,
-        marker: None,
+        concurrency: inner.settings.listing_concurrency,
+        page_size: PAGE as i32,
+    };
+    let mut listing = Listing {
+        pages: Pages::new(access, plan),
+        prefix: project.key_prefix.as_str().to_owned(),
         done: false,
         buffer: VecDeque::new(),
+        gap_started: i64::MAX,
         last_as_of: lookup::as_of(lookup::now_ms()),
     };
     let mut catalog = Catalog::new(inner, project.id, within);
@@ -232,7 +256,7 @@ async fn merge(
             }
             // Not listed: S3 held none of it when the page that would hold it was asked for,
             // the page of the next listed key (or the last page).
-            None => lookup::observation(listed.as_ref().map_or(listing.last_as_of, |l| l.as_of), &[]),
+            None => lookup::observation(listed.as_ref().map_or(listing.last_as_of, |l| l.gap_as_of), &[]),
         };
         let before = state.as_ref().map(|s| s.state.clone()).unwrap_or_default();
         let mut after: KeyState = before.clone();
