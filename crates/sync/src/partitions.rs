@@ -161,7 +161,12 @@ impl Pages {
                 let Some(Piece::Listed(page)) = self.pieces.pop_front() else { unreachable!("the head is listed") };
                 return Ok(Some(page));
             };
-            let Some(task) = range.task.as_mut() else { unreachable!("the head piece is always started") };
+            // The head lists whatever the count: the merge reads nothing else.
+            if range.task.is_none() {
+                range.task = Some(start(&self.context, range));
+                self.running += 1;
+            }
+            let Some(task) = range.task.as_mut() else { unreachable!("the head was just started") };
             let chunk = match task.chunks.try_recv() {
                 Ok(chunk) => Some(chunk),
                 Err(TryRecvError::Disconnected) => None,
@@ -211,7 +216,7 @@ impl Pages {
         }
     }
 
-    /// Starts pieces in key order while fewer than `max_running` list. The head always lists.
+    /// Starts pieces in key order while fewer than `max_running` list.
     fn start_pieces(&mut self) {
         for piece in &mut self.pieces {
             if self.running >= self.max_running {
