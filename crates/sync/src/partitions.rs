@@ -296,7 +296,8 @@ impl Job {
         loop {
             let (page, started_ms) = self.request().await?;
             if self.discover {
-                let found = discovered(&self.prefix, page, started_ms, self.context.plan.concurrency);
+                let found =
+                    discovered(&self.prefix, self.marker.as_ref(), page, started_ms, self.context.plan.concurrency);
                 let _ = sender.send(Ok(Chunk::Replace(found))).await;
                 return Ok(());
             }
@@ -352,50 +353,91 @@ impl Job {
     }
 }
 
-/// What a discovery's page says, as pieces in key order: runs of keys, a piece per folder
-/// (discovering in turn while they are fewer than `concurrency`), and the rest of the folder
-/// when the page was not its last.
-fn discovered(prefix: &str, page: ListPage, started_ms: i64, concurrency: usize) -> Vec<Piece> {
+/// What a discovery's page says, as pieces in key order: runs of keys, the folders, and the rest
+/// of the folder when the page was not its last. Fewer folders than `concurrency` get a piece
+/// each (which looks into them in turn when the page was the folder's last); more are grouped
+/// into `concurrency` ranges of neighbours, listed whole, so that a folder of thousands of
+/// small subfolders costs no request per subfolder. `start` is where the page started.
+fn discovered(
+    prefix: &str,
+    start: Option<&PageMarker>,
+    page: ListPage,
+    started_ms: i64,
+    concurrency: usize,
+) -> Vec<Piece> {
     let ListPage { entries, folders, next } = page;
-    let deeper = folders.len() < concurrency && next.is_none();
-    // A folder that showed no subfolder is flat: its rest is listed without folders (and split
-    // as it goes), after the last key, since a continuation token is only good for a request
-    // like the one it came from.
-    let flat = folders.is_empty();
-    let rest = next.map(|marker| Range {
-        prefix: prefix.to_owned(),
-        start: Some(match (marker, entries.last()) {
-            (PageMarker::Objects { .. }, Some(last)) if flat => PageMarker::After { key: last.key.clone() },
-            (marker, _) => marker,
-        }),
-        discover: !flat,
-        bounds: Arc::default(),
-        task: None,
-        split_from: None,
-    });
-    let mut pieces = Vec::with_capacity(folders.len() * 2 + 2);
-    let mut entries = entries.into_iter().peekable();
-    for folder in folders {
-        let run: Vec<ListedVersion> = entries.by_ref().peeking_take_while(|e| e.key < folder);
-        if !run.is_empty() {
-            pieces.push(Piece::Listed(Page { entries: run, started_ms, ends_piece: true }));
-        }
-        pieces.push(Piece::Range(Range {
-            prefix: folder,
-            start: None,
-            discover: deeper,
-            bounds: Arc::default(),
+    let last_page = next.is_none();
+    let range = |prefix: &str, start: Option<PageMarker>, through: Option<String>, discover: bool| {
+        Piece::Range(Range {
+            prefix: prefix.to_owned(),
+            start,
+            discover,
+            bounds: Arc::new(Bounds { through: Mutex::new(through), reached: Mutex::default() }),
             task: None,
             split_from: None,
-        }));
+        })
+    };
+    // The rest goes on after the page's last folder or key (a continuation token is only good
+    // for a request like the one it came from), or where S3 says for a key whose versions go
+    // on. A folder that showed no subfolder is flat: its rest is listed without folders.
+    let last_folder = folders.last().filter(|f| entries.last().is_none_or(|e| e.key < **f));
+    let rest = next.map(|marker| {
+        let start = match (last_folder, marker, entries.last()) {
+            (Some(folder), _, _) => PageMarker::After { key: past(folder) },
+            (None, PageMarker::Objects { .. }, Some(last)) => PageMarker::After { key: last.key.clone() },
+            (None, marker, _) => marker,
+        };
+        range(prefix, Some(start), None, !folders.is_empty())
+    });
+    let mut pieces = Vec::new();
+    let mut entries = entries.into_iter().peekable();
+    if folders.len() >= concurrency {
+        let before: Vec<ListedVersion> = entries.peeking_take_while(|e| e.key < folders[0]);
+        let mut lower = match (before.last(), start) {
+            (Some(last), _) => Some(PageMarker::After { key: last.key.clone() }),
+            (None, None) => None,
+            (None, Some(PageMarker::After { key } | PageMarker::Versions { key_marker: key, .. })) => {
+                Some(PageMarker::After { key: if key.ends_with('/') { past(key) } else { key.clone() } })
+            }
+            (None, Some(marker @ PageMarker::Objects { .. })) => Some(marker.clone()),
+        };
+        if !before.is_empty() {
+            pieces.push(Piece::Listed(Page { entries: before, started_ms, ends_piece: true }));
+        }
+        for group in folders.chunks(folders.len().div_ceil(concurrency)) {
+            let through = past(group.last().map_or("", String::as_str));
+            pieces.push(range(prefix, lower.take(), Some(through.clone()), false));
+            lower = Some(PageMarker::After { key: through });
+        }
+        // The keys between the folders are the groups' to list.
+        let last = past(folders.last().map_or("", String::as_str));
+        let _: Vec<ListedVersion> = entries.peeking_take_while(|e| e.key <= last);
+    } else {
+        for folder in &folders {
+            let run: Vec<ListedVersion> = entries.peeking_take_while(|e| e.key < *folder);
+            if !run.is_empty() {
+                pieces.push(Piece::Listed(Page { entries: run, started_ms, ends_piece: true }));
+            }
+            pieces.push(range(folder, None, None, last_page));
+        }
     }
     let run: Vec<ListedVersion> = entries.collect();
     // The folder's last keys; also when there are none, to say when the page was asked for.
     if !run.is_empty() || pieces.is_empty() || rest.is_none() {
         pieces.push(Piece::Listed(Page { entries: run, started_ms, ends_piece: true }));
     }
-    pieces.extend(rest.map(Piece::Range));
+    pieces.extend(rest);
     pieces
+}
+
+/// A key after every key in `folder`: S3's keys are at most 1,024 bytes, and none can follow the
+/// folder with more of the greatest character than this has.
+fn past(folder: &str) -> String {
+    let room = (1024usize.saturating_sub(folder.len()) / char::MAX.len_utf8()).max(1);
+    let mut key = String::with_capacity(folder.len() + room * char::MAX.len_utf8());
+    key.push_str(folder);
+    key.extend(std::iter::repeat_n(char::MAX, room));
+    key
 }
 
 trait PeekingTakeWhile<T> {
@@ -554,6 +596,7 @@ mod tests {
                 keys.extend((0..4).map(|c| format!("p/tree/{a}/{b}/x{c}")));
             }
         }
+        keys.extend((0..30).map(|i| format!("p/many/s{i:02}/r1.fastq")));
         for odd in [
             "p/",
             "p/odd/",
@@ -697,6 +740,55 @@ mod tests {
             assert!(at.starts_with(prefix) && at.as_str() > from, "{at:?} after {from:?}");
             assert!(through.is_none_or(|t| at.as_str() < t), "{at:?} before {through:?}");
         }
+    }
+
+    #[test]
+    fn many_folders_are_listed_in_groups_of_neighbours() {
+        let key = |key: &str| ListedVersion {
+            key: key.to_owned(),
+            version_id: None,
+            is_latest: true,
+            delete_marker: false,
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: 0,
+            storage_class: None,
+        };
+        let folders: Vec<String> = (0..40).map(|i| format!("p/s{i:02}/")).collect();
+        let entries = vec![key("p/a"), key("p/s05"), key("p/s05.txt"), key("p/z")];
+        let page = ListPage { entries, folders, next: None };
+        let pieces = discovered("p/", None, page, 7, 16);
+        let mut ranges = Vec::new();
+        let mut listed = Vec::new();
+        for piece in &pieces {
+            match piece {
+                Piece::Listed(page) => listed.extend(page.entries.iter().map(|e| e.key.clone())),
+                Piece::Range(range) => {
+                    let after = match &range.start {
+                        Some(PageMarker::After { key }) => Some(key.clone()),
+                        _ => None,
+                    };
+                    ranges.push((range.prefix.clone(), after, lock(&range.bounds.through).clone(), range.discover));
+                }
+            }
+        }
+        // The keys before the first folder and after the last; those between are the groups'.
+        assert_eq!(listed, ["p/a", "p/z"]);
+        assert_eq!(ranges.len(), 14, "groups of 3 folders");
+        assert_eq!(ranges[0].1.as_deref(), Some("p/a"));
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[1].1, pair[0].2, "each group starts where the one before ends");
+        }
+        for (prefix, _, through, discover) in &ranges {
+            assert!(prefix == "p/" && !discover);
+            let through = through.as_deref().unwrap_or_default();
+            assert!(through.len() <= 1024 && through.ends_with(char::MAX));
+        }
+        assert!(ranges[0].2.as_deref().is_some_and(|t| t.starts_with("p/s02/") && t > "p/s02/x/y/z"));
+        // Fewer folders than the concurrency: a piece each, looked into.
+        let page = ListPage { entries: vec![key("p/a")], folders: vec!["p/b/".to_owned()], next: None };
+        let pieces = discovered("p/", None, page, 7, 16);
+        assert!(matches!(&pieces[1], Piece::Range(r) if r.prefix == "p/b/" && r.discover && r.start.is_none()));
     }
 
     #[test]
