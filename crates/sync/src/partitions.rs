@@ -411,7 +411,7 @@ fn discovered(
         }
         // The keys between the folders are the groups' to list.
         let last = past(folders.last().map_or("", String::as_str));
-        let _: Vec<ListedVersion> = entries.peeking_take_while(|e| e.key <= last);
+        while entries.next_if(|e| e.key <= last).is_some() {}
     } else {
         for folder in &folders {
             let run: Vec<ListedVersion> = entries.peeking_take_while(|e| e.key < *folder);
