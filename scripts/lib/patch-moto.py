@@ -1,30 +1,70 @@
-"""Makes moto's ListObjectVersions take a KeyMarker as S3 does.
+"""Makes moto 5.2.1 answer as S3 does where byos's tests need it. Run once per install; each
+change says so, and the script fails when the code to change is not there.
 
-S3 lists every version of the keys after KeyMarker. moto 5.2.1 skips the keys before it and then
-also the first version at or after it: right when the marker is the previous page's last key
-and that key had one version, wrong otherwise. A reconcile that splits a versioned listing
-starts a range after a key of its choosing, where moto would drop a version. Run once per
-install; says so and fails when the code to change is not there.
+1. ListObjectVersions takes a KeyMarker as S3 does. S3 lists every version of the keys after
+   KeyMarker. moto skips the keys before it and then also the first version at or after it:
+   right when the marker is the previous page's last key and that key had one version, wrong
+   otherwise. A reconcile that splits a versioned listing starts a range after a key of its
+   choosing, where moto would drop a version.
+2. ListBucketInventoryConfigurations answers in S3's XML. moto names the root element after the
+   operation (`ListBucketInventoryConfigurationsResponse`) where S3 sends
+   `ListInventoryConfigurationsResult`, which the SDK refuses to parse.
 """
 
 import pathlib
 import sys
 
-MARKER = "# byos: the keys after KeyMarker, as S3 lists them"
-BEFORE = """                    skip_versions = version.name < key_marker
+root = pathlib.Path(sys.argv[1]) / "moto" / "s3"
+
+PATCHES = [
+    (
+        "models.py",
+        "# byos: the keys after KeyMarker, as S3 lists them",
+        """                    skip_versions = version.name < key_marker
                     continue
-"""
-AFTER = f"""                    {MARKER}
+""",
+        """                    # byos: the keys after KeyMarker, as S3 lists them
                     skip_versions = version.name <= key_marker
                     if skip_versions:
                         continue
-"""
+""",
+        "ListObjectVersions takes a KeyMarker as S3 does",
+    ),
+    (
+        "responses.py",
+        "# byos: S3's root element",
+        """        self.data["Action"] = "ListBucketInventoryConfigurations"
+        return self.serialized(ActionResult(result))
+""",
+        """        # byos: S3's root element
+        def byos_xml(name, value):
+            if isinstance(value, list):
+                return "".join(byos_xml(name, v) for v in value)
+            if isinstance(value, dict):
+                inner = "".join(byos_xml(k, v) for k, v in value.items() if not k.startswith("@"))
+                return f"<{name}>{inner}</{name}>"
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            from xml.sax.saxutils import escape
+            return f"<{name}>{escape(str(value))}</{name}>"
 
-models = pathlib.Path(sys.argv[1]) / "moto" / "s3" / "models.py"
-text = models.read_text()
-if MARKER in text:
-    sys.exit(0)
-if text.count(BEFORE) != 1:
-    sys.exit(f"{models}: moto's KeyMarker code is not as expected; see scripts/lib/patch-moto.py")
-models.write_text(text.replace(BEFORE, AFTER))
-print(f"patched {models}: ListObjectVersions takes a KeyMarker as S3 does")
+        body = "".join(byos_xml("InventoryConfiguration", c) for c in configs)
+        return 200, {"Content-Type": "application/xml"}, (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<ListInventoryConfigurationsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"{body}<IsTruncated>false</IsTruncated></ListInventoryConfigurationsResult>"
+        )
+""",
+        "ListBucketInventoryConfigurations answers in S3's XML",
+    ),
+]
+
+for name, marker, before, after, what in PATCHES:
+    path = root / name
+    text = path.read_text()
+    if marker in text:
+        continue
+    if text.count(before) != 1:
+        sys.exit(f"{path}: moto's code is not as expected for '{what}'; see scripts/lib/patch-moto.py")
+    path.write_text(text.replace(before, after))
+    print(f"patched {path}: {what}")

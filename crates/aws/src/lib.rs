@@ -25,6 +25,7 @@ macro_rules! with_sse {
 
 mod bucket;
 mod error;
+mod inventory;
 mod listing;
 mod owner;
 mod queue;
@@ -42,6 +43,7 @@ use byos_domain::{AwsRegion, ExternalId, RoleArn, SecretAccessKey};
 
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
+pub use inventory::{Inventory, Manifest, ManifestFile, REQUIRED_FIELDS, ReportError, ReportFormat, ReportRows};
 pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{
     ABORT_UPLOADS_RULE_ID, AbortUploadsRule, AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy,

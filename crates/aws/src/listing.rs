@@ -9,7 +9,7 @@ use crate::bucket::BucketAccess;
 use crate::error::{AwsError, AwsErrorKind, classify};
 
 /// One object of a listing, or one version of a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListedVersion {
     pub key: String,
     /// `None` in a ListObjectsV2 page; `"null"` for the null version.
@@ -88,12 +88,21 @@ pub(crate) fn listed_key(
     operation: &'static str,
 ) -> Result<String, AwsError> {
     let raw = raw.unwrap_or_default();
-    if encoding != Some(&EncodingType::Url) || !raw.contains(['%', '+']) {
+    if encoding != Some(&EncodingType::Url) {
+        return Ok(raw.to_owned());
+    }
+    decode_key(raw).map_err(|e| AwsError { operation, ..e })
+}
+
+/// A key percent-encoded with a space as `+`, as URL-encoded listings and inventory reports
+/// give keys.
+pub(crate) fn decode_key(raw: &str) -> Result<String, AwsError> {
+    if !raw.contains(['%', '+']) {
         return Ok(raw.to_owned());
     }
     let plus_as_space = raw.replace('+', " ");
     percent_encoding::percent_decode_str(&plus_as_space).decode_utf8().map(|key| key.into_owned()).map_err(|e| {
-        AwsError::new(AwsErrorKind::Other, operation, format!("a listed key is not UTF-8 once decoded: {raw:?}"))
+        AwsError::new(AwsErrorKind::Other, "decoding a key", format!("a key is not UTF-8 once decoded: {raw:?}"))
             .caused_by(e)
     })
 }

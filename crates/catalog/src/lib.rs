@@ -28,8 +28,8 @@ pub use lease::{Lease, LeaseLost};
 pub use model::{
     ActorFilter, AuditActor, AuditCursor, AuditEvent, AuditQuery, Configuration, ConfigurationSpec, CopySpec,
     Credential, CredentialIdentity, DeadLetter, Drift, Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus,
-    NewSession, NewToken, ObjectResult, OnConflict, Project, ProjectGrant, ReconcileRun, ReconcileStatus, Session,
-    Token, Upload,
+    NewSession, NewToken, ObjectResult, OnConflict, OutsideChange, Project, ProjectGrant, ReconcileRun,
+    ReconcileStatus, Session, Token, Upload,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -125,6 +125,21 @@ pub trait SyncStore: Send + Sync {
     /// Keeps a message that could not be read, with why, for an operator to look at.
     async fn insert_dead_letter(&self, letter: &DeadLetter) -> Result<()>;
     async fn count_dead_letters(&self) -> Result<u64>;
+    /// Notes keys that changed while no project held them (their events reached no project),
+    /// each with the time of its change; a key noted again keeps its latest time.
+    async fn note_outside_changes(&self, changes: &[OutsideChange]) -> Result<()>;
+    /// Up to `limit` keys of `bucket` under `prefix` that changed at `since_ms` or later, in key
+    /// order, after the key `after`.
+    async fn outside_changes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        since_ms: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutsideChange>>;
+    /// Forgets the changes older than `before_ms`; answers how many.
+    async fn prune_outside_changes(&self, before_ms: i64) -> Result<u64>;
 }
 
 /// Uploads in progress, per project.

@@ -264,6 +264,16 @@ pub struct DeadLetter {
     pub received_at: OffsetDateTime,
 }
 
+/// A key that changed while no project held it: its event reached the queue but no project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideChange {
+    pub bucket: String,
+    /// The whole key, prefix included.
+    pub key: String,
+    /// When it changed (the event's time), in milliseconds.
+    pub at_ms: i64,
+}
+
 /// An upload a client started and has not completed or aborted yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {

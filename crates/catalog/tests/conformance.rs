@@ -11,8 +11,8 @@ use byos_catalog::{
     ActorFilter, ApplyOutcome, AuditActor, AuditCursor, AuditEvent, AuditQuery, Configuration, ConfigurationSpec,
     Conflict, CopySpec, Credential, CredentialIdentity, DeadLetter, Drift, Entry, EntryKind, FileEntry, FolderTotals,
     Job, JobObject, JobPlan, JobProgress, JobSpec, JobStatus, KeyUpdate, Lease, LeaseLost, NewSession, NewToken,
-    ObjectResult, OnConflict, Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus, Store,
-    StoreError, StoreOptions, Token, Upload, ValidationOutcome,
+    ObjectResult, OnConflict, OutsideChange, Project, ProjectGrant, ReconcileRun, ReconcileSchedule, ReconcileStatus,
+    Store, StoreError, StoreOptions, Token, Upload, ValidationOutcome,
 };
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, NULL_VERSION, Observation, ObservedVersion, RestoreState, VersionKind};
@@ -127,6 +127,7 @@ conformance!(
     keys_with_nul_are_refused,
     due_reconciles_follow_the_latest_run,
     dead_letters_are_kept,
+    outside_changes_keep_the_latest_time_per_key,
     uploads_round_trip_and_expire,
     jobs_run_and_end_once,
     copy_plans_resume_and_report,
@@ -1614,6 +1615,54 @@ async fn dead_letters_are_kept(f: Fixture) {
         s.sync.insert_dead_letter(&letter).await.unwrap();
     }
     assert_eq!(s.sync.count_dead_letters().await.ok(), Some(3));
+}
+
+async fn outside_changes_keep_the_latest_time_per_key(f: Fixture) {
+    let s = &f.store;
+    let change =
+        |bucket: &str, key: &str, at_ms: i64| OutsideChange { bucket: bucket.to_owned(), key: key.to_owned(), at_ms };
+    let keys = |found: Vec<OutsideChange>| found.into_iter().map(|c| (c.key, c.at_ms)).collect::<Vec<_>>();
+    s.sync
+        .note_outside_changes(&[
+            change("b", "data/p/b.txt", 20),
+            change("b", "data/p/a.txt", 10),
+            // The same key twice in one call, and a key in another bucket.
+            change("b", "data/p/b.txt", 25),
+            change("b", "data/q/c.txt", 30),
+            change("b", "data/p", 30),
+            change("other", "data/p/z.txt", 40),
+        ])
+        .await
+        .unwrap();
+    // An older time changes nothing, a newer one wins.
+    s.sync.note_outside_changes(&[change("b", "data/p/a.txt", 5), change("b", "data/p/é.txt", 50)]).await.unwrap();
+    s.sync.note_outside_changes(&[change("b", "data/p/b.txt", 60)]).await.unwrap();
+
+    let all = s.sync.outside_changes("b", "data/p/", 0, None, 100).await.unwrap();
+    assert_eq!(
+        keys(all),
+        [("data/p/a.txt".to_owned(), 10), ("data/p/b.txt".to_owned(), 60), ("data/p/é.txt".to_owned(), 50)]
+    );
+    let recent = s.sync.outside_changes("b", "data/p/", 20, None, 100).await.unwrap();
+    assert_eq!(keys(recent).len(), 2);
+    // Pages in key order.
+    let first = s.sync.outside_changes("b", "data/p/", 0, None, 1).await.unwrap();
+    assert_eq!(first[0].key, "data/p/a.txt");
+    let next = s.sync.outside_changes("b", "data/p/", 0, Some("data/p/a.txt"), 1).await.unwrap();
+    assert_eq!(next[0].key, "data/p/b.txt");
+    assert!(s.sync.outside_changes("b", "data/p/", 0, Some("data/p/é.txt"), 1).await.unwrap().is_empty());
+
+    assert_eq!(s.sync.prune_outside_changes(30).await.unwrap(), 1);
+    let left = s.sync.outside_changes("b", "data/", 0, None, 100).await.unwrap();
+    assert_eq!(
+        keys(left),
+        [
+            ("data/p".to_owned(), 30),
+            ("data/p/b.txt".to_owned(), 60),
+            ("data/p/é.txt".to_owned(), 50),
+            ("data/q/c.txt".to_owned(), 30)
+        ]
+    );
 }
 
 /// A small deterministic generator (xorshift), so that a failing history repeats.

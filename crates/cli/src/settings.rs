@@ -82,6 +82,7 @@ struct RawSync {
     pollers: Option<usize>,
     in_flight: Option<usize>,
     listing_concurrency: Option<usize>,
+    inventory_max_age_hours: Option<u64>,
     reconcile_interval_seconds: Option<u64>,
     visibility_timeout_seconds: Option<u64>,
 }
@@ -216,6 +217,8 @@ impl HttpLimits {
 /// The most listing requests a reconcile makes at once: S3 serves thousands a second per prefix,
 /// and each request in flight holds pages in memory.
 const MAX_LISTING_CONCURRENCY: usize = 256;
+/// A report older than S3 Inventory's weekly schedule plus its delivery is of no use.
+const MAX_INVENTORY_AGE_HOURS: u64 = 8 * 24;
 
 /// SigV4's longest presigned validity, in seconds.
 const MAX_URL_EXPIRY_SECONDS: u64 = 7 * 24 * 3600;
@@ -350,6 +353,13 @@ impl Settings {
                 }
                 Some(n) => n,
                 None => sync_defaults.listing_concurrency,
+            },
+            inventory_max_age: match raw.sync.inventory_max_age_hours {
+                Some(h) if h > MAX_INVENTORY_AGE_HOURS => {
+                    bail!("sync.inventory_max_age_hours: 0 (never) to {MAX_INVENTORY_AGE_HOURS}")
+                }
+                Some(h) => Duration::from_secs(h * 3600),
+                None => sync_defaults.inventory_max_age,
             },
             reconcile_interval: sync_seconds(
                 raw.sync.reconcile_interval_seconds,
@@ -514,6 +524,7 @@ mod tests {
             ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "60"),
             ("BYOS__SYNC__IN_FLIGHT", "2000"),
             ("BYOS__SYNC__LISTING_CONCURRENCY", "4"),
+            ("BYOS__SYNC__INVENTORY_MAX_AGE_HOURS", "0"),
             ("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "5"),
             ("BYOS__SERVER__REQUEST_TIMEOUT_SECONDS", "120"),
             ("BYOS__SERVER__MAX_CONNECTIONS", "64"),
@@ -527,6 +538,7 @@ mod tests {
         assert_eq!(s.lifecycle.reverify_interval, Duration::from_secs(60));
         assert_eq!(s.sync.in_flight, 2000);
         assert_eq!(s.sync.listing_concurrency, 4);
+        assert_eq!(s.sync.inventory_max_age, Duration::ZERO);
         let limits = HttpLimits {
             header_read_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(120),
@@ -555,6 +567,7 @@ mod tests {
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             ("[sync]\nlisting_concurrency = 0\n", "sync.listing_concurrency"),
             ("[sync]\nlisting_concurrency = 1000\n", "sync.listing_concurrency"),
+            ("[sync]\ninventory_max_age_hours = 1000\n", "sync.inventory_max_age_hours"),
             ("[jobs]\nconcurrency = 0\n", "jobs.concurrency"),
             ("[jobs]\nobjects_per_second = 0\n", "jobs.objects_per_second"),
             ("[jobs]\ncopy_range_objects = 0\n", "jobs.copy_range_objects"),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use byos_aws::{AwsError, BucketAccess};
 use byos_buckets::OpenError;
-use byos_catalog::{DeadLetter, KeyUpdate, storable_key};
+use byos_catalog::{DeadLetter, KeyUpdate, OutsideChange, storable_key};
 use byos_domain::events::{Message, parse_message};
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Change, Observation};
@@ -141,6 +141,7 @@ async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Pre
     // Per project, per relative key: its changes, in arrival order (order does not matter).
     let mut changes: HashMap<Uuid, HashMap<String, Vec<Change>>> = HashMap::new();
     let mut lookups: HashMap<(Uuid, String), Lookup> = HashMap::new();
+    let mut outside: Vec<OutsideChange> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let records = match parse_message(&message.body) {
             Ok(Message::TestEvent { .. }) => {
@@ -155,8 +156,18 @@ async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Pre
             }
         };
         for record in &records {
-            let routed = if is_probe_key(&record.key) { None } else { routes.route(&record.bucket, &record.key) };
-            let Some((route, relative)) = routed else {
+            if is_probe_key(&record.key) {
+                outcome.ignored += 1;
+                continue;
+            }
+            let Some((route, relative)) = routes.route(&record.bucket, &record.key) else {
+                // A key no project holds yet: noted, for a project made later whose import
+                // starts from an inventory report older than this change.
+                outside.push(OutsideChange {
+                    bucket: record.bucket.clone(),
+                    key: record.key.clone(),
+                    at_ms: record.event_time_millis().unwrap_or_else(lookup::now_ms),
+                });
                 outcome.ignored += 1;
                 continue;
             };
@@ -190,6 +201,9 @@ async fn prepare(inner: &Inner, queue: &str, messages: &[Inbound]) -> Result<Pre
         }
     }
 
+    if !outside.is_empty() {
+        inner.store.sync.note_outside_changes(&outside).await?;
+    }
     let mut updates: HashMap<Uuid, Vec<KeyUpdate>> = HashMap::new();
     for (project, keys) in changes {
         updates

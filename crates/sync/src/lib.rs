@@ -16,6 +16,7 @@
 
 mod apply;
 mod commit;
+mod inventory;
 mod lookup;
 mod partitions;
 mod reconcile;
@@ -61,6 +62,9 @@ pub struct SyncSettings {
     /// Listing requests at once in a reconcile: its listing is split into key ranges listed
     /// concurrently (1 lists the prefix as one stream). S3's throttling lowers it while it lasts.
     pub listing_concurrency: usize,
+    /// How old an S3 Inventory report may be for an initial import or a periodic reconcile to
+    /// start from it instead of listing the prefix (`Duration::ZERO`: never).
+    pub inventory_max_age: Duration,
     /// How often every project is reconciled.
     pub reconcile_interval: Duration,
     /// How often the workers look for new projects, regions and due reconciles.
@@ -78,6 +82,7 @@ impl Default for SyncSettings {
             pollers: 8,
             in_flight: 500,
             listing_concurrency: 16,
+            inventory_max_age: Duration::from_secs(48 * 3600),
             visibility: Duration::from_secs(120),
             reconcile_interval: Duration::from_secs(6 * 3600),
             tick: Duration::from_secs(5),
@@ -112,6 +117,9 @@ pub enum SyncError {
     /// The work's lease was lost, so it stopped where it was.
     #[error(transparent)]
     LeaseLost(#[from] LeaseLost),
+    /// An inventory report could not stand for a listing (the run lists instead).
+    #[error("the inventory report cannot be used: {0}")]
+    Report(#[source] byos_aws::ReportError),
     /// The engine is stopping: the work stopped where it was, to be done again after a start.
     #[error("the server is shutting down")]
     ShuttingDown,

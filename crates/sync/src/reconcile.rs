@@ -9,15 +9,15 @@
 
 use std::collections::VecDeque;
 
-use byos_aws::ListedVersion;
+use byos_aws::{BucketAccess, ListedVersion, Manifest, ReportRows};
 use byos_catalog::{DeadLetter, Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey, storable_key};
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Applied, KeyState};
 use byos_domain::{ErrorChain, VersioningState};
 use time::OffsetDateTime;
 
-use crate::partitions::{Pages, Plan};
-use crate::{Inner, SyncError, lookup};
+use crate::partitions::{Page, Pages, Plan};
+use crate::{Inner, SyncError, inventory, lookup};
 
 /// Keys per catalog page and applied batch.
 const PAGE: u32 = 1000;
@@ -26,9 +26,28 @@ const PAGE: u32 = 1000;
 /// that no event older than the removal can still arrive.
 const TOMBSTONE_LIFE_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// Where a merge's pages come from: the bucket's listing, or an inventory report's rows, all as
+/// of the time S3 began the report.
+enum Source {
+    Bucket(Pages),
+    Report { rows: Box<ReportRows>, started_ms: i64 },
+}
+
+impl Source {
+    async fn next(&mut self) -> Result<Option<Page>, SyncError> {
+        match self {
+            Source::Bucket(pages) => pages.next().await,
+            Source::Report { rows, started_ms } => {
+                let page = rows.next_page(PAGE as usize).await.map_err(SyncError::Report)?;
+                Ok(page.map(|entries| Page { entries, started_ms: *started_ms, ends_piece: false }))
+            }
+        }
+    }
+}
+
 /// The listing as a stream of keys, each with its entries (newest first), in key order.
 struct Listing {
-    pages: Pages,
+    pages: Source,
     /// The project's prefix, which keys are relative to.
     prefix: String,
     done: bool,
@@ -159,16 +178,46 @@ impl<'a> Catalog<'a> {
     }
 }
 
-/// Runs a reconcile of `project` to its end, recording progress and the drift in `run`.
+/// Runs a reconcile of `project` to its end, recording progress and the drift in `run`: from
+/// an inventory report where one fits (then the keys changed since it), else from a listing.
 pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun) -> Result<(), SyncError> {
-    merge(inner, project, "", run, Record::Progress).await
+    let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
+    if let Some(manifest) = inventory::baseline(inner, project, &configuration, &access, &run.reason).await {
+        let from = KeysFrom::Report(&manifest);
+        match merge(inner, project, &access, "", run, Record::Progress, from).await {
+            Ok(()) => {
+                return inventory::catch_up(inner, project, &access, configuration.versioning, &manifest, run).await;
+            }
+            // What the report showed is applied and true as of its time; the listing finishes
+            // the run.
+            Err(SyncError::Report(e)) => {
+                tracing::warn!(project = %project.id, report = %manifest.key, error = %ErrorChain(&e), "the inventory report cannot be used; listing the prefix");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let versioned = is_versioned(configuration.versioning);
+    merge(inner, project, &access, "", run, Record::Progress, KeysFrom::Bucket { versioned }).await
+}
+
+fn is_versioned(versioning: Option<VersioningState>) -> bool {
+    matches!(versioning, Some(VersioningState::Enabled | VersioningState::Suspended))
+}
+
+/// What a merge reads the bucket's keys from.
+#[derive(Clone, Copy)]
+enum KeysFrom<'a> {
+    Bucket { versioned: bool },
+    Report(&'a Manifest),
 }
 
 /// Brings the catalog of one folder of `project` in line with the bucket at once (after a job
 /// changed it), fenced like a run but not recorded as one; answers the drift it found.
 pub(crate) async fn refresh(inner: &Inner, project: &Project, folder: &str) -> Result<Drift, SyncError> {
     let mut run = start_run(inner, project, "folder refresh").await?;
-    merge(inner, project, folder, &mut run, Record::Nothing).await?;
+    let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
+    let from = KeysFrom::Bucket { versioned: is_versioned(configuration.versioning) };
+    merge(inner, project, &access, folder, &mut run, Record::Nothing, from).await?;
     Ok(run.drift)
 }
 
@@ -184,21 +233,31 @@ enum Record {
 async fn merge(
     inner: &Inner,
     project: &Project,
+    access: &BucketAccess,
     within: &str,
     run: &mut ReconcileRun,
     record: Record,
+    from: KeysFrom<'_>,
 ) -> Result<(), SyncError> {
-    let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
-    let versions = matches!(configuration.versioning, Some(VersioningState::Enabled | VersioningState::Suspended));
-    let plan = Plan {
-        bucket: project.bucket.as_str().to_owned(),
-        prefix: format!("{}{within}", project.key_prefix),
-        versions,
-        concurrency: inner.settings.listing_concurrency,
-        page_size: PAGE as i32,
+    let prefix = format!("{}{within}", project.key_prefix);
+    let pages = match from {
+        KeysFrom::Bucket { versioned } => {
+            let plan = Plan {
+                bucket: project.bucket.as_str().to_owned(),
+                prefix,
+                versions: versioned,
+                concurrency: inner.settings.listing_concurrency,
+                page_size: PAGE as i32,
+            };
+            Source::Bucket(Pages::new(access.clone(), plan))
+        }
+        KeysFrom::Report(manifest) => {
+            let rows = access.report_rows(manifest, &prefix).await.map_err(SyncError::Report)?;
+            Source::Report { rows: Box::new(rows), started_ms: manifest.created_ms }
+        }
     };
     let mut listing = Listing {
-        pages: Pages::new(access, plan),
+        pages,
         prefix: project.key_prefix.as_str().to_owned(),
         done: false,
         buffer: VecDeque::new(),

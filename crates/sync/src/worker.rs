@@ -76,6 +76,12 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(inner.settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(replica = inner.settings.replica, "sync workers started");
+    // Changes of keys outside projects are noted from now on (an inventory report older than
+    // this cannot be completed by them).
+    if let Err(e) = crate::inventory::noted_since(&inner).await {
+        tracing::warn!(error = %ErrorChain(&e), "cannot record since when changes outside projects are noted");
+    }
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -100,6 +106,12 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
                 continue;
             }
         };
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(tokio::time::Instant::now());
+            if let Err(e) = crate::inventory::prune(&inner).await {
+                tracing::warn!(error = %ErrorChain(&e), "cannot forget the old changes noted outside projects");
+            }
+        }
         for project in due {
             if *stopped.borrow() {
                 break;
@@ -125,6 +137,9 @@ fn schedule(settings: &crate::SyncSettings, now: OffsetDateTime) -> ReconcileSch
         finished_before: now - settings.reconcile_interval,
     }
 }
+
+/// How often the changes noted outside projects are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The first restart of a consumer that ended comes after this; each further one in a row
 /// after twice the last, up to [`RESTART_MAX`].

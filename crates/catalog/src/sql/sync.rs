@@ -5,9 +5,13 @@ use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::data::{parameters, tuples};
 use super::{ColumnType, Dialect, SqlStore, corrupt, is_foreign_key_violation, uuid};
-use crate::model::{DeadLetter, Drift, ReconcileRun, ReconcileStatus};
+use crate::model::{DeadLetter, Drift, OutsideChange, ReconcileRun, ReconcileStatus};
 use crate::{ReconcileSchedule, Result, StoreError, SyncStore, from_millis, millis};
+
+/// Changes per statement: three parameters each, well under SQLite's limit.
+const OUTSIDE_CHUNK: usize = 300;
 
 const RECONCILE_COLUMNS: &str = "id, project_id, reason, status, fence, listed, added, removed, changed, \
     samples, error, started_at, updated_at, finished_at";
@@ -197,5 +201,67 @@ where
     async fn count_dead_letters(&self) -> Result<u64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&self.pool).await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn note_outside_changes(&self, changes: &[OutsideChange]) -> Result<()> {
+        // Rows of one statement must name distinct keys (an upsert touches a row once).
+        let mut latest: Vec<&OutsideChange> = changes.iter().collect();
+        latest.sort_by(|a, b| (&a.bucket, &a.key, b.at_ms).cmp(&(&b.bucket, &b.key, a.at_ms)));
+        latest.dedup_by(|a, b| a.bucket == b.bucket && a.key == b.key);
+        for chunk in latest.chunks(OUTSIDE_CHUNK) {
+            let sql = format!(
+                "INSERT INTO outside_changes (bucket, key, at) VALUES {} ON CONFLICT (bucket, key) DO UPDATE \
+                 SET at = CASE WHEN excluded.at > outside_changes.at THEN excluded.at ELSE outside_changes.at END",
+                tuples::<D>(1, chunk.len(), 3)
+            );
+            let mut query = sqlx::query(&sql);
+            for change in chunk {
+                query = query.bind(change.bucket.as_str()).bind(change.key.as_str()).bind(change.at_ms);
+            }
+            query.execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
+    async fn outside_changes(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        since_ms: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutsideChange>> {
+        // From the prefix (or after the last key seen), in key order; the keys past the prefix
+        // end the answer.
+        let (from, op) = match after {
+            Some(after) if after >= prefix => (after, ">"),
+            _ => (prefix, ">="),
+        };
+        let sql = format!(
+            "SELECT key, at FROM outside_changes WHERE bucket = {} AND key {op} {} AND at >= {} \
+             ORDER BY key LIMIT {}",
+            parameters::<D>(1, 1),
+            parameters::<D>(2, 1),
+            parameters::<D>(3, 1),
+            parameters::<D>(4, 1),
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
+            .bind(bucket)
+            .bind(from)
+            .bind(since_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, at_ms)| OutsideChange { bucket: bucket.to_owned(), key, at_ms })
+            .collect())
+    }
+
+    async fn prune_outside_changes(&self, before_ms: i64) -> Result<u64> {
+        let sql = format!("DELETE FROM outside_changes WHERE at < {}", parameters::<D>(1, 1));
+        let done = sqlx::query(&sql).bind(before_ms).execute(&self.writer).await?;
+        Ok(D::rows_affected(&done))
     }
 }
