@@ -9,6 +9,8 @@ change says so, and the script fails when the code to change is not there.
 2. ListBucketInventoryConfigurations answers in S3's XML. moto names the root element after the
    operation (`ListBucketInventoryConfigurationsResponse`) where S3 sends
    `ListInventoryConfigurationsResult`, which the SDK refuses to parse.
+3. An inventory configuration keeps its IncludedObjectVersions: moto forgets it and answers
+   `All` for every configuration.
 """
 
 import pathlib
@@ -31,12 +33,26 @@ PATCHES = [
         "ListObjectVersions takes a KeyMarker as S3 does",
     ),
     (
+        "models.py",
+        "# byos: the versions it lists",
+        """        bucket.inventory_configs[inv_config.id] = inv_config
+""",
+        """        # byos: the versions it lists
+        inv_config.included_object_versions = inventory_configuration.get("IncludedObjectVersions", "All")
+        bucket.inventory_configs[inv_config.id] = inv_config
+""",
+        "an inventory configuration keeps its IncludedObjectVersions",
+    ),
+    (
         "responses.py",
         "# byos: S3's root element",
         """        self.data["Action"] = "ListBucketInventoryConfigurations"
         return self.serialized(ActionResult(result))
 """,
         """        # byos: S3's root element
+        for config, inv in zip(configs, inventory_configuration_list):
+            config["IncludedObjectVersions"] = getattr(inv, "included_object_versions", "All")
+
         def byos_xml(name, value):
             if isinstance(value, list):
                 return "".join(byos_xml(name, v) for v in value)

@@ -70,7 +70,32 @@ impl ReportFormat {
     }
 }
 
+/// The id of the inventory `byos aws bootstrap --inventory` sets up.
+pub const BYOS_INVENTORY_ID: &str = "byos";
+
+/// Where in the bucket that inventory's reports go: outside any configuration's prefix (a
+/// configuration of the whole bucket sees a folder of that name, which no project need hold).
+pub const BYOS_REPORTS_PREFIX: &str = "byos-inventory";
+
 impl Inventory {
+    /// The inventory `byos aws bootstrap --inventory` sets up: daily, CSV, every version when the
+    /// bucket keeps versions, the columns a reconcile needs, its reports in the bucket itself.
+    /// Where the platform may not read the bucket's inventory configurations, a reconcile looks
+    /// for this one's reports.
+    pub fn byos(bucket: &str, prefix: Option<&str>, all_versions: bool) -> Inventory {
+        Inventory {
+            id: BYOS_INVENTORY_ID.to_owned(),
+            enabled: true,
+            prefix: prefix.filter(|p| !p.is_empty()).map(str::to_owned),
+            all_versions,
+            format: ReportFormat::Csv,
+            destination_bucket: bucket.to_owned(),
+            destination_prefix: Some(BYOS_REPORTS_PREFIX.to_owned()),
+            fields: REQUIRED_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+            daily: true,
+        }
+    }
+
     /// Where this configuration's reports are written, up to the configuration's id.
     pub fn reports_prefix(&self, source_bucket: &str) -> String {
         let prefix = self.destination_prefix.as_deref().unwrap_or_default().trim_end_matches('/');

@@ -43,7 +43,10 @@ use byos_domain::{AwsRegion, ExternalId, RoleArn, SecretAccessKey};
 
 pub use bucket::{BucketAccess, Identity, PutResult};
 pub use error::{AwsError, AwsErrorKind};
-pub use inventory::{Inventory, Manifest, ManifestFile, REQUIRED_FIELDS, ReportError, ReportFormat, ReportRows};
+pub use inventory::{
+    BYOS_INVENTORY_ID, BYOS_REPORTS_PREFIX, Inventory, Manifest, ManifestFile, REQUIRED_FIELDS, ReportError,
+    ReportFormat, ReportRows,
+};
 pub use listing::{Head, ListPage, ListedVersion, PageMarker};
 pub use owner::{
     ABORT_UPLOADS_RULE_ID, AbortUploadsRule, AppliedPolicy, DefaultEncryption, IamUser, KmsKey, ManagedPolicy,

@@ -12,6 +12,9 @@
 //! - `reconcile`: the initial import of a bucket prefix on moto (`SyncEngine::reconcile`)
 //!   against `s5cmd ls` of the same prefix, and the reconcile's peak RSS at two sizes, each in a
 //!   child process of its own;
+//! - `inventory`: the initial import of a big prefix on s3s-fs from an S3 Inventory report (CSV,
+//!   hand-made, since no S3 here writes one) plus the keys noted as changed since it, against
+//!   the initial import by listing the same prefix;
 //! - `browse`: a page of 1,000 entries of a big folder, from the store and through the HTTP API,
 //!   against a folder of 1,000 entries;
 //! - `api`: a member's page of 1,000 entries through `byos serve` on SQLite while it ingests
@@ -39,7 +42,7 @@ use axum::http::{Request, StatusCode, header};
 use byos_api::AppState;
 use byos_aws::{Aws, AwsSettings};
 use byos_buckets::Buckets;
-use byos_catalog::{EntryKind, KeyUpdate, Project, ReconcileStatus, Store, StoreOptions};
+use byos_catalog::{EntryKind, KeyUpdate, OutsideChange, Project, ReconcileStatus, Store, StoreOptions};
 use byos_domain::RegionTable;
 use byos_domain::events::{Message, Sequencer, parse_message};
 use byos_domain::objects::{Change, KeyState};
@@ -47,8 +50,8 @@ use byos_lifecycle::Lifecycle;
 use byos_secrets::MasterKey;
 use byos_sync::{Inbound, SyncEngine};
 use byos_test_support::{
-    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records, S3sFs,
-    TempDir, region, temp_dir,
+    EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records,
+    ReportRow, S3sFs, TempDir, put_csv_report, region, temp_dir,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -176,6 +179,22 @@ enum Command {
         #[arg(long, env = "BYOS_BENCH_S5CMD")]
         s5cmd: Option<PathBuf>,
     },
+    /// The initial import from an inventory report and a delta of changes, against the import by
+    /// listing, on s3s-fs.
+    Inventory {
+        /// Objects under the project's folder.
+        #[arg(long, default_value_t = 1_000_000)]
+        objects: usize,
+        /// Folders they are spread over.
+        #[arg(long, default_value_t = 1000)]
+        folders: usize,
+        /// Objects written after the report, which the import reads again from S3.
+        #[arg(long, default_value_t = 1000)]
+        changes: usize,
+        /// Timings per way, alternating; the best of each is compared.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// Pages of 1,000 entries of a big folder: p50 and p99, from the store and over HTTP.
     Browse {
         /// Files in the big folder.
@@ -219,6 +238,9 @@ async fn main() -> Result<()> {
             reconcile(on, objects, small, one_stream, rounds, upload_concurrency, &s5cmd).await?;
         }
         Command::Browse { files, samples } => browse(files, samples).await?,
+        Command::Inventory { objects, folders, changes, rounds } => {
+            inventory(objects, folders, changes, rounds).await?;
+        }
         Command::Ingest { messages, pollers, rounds, folders, byos, fauxqs_dir } => {
             let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
             let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
@@ -905,6 +927,101 @@ async fn reconcile(
     }
     drop(storage);
     Ok(())
+}
+
+/// The initial import of `objects` objects (and `changes` written after the report) from a
+/// report, against listing them, on s3s-fs. Each import is of a new store, whose configuration
+/// and noting of changes start before the report, as on a server that has run for a while.
+async fn inventory(objects: usize, folders: usize, changes: usize, rounds: usize) -> Result<()> {
+    const BUCKET: &str = "bench-inventory";
+    let fs = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY);
+    let aws = Aws::new(&AwsSettings {
+        endpoint_url: Some(fs.url().to_owned()),
+        static_credentials: Some((EXAMPLE_ACCESS_KEY_ID.to_owned(), EXAMPLE_SECRET_ACCESS_KEY.to_owned())),
+        profile: None,
+        sts_endpoint_url: None,
+    })
+    .await;
+    let access = aws.own_bucket_access(&region(REGION));
+    let started = Instant::now();
+    let mut keys: Vec<String> =
+        (0..objects).map(|n| format!("{CONFIGURATION_PREFIX}bench/{}", relative_key(n, folders))).collect();
+    for (n, key) in keys.iter().enumerate() {
+        fs.put_file(BUCKET, key, format!("object {n}\n").as_bytes());
+    }
+    keys.sort();
+    println!(
+        "set-up: {objects} objects in {folders} folders written into {BUCKET} on s3s-fs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The changes after the report: new objects, noted as the engine notes the events of keys
+    // no project holds yet.
+    let changed: Vec<String> = (0..changes).map(|n| format!("{CONFIGURATION_PREFIX}bench/later/c{n:06}.dat")).collect();
+    let total = (objects + changes) as u64;
+    let mut times: [Vec<Duration>; 2] = Default::default();
+    for round in 0..rounds {
+        for turn in 0..2 {
+            let from_report = (round + turn) % 2 == 0;
+            let max_age = if from_report { Duration::from_secs(48 * 3600) } else { Duration::ZERO };
+            let settings = byos_sync::SyncSettings { inventory_max_age: max_age, ..Default::default() };
+            let fixture = Fixture::with_sync(Some(fs.url()), BUCKET, settings).await?;
+            fixture.engine.start_noting().await?;
+            if from_report {
+                // A report of this round's store (its configuration is no older than the report).
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let written = Instant::now();
+                let report_ms = now_ms();
+                let rows: Vec<ReportRow> = keys
+                    .iter()
+                    .map(|k| ReportRow::object(k, 16, "0123456789abcdef0123456789abcdef", report_ms))
+                    .collect();
+                // S3 writes a report in files of a few million rows; ten files here.
+                let files: Vec<Vec<ReportRow>> =
+                    rows.chunks(objects.div_ceil(10).max(1)).map(<[ReportRow]>::to_vec).collect();
+                let inventory = byos_aws::Inventory::byos(BUCKET, Some(CONFIGURATION_PREFIX), false);
+                put_csv_report(&access, BUCKET, &inventory, report_ms, &files).await;
+                if round == 0 {
+                    println!(
+                        "set-up: the report of {objects} rows written in {:.1} s",
+                        written.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            let changed_at = now_ms() + 1000;
+            let noted: Vec<OutsideChange> = changed
+                .iter()
+                .map(|key| OutsideChange { bucket: BUCKET.to_owned(), key: key.clone(), at_ms: changed_at })
+                .collect();
+            for key in &changed {
+                fs.put_file(BUCKET, key, b"changed\n");
+            }
+            fixture.store.sync.note_outside_changes(&noted).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
+            let started = Instant::now();
+            let run = fixture.engine.reconcile(fixture.project.id, "initial-import").await?;
+            let elapsed = started.elapsed();
+            ensure!(run.status == ReconcileStatus::Finished, "{run:?}");
+            let files = fixture.store.data.folder_totals(fixture.project.id, "").await?.files;
+            ensure!(files == total, "the catalog holds {files} files, not {total}");
+            let way = if from_report { "from the report + the changes read again" } else { "by listing" };
+            println!("round {}: byos initial import {way}: {:.2} s", round + 1, elapsed.as_secs_f64());
+            times[usize::from(!from_report)].push(elapsed);
+        }
+    }
+    let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default().as_secs_f64();
+    let (report, listing) = (best(&times[0]), best(&times[1]));
+    println!(
+        "initial import of {objects} objects in {folders} folders and {changes} changes on s3s-fs (best of \
+         {rounds}): from the inventory report {report:.2} s, by listing {listing:.2} s: ratio {:.2}",
+        report / listing
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Puts `count` small objects into `bucket` under the project's folder, in `folders` folders,

@@ -60,6 +60,9 @@ pub enum Check {
     AbortsIncompleteUploads,
     /// The bucket encrypts new objects by default (doctor only).
     EncryptionConfigured,
+    /// A bucket of many objects has a fresh S3 Inventory report the server can import from
+    /// instead of listing it (doctor only).
+    InventoryReportFresh,
     /// No bucket policy statement denies the platform's user or its federated users what the
     /// platform needs (doctor only).
     BucketPolicyAllowsPlatform,
@@ -93,7 +96,7 @@ impl Check {
 
     /// `byos aws doctor`'s table, in order: the validation's checks where the owner's view
     /// allows them, and the owner's own.
-    pub const DOCTOR: [Check; 20] = [
+    pub const DOCTOR: [Check; 21] = [
         Check::CredentialValid,
         Check::RoleRequiresExternalId,
         Check::BucketExists,
@@ -111,6 +114,7 @@ impl Check {
         Check::KmsKeyUsable,
         Check::CorsAllowsConsoleOrigin,
         Check::AbortsIncompleteUploads,
+        Check::InventoryReportFresh,
         Check::BucketPolicyAllowsPlatform,
         Check::FederationAllowed,
         Check::CopyRoleAllowed,
@@ -135,6 +139,7 @@ impl Check {
             Check::CorsAllowsConsoleOrigin => "cors-allows-console-origin",
             Check::AbortsIncompleteUploads => "aborts-incomplete-uploads",
             Check::EncryptionConfigured => "encryption-configured",
+            Check::InventoryReportFresh => "inventory-report-fresh",
             Check::BucketPolicyAllowsPlatform => "bucket-policy-allows-platform",
             Check::FederationAllowed => "federation-allowed",
             Check::CopyRoleAllowed => "copy-role-allowed",
@@ -151,6 +156,7 @@ impl Check {
                 | Check::AbortsIncompleteUploads
                 | Check::VersioningReadable
                 | Check::EncryptionConfigured
+                | Check::InventoryReportFresh
                 | Check::CopyRoleAllowed
         )
     }
@@ -203,6 +209,9 @@ impl Check {
                 "Add a lifecycle rule that aborts incomplete multipart uploads under the prefix (`byos aws doctor --fix`)."
             }
             Check::EncryptionConfigured => "Turn on default encryption for the bucket (SSE-S3 or SSE-KMS).",
+            Check::InventoryReportFresh => {
+                "Set up a daily S3 Inventory of the prefix (`byos aws bootstrap --bucket ... --inventory`); S3 delivers the first report within 48 hours."
+            }
             Check::BucketPolicyAllowsPlatform => {
                 "Change the bucket policy statement that denies the platform's user, or add it to the statement's exceptions (`byos aws bucket-policy --deny-all`)."
             }

@@ -205,6 +205,25 @@ pub fn deny_all_bucket_policy(bucket: &BucketName, account: &str, user: &str) ->
     })
 }
 
+/// The bucket policy statement that lets S3 Inventory write the bucket's reports into the
+/// bucket under `reports_prefix`, for the bucket's own account only.
+pub fn inventory_reports_bucket_policy(bucket: &BucketName, account: &str, reports_prefix: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowInventoryReports",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/{reports_prefix}/*"),
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")},
+                "StringEquals": {"aws:SourceAccount": account, "s3:x-amz-acl": "bucket-owner-full-control"},
+            },
+        }]
+    })
+}
+
 /// The KMS key policy statement that lets a region's copy role use the key.
 pub fn kms_key_policy_statement(role: &RoleArn) -> Value {
     json!({

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use byos_aws::{BucketAccess, Manifest};
+use byos_aws::{BucketAccess, Inventory, Manifest};
 use byos_catalog::{Configuration, KeyUpdate, Project, ReconcileRun, storable_key};
 use byos_domain::{ErrorChain, VersioningState, is_probe_key};
 use tokio::sync::Semaphore;
@@ -72,11 +72,17 @@ async fn find(
     let bucket = project.bucket.as_str();
     let prefix = project.key_prefix.as_str();
     let versioned = matches!(configuration.versioning, Some(VersioningState::Enabled | VersioningState::Suspended));
-    let inventories = access
-        .inventories(bucket)
-        .await
-        .map_err(|e| format!("cannot read the bucket's inventory configurations: {}", ErrorChain(&e)))?;
     let mut why = Vec::new();
+    // ICA's policy grants no s3:GetInventoryConfiguration: the reports of the inventory that
+    // `byos aws bootstrap --inventory` sets up are then looked for where it puts them.
+    let inventories = match access.inventories(bucket).await {
+        Ok(inventories) => inventories,
+        Err(e) => {
+            why.push(format!("cannot read the bucket's inventory configurations: {}", ErrorChain(&e)));
+            let filter = configuration.spec.key_prefix.as_ref().map(|p| p.as_str());
+            vec![Inventory::byos(bucket, filter, versioned)]
+        }
+    };
     let mut best: Option<Manifest> = None;
     for inventory in inventories {
         if let Some(unfit) = inventory.unfit_for(prefix, versioned) {
@@ -86,6 +92,9 @@ async fn find(
         match access.latest_report(bucket, &inventory).await {
             Ok(Some(manifest)) if manifest.source_bucket != bucket => {
                 why.push(format!("inventory {:?}: its report is of bucket {}", inventory.id, manifest.source_bucket));
+            }
+            Ok(Some(manifest)) if versioned && !manifest.schema.iter().any(|c| c == "VersionId") => {
+                why.push(format!("inventory {:?}: its report lists only current versions", inventory.id));
             }
             Ok(Some(manifest)) => {
                 if best.as_ref().is_none_or(|b| b.created_ms < manifest.created_ms) {

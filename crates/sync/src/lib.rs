@@ -225,6 +225,13 @@ impl SyncEngine {
         Ok(projects)
     }
 
+    /// Marks the time from which this engine notes the changes of keys outside projects, unless
+    /// an engine did before: what the workers do as they start. An inventory report older than
+    /// that is never a reconcile's baseline.
+    pub async fn start_noting(&self) -> Result<(), SyncError> {
+        inventory::noted_since(&self.inner).await.map(|_| ())
+    }
+
     /// Applies a batch of queue messages (see [`BatchOutcome::done`] for which may leave the
     /// queue). `queue` names where they came from, for the dead letters.
     pub async fn apply(&self, queue: &str, messages: &[Inbound]) -> Result<BatchOutcome, SyncError> {

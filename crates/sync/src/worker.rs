@@ -78,7 +78,7 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     tracing::info!(replica = inner.settings.replica, "sync workers started");
     // Changes of keys outside projects are noted from now on (an inventory report older than
     // this cannot be completed by them).
-    if let Err(e) = crate::inventory::noted_since(&inner).await {
+    if let Err(e) = engine.start_noting().await {
         tracing::warn!(error = %ErrorChain(&e), "cannot record since when changes outside projects are noted");
     }
     let mut pruned_at: Option<tokio::time::Instant> = None;

@@ -9,7 +9,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
-use time::macros::format_description;
+use time::format_description::BorrowedFormatItem;
 
 /// One row of a report: a key, or one version of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ fn schema(inventory: &Inventory) -> Vec<&'static str> {
 fn csv_row(out: &mut Vec<u8>, bucket: &str, inventory: &Inventory, row: &ReportRow) {
     let modified = OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.last_modified_ms) * 1_000_000)
         .expect("a time in range")
-        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
+        .format(&format("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"))
         .expect("a time formats");
     let key: String = form_urlencoded::byte_serialize(row.key.as_bytes()).collect();
     let mut fields = vec![bucket.to_owned(), key];
@@ -70,6 +70,10 @@ fn csv_row(out: &mut Vec<u8>, bucket: &str, inventory: &Inventory, row: &ReportR
     let quoted: Vec<String> = fields.iter().map(|f| format!("\"{}\"", f.replace('"', "\"\""))).collect();
     out.extend_from_slice(quoted.join(",").as_bytes());
     out.push(b'\n');
+}
+
+fn format(description: &str) -> Vec<BorrowedFormatItem<'_>> {
+    time::format_description::parse_borrowed::<2>(description).expect("a valid format description")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -89,7 +93,7 @@ pub async fn put_csv_report(
     let base = inventory.reports_prefix(source_bucket);
     let created =
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_ms) * 1_000_000).expect("a time in range");
-    let folder = created.format(format_description!("[year]-[month]-[day]T[hour]-[minute]Z")).expect("a time formats");
+    let folder = created.format(&format("[year]-[month]-[day]T[hour]-[minute]Z")).expect("a time formats");
     let mut listed = Vec::new();
     for (i, rows) in files.iter().enumerate() {
         let mut text = Vec::new();
@@ -128,18 +132,7 @@ pub async fn put_csv_report(
     key
 }
 
-/// A daily CSV inventory of `bucket` under `prefix` with the columns a reconcile needs, its
-/// reports written to the same bucket under `inventory/`.
+/// The inventory `byos aws bootstrap --inventory` sets up on `bucket`.
 pub fn csv_inventory(bucket: &str, prefix: Option<&str>, all_versions: bool) -> Inventory {
-    Inventory {
-        id: "byos".to_owned(),
-        enabled: true,
-        prefix: prefix.map(str::to_owned),
-        all_versions,
-        format: byos_aws::ReportFormat::Csv,
-        destination_bucket: bucket.to_owned(),
-        destination_prefix: Some("inventory".to_owned()),
-        fields: REQUIRED_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
-        daily: true,
-    }
+    Inventory::byos(bucket, prefix, all_versions)
 }

@@ -1,15 +1,15 @@
 //! `byos aws bootstrap`: does, idempotently, what ICA's guide has a bucket owner do by hand —
 //! the bucket in its region with default encryption, the prefix folder, CORS, the IAM policy,
 //! the IAM user with the policy attached and an access key, and with `--cross-account` the copy
-//! role's bucket and key policy statements. Every step reads first and writes only what
+//! role's bucket and key policy statements, with `--inventory` a daily S3 Inventory of the
+//! prefix. Every step reads first and writes only what
 //! differs, so a second run changes nothing and says so. `--dry-run` prints the plan;
 //! `--register URL` also creates the credential and the configuration on a byos server.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use byos_aws::ABORT_UPLOADS_RULE_ID;
-use byos_aws::AwsErrorKind;
+use byos_aws::{ABORT_UPLOADS_RULE_ID, AwsErrorKind, BYOS_REPORTS_PREFIX, Inventory};
 use byos_domain::cors::{self, CorsRule};
 use byos_domain::policies::{self, ICA_CONSOLE_ORIGIN};
 use byos_domain::{AccessKeyId, BucketName, KeyPrefix, KmsKeyArn, RoleArn, VersioningState};
@@ -58,6 +58,11 @@ pub(crate) struct BootstrapArgs {
     /// Create an access key even when the user already has an active one.
     #[arg(long)]
     pub(crate) new_access_key: bool,
+    /// Set up a daily S3 Inventory of the prefix (CSV, reports in the bucket under
+    /// `byos-inventory/`): the server imports and reconciles a bucket of millions of objects from
+    /// its latest report instead of listing it.
+    #[arg(long)]
+    pub(crate) inventory: bool,
     /// Print what would change, and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -124,6 +129,9 @@ pub(crate) async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
     let key = ensure_access_key(&connection, &args, user_is_new, &mut steps).await?;
     if plan.copy_role.is_some() {
         ensure_cross_account(&connection, &plan, versioning, bucket_is_new, &mut steps).await?;
+    }
+    if args.inventory {
+        ensure_inventory(&connection, &plan, versioning, bucket_is_new, &mut steps).await?;
     }
     if let Some(url) = &args.register {
         let token = args.token.as_deref().unwrap_or_default();
@@ -598,4 +606,57 @@ async fn ensure_cross_account(
             .context("writing the key policy")?;
     }
     steps.record(Change::Updated, "kms key policy", &detail)
+}
+
+/// A daily inventory of the prefix, and the bucket policy statement that lets S3 write its
+/// reports into the bucket.
+async fn ensure_inventory(
+    c: &Connection,
+    plan: &Plan,
+    versioning: VersioningState,
+    bucket_is_new: bool,
+    steps: &mut Steps,
+) -> anyhow::Result<()> {
+    let bucket = plan.bucket.as_str();
+    let access = c.aws.own_bucket_access(&c.region);
+    let ours =
+        Inventory::byos(bucket, plan.prefix.as_ref().map(|p| p.as_str()), versioning == VersioningState::Enabled);
+    let current = if bucket_is_new && steps.is_dry_run() {
+        Vec::new()
+    } else {
+        access.inventories(bucket).await.context("reading the bucket's inventory configurations")?
+    };
+    let existing = current.iter().find(|i| i.id == ours.id);
+    let detail = format!(
+        "daily CSV report of '{}' into s3://{bucket}/{BYOS_REPORTS_PREFIX}/",
+        ours.prefix.as_deref().unwrap_or("")
+    );
+    if existing == Some(&ours) {
+        steps.record(Change::Unchanged, "inventory", &detail)?;
+    } else {
+        if !steps.is_dry_run() {
+            access.put_inventory(bucket, &ours).await.context("writing the inventory configuration")?;
+        }
+        let change = if existing.is_some() { Change::Updated } else { Change::Created };
+        steps.record(change, "inventory", &detail)?;
+    }
+
+    let current = if bucket_is_new && steps.is_dry_run() {
+        None
+    } else {
+        c.setup.bucket_policy(bucket).await.context("reading the bucket policy")?
+    };
+    let statement = policies::inventory_reports_bucket_policy(&plan.bucket, &c.account, BYOS_REPORTS_PREFIX);
+    let merged = policies::merge_statements(current.as_deref(), &statement)
+        .map_err(anyhow::Error::msg)
+        .context("the bucket policy")?;
+    let detail = "S3 Inventory may write its reports";
+    if !merged.changed {
+        return steps.record(Change::Unchanged, "bucket policy", detail);
+    }
+    if !steps.is_dry_run() {
+        c.setup.put_bucket_policy(bucket, &merged.document.to_string()).await.context("writing the bucket policy")?;
+    }
+    let change = if current.is_some() { Change::Updated } else { Change::Created };
+    steps.record(change, "bucket policy", detail)
 }

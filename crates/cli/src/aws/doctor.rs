@@ -53,6 +53,10 @@ pub(crate) struct DoctorArgs {
     /// Also check the region's cross-account copy role.
     #[arg(long)]
     pub(crate) cross_account: bool,
+    /// Above this many objects under the prefix, the doctor asks for a fresh S3 Inventory
+    /// report, which the server imports from instead of listing the objects.
+    #[arg(long, value_name = "OBJECTS", default_value_t = 100_000)]
+    pub(crate) inventory_threshold: u64,
     /// Apply the safe fixes after showing them, then check again.
     #[arg(long)]
     pub(crate) fix: bool,
@@ -178,10 +182,22 @@ struct Facts {
     notifications: Result<NotificationConfig, String>,
     cors: Result<Option<Vec<CorsRule>>, String>,
     abort_rules: Result<Vec<byos_aws::AbortUploadsRule>, String>,
+    inventory: Result<InventoryFacts, String>,
     bucket_policy: Result<Option<PolicyDocument>, String>,
     kms: Option<KmsFacts>,
     /// Whether the account the platform's user is in (the doctor's) owns the bucket.
     owned: Result<bool, String>,
+}
+
+/// How many objects the prefix holds, and the inventory reports that could stand for them.
+struct InventoryFacts {
+    /// Counted up to the threshold and one more.
+    objects: u64,
+    /// The bucket's inventory configurations; why they cannot be read.
+    inventories: Result<Vec<byos_aws::Inventory>, String>,
+    /// The newest complete report of each inventory that fits the prefix.
+    reports: Vec<(String, Result<Option<byos_aws::Manifest>, String>)>,
+    now_ms: i64,
 }
 
 /// The KMS key the platform writes with.
@@ -298,6 +314,7 @@ async fn gather(
         notifications: Err("not read".to_owned()),
         cors: Err("not read".to_owned()),
         abort_rules: Err("not read".to_owned()),
+        inventory: Err("not read".to_owned()),
         bucket_policy: Ok(None),
         kms: None,
         owned: Err("not read".to_owned()),
@@ -335,6 +352,8 @@ async fn gather(
     facts.notifications = access.notifications(bucket).await.map_err(|e| e.to_string());
     facts.cors = access.cors_rules(bucket).await.map_err(|e| e.to_string());
     facts.abort_rules = c.setup.abort_upload_rules(bucket).await.map_err(|e| e.to_string());
+    let versioned = facts.versioning.is_some_and(|v| v != VersioningState::Unversioned);
+    facts.inventory = inventory_facts(&access, bucket, target, versioned, args.inventory_threshold).await;
     facts.bucket_policy = match c.setup.bucket_policy(bucket).await.context("reading the bucket policy")? {
         None => Ok(None),
         Some(text) => PolicyDocument::parse_as(&text, PolicyKind::Resource).map(Some).map_err(|e| e.to_string()),
@@ -352,6 +371,42 @@ async fn gather(
             None => Err("the key does not exist".to_owned()),
         };
         facts.kms = Some(KmsFacts { named, key, policy });
+    }
+    Ok(facts)
+}
+
+/// Counts the prefix's objects up to `threshold` (one more says "above it"), and, above it,
+/// reads the inventories and their latest reports.
+async fn inventory_facts(
+    access: &BucketAccess,
+    bucket: &str,
+    target: &Target,
+    versioned: bool,
+    threshold: u64,
+) -> Result<InventoryFacts, String> {
+    let prefix = target.prefix.as_ref().map_or("", KeyPrefix::as_str);
+    let mut objects = 0;
+    let mut after = None;
+    while objects <= threshold {
+        let page = access.list_objects_page(bucket, prefix, after.as_ref(), 1000).await.map_err(|e| e.to_string())?;
+        objects += page.entries.len() as u64;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now_ms = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
+    let mut facts = InventoryFacts { objects, inventories: Ok(Vec::new()), reports: Vec::new(), now_ms };
+    if objects <= threshold {
+        return Ok(facts);
+    }
+    facts.inventories = access.inventories(bucket).await.map_err(|e| e.to_string());
+    for inventory in facts.inventories.as_ref().map_or(&[][..], Vec::as_slice) {
+        if inventory.unfit_for(prefix, versioned).is_none() {
+            let report = access.latest_report(bucket, inventory).await.map_err(|e| e.to_string());
+            facts.reports.push((inventory.id.clone(), report));
+        }
     }
     Ok(facts)
 }
@@ -593,6 +648,7 @@ impl Doctor<'_> {
         findings.extend(self.kms());
         findings.push(self.cors());
         findings.push(self.abort_uploads());
+        findings.push(self.inventory());
         findings.push(self.bucket_policy_check(&bucket_arn, &object_arn));
         findings.push(self.permissions(
             Check::FederationAllowed,
@@ -944,6 +1000,70 @@ impl Doctor<'_> {
                 self.bucket()
             ),
         )
+    }
+
+    /// Above the threshold, a fresh report of an inventory that fits the prefix: advice, since
+    /// the server lists a bucket without one.
+    fn inventory(&self) -> Finding {
+        const CHECK: Check = Check::InventoryReportFresh;
+        /// A daily report is at most a day old, and S3 takes up to a day more to deliver it.
+        const FRESH_MS: i64 = 48 * 3600 * 1000;
+        let facts = match &self.facts.inventory {
+            Ok(facts) => facts,
+            Err(e) => return Finding::warn(CHECK, format!("cannot count the objects under the prefix: {e}")),
+        };
+        let (prefix, threshold) = (self.prefix(), self.args.inventory_threshold);
+        if facts.objects <= threshold {
+            return Finding::pass(
+                CHECK,
+                format!("{} object(s) under '{prefix}', up to {threshold}: listing them is quick", facts.objects),
+            );
+        }
+        let setup = format!("byos aws bootstrap --bucket {} --region {} --inventory", self.bucket(), self.region());
+        let inventories = match &facts.inventories {
+            Ok(inventories) => inventories,
+            Err(e) => return Finding::warn(CHECK, format!("cannot read the bucket's inventory configurations: {e}")),
+        };
+        let newest = facts
+            .reports
+            .iter()
+            .filter_map(|(id, report)| report.as_ref().ok().and_then(Option::as_ref).map(|m| (id, m)))
+            .max_by_key(|(_, m)| m.created_ms);
+        let Some((id, manifest)) = newest else {
+            if facts.reports.is_empty() {
+                let why: Vec<String> = inventories
+                    .iter()
+                    .filter_map(|i| i.unfit_for(prefix, self.versioned()).map(|why| format!("{}: {why}", i.id)))
+                    .collect();
+                let why = if why.is_empty() { "the bucket has none".to_owned() } else { why.join("; ") };
+                return Finding::warn(
+                    CHECK,
+                    format!(
+                        "more than {threshold} objects under '{prefix}' and no inventory covers them as the server \
+                         needs ({why}): every import and reconcile lists them all; {setup} sets one up"
+                    ),
+                );
+            }
+            let errors: Vec<String> =
+                facts.reports.iter().filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}"))).collect();
+            let detail = if errors.is_empty() {
+                "no complete report yet: S3 delivers the first within 48 hours of setting an inventory up".to_owned()
+            } else {
+                format!("cannot read the latest report ({})", errors.join("; "))
+            };
+            return Finding::warn(CHECK, detail);
+        };
+        let hours = (facts.now_ms - manifest.created_ms) / 3_600_000;
+        if facts.now_ms - manifest.created_ms > FRESH_MS {
+            return Finding::warn(
+                CHECK,
+                format!(
+                    "the latest report of inventory {id} is {hours} hours old: the server lists the bucket instead; \
+                     check that the inventory is enabled and S3 may write its reports ({setup})"
+                ),
+            );
+        }
+        Finding::pass(CHECK, format!("inventory {id}: a report {hours} hour(s) old ({})", manifest.key))
     }
 
     /// The bucket policy on its own: a Deny that catches the user or its federated users.

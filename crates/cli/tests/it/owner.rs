@@ -364,6 +364,70 @@ fn the_doctor_names_each_problem_and_its_fix_and_fix_heals() {
 }
 
 #[test]
+fn bootstrap_sets_up_an_inventory_and_the_doctor_wants_a_fresh_report() {
+    let owner = Owner::new();
+    let secrets = temp_dir();
+    let secret_file = secrets.path().join("key.json");
+    let (code, first) = bootstrap(&owner, &secret_file, &["--inventory"]);
+    assert_eq!(code, 0, "{first}");
+    let steps = first["steps"].as_array().cloned().unwrap_or_default();
+    let inventory = steps.iter().find(|s| s["subject"] == "inventory").unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(inventory["change"], "created", "{first}");
+    let configuration =
+        owner.aws_ok(&["s3api", "get-bucket-inventory-configuration", "--bucket", BUCKET, "--id", "byos"]);
+    for part in
+        ["\"Prefix\": \"projects/\"", "\"Format\": \"CSV\"", "\"Prefix\": \"byos-inventory\"", "LastModifiedDate"]
+    {
+        assert!(configuration.contains(part), "{part}: {configuration}");
+    }
+    let policy = owner.aws_ok(&["s3api", "get-bucket-policy", "--bucket", BUCKET]);
+    assert!(policy.contains("AllowInventoryReports") && policy.contains("s3.amazonaws.com"), "{policy}");
+    let (code, again) = bootstrap(&owner, &secret_file, &["--inventory"]);
+    assert_eq!((code, &again["changes"]), (0, &json!(0)), "{again}");
+
+    // A prefix of few objects needs no report; above the threshold, one is asked for.
+    for key in ["projects/a.txt", "projects/b.txt", "projects/c.txt"] {
+        owner.aws_ok(&["s3api", "put-object", "--bucket", BUCKET, "--key", key]);
+    }
+    let (_, report) = owner.doctor(&[]);
+    assert_eq!(check(&report, "inventory-report-fresh")["result"], "pass", "{report}");
+    let (code, report) = owner.doctor(&["--inventory-threshold", "2"]);
+    let finding = check(&report, "inventory-report-fresh");
+    assert_eq!((code, &finding["result"]), (0, &json!("warn")), "{report}");
+    assert!(finding["detail"].as_str().unwrap_or_default().contains("no complete report yet"), "{report}");
+
+    // A report three days old is stale; today's passes.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
+    let put = |created_ms: i64| {
+        runtime.block_on(async {
+            let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
+                endpoint_url: Some(owner.moto.url().to_owned()),
+                static_credentials: Some(owner.key.clone()),
+                profile: None,
+                sts_endpoint_url: None,
+            })
+            .await;
+            let access = aws.own_bucket_access(&byos_test_support::region(REGION));
+            let inventory = byos_aws::Inventory::byos(BUCKET, Some("projects/"), false);
+            let rows = vec![byos_test_support::ReportRow::object("projects/a.txt", 0, "e", created_ms)];
+            byos_test_support::put_csv_report(&access, BUCKET, &inventory, created_ms, &[rows]).await
+        })
+    };
+    put(now - 72 * 3600 * 1000);
+    let (_, report) = owner.doctor(&["--inventory-threshold", "2"]);
+    let finding = check(&report, "inventory-report-fresh");
+    assert_eq!(finding["result"], "warn", "{report}");
+    assert!(finding["detail"].as_str().unwrap_or_default().contains("is 72 hours old"), "{report}");
+    let manifest = put(now - 3600 * 1000);
+    let (_, report) = owner.doctor(&["--inventory-threshold", "2"]);
+    let finding = check(&report, "inventory-report-fresh");
+    assert_eq!(finding["result"], "pass", "{report}");
+    assert!(finding["detail"].as_str().unwrap_or_default().contains(&manifest), "{report}");
+}
+
+#[test]
 fn versioned_bucket_with_a_new_kms_key_and_the_copy_role() {
     let owner = Owner::new();
     let secrets = temp_dir();
