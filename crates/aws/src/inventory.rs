@@ -497,10 +497,19 @@ impl Columns {
 
     /// One CSV row as a listing's entry.
     fn parse(&self, file: &str, line: u64, row: &[u8]) -> Result<ListedVersion, ReportError> {
-        let bad = |message: String| ReportError::Format { file: file.to_owned(), line, message };
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(row);
+        let mut reader = rows(row);
         let mut record = csv::ByteRecord::new();
-        if !reader.read_byte_record(&mut record).map_err(|e| bad(e.to_string()))? || record.len() != self.count {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => self.entry(file, line, &record),
+            Ok(false) => self.entry(file, line, &csv::ByteRecord::new()),
+            Err(e) => Err(ReportError::Format { file: file.to_owned(), line, message: e.to_string() }),
+        }
+    }
+
+    /// One CSV record as a listing's entry.
+    fn entry(&self, file: &str, line: u64, record: &csv::ByteRecord) -> Result<ListedVersion, ReportError> {
+        let bad = |message: String| ReportError::Format { file: file.to_owned(), line, message };
+        if record.len() != self.count {
             return Err(bad(format!("expected {} fields, found {}", self.count, record.len())));
         }
         let text = |i: usize| std::str::from_utf8(&record[i]).map_err(|_| bad(format!("field {} is not UTF-8", i + 1)));
@@ -535,6 +544,11 @@ impl Columns {
                 .map(str::to_owned),
         })
     }
+}
+
+/// A CSV reader of whole rows: quoted fields, rows of any length (checked against the schema).
+fn rows(text: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text)
 }
 
 /// A report's rows under a prefix, in key order, a page at a time.
@@ -639,13 +653,19 @@ impl ReportRows {
         };
         let lines: Vec<u8> = text.drain(..whole).collect();
         let mut past = false;
-        for row in lines.split(|b| *b == b'\n') {
-            let row = row.strip_suffix(b"\r").unwrap_or(row);
-            if row.is_empty() {
-                continue;
+        let mut reader = rows(&lines);
+        let mut record = csv::ByteRecord::new();
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    let (file, line) = (open.file.key.clone(), open.line + 1);
+                    return Err(ReportError::Format { file, line, message: e.to_string() });
+                }
             }
             open.line += 1;
-            let entry = self.columns.parse(&open.file.key, open.line, row)?;
+            let entry = self.columns.entry(&open.file.key, open.line, &record)?;
             if let Some(previous) = &self.previous
                 && entry.key < *previous
             {

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use byos_aws::{BucketAccess, ListedVersion, Manifest, ReportRows};
+use byos_aws::{BucketAccess, ListedVersion, Manifest, ReportError, ReportRows};
 use byos_catalog::{DeadLetter, Drift, KeyUpdate, Project, ReconcileRun, ReconcileStatus, StoredKey, storable_key};
 use byos_domain::is_probe_key;
 use byos_domain::objects::{Applied, KeyState};
@@ -30,18 +30,52 @@ const TOMBSTONE_LIFE_MS: i64 = 7 * 24 * 3600 * 1000;
 /// of the time S3 began the report.
 enum Source {
     Bucket(Pages),
-    Report { rows: Box<ReportRows>, started_ms: i64 },
+    Report { pages: ReportPages, started_ms: i64 },
 }
 
 impl Source {
     async fn next(&mut self) -> Result<Option<Page>, SyncError> {
         match self {
             Source::Bucket(pages) => pages.next().await,
-            Source::Report { rows, started_ms } => {
-                let page = rows.next_page(PAGE as usize).await.map_err(SyncError::Report)?;
-                Ok(page.map(|entries| Page { entries, started_ms: *started_ms, ends_piece: false }))
-            }
+            Source::Report { pages, started_ms } => match pages.pages.recv().await {
+                None => Ok(None),
+                Some(page) => {
+                    let entries = page.map_err(SyncError::Report)?;
+                    Ok(Some(Page { entries, started_ms: *started_ms, ends_piece: false }))
+                }
+            },
         }
+    }
+}
+
+/// A report's pages, downloaded, decompressed and parsed in a task of their own up to
+/// [`REPORT_AHEAD`] pages ahead of the merge, as a listing's pieces run ahead of it.
+struct ReportPages {
+    pages: tokio::sync::mpsc::Receiver<Result<Vec<ListedVersion>, ReportError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Pages of a report read ahead of the merge.
+const REPORT_AHEAD: usize = 2;
+
+impl ReportPages {
+    fn spawn(mut rows: ReportRows) -> ReportPages {
+        let (send, pages) = tokio::sync::mpsc::channel(REPORT_AHEAD);
+        let task = tokio::spawn(async move {
+            while let Some(page) = rows.next_page(PAGE as usize).await.transpose() {
+                let failed = page.is_err();
+                if send.send(page).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ReportPages { pages, task }
+    }
+}
+
+impl Drop for ReportPages {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -253,7 +287,7 @@ async fn merge(
         }
         KeysFrom::Report(manifest) => {
             let rows = access.report_rows(manifest, &prefix).await.map_err(SyncError::Report)?;
-            Source::Report { rows: Box::new(rows), started_ms: manifest.created_ms }
+            Source::Report { pages: ReportPages::spawn(rows), started_ms: manifest.created_ms }
         }
     };
     let mut listing = Listing {
