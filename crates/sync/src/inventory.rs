@@ -258,7 +258,7 @@ mod tests {
         let configuration = records.configuration(credential.id, BUCKET, None).await;
         let buckets = Buckets::new(store.clone(), aws.clone(), master.clone());
         let engine = SyncEngine::new(store.clone(), aws.clone(), buckets, SyncSettings::default());
-        noted_since(&engine.inner).await.unwrap();
+        engine.start_noting().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 
         // The report, as of now: the two objects, one it alone shows (so that the catalog
@@ -284,6 +284,8 @@ mod tests {
         engine.refresh_routes().await.unwrap();
         let run = engine.reconcile(project.id, "initial-import").await.unwrap();
         assert_eq!(run.error, None);
+        // The report's three rows in the project, the key read again.
+        assert_eq!((run.listed, run.drift.added), (4, 3));
         assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt", "only in report.txt"]);
 
         // A reconcile a person asks for lists the bucket: the key only the report showed goes.
@@ -307,7 +309,7 @@ mod tests {
         let configuration = records.configuration(credential.id, BUCKET, None).await;
         let buckets = Buckets::new(store.clone(), aws.clone(), master.clone());
         let engine = SyncEngine::new(store.clone(), aws.clone(), buckets, SyncSettings::default());
-        noted_since(&engine.inner).await.unwrap();
+        engine.start_noting().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let inventory = csv_inventory(BUCKET, None, false);
         access.put_inventory(BUCKET, &inventory).await.unwrap();
@@ -320,7 +322,7 @@ mod tests {
             [vec![ReportRow::object("p/z.txt", 1, "e", now), ReportRow::object("p/ghost.txt", 1, "e", now)]];
         put_csv_report(&access, BUCKET, &inventory, now, &unordered).await;
         let run = engine.reconcile(project.id, "periodic").await.unwrap();
-        assert_eq!(run.error, None);
+        assert_eq!((run.error, run.listed), (None, 1));
         assert_eq!(catalog(&store, project.id).await, ["a.txt"]);
 
         // A report older than sync.inventory_max_age is passed over.

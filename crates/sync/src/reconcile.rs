@@ -226,6 +226,7 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
             // the run.
             Err(SyncError::Report(e)) => {
                 tracing::warn!(project = %project.id, report = %manifest.key, error = %ErrorChain(&e), "the inventory report cannot be used; listing the prefix");
+                run.listed = 0;
             }
             Err(e) => return Err(e),
         }
