@@ -20,6 +20,10 @@ use aws_sdk_s3::types::{
 };
 use flate2::write::MultiGzDecoder;
 use md5::{Digest, Md5};
+use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::reader::SerializedFileReader;
+use parquet::record::reader::RowIter;
+use parquet::record::{Field, Row};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -110,8 +114,8 @@ impl Inventory {
         if !self.enabled {
             return Some("it is disabled".to_owned());
         }
-        if self.format != ReportFormat::Csv {
-            return Some(format!("its reports are {}; byos reads CSV reports", self.format.as_str()));
+        if self.format == ReportFormat::Orc {
+            return Some("its reports are ORC; byos reads CSV and Parquet reports".to_owned());
         }
         if let Some(own) = &self.prefix
             && !prefix.starts_with(own.as_str())
@@ -254,10 +258,12 @@ impl Manifest {
             "ORC" => ReportFormat::Orc,
             other => return Err(bad(format!("unknown fileFormat {other:?}"))),
         };
-        let schema = if format == ReportFormat::Csv {
-            raw.file_schema.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect()
-        } else {
-            Vec::new()
+        let schema = match format {
+            ReportFormat::Csv => {
+                raw.file_schema.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect()
+            }
+            ReportFormat::Parquet => parquet_columns(&raw.file_schema),
+            ReportFormat::Orc => Vec::new(),
         };
         Ok(Manifest {
             key: key.to_owned(),
@@ -268,6 +274,29 @@ impl Manifest {
             schema,
             files: raw.files.into_iter().map(|f| ManifestFile { key: f.key, size: f.size, md5: f.md5 }).collect(),
         })
+    }
+}
+
+/// The columns of a Parquet message type (`message s3.inventory { required binary key (STRING);
+/// ... }`), by the names the CSV reports give them.
+fn parquet_columns(message: &str) -> Vec<String> {
+    let body = message.split_once('{').map_or("", |(_, rest)| rest.rsplit_once('}').map_or(rest, |(b, _)| b));
+    body.split(';').filter_map(|field| field.split_whitespace().nth(2)).map(|name| csv_name(name).to_owned()).collect()
+}
+
+/// A Parquet report's column name as a CSV report names it.
+fn csv_name(parquet: &str) -> &str {
+    match parquet {
+        "bucket" => "Bucket",
+        "key" => "Key",
+        "version_id" => "VersionId",
+        "is_latest" => "IsLatest",
+        "is_delete_marker" => "IsDeleteMarker",
+        "size" => "Size",
+        "last_modified_date" => "LastModifiedDate",
+        "e_tag" => "ETag",
+        "storage_class" => "StorageClass",
+        other => other,
     }
 }
 
@@ -363,18 +392,22 @@ impl BucketAccess {
 
     /// The rows of `manifest`'s report under `prefix`, a page at a time in key order.
     pub async fn report_rows(&self, manifest: &Manifest, prefix: &str) -> Result<ReportRows, ReportError> {
-        if manifest.format != ReportFormat::Csv {
+        if manifest.format == ReportFormat::Orc {
             return Err(ReportError::Format {
                 file: manifest.key.clone(),
                 line: 0,
-                message: format!("the report is {}; byos reads CSV reports", manifest.format.as_str()),
+                message: "the report is ORC; byos reads CSV and Parquet reports".to_owned(),
             });
         }
         let columns = Columns::new(&manifest.key, &manifest.schema)?;
         // Each file's first key, to read the files in key order.
         let mut firsts = Vec::with_capacity(manifest.files.len());
         for file in &manifest.files {
-            firsts.push((self.first_key(&manifest.destination_bucket, file, &columns).await?, file.clone()));
+            let first = match manifest.format {
+                ReportFormat::Parquet => self.parquet_first_key(&manifest.destination_bucket, file).await?,
+                _ => self.first_key(&manifest.destination_bucket, file, &columns).await?,
+            };
+            firsts.push((first, file.clone()));
         }
         firsts.sort_by(|a, b| a.0.cmp(&b.0));
         // A file holds the keys from its first to the next file's first: the files wholly
@@ -392,6 +425,7 @@ impl BucketAccess {
         files.reverse();
         Ok(ReportRows {
             access: self.clone(),
+            format: manifest.format,
             bucket: manifest.destination_bucket.clone(),
             prefix: prefix.to_owned(),
             columns,
@@ -401,6 +435,47 @@ impl BucketAccess {
             carry: Vec::new(),
             done: false,
         })
+    }
+
+    /// The bytes of `range` of an object (`bytes=0-99`, or the last ones: `bytes=-8`).
+    async fn ranged(&self, bucket: &str, key: &str, range: String) -> Result<Vec<u8>, AwsError> {
+        let out = self
+            .s3()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(range)
+            .send()
+            .await
+            .map_err(|e| classify("GetObject", e))?;
+        Ok(out.body.collect().await.map_err(|e| body_error(&e))?.into_bytes().to_vec())
+    }
+
+    /// A Parquet file's first key: the least of its row groups' `key` statistics, read from
+    /// its footer (two ranged requests). `None` for a file of no rows.
+    async fn parquet_first_key(&self, bucket: &str, file: &ManifestFile) -> Result<Option<String>, ReportError> {
+        let bad = |message: String| ReportError::Format { file: file.key.clone(), line: 0, message };
+        let tail = self.ranged(bucket, &file.key, "bytes=-8".to_owned()).await?;
+        let (Some(length), Some(b"PAR1")) = (tail.first_chunk::<4>(), tail.last_chunk::<4>()) else {
+            return Err(bad("not a Parquet file".to_owned()));
+        };
+        let length = u32::from_le_bytes(*length) as usize;
+        let footer = self.ranged(bucket, &file.key, format!("bytes=-{}", length + 8)).await?;
+        let metadata = footer
+            .get(..length)
+            .ok_or_else(|| bad("a footer cut short".to_owned()))
+            .and_then(|f| ParquetMetaDataReader::decode_metadata(f).map_err(|e| bad(e.to_string())))?;
+        let columns = metadata.file_metadata().schema_descr().columns().to_vec();
+        let key = columns.iter().position(|c| c.name() == "key").ok_or_else(|| bad("no key column".to_owned()))?;
+        let mut first: Option<Vec<u8>> = None;
+        for group in metadata.row_groups().iter().filter(|g| g.num_rows() > 0) {
+            let least = group.column(key).statistics().and_then(|s| s.min_bytes_opt()).map(<[u8]>::to_vec);
+            let least = least.ok_or_else(|| bad("a row group without statistics of its keys".to_owned()))?;
+            if first.as_ref().is_none_or(|f| least < *f) {
+                first = Some(least);
+            }
+        }
+        first.map(|k| String::from_utf8(k).map_err(|_| bad("a key that is not UTF-8".to_owned()))).transpose()
     }
 
     async fn first_key(
@@ -552,9 +627,9 @@ fn rows(text: &[u8]) -> csv::Reader<&[u8]> {
 }
 
 /// A report's rows under a prefix, in key order, a page at a time.
-#[derive(Debug)]
 pub struct ReportRows {
     access: BucketAccess,
+    format: ReportFormat,
     bucket: String,
     prefix: String,
     columns: Columns,
@@ -568,13 +643,65 @@ pub struct ReportRows {
     done: bool,
 }
 
-#[derive(Debug)]
-struct OpenFile {
+impl std::fmt::Debug for ReportRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportRows")
+            .field("format", &self.format)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("files_left", &self.files.len())
+            .field("previous", &self.previous)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The data file being read.
+enum OpenFile {
+    /// Streamed: decompressed and parsed as its chunks come.
+    Csv(Box<CsvFile>),
+    /// Downloaded whole (its footer says where its rows are), then read row by row.
+    Parquet(ParquetFile),
+}
+
+struct CsvFile {
     file: ManifestFile,
     body: aws_sdk_s3::primitives::ByteStream,
     decoder: MultiGzDecoder<Vec<u8>>,
     md5: Md5,
     line: u64,
+}
+
+struct ParquetFile {
+    file: ManifestFile,
+    rows: RowIter<'static>,
+    line: u64,
+}
+
+/// Rows of a Parquet file per [`ReportRows::read_chunk`].
+const PARQUET_ROWS: usize = 1000;
+
+/// What every row goes through: the order check, and whether it is under the prefix.
+struct Order<'a> {
+    previous: &'a mut Option<String>,
+    prefix: &'a str,
+}
+
+impl Order<'_> {
+    /// Adds `entry` to `page` if it is under the prefix; answers whether the rows went past it.
+    fn take(&mut self, file: &str, entry: ListedVersion, page: &mut Vec<ListedVersion>) -> Result<bool, ReportError> {
+        if let Some(previous) = self.previous.as_ref()
+            && entry.key < *previous
+        {
+            return Err(ReportError::OutOfOrder { file: file.to_owned(), key: entry.key, previous: previous.clone() });
+        }
+        *self.previous = Some(entry.key.clone());
+        if entry.key.starts_with(self.prefix) {
+            page.push(entry);
+            Ok(false)
+        } else {
+            Ok(entry.key.as_str() > self.prefix)
+        }
+    }
 }
 
 impl ReportRows {
@@ -614,45 +741,97 @@ impl ReportRows {
                 self.done = true;
                 return Ok(());
             };
-            let out = self
-                .access
-                .s3()
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&file.key)
-                .send()
-                .await
-                .map_err(|e| classify("GetObject", e))?;
-            self.current = Some(OpenFile {
-                file,
-                body: out.body,
-                decoder: MultiGzDecoder::new(Vec::new()),
-                md5: Md5::new(),
-                line: 0,
+            // What is borrowed across these awaits is Sync (a Parquet file's row reader is not).
+            let (access, bucket) = (&self.access, self.bucket.as_str());
+            self.current = Some(match self.format {
+                ReportFormat::Parquet => OpenFile::Parquet(open_parquet(access, bucket, file).await?),
+                _ => OpenFile::Csv(Box::new(open_csv(access, bucket, file).await?)),
             });
             return Ok(());
         };
-        let chunk = open.body.next().await.transpose().map_err(|e| body_error(&e))?;
+        let mut order = Order { previous: &mut self.previous, prefix: &self.prefix };
+        let (past, ended) = match open {
+            OpenFile::Csv(csv) => csv.read(&self.columns, &mut order, page).await?,
+            OpenFile::Parquet(parquet) => parquet.read(&self.columns, &mut order, page)?,
+        };
+        if ended {
+            self.current = None;
+        }
+        if past {
+            // Past the prefix: nothing more of it comes.
+            (self.current, self.files, self.done) = (None, Vec::new(), true);
+        }
+        Ok(())
+    }
+}
+
+async fn open_csv(access: &BucketAccess, bucket: &str, file: ManifestFile) -> Result<CsvFile, ReportError> {
+    let out =
+        access.s3().get_object().bucket(bucket).key(&file.key).send().await.map_err(|e| classify("GetObject", e))?;
+    Ok(CsvFile { file, body: out.body, decoder: MultiGzDecoder::new(Vec::new()), md5: Md5::new(), line: 0 })
+}
+
+/// Downloads a Parquet file into an anonymous temporary file, checks its MD5, and opens it.
+async fn open_parquet(access: &BucketAccess, bucket: &str, file: ManifestFile) -> Result<ParquetFile, ReportError> {
+    let local = |e: std::io::Error| ReportError::Format {
+        file: file.key.clone(),
+        line: 0,
+        message: format!("a temporary file: {e}"),
+    };
+    let mut out =
+        access.s3().get_object().bucket(bucket).key(&file.key).send().await.map_err(|e| classify("GetObject", e))?;
+    let mut copy = tempfile::tempfile().map_err(local)?;
+    let mut md5 = Md5::new();
+    while let Some(bytes) = out.body.next().await.transpose().map_err(|e| body_error(&e))? {
+        md5.update(&bytes);
+        copy.write_all(&bytes).map_err(local)?;
+    }
+    check_md5(&file, md5)?;
+    let reader = SerializedFileReader::new(copy).map_err(|e| ReportError::Format {
+        file: file.key.clone(),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    Ok(ParquetFile { file, rows: RowIter::from_file_into(Box::new(reader)), line: 0 })
+}
+
+fn check_md5(file: &ManifestFile, md5: Md5) -> Result<(), ReportError> {
+    let actual = hex(&md5.finalize());
+    if !file.md5.is_empty() && !actual.eq_ignore_ascii_case(&file.md5) {
+        return Err(ReportError::Checksum { file: file.key.clone(), expected: file.md5.clone(), actual });
+    }
+    Ok(())
+}
+
+impl CsvFile {
+    /// The rows of the next chunk of the body; answers whether they went past the prefix, and
+    /// whether the file ended.
+    async fn read(
+        &mut self,
+        columns: &Columns,
+        order: &mut Order<'_>,
+        page: &mut Vec<ListedVersion>,
+    ) -> Result<(bool, bool), ReportError> {
+        let chunk = self.body.next().await.transpose().map_err(|e| body_error(&e))?;
         let corrupt = |e: std::io::Error| ReportError::Format {
-            file: open.file.key.clone(),
-            line: open.line,
+            file: self.file.key.clone(),
+            line: self.line,
             message: format!("gzip: {e}"),
         };
         match &chunk {
             Some(bytes) => {
-                open.md5.update(bytes);
-                open.decoder.write_all(bytes).map_err(corrupt)?;
+                self.md5.update(bytes);
+                self.decoder.write_all(bytes).map_err(corrupt)?;
             }
-            None => open.decoder.try_finish().map_err(corrupt)?,
+            None => self.decoder.try_finish().map_err(corrupt)?,
         }
         // The whole lines decoded so far (all of it at the file's end).
-        let text = open.decoder.get_mut();
+        let text = self.decoder.get_mut();
         let whole = match chunk {
             None => text.len(),
             Some(_) => text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1),
         };
         let lines: Vec<u8> = text.drain(..whole).collect();
-        let mut past = false;
         let mut reader = rows(&lines);
         let mut record = csv::ByteRecord::new();
         loop {
@@ -660,42 +839,81 @@ impl ReportRows {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    let (file, line) = (open.file.key.clone(), open.line + 1);
+                    let (file, line) = (self.file.key.clone(), self.line + 1);
                     return Err(ReportError::Format { file, line, message: e.to_string() });
                 }
             }
-            open.line += 1;
-            let entry = self.columns.entry(&open.file.key, open.line, &record)?;
-            if let Some(previous) = &self.previous
-                && entry.key < *previous
-            {
-                return Err(ReportError::OutOfOrder {
-                    file: open.file.key.clone(),
-                    key: entry.key,
-                    previous: previous.clone(),
-                });
-            }
-            self.previous = Some(entry.key.clone());
-            if entry.key.starts_with(&self.prefix) {
-                page.push(entry);
-            } else if entry.key.as_str() > self.prefix.as_str() {
-                // Past the prefix: nothing more of it comes.
-                past = true;
-                break;
+            self.line += 1;
+            let entry = columns.entry(&self.file.key, self.line, &record)?;
+            if order.take(&self.file.key, entry, page)? {
+                return Ok((true, false));
             }
         }
         if chunk.is_none() {
-            let open = self.current.take().expect("a file is open");
-            let actual = hex(&open.md5.finalize());
-            if !open.file.md5.is_empty() && !actual.eq_ignore_ascii_case(&open.file.md5) {
-                return Err(ReportError::Checksum { file: open.file.key, expected: open.file.md5, actual });
+            check_md5(&self.file, std::mem::take(&mut self.md5))?;
+            return Ok((false, true));
+        }
+        Ok((false, false))
+    }
+}
+
+impl ParquetFile {
+    /// Up to [`PARQUET_ROWS`] rows; answers whether they went past the prefix, and whether the
+    /// file ended.
+    fn read(
+        &mut self,
+        columns: &Columns,
+        order: &mut Order<'_>,
+        page: &mut Vec<ListedVersion>,
+    ) -> Result<(bool, bool), ReportError> {
+        for _ in 0..PARQUET_ROWS {
+            let Some(row) = self.rows.next() else { return Ok((false, true)) };
+            self.line += 1;
+            let bad = |message: String| ReportError::Format { file: self.file.key.clone(), line: self.line, message };
+            let row = row.map_err(|e| bad(e.to_string()))?;
+            let entry = parquet_entry(columns, &row).map_err(bad)?;
+            if order.take(&self.file.key, entry, page)? {
+                return Ok((true, false));
             }
         }
-        if past {
-            (self.current, self.files, self.done) = (None, Vec::new(), true);
-        }
-        Ok(())
+        Ok((false, false))
     }
+}
+
+/// One Parquet row as a listing's entry (its keys are not encoded, unlike a CSV report's).
+fn parquet_entry(columns: &Columns, row: &Row) -> Result<ListedVersion, String> {
+    let mut entry = ListedVersion { is_latest: true, ..ListedVersion::default() };
+    let (mut key, mut version_id) = (None, None);
+    for (name, field) in row.get_column_iter() {
+        match (csv_name(name), field) {
+            (_, Field::Null) => {}
+            ("Key", Field::Str(k)) => key = Some(k.clone()),
+            ("VersionId", Field::Str(v)) => version_id = Some(v.clone()).filter(|v| !v.is_empty()),
+            ("IsLatest", Field::Bool(b)) => entry.is_latest = *b,
+            ("IsDeleteMarker", Field::Bool(b)) => entry.delete_marker = *b,
+            ("Size", Field::Long(n)) => entry.size = u64::try_from(*n).map_err(|_| format!("size {n}"))?,
+            ("LastModifiedDate", Field::TimestampMillis(ms) | Field::Long(ms)) => entry.last_modified_ms = *ms,
+            ("LastModifiedDate", Field::TimestampMicros(us)) => entry.last_modified_ms = us / 1000,
+            ("ETag", Field::Str(etag)) => entry.etag = etag.trim_matches('"').to_owned(),
+            ("StorageClass", Field::Str(class)) => entry.storage_class = Some(class.clone()),
+            (
+                "Key" | "VersionId" | "IsLatest" | "IsDeleteMarker" | "Size" | "LastModifiedDate" | "ETag"
+                | "StorageClass",
+                other,
+            ) => {
+                return Err(format!("column {name} holds {other}"));
+            }
+            _ => {}
+        }
+    }
+    entry.key = key.ok_or("a row without a key")?;
+    if columns.version_id.is_some() {
+        entry.version_id = Some(version_id.unwrap_or_else(|| "null".to_owned()));
+    }
+    if entry.delete_marker {
+        entry.storage_class = None;
+    }
+    Ok(entry)
 }
 
 /// Within each key, the newest version first (the latest, then by time), as listings give them.
@@ -765,6 +983,18 @@ mod tests {
     }
 
     #[test]
+    fn parquet_schemas_name_their_columns_as_csv_reports_do() {
+        let message = "message s3.inventory { required binary bucket (STRING); required binary key (STRING); \
+            optional binary version_id (STRING); optional int64 last_modified_date (TIMESTAMP(MILLIS,true)); \
+            optional binary e_tag (UTF8); optional binary checksum_algorithm (STRING); }";
+        assert_eq!(
+            parquet_columns(message),
+            ["Bucket", "Key", "VersionId", "LastModifiedDate", "ETag", "checksum_algorithm"]
+        );
+        assert!(parquet_columns("not a schema").is_empty());
+    }
+
+    #[test]
     fn report_folders_are_dated() {
         assert_eq!(report_date("2016-11-06T21-32Z/").map(|d| d.unix_timestamp()), Some(1_478_467_920));
         assert_eq!(report_date("data/"), None);
@@ -795,8 +1025,10 @@ mod tests {
             thin.unfit_for("data/p/", false).unwrap(),
             "its reports lack the fields LastModifiedDate, ETag, StorageClass"
         );
-        let parquet = Inventory { format: ReportFormat::Parquet, ..fit };
-        assert!(parquet.unfit_for("data/p/", false).unwrap().contains("Parquet"));
+        let parquet = Inventory { format: ReportFormat::Parquet, ..fit.clone() };
+        assert_eq!(parquet.unfit_for("data/p/", false), None);
+        let orc = Inventory { format: ReportFormat::Orc, ..fit };
+        assert!(orc.unfit_for("data/p/", false).unwrap().contains("ORC"));
     }
 
     #[test]

@@ -51,7 +51,7 @@ use byos_secrets::MasterKey;
 use byos_sync::{Inbound, SyncEngine};
 use byos_test_support::{
     EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, Moto, Records,
-    ReportRow, S3sFs, TempDir, put_csv_report, region, temp_dir,
+    ReportRow, S3sFs, TempDir, put_report, region, temp_dir,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -986,7 +986,7 @@ async fn inventory(objects: usize, folders: usize, changes: usize, rounds: usize
                 let files: Vec<Vec<ReportRow>> =
                     rows.chunks(objects.div_ceil(10).max(1)).map(<[ReportRow]>::to_vec).collect();
                 let inventory = byos_aws::Inventory::byos(BUCKET, Some(CONFIGURATION_PREFIX), false);
-                put_csv_report(&access, BUCKET, &inventory, report_ms, &files).await;
+                put_report(&access, BUCKET, &inventory, report_ms, &files).await;
                 if round == 0 {
                     println!(
                         "set-up: the report of {objects} rows written in {:.1} s",

@@ -138,7 +138,9 @@ pub(crate) async fn noted_since(inner: &Inner) -> Result<i64, SyncError> {
 }
 
 /// Reads again from S3 every key of the project noted as changed since the report (while no
-/// project held it), and applies what S3 holds, fenced like the rest of the run.
+/// project held it), and applies what S3 holds, fenced like the rest of the run. It runs before
+/// the report's merge: the merge's observations of these keys, older and fenced, then change
+/// nothing, where after it the fence would keep these newer ones out.
 pub(crate) async fn catch_up(
     inner: &Inner,
     project: &Project,
@@ -197,7 +199,7 @@ mod tests {
     use byos_secrets::MasterKey;
     use byos_test_support::{
         EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, Moto, Records, ReportRow, csv_inventory, open_store,
-        put_csv_report, region,
+        put_report, region,
     };
 
     use super::*;
@@ -274,7 +276,7 @@ mod tests {
             ],
             vec![ReportRow::object("p/a.txt", 4, "e1", now), ReportRow::object("p/b/c.txt", 4, "e2", now)],
         ];
-        put_csv_report(&access, BUCKET, &inventory, now, &files).await;
+        put_report(&access, BUCKET, &inventory, now, &files).await;
 
         // A key written after the report, while no project held it: noted.
         access.put_object(BUCKET, "p/late.txt", b"late".to_vec(), None).await.unwrap();
@@ -288,10 +290,72 @@ mod tests {
         assert_eq!((run.listed, run.drift.added), (4, 3));
         assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt", "only in report.txt"]);
 
-        // A reconcile a person asks for lists the bucket: the key only the report showed goes.
+        // The same from a Parquet report: a periodic reconcile takes the newest report.
+        let parquet = Inventory { format: byos_aws::ReportFormat::Parquet, ..inventory.clone() };
+        access.put_inventory(BUCKET, &parquet).await.unwrap();
+        let later = lookup::now_ms();
+        let rows =
+            vec![ReportRow::object("p/a.txt", 4, "e1", now), ReportRow::object("p/from parquet.txt", 2, "e5", now)];
+        put_report(&access, BUCKET, &parquet, later, &[rows]).await;
+        let run = engine.reconcile(project.id, "periodic").await.unwrap();
+        assert_eq!(run.error, None);
+        // What that report lacks is observed absent as of it; the key noted since is read again.
+        assert_eq!(catalog(&store, project.id).await, ["a.txt", "from parquet.txt", "late.txt"]);
+
+        // A reconcile a person asks for lists the bucket: the keys only a report showed go.
         let run = engine.reconcile(project.id, "requested").await.unwrap();
-        assert_eq!((run.drift.added, run.drift.removed), (0, 1));
+        assert_eq!((run.drift.added, run.drift.removed), (1, 1));
         assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt"]);
+    }
+
+    /// A versioned bucket's Parquet report, its files named out of key order and one key's
+    /// versions split between them, reads as a listing of versions does.
+    #[tokio::test]
+    async fn a_parquet_report_reads_as_a_listing_of_versions() {
+        let moto = Moto::start();
+        let aws = aws(moto.url()).await;
+        aws.setup(&region("eu-central-1")).create_bucket("reports").await.unwrap();
+        let access = aws.own_bucket_access(&region("eu-central-1"));
+        let inventory = Inventory { format: byos_aws::ReportFormat::Parquet, ..Inventory::byos("reports", None, true) };
+        let version = |key: &str, id: &str, latest: bool, deleted: bool, ms: i64| ReportRow {
+            key: key.to_owned(),
+            version_id: Some(id.to_owned()),
+            is_latest: latest,
+            delete_marker: deleted,
+            size: 7,
+            etag: "e".to_owned(),
+            last_modified_ms: ms,
+        };
+        let first = vec![version("p/a.txt", "a1", true, false, 1_000), version("p/b.txt", "b1", false, false, 1_000)];
+        let second = vec![
+            version("p/b.txt", "b3", true, true, 3_000),
+            version("p/b.txt", "b2", false, false, 2_000),
+            ReportRow { version_id: None, ..version("p/c.txt", "", true, false, 1_000) },
+            version("q/x.txt", "x1", true, false, 1_000),
+        ];
+        put_report(&access, "reports", &inventory, 5_000, &[second, first]).await;
+        let manifest = access.latest_report("reports", &inventory).await.unwrap().unwrap();
+        assert_eq!((manifest.format, manifest.created_ms), (byos_aws::ReportFormat::Parquet, 5_000));
+
+        let mut rows = access.report_rows(&manifest, "p/").await.unwrap();
+        let mut said = Vec::new();
+        while let Some(page) = rows.next_page(2).await.unwrap() {
+            said.extend(
+                page.into_iter()
+                    .map(|e| (e.key, e.version_id.unwrap_or_default(), e.is_latest, e.delete_marker, e.storage_class)),
+            );
+        }
+        let standard = Some("STANDARD".to_owned());
+        assert_eq!(
+            said,
+            [
+                ("p/a.txt".to_owned(), "a1".to_owned(), true, false, standard.clone()),
+                ("p/b.txt".to_owned(), "b3".to_owned(), true, true, None),
+                ("p/b.txt".to_owned(), "b2".to_owned(), false, false, standard.clone()),
+                ("p/b.txt".to_owned(), "b1".to_owned(), false, false, standard.clone()),
+                ("p/c.txt".to_owned(), "null".to_owned(), true, false, standard),
+            ]
+        );
     }
 
     #[tokio::test]
@@ -320,7 +384,7 @@ mod tests {
         // Rows out of key order: the run lists the prefix instead.
         let unordered =
             [vec![ReportRow::object("p/z.txt", 1, "e", now), ReportRow::object("p/ghost.txt", 1, "e", now)]];
-        put_csv_report(&access, BUCKET, &inventory, now, &unordered).await;
+        put_report(&access, BUCKET, &inventory, now, &unordered).await;
         let run = engine.reconcile(project.id, "periodic").await.unwrap();
         assert_eq!((run.error, run.listed), (None, 1));
         assert_eq!(catalog(&store, project.id).await, ["a.txt"]);

@@ -217,11 +217,12 @@ impl<'a> Catalog<'a> {
 pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun) -> Result<(), SyncError> {
     let byos_buckets::OpenBucket { configuration, access } = inner.buckets.open(project.configuration_id).await?;
     if let Some(manifest) = inventory::baseline(inner, project, &configuration, &access, &run.reason).await {
+        // The keys changed since the report first: what S3 holds of them now is newer than the
+        // report, so the merge's (fenced) observations of them then change nothing.
+        inventory::catch_up(inner, project, &access, configuration.versioning, &manifest, run).await?;
         let from = KeysFrom::Report(&manifest);
         match merge(inner, project, &access, "", run, Record::Progress, from).await {
-            Ok(()) => {
-                return inventory::catch_up(inner, project, &access, configuration.versioning, &manifest, run).await;
-            }
+            Ok(()) => return Ok(()),
             // What the report showed is applied and true as of its time; the listing finishes
             // the run.
             Err(SyncError::Report(e)) => {

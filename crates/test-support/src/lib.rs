@@ -20,7 +20,7 @@ use sqlx::postgres::PgConnection;
 
 pub use browser::{Browser, Element, LogLine};
 pub use faults::{Call, Fault, FaultPlan, FaultProxy, Injected};
-pub use inventory::{ReportRow, csv_inventory, put_csv_report};
+pub use inventory::{ReportRow, csv_inventory, put_report};
 pub use records::{
     EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY, REGION, Records, StoreWithProject, open_store, region,
     unreachable_aws, validation_outcome,

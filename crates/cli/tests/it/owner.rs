@@ -412,7 +412,7 @@ fn bootstrap_sets_up_an_inventory_and_the_doctor_wants_a_fresh_report() {
             let access = aws.own_bucket_access(&byos_test_support::region(REGION));
             let inventory = byos_aws::Inventory::byos(BUCKET, Some("projects/"), false);
             let rows = vec![byos_test_support::ReportRow::object("projects/a.txt", 0, "e", created_ms)];
-            byos_test_support::put_csv_report(&access, BUCKET, &inventory, created_ms, &[rows]).await
+            byos_test_support::put_report(&access, BUCKET, &inventory, created_ms, &[rows]).await
         })
     };
     put(now - 72 * 3600 * 1000);
