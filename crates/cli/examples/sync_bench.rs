@@ -194,6 +194,9 @@ enum Command {
         /// Timings per way, alternating; the best of each is compared.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// The report in Parquet (Snappy pages) instead of gzip CSV.
+        #[arg(long)]
+        parquet: bool,
     },
     /// Pages of 1,000 entries of a big folder: p50 and p99, from the store and over HTTP.
     Browse {
@@ -238,8 +241,8 @@ async fn main() -> Result<()> {
             reconcile(on, objects, small, one_stream, rounds, upload_concurrency, &s5cmd).await?;
         }
         Command::Browse { files, samples } => browse(files, samples).await?,
-        Command::Inventory { objects, folders, changes, rounds } => {
-            inventory(objects, folders, changes, rounds).await?;
+        Command::Inventory { objects, folders, changes, rounds, parquet } => {
+            inventory(objects, folders, changes, rounds, parquet).await?;
         }
         Command::Ingest { messages, pollers, rounds, folders, byos, fauxqs_dir } => {
             let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
@@ -932,7 +935,7 @@ async fn reconcile(
 /// The initial import of `objects` objects (and `changes` written after the report) from a
 /// report, against listing them, on s3s-fs. Each import is of a new store, whose configuration
 /// and noting of changes start before the report, as on a server that has run for a while.
-async fn inventory(objects: usize, folders: usize, changes: usize, rounds: usize) -> Result<()> {
+async fn inventory(objects: usize, folders: usize, changes: usize, rounds: usize, parquet: bool) -> Result<()> {
     const BUCKET: &str = "bench-inventory";
     let fs = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY);
     let aws = Aws::new(&AwsSettings {
@@ -985,7 +988,11 @@ async fn inventory(objects: usize, folders: usize, changes: usize, rounds: usize
                 // S3 writes a report in files of a few million rows; ten files here.
                 let files: Vec<Vec<ReportRow>> =
                     rows.chunks(objects.div_ceil(10).max(1)).map(<[ReportRow]>::to_vec).collect();
-                let inventory = byos_aws::Inventory::byos(BUCKET, Some(CONFIGURATION_PREFIX), false);
+                let format = if parquet { byos_aws::ReportFormat::Parquet } else { byos_aws::ReportFormat::Csv };
+                let inventory = byos_aws::Inventory {
+                    format,
+                    ..byos_aws::Inventory::byos(BUCKET, Some(CONFIGURATION_PREFIX), false)
+                };
                 put_report(&access, BUCKET, &inventory, report_ms, &files).await;
                 if round == 0 {
                     println!(
@@ -1025,7 +1032,8 @@ async fn inventory(objects: usize, folders: usize, changes: usize, rounds: usize
     let (report, listing) = (best(&times[0]), best(&times[1]));
     println!(
         "initial import of {objects} objects in {folders} folders and {changes} changes on s3s-fs (best of \
-         {rounds}): from the inventory report {report:.2} s, by listing {listing:.2} s: ratio {:.2}",
+         {rounds}): from the inventory report ({}) {report:.2} s, by listing {listing:.2} s: ratio {:.2}",
+        if parquet { "Parquet" } else { "CSV" },
         report / listing
     );
     Ok(())
