@@ -1,12 +1,13 @@
 //! S3 Inventory: a bucket's inventory configurations, its latest report (`manifest.json` and
-//! the gzip CSV files it names), and the report's rows as pages of [`ListedVersion`]s in key
-//! order, the way a listing gives them.
+//! the gzip CSV or Parquet files it names), and the report's rows as pages of
+//! [`ListedVersion`]s in key order, the way a listing gives them.
 //!
 //! A report is laid out in its destination as
 //! `{destination prefix}/{source bucket}/{configuration id}/{YYYY-MM-DDTHH-MMZ}/manifest.json`
 //! (with `manifest.checksum`, the MD5 of `manifest.json`, written beside it), and the data files
 //! under `.../{configuration id}/data/`. A CSV report quotes every field and URL-encodes its keys
-//! (a space as `+`); the manifest's `fileSchema` names the columns.
+//! (a space as `+`); the manifest's `fileSchema` names the columns. A Parquet report keeps its
+//! keys as they are, under snake_case column names (`key`, `version_id`, `e_tag`, ...).
 //!
 //! S3 does not promise that a report's files, or the rows in one, come in key order. The reader
 //! orders the files by their first key and checks every row against the one before: a report
@@ -107,7 +108,7 @@ impl Inventory {
         format!("{lead}{source_bucket}/{}/", self.id)
     }
 
-    /// Whether its reports can stand for a listing of `prefix`: enabled, CSV, covering the
+    /// Whether its reports can stand for a listing of `prefix`: enabled, CSV or Parquet, covering the
     /// prefix, with every version when the bucket keeps versions, with the columns a listing
     /// gives. Answers why not.
     pub fn unfit_for(&self, prefix: &str, versioned: bool) -> Option<String> {
