@@ -251,6 +251,9 @@ pub struct ReconcileRun {
     pub started_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    /// The S3 Inventory report the run started from (its manifest's key), instead of a listing
+    /// of the prefix.
+    pub baseline: Option<String>,
 }
 
 /// A queue message that could not be read as S3 events.

@@ -1464,6 +1464,7 @@ fn reconcile_run(project: Uuid, started_at: OffsetDateTime) -> ReconcileRun {
         started_at,
         updated_at: started_at,
         finished_at: None,
+        baseline: None,
     }
 }
 
@@ -1491,6 +1492,7 @@ async fn reconcile_runs_round_trip(f: Fixture) {
     done.drift.changed("changed/é");
     done.updated_at = t + time::Duration::seconds(30);
     done.finished_at = Some(t + time::Duration::seconds(30));
+    done.baseline = Some("byos-inventory/b/byos/2026-11-30T00-00Z/manifest.json".to_owned());
     s.sync.update_reconcile(&done).await.unwrap();
     let got = s.sync.get_reconcile(first.id).await.unwrap();
     assert_eq!(got, done);

@@ -288,6 +288,7 @@ mod tests {
         assert_eq!(run.error, None);
         // The report's three rows in the project, the key read again.
         assert_eq!((run.listed, run.drift.added), (4, 3));
+        assert!(run.baseline.as_deref().is_some_and(|m| m.ends_with("/manifest.json")), "{run:?}");
         assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt", "only in report.txt"]);
 
         // The same from a Parquet report: a periodic reconcile takes the newest report.
@@ -304,7 +305,7 @@ mod tests {
 
         // A reconcile a person asks for lists the bucket: the keys only a report showed go.
         let run = engine.reconcile(project.id, "requested").await.unwrap();
-        assert_eq!((run.drift.added, run.drift.removed), (1, 1));
+        assert_eq!((run.drift.added, run.drift.removed, run.baseline), (1, 1, None));
         assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt"]);
     }
 
@@ -386,7 +387,7 @@ mod tests {
             [vec![ReportRow::object("p/z.txt", 1, "e", now), ReportRow::object("p/ghost.txt", 1, "e", now)]];
         put_report(&access, BUCKET, &inventory, now, &unordered).await;
         let run = engine.reconcile(project.id, "periodic").await.unwrap();
-        assert_eq!((run.error, run.listed), (None, 1));
+        assert_eq!((run.error, run.listed, run.baseline), (None, 1, None));
         assert_eq!(catalog(&store, project.id).await, ["a.txt"]);
 
         // A report older than sync.inventory_max_age is passed over.

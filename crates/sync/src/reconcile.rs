@@ -219,6 +219,7 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
     if let Some(manifest) = inventory::baseline(inner, project, &configuration, &access, &run.reason).await {
         // The keys changed since the report first: what S3 holds of them now is newer than the
         // report, so the merge's (fenced) observations of them then change nothing.
+        run.baseline = Some(manifest.key.clone());
         inventory::catch_up(inner, project, &access, configuration.versioning, &manifest, run).await?;
         let from = KeysFrom::Report(&manifest);
         match merge(inner, project, &access, "", run, Record::Progress, from).await {
@@ -227,7 +228,7 @@ pub(crate) async fn run(inner: &Inner, project: &Project, run: &mut ReconcileRun
             // the run.
             Err(SyncError::Report(e)) => {
                 tracing::warn!(project = %project.id, report = %manifest.key, error = %ErrorChain(&e), "the inventory report cannot be used; listing the prefix");
-                run.listed = 0;
+                (run.listed, run.baseline) = (0, None);
             }
             Err(e) => return Err(e),
         }
@@ -441,6 +442,7 @@ async fn start_run(inner: &Inner, project: &Project, reason: &str) -> Result<Rec
         started_at: now,
         updated_at: now,
         finished_at: None,
+        baseline: None,
     };
     Ok(run)
 }

@@ -105,7 +105,8 @@ pub(crate) struct DriftView {
     skipped_samples: Vec<String>,
 }
 
-/// One reconcile of a project: a listing of its folder merged with the catalog.
+/// One reconcile of a project: a listing of its folder (or the bucket's S3 Inventory report) merged
+/// with the catalog.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReconcileView {
@@ -123,6 +124,10 @@ pub(crate) struct ReconcileView {
     started_at: String,
     updated_at: String,
     finished_at: Option<String>,
+    /// The S3 Inventory report the run started from (its `manifest.json`'s key in the report's
+    /// bucket) instead of listing the folder; absent for a run that listed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<String>,
 }
 
 impl From<&ReconcileRun> for ReconcileView {
@@ -147,6 +152,7 @@ impl From<&ReconcileRun> for ReconcileView {
             started_at: rfc3339(run.started_at),
             updated_at: rfc3339(run.updated_at),
             finished_at: run.finished_at.map(rfc3339),
+            baseline: run.baseline.clone(),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::{ReconcileSchedule, Result, StoreError, SyncStore, from_millis, milli
 const OUTSIDE_CHUNK: usize = 300;
 
 const RECONCILE_COLUMNS: &str = "id, project_id, reason, status, fence, listed, added, removed, changed, \
-    samples, error, started_at, updated_at, finished_at";
+    samples, error, started_at, updated_at, finished_at, baseline";
 
 #[derive(sqlx::FromRow)]
 struct ReconcileRow {
@@ -32,6 +32,7 @@ struct ReconcileRow {
     started_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+    baseline: Option<String>,
 }
 
 /// The samples column holds the drift's samples; the counts have columns of their own.
@@ -62,6 +63,7 @@ impl TryFrom<ReconcileRow> for ReconcileRun {
             started_at: from_millis(T, row.started_at)?,
             updated_at: from_millis(T, row.updated_at)?,
             finished_at: row.finished_at.map(|t| from_millis(T, t)).transpose()?,
+            baseline: row.baseline,
         })
     }
 }
@@ -84,8 +86,8 @@ where
     async fn insert_reconcile(&self, run: &ReconcileRun) -> Result<()> {
         let result = sqlx::query(
             "INSERT INTO reconciles (id, project_id, reason, status, fence, listed, added, removed, changed, \
-             samples, error, started_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             samples, error, started_at, updated_at, finished_at, baseline) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(run.id.to_string())
         .bind(run.project_id.to_string())
@@ -101,6 +103,7 @@ where
         .bind(millis(run.started_at))
         .bind(millis(run.updated_at))
         .bind(run.finished_at.map(millis))
+        .bind(run.baseline.as_deref())
         .execute(&self.writer)
         .await;
         match result {
@@ -113,7 +116,7 @@ where
     async fn update_reconcile(&self, run: &ReconcileRun) -> Result<()> {
         let done = sqlx::query(
             "UPDATE reconciles SET status = $2, listed = $3, added = $4, removed = $5, changed = $6, \
-             samples = $7, error = $8, updated_at = $9, finished_at = $10 WHERE id = $1",
+             samples = $7, error = $8, updated_at = $9, finished_at = $10, baseline = $11 WHERE id = $1",
         )
         .bind(run.id.to_string())
         .bind(run.status.as_str())
@@ -125,6 +128,7 @@ where
         .bind(run.error.as_deref())
         .bind(millis(run.updated_at))
         .bind(run.finished_at.map(millis))
+        .bind(run.baseline.as_deref())
         .execute(&self.writer)
         .await?;
         if D::rows_affected(&done) == 0 {

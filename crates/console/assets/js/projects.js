@@ -153,6 +153,7 @@ function reconcileSummary(r) {
   return h('div', { class: 'card' },
     h('p', {}, badge(r.status), ` ${r.reason}, started `, time(r.startedAt), r.finishedAt ? [', finished ', time(r.finishedAt)] : ''),
     h('p', {}, `${plural(r.listed, 'key')} listed. Drift: ${d.added} added, ${d.removed} removed, ${d.changed} changed${d.skipped ? `, ${d.skipped} skipped` : ''}.`),
+    r.baseline ? h('p', { class: 'muted' }, 'From the S3 Inventory report ', h('code', {}, r.baseline), ', then the keys changed since it.') : null,
     samples('Added', d.addedSamples), samples('Removed', d.removedSamples), samples('Changed', d.changedSamples),
     r.error ? h('p', { class: 'error' }, r.error) : null);
 }
