@@ -233,6 +233,47 @@ mod tests {
         }
     }
 
+    /// moto with [`BUCKET`] holding `keys`, a store with a configuration of the bucket (no
+    /// project yet), and an engine that notes changes outside projects from now on.
+    struct Lab {
+        _moto: Moto,
+        aws: Aws,
+        access: byos_aws::BucketAccess,
+        _dir: byos_test_support::TempDir,
+        store: Store,
+        master: MasterKey,
+        configuration: byos_catalog::Configuration,
+        engine: SyncEngine,
+    }
+
+    impl Lab {
+        async fn new(keys: &[&str]) -> Lab {
+            let moto = Moto::start();
+            let aws = aws(moto.url()).await;
+            let access = aws.own_bucket_access(&region("eu-central-1"));
+            aws.setup(&region("eu-central-1")).create_bucket(BUCKET).await.unwrap();
+            for key in keys {
+                access.put_object(BUCKET, key, b"data".to_vec(), None).await.unwrap();
+            }
+            let dir = byos_test_support::temp_dir();
+            let store = open_store(dir.path(), None).await;
+            let master = MasterKey::generate();
+            let records = Records { store: &store, key: &master };
+            let credential = records.example_access_key().await;
+            let configuration = records.configuration(credential.id, BUCKET, None).await;
+            let buckets = Buckets::new(store.clone(), aws.clone(), master.clone());
+            let engine = SyncEngine::new(store.clone(), aws.clone(), buckets, SyncSettings::default());
+            engine.start_noting().await.unwrap();
+            // Reports made from now on are younger than the noting.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            Lab { _moto: moto, aws, access, _dir: dir, store, master, configuration, engine }
+        }
+
+        fn records(&self) -> Records<'_> {
+            Records { store: &self.store, key: &self.master }
+        }
+    }
+
     async fn catalog(store: &Store, project: uuid::Uuid) -> Vec<String> {
         let keys = store.data.keys(project, None, 10_000).await.unwrap();
         keys.into_iter().filter(|k| k.state.visible().is_some()).map(|k| k.key).collect()
@@ -245,23 +286,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_import_starts_from_the_report_then_reads_what_changed_since() {
-        let moto = Moto::start();
-        let aws = aws(moto.url()).await;
-        let access = aws.own_bucket_access(&region("eu-central-1"));
-        aws.setup(&region("eu-central-1")).create_bucket(BUCKET).await.unwrap();
-        for key in ["p/a.txt", "p/b/c.txt"] {
-            access.put_object(BUCKET, key, b"data".to_vec(), None).await.unwrap();
-        }
-        let dir = byos_test_support::temp_dir();
-        let store = open_store(dir.path(), None).await;
-        let master = MasterKey::generate();
-        let records = Records { store: &store, key: &master };
-        let credential = records.example_access_key().await;
-        let configuration = records.configuration(credential.id, BUCKET, None).await;
-        let buckets = Buckets::new(store.clone(), aws.clone(), master.clone());
-        let engine = SyncEngine::new(store.clone(), aws.clone(), buckets, SyncSettings::default());
-        engine.start_noting().await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let lab = Lab::new(&["p/a.txt", "p/b/c.txt"]).await;
+        let Lab { access, store, engine, configuration, .. } = &lab;
+        let records = lab.records();
 
         // The report, as of now: the two objects, one it alone shows (so that the catalog
         // shows whether the report was read), a key beside the project; its files listed
@@ -276,20 +303,20 @@ mod tests {
             ],
             vec![ReportRow::object("p/a.txt", 4, "e1", now), ReportRow::object("p/b/c.txt", 4, "e2", now)],
         ];
-        put_report(&access, BUCKET, &inventory, now, &files).await;
+        put_report(access, BUCKET, &inventory, now, &files).await;
 
         // A key written after the report, while no project held it: noted.
         access.put_object(BUCKET, "p/late.txt", b"late".to_vec(), None).await.unwrap();
         engine.apply("queue", &[put_event("p/late.txt", &iso(now + 1000), 1)]).await.unwrap();
 
-        let project = records.project(&configuration, "p").await;
+        let project = records.project(configuration, "p").await;
         engine.refresh_routes().await.unwrap();
         let run = engine.reconcile(project.id, "initial-import").await.unwrap();
         assert_eq!(run.error, None);
         // The report's three rows in the project, the key read again.
         assert_eq!((run.listed, run.drift.added), (4, 3));
         assert!(run.baseline.as_deref().is_some_and(|m| m.ends_with("/manifest.json")), "{run:?}");
-        assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt", "only in report.txt"]);
+        assert_eq!(catalog(store, project.id).await, ["a.txt", "b/c.txt", "late.txt", "only in report.txt"]);
 
         // The same from a Parquet report: a periodic reconcile takes the newest report.
         let parquet = Inventory { format: byos_aws::ReportFormat::Parquet, ..inventory.clone() };
@@ -297,16 +324,16 @@ mod tests {
         let later = lookup::now_ms();
         let rows =
             vec![ReportRow::object("p/a.txt", 4, "e1", now), ReportRow::object("p/from parquet.txt", 2, "e5", now)];
-        put_report(&access, BUCKET, &parquet, later, &[rows]).await;
+        put_report(access, BUCKET, &parquet, later, &[rows]).await;
         let run = engine.reconcile(project.id, "periodic").await.unwrap();
         assert_eq!(run.error, None);
         // What that report lacks is observed absent as of it; the key noted since is read again.
-        assert_eq!(catalog(&store, project.id).await, ["a.txt", "from parquet.txt", "late.txt"]);
+        assert_eq!(catalog(store, project.id).await, ["a.txt", "from parquet.txt", "late.txt"]);
 
         // A reconcile a person asks for lists the bucket: the keys only a report showed go.
         let run = engine.reconcile(project.id, "requested").await.unwrap();
         assert_eq!((run.drift.added, run.drift.removed, run.baseline), (1, 1, None));
-        assert_eq!(catalog(&store, project.id).await, ["a.txt", "b/c.txt", "late.txt"]);
+        assert_eq!(catalog(store, project.id).await, ["a.txt", "b/c.txt", "late.txt"]);
     }
 
     /// A versioned bucket's Parquet report, its files named out of key order and one key's
@@ -361,42 +388,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_report_that_cannot_stand_for_a_listing_is_passed_over() {
-        let moto = Moto::start();
-        let aws = aws(moto.url()).await;
-        let access = aws.own_bucket_access(&region("eu-central-1"));
-        aws.setup(&region("eu-central-1")).create_bucket(BUCKET).await.unwrap();
-        access.put_object(BUCKET, "p/a.txt", b"data".to_vec(), None).await.unwrap();
-        let dir = byos_test_support::temp_dir();
-        let store = open_store(dir.path(), None).await;
-        let master = MasterKey::generate();
-        let records = Records { store: &store, key: &master };
-        let credential = records.example_access_key().await;
-        let configuration = records.configuration(credential.id, BUCKET, None).await;
-        let buckets = Buckets::new(store.clone(), aws.clone(), master.clone());
-        let engine = SyncEngine::new(store.clone(), aws.clone(), buckets, SyncSettings::default());
-        engine.start_noting().await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let lab = Lab::new(&["p/a.txt"]).await;
+        let Lab { aws, access, store, engine, configuration, master, .. } = &lab;
+        let records = lab.records();
         let inventory = csv_inventory(BUCKET, None, false);
         access.put_inventory(BUCKET, &inventory).await.unwrap();
-        let project = records.project(&configuration, "p").await;
+        let project = records.project(configuration, "p").await;
         engine.refresh_routes().await.unwrap();
         let now = lookup::now_ms();
 
         // Rows out of key order: the run lists the prefix instead.
         let unordered =
             [vec![ReportRow::object("p/z.txt", 1, "e", now), ReportRow::object("p/ghost.txt", 1, "e", now)]];
-        put_report(&access, BUCKET, &inventory, now, &unordered).await;
+        put_report(access, BUCKET, &inventory, now, &unordered).await;
         let run = engine.reconcile(project.id, "periodic").await.unwrap();
         assert_eq!((run.error, run.listed, run.baseline), (None, 1, None));
-        assert_eq!(catalog(&store, project.id).await, ["a.txt"]);
+        assert_eq!(catalog(store, project.id).await, ["a.txt"]);
 
         // A report older than sync.inventory_max_age is passed over.
-        let found = find(&engine.inner, &project, &configuration, &access).await;
+        let found = find(&engine.inner, &project, configuration, access).await;
         assert!(found.is_ok(), "the report fits: {found:?}");
         let stale = SyncSettings { inventory_max_age: std::time::Duration::from_millis(1), ..SyncSettings::default() };
-        let engine =
-            SyncEngine::new(store.clone(), aws.clone(), Buckets::new(store.clone(), aws.clone(), master), stale);
-        let why = find(&engine.inner, &project, &configuration, &access).await.unwrap_err();
+        let engine = SyncEngine::new(
+            store.clone(),
+            aws.clone(),
+            Buckets::new(store.clone(), aws.clone(), master.clone()),
+            stale,
+        );
+        let why = find(&engine.inner, &project, configuration, access).await.unwrap_err();
         assert!(why.contains("hours old"), "{why}");
     }
 }

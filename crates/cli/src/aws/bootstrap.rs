@@ -547,28 +547,8 @@ async fn ensure_cross_account(
 ) -> anyhow::Result<()> {
     let Some(role) = &plan.copy_role else { return Ok(()) };
     let bucket = plan.bucket.as_str();
-    let current = if bucket_is_new && steps.is_dry_run() {
-        None
-    } else {
-        c.setup.bucket_policy(bucket).await.context("reading the bucket policy")?
-    };
     let ours = policies::cross_account_bucket_policy(&plan.bucket, role, versioning);
-    let merged = policies::merge_statements(current.as_deref(), &ours)
-        .map_err(anyhow::Error::msg)
-        .context("the bucket policy")?;
-    let detail = format!("copy role {role}");
-    if merged.changed {
-        if !steps.is_dry_run() {
-            c.setup
-                .put_bucket_policy(bucket, &merged.document.to_string())
-                .await
-                .context("writing the bucket policy")?;
-        }
-        let change = if current.is_some() { Change::Updated } else { Change::Created };
-        steps.record(change, "bucket policy", &detail)?;
-    } else {
-        steps.record(Change::Unchanged, "bucket policy", &detail)?;
-    }
+    merge_bucket_policy(c, plan, bucket_is_new, &ours, &format!("copy role {role}"), steps).await?;
 
     // What the role writes must belong to the bucket's owner, not to the platform's account.
     let ownership = if bucket_is_new && steps.is_dry_run() {
@@ -641,16 +621,28 @@ async fn ensure_inventory(
         steps.record(change, "inventory", &detail)?;
     }
 
+    let statement = policies::inventory_reports_bucket_policy(&plan.bucket, &c.account, BYOS_REPORTS_PREFIX);
+    merge_bucket_policy(c, plan, bucket_is_new, &statement, "S3 Inventory may write its reports", steps).await
+}
+
+/// Merges `ours` (statements with their `Sid`s) into the bucket policy, keeping the owner's own.
+async fn merge_bucket_policy(
+    c: &Connection,
+    plan: &Plan,
+    bucket_is_new: bool,
+    ours: &Value,
+    detail: &str,
+    steps: &mut Steps,
+) -> anyhow::Result<()> {
+    let bucket = plan.bucket.as_str();
     let current = if bucket_is_new && steps.is_dry_run() {
         None
     } else {
         c.setup.bucket_policy(bucket).await.context("reading the bucket policy")?
     };
-    let statement = policies::inventory_reports_bucket_policy(&plan.bucket, &c.account, BYOS_REPORTS_PREFIX);
-    let merged = policies::merge_statements(current.as_deref(), &statement)
+    let merged = policies::merge_statements(current.as_deref(), ours)
         .map_err(anyhow::Error::msg)
         .context("the bucket policy")?;
-    let detail = "S3 Inventory may write its reports";
     if !merged.changed {
         return steps.record(Change::Unchanged, "bucket policy", detail);
     }
