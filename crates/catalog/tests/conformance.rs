@@ -25,6 +25,9 @@ use byos_test_support::{TempDir, TestPostgres, temp_dir};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+#[path = "conformance/upgrade.rs"]
+mod upgrade;
+
 /// A store under test, and what keeps its database alive.
 struct Fixture {
     store: Store,

@@ -330,7 +330,11 @@ pub struct VisibleObject {
 pub struct KeyState {
     /// Sorted by version id, ids unique.
     versions: Vec<Version>,
+    /// Left out of the stored form when empty, as they mostly are: a row per key of a big
+    /// catalog, the bytes count.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tombstones: BTreeMap<String, Tombstone>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     restores: BTreeMap<String, Restore>,
     /// The `as_of_ms` of the last observation applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,8 +1,9 @@
 //! The projects' catalog: the SQL of [`DataStore`]. A batch ([`DataStore::apply`]) takes a few
-//! statements per chunk of keys, not one per key: one `SELECT ... IN` per chunk of keys, one
-//! multi-row upsert or delete per chunk of states and of files (files that go, folder by folder),
-//! then the same for the rows of the folders the batch may change. The rules, and what a batch
-//! writes, are in [`crate::data`].
+//! statements per chunk of keys, not one per key: the keys' states read in bulk, the new states
+//! and the files' entries written in bulk (each database's own bulk statements, the items of
+//! [`Dialect`] for a batch), deletes per chunk, then the same for the rows of the folders the
+//! batch may change. The catalog's tables name a project by its key (`projects.key`), a small
+//! integer, not by its id. The rules, and what a batch writes, are in [`crate::data`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -12,11 +13,15 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Transaction, 
 use uuid::Uuid;
 
 use super::{ColumnType, Dialect, SqlStore, corrupt};
-use crate::data::{self, Entry, EntryKind, FileEntry, FolderRow, StoredKey, restore_from_text, restore_text, split};
+use crate::data::{self, Entry, EntryKind, FileEntry, FolderRow, StoredKey, restore_from_text, split};
 use crate::{ApplyOutcome, DataStore, FolderTotals, KeyUpdate, Result, StoreError, storable_key};
 
+/// The key of the project whose id is bound as `$1`: the catalog's tables name a project by its
+/// key (`projects.key`, a small integer), not by its id.
+const PROJECT: &str = "(SELECT key FROM projects WHERE id = $1)";
+
 /// Rows per multi-row statement: well under both databases' limits on bound parameters.
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 
 pub(crate) const ENTRY_COLUMNS: &str =
     "parent, name, kind, size, etag, last_modified, storage_class, version_id, archive, children, marker";
@@ -46,7 +51,7 @@ impl TryFrom<KeyRow> for StoredKey {
 /// a row-value `IN (VALUES ...)`. Parameters: the project, then each pair's parent and name.
 fn entries_in<D: Dialect>(verb: &str, kind: &str, pairs: usize) -> String {
     format!(
-        "{verb} FROM entries WHERE project_id = {} AND kind = '{kind}' AND (parent, name) IN (VALUES {})",
+        "{verb} FROM entries WHERE project = {} AND kind = '{kind}' AND (parent, name) IN (VALUES {})",
         parameters::<D>(1, 1),
         tuples::<D>(2, pairs, 2)
     )
@@ -171,17 +176,14 @@ where
     async fn keys(&self, project: Uuid, after: Option<&str>, limit: u32) -> Result<Vec<StoredKey>> {
         // Without `after`, from the very first key: `key > ''` would leave out the empty key
         // (the project folder's own marker).
-        let query = match after {
-            Some(after) => sqlx::query_as(
-                "SELECT key, state, revision FROM objects WHERE project_id = $1 AND key > $2 ORDER BY key LIMIT $3",
-            )
-            .bind(project.to_string())
-            .bind(after),
-            None => {
-                sqlx::query_as("SELECT key, state, revision FROM objects WHERE project_id = $1 ORDER BY key LIMIT $2")
-                    .bind(project.to_string())
-            }
-        };
+        let (from, limit_parameter) = if after.is_some() { ("AND key > $2", "$3") } else { ("", "$2") };
+        let sql = format!(
+            "SELECT key, state, revision FROM objects WHERE project = {PROJECT} {from} ORDER BY key LIMIT {limit_parameter}"
+        );
+        let mut query = sqlx::query_as(&sql).bind(project.to_string());
+        if let Some(after) = after {
+            query = query.bind(after);
+        }
         let rows: Vec<KeyRow> = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
@@ -205,7 +207,7 @@ where
         let range = if prefix.is_empty() { "" } else { " AND name >= $5 AND name < $6" };
         let kind = |kind: &str, after: &str| {
             format!(
-                "SELECT * FROM (SELECT * FROM entries WHERE project_id = $1 AND parent = $2 AND kind = '{kind}' \
+                "SELECT * FROM (SELECT * FROM entries WHERE project = {PROJECT} AND parent = $2 AND kind = '{kind}' \
                  AND name > {after}{range} ORDER BY name LIMIT $4) AS {kind}s"
             )
         };
@@ -231,7 +233,8 @@ where
 
     async fn entry(&self, project: Uuid, path: &str) -> Result<Entry> {
         let (parent, name) = split(path);
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE project_id = $1 AND parent = $2 AND name = $3");
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE project = {PROJECT} AND parent = $2 AND name = $3");
         let row: EntryRow =
             sqlx::query_as(&sql).bind(project.to_string()).bind(parent).bind(name).fetch_one(&self.pool).await?;
         row.try_into()
@@ -241,15 +244,12 @@ where
         // The folder and the folders below it: the parents from `a/b/` up to, not including,
         // `a/b0` (`0` follows `/` in byte order), a range of the entries' primary key.
         let end = format!("{}0", folder.strip_suffix('/').unwrap_or(folder));
-        let (files, bytes): (i64, i64) = sqlx::query_as(
+        let sql = format!(
             "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries \
-             WHERE project_id = $1 AND parent >= $2 AND parent < $3 AND kind = 'file'",
-        )
-        .bind(project.to_string())
-        .bind(folder)
-        .bind(end)
-        .fetch_one(&self.pool)
-        .await?;
+             WHERE project = {PROJECT} AND parent >= $2 AND parent < $3 AND kind = 'file'"
+        );
+        let (files, bytes): (i64, i64) =
+            sqlx::query_as(&sql).bind(project.to_string()).bind(folder).bind(end).fetch_one(&self.pool).await?;
         let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("entries", format!("a total of {n}")));
         Ok(FolderTotals { files: count(files)?, bytes: count(bytes)? })
     }
@@ -259,7 +259,8 @@ where
 /// next revision.
 struct Batch<D: Database> {
     tx: Transaction<'static, D>,
-    project_id: String,
+    /// The project's key, which names it in the catalog's tables.
+    project: i64,
     revision: i64,
 }
 
@@ -280,17 +281,16 @@ where
     /// Starts the write transaction and takes the project's next revision, which locks the
     /// project's row: batches of one project run one after the other, on every replica.
     async fn begin(store: &SqlStore<D>, project: Uuid) -> Result<Batch<D>> {
-        let project_id = project.to_string();
         let mut tx = store.begin_write().await?;
-        let revision: Option<i64> =
-            sqlx::query_scalar("UPDATE projects SET revision = revision + 1 WHERE id = $1 RETURNING revision")
-                .bind(&project_id)
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("UPDATE projects SET revision = revision + 1 WHERE id = $1 RETURNING revision, key")
+                .bind(project.to_string())
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(revision) = revision else {
+        let Some((revision, project)) = row else {
             return Err(StoreError::NotFound);
         };
-        Ok(Batch { tx, project_id, revision })
+        Ok(Batch { tx, project, revision })
     }
 
     /// The stored states of the updates' keys, each with the revision it last changed at. A key
@@ -299,22 +299,12 @@ where
         let mut keys: Vec<&str> = updates.iter().map(KeyUpdate::key).collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut loaded = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT key, state, revision FROM objects WHERE project_id = {} AND key IN ({})",
-                parameters::<D>(1, 1),
-                parameters::<D>(2, chunk.len())
-            );
-            let mut query = sqlx::query_as(&sql).bind(&self.project_id);
-            for key in chunk {
-                query = query.bind(*key);
-            }
-            let rows: Vec<KeyRow> = query.fetch_all(&mut *self.tx).await?;
-            for row in rows {
-                let state = row.state()?;
-                loaded.insert(row.key, (state, row.revision));
-            }
+        let rows = D::load_states(&mut self.tx, self.project, &keys).await?;
+        let mut loaded = HashMap::with_capacity(rows.len());
+        for (key, state, revision) in rows {
+            let row = KeyRow { key, state, revision };
+            let state = row.state()?;
+            loaded.insert(row.key, (state, row.revision));
         }
         Ok(loaded)
     }
@@ -326,29 +316,18 @@ where
         let mut forgotten = Vec::new();
         for (key, state) in states {
             match state {
-                Some(state) => kept.push((*key, state)),
+                Some(state) => kept.push((*key, state_json(state))),
                 None => forgotten.push(*key),
             }
         }
-        for chunk in kept.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO objects (project_id, key, state, revision) VALUES {} \
-                 ON CONFLICT (project_id, key) DO UPDATE SET state = excluded.state, revision = excluded.revision",
-                tuples::<D>(1, chunk.len(), 4)
-            );
-            let mut query = sqlx::query(&sql);
-            for (key, state) in chunk {
-                query = query.bind(&self.project_id).bind(*key).bind(state_json(state)).bind(self.revision);
-            }
-            query.execute(&mut *self.tx).await?;
-        }
+        D::upsert_states(&mut self.tx, self.project, self.revision, &kept).await?;
         for chunk in forgotten.chunks(CHUNK) {
             let sql = format!(
-                "DELETE FROM objects WHERE project_id = {} AND key IN ({})",
+                "DELETE FROM objects WHERE project = {} AND key IN ({})",
                 parameters::<D>(1, 1),
                 parameters::<D>(2, chunk.len())
             );
-            let mut query = sqlx::query(&sql).bind(&self.project_id);
+            let mut query = sqlx::query(&sql).bind(self.project);
             for key in chunk {
                 query = query.bind(*key);
             }
@@ -368,37 +347,10 @@ where
                 None => hidden.push((*parent, *name)),
             }
         }
-        for chunk in shown.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO entries (project_id, parent, name, kind, size, etag, last_modified, \
-                 storage_class, version_id, archive, children, marker) VALUES {} \
-                 ON CONFLICT (project_id, parent, name) DO UPDATE SET size = excluded.size, \
-                 etag = excluded.etag, last_modified = excluded.last_modified, \
-                 storage_class = excluded.storage_class, version_id = excluded.version_id, \
-                 archive = excluded.archive",
-                tuples::<D>(1, chunk.len(), 12)
-            );
-            let mut query = sqlx::query(&sql);
-            for (parent, name, file) in chunk {
-                query = query
-                    .bind(&self.project_id)
-                    .bind(*parent)
-                    .bind(*name)
-                    .bind("file")
-                    .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
-                    .bind(file.etag.as_str())
-                    .bind(file.last_modified_ms)
-                    .bind(file.storage_class.as_deref())
-                    .bind(file.version_id.as_deref())
-                    .bind(restore_text(file.restore.as_ref()))
-                    .bind(0_i64)
-                    .bind(false);
-            }
-            query.execute(&mut *self.tx).await?;
-        }
+        D::upsert_files(&mut self.tx, self.project, &shown).await?;
         for chunk in hidden.chunks(CHUNK) {
             let sql = entries_in::<D>("DELETE", "file", chunk.len());
-            let mut query = sqlx::query(&sql).bind(&self.project_id);
+            let mut query = sqlx::query(&sql).bind(self.project);
             for (parent, name) in chunk {
                 query = query.bind(*parent).bind(*name);
             }
@@ -413,7 +365,7 @@ where
         let folders: Vec<(&str, &str)> = folders.iter().map(|path| split(path)).collect();
         for chunk in folders.chunks(CHUNK) {
             let sql = entries_in::<D>("SELECT parent, name, children, marker", "folder", chunk.len());
-            let mut query = sqlx::query_as(&sql).bind(&self.project_id);
+            let mut query = sqlx::query_as(&sql).bind(self.project);
             for (parent, name) in chunk {
                 query = query.bind(*parent).bind(*name);
             }
@@ -440,8 +392,8 @@ where
         }
         for chunk in kept.chunks(CHUNK) {
             let sql = format!(
-                "INSERT INTO entries (project_id, parent, name, kind, children, marker) VALUES {} \
-                 ON CONFLICT (project_id, parent, name) DO UPDATE SET \
+                "INSERT INTO entries (project, parent, name, kind, children, marker) VALUES {} \
+                 ON CONFLICT (project, parent, name) DO UPDATE SET \
                  children = excluded.children, marker = excluded.marker",
                 tuples::<D>(1, chunk.len(), 6)
             );
@@ -449,7 +401,7 @@ where
             for (path, folder) in chunk {
                 let (parent, name) = split(path);
                 query = query
-                    .bind(&self.project_id)
+                    .bind(self.project)
                     .bind(parent)
                     .bind(name)
                     .bind("folder")
@@ -460,7 +412,7 @@ where
         }
         for chunk in gone.chunks(CHUNK) {
             let sql = entries_in::<D>("DELETE", "folder", chunk.len());
-            let mut query = sqlx::query(&sql).bind(&self.project_id);
+            let mut query = sqlx::query(&sql).bind(self.project);
             for (parent, name) in chunk {
                 query = query.bind(*parent).bind(*name);
             }
@@ -490,11 +442,11 @@ mod tests {
         assert_eq!(tuples::<Postgres>(3, 2, 2), "($3, $4), ($5, $6)");
         assert_eq!(
             entries_in::<Sqlite>("DELETE", "file", 1),
-            "DELETE FROM entries WHERE project_id = ? AND kind = 'file' AND (parent, name) IN (VALUES (?, ?))"
+            "DELETE FROM entries WHERE project = ? AND kind = 'file' AND (parent, name) IN (VALUES (?, ?))"
         );
         assert_eq!(
             entries_in::<Postgres>("DELETE", "file", 1),
-            "DELETE FROM entries WHERE project_id = $1 AND kind = 'file' AND (parent, name) IN (VALUES ($2, $3))"
+            "DELETE FROM entries WHERE project = $1 AND kind = 'file' AND (parent, name) IN (VALUES ($2, $3))"
         );
     }
 }

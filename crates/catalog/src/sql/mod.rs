@@ -3,7 +3,8 @@
 //! ([`postgres`]). The statements use `$N` parameters and the SQL both databases accept, bound
 //! with each one's native types; the few places where the two differ are the items of
 //! [`Dialect`] (starting a write transaction, locking a table, the database's clock, the JSON
-//! aggregate of a browse page) and the pools each one's `open` hands the store.
+//! aggregate of a browse page, the bulk statements of a catalog batch) and the pools each one's
+//! `open` hands the store.
 //!
 //! One module per aggregate: [`configurations`] (credentials and configurations), [`tokens`],
 //! [`meta`] (leases and the store's own facts), [`projects`], [`data`] (the projects' catalog),
@@ -72,6 +73,7 @@ use std::sync::Arc;
 use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
 use uuid::Uuid;
 
+use crate::data::FileEntry;
 use crate::{
     AuditStore, Backend, Closer, ConfigurationStore, CredentialStore, DataStore, JobStore, LeaseStore, MetaStore,
     ProjectStore, Result, Store, StoreError, SyncStore, TokenStore, UploadStore,
@@ -94,6 +96,31 @@ pub(crate) trait Dialect: Database {
     /// as named parameters, and binding one looks its name up in a list: a multi-row insert of
     /// 500 rows of 4 parameters made applying a big batch 8 times as slow.
     fn write_parameter(sql: &mut String, index: usize);
+
+    /// The stored `(key, state, revision)` of a project's `keys` (those it has), in a batch's
+    /// transaction. Projects are named by their key (`projects.key`) in the catalog's tables.
+    fn load_states(
+        tx: &mut Transaction<'static, Self>,
+        project: i64,
+        keys: &[&str],
+    ) -> impl Future<Output = sqlx::Result<Vec<(String, String, i64)>>> + Send;
+
+    /// Writes a project's keys' states (`(key, state as JSON)`, keys unique) at `revision`,
+    /// inserted or replacing the stored ones.
+    fn upsert_states(
+        tx: &mut Transaction<'static, Self>,
+        project: i64,
+        revision: i64,
+        states: &[(&str, String)],
+    ) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// Writes a project's file entries (`(parent, name, file)`, paths unique), inserted or
+    /// replacing the stored ones.
+    fn upsert_files(
+        tx: &mut Transaction<'static, Self>,
+        project: i64,
+        files: &[(&str, &str, &FileEntry)],
+    ) -> impl Future<Output = sqlx::Result<()>> + Send;
 
     /// How many rows a statement changed (sqlx has no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;

@@ -13,7 +13,9 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use super::data::{CHUNK, parameters, tuples};
 use super::{Dialect, SqlStore};
+use crate::data::{FileEntry, restore_text};
 use crate::{Backend, OpenError, Store, StoreOptions};
 
 /// The write connection's page cache.
@@ -48,6 +50,85 @@ impl Dialect for Sqlite {
 
     async fn begin_write(writer: &SqlitePool) -> sqlx::Result<Transaction<'static, Sqlite>> {
         writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Multi-row statements of [`CHUNK`] rows: SQLite binds each parameter in a function call,
+    /// so many small ones cost no more than a few arrays.
+    async fn load_states(
+        tx: &mut Transaction<'static, Sqlite>,
+        project: i64,
+        keys: &[&str],
+    ) -> sqlx::Result<Vec<(String, String, i64)>> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT key, state, revision FROM objects WHERE project = ? AND key IN ({})",
+                parameters::<Sqlite>(2, chunk.len())
+            );
+            let mut query = sqlx::query_as(&sql).bind(project);
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            rows.extend(query.fetch_all(&mut **tx).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn upsert_states(
+        tx: &mut Transaction<'static, Sqlite>,
+        project: i64,
+        revision: i64,
+        states: &[(&str, String)],
+    ) -> sqlx::Result<()> {
+        for chunk in states.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO objects (project, key, state, revision) VALUES {} \
+                 ON CONFLICT (project, key) DO UPDATE SET state = excluded.state, revision = excluded.revision",
+                tuples::<Sqlite>(1, chunk.len(), 4)
+            );
+            let mut query = sqlx::query(&sql);
+            for (key, state) in chunk {
+                query = query.bind(project).bind(*key).bind(state.as_str()).bind(revision);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_files(
+        tx: &mut Transaction<'static, Sqlite>,
+        project: i64,
+        files: &[(&str, &str, &FileEntry)],
+    ) -> sqlx::Result<()> {
+        for chunk in files.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO entries (project, parent, name, kind, size, etag, last_modified, \
+                 storage_class, version_id, archive, children, marker) VALUES {} \
+                 ON CONFLICT (project, parent, name) DO UPDATE SET size = excluded.size, \
+                 etag = excluded.etag, last_modified = excluded.last_modified, \
+                 storage_class = excluded.storage_class, version_id = excluded.version_id, \
+                 archive = excluded.archive",
+                tuples::<Sqlite>(1, chunk.len(), 12)
+            );
+            let mut query = sqlx::query(&sql);
+            for (parent, name, file) in chunk {
+                query = query
+                    .bind(project)
+                    .bind(*parent)
+                    .bind(*name)
+                    .bind("file")
+                    .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+                    .bind(file.etag.as_str())
+                    .bind(file.last_modified_ms)
+                    .bind(file.storage_class.as_deref())
+                    .bind(file.version_id.as_deref())
+                    .bind(restore_text(file.restore.as_ref()))
+                    .bind(0_i64)
+                    .bind(false);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Nothing to do: `begin_write` already holds the database's only write lock.
