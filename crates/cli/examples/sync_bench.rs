@@ -17,13 +17,17 @@
 //!   the initial import by listing the same prefix;
 //! - `browse`: a page of 1,000 entries of a big folder, from the store and through the HTTP API,
 //!   against a folder of 1,000 entries;
+//! - `postgres`: ten million catalog entries loaded into PostgreSQL through the store (1,000
+//!   folders and a folder of a million), against a raw `COPY` of the same rows (psql); pages of
+//!   the folder of a million; the tables' size per entry; the reconcile's peak RSS on
+//!   PostgreSQL at two sizes (on s3s-fs);
 //! - `api`: a member's page of 1,000 entries through `byos serve` on SQLite while it ingests
 //!   one-record messages of another project from fauxqs, against the same page with nothing to
 //!   ingest;
 //! - `replicas`: three `byos serve` on PostgreSQL sharing the queue (fauxqs), one killed and
 //!   started again mid-ingest, while a member reads the API: the ingest rate, the API's p99.
 //!
-//! `cargo run --release -p byos --example sync_bench -- apply|ingest|api|replicas|reconcile|browse [flags]`;
+//! `cargo run --release -p byos --example sync_bench -- apply|ingest|api|replicas|reconcile|inventory|browse|postgres [flags]`;
 //! `reconcile` needs `BYOS_TEST_MOTO` (moto_server) and `BYOS_BENCH_S5CMD` (the s5cmd binary);
 //! `ingest`, `api` and `replicas` need `BYOS_TEST_MOTO` (`replicas` PostgreSQL too, as the tests find it), the release binary (`cargo build --release -p byos`) and npm
 //! (it installs fauxqs under target/test-peers on first use).
@@ -207,6 +211,39 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         samples: usize,
     },
+    /// Ten million catalog entries loaded into PostgreSQL through the store, against a raw COPY
+    /// of the same rows; pages of the folder of a million; the size per entry; the reconcile's
+    /// peak RSS on PostgreSQL at two sizes.
+    Postgres {
+        /// Files loaded (besides the 1,000 of the reference folder).
+        #[arg(long, default_value_t = 10_000_000)]
+        entries: usize,
+        /// Folders the files outside the big folder are spread over.
+        #[arg(long, default_value_t = 1000)]
+        folders: usize,
+        /// Files in the big folder.
+        #[arg(long, default_value_t = 1_000_000)]
+        big: usize,
+        /// Keys per `DataStore::apply`: a reconcile applies a listing's page of 1,000 at a time.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Pages read per measurement.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+        /// Objects in the small reconcile, the memory figure's reference.
+        #[arg(long, default_value_t = 100_000)]
+        small: usize,
+        /// Objects in the large reconcile.
+        #[arg(long, default_value_t = 1_000_000)]
+        objects: usize,
+        /// Settings of the benchmark's PostgreSQL cluster (`name=value`), over PostgreSQL's
+        /// defaults.
+        #[arg(long = "pg-setting")]
+        pg_settings: Vec<String>,
+        /// The psql that runs the COPY reference and reads the database's size.
+        #[arg(long, env = "BYOS_BENCH_PSQL", default_value = "psql")]
+        psql: PathBuf,
+    },
     /// (Internal) one reconcile of an already filled bucket on moto, then its peak RSS.
     #[command(hide = true)]
     ReconcileChild {
@@ -216,14 +253,17 @@ enum Command {
         bucket: String,
         #[arg(long)]
         expect: u64,
+        /// The store's PostgreSQL URL; SQLite in a new data directory without one.
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let command = Cli::parse().command;
-    if let Command::ReconcileChild { endpoint, bucket, expect } = &command {
-        return reconcile_child(endpoint, bucket, *expect).await;
+    if let Command::ReconcileChild { endpoint, bucket, expect, database } = &command {
+        return reconcile_child(endpoint, bucket, *expect, database.as_deref()).await;
     }
     let before = Cpu::now()?;
     match command {
@@ -241,6 +281,10 @@ async fn main() -> Result<()> {
             reconcile(on, objects, small, one_stream, rounds, upload_concurrency, &s5cmd).await?;
         }
         Command::Browse { files, samples } => browse(files, samples).await?,
+        Command::Postgres { entries, folders, big, batch, samples, small, objects, pg_settings, psql } => {
+            let scale = Scale { entries, folders, big, batch };
+            postgres(&scale, samples, (small, objects), &pg_settings, &psql).await?;
+        }
         Command::Inventory { objects, folders, changes, rounds, parquet } => {
             inventory(objects, folders, changes, rounds, parquet).await?;
         }
@@ -343,6 +387,16 @@ impl Fixture {
     }
 
     async fn with_sync(endpoint: Option<&str>, bucket: &str, sync: byos_sync::SyncSettings) -> Result<Fixture> {
+        Fixture::open(endpoint, bucket, sync, None).await
+    }
+
+    /// `database` is a PostgreSQL URL; without one, SQLite in a new data directory.
+    async fn open(
+        endpoint: Option<&str>,
+        bucket: &str,
+        sync: byos_sync::SyncSettings,
+        database: Option<&str>,
+    ) -> Result<Fixture> {
         let endpoint = match endpoint {
             Some(url) => url.to_owned(),
             None => format!("http://127.0.0.1:{}", byos_test_support::free_port()),
@@ -356,7 +410,11 @@ impl Fixture {
         .await;
         let dir = temp_dir();
         // The server's default pool.
-        let options = StoreOptions { url: None, max_connections: 10, connect_timeout: Duration::from_secs(30) };
+        let options = StoreOptions {
+            url: database.map(str::to_owned),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(30),
+        };
         let store = Store::open(&options, dir.path()).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let key = MasterKey::generate();
         // Sealed as the API seals it, so that the reconcile can open it for its listing. An
@@ -680,13 +738,15 @@ fn created(n: usize) -> Result<Change> {
 const RAW_SQLITE: &str = r#"
 import json, sqlite3, sys, time
 database, rows, group = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db = sqlite3.connect(database, isolation_level=None)
+# The catalog's tables name a project by its key.
+keys = dict(db.execute("SELECT id, key FROM projects"))
 objects, entries = [], []
 with open(rows) as f:
     for line in f:
         o, e = json.loads(line)
-        objects.append(tuple(o))
-        entries.append(tuple(e))
-db = sqlite3.connect(database, isolation_level=None)
+        objects.append((keys[o[0]],) + tuple(o[1:]))
+        entries.append((keys[e[0]],) + tuple(e[1:]))
 for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "temp_store = MEMORY",
                "cache_size = -65536"):
     db.execute("PRAGMA " + pragma)
@@ -697,9 +757,9 @@ def run(per_transaction):
     started = time.perf_counter()
     for at in range(0, len(objects), per_transaction):
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO objects (project_id, key, state, revision) VALUES (?, ?, ?, ?)",
+        db.executemany("INSERT INTO objects (project, key, state, revision) VALUES (?, ?, ?, ?)",
                        objects[at:at + per_transaction])
-        db.executemany("INSERT INTO entries (project_id, parent, name, kind, size, etag, last_modified, "
+        db.executemany("INSERT INTO entries (project, parent, name, kind, size, etag, last_modified, "
                        "storage_class, version_id, archive, children, marker) "
                        "VALUES (?, ?, ?, 'file', ?, ?, ?, NULL, NULL, NULL, 0, 0)",
                        entries[at:at + per_transaction])
@@ -893,14 +953,24 @@ async fn reconcile(
     }
 
     // 3. Peak RSS of a reconcile, each in a process of its own.
+    peak_rss(storage.url(), &[(SMALL, small, None), (LARGE, objects, None)]).await?;
+    drop(storage);
+    Ok(())
+}
+
+/// The peak RSS of the initial import of each `(bucket, objects, database)`, each in a child
+/// process of its own, on the store of `database` (a PostgreSQL URL; SQLite without one), and the
+/// ratio of the last to the first.
+async fn peak_rss(endpoint: &str, runs: &[(&str, usize, Option<&str>)]) -> Result<()> {
     let exe = std::env::current_exe()?;
     let mut peaks = Vec::new();
-    for (bucket, count) in [(SMALL, small), (LARGE, objects)] {
-        let output = tokio::process::Command::new(&exe)
-            .args(["reconcile-child", "--endpoint", storage.url(), "--bucket", bucket, "--expect", &count.to_string()])
-            .stdin(Stdio::null())
-            .output()
-            .await?;
+    for &(bucket, count, database) in runs {
+        let mut child = tokio::process::Command::new(&exe);
+        child.args(["reconcile-child", "--endpoint", endpoint, "--bucket", bucket, "--expect", &count.to_string()]);
+        if let Some(url) = database {
+            child.args(["--database", url]);
+        }
+        let output = child.stdin(Stdio::null()).output().await?;
         ensure!(output.status.success(), "the child failed: {}", String::from_utf8_lossy(&output.stderr));
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         let fields: HashMap<&str, f64> = text
@@ -910,16 +980,18 @@ async fn reconcile(
             .collect();
         let field = |name: &str| fields.get(name).copied().with_context(|| format!("no {name} in {text:?}"));
         let (before, peak, seconds) = (field("before_kib")?, field("peak_kib")?, field("seconds")?);
+        let tenths = text.split_whitespace().find_map(|f| f.strip_prefix("tenths_mib=")).unwrap_or("?");
+        let store = if database.is_some() { "PostgreSQL" } else { "SQLite" };
         println!(
-            "reconcile of {count} objects in a process of its own: peak RSS {:.1} MiB ({:.1} MiB before the \
-             reconcile, {:.1} MiB more), {seconds:.1} s",
+            "reconcile of {count} objects on {store} in a process of its own: peak RSS {:.1} MiB ({:.1} MiB before \
+             the reconcile, {:.1} MiB more), {seconds:.1} s; RSS at each tenth of the run: {tenths} MiB",
             peak / 1024.0,
             before / 1024.0,
             (peak - before) / 1024.0
         );
         peaks.push((count, before, peak));
     }
-    if let [(small_count, small_before, small_peak), (large_count, large_before, large_peak)] = peaks[..] {
+    if let [(small_count, small_before, small_peak), .., (large_count, large_before, large_peak)] = peaks[..] {
         println!(
             "reconcile peak RSS, {large_count} against {small_count} objects: ratio {:.2}; growth during the \
              reconcile {:.1} MiB against {:.1} MiB",
@@ -928,7 +1000,6 @@ async fn reconcile(
             (small_peak - small_before) / 1024.0
         );
     }
-    drop(storage);
     Ok(())
 }
 
@@ -1075,15 +1146,39 @@ fn status_kib(field: &str) -> Result<u64> {
     Ok(line.split_whitespace().nth(1).context("no value")?.parse()?)
 }
 
-async fn reconcile_child(endpoint: &str, bucket: &str, expect: u64) -> Result<()> {
-    let fixture = Fixture::new(Some(endpoint), bucket).await?;
+async fn reconcile_child(endpoint: &str, bucket: &str, expect: u64, database: Option<&str>) -> Result<()> {
+    let fixture = Fixture::open(Some(endpoint), bucket, Default::default(), database).await?;
     let before = status_kib("VmHWM")?;
     let started = Instant::now();
+    // The resident set through the run, every 100 ms: flat once the pipeline is full, or
+    // growing with what the reconcile has seen.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => samples.push(status_kib("VmRSS").unwrap_or(0)),
+                _ = &mut stopped => return samples,
+            }
+        }
+    });
     let run = fixture.engine.reconcile(fixture.project.id, "initial-import").await?;
+    let _ = stop.send(());
+    let samples = sampler.await?;
+    // The resident set at each tenth of the run.
+    let tenths: Vec<String> = (1..=10)
+        .map(|tenth| samples.get((samples.len() * tenth / 10).saturating_sub(1)).copied().unwrap_or(0))
+        .map(|kib| format!("{:.0}", kib as f64 / 1024.0))
+        .collect();
     let elapsed = started.elapsed();
     ensure!(run.status == ReconcileStatus::Finished && run.listed == expect, "{run:?}");
     let peak = status_kib("VmHWM")?;
-    println!("before_kib={before} peak_kib={peak} seconds={:.3}", elapsed.as_secs_f64());
+    println!(
+        "before_kib={before} peak_kib={peak} seconds={:.3} tenths_mib={}",
+        elapsed.as_secs_f64(),
+        tenths.join(",")
+    );
     Ok(())
 }
 
@@ -1094,7 +1189,7 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
     ensure!(files > PAGE, "--files must be over {PAGE}");
     let fixture = Fixture::new(None, "bench-bucket").await?;
     let project = fixture.project.id;
-    let name = |n: usize| format!("f{n:07}.dat");
+    let name = file_name;
     // The big folder, and a folder of one page as the reference; files through DataStore::apply,
     // as events with sequencers, a batch of 1,000 at a time.
     let started = Instant::now();
@@ -1111,7 +1206,21 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!("set-up: {files} files in big/ and {PAGE} in small/ through DataStore::apply in {elapsed:.1} s");
+    browse_pages(&fixture, files, samples).await
+}
 
+/// The name of the `n`th file of a browsed folder.
+fn file_name(n: usize) -> String {
+    format!("f{n:07}.dat")
+}
+
+/// Reads `samples` pages of 1,000 entries of `big/` (its `files` files named by [`file_name`]),
+/// each after a random file, and as many of `small/` (1,000 files), from the store and through
+/// the HTTP API, and prints their percentiles.
+async fn browse_pages(fixture: &Fixture, files: usize, samples: usize) -> Result<()> {
+    const PAGE: usize = 1000;
+    let project = fixture.project.id;
+    let name = file_name;
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     // Keyset pages after a random file, so that every page is full.
     let afters: Vec<String> = (0..samples).map(|_| name(rng.below(files - PAGE))).collect();
@@ -1141,6 +1250,21 @@ async fn browse(files: usize, samples: usize) -> Result<()> {
         ensure!(page.len() == PAGE && page[0].name > *after, "a page of {}", page.len());
     }
     report("DataStore::entries", files, &mut big, &mut small);
+    // The first page, without a cursor: it starts among the folders, which come first, so it
+    // looks for folders in a folder of files.
+    let mut first = Vec::with_capacity(samples / 10);
+    for _ in 0..(samples / 10).max(10) {
+        let started = Instant::now();
+        let page = fixture.store.data.entries(project, "big/", None, "", PAGE as u32).await?;
+        first.push(started.elapsed());
+        ensure!(page.len() == PAGE, "a page of {}", page.len());
+    }
+    println!(
+        "browse, DataStore::entries: the first page (no cursor) of the folder of {files}, {} pages: p50 {}, p99 {}",
+        first.len(),
+        ms(percentile(&mut first, 50.0)),
+        ms(percentile(&mut first, 99.0))
+    );
     let (p50, p99) = (percentile(&mut noise, 50.0), percentile(&mut noise, 99.0));
     println!(
         "browse, the machine's noise (a fixed CPU loop, interleaved): p50 {}, p99 {}, ratio {:.2}",
@@ -1236,7 +1360,252 @@ fn report(what: &str, files: usize, big: &mut [Duration], small: &mut [Duration]
     );
 }
 
-// 5. The server's ingest, end to end.
+// 5. PostgreSQL at scale.
+
+/// The catalog the PostgreSQL benchmark loads.
+struct Scale {
+    /// Files outside `small/`: `big` in `big/`, the rest spread over `folders` folders.
+    entries: usize,
+    folders: usize,
+    big: usize,
+    /// Keys per `DataStore::apply`.
+    batch: usize,
+}
+
+impl Scale {
+    const SMALL: usize = 1000;
+
+    /// Every key the load writes: `entries` and the 1,000 of `small/`.
+    fn keys(&self) -> usize {
+        self.entries + Scale::SMALL
+    }
+
+    /// The `n`th key, in key order: `big/`'s files, then the folders two levels deep
+    /// (`d042/s7/`), each a run of neighbouring keys, then `small/` (the page read as the
+    /// browsing reference).
+    fn key(&self, n: usize) -> String {
+        if n < self.big {
+            return format!("big/{}", file_name(n));
+        }
+        if n >= self.entries {
+            return format!("small/{}", file_name(n - self.entries));
+        }
+        let m = n - self.big;
+        let per_folder = (self.entries - self.big).div_ceil(self.folders.max(1));
+        let folder = m / per_folder;
+        format!("d{:03}/s{}/f{m:08}.dat", folder / 10, folder % 10)
+    }
+}
+
+/// Loads `scale` into PostgreSQL through the store, against a raw `COPY` of the same rows in
+/// the same run; then browses the big folder, measures the database's size per entry, and
+/// compares the peak RSS of two reconciles on PostgreSQL.
+async fn postgres(scale: &Scale, samples: usize, rss: (usize, usize), settings: &[String], psql: &Path) -> Result<()> {
+    ensure!(scale.big > Scale::SMALL && scale.entries > scale.big, "--entries > --big > {}", Scale::SMALL);
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let cluster = byos_test_support::ThrowawayPostgres::start_stock(&settings);
+    let server = run_psql(psql, &cluster.url(), "SELECT version()")
+        .await
+        .context("the COPY reference needs psql (BYOS_BENCH_PSQL names another)")?;
+    let shown = "SELECT current_setting('shared_buffers'), current_setting('max_wal_size'), \
+                 current_setting('autovacuum'), current_setting('synchronous_commit')";
+    let shown = run_psql(psql, &cluster.url(), shown).await?;
+    println!(
+        "{}, a cluster of its own; shared_buffers|max_wal_size|autovacuum|synchronous_commit: {}",
+        server.trim(),
+        shown.trim()
+    );
+
+    // 1. The load through the store, key order as an initial import applies it.
+    let database = create_database(psql, &cluster, "byos_load").await?;
+    let fixture = Fixture::open(None, "bench-bucket", Default::default(), Some(&database)).await?;
+    let project = fixture.project.id;
+    let total = scale.keys();
+    let mut applying = Duration::ZERO;
+    let mut since = (0, Duration::ZERO);
+    let mut n = 0;
+    while n < total {
+        let end = (n + scale.batch).min(total);
+        let updates: Vec<KeyUpdate> = (n..end)
+            .map(|i| Ok(KeyUpdate::Changes { key: scale.key(i), changes: vec![created(i)?] }))
+            .collect::<Result<_>>()?;
+        let started = Instant::now();
+        let outcome = fixture.store.data.apply(project, &updates).await?;
+        applying += started.elapsed();
+        ensure!(outcome.changed as usize == end - n, "{outcome:?}");
+        if end / 1_000_000 > n / 1_000_000 || end == total {
+            println!(
+                "load: {end} keys applied, {:.0} keys/s over the last {}",
+                rate(end - since.0, applying - since.1),
+                end - since.0
+            );
+            since = (end, applying);
+        }
+        n = end;
+    }
+    let apply_rate = rate(total, applying);
+    println!(
+        "load through DataStore::apply, batches of {} keys in key order: {total} keys in {:.1} s, {apply_rate:.0} keys/s",
+        scale.batch,
+        applying.as_secs_f64()
+    );
+    let sizes = database_sizes(psql, &database).await?;
+    let mut tops: Vec<String> = (0..scale.folders).map(|f| format!("d{:03}/", f / 10)).collect();
+    tops.dedup();
+    tops.extend(["big/".to_owned(), "small/".to_owned()]);
+    let mut files = 0;
+    for top in &tops {
+        files += fixture.store.data.folder_totals(project, top).await?.files;
+    }
+    ensure!(files == total as u64, "the catalog holds {files} files, not {total}");
+
+    // 2. The ceiling: the same rows (objects, and the files' entries) by COPY into a fresh
+    // database of the same schema, read from files written before the clock starts.
+    let reference = create_database(psql, &cluster, "byos_copy").await?;
+    let copied = Fixture::open(None, "bench-bucket", Default::default(), Some(&reference)).await?;
+    copied.store.close().await;
+    // The catalog's tables name a project by its key.
+    let select = format!("SELECT key FROM projects WHERE id = '{}'", copied.project.id);
+    let copied_project = run_psql(psql, &reference, &select).await?.trim().to_owned();
+    let (objects_file, entries_file) = (copied._dir.path().join("objects.tsv"), copied._dir.path().join("entries.tsv"));
+    write_copy_rows(scale, &copied_project, &objects_file, &entries_file)?;
+    let started = Instant::now();
+    let columns = "objects (project, key, state, revision)";
+    run_psql(psql, &reference, &format!("\\copy {columns} from '{}'", objects_file.display())).await?;
+    let objects_copy = started.elapsed();
+    let columns = "entries (project, parent, name, kind, size, etag, last_modified)";
+    run_psql(psql, &reference, &format!("\\copy {columns} from '{}'", entries_file.display())).await?;
+    let copy = started.elapsed();
+    let copy_rate = rate(total, copy);
+    println!(
+        "ceiling, raw COPY (psql \\copy, text format) of the same rows into the same schema: {:.1} s ({:.1} s \
+         objects, {:.1} s entries), {copy_rate:.0} keys/s",
+        copy.as_secs_f64(),
+        objects_copy.as_secs_f64(),
+        (copy - objects_copy).as_secs_f64()
+    );
+    println!("load through the store: {:.2} of the raw COPY's rate (bar >= 0.5)", apply_rate / copy_rate);
+    let copied_sizes = database_sizes(psql, &reference).await?;
+    for (how, sizes) in [("through the store", sizes), ("by COPY", copied_sizes)] {
+        println!(
+            "database size, {total} entries {how}: objects {:.0} MiB ({:.0} heap + {:.0} index), entries {:.0} MiB \
+             ({:.0} heap + {:.0} index): {:.0} bytes per entry",
+            sizes.objects.0 as f64 / 1_048_576.0 + sizes.objects.1 as f64 / 1_048_576.0,
+            sizes.objects.0 as f64 / 1_048_576.0,
+            sizes.objects.1 as f64 / 1_048_576.0,
+            sizes.entries.0 as f64 / 1_048_576.0 + sizes.entries.1 as f64 / 1_048_576.0,
+            sizes.entries.0 as f64 / 1_048_576.0,
+            sizes.entries.1 as f64 / 1_048_576.0,
+            (sizes.objects.0 + sizes.objects.1 + sizes.entries.0 + sizes.entries.1) as f64 / total as f64
+        );
+    }
+    run_psql(psql, &cluster.url(), "DROP DATABASE byos_copy WITH (FORCE)").await?;
+
+    // 3. Browsing the folder of `big` files, among all the others.
+    browse_pages(&fixture, scale.big, samples).await?;
+    fixture.store.close().await;
+    run_psql(psql, &cluster.url(), "DROP DATABASE byos_load WITH (FORCE)").await?;
+
+    // 4. The reconcile's memory on PostgreSQL, at two sizes.
+    const SMALL: &str = "bench-small";
+    const LARGE: &str = "bench-large";
+    let (small, large) = rss;
+    let fs = S3sFs::start(EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY);
+    for (bucket, count) in [(SMALL, small), (LARGE, large)] {
+        let started = Instant::now();
+        // Folders of 1,000 objects (three levels of up to ten, so that s3s-fs lists each piece's
+        // prefix quickly): full pages at both sizes, so that the listing holds as much ahead of
+        // the merge in both runs.
+        let folders = (count / 1000).max(1);
+        for n in 0..count {
+            let f = n % folders;
+            let key = format!("{CONFIGURATION_PREFIX}bench/r{}/s{}/l{}/f{n:07}.dat", f / 100, (f / 10) % 10, f % 10);
+            fs.put_file(bucket, &key, format!("object {n}\n").as_bytes());
+        }
+        println!(
+            "set-up: {count} objects in {folders} folders written into {bucket} on s3s-fs in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let first = create_database(psql, &cluster, "byos_small").await?;
+    let second = create_database(psql, &cluster, "byos_large").await?;
+    // SQLite's figure for the large bucket first, as the reference of the same listing.
+    peak_rss(fs.url(), &[(LARGE, large, None)]).await?;
+    peak_rss(fs.url(), &[(SMALL, small, Some(&first)), (LARGE, large, Some(&second))]).await?;
+    Ok(())
+}
+
+/// A new database `name` on `cluster`; returns its URL.
+async fn create_database(psql: &Path, cluster: &byos_test_support::ThrowawayPostgres, name: &str) -> Result<String> {
+    run_psql(psql, &cluster.url(), &format!("CREATE DATABASE {name}")).await?;
+    let url = cluster.url();
+    let server = url.rsplit_once('/').context("a cluster's URL names its database")?.0;
+    Ok(format!("{server}/{name}"))
+}
+
+/// The bytes of the catalog's two tables: (heap, indexes) of `objects` and of `entries`.
+struct Sizes {
+    objects: (u64, u64),
+    entries: (u64, u64),
+}
+
+async fn database_sizes(psql: &Path, url: &str) -> Result<Sizes> {
+    let printed = run_psql(
+        psql,
+        url,
+        "SELECT pg_table_size('objects'), pg_indexes_size('objects'), pg_table_size('entries'), \
+         pg_indexes_size('entries')",
+    )
+    .await?;
+    let sizes: Vec<u64> = printed.trim().split('|').map(str::parse).collect::<Result<_, _>>()?;
+    let [objects, objects_index, entries, entries_index] = sizes[..] else { bail!("unexpected sizes: {printed}") };
+    Ok(Sizes { objects: (objects, objects_index), entries: (entries, entries_index) })
+}
+
+/// Runs one command with psql on `url`; returns what it printed (unaligned, tuples only).
+async fn run_psql(psql: &Path, url: &str, command: &str) -> Result<String> {
+    let output = tokio::process::Command::new(psql)
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", command])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", psql.display()))?;
+    ensure!(output.status.success(), "psql {command}: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Writes the rows the load's keys end in, in `COPY`'s text format: `objects` (the key's state
+/// after its one write, at its batch's revision) and the files' `entries`.
+fn write_copy_rows(scale: &Scale, project: &str, objects: &Path, entries: &Path) -> Result<()> {
+    use std::io::Write as _;
+    let mut objects = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(objects)?);
+    let mut entries = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(entries)?);
+    for n in 0..scale.keys() {
+        let key = scale.key(n);
+        let change = created(n)?;
+        let mut state = KeyState::new();
+        let _ = state.apply(&change);
+        let Change::Created { size, etag, at_ms, .. } = change else { unreachable!("created() writes") };
+        let (parent, name) = key.rfind('/').map_or(("", key.as_str()), |end| key.split_at(end + 1));
+        let revision = n / scale.batch + 1;
+        let state = serde_json::to_string(&state)?;
+        writeln!(objects, "{project}\t{}\t{}\t{revision}", copy_text(&key), copy_text(&state))?;
+        writeln!(entries, "{project}\t{}\t{}\tfile\t{size}\t{etag}\t{at_ms}", copy_text(parent), copy_text(name))?;
+    }
+    objects.flush()?;
+    entries.flush()?;
+    Ok(())
+}
+
+/// A value in `COPY`'s text format: backslash, tab and line ends escaped.
+fn copy_text(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '\t', '\n', '\r']) {
+        return value.into();
+    }
+    value.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r").into()
+}
+
+// 6. The server's ingest, end to end.
 
 /// The workspace's root, where `target/` is.
 fn workspace() -> PathBuf {

@@ -108,8 +108,10 @@ async fn connect(url: &str) -> PgConnection {
 /// machine's `initdb` and `pg_ctl` (as the `postgres` user when the test runs as root, since
 /// `initdb` refuses root). Stopped and removed when dropped.
 ///
-/// It accepts TLS connections only, with a certificate for `localhost` and `127.0.0.1` signed
-/// by a certificate authority of its own, made with the `openssl` command.
+/// [`ThrowawayPostgres::start_with_tls`] accepts TLS connections only, with a certificate for
+/// `localhost` and `127.0.0.1` signed by a certificate authority of its own, made with the
+/// `openssl` command. [`ThrowawayPostgres::start_stock`] is PostgreSQL as installed, for
+/// benchmarks: plain TCP, the default settings (autovacuum, fsync) but for `extra` ones.
 #[derive(Debug)]
 pub struct ThrowawayPostgres {
     dir: TempDir,
@@ -122,25 +124,13 @@ pub struct ThrowawayPostgres {
 
 impl ThrowawayPostgres {
     pub fn start_with_tls() -> ThrowawayPostgres {
-        let bin = postgres_bin();
-        let dir = temp_dir();
-        let as_postgres = running_as_root();
-        if as_postgres {
-            run(false, "chown", &["postgres".as_ref(), dir.path().as_os_str()]);
-        }
+        let (dir, bin, as_postgres) = init_cluster();
         let tls = dir.path().join("tls");
         run(as_postgres, "mkdir", &[tls.as_os_str()]);
         make_certificates(&tls, as_postgres);
-        let data = dir.path().join("data");
-        let initdb = bin.join("initdb");
-        run(
-            as_postgres,
-            &initdb,
-            &["-D".as_ref(), data.as_os_str(), "-U".as_ref(), "postgres".as_ref(), "--auth=trust".as_ref()],
-        );
         // TLS or nothing over TCP: a connection that got through is an encrypted one.
         std::fs::write(
-            data.join("pg_hba.conf"),
+            dir.path().join("data/pg_hba.conf"),
             "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
         )
         .unwrap_or_else(|e| panic!("cannot write pg_hba.conf: {e}"));
@@ -152,6 +142,21 @@ impl ThrowawayPostgres {
             cert = tls.join("server.crt").display(),
             key = tls.join("server.key").display(),
         );
+        let cluster = ThrowawayPostgres { dir, bin, port, as_postgres, options };
+        cluster.start();
+        cluster
+    }
+
+    /// A cluster with PostgreSQL's default settings but for `extra` (`name=value`), over plain
+    /// TCP on loopback.
+    pub fn start_stock(extra: &[&str]) -> ThrowawayPostgres {
+        let (dir, bin, as_postgres) = init_cluster();
+        let port = free_port();
+        let mut options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.path().display());
+        for setting in extra {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let cluster = ThrowawayPostgres { dir, bin, port, as_postgres, options };
         cluster.start();
         cluster
@@ -213,6 +218,24 @@ impl Drop for ThrowawayPostgres {
             .args(["-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// A new cluster's folder (its data in `data/`, trusting local connections), the server's
+/// binaries, and whether they run as the `postgres` user.
+fn init_cluster() -> (TempDir, PathBuf, bool) {
+    let bin = postgres_bin();
+    let dir = temp_dir();
+    let as_postgres = running_as_root();
+    if as_postgres {
+        run(false, "chown", &["postgres".as_ref(), dir.path().as_os_str()]);
+    }
+    let data = dir.path().join("data");
+    run(
+        as_postgres,
+        bin.join("initdb"),
+        &["-D".as_ref(), data.as_os_str(), "-U".as_ref(), "postgres".as_ref(), "--auth=trust".as_ref()],
+    );
+    (dir, bin, as_postgres)
 }
 
 /// The newest PostgreSQL server binaries: `BYOS_TEST_POSTGRES_BIN`, or Debian's
