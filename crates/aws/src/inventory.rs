@@ -485,16 +485,7 @@ impl BucketAccess {
         file: &ManifestFile,
         columns: &Columns,
     ) -> Result<Option<String>, ReportError> {
-        let out = self
-            .s3()
-            .get_object()
-            .bucket(bucket)
-            .key(&file.key)
-            .range(format!("bytes=0-{}", PEEK_BYTES - 1))
-            .send()
-            .await
-            .map_err(|e| classify("GetObject", e))?;
-        let body = out.body.collect().await.map_err(|e| body_error(&e))?.into_bytes();
+        let body = self.ranged(bucket, &file.key, format!("bytes=0-{}", PEEK_BYTES - 1)).await?;
         let mut decoder = MultiGzDecoder::new(Vec::new());
         // A cut-off stream decodes as far as it goes.
         let _ = decoder.write_all(&body);

@@ -26,8 +26,9 @@ pub(super) const CHUNK: usize = 500;
 pub(crate) const ENTRY_COLUMNS: &str =
     "parent, name, kind, size, etag, last_modified, storage_class, version_id, archive, children, marker";
 
+/// A key's row of `objects`.
 #[derive(sqlx::FromRow)]
-struct KeyRow {
+pub(crate) struct KeyRow {
     key: String,
     state: String,
     revision: i64,
@@ -301,8 +302,7 @@ where
         keys.dedup();
         let rows = D::load_states(&mut self.tx, self.project, &keys).await?;
         let mut loaded = HashMap::with_capacity(rows.len());
-        for (key, state, revision) in rows {
-            let row = KeyRow { key, state, revision };
+        for row in rows {
             let state = row.state()?;
             loaded.insert(row.key, (state, row.revision));
         }

@@ -97,13 +97,13 @@ pub(crate) trait Dialect: Database {
     /// 500 rows of 4 parameters made applying a big batch 8 times as slow.
     fn write_parameter(sql: &mut String, index: usize);
 
-    /// The stored `(key, state, revision)` of a project's `keys` (those it has), in a batch's
+    /// The stored rows of a project's `keys` (those it has), in a batch's
     /// transaction. Projects are named by their key (`projects.key`) in the catalog's tables.
     fn load_states(
         tx: &mut Transaction<'static, Self>,
         project: i64,
         keys: &[&str],
-    ) -> impl Future<Output = sqlx::Result<Vec<(String, String, i64)>>> + Send;
+    ) -> impl Future<Output = sqlx::Result<Vec<data::KeyRow>>> + Send;
 
     /// Writes a project's keys' states (`(key, state as JSON)`, keys unique) at `revision`,
     /// inserted or replacing the stored ones.

@@ -3,6 +3,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::data::KeyRow;
 use super::{Dialect, SqlStore};
 use crate::data::{FileEntry, restore_text};
 use crate::{Backend, OpenError, Store, StoreOptions, redact_url};
@@ -36,14 +37,14 @@ impl Dialect for Postgres {
         tx: &mut Transaction<'static, Postgres>,
         project: i64,
         keys: &[&str],
-    ) -> sqlx::Result<Vec<(String, String, i64)>> {
+    ) -> sqlx::Result<Vec<KeyRow>> {
         let mut rows = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BULK) {
             // One index lookup per key, whatever the statistics say: `key = ANY($2)` let the
             // planner read the whole project and filter it, as it did for a table not yet
             // analysed (during an import's first minute, or with autovacuum off), once per batch.
             // `LIMIT 1` (the key is unique) keeps the subquery a lookup of its own.
-            let found: Vec<(String, String, i64)> = sqlx::query_as(
+            let found: Vec<KeyRow> = sqlx::query_as(
                 "SELECT o.key, o.state, o.revision FROM UNNEST($2::text[]) AS wanted (key) \
                  CROSS JOIN LATERAL (SELECT key, state, revision FROM objects \
                  WHERE project = $1 AND key = wanted.key LIMIT 1) AS o",

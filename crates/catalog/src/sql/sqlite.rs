@@ -13,7 +13,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::data::{CHUNK, parameters, tuples};
+use super::data::{CHUNK, KeyRow, parameters, tuples};
 use super::{Dialect, SqlStore};
 use crate::data::{FileEntry, restore_text};
 use crate::{Backend, OpenError, Store, StoreOptions};
@@ -58,7 +58,7 @@ impl Dialect for Sqlite {
         tx: &mut Transaction<'static, Sqlite>,
         project: i64,
         keys: &[&str],
-    ) -> sqlx::Result<Vec<(String, String, i64)>> {
+    ) -> sqlx::Result<Vec<KeyRow>> {
         let mut rows = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(CHUNK) {
             let sql = format!(
