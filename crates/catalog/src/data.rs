@@ -137,15 +137,38 @@ pub(crate) struct FolderRow {
     pub(crate) marker: bool,
 }
 
+/// What a batch does to one row of the catalog, known from the rows it loaded: the batch holds
+/// its project's lock, so no other writer adds or removes a row in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RowWrite<T> {
+    /// A row the table does not have: written without looking for one.
+    Insert(T),
+    /// Replaces the row the table has.
+    Update(T),
+    /// Removes the row.
+    Delete,
+}
+
+impl<T> RowWrite<T> {
+    /// The write that takes a row from `before` (whether the table has it) to `after`.
+    fn new(before: bool, after: Option<T>) -> RowWrite<T> {
+        match after {
+            Some(row) if before => RowWrite::Update(row),
+            Some(row) => RowWrite::Insert(row),
+            None => RowWrite::Delete,
+        }
+    }
+}
+
 /// What a batch writes, computed from the loaded rows. Keys and paths borrow from the batch's
 /// updates.
 #[derive(Debug, Default)]
 pub(crate) struct Plan<'a> {
-    /// Keys whose state to store, in key order, with their new state; `None` deletes the key's
-    /// row, once its state holds nothing at all (not even a tombstone).
-    pub(crate) states: Vec<(&'a str, Option<KeyState>)>,
-    /// Files whose entry changes, as (folder, name, the file or `None` when it goes).
-    pub(crate) files: Vec<(&'a str, &'a str, Option<FileEntry>)>,
+    /// Keys whose row changes, in key order, with their new state; a key loses its row once its
+    /// state holds nothing at all (not even a tombstone).
+    pub(crate) states: Vec<(&'a str, RowWrite<KeyState>)>,
+    /// Files whose entry changes, as (folder, name, what becomes of the entry).
+    pub(crate) files: Vec<(&'a str, &'a str, RowWrite<FileEntry>)>,
     /// Folder paths whose marker appeared (`true`) or went (`false`).
     pub(crate) markers: BTreeMap<&'a str, bool>,
     /// Folder paths whose child count changes by files appearing or going.
@@ -162,7 +185,9 @@ pub(crate) fn plan<'a>(updates: &'a [KeyUpdate], mut loaded: HashMap<String, (Ke
     order.sort_by(|a, b| a.key().cmp(b.key()));
     for same_key in order.chunk_by(|a, b| a.key() == b.key()) {
         let key = same_key[0].key();
-        let (mut state, revision) = loaded.remove(key).unwrap_or_default();
+        let stored = loaded.remove(key);
+        let has_row = stored.is_some();
+        let (mut state, revision) = stored.unwrap_or_default();
         let before = state.visible();
         let mut changed = false;
         for update in same_key {
@@ -207,13 +232,15 @@ pub(crate) fn plan<'a>(updates: &'a [KeyUpdate], mut loaded: HashMap<String, (Ke
                     (true, false) => *plan.deltas.entry(parent).or_default() -= 1,
                     _ => {}
                 }
-                plan.files.push((parent, name, after.map(FileEntry::from_visible)));
+                plan.files.push((parent, name, RowWrite::new(before.is_some(), after.map(FileEntry::from_visible))));
             }
         }
         // A state without versions may still hold tombstones, or the time of its last
         // listing: the row stays until there is nothing at all to keep.
         let keep = state != KeyState::default();
-        plan.states.push((key, keep.then_some(state)));
+        if has_row || keep {
+            plan.states.push((key, RowWrite::new(has_row, keep.then_some(state))));
+        }
     }
     plan
 }
@@ -374,15 +401,25 @@ mod tests {
 
     /// The rows a store would hold after `plan`, at `revision`.
     fn stored(plan: &Plan, revision: i64) -> HashMap<String, (KeyState, i64)> {
-        plan.states.iter().filter_map(|(key, state)| Some(((*key).to_owned(), (state.clone()?, revision)))).collect()
+        plan.states
+            .iter()
+            .filter_map(|(key, write)| match write {
+                RowWrite::Insert(state) | RowWrite::Update(state) => {
+                    Some(((*key).to_owned(), (state.clone(), revision)))
+                }
+                RowWrite::Delete => None,
+            })
+            .collect()
     }
 
     #[test]
     fn a_removed_key_keeps_its_tombstone_and_a_late_write_stays_out() {
         let made = plan(batch(vec![created("a/x", 1)]), HashMap::new());
+        assert!(matches!(made.states.as_slice(), [(key, RowWrite::Insert(_))] if *key == "a/x"), "{:?}", made.states);
+        assert!(matches!(made.files.as_slice(), [("a/", "x", RowWrite::Insert(_))]), "{:?}", made.files);
         let gone = plan(batch(vec![removed("a/x", 2)]), stored(&made, 1));
-        assert!(matches!(gone.states.as_slice(), [(key, Some(_))] if *key == "a/x"), "{:?}", gone.states);
-        assert_eq!(gone.files, [("a/", "x", None)]);
+        assert!(matches!(gone.states.as_slice(), [(key, RowWrite::Update(_))] if *key == "a/x"), "{:?}", gone.states);
+        assert_eq!(gone.files, [("a/", "x", RowWrite::Delete)]);
         assert_eq!(gone.deltas, BTreeMap::from([("a/", -1)]));
 
         let late = plan(batch(vec![created("a/x", 1)]), stored(&gone, 2));
@@ -400,7 +437,7 @@ mod tests {
         assert_eq!(kept.outcome.unchanged, 1);
         let pruned =
             plan(batch(vec![KeyUpdate::Prune { key: "a/x".to_owned(), older_than_ms: 1_003 }]), stored(&gone, 2));
-        assert!(matches!(pruned.states.as_slice(), [(key, None)] if *key == "a/x"), "{:?}", pruned.states);
+        assert!(matches!(pruned.states.as_slice(), [(key, RowWrite::Delete)] if *key == "a/x"), "{:?}", pruned.states);
         assert!(pruned.files.is_empty());
     }
 
@@ -413,13 +450,16 @@ mod tests {
         };
         let planned = plan(batch(vec![created("k", 1), observation.clone()]), HashMap::new());
         assert_eq!(planned.outcome, ApplyOutcome { changed: 1, unchanged: 0, fenced: 1, revision: 0 });
-        assert!(matches!(planned.files.as_slice(), [(_, _, Some(_))]), "the listing did not hide the new file");
+        assert!(
+            matches!(planned.files.as_slice(), [(_, _, RowWrite::Insert(_))]),
+            "the listing did not hide the new file"
+        );
 
         // Alone, at or after the key's revision, it applies.
         let made = plan(batch(vec![created("k", 1)]), HashMap::new());
         let planned = plan(batch(vec![observation]), stored(&made, 7));
         assert_eq!(planned.outcome, ApplyOutcome { changed: 1, unchanged: 0, fenced: 0, revision: 0 });
-        assert_eq!(planned.files, [("", "k", None)]);
+        assert_eq!(planned.files, [("", "k", RowWrite::Delete)]);
     }
 
     #[test]
@@ -427,6 +467,10 @@ mod tests {
         let before = plan(batch(vec![created("a/x", 1)]), HashMap::new());
         let planned = plan(batch(vec![created("a/y", 2), removed("a/x", 3)]), stored(&before, 1));
         assert_eq!(planned.deltas, BTreeMap::from([("a/", 0)]));
+        let states = planned.states.as_slice();
+        assert!(matches!(states, [("a/x", RowWrite::Update(_)), ("a/y", RowWrite::Insert(_))]), "{states:?}");
+        let files = planned.files.as_slice();
+        assert!(matches!(files, [("a/", "x", RowWrite::Delete), ("a/", "y", RowWrite::Insert(_))]), "{files:?}");
         let rows = [("a/", Some(FolderRow { children: 1, marker: false }))];
         assert_eq!(folders(&planned, &rows), []);
     }
@@ -450,7 +494,7 @@ mod tests {
     #[test]
     fn the_project_folders_own_marker_has_no_entry() {
         let planned = plan(batch(vec![created("", 1)]), HashMap::new());
-        assert!(matches!(planned.states.as_slice(), [(key, Some(_))] if key.is_empty()));
+        assert!(matches!(planned.states.as_slice(), [(key, RowWrite::Insert(_))] if key.is_empty()));
         assert!(planned.files.is_empty() && planned.markers.is_empty() && planned.deltas.is_empty());
     }
 

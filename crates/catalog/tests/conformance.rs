@@ -33,7 +33,7 @@ struct Fixture {
     store: Store,
     options: StoreOptions,
     dir: TempDir,
-    _postgres: Option<TestPostgres>,
+    postgres: Option<TestPostgres>,
 }
 
 impl Fixture {
@@ -41,7 +41,7 @@ impl Fixture {
         let dir = temp_dir();
         let options = StoreOptions { url: None, max_connections: 4, connect_timeout: Duration::from_secs(5) };
         let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open sqlite: {e:?}"));
-        Fixture { store, options, dir, _postgres: None }
+        Fixture { store, options, dir, postgres: None }
     }
 
     async fn postgres() -> Fixture {
@@ -53,7 +53,30 @@ impl Fixture {
         };
         let dir = temp_dir();
         let store = Store::open(&options, dir.path()).await.unwrap_or_else(|e| panic!("open postgres: {e:?}"));
-        Fixture { store, options, dir, _postgres: Some(postgres) }
+        Fixture { store, options, dir, postgres: Some(postgres) }
+    }
+
+    /// The rows of the catalog's two tables, `objects` and `entries`, of every project, read
+    /// with SQL of its own: rows the store left behind would not show through it.
+    async fn catalog_rows(&self) -> (i64, i64) {
+        const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM objects), (SELECT COUNT(*) FROM entries)";
+        match &self.postgres {
+            Some(postgres) => {
+                let pool = sqlx::PgPool::connect(postgres.url()).await.unwrap();
+                let counts = sqlx::query_as(COUNTS).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                counts
+            }
+            None => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.dir.path().join(Store::SQLITE_FILE))
+                    .read_only(true);
+                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+                let counts = sqlx::query_as(COUNTS).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                counts
+            }
+        }
     }
 
     /// Closes the store and opens it again on the same database: migrations run a second time.
@@ -111,6 +134,7 @@ conformance!(
     project_folders_never_overlap,
     project_folders_never_overlap_under_contention,
     deleting_a_project_takes_its_catalog,
+    a_batch_finds_its_stored_keys_alone_or_among_others,
     batches_build_the_tree,
     emptied_folders_disappear,
     folder_markers_keep_their_folder,
@@ -935,6 +959,56 @@ async fn project_folders_never_overlap_under_contention(f: Fixture) {
     assert_eq!(s.projects.list_projects().await.map(|l| l.len()).ok(), Some(1));
 }
 
+/// A batch's keys are new rows or replace stored ones. Each store finds the stored ones its own
+/// way (PostgreSQL reads the batch's range when the range holds no more rows than the batch has
+/// keys, and looks the keys up one by one otherwise): either way, a stored key written as new
+/// would fail the batch, and a key outside the batch must stay as it was.
+async fn a_batch_finds_its_stored_keys_alone_or_among_others(f: Fixture) {
+    let s = &f.store;
+    let p = stored_project(s).await;
+    let keys: Vec<String> = (0..10).map(|n| format!("d/k{n}")).collect();
+    let first: Vec<KeyUpdate> = keys.iter().zip(1..).map(|(key, n)| put(key, n)).collect();
+    assert_eq!(apply(s, p.id, &first).await, outcome(10, 0, 0, 1));
+    let batches: [(&[&str], i64); 4] = [
+        // The range holds more rows than the batch has keys: key by key.
+        (&["d/k0", "d/k5", "d/k9", "d/k55"], 2),
+        // The range holds the batch's keys only.
+        (&["d/k3", "d/k4"], 3),
+        // The range holds a key the batch does not name (d/k1), and no more rows than keys.
+        (&["d/k0", "d/k2", "d/k25"], 4),
+        // Nothing stored in the range.
+        (&["e/a", "e/b"], 5),
+    ];
+    let mut n = 100;
+    for (batch, revision) in batches {
+        let updates: Vec<KeyUpdate> = batch.iter().map(|key| put(key, n + batch.len() as u32)).collect();
+        n += 100;
+        assert_eq!(apply(s, p.id, &updates).await, outcome(batch.len() as u32, 0, 0, revision), "{batch:?}");
+    }
+    let stored = s.data.keys(p.id, None, 100).await.unwrap();
+    let revisions: Vec<(&str, i64)> = stored.iter().map(|k| (k.key.as_str(), k.revision)).collect();
+    assert_eq!(
+        revisions,
+        [
+            ("d/k0", 4),
+            ("d/k1", 1),
+            ("d/k2", 4),
+            ("d/k25", 4),
+            ("d/k3", 3),
+            ("d/k4", 3),
+            ("d/k5", 2),
+            ("d/k55", 2),
+            ("d/k6", 1),
+            ("d/k7", 1),
+            ("d/k8", 1),
+            ("d/k9", 2),
+            ("e/a", 5),
+            ("e/b", 5),
+        ]
+    );
+    assert_eq!(list(s, p.id, "d/").await.len(), 12);
+}
+
 async fn deleting_a_project_takes_its_catalog(f: Fixture) {
     let s = &f.store;
     let p = stored_project(s).await;
@@ -945,8 +1019,11 @@ async fn deleting_a_project_takes_its_catalog(f: Fixture) {
     }
     let run = reconcile_run(p.id, now());
     s.sync.insert_reconcile(&run).await.unwrap();
+    // Each project: two keys; two folders and two files.
+    assert_eq!(f.catalog_rows().await, (4, 8));
 
     s.projects.delete_project(p.id).await.unwrap();
+    assert_eq!(f.catalog_rows().await, (2, 4), "the neighbour's rows are left, and only they");
     assert!(matches!(s.data.revision(p.id).await, Err(StoreError::NotFound)));
     assert_eq!(s.data.keys(p.id, None, 100).await.map(|k| k.len()).ok(), Some(0));
     for folder in ["", "a/", "a/b/"] {

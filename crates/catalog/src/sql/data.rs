@@ -13,7 +13,7 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Transaction, 
 use uuid::Uuid;
 
 use super::{ColumnType, Dialect, SqlStore, corrupt};
-use crate::data::{self, Entry, EntryKind, FileEntry, FolderRow, StoredKey, restore_from_text, split};
+use crate::data::{self, Entry, EntryKind, FileEntry, FolderRow, RowWrite, StoredKey, restore_from_text, split};
 use crate::{ApplyOutcome, DataStore, FolderTotals, KeyUpdate, Result, StoreError, storable_key};
 
 /// The key of the project whose id is bound as `$1`: the catalog's tables name a project by its
@@ -29,7 +29,7 @@ pub(crate) const ENTRY_COLUMNS: &str =
 /// A key's row of `objects`.
 #[derive(sqlx::FromRow)]
 pub(crate) struct KeyRow {
-    key: String,
+    pub(super) key: String,
     state: String,
     revision: i64,
 }
@@ -310,17 +310,17 @@ where
     }
 
     /// Stores the keys' new states at the batch's revision; a key whose state holds nothing any
-    /// more (`None`) loses its row.
-    async fn write_states(&mut self, states: &[(&str, Option<KeyState>)]) -> Result<()> {
-        let mut kept = Vec::new();
-        let mut forgotten = Vec::new();
-        for (key, state) in states {
-            match state {
-                Some(state) => kept.push((*key, state_json(state))),
-                None => forgotten.push(*key),
+    /// more loses its row.
+    async fn write_states(&mut self, states: &[(&str, RowWrite<KeyState>)]) -> Result<()> {
+        let (mut new, mut stored, mut forgotten) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, write) in states {
+            match write {
+                RowWrite::Insert(state) => new.push((*key, state_json(state))),
+                RowWrite::Update(state) => stored.push((*key, state_json(state))),
+                RowWrite::Delete => forgotten.push(*key),
             }
         }
-        D::upsert_states(&mut self.tx, self.project, self.revision, &kept).await?;
+        D::write_states(&mut self.tx, self.project, self.revision, &new, &stored).await?;
         for chunk in forgotten.chunks(CHUNK) {
             let sql = format!(
                 "DELETE FROM objects WHERE project = {} AND key IN ({})",
@@ -338,16 +338,16 @@ where
 
     /// Writes the entries of files that appear or change, and deletes those of files that go
     /// (`None`).
-    async fn write_files(&mut self, files: &[(&str, &str, Option<FileEntry>)]) -> Result<()> {
-        let mut shown = Vec::new();
-        let mut hidden = Vec::new();
-        for (parent, name, file) in files {
-            match file {
-                Some(file) => shown.push((*parent, *name, file)),
-                None => hidden.push((*parent, *name)),
+    async fn write_files(&mut self, files: &[(&str, &str, RowWrite<FileEntry>)]) -> Result<()> {
+        let (mut new, mut stored, mut hidden) = (Vec::new(), Vec::new(), Vec::new());
+        for (parent, name, write) in files {
+            match write {
+                RowWrite::Insert(file) => new.push((*parent, *name, file)),
+                RowWrite::Update(file) => stored.push((*parent, *name, file)),
+                RowWrite::Delete => hidden.push((*parent, *name)),
             }
         }
-        D::upsert_files(&mut self.tx, self.project, &shown).await?;
+        D::write_files(&mut self.tx, self.project, &new, &stored).await?;
         for chunk in hidden.chunks(CHUNK) {
             let sql = entries_in::<D>("DELETE", "file", chunk.len());
             let mut query = sqlx::query(&sql).bind(self.project);

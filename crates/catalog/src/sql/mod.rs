@@ -97,29 +97,32 @@ pub(crate) trait Dialect: Database {
     /// 500 rows of 4 parameters made applying a big batch 8 times as slow.
     fn write_parameter(sql: &mut String, index: usize);
 
-    /// The stored rows of a project's `keys` (those it has), in a batch's
-    /// transaction. Projects are named by their key (`projects.key`) in the catalog's tables.
+    /// The stored rows of a project's `keys` (sorted byte by byte, unique; those it has), in a
+    /// batch's transaction. Projects are named by their key (`projects.key`) in the catalog's
+    /// tables.
     fn load_states(
         tx: &mut Transaction<'static, Self>,
         project: i64,
         keys: &[&str],
     ) -> impl Future<Output = sqlx::Result<Vec<data::KeyRow>>> + Send;
 
-    /// Writes a project's keys' states (`(key, state as JSON)`, keys unique) at `revision`,
-    /// inserted or replacing the stored ones.
-    fn upsert_states(
+    /// Writes a project's keys' states (`(key, state as JSON)`, keys unique) at `revision`:
+    /// `new` ones, which the table does not have, and ones that replace the `stored` rows.
+    fn write_states(
         tx: &mut Transaction<'static, Self>,
         project: i64,
         revision: i64,
-        states: &[(&str, String)],
+        new: &[(&str, String)],
+        stored: &[(&str, String)],
     ) -> impl Future<Output = sqlx::Result<()>> + Send;
 
-    /// Writes a project's file entries (`(parent, name, file)`, paths unique), inserted or
-    /// replacing the stored ones.
-    fn upsert_files(
+    /// Writes a project's file entries (`(parent, name, file)`, paths unique): `new` ones, which
+    /// the table does not have, and ones that replace the `stored` rows.
+    fn write_files(
         tx: &mut Transaction<'static, Self>,
         project: i64,
-        files: &[(&str, &str, &FileEntry)],
+        new: &[(&str, &str, &FileEntry)],
+        stored: &[(&str, &str, &FileEntry)],
     ) -> impl Future<Output = sqlx::Result<()>> + Send;
 
     /// How many rows a statement changed (sqlx has no trait for it).

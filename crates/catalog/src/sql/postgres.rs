@@ -30,14 +30,34 @@ impl Dialect for Postgres {
         write!(sql, "${index}").unwrap_or_else(|_| unreachable!("a String takes any text"));
     }
 
-    /// One array parameter per column (`UNNEST`): a multi-row `VALUES` of 500
-    /// rows of 12 parameters cost PostgreSQL more to parse and plan than to run, and held the
-    /// load of a big import at a sixth of a `COPY`'s rate.
+    /// The keys' range first: a batch of keys that are the only ones in their range, or nearly
+    /// (an import's, a reconcile's listing), takes one descent of the index instead of one per
+    /// key, and none at all where the project has nothing yet. A batch whose range holds more
+    /// rows than it has keys (events, all over the bucket) is looked up key by key.
     async fn load_states(
         tx: &mut Transaction<'static, Postgres>,
         project: i64,
         keys: &[&str],
     ) -> sqlx::Result<Vec<KeyRow>> {
+        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+            return Ok(Vec::new());
+        };
+        let limit = keys.len() + 1;
+        let mut ranged: Vec<KeyRow> = sqlx::query_as(
+            "SELECT key, state, revision FROM objects WHERE project = $1 AND key >= $2 AND key <= $3 \
+             ORDER BY key LIMIT $4",
+        )
+        .bind(project)
+        .bind(*first)
+        .bind(*last)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut **tx)
+        .await?;
+        if ranged.len() < limit {
+            // Both in byte order (`COLLATE "C"`, as Rust compares strings).
+            ranged.retain(|row| keys.binary_search(&row.key.as_str()).is_ok());
+            return Ok(ranged);
+        }
         let mut rows = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BULK) {
             // One index lookup per key, whatever the statistics say: `key = ANY($2)` let the
@@ -58,13 +78,25 @@ impl Dialect for Postgres {
         Ok(rows)
     }
 
-    async fn upsert_states(
+    /// New rows by `COPY`, which a batch's two statements of 1,000 rows run at two thirds of
+    /// the rate of one big `COPY`, and 1.3 times as fast as an `INSERT` of arrays. Stored rows
+    /// by an upsert of arrays, one per column: a multi-row `VALUES` of 500 rows of 12
+    /// parameters cost PostgreSQL more to parse and plan than to run.
+    async fn write_states(
         tx: &mut Transaction<'static, Postgres>,
         project: i64,
         revision: i64,
-        states: &[(&str, String)],
+        new: &[(&str, String)],
+        stored: &[(&str, String)],
     ) -> sqlx::Result<()> {
-        for chunk in states.chunks(BULK) {
+        if !new.is_empty() {
+            let mut rows = CopyRows::new(new.len() * 256);
+            for (key, state) in new {
+                rows.row(4).bigint(project).text(key)?.text(state)?.bigint(revision);
+            }
+            copy_in(tx, "COPY objects (project, key, state, revision) FROM STDIN (FORMAT binary)", rows).await?;
+        }
+        for chunk in stored.chunks(BULK) {
             let keys: Vec<&str> = chunk.iter().map(|(key, _)| *key).collect();
             let states: Vec<&str> = chunk.iter().map(|(_, state)| state.as_str()).collect();
             sqlx::query(
@@ -82,12 +114,33 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    async fn upsert_files(
+    /// As [`Dialect::write_states`]: new rows by `COPY`, stored ones by an upsert of arrays.
+    async fn write_files(
         tx: &mut Transaction<'static, Postgres>,
         project: i64,
-        files: &[(&str, &str, &FileEntry)],
+        new: &[(&str, &str, &FileEntry)],
+        stored: &[(&str, &str, &FileEntry)],
     ) -> sqlx::Result<()> {
-        for chunk in files.chunks(BULK) {
+        if !new.is_empty() {
+            let mut rows = CopyRows::new(new.len() * 128);
+            for (parent, name, file) in new {
+                rows.row(10)
+                    .bigint(project)
+                    .text(parent)?
+                    .text(name)?
+                    .text("file")?
+                    .bigint(i64::try_from(file.size).unwrap_or(i64::MAX))
+                    .text(&file.etag)?
+                    .bigint(file.last_modified_ms)
+                    .optional_text(file.storage_class.as_deref())?
+                    .optional_text(file.version_id.as_deref())?
+                    .optional_text(restore_text(file.restore.as_ref()).as_deref())?;
+            }
+            let statement = "COPY entries (project, parent, name, kind, size, etag, last_modified, storage_class, \
+                             version_id, archive) FROM STDIN (FORMAT binary)";
+            copy_in(tx, statement, rows).await?;
+        }
+        for chunk in stored.chunks(BULK) {
             let parents: Vec<&str> = chunk.iter().map(|(parent, _, _)| *parent).collect();
             let names: Vec<&str> = chunk.iter().map(|(_, name, _)| *name).collect();
             let sizes: Vec<i64> = chunk.iter().map(|(_, _, f)| i64::try_from(f.size).unwrap_or(i64::MAX)).collect();
@@ -135,6 +188,66 @@ impl Dialect for Postgres {
     async fn lock_table(tx: &mut Transaction<'static, Postgres>, table: &'static str) -> sqlx::Result<()> {
         sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(&mut **tx).await?;
         Ok(())
+    }
+}
+
+/// Sends `rows` to a `COPY ... FROM STDIN` `statement`.
+async fn copy_in(tx: &mut Transaction<'static, Postgres>, statement: &str, rows: CopyRows) -> sqlx::Result<()> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    copy.send(rows.finish()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Rows in `COPY`'s binary format, which PostgreSQL reads without parsing or unescaping text:
+/// a header, then each row as its number of columns and each value as its length (`-1`: NULL)
+/// and its bytes (text as UTF-8, `bigint` as 8 bytes big-endian), then `-1`.
+struct CopyRows {
+    bytes: Vec<u8>,
+}
+
+impl CopyRows {
+    /// The signature, no flags, no header extension.
+    const HEADER: &'static [u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+    fn new(capacity: usize) -> CopyRows {
+        let mut bytes = Vec::with_capacity(Self::HEADER.len() + capacity);
+        bytes.extend_from_slice(Self::HEADER);
+        CopyRows { bytes }
+    }
+
+    fn row(&mut self, columns: i16) -> &mut CopyRows {
+        self.bytes.extend_from_slice(&columns.to_be_bytes());
+        self
+    }
+
+    fn bigint(&mut self, value: i64) -> &mut CopyRows {
+        self.bytes.extend_from_slice(&8_i32.to_be_bytes());
+        self.bytes.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    fn text(&mut self, value: &str) -> sqlx::Result<&mut CopyRows> {
+        let length = i32::try_from(value.len())
+            .map_err(|_| sqlx::Error::Protocol(format!("a value of {} bytes is too long for COPY", value.len())))?;
+        self.bytes.extend_from_slice(&length.to_be_bytes());
+        self.bytes.extend_from_slice(value.as_bytes());
+        Ok(self)
+    }
+
+    fn optional_text(&mut self, value: Option<&str>) -> sqlx::Result<&mut CopyRows> {
+        match value {
+            Some(value) => self.text(value),
+            None => {
+                self.bytes.extend_from_slice(&(-1_i32).to_be_bytes());
+                Ok(self)
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.bytes.extend_from_slice(&(-1_i16).to_be_bytes());
+        self.bytes
     }
 }
 

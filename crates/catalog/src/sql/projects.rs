@@ -120,11 +120,20 @@ where
     }
 
     async fn delete_project(&self, id: Uuid) -> Result<()> {
-        // The catalog rows go with it (ON DELETE CASCADE).
-        let done = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id.to_string()).execute(&self.writer).await?;
-        if D::rows_affected(&done) == 0 {
+        // The catalog's rows go with it, in the same transaction: its tables have no foreign key
+        // (migration 14). Deleting the row first takes its lock, so no batch of the project
+        // runs in between.
+        let mut tx = self.begin_write().await?;
+        let key: Option<i64> = sqlx::query_scalar("DELETE FROM projects WHERE id = $1 RETURNING key")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(key) = key else {
             return Err(StoreError::NotFound);
+        };
+        for table in ["entries", "objects"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE project = $1")).bind(key).execute(&mut *tx).await?;
         }
-        Ok(())
+        Ok(tx.commit().await?)
     }
 }

@@ -74,13 +74,16 @@ impl Dialect for Sqlite {
         Ok(rows)
     }
 
-    async fn upsert_states(
+    /// New rows and stored ones alike, by upserts: an insert into SQLite's tree seeks the key
+    /// anyway.
+    async fn write_states(
         tx: &mut Transaction<'static, Sqlite>,
         project: i64,
         revision: i64,
-        states: &[(&str, String)],
+        new: &[(&str, String)],
+        stored: &[(&str, String)],
     ) -> sqlx::Result<()> {
-        for chunk in states.chunks(CHUNK) {
+        for chunk in new.chunks(CHUNK).chain(stored.chunks(CHUNK)) {
             let sql = format!(
                 "INSERT INTO objects (project, key, state, revision) VALUES {} \
                  ON CONFLICT (project, key) DO UPDATE SET state = excluded.state, revision = excluded.revision",
@@ -95,12 +98,13 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn upsert_files(
+    async fn write_files(
         tx: &mut Transaction<'static, Sqlite>,
         project: i64,
-        files: &[(&str, &str, &FileEntry)],
+        new: &[(&str, &str, &FileEntry)],
+        stored: &[(&str, &str, &FileEntry)],
     ) -> sqlx::Result<()> {
-        for chunk in files.chunks(CHUNK) {
+        for chunk in new.chunks(CHUNK).chain(stored.chunks(CHUNK)) {
             let sql = format!(
                 "INSERT INTO entries (project, parent, name, kind, size, etag, last_modified, \
                  storage_class, version_id, archive, children, marker) VALUES {} \

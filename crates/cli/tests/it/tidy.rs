@@ -232,7 +232,7 @@ fn ci_runs_the_readme_test_command() {
 /// migration never runs it again, so an edited migration changes nothing there and makes fresh
 /// databases differ from upgraded ones: a change to the schema is a new migration, for both
 /// databases, and its hash goes here.
-const MIGRATIONS: [(&str, &str); 26] = [
+const MIGRATIONS: [(&str, &str); 28] = [
     ("postgres/0001_foundation.sql", "19995f15a95ab68c03bd1dc3a317acb697727f2c152c3f76b5522710d0550756"),
     ("postgres/0002_lifecycle.sql", "5bb9200e95f5dc57100b491ed623cad5ec4975b5b0d740950caea7e18881620f"),
     ("postgres/0003_projects.sql", "28eba14ece25746099b3752df3770d09c58e3a64d49ce2257c7b11abd3965d74"),
@@ -249,6 +249,10 @@ const MIGRATIONS: [(&str, &str); 26] = [
     ("postgres/0011_outside_changes.sql", "fb5dc01241efc00aa7fcc2679e231110476a8f8223fc65a4fae220550e2d027f"),
     ("postgres/0012_reconcile_baselines.sql", "11bd1c86f24847fb89788ad0261163e9fb11003b8425a34a41b6185052f064cf"),
     ("postgres/0013_catalog_by_project_key.sql", "43d04f4d56f1808052c57cc9dba22c87a08c32b854530e5a56cafaef3dfdf288"),
+    (
+        "postgres/0014_catalog_without_foreign_keys.sql",
+        "d22c95c42bbf06ac2f561e6ece7a22c74834db0d34a433d08f73d873e8371c5f",
+    ),
     ("sqlite/0001_foundation.sql", "ccf4711d40d790fff698dc66bd25d7f65764b726e3718d561ffff512b0644d0d"),
     ("sqlite/0002_lifecycle.sql", "4ccd8e3ab682b1a5d4b330a55c16d9a2387fe5dadafa3132ac2d20c5dc021b64"),
     ("sqlite/0003_projects.sql", "d0b1b8515d3b1018db2569200dfc77ef52921f9a8df5b6cdf64c46ffc1902145"),
@@ -265,6 +269,10 @@ const MIGRATIONS: [(&str, &str); 26] = [
     ("sqlite/0011_outside_changes.sql", "bfbc1327b270c27fa93dec410fe492610a3bd5b01d65832ccac27246694cefef"),
     ("sqlite/0012_reconcile_baselines.sql", "11bd1c86f24847fb89788ad0261163e9fb11003b8425a34a41b6185052f064cf"),
     ("sqlite/0013_catalog_by_project_key.sql", "849668795ae3b253c7119f05f5d9774e28bf5e5c90a2ffa3a45f2c0069296355"),
+    (
+        "sqlite/0014_catalog_without_foreign_keys.sql",
+        "286ba4bd83d1b1008fce40968d8f79ac6efb46f16f178f8f8bed35b5e111413d",
+    ),
 ];
 
 #[test]
