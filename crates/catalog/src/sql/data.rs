@@ -336,8 +336,7 @@ where
         Ok(())
     }
 
-    /// Writes the entries of files that appear or change, and deletes those of files that go
-    /// (`None`).
+    /// Writes the entries of files that appear or change, and deletes those of files that go.
     async fn write_files(&mut self, files: &[(&str, &str, RowWrite<FileEntry>)]) -> Result<()> {
         let (mut new, mut stored, mut hidden) = (Vec::new(), Vec::new(), Vec::new());
         for (parent, name, write) in files {

@@ -78,10 +78,9 @@ impl Dialect for Postgres {
         Ok(rows)
     }
 
-    /// New rows by `COPY`, which a batch's two statements of 1,000 rows run at two thirds of
-    /// the rate of one big `COPY`, and 1.3 times as fast as an `INSERT` of arrays. Stored rows
-    /// by an upsert of arrays, one per column: a multi-row `VALUES` of 500 rows of 12
-    /// parameters cost PostgreSQL more to parse and plan than to run.
+    /// New rows by a binary `COPY`: a batch's 1,000 rows per table go in 1.3 times as fast as by
+    /// an `INSERT` of arrays. Stored rows by an upsert of arrays, one per column: a multi-row
+    /// `VALUES` of 500 rows of 12 parameters cost PostgreSQL more to parse and plan than to run.
     async fn write_states(
         tx: &mut Transaction<'static, Postgres>,
         project: i64,
@@ -268,4 +267,23 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, Ope
     sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
     // Several connections may write at once: PostgreSQL's row and table locks order them.
     Ok(SqlStore::new(pool.clone(), pool).into_store())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_rows_are_in_postgres_binary_format() {
+        let mut rows = CopyRows::new(0);
+        rows.row(3).bigint(7).text("a/b").unwrap().optional_text(None).unwrap();
+        let mut expected = b"PGCOPY\n\xff\r\n\0".to_vec();
+        expected.extend([0, 0, 0, 0, 0, 0, 0, 0]); // no flags, no header extension
+        expected.extend([0, 3]); // three columns
+        expected.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]); // 8 bytes: 7
+        expected.extend([0, 0, 0, 3, b'a', b'/', b'b']); // 3 bytes of text
+        expected.extend([0xff, 0xff, 0xff, 0xff]); // NULL
+        expected.extend([0xff, 0xff]); // the end
+        assert_eq!(rows.finish(), expected);
+    }
 }
