@@ -66,6 +66,17 @@ impl ClientError {
         }
     }
 
+    /// The catalogue's stable code for this error, for scripts: the server's entry, or
+    /// `file-exists` for a local file in a download's way, as the server says it of a file in
+    /// an upload's.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { problem, .. } => Some(&problem.code),
+            ClientError::Exists { .. } => Some("file-exists"),
+            _ => None,
+        }
+    }
+
     /// Whether the same request may succeed when sent again: throttling, a server error, a
     /// connection that failed. Refusals (4xx) are final.
     pub fn is_retryable(&self) -> bool {

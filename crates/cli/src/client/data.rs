@@ -371,7 +371,7 @@ fn report(summary: &Summary, verb: &str, dry_run: bool, started: Instant, out: O
             .map(|(item, e)| {
                 serde_json::json!({
                     "source": item.source, "destination": item.destination, "error": e.to_string(),
-                    "code": e.problem().map(|p| p.code.clone()),
+                    "code": e.code(),
                 })
             })
             .collect();

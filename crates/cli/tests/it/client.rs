@@ -300,6 +300,19 @@ async fn a_tree_goes_up_and_comes_down_byte_exact() {
 
     lab.ok(&["cp", "-r", "study:/in/", "down/", "--part-size", "5MiB"]);
     assert!(tree(&lab.path("down")) == tree(&local), "the tree came down byte-exact");
+    // Down again: every file exists, and nothing says to replace it. Each is refused, and none
+    // is touched or leaves a temporary file behind; with --overwrite each is replaced.
+    std::fs::write(lab.path("down/lane-0/sample-000.csv"), b"changed here").unwrap();
+    let refused = lab.run(&["cp", "-r", "study:/in/lane-0/", "down/lane-0/", "--output", "json"]);
+    assert_eq!(refused.status.code(), Some(3), "partial: {}", text(&refused.stderr));
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(refused["failed"].as_array().map(Vec::len), Some(50), "{refused}");
+    assert_eq!(refused["failed"][0]["code"], json!("file-exists"), "{refused}");
+    let mut changed = tree(&local);
+    changed.insert("lane-0/sample-000.csv".to_owned(), b"changed here".to_vec());
+    assert!(tree(&lab.path("down")) == changed, "the refused files stay as they were");
+    lab.ok(&["cp", "-r", "study:/in/lane-0/", "down/lane-0/", "--overwrite"]);
+    assert!(tree(&lab.path("down")) == tree(&local), "replaced with --overwrite");
 
     // Again: every file exists now, and nothing says to replace it.
     let again = lab.run(&["cp", "-r", "run42/lane-0/", "study:/in/lane-0/", "--output", "json"]);

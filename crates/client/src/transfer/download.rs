@@ -89,9 +89,14 @@ const IN_MEMORY: u64 = 1024 * 1024;
 const WRITE_BUFFER: usize = 256 * 1024;
 
 async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary: &Path) -> Result<bool, ClientError> {
-    let (conflict, size) = (cx.conflict, item.size);
-    let target = destination.to_owned();
-    if !blocking(cx, move || prepare(&target, conflict, size)).await? {
+    let conflict = cx.conflict;
+    let in_memory = |size: u64| size <= IN_MEMORY.min(cx.settings.part_size);
+    // A small file that replaces what is there, or fails if anything is, has its destination
+    // checked in the step that writes it, after its GET: one trip to the blocking pool per file
+    // instead of two (a refusal, an error, wastes at most a GET of `IN_MEMORY`). Whether to skip
+    // is decided before anything comes down.
+    let check_late = in_memory(item.size) && matches!(conflict, Conflict::Overwrite | Conflict::Refuse);
+    if !check_late && !prepared(cx, destination, item.size).await? {
         return Ok(false);
     }
     let ahead = cx.signed.lock().ok().and_then(|mut signed| signed.remove(&item.source));
@@ -101,15 +106,22 @@ async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary:
     };
     let size = signed.size;
     let url = tokio::sync::Mutex::new(signed.url);
-    if size <= IN_MEMORY.min(cx.settings.part_size) {
+    if in_memory(size) {
         let bytes = whole(cx, item, &url, None).await?;
         let (temporary, destination) = (temporary.to_owned(), destination.to_owned());
         return blocking(cx, move || {
+            if check_late && !prepare(&destination, conflict, size)? {
+                return Ok(false);
+            }
             std::fs::write(&temporary, &bytes).map_err(ClientError::io(&temporary))?;
             std::fs::rename(&temporary, &destination).map_err(ClientError::io(&destination))?;
             Ok(true)
         })
         .await;
+    }
+    // The object grew since it was listed.
+    if check_late && !prepared(cx, destination, size).await? {
+        return Ok(false);
     }
     let file = blocking(cx, {
         let temporary = temporary.to_owned();
@@ -128,8 +140,14 @@ async fn download(cx: &Arc<Context>, item: &Item, destination: &Path, temporary:
     Ok(true)
 }
 
-/// The local side, before anything is asked of S3: whether a file there is kept (`false`) or
-/// replaced, and the destination's folder made.
+/// [`prepare`] on the blocking pool.
+async fn prepared(cx: &Context, destination: &Path, size: u64) -> Result<bool, ClientError> {
+    let (destination, conflict) = (destination.to_owned(), cx.conflict);
+    blocking(cx, move || prepare(&destination, conflict, size)).await
+}
+
+/// The local side: whether a file there is kept (`false`) or replaced, and the destination's
+/// folder made.
 fn prepare(destination: &Path, conflict: Conflict, size: u64) -> Result<bool, ClientError> {
     match std::fs::metadata(destination) {
         Ok(existing) if existing.is_dir() => {
