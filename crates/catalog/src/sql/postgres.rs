@@ -33,7 +33,8 @@ impl Dialect for Postgres {
     /// The keys' range first: a batch of keys that are the only ones in their range, or nearly
     /// (an import's, a reconcile's listing), takes one descent of the index instead of one per
     /// key, and none at all where the project has nothing yet. A batch whose range holds more
-    /// rows than it has keys (events, all over the bucket) is looked up key by key.
+    /// rows than it has keys (events, all over the bucket) is then looked up key by key: the
+    /// range's read, of one row more than the batch has keys, is what such a batch pays extra.
     async fn load_states(
         tx: &mut Transaction<'static, Postgres>,
         project: i64,
