@@ -293,7 +293,7 @@ async fn consume(inner: Arc<Inner>, region: AwsRegion, mut stopped: watch::Recei
         }
         let (inner, queues, name, url) = (inner.clone(), queues.clone(), name.clone(), found.url.clone());
         batches.spawn(async move {
-            let applied = apply_and_delete(&inner, &queues, &name, &url, &messages).await;
+            let applied = apply_and_delete(&inner, &queues, &name, &url, messages).await;
             drop(permits);
             applied
         });
@@ -306,19 +306,22 @@ async fn consume(inner: Arc<Inner>, region: AwsRegion, mut stopped: watch::Recei
 const RECEIVE_MAX: usize = 10;
 
 /// Applies a batch and deletes the messages it is done with; false when it could not be applied.
-async fn apply_and_delete(inner: &Inner, queues: &Queues, name: &str, url: &str, messages: &[ReceivedMessage]) -> bool {
-    let inbound: Vec<Inbound> = messages
-        .iter()
-        .map(|m| Inbound { message_id: m.message_id.clone(), body: m.body.clone(), receive_count: m.receive_count })
-        .collect();
+/// The messages' bodies move into the batch, uncopied.
+async fn apply_and_delete(
+    inner: &Inner,
+    queues: &Queues,
+    name: &str,
+    url: &str,
+    messages: Vec<ReceivedMessage>,
+) -> bool {
+    let (handles, inbound): (Vec<String>, Vec<Inbound>) = messages
+        .into_iter()
+        .map(|m| (m.receipt_handle, Inbound { message_id: m.message_id, body: m.body, receive_count: m.receive_count }))
+        .unzip();
     match crate::apply::apply_batch(inner, name, &inbound).await {
         Ok(outcome) => {
-            let done: Vec<String> = messages
-                .iter()
-                .zip(&outcome.done)
-                .filter(|(_, done)| **done)
-                .map(|(m, _)| m.receipt_handle.clone())
-                .collect();
+            let done: Vec<String> =
+                handles.into_iter().zip(&outcome.done).filter(|(_, done)| **done).map(|(handle, _)| handle).collect();
             match queues.delete(url, &done).await {
                 Ok(0) => {}
                 Ok(failed) => tracing::warn!(queue = name, failed, "some applied messages were not deleted"),
