@@ -74,8 +74,8 @@ impl Dialect for Sqlite {
         Ok(rows)
     }
 
-    /// New rows and stored ones alike, by upserts: an insert into SQLite's tree seeks the key
-    /// anyway.
+    /// New rows and stored ones alike, in one list of full chunks, by upserts: an insert into
+    /// SQLite's tree seeks the key anyway.
     async fn write_states(
         tx: &mut Transaction<'static, Sqlite>,
         project: i64,
@@ -83,7 +83,8 @@ impl Dialect for Sqlite {
         new: &[(&str, String)],
         stored: &[(&str, String)],
     ) -> sqlx::Result<()> {
-        for chunk in new.chunks(CHUNK).chain(stored.chunks(CHUNK)) {
+        let rows: Vec<&(&str, String)> = new.iter().chain(stored).collect();
+        for chunk in rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO objects (project, key, state, revision) VALUES {} \
                  ON CONFLICT (project, key) DO UPDATE SET state = excluded.state, revision = excluded.revision",
@@ -104,7 +105,8 @@ impl Dialect for Sqlite {
         new: &[(&str, &str, &FileEntry)],
         stored: &[(&str, &str, &FileEntry)],
     ) -> sqlx::Result<()> {
-        for chunk in new.chunks(CHUNK).chain(stored.chunks(CHUNK)) {
+        let rows: Vec<&(&str, &str, &FileEntry)> = new.iter().chain(stored).collect();
+        for chunk in rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO entries (project, parent, name, kind, size, etag, last_modified, \
                  storage_class, version_id, archive, children, marker) VALUES {} \
