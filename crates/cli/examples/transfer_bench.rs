@@ -1,8 +1,9 @@
 //! The client's transfer engine against s5cmd, on s3s-fs (an S3 server over a folder that checks
 //! every SigV4 signature), printing figures (see BENCHMARKS.md): the upload and the download of
 //! one large file and of many small ones, `byos-client`'s engine against `s5cmd cp` with the
-//! same concurrency, alternating, in one run. Each transfer runs in a process of its own, whose
-//! peak RSS is printed too.
+//! same concurrency, alternating (each tool first in every other round), in one run, each after
+//! the disk has written back what the one before left dirty. Each transfer runs in a process of
+//! its own, whose peak RSS is printed too.
 //!
 //! The byos side is the engine with URLs presigned in its process by byos's own presigning code
 //! (`byos_aws`), as the server signs them, but without the server: the figure is named
@@ -29,6 +30,11 @@ use clap::Parser;
 #[path = "support/server.rs"]
 mod server;
 use serde_json::{Map, Value};
+
+/// The binary's allocator: the engine runs in a child process of this example, and must allocate
+/// as `byos cp` does (with glibc's, every 256 KiB write buffer of a download was a fresh mapping).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "transfer-bench-secret";
@@ -293,6 +299,13 @@ async fn child(direction: &str, args: &Args) -> Result<()> {
 
 /// A command's wall time, peak RSS (the largest `VmHWM` its /proc entry showed while it ran)
 /// and CPU time (user and system, as last seen there).
+/// Writes every dirty page back to disk (`sync(1)`), so a transfer starts on a quiet disk.
+fn settle_page_cache() -> Result<()> {
+    let status = std::process::Command::new("sync").status().context("sync")?;
+    ensure!(status.success(), "sync failed: {status}");
+    Ok(())
+}
+
 async fn measure(mut command: tokio::process::Command) -> Result<(Duration, u64, f64)> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
@@ -429,7 +442,9 @@ async fn bench(args: &Args) -> Result<()> {
         let upload = name.starts_with("upload");
         let mut best = [(Duration::MAX, 0u64); 2];
         for round in 0..args.rounds {
-            for (tool, slot) in [("byos", 0), ("s5cmd", 1)] {
+            // Each tool goes first in every other round.
+            let order = if round % 2 == 0 { [("byos", 0), ("s5cmd", 1)] } else { [("s5cmd", 1), ("byos", 0)] };
+            for (tool, slot) in order {
                 let (tool_prefix, local_down) = (format!("{tool}-{round}/"), down.join(format!("{tool}-{round}")));
                 let _ = std::fs::remove_dir_all(&local_down);
                 let command = match (tool, upload, is_large) {
@@ -453,6 +468,10 @@ async fn bench(args: &Args) -> Result<()> {
                 if !upload {
                     std::fs::create_dir_all(&local_down)?;
                 }
+                // The transfer before this one leaves gigabytes of dirty pages (s3s-fs writes an
+                // upload's parts, then the object): written back now, they do not slow down
+                // whichever tool comes next.
+                settle_page_cache()?;
                 let peer_before = peer.map(cpu_seconds);
                 let measured = measure(command).await.with_context(|| format!("{name} by {tool}"));
                 let peer_cpu = peer.map(cpu_seconds).zip(peer_before).map(|(after, before)| after - before);

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::Receiver;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use reqwest::header::RANGE;
@@ -204,6 +203,8 @@ async fn receive(
     let mut hasher = hasher;
     let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_BUFFER.min(usize::try_from(item.size).unwrap_or(WRITE_BUFFER)));
     let mut written = 0u64;
+    // Two buffers take turns: one fills while the other is written, then comes back empty.
+    let mut spare: Option<Vec<u8>> = None;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ClientError::Http { url: redact(url), source: e.without_url() })?;
@@ -214,9 +215,10 @@ async fn receive(
         if let Some(file) = file
             && buffer.len() >= WRITE_BUFFER
         {
-            let full = std::mem::replace(&mut buffer, Vec::with_capacity(WRITE_BUFFER));
+            let next = spare.take().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
+            let full = std::mem::replace(&mut buffer, next);
             let n = full.len() as u64;
-            file.write(offset + written, Bytes::from(full)).await?;
+            spare = Some(file.write(offset + written, full).await?);
             written += n;
         }
     }
@@ -224,7 +226,7 @@ async fn receive(
         && !buffer.is_empty()
     {
         let n = buffer.len() as u64;
-        file.write(offset + written, Bytes::from(std::mem::take(&mut buffer))).await?;
+        file.write(offset + written, std::mem::take(&mut buffer)).await?;
         written += n;
     }
     Ok((buffer, written))
