@@ -31,8 +31,8 @@ use clap::Parser;
 mod server;
 use serde_json::{Map, Value};
 
-/// The binary's allocator: the engine runs in a child process of this example, and must allocate
-/// as `byos cp` does (with glibc's, every 256 KiB write buffer of a download was a fresh mapping).
+/// The binary's allocator: the engine runs in a child process of this example, so that its
+/// figures, peak RSS included, are those of `byos cp`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -297,8 +297,6 @@ async fn child(direction: &str, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// A command's wall time, peak RSS (the largest `VmHWM` its /proc entry showed while it ran)
-/// and CPU time (user and system, as last seen there).
 /// Writes every dirty page back to disk (`sync(1)`), so a transfer starts on a quiet disk.
 fn settle_page_cache() -> Result<()> {
     let status = std::process::Command::new("sync").status().context("sync")?;
@@ -306,6 +304,8 @@ fn settle_page_cache() -> Result<()> {
     Ok(())
 }
 
+/// A command's wall time, peak RSS (the largest `VmHWM` its /proc entry showed while it ran)
+/// and CPU time (user and system, as last seen there).
 async fn measure(mut command: tokio::process::Command) -> Result<(Duration, u64, f64)> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
