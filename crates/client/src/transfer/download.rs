@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::Receiver;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use reqwest::header::RANGE;
 
-use super::body::SharedFile;
+use super::body::{MAX_CHUNKS, SharedFile};
 use super::retry::{is_expired, s3_error, with_retries};
 use super::upload::redact;
 use super::{Conflict, Context, Item, Outcome, hex, is_md5_etag};
@@ -201,35 +202,59 @@ async fn receive(
     hasher: Option<&mut Md5>,
 ) -> Result<(Vec<u8>, u64), ClientError> {
     let mut hasher = hasher;
-    let mut buffer: Vec<u8> = Vec::with_capacity(WRITE_BUFFER.min(usize::try_from(item.size).unwrap_or(WRITE_BUFFER)));
+    let mut gathered: Vec<u8> = Vec::new();
+    if file.is_none() {
+        gathered.reserve_exact(usize::try_from(item.size).unwrap_or(0));
+    }
+    // The body's chunks as they came, written together once there are `WRITE_BUFFER` bytes. The
+    // write runs on while the next chunks arrive, so the connection is read without pause (a
+    // connection left unread makes the server send in small pieces); two lists take turns.
+    let (mut pending, mut pending_len) = (Vec::new(), 0usize);
+    let mut writing: Option<tokio::task::JoinHandle<Result<Vec<Bytes>, ClientError>>> = None;
     let mut written = 0u64;
-    // Two buffers take turns: one fills while the other is written, then comes back empty.
-    let mut spare: Option<Vec<u8>> = None;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ClientError::Http { url: redact(url), source: e.without_url() })?;
         if let Some(hasher) = hasher.as_deref_mut() {
             hasher.update(&chunk);
         }
-        buffer.extend_from_slice(&chunk);
-        if let Some(file) = file
-            && buffer.len() >= WRITE_BUFFER
-        {
-            let next = spare.take().unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
-            let full = std::mem::replace(&mut buffer, next);
-            let n = full.len() as u64;
-            spare = Some(file.write(offset + written, full).await?);
-            written += n;
+        let Some(file) = file else {
+            gathered.extend_from_slice(&chunk);
+            continue;
+        };
+        pending_len += chunk.len();
+        pending.push(chunk);
+        if pending_len >= WRITE_BUFFER || pending.len() == MAX_CHUNKS {
+            let spare = match writing.take() {
+                Some(write) => finished(write).await?,
+                None => Vec::new(),
+            };
+            let full = std::mem::replace(&mut pending, spare);
+            let (file, at) = (file.clone(), offset + written);
+            writing = Some(tokio::spawn(async move { file.write(at, full).await }));
+            written += pending_len as u64;
+            pending_len = 0;
         }
     }
-    if let Some(file) = file
-        && !buffer.is_empty()
-    {
-        let n = buffer.len() as u64;
-        file.write(offset + written, std::mem::take(&mut buffer)).await?;
-        written += n;
+    if let Some(write) = writing {
+        finished(write).await?;
     }
-    Ok((buffer, written))
+    if let Some(file) = file
+        && !pending.is_empty()
+    {
+        file.write(offset + written, pending).await?;
+        written += pending_len as u64;
+    }
+    Ok((gathered, written))
+}
+
+/// A write started by [`receive`], waited for: its list of chunks back, emptied.
+async fn finished(write: tokio::task::JoinHandle<Result<Vec<Bytes>, ClientError>>) -> Result<Vec<Bytes>, ClientError> {
+    match write.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(stopped()),
+    }
 }
 
 /// One GET, its MD5 checked against a plain ETag: written into `file`, or answered in memory.
