@@ -31,6 +31,7 @@ pub use model::{
     NewSession, NewToken, ObjectResult, OnConflict, OutsideChange, Project, ProjectGrant, ReconcileRun,
     ReconcileStatus, Session, Token, Upload,
 };
+pub use sql::migrations::Migrations;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

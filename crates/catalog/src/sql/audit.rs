@@ -11,19 +11,20 @@ use crate::{AuditStore, Result, StoreError, from_millis, millis};
 const AUDIT_COLUMNS: &str =
     "id, at, actor_token, actor_name, action, target, status, source_ip, user_agent, request_id, detail";
 
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: String,
-    at: i64,
-    actor_token: String,
-    actor_name: String,
-    action: String,
-    target: String,
-    status: i64,
-    source_ip: Option<String>,
-    user_agent: Option<String>,
-    request_id: String,
-    detail: Option<String>,
+super::row! {
+    struct AuditRow {
+        id: String,
+        at: i64,
+        actor_token: String,
+        actor_name: String,
+        action: String,
+        target: String,
+        status: i64,
+        source_ip: Option<String>,
+        user_agent: Option<String>,
+        request_id: String,
+        detail: Option<String>,
+    }
 }
 
 impl TryFrom<AuditRow> for AuditEvent {

@@ -21,41 +21,43 @@ const CONFIGURATION_COLUMNS: &str = "id, name, region, bucket, key_prefix, crede
     sse_algorithm, sse_kms_key_arn, default_for_region, status, versioning, validation, \
     error_code, error_message, last_verified_at, last_used_at, created_at, updated_at, next_check_at, check_failures, bucket_account";
 
-#[derive(sqlx::FromRow)]
-struct CredentialRow {
-    id: String,
-    name: String,
-    kind: String,
-    access_key_id: Option<String>,
-    role_arn: Option<String>,
-    sealed_secret: Vec<u8>,
-    created_at: i64,
-    updated_at: i64,
+super::row! {
+    struct CredentialRow {
+        id: String,
+        name: String,
+        kind: String,
+        access_key_id: Option<String>,
+        role_arn: Option<String>,
+        sealed_secret: Vec<u8>,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
-#[derive(sqlx::FromRow)]
-struct ConfigurationRow {
-    id: String,
-    name: String,
-    region: String,
-    bucket: String,
-    key_prefix: Option<String>,
-    credential_id: String,
-    sse_algorithm: Option<String>,
-    sse_kms_key_arn: Option<String>,
-    default_for_region: bool,
-    status: String,
-    versioning: Option<String>,
-    validation: Option<String>,
-    error_code: Option<String>,
-    error_message: Option<String>,
-    last_verified_at: Option<i64>,
-    last_used_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-    next_check_at: Option<i64>,
-    check_failures: i64,
-    bucket_account: Option<String>,
+super::row! {
+    struct ConfigurationRow {
+        id: String,
+        name: String,
+        region: String,
+        bucket: String,
+        key_prefix: Option<String>,
+        credential_id: String,
+        sse_algorithm: Option<String>,
+        sse_kms_key_arn: Option<String>,
+        default_for_region: bool,
+        status: String,
+        versioning: Option<String>,
+        validation: Option<String>,
+        error_code: Option<String>,
+        error_message: Option<String>,
+        last_verified_at: Option<i64>,
+        last_used_at: Option<i64>,
+        created_at: i64,
+        updated_at: i64,
+        next_check_at: Option<i64>,
+        check_failures: i64,
+        bucket_account: Option<String>,
+    }
 }
 
 impl TryFrom<CredentialRow> for Credential {

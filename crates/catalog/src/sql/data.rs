@@ -26,12 +26,13 @@ pub(super) const CHUNK: usize = 500;
 pub(crate) const ENTRY_COLUMNS: &str =
     "parent, name, kind, size, etag, last_modified, storage_class, version_id, archive, children, marker";
 
-/// A key's row of `objects`.
-#[derive(sqlx::FromRow)]
-pub(crate) struct KeyRow {
-    pub(super) key: String,
-    state: String,
-    revision: i64,
+super::row! {
+    /// A key's row of `objects`.
+    pub(crate) struct KeyRow {
+        pub(super) key: String,
+        state: String,
+        revision: i64,
+    }
 }
 
 impl KeyRow {
@@ -92,21 +93,23 @@ fn state_json(state: &KeyState) -> String {
     serde_json::to_string(state).unwrap_or_else(|_| unreachable!("a key state always serializes"))
 }
 
-/// An entry's row: from the database's row, or from an element of a page's JSON array (the
-/// columns in [`ENTRY_COLUMNS`] order, see [`entries_from_json`]).
-#[derive(sqlx::FromRow, serde::Deserialize)]
-struct EntryRow {
-    parent: String,
-    name: String,
-    kind: String,
-    size: Option<i64>,
-    etag: Option<String>,
-    last_modified: Option<i64>,
-    storage_class: Option<String>,
-    version_id: Option<String>,
-    archive: Option<String>,
-    children: i64,
-    marker: bool,
+super::row! {
+    /// An entry's row: from the database's row, or from an element of a page's JSON array (the
+    /// columns in [`ENTRY_COLUMNS`] order, see [`entries_from_json`]).
+    #[derive(serde::Deserialize)]
+    struct EntryRow {
+        parent: String,
+        name: String,
+        kind: String,
+        size: Option<i64>,
+        etag: Option<String>,
+        last_modified: Option<i64>,
+        storage_class: Option<String>,
+        version_id: Option<String>,
+        archive: Option<String>,
+        children: i64,
+        marker: bool,
+    }
 }
 
 impl TryFrom<EntryRow> for Entry {

@@ -21,41 +21,43 @@ const OBJECT_COLUMNS: &str = "seq, source_key, version_id, size, etag, destinati
 /// Objects one statement inserts: 9 parameters each, within both databases' limits.
 const OBJECTS_PER_INSERT: usize = 500;
 
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    id: String,
-    kind: String,
-    project_id: String,
-    spec: String,
-    status: String,
-    objects_total: Option<i64>,
-    objects_done: i64,
-    objects_skipped: i64,
-    objects_failed: i64,
-    bytes_total: Option<i64>,
-    bytes_done: i64,
-    error_code: Option<String>,
-    error_message: Option<String>,
-    cancel_requested: bool,
-    created_by: String,
-    created_at: i64,
-    updated_at: i64,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-    plan: Option<String>,
-    preflight: Option<String>,
+super::row! {
+    struct JobRow {
+        id: String,
+        kind: String,
+        project_id: String,
+        spec: String,
+        status: String,
+        objects_total: Option<i64>,
+        objects_done: i64,
+        objects_skipped: i64,
+        objects_failed: i64,
+        bytes_total: Option<i64>,
+        bytes_done: i64,
+        error_code: Option<String>,
+        error_message: Option<String>,
+        cancel_requested: bool,
+        created_by: String,
+        created_at: i64,
+        updated_at: i64,
+        started_at: Option<i64>,
+        finished_at: Option<i64>,
+        plan: Option<String>,
+        preflight: Option<String>,
+    }
 }
 
-#[derive(sqlx::FromRow)]
-struct ObjectRow {
-    seq: i64,
-    source_key: String,
-    version_id: Option<String>,
-    size: i64,
-    etag: String,
-    destination_key: String,
-    result: String,
-    error: Option<String>,
+super::row! {
+    struct ObjectRow {
+        seq: i64,
+        source_key: String,
+        version_id: Option<String>,
+        size: i64,
+        etag: String,
+        destination_key: String,
+        result: String,
+        error: Option<String>,
+    }
 }
 
 impl TryFrom<ObjectRow> for JobObject {

@@ -9,6 +9,7 @@
 //! One module per aggregate: [`configurations`] (credentials and configurations), [`tokens`],
 //! [`meta`] (leases and the store's own facts), [`projects`], [`data`] (the projects' catalog),
 //! [`sync`] (reconcile runs and dead letters), [`uploads`], [`jobs`] and [`audit`] (the audit log).
+//! The schema's [`migrations`] are built in.
 //!
 //! # The where-clauses
 //!
@@ -40,7 +41,7 @@
 //! - `for<'q> D::Arguments<'q>: IntoArguments<'q, D>`: statements take bound parameters;
 //! - `for<'q> &'q str: Encode<'q, D> + Type<D> + ColumnIndex<D::Row>` and
 //!   `usize: ColumnIndex<D::Row>`: text parameters borrowed from the caller, and columns read by
-//!   name (`#[derive(sqlx::FromRow)]`) or by position (tuples, `query_scalar`);
+//!   name ([`row!`]) or by position (tuples, `query_scalar`);
 //! - `String: ColumnType<D>`, `i64`, `bool`, `Vec<u8>`, and `Option<String>`, `Option<i64>` and
 //!   `Option<&str>` (sqlx encodes `Option<T>` per database, not for every `T` that it encodes):
 //!   the Rust types of the catalog's columns. [`ColumnType`] gathers a type's three bounds
@@ -55,11 +56,37 @@
 //! (`D::Arguments<'args>`) cannot be shortened to the borrow that runs it, so the builder could
 //! never be dropped after it ran.
 
+/// A struct of a statement's columns, read by name: the struct, and the `sqlx::FromRow` impl that
+/// `#[derive(sqlx::FromRow)]` would write, for any database whose rows decode its fields' types.
+/// sqlx's derive comes with its procedural macros, which build both drivers a second time for the
+/// compiler's host ([`migrations`] says why that matters).
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($field_vis:vis $field:ident: $ty:ty),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name { $($field_vis $field: $ty),* }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            &'static str: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+        {
+            fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+                Ok($name { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub(crate) use row;
+
 pub(crate) mod audit;
 pub(crate) mod configurations;
 pub(crate) mod data;
 pub(crate) mod jobs;
 pub(crate) mod meta;
+pub(crate) mod migrations;
 pub(crate) mod postgres;
 pub(crate) mod projects;
 pub(crate) mod sqlite;

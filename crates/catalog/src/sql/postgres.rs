@@ -265,7 +265,8 @@ pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Store, Ope
         .await
         .map_err(connect_error)?;
     // Replicas starting together take turns: sqlx holds an advisory lock while it migrates.
-    sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
+    let migrator = super::migrations::migrator(Backend::Postgres).await?;
+    migrator.run(&pool).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
     // Several connections may write at once: PostgreSQL's row and table locks order them.
     Ok(SqlStore::new(pool.clone(), pool).into_store())
 }

@@ -11,17 +11,18 @@ use crate::{Conflict, ProjectStore, Result, StoreError, from_millis, millis};
 
 const PROJECT_COLUMNS: &str = "id, name, region, configuration_id, folder, bucket, key_prefix, created_at, updated_at";
 
-#[derive(sqlx::FromRow)]
-struct ProjectRow {
-    id: String,
-    name: String,
-    region: String,
-    configuration_id: String,
-    folder: String,
-    bucket: String,
-    key_prefix: String,
-    created_at: i64,
-    updated_at: i64,
+super::row! {
+    struct ProjectRow {
+        id: String,
+        name: String,
+        region: String,
+        configuration_id: String,
+        folder: String,
+        bucket: String,
+        key_prefix: String,
+        created_at: i64,
+        updated_at: i64,
+    }
 }
 
 impl TryFrom<ProjectRow> for Project {

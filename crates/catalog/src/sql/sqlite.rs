@@ -167,7 +167,8 @@ pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, O
         .connect_with(connect.clone().pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
         .await
         .map_err(connect_error)?;
-    sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
+    let migrator = super::migrations::migrator(Backend::Sqlite).await?;
+    migrator.run(&writer).await.map_err(|e| OpenError::Migrate(Box::new(e)))?;
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.connect_timeout)

@@ -16,23 +16,24 @@ const OUTSIDE_CHUNK: usize = 300;
 const RECONCILE_COLUMNS: &str = "id, project_id, reason, status, fence, listed, added, removed, changed, \
     samples, error, started_at, updated_at, finished_at, baseline";
 
-#[derive(sqlx::FromRow)]
-struct ReconcileRow {
-    id: String,
-    project_id: String,
-    reason: String,
-    status: String,
-    fence: i64,
-    listed: i64,
-    added: i64,
-    removed: i64,
-    changed: i64,
-    samples: String,
-    error: Option<String>,
-    started_at: i64,
-    updated_at: i64,
-    finished_at: Option<i64>,
-    baseline: Option<String>,
+super::row! {
+    struct ReconcileRow {
+        id: String,
+        project_id: String,
+        reason: String,
+        status: String,
+        fence: i64,
+        listed: i64,
+        added: i64,
+        removed: i64,
+        changed: i64,
+        samples: String,
+        error: Option<String>,
+        started_at: i64,
+        updated_at: i64,
+        finished_at: Option<i64>,
+        baseline: Option<String>,
+    }
 }
 
 /// The samples column holds the drift's samples; the counts have columns of their own.

@@ -12,16 +12,17 @@ use crate::{Conflict, Result, StoreError, TokenStore, from_millis, millis};
 
 const TOKEN_COLUMNS: &str = "id, name, role, projects, hint, created_at, last_used_at, expires_at";
 
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: String,
-    name: String,
-    role: String,
-    projects: String,
-    hint: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-    expires_at: Option<i64>,
+super::row! {
+    struct TokenRow {
+        id: String,
+        name: String,
+        role: String,
+        projects: String,
+        hint: String,
+        created_at: i64,
+        last_used_at: Option<i64>,
+        expires_at: Option<i64>,
+    }
 }
 
 impl TryFrom<TokenRow> for Token {
@@ -207,12 +208,27 @@ where
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// A token's row with its console session's columns.
 struct SessionRow {
-    #[sqlx(flatten)]
     token: TokenRow,
     csrf_token: String,
     session_expires_at: i64,
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for SessionRow
+where
+    TokenRow: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(SessionRow {
+            token: TokenRow::from_row(row)?,
+            csrf_token: row.try_get("csrf_token")?,
+            session_expires_at: row.try_get("session_expires_at")?,
+        })
+    }
 }
 
 fn projects_json(projects: &[ProjectGrant]) -> String {

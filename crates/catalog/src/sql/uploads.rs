@@ -12,19 +12,20 @@ use crate::{Result, StoreError, UploadStore, from_millis, millis};
 const UPLOAD_COLUMNS: &str =
     "id, project_id, path, multipart_id, size, part_size, part_count, content_type, created_by, created_at, expires_at";
 
-#[derive(sqlx::FromRow)]
-struct UploadRow {
-    id: String,
-    project_id: String,
-    path: String,
-    multipart_id: Option<String>,
-    size: i64,
-    part_size: i64,
-    part_count: i64,
-    content_type: Option<String>,
-    created_by: String,
-    created_at: i64,
-    expires_at: i64,
+super::row! {
+    struct UploadRow {
+        id: String,
+        project_id: String,
+        path: String,
+        multipart_id: Option<String>,
+        size: i64,
+        part_size: i64,
+        part_count: i64,
+        content_type: Option<String>,
+        created_by: String,
+        created_at: i64,
+        expires_at: i64,
+    }
 }
 
 impl TryFrom<UploadRow> for Upload {

@@ -2,10 +2,9 @@
 //! raw SQL as that version of the store left it, opened by the store of today. The rows must
 //! come through every migration since, on both databases.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
-use byos_catalog::{EntryKind, KeyUpdate, Store, StoreOptions};
+use byos_catalog::{Backend, EntryKind, KeyUpdate, Migrations, Store, StoreOptions};
 use byos_domain::events::Sequencer;
 use byos_domain::objects::{Change, KeyState, NULL_VERSION};
 use byos_test_support::{TestPostgres, temp_dir};
@@ -46,9 +45,9 @@ fn created(sequencer: &str, size: u64, etag: &str, at_ms: i64) -> Change {
     }
 }
 
-fn migrations_up_to(mut migrator: Migrator, version: i64) -> Migrator {
-    migrator.migrations = Cow::Owned(migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect());
-    migrator
+/// The schema as it was at migration `version`.
+async fn migrations_up_to(backend: Backend, version: i64) -> Migrator {
+    Migrator::new(Migrations::of(backend).up_to(version)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +59,7 @@ async fn sqlite_catalogs_come_through_the_project_key() {
         .create_if_missing(true)
         .foreign_keys(false);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    migrations_up_to(sqlx::migrate!("./migrations/sqlite"), BEFORE_PROJECT_KEYS).run(&pool).await.unwrap();
+    migrations_up_to(Backend::Sqlite, BEFORE_PROJECT_KEYS).await.run(&pool).await.unwrap();
     fill(&pool).await;
     pool.close().await;
     let options = StoreOptions { url: None, max_connections: 2, connect_timeout: Duration::from_secs(5) };
@@ -71,7 +70,7 @@ async fn sqlite_catalogs_come_through_the_project_key() {
 async fn postgres_catalogs_come_through_the_project_key() {
     let postgres = TestPostgres::create().await;
     let pool = sqlx::PgPool::connect(postgres.url()).await.unwrap();
-    migrations_up_to(sqlx::migrate!("./migrations/postgres"), BEFORE_PROJECT_KEYS).run(&pool).await.unwrap();
+    migrations_up_to(Backend::Postgres, BEFORE_PROJECT_KEYS).await.run(&pool).await.unwrap();
     // One connection, whose triggers (foreign keys among them) stay off while it fills.
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
