@@ -213,32 +213,41 @@ async fn receive(
     let mut writing: Option<tokio::task::JoinHandle<Result<Vec<Bytes>, ClientError>>> = None;
     let mut written = 0u64;
     let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ClientError::Http { url: redact(url), source: e.without_url() })?;
-        if let Some(hasher) = hasher.as_deref_mut() {
-            hasher.update(&chunk);
-        }
-        let Some(file) = file else {
-            gathered.extend_from_slice(&chunk);
-            continue;
-        };
-        pending_len += chunk.len();
-        pending.push(chunk);
-        if pending_len >= WRITE_BUFFER || pending.len() == MAX_CHUNKS {
-            let spare = match writing.take() {
-                Some(write) => finished(write).await?,
-                None => Vec::new(),
+    let streamed: Result<(), ClientError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ClientError::Http { url: redact(url), source: e.without_url() })?;
+            if let Some(hasher) = hasher.as_deref_mut() {
+                hasher.update(&chunk);
+            }
+            let Some(file) = file else {
+                gathered.extend_from_slice(&chunk);
+                continue;
             };
-            let full = std::mem::replace(&mut pending, spare);
-            let (file, at) = (file.clone(), offset + written);
-            writing = Some(tokio::spawn(async move { file.write(at, full).await }));
-            written += pending_len as u64;
-            pending_len = 0;
+            pending_len += chunk.len();
+            pending.push(chunk);
+            if pending_len >= WRITE_BUFFER || pending.len() == MAX_CHUNKS {
+                let spare = match writing.take() {
+                    Some(write) => finished(write).await?,
+                    None => Vec::new(),
+                };
+                let full = std::mem::replace(&mut pending, spare);
+                let (file, at) = (file.clone(), offset + written);
+                writing = Some(tokio::spawn(async move { file.write(at, full).await }));
+                written += pending_len as u64;
+                pending_len = 0;
+            }
         }
+        Ok(())
     }
-    if let Some(write) = writing {
-        finished(write).await?;
-    }
+    .await;
+    // The write still running is waited for, after an error too: no write outlives its attempt
+    // (a retry writes the same range again).
+    let last = match writing {
+        Some(write) => finished(write).await.map(drop),
+        None => Ok(()),
+    };
+    streamed?;
+    last?;
     if let Some(file) = file
         && !pending.is_empty()
     {
