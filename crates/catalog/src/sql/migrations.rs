@@ -5,9 +5,9 @@
 //! build is recognised by the next.
 //!
 //! sqlx's `migrate!` macro does the same, but it comes with sqlx's procedural macros, which
-//! build both database drivers (SQLite's C source included) and their TLS stack a second time
-//! for the compiler's host: a minute of a cold release build on two cores. A test checks that
-//! these lists and the folders hold the same migrations.
+//! build both database drivers (SQLite's C source included), tokio and the TLS stack a second
+//! time, for the compiler's host, in every cold build. A test checks that these lists and the
+//! folders hold the same migrations.
 
 use std::borrow::Cow;
 use std::future::Future;
