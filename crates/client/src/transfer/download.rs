@@ -204,7 +204,8 @@ async fn receive(
     let mut hasher = hasher;
     let mut gathered: Vec<u8> = Vec::new();
     if file.is_none() {
-        gathered.reserve_exact(usize::try_from(item.size).unwrap_or(0));
+        // Bounded: the listed size may be stale, and only small files come down into memory.
+        gathered.reserve_exact(usize::try_from(item.size.min(IN_MEMORY)).unwrap_or(0));
     }
     // The body's chunks as they came, written together once there are `WRITE_BUFFER` bytes. The
     // write runs on while the next chunks arrive, so the connection is read without pause (a
