@@ -13,6 +13,7 @@ use byos_domain::cors::CorsRule;
 use byos_domain::notifications::{Destination, NotificationConfig, NotificationRule};
 use byos_domain::{ServerSideEncryption, VersioningState};
 
+use crate::boxed;
 use crate::error::{AwsError, AwsErrorKind, classify};
 use crate::listing::listed_key;
 use crate::retries;
@@ -87,6 +88,7 @@ impl BucketAccess {
     }
 
     /// STS GetCallerIdentity: needs no permission, so it tells a bad key from a missing grant.
+    #[boxed]
     pub async fn caller_identity(&self) -> Result<Identity, AwsError> {
         let out = self.sts.get_caller_identity().send().await.map_err(|e| classify("GetCallerIdentity", e))?;
         Ok(Identity {
@@ -96,22 +98,26 @@ impl BucketAccess {
     }
 
     /// The bucket's policy text, if it has one and the credential may read it.
+    #[boxed]
     pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, AwsError> {
         crate::owner::bucket_policy(&self.s3, bucket).await
     }
 
     /// A KMS key's policy text, if the credential may read it.
+    #[boxed]
     pub async fn kms_key_policy(&self, key_arn: &str) -> Result<String, AwsError> {
         crate::owner::kms_key_policy(&self.kms, key_arn).await
     }
 
     /// The bucket's Object Ownership (`None`: not set, which S3 reads as `ObjectWriter`).
+    #[boxed]
     pub async fn object_ownership(&self, bucket: &str) -> Result<Option<String>, AwsError> {
         crate::owner::object_ownership(&self.s3, bucket).await
     }
 
     /// The bucket's region. HeadBucket names it in a header even when access is denied; when it
     /// does not, GetBucketLocation (granted by ICA's policy) does.
+    #[boxed]
     pub async fn bucket_region(&self, bucket: &str) -> Result<String, AwsError> {
         match self.s3.head_bucket().bucket(bucket).send().await {
             Ok(out) => {
@@ -143,6 +149,7 @@ impl BucketAccess {
     }
 
     /// Lists at most one key under `prefix`: proves ListBucket on it.
+    #[boxed]
     pub async fn list_one(&self, bucket: &str, prefix: &str) -> Result<Option<String>, AwsError> {
         let out = self
             .s3
@@ -159,6 +166,7 @@ impl BucketAccess {
 
     /// Whether `account` owns the bucket: S3 refuses a request whose expected bucket owner is
     /// not the owner. Asked after listing was shown to work, so a refusal means another owner.
+    #[boxed]
     pub async fn owned_by(&self, bucket: &str, prefix: &str, account: &str) -> Result<bool, AwsError> {
         let listed = self
             .s3
@@ -177,6 +185,7 @@ impl BucketAccess {
         }
     }
 
+    #[boxed]
     pub async fn put_object(
         &self,
         bucket: &str,
@@ -192,6 +201,7 @@ impl BucketAccess {
         })
     }
 
+    #[boxed]
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
         let out = self.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify("GetObject", e))?;
         let bytes = out.body.collect().await.map_err(|e| {
@@ -201,6 +211,7 @@ impl BucketAccess {
     }
 
     /// Deletes a key, or one version of it.
+    #[boxed]
     pub async fn delete_object(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<(), AwsError> {
         self.s3
             .delete_object()
@@ -213,6 +224,7 @@ impl BucketAccess {
         Ok(())
     }
 
+    #[boxed]
     pub async fn versioning(&self, bucket: &str) -> Result<VersioningState, AwsError> {
         let out = match self.s3.get_bucket_versioning().bucket(bucket).send().await {
             Ok(out) => out,
@@ -237,6 +249,7 @@ impl BucketAccess {
         })
     }
 
+    #[boxed]
     pub async fn notifications(&self, bucket: &str) -> Result<NotificationConfig, AwsError> {
         let out = match self.s3.get_bucket_notification_configuration().bucket(bucket).send().await {
             Ok(out) => out,
@@ -257,6 +270,7 @@ impl BucketAccess {
     }
 
     /// Replaces the bucket's whole notification configuration: callers read, merge and write.
+    #[boxed]
     pub async fn put_notifications(&self, bucket: &str, config: &NotificationConfig) -> Result<(), AwsError> {
         let mut out = NotificationConfiguration::builder();
         for r in &config.rules {
@@ -304,6 +318,7 @@ impl BucketAccess {
 
     /// Encrypts and decrypts a data key with the KMS key in this region: what S3 does with it
     /// for every SSE-KMS object, with the permissions ICA's policy grants.
+    #[boxed]
     pub async fn kms_round_trip(&self, key_arn: &str) -> Result<(), AwsError> {
         let key = self
             .kms
@@ -322,6 +337,7 @@ impl BucketAccess {
     }
 
     /// The bucket's CORS rules; `None` when it has none.
+    #[boxed]
     pub async fn cors_rules(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, AwsError> {
         match self.s3.get_bucket_cors().bucket(bucket).send().await {
             Ok(out) => Ok(Some(
@@ -344,6 +360,7 @@ impl BucketAccess {
 
     /// A browser's CORS preflight for an upload from `origin`: whether S3 would allow it. It is
     /// unsigned and needs no permission.
+    #[boxed]
     pub async fn cors_allows(&self, bucket: &str, key: &str, origin: &str, method: &str) -> Result<bool, AwsError> {
         let url = match &self.endpoint_url {
             Some(endpoint) => format!("{}/{bucket}/{}", endpoint.trim_end_matches('/'), encode_key(key)),

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::boxed;
 use crate::error::classify;
 use crate::listing::ListedVersion;
 use crate::{AwsError, AwsErrorKind, BucketAccess};
@@ -317,6 +318,7 @@ pub enum ReportError {
 impl BucketAccess {
     /// The bucket's inventory configurations; empty where S3 offers none (or the endpoint
     /// implements no inventory).
+    #[boxed]
     pub async fn inventories(&self, bucket: &str) -> Result<Vec<Inventory>, AwsError> {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
@@ -338,6 +340,7 @@ impl BucketAccess {
     }
 
     /// Writes an inventory configuration of `bucket` (replacing one of the same id).
+    #[boxed]
     pub async fn put_inventory(&self, bucket: &str, inventory: &Inventory) -> Result<(), AwsError> {
         self.s3()
             .put_bucket_inventory_configuration()
@@ -353,6 +356,7 @@ impl BucketAccess {
     /// The newest complete report of `inventory` for `source_bucket`: the latest dated folder
     /// whose `manifest.json` has its `manifest.checksum` beside it (S3 writes the checksum once
     /// the report is whole) and matches it. `None` when there is none yet.
+    #[boxed]
     pub async fn latest_report(
         &self,
         source_bucket: &str,
@@ -392,6 +396,7 @@ impl BucketAccess {
     }
 
     /// The rows of `manifest`'s report under `prefix`, a page at a time in key order.
+    #[boxed]
     pub async fn report_rows(&self, manifest: &Manifest, prefix: &str) -> Result<ReportRows, ReportError> {
         if manifest.format == ReportFormat::Orc {
             return Err(ReportError::Format {
@@ -699,6 +704,7 @@ impl Order<'_> {
 impl ReportRows {
     /// The next page of at least `min` rows (fewer at the end), newest version first within a
     /// key, with every row of its last key; `None` after the last.
+    #[boxed]
     pub async fn next_page(&mut self, min: usize) -> Result<Option<Vec<ListedVersion>>, ReportError> {
         let mut page = std::mem::take(&mut self.carry);
         let mut want = min.max(1);

@@ -33,6 +33,15 @@ mod retries;
 mod setup;
 mod transfer;
 
+/// `#[boxed]` turns a public `async fn` into a plain function that returns its future boxed.
+/// Every public operation of this crate carries it: an `async fn`'s body is compiled in each
+/// crate that awaits it, and with it the SDK's whole request pipeline, so sync, the lifecycle,
+/// jobs, the API and the binary each compiled their own copy of every AWS call they make. A plain
+/// function is compiled once, here; callers see a `Pin<Box<dyn Future>>`, one allocation per AWS
+/// request. (async-recursion does exactly this rewrite, lifetimes included; recursion is what it
+/// was written for.)
+pub(crate) use async_recursion::async_recursion as boxed;
+
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
@@ -117,6 +126,7 @@ impl Aws {
     }
 
     /// Loads the platform's identity from the environment, profiles, or instance metadata.
+    #[boxed]
     pub async fn new(settings: &AwsSettings) -> Aws {
         let http =
             aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
@@ -185,6 +195,7 @@ impl Aws {
 
     /// Access to buckets in `region` with a stored credential. For a role, the platform assumes
     /// it (with the external id) when first needed and refreshes it before it expires.
+    #[boxed]
     pub async fn bucket_access(&self, credential: &CredentialSecret, region: &AwsRegion) -> BucketAccess {
         let base = self.platform_config(region.as_str());
         let provider = match credential {
@@ -206,6 +217,7 @@ impl Aws {
     /// Access to buckets in `region` as a session of `role_arn` (a platform region's
     /// cross-account copy role), assumed with the platform's identity and narrowed by the session
     /// `policy`: the session may do only what both the role's policies and `policy` allow.
+    #[boxed]
     pub async fn role_session_access(
         &self,
         role_arn: &RoleArn,
@@ -244,6 +256,7 @@ impl Aws {
 
     /// Who the platform itself is: its account (roles in it are never assumed for customers)
     /// and the principal that customers' role trust policies name.
+    #[boxed]
     pub async fn platform_identity(&self) -> Result<Identity, AwsError> {
         let out = self
             .platform_sts()
@@ -260,6 +273,7 @@ impl Aws {
     /// Assumes `role_arn` with the platform's identity and no external id. A role whose trust
     /// policy requires the external id refuses (AccessDenied); one that does not trusts the
     /// platform for every customer, the confused deputy the external id exists to stop.
+    #[boxed]
     pub async fn assume_role_without_external_id(
         &self,
         role_arn: &RoleArn,

@@ -5,6 +5,7 @@
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::EncodingType;
 
+use crate::boxed;
 use crate::bucket::BucketAccess;
 use crate::error::{AwsError, AwsErrorKind, classify};
 
@@ -109,6 +110,7 @@ pub(crate) fn decode_key(raw: &str) -> Result<String, AwsError> {
 
 impl BucketAccess {
     /// One page (up to `max` keys) of the current objects under `prefix`, in key order.
+    #[boxed]
     pub async fn list_objects_page(
         &self,
         bucket: &str,
@@ -124,6 +126,7 @@ impl BucketAccess {
     /// [`list_versions_page`](Self::list_versions_page) gives them, and the folders below it,
     /// each once, in the order of their keys. The reconcile uses it to find where to split a
     /// listing.
+    #[boxed]
     pub async fn list_folder_page(
         &self,
         bucket: &str,
@@ -193,6 +196,7 @@ impl BucketAccess {
 
     /// One page of versions and delete markers under `prefix`: keys in order, each key's
     /// versions newest first (S3's order), with `is_latest` on the current one.
+    #[boxed]
     pub async fn list_versions_page(
         &self,
         bucket: &str,
@@ -274,6 +278,7 @@ impl BucketAccess {
 
     /// Every version and delete marker of exactly `key`, newest first (ListObjectVersions;
     /// the prefix `key` also lists longer keys, which are left out).
+    #[boxed]
     pub async fn key_versions(&self, bucket: &str, key: &str) -> Result<Vec<ListedVersion>, AwsError> {
         let mut versions = Vec::new();
         let mut marker = None;
@@ -290,6 +295,7 @@ impl BucketAccess {
 
     /// The key's current object (or a given version); `None` when there is none (deleted, or a
     /// delete marker is current).
+    #[boxed]
     pub async fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Option<Head>, AwsError> {
         let result =
             self.s3().head_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_owned)).send().await;

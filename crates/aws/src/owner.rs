@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 
+use crate::boxed;
 use crate::error::{AwsError, AwsErrorKind, classify};
 use crate::setup::Setup;
 
@@ -121,6 +122,7 @@ pub(crate) async fn object_ownership(s3: &aws_sdk_s3::Client, bucket: &str) -> R
 impl Setup {
     /// The bucket's default encryption; `None` when it has none configured (S3 then still
     /// encrypts new objects with SSE-S3).
+    #[boxed]
     pub async fn bucket_encryption(&self, bucket: &str) -> Result<Option<DefaultEncryption>, AwsError> {
         let result =
             self.s3.get_bucket_encryption().bucket(bucket).send().await.map_err(|e| classify("GetBucketEncryption", e));
@@ -140,6 +142,7 @@ impl Setup {
 
     /// Sets the bucket's default encryption: SSE-KMS with `kms_key` (and an S3 bucket key, which
     /// cuts KMS requests), or SSE-S3 without one.
+    #[boxed]
     pub async fn put_bucket_encryption(&self, bucket: &str, kms_key: Option<&str>) -> Result<(), AwsError> {
         let default = match kms_key {
             Some(key) => ServerSideEncryptionByDefault::builder().sse_algorithm(S3Sse::AwsKms).kms_master_key_id(key),
@@ -165,12 +168,14 @@ impl Setup {
         Ok(())
     }
 
+    #[boxed]
     pub async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, AwsError> {
         let result = self.s3.head_object().bucket(bucket).key(key).send().await.map_err(|e| classify("HeadObject", e));
         Ok(absent_if(result, &["NoSuchKey", "NotFound"])?.is_some())
     }
 
     /// Writes an empty object, such as a folder marker (`prefix/`).
+    #[boxed]
     pub async fn put_empty_object(&self, bucket: &str, key: &str) -> Result<(), AwsError> {
         self.s3
             .put_object()
@@ -184,11 +189,13 @@ impl Setup {
     }
 
     /// The bucket policy's JSON text, if the bucket has one.
+    #[boxed]
     pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, AwsError> {
         bucket_policy(&self.s3, bucket).await
     }
 
     /// The bucket's Object Ownership (`None`: not set, which S3 reads as `ObjectWriter`).
+    #[boxed]
     pub async fn object_ownership(&self, bucket: &str) -> Result<Option<String>, AwsError> {
         object_ownership(&self.s3, bucket).await
     }
@@ -196,6 +203,7 @@ impl Setup {
     /// Sets the bucket's Object Ownership: `BucketOwnerEnforced` makes its owner own every
     /// object written into it, whoever writes it (ACLs off), as a copy role from another
     /// account needs.
+    #[boxed]
     pub async fn put_object_ownership(&self, bucket: &str, ownership: &str) -> Result<(), AwsError> {
         let rule =
             OwnershipControlsRule::builder().object_ownership(ObjectOwnership::from(ownership)).build().map_err(
@@ -214,6 +222,7 @@ impl Setup {
         Ok(())
     }
 
+    #[boxed]
     pub async fn put_bucket_policy(&self, bucket: &str, document: &str) -> Result<(), AwsError> {
         self.s3
             .put_bucket_policy()
@@ -226,6 +235,7 @@ impl Setup {
     }
 
     /// The IAM user, if it exists.
+    #[boxed]
     pub async fn user(&self, name: &str) -> Result<Option<IamUser>, AwsError> {
         let result = self.iam.get_user().user_name(name).send().await.map_err(|e| classify("GetUser", e));
         Ok(absent_if(result, &["NoSuchEntity"])?.and_then(|out| {
@@ -238,6 +248,7 @@ impl Setup {
     }
 
     /// The ARNs of the managed policies attached to the user.
+    #[boxed]
     pub async fn attached_user_policies(&self, user: &str) -> Result<Vec<String>, AwsError> {
         let mut arns = Vec::new();
         let mut pages = self.iam.list_attached_user_policies().user_name(user).into_paginator().send();
@@ -249,6 +260,7 @@ impl Setup {
     }
 
     /// The managed policy and its default version's document, if the policy exists.
+    #[boxed]
     pub async fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, AwsError> {
         let result = self.iam.get_policy().policy_arn(arn).send().await.map_err(|e| classify("GetPolicy", e));
         let Some(out) = absent_if(result, &["NoSuchEntity"])? else { return Ok(None) };
@@ -272,6 +284,7 @@ impl Setup {
 
     /// Makes `document` the managed policy's default version. IAM keeps at most five versions,
     /// so the oldest version that is not the default goes first when there are five.
+    #[boxed]
     pub async fn set_policy_document(&self, arn: &str, document: &str) -> Result<(), AwsError> {
         let out = self
             .iam
@@ -306,6 +319,7 @@ impl Setup {
 
     /// Every policy that applies to the user: attached and inline, the user's own and its
     /// groups', and its permissions boundary.
+    #[boxed]
     pub async fn user_policies(&self, user: &str) -> Result<UserPolicies, AwsError> {
         let mut policies = UserPolicies::default();
         for arn in self.attached_user_policies(user).await? {
@@ -389,6 +403,7 @@ impl Setup {
     }
 
     /// The ids of the user's access keys that are active.
+    #[boxed]
     pub async fn active_access_keys(&self, user: &str) -> Result<Vec<String>, AwsError> {
         let out =
             self.iam.list_access_keys().user_name(user).send().await.map_err(|e| classify("ListAccessKeys", e))?;
@@ -401,6 +416,7 @@ impl Setup {
     }
 
     /// The KMS key named by an ARN, id or alias, if it exists.
+    #[boxed]
     pub async fn kms_key(&self, key: &str) -> Result<Option<KmsKey>, AwsError> {
         let result = self.kms.describe_key().key_id(key).send().await.map_err(|e| classify("DescribeKey", e));
         Ok(absent_if(result, &["NotFoundException"])?.and_then(|out| {
@@ -409,6 +425,7 @@ impl Setup {
     }
 
     /// Points `alias/{name}` at the key.
+    #[boxed]
     pub async fn create_kms_alias(&self, alias: &str, key_arn: &str) -> Result<(), AwsError> {
         self.kms
             .create_alias()
@@ -421,10 +438,12 @@ impl Setup {
     }
 
     /// The key policy's JSON text (KMS keys have exactly one policy, named `default`).
+    #[boxed]
     pub async fn kms_key_policy(&self, key_arn: &str) -> Result<String, AwsError> {
         kms_key_policy(&self.kms, key_arn).await
     }
 
+    #[boxed]
     pub async fn put_kms_key_policy(&self, key_arn: &str, document: &str) -> Result<(), AwsError> {
         self.kms
             .put_key_policy()
@@ -465,6 +484,7 @@ pub const ABORT_UPLOADS_RULE_ID: &str = "byos-abort-incomplete-uploads";
 
 impl Setup {
     /// The bucket's lifecycle rules that abort incomplete multipart uploads.
+    #[boxed]
     pub async fn abort_upload_rules(&self, bucket: &str) -> Result<Vec<AbortUploadsRule>, AwsError> {
         let rules = self.lifecycle_rules(bucket).await?;
         Ok(rules
@@ -490,6 +510,7 @@ impl Setup {
 
     /// Adds (or replaces) the rule [`ABORT_UPLOADS_RULE_ID`]: multipart uploads under `prefix`
     /// aborted `days` after they began. The bucket's other rules are kept as they are.
+    #[boxed]
     pub async fn put_abort_uploads_rule(&self, bucket: &str, prefix: &str, days: i32) -> Result<(), AwsError> {
         use aws_sdk_s3::types::{
             AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleRule,

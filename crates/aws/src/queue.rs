@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 
+use crate::boxed;
 use crate::error::{AwsError, AwsErrorKind, classify};
 use crate::retries;
 
@@ -44,6 +45,7 @@ impl Queues {
     }
 
     /// Creates the queue if it does not exist (CreateQueue is idempotent) and returns it.
+    #[boxed]
     pub async fn ensure(&self, name: &str) -> Result<QueueInfo, AwsError> {
         let created = self
             .sqs
@@ -90,6 +92,7 @@ impl Queues {
 
     /// Long-polls for up to `max` messages (at most 10), waiting up to `wait` seconds (at most
     /// 20). Received messages stay invisible to other consumers for `visibility` seconds.
+    #[boxed]
     pub async fn receive(
         &self,
         queue_url: &str,
@@ -126,6 +129,7 @@ impl Queues {
 
     /// Deletes messages by their receipt handles, ten per request; returns how many SQS
     /// refused (their messages come back later and are applied again, which changes nothing).
+    #[boxed]
     pub async fn delete(&self, queue_url: &str, receipt_handles: &[String]) -> Result<usize, AwsError> {
         let mut failed = 0;
         for chunk in receipt_handles.chunks(10) {
@@ -156,6 +160,7 @@ impl Queues {
     }
 
     /// Sends one message (tests and tools use it to inject events).
+    #[boxed]
     pub async fn send(&self, queue_url: &str, body: &str) -> Result<(), AwsError> {
         self.sqs
             .send_message()
@@ -169,6 +174,7 @@ impl Queues {
 
     /// Sends up to ten messages in one request (tools and benchmarks use it to inject events);
     /// returns how many SQS refused.
+    #[boxed]
     pub async fn send_batch(&self, queue_url: &str, bodies: &[String]) -> Result<usize, AwsError> {
         let entries = bodies
             .iter()
@@ -195,6 +201,7 @@ impl Queues {
 
     /// The queue's approximate message counts: waiting to be received, and received but not
     /// yet deleted.
+    #[boxed]
     pub async fn approximate_counts(&self, queue_url: &str) -> Result<(u64, u64), AwsError> {
         let out = self
             .sqs
@@ -215,6 +222,7 @@ impl Queues {
     }
 
     /// The queue's URL and ARN, if it exists.
+    #[boxed]
     pub async fn find(&self, name: &str) -> Result<Option<QueueInfo>, AwsError> {
         let url = match self.sqs.get_queue_url().queue_name(name).send().await {
             Ok(out) => out.queue_url().unwrap_or_default().to_owned(),
@@ -228,12 +236,14 @@ impl Queues {
     }
 
     /// The buckets (with their owners) the queue's policy lets S3 send from.
+    #[boxed]
     pub async fn allowed_sources(&self, queue: &QueueInfo) -> Result<Vec<EventSource>, AwsError> {
         let policy = self.attribute(&queue.url, QueueAttributeName::Policy).await?;
         Ok(sources_in(&parse_policy(policy.as_deref())))
     }
 
     /// Sets the buckets S3 may send from, keeping any other statement of the policy.
+    #[boxed]
     pub async fn set_allowed_sources(&self, queue: &QueueInfo, sources: &[EventSource]) -> Result<(), AwsError> {
         let current = self.attribute(&queue.url, QueueAttributeName::Policy).await?;
         let policy = with_sources(&parse_policy(current.as_deref()), &queue.arn, sources);

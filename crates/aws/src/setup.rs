@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{
 };
 use byos_domain::VersioningState;
 
+use crate::boxed;
 use crate::error::{AwsError, AwsErrorKind, classify};
 use crate::retries;
 
@@ -32,6 +33,7 @@ pub struct NewAccessKey {
 impl Setup {
     /// Writes an object straight into `storage_class` (`GLACIER`, `DEEP_ARCHIVE`), as a
     /// lifecycle transition would leave it: for tests of archived data.
+    #[boxed]
     pub async fn put_object_in_class(
         &self,
         bucket: &str,
@@ -62,12 +64,14 @@ impl Setup {
     }
 
     /// The caller's AWS account.
+    #[boxed]
     pub async fn account(&self) -> Result<String, AwsError> {
         let out = self.sts.get_caller_identity().send().await.map_err(|e| classify("GetCallerIdentity", e))?;
         Ok(out.account().unwrap_or_default().to_owned())
     }
 
     /// Creates the bucket in this region; an existing bucket of the caller's is fine.
+    #[boxed]
     pub async fn create_bucket(&self, bucket: &str) -> Result<bool, AwsError> {
         let mut request = self.s3.create_bucket().bucket(bucket);
         // us-east-1 is the default and must not be named.
@@ -87,6 +91,7 @@ impl Setup {
         }
     }
 
+    #[boxed]
     pub async fn set_versioning(&self, bucket: &str, state: VersioningState) -> Result<(), AwsError> {
         let status = match state {
             VersioningState::Enabled => BucketVersioningStatus::Enabled,
@@ -110,12 +115,14 @@ impl Setup {
     }
 
     /// Sets the bucket's CORS rules to ICA's one rule for `origins`.
+    #[boxed]
     pub async fn put_cors(&self, bucket: &str, origins: &[String]) -> Result<(), AwsError> {
         let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
         self.put_cors_rules(bucket, &[byos_domain::cors::CorsRule::console(&origins)]).await
     }
 
     /// Replaces the bucket's CORS rules.
+    #[boxed]
     pub async fn put_cors_rules(&self, bucket: &str, rules: &[byos_domain::cors::CorsRule]) -> Result<(), AwsError> {
         let invalid = |e: aws_sdk_s3::error::BuildError| {
             AwsError::new(AwsErrorKind::Other, "PutBucketCors", e.to_string()).caused_by(e)
@@ -142,12 +149,14 @@ impl Setup {
         Ok(())
     }
 
+    #[boxed]
     pub async fn delete_cors(&self, bucket: &str) -> Result<(), AwsError> {
         self.s3.delete_bucket_cors().bucket(bucket).send().await.map_err(|e| classify("DeleteBucketCors", e))?;
         Ok(())
     }
 
     /// Creates a customer managed KMS key in this region; returns its ARN.
+    #[boxed]
     pub async fn create_kms_key(&self, description: &str) -> Result<String, AwsError> {
         let out = self.kms.create_key().description(description).send().await.map_err(|e| classify("CreateKey", e))?;
         out.key_metadata()
@@ -157,6 +166,7 @@ impl Setup {
     }
 
     /// Creates a managed policy, or returns the ARN of the caller's policy of that name.
+    #[boxed]
     pub async fn ensure_policy(&self, name: &str, document: &str) -> Result<String, AwsError> {
         match self.iam.create_policy().policy_name(name).policy_document(document).send().await {
             Ok(out) => out
@@ -175,6 +185,7 @@ impl Setup {
     }
 
     /// Creates an IAM user if it does not exist; returns whether it was created.
+    #[boxed]
     pub async fn ensure_user(&self, name: &str) -> Result<bool, AwsError> {
         match self.iam.create_user().user_name(name).send().await {
             Ok(_) => Ok(true),
@@ -185,6 +196,7 @@ impl Setup {
         }
     }
 
+    #[boxed]
     pub async fn attach_user_policy(&self, user: &str, policy_arn: &str) -> Result<(), AwsError> {
         self.iam
             .attach_user_policy()
@@ -197,6 +209,7 @@ impl Setup {
     }
 
     /// Sets an inline policy on a user.
+    #[boxed]
     pub async fn put_user_policy(&self, user: &str, name: &str, document: &str) -> Result<(), AwsError> {
         self.iam
             .put_user_policy()
@@ -210,6 +223,7 @@ impl Setup {
     }
 
     /// Creates a role with a trust policy if it does not exist; returns its ARN.
+    #[boxed]
     pub async fn ensure_role(&self, name: &str, trust_policy: &str) -> Result<String, AwsError> {
         match self.iam.create_role().role_name(name).assume_role_policy_document(trust_policy).send().await {
             Ok(out) => Ok(out.role().map(|r| r.arn().to_owned()).unwrap_or_default()),
@@ -224,6 +238,7 @@ impl Setup {
     }
 
     /// Sets an inline policy on a role.
+    #[boxed]
     pub async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError> {
         self.iam
             .put_role_policy()
@@ -236,6 +251,7 @@ impl Setup {
         Ok(())
     }
 
+    #[boxed]
     pub async fn create_access_key(&self, user: &str) -> Result<NewAccessKey, AwsError> {
         let out =
             self.iam.create_access_key().user_name(user).send().await.map_err(|e| classify("CreateAccessKey", e))?;

@@ -7,6 +7,7 @@ use aws_sdk_s3::config::ProvideCredentials;
 use aws_sdk_s3::presigning::PresigningConfig;
 
 use crate::BucketAccess;
+use crate::boxed;
 use crate::error::{AwsError, AwsErrorKind, classify};
 
 /// SigV4's longest presigned validity: 7 days.
@@ -25,6 +26,7 @@ pub struct Presigned {
 impl BucketAccess {
     /// How long a URL presigned now can work: `wanted`, but no longer than the credential's
     /// session (an assumed role's, which S3 checks when the URL is used) nor SigV4's 7 days.
+    #[boxed]
     pub async fn presigned_validity(&self, wanted: Duration) -> Result<Duration, AwsError> {
         let wanted = wanted.min(MAX_PRESIGNED_VALIDITY);
         let Some(provider) = self.credentials() else {
@@ -40,6 +42,7 @@ impl BucketAccess {
 
     /// A presigned GET of `key` (or one version of it), which S3 answers with
     /// `Content-Disposition: {content_disposition}`, valid for `validity`.
+    #[boxed]
     pub async fn presign_get(
         &self,
         bucket: &str,
@@ -126,6 +129,7 @@ impl BucketAccess {
     /// A federated user's session of this access's IAM user (`aws-user` credentials), limited
     /// by `policy`, named `name` (2 to 32 characters of `\w+=,.@-`), for `duration` (900 s to
     /// 36 h).
+    #[boxed]
     pub async fn federation_token(&self, name: &str, policy: &str, duration: Duration) -> Result<Vended, AwsError> {
         let out = self
             .sts()
@@ -144,6 +148,7 @@ impl crate::Aws {
     /// A session of `role_arn` assumed by the platform with the credential's external id,
     /// limited by `policy`, named `session_name` (2 to 64 characters), for `duration` (900 s to
     /// the role's maximum).
+    #[boxed]
     pub async fn assume_role_scoped(
         &self,
         role_arn: &byos_domain::RoleArn,
@@ -182,6 +187,7 @@ const COPY_SOURCE: &percent_encoding::AsciiSet =
 impl BucketAccess {
     /// Copies version `version_id` of `key` onto `key` itself, which makes it the current
     /// version (S3 keeps the others), with `sse` as the configuration asks; the new version's id.
+    #[boxed]
     pub async fn copy_version_to_current(
         &self,
         bucket: &str,
@@ -202,13 +208,17 @@ impl BucketAccess {
     /// Copies `source` to `to` in `bucket` (the same bucket or another the credential may
     /// write), in one CopyObject (up to [`MAX_COPY_OBJECT_BYTES`]), with its metadata, content
     /// type and tags, and with `sse` as the destination's configuration asks.
-    pub async fn copy_object(
+    #[boxed]
+    pub async fn copy_object<'a>(
         &self,
-        source: CopySource<'_>,
+        source: CopySource<'a>,
         bucket: &str,
         to: &str,
         sse: Option<&byos_domain::ServerSideEncryption>,
-    ) -> Result<Copied, AwsError> {
+    ) -> Result<Copied, AwsError>
+    where
+        'a: 'async_recursion,
+    {
         let request = with_sse!(self.s3().copy_object().bucket(bucket).key(to).copy_source(source.header()), sse);
         let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
         let etag = out.copy_object_result().and_then(|r| r.e_tag()).unwrap_or_default();
@@ -218,6 +228,7 @@ impl BucketAccess {
 
 impl BucketAccess {
     /// The object's full-object checksum, if it has one (see [`Checksum`]).
+    #[boxed]
     pub async fn full_object_checksum(
         &self,
         bucket: &str,
@@ -330,6 +341,7 @@ pub struct UploadedPart {
 impl BucketAccess {
     /// A presigned PUT of `key`, with the configuration's encryption and the content type signed
     /// in: the client sends [`Presigned::headers`] with it, as they are.
+    #[boxed]
     pub async fn presign_put(
         &self,
         bucket: &str,
@@ -350,6 +362,7 @@ impl BucketAccess {
     }
 
     /// Starts a multipart upload of `key` with the configuration's encryption; S3's UploadId.
+    #[boxed]
     pub async fn create_multipart(
         &self,
         bucket: &str,
@@ -371,6 +384,7 @@ impl BucketAccess {
     }
 
     /// A presigned PUT of one part of a multipart upload.
+    #[boxed]
     pub async fn presign_part(
         &self,
         bucket: &str,
@@ -398,6 +412,7 @@ impl BucketAccess {
     }
 
     /// The parts S3 holds of a multipart upload, by part number.
+    #[boxed]
     pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Vec<UploadedPart>, AwsError> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
@@ -425,6 +440,7 @@ impl BucketAccess {
     }
 
     /// Completes a multipart upload from its parts (number and ETag, in order).
+    #[boxed]
     pub async fn complete_multipart(
         &self,
         bucket: &str,
@@ -485,6 +501,7 @@ impl BucketAccess {
     }
 
     /// Aborts a multipart upload: S3 drops its parts. One that is already gone is not an error.
+    #[boxed]
     pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), AwsError> {
         let aborted = self.s3().abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await;
         match aborted.map_err(|e| classify("AbortMultipartUpload", e)) {
@@ -509,16 +526,20 @@ impl BucketAccess {
     /// same over the copy and S3 checks it at completion; the answer carries the source's, for
     /// the caller to compare with the copy's.
     #[allow(clippy::too_many_arguments)]
-    pub async fn copy_object_in_parts(
+    #[boxed]
+    pub async fn copy_object_in_parts<'a>(
         &self,
-        source: CopySource<'_>,
+        source: CopySource<'a>,
         bucket: &str,
         to: &str,
         size: u64,
         part_size: u64,
         at_once: usize,
         sse: Option<&byos_domain::ServerSideEncryption>,
-    ) -> Result<PartsCopied, AwsError> {
+    ) -> Result<PartsCopied, AwsError>
+    where
+        'a: 'async_recursion,
+    {
         use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
         let version = source.version_id.map(str::to_owned);
         let head = self
@@ -655,6 +676,7 @@ pub const MAX_DELETE_BATCH: usize = 1000;
 impl BucketAccess {
     /// Deletes up to [`MAX_DELETE_BATCH`] keys (their current versions: a versioned bucket
     /// hides them behind delete markers) in one DeleteObjects; answers the keys S3 refused.
+    #[boxed]
     pub async fn delete_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<NotDeleted>, AwsError> {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         debug_assert!(keys.len() <= MAX_DELETE_BATCH, "{} keys in one DeleteObjects", keys.len());
@@ -714,6 +736,7 @@ impl RestoreTier {
 impl BucketAccess {
     /// Asks S3 for a readable copy of the archived `key` for `days` days (a RestoreObject);
     /// S3 sends `s3:ObjectRestore:Post` at once and `s3:ObjectRestore:Completed` when it is done.
+    #[boxed]
     pub async fn restore_object(&self, bucket: &str, key: &str, days: i32, tier: RestoreTier) -> Result<(), AwsError> {
         use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
         let tier = match tier {

@@ -33,6 +33,9 @@ pub use model::{
 };
 pub use sql::migrations::Migrations;
 
+/// A future compiled where it is made (see [`Store::open`]).
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Storage credentials.
@@ -371,18 +374,25 @@ impl Store {
     pub const SQLITE_FILE: &'static str = "byos.sqlite3";
 
     /// Connects (creating the SQLite file if needed) and applies pending migrations.
-    pub async fn open(options: &StoreOptions, data_dir: &Path) -> Result<Store, OpenError> {
-        match options.url.as_deref() {
-            None => sql::sqlite::open(&data_dir.join(Store::SQLITE_FILE), options).await,
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                sql::postgres::open(url, options).await
+    ///
+    /// A plain function returning a boxed future, not an `async fn`: the body of an `async fn`
+    /// is compiled in the crate that awaits it, and this one makes the store's trait objects,
+    /// which would take the whole SQL layer, both backends, into the binary's crate and every
+    /// test's. This way it is compiled once, here.
+    pub fn open<'a>(options: &'a StoreOptions, data_dir: &'a Path) -> BoxFuture<'a, Result<Store, OpenError>> {
+        Box::pin(async move {
+            match options.url.as_deref() {
+                None => sql::sqlite::open(&data_dir.join(Store::SQLITE_FILE), options).await,
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    sql::postgres::open(url, options).await
+                }
+                Some(url) if url.starts_with("sqlite:") => {
+                    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                    sql::sqlite::open(Path::new(path), options).await
+                }
+                Some(url) => Err(OpenError::UnsupportedUrl(redact_url(url))),
             }
-            Some(url) if url.starts_with("sqlite:") => {
-                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-                sql::sqlite::open(Path::new(path), options).await
-            }
-            Some(url) => Err(OpenError::UnsupportedUrl(redact_url(url))),
-        }
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -177,6 +177,29 @@ fn every_source_file_starts_with_a_doc_comment() {
     }
 }
 
+#[test]
+fn the_aws_adapter_compiles_its_calls_itself() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/aws/src"), &mut files);
+    for file in files {
+        let text = read(&file);
+        let lines: Vec<&str> = without_tests(&text).lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with("pub async fn ") {
+                continue;
+            }
+            let attributes = lines[..i].iter().rev().take_while(|l| l.trim_start().starts_with("#["));
+            assert!(
+                attributes.clone().any(|l| l.trim() == "#[boxed]"),
+                "{}:{}: a public `async fn` of byos-aws without `#[boxed]`: its body, and the SDK's \
+                 request pipeline with it, would be compiled again in every crate that awaits it",
+                file.display(),
+                i + 1
+            );
+        }
+    }
+}
+
 /// Dependencies that only their own crates may use, and the folders allowed to.
 const CONFINED: [(&str, &str, &[&str]); 3] = [
     ("aws-sdk-", "aws_sdk_", &["crates/aws"]),
