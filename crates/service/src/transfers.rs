@@ -168,8 +168,8 @@ impl<'a> Transfers<'a> {
 
     /// URLs for many files at once (the current version of each), in the order asked: for each
     /// path its URL, or the problem that keeps it from being downloaded. One request signs up
-    /// to [`MAX_DOWNLOADS_PER_REQUEST`] files, so that a client fetching a folder of small files
-    /// makes one call per page instead of one per file.
+    /// to `MAX_DOWNLOADS_PER_REQUEST` (1,000) files, so that a client fetching a folder of small
+    /// files makes one call per page instead of one per file.
     pub async fn download_urls(
         &self,
         scope: &ProjectScope<Read>,
