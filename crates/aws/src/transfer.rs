@@ -217,6 +217,8 @@ impl BucketAccess {
         sse: Option<&byos_domain::ServerSideEncryption>,
     ) -> Result<Copied, AwsError>
     where
+        // `#[boxed]` names the boxed future's lifetime `'async_recursion`; the source's borrow
+        // must outlive it (the macro bounds only the lifetimes it adds itself).
         'a: 'async_recursion,
     {
         let request = with_sse!(self.s3().copy_object().bucket(bucket).key(to).copy_source(source.header()), sse);
@@ -538,6 +540,7 @@ impl BucketAccess {
         sse: Option<&byos_domain::ServerSideEncryption>,
     ) -> Result<PartsCopied, AwsError>
     where
+        // As in `copy_object`.
         'a: 'async_recursion,
     {
         use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
