@@ -188,9 +188,9 @@ fn the_aws_adapter_compiles_its_calls_itself() {
             if !line.trim_start().starts_with("pub async fn ") {
                 continue;
             }
-            let attributes = lines[..i].iter().rev().take_while(|l| l.trim_start().starts_with("#["));
+            let mut attributes = lines[..i].iter().rev().take_while(|l| l.trim_start().starts_with("#["));
             assert!(
-                attributes.clone().any(|l| l.trim() == "#[boxed]"),
+                attributes.any(|l| l.trim() == "#[boxed]"),
                 "{}:{}: a public `async fn` of byos-aws without `#[boxed]`: its body, and the SDK's \
                  request pipeline with it, would be compiled again in every crate that awaits it",
                 file.display(),
