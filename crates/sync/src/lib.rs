@@ -56,6 +56,12 @@ pub struct SyncSettings {
     /// Messages each poller holds at most, received but not yet committed: batches received
     /// while others are applied wait for the next group commit instead of for each other.
     pub in_flight: usize,
+    /// How long a poller waits before its next receive when a receive brought fewer messages than
+    /// SQS hands out at once (`Duration::ZERO`: it receives again at once). A trickle of events
+    /// is then read in fuller batches, with fewer receives and deletes (each a request SQS bills,
+    /// and load on the queue); the messages received are applied at once all the same, and the
+    /// other pollers keep polling. Like Lambda's `MaximumBatchingWindowInSeconds` for SQS.
+    pub batch_window: Duration,
     /// How long a received message stays invisible to other consumers: longer than a batch
     /// takes to apply.
     pub visibility: Duration,
@@ -81,6 +87,7 @@ impl Default for SyncSettings {
             queue_name_prefix: "byos-events".to_owned(),
             pollers: 8,
             in_flight: 500,
+            batch_window: Duration::ZERO,
             listing_concurrency: 16,
             inventory_max_age: Duration::from_secs(48 * 3600),
             visibility: Duration::from_secs(120),

@@ -287,16 +287,25 @@ async fn consume(inner: Arc<Inner>, region: AwsRegion, mut stopped: watch::Recei
         if messages.is_empty() {
             continue;
         }
+        let partial = messages.len() < RECEIVE_MAX;
         // Give back the room the receive did not use.
-        if messages.len() < RECEIVE_MAX {
+        if partial {
             drop(permits.split(RECEIVE_MAX - messages.len()));
         }
-        let (inner, queues, name, url) = (inner.clone(), queues.clone(), name.clone(), found.url.clone());
+        let batch = (inner.clone(), queues.clone(), name.clone(), found.url.clone());
         batches.spawn(async move {
+            let (inner, queues, name, url) = batch;
             let applied = apply_and_delete(&inner, &queues, &name, &url, messages).await;
             drop(permits);
             applied
         });
+        // A trickle: the next receive waits for more to gather (`sync.batch_window`).
+        if partial && !inner.settings.batch_window.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(inner.settings.batch_window) => {}
+                () = stopping(&mut stopped) => break,
+            }
+        }
     }
     // Batches already received are applied and deleted; the caller bounds how long that takes.
     while batches.join_next().await.is_some() {}

@@ -665,6 +665,50 @@ async fn applied(server: &Server) -> u64 {
     records(server, &["applied"]).await
 }
 
+/// How many batches of queue messages a server has applied (one per receive that brought any).
+async fn batches(server: &Server) -> u64 {
+    let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
+    let text = response.text().await.unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix("byos_sync_batches_total ")?.parse::<f64>().ok()).unwrap_or(0.0) as u64
+}
+
+/// With `sync.batch_window_ms`, a poller whose receive brought fewer than 10 messages waits
+/// before its next: one event is applied at once, the nine that follow it one by one gather and
+/// are read in one receive. Without the window the poller would receive them as they come. The
+/// window is longer than the nine sends take on any machine, and shutdown does not wait it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_of_events_is_read_in_one_batch_after_the_window() {
+    let settings = [("BYOS__SYNC__POLLERS", "1"), ("BYOS__SYNC__BATCH_WINDOW_MS", "20000")];
+    let world = World::with(&settings).await;
+    let created = world
+        .post(
+            "/api/v1/projects",
+            json!({"name": "trickle", "region": REGION, "storageConfigurationId": world.configuration, "folder": "trickle"}),
+        )
+        .await;
+    let project = created["id"].as_str().unwrap_or_default().to_owned();
+    world.wait(&format!("/api/v1/projects/{project}/reconcile"), |r| r["status"] == "finished", "the import").await;
+    let before = batches(&world.server).await;
+    let event = |i: u64| message(&[unversioned("ObjectCreated:Put", &format!("data/trickle/k{i}"), i + 1, i)]);
+
+    world.inject(&event(0)).await;
+    wait_for(async || applied(&world.server).await, |n| *n >= 1, |n| format!("{n} records applied")).await;
+    assert_eq!(batches(&world.server).await - before, 1);
+    // The poller now waits out its window: these arrive one by one meanwhile.
+    world.inject_all(&(1..10).map(event).collect::<Vec<_>>()).await;
+    wait_for(async || applied(&world.server).await, |n| *n >= 10, |n| format!("{n} records applied")).await;
+    assert_eq!(batches(&world.server).await - before, 2, "the nine events came in more than one receive");
+    let (_, page) = world.get(&format!("/api/v1/projects/{project}/data?path=/")).await;
+    assert_eq!(names(&page).len(), 10, "{page}");
+
+    // A poller in its window stops at once with the server.
+    world.inject(&event(10)).await;
+    wait_for(async || applied(&world.server).await, |n| *n >= 11, |n| format!("{n} records applied")).await;
+    let World { server, .. } = world;
+    let (status, output) = server.terminate();
+    assert!(status.success(), "{output}");
+}
+
 /// Two replicas on one PostgreSQL database consume one queue: the work is shared, each record is
 /// applied once, and the catalog is the events' end state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
