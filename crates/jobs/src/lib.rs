@@ -39,7 +39,8 @@ pub struct JobSettings {
     /// other users.
     pub objects_per_second: u32,
     /// Copies one job makes at once (a folder's move, a copy or move job); S3 throttling halves
-    /// a copy job's for a while.
+    /// a copy job's for a while. A small object's copy takes S3 tens of milliseconds, so
+    /// `objects_per_second` (3,000) needs about 250 in flight; s5cmd runs 256 workers.
     pub copies_at_once: usize,
     /// Objects of a copy job's plan one replica takes at a time: several replicas share a job
     /// by ranges of its plan, each under a lease of its own.
@@ -60,7 +61,7 @@ impl Default for JobSettings {
         JobSettings {
             concurrency: 4,
             objects_per_second: 3_000,
-            copies_at_once: 64,
+            copies_at_once: 256,
             copy_range_objects: 10_000,
             copies: CopySettings::default(),
             tick: Duration::from_secs(5),
