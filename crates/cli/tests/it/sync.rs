@@ -128,6 +128,20 @@ impl World {
         wait_for(async || self.get(path).await.1, done, |body| format!("not {what}: {body}")).await
     }
 
+    /// A project `name` in the folder `name`, once its initial import has finished: its id.
+    async fn imported_project(&self, name: &str) -> String {
+        let created = self
+            .post(
+                "/api/v1/projects",
+                json!({"name": name, "region": REGION, "storageConfigurationId": self.configuration, "folder": name}),
+            )
+            .await;
+        let project = created["id"].as_str().unwrap_or_default().to_owned();
+        let import = format!("/api/v1/projects/{project}/reconcile");
+        self.wait(&import, |r| r["status"] == "finished", "the import finished").await;
+        project
+    }
+
     async fn put(&self, key: &str, body: &str) {
         self.aws
             .own_bucket_access(&region(REGION))
@@ -396,15 +410,8 @@ async fn a_server_killed_while_it_ingests_loses_nothing() {
         ("BYOS__SYNC__IN_FLIGHT", "10"),
     ];
     let mut world = World::with(&settings).await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "ingest", "region": REGION, "storageConfigurationId": world.configuration, "folder": "ingest"}),
-        )
-        .await;
-    let project = created["id"].as_str().unwrap_or_default().to_owned();
+    let project = world.imported_project("ingest").await;
     let reconcile = format!("/api/v1/projects/{project}/reconcile");
-    world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
     let messages = burst(&world, "data/ingest/").await;
     let (first, second) = messages.split_at(messages.len() / 2);
     world.inject_all(first).await;
@@ -433,15 +440,7 @@ async fn a_tenth_of_aws_calls_failing_loses_nothing() {
     // that failed is tried again after a second, doubling.
     let settings = [("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "5"), ("BYOS__LIFECYCLE__RETRY_BASE_SECONDS", "1")];
     let world = World::through_faults(&settings, FaultPlan::every_call(0.1, Fault::all())).await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "faults", "region": REGION, "storageConfigurationId": world.configuration, "folder": "faults"}),
-        )
-        .await;
-    let project = created["id"].as_str().unwrap_or_default().to_owned();
-    let reconcile = format!("/api/v1/projects/{project}/reconcile");
-    world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
+    let project = world.imported_project("faults").await;
 
     let messages = burst(&world, "data/faults/").await;
     world.inject_all(&messages).await;
@@ -470,15 +469,7 @@ async fn a_tenth_of_aws_calls_failing_loses_nothing() {
 
     // Jobs through the same faults: a folder copied into another project byte for byte (same
     // sizes, same ETags), and a folder deleted.
-    let copies = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "copies", "region": REGION, "storageConfigurationId": world.configuration, "folder": "copies"}),
-        )
-        .await;
-    let copies = copies["id"].as_str().unwrap_or_default().to_owned();
-    let import = format!("/api/v1/projects/{copies}/reconcile");
-    world.wait(&import, |r| r["status"] == "finished", "the import finished").await;
+    let copies = world.imported_project("copies").await;
     let job = world
         .post(
             "/api/v1/jobs",
@@ -526,15 +517,7 @@ async fn a_database_gone_mid_ingest_is_waited_out() {
     let url = format!("{}?sslmode=verify-full&sslrootcert={}", postgres.url(), postgres.ca_certificate().display());
     let settings = [("BYOS__DATABASE__URL", url.as_str()), ("BYOS__SYNC__VISIBILITY_TIMEOUT_SECONDS", "5")];
     let world = World::with(&settings).await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "outage", "region": REGION, "storageConfigurationId": world.configuration, "folder": "outage"}),
-        )
-        .await;
-    let project = created["id"].as_str().unwrap_or_default().to_owned();
-    let reconcile = format!("/api/v1/projects/{project}/reconcile");
-    world.wait(&reconcile, |r| r["status"] == "finished", "the import finished").await;
+    let project = world.imported_project("outage").await;
     let messages = burst(&world, "data/outage/").await;
     let (first, second) = messages.split_at(messages.len() / 2);
     world.inject_all(first).await;
@@ -680,14 +663,7 @@ async fn batches(server: &Server) -> u64 {
 async fn a_trickle_of_events_is_read_in_one_batch_after_the_window() {
     let settings = [("BYOS__SYNC__POLLERS", "1"), ("BYOS__SYNC__BATCH_WINDOW_MS", "20000")];
     let world = World::with(&settings).await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "trickle", "region": REGION, "storageConfigurationId": world.configuration, "folder": "trickle"}),
-        )
-        .await;
-    let project = created["id"].as_str().unwrap_or_default().to_owned();
-    world.wait(&format!("/api/v1/projects/{project}/reconcile"), |r| r["status"] == "finished", "the import").await;
+    let project = world.imported_project("trickle").await;
     let before = batches(&world.server).await;
     let event = |i: u64| message(&[unversioned("ObjectCreated:Put", &format!("data/trickle/k{i}"), i + 1, i)]);
 
@@ -719,14 +695,7 @@ async fn replicas_on_postgres_share_the_queue() {
     let world =
         World::with(&[("BYOS__DATABASE__URL", postgres.url()), ("BYOS_MASTER_KEY", key), ("BYOS__SYNC__POLLERS", "1")])
             .await;
-    let created = world
-        .post(
-            "/api/v1/projects",
-            json!({"name": "shared", "region": REGION, "storageConfigurationId": world.configuration, "folder": "shared"}),
-        )
-        .await;
-    let project = created["id"].as_str().unwrap_or_default().to_owned();
-    world.wait(&format!("/api/v1/projects/{project}/reconcile"), |r| r["status"] == "finished", "the import").await;
+    let project = world.imported_project("shared").await;
     let second_dir = byos_test_support::temp_dir();
     let second = World::start(second_dir.path(), &world.env);
 
