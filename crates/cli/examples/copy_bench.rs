@@ -73,7 +73,8 @@ async fn main() -> Result<()> {
     // The shim renames moto's answers to ListParts and CompleteMultipartUpload, which a copy in
     // parts needs; otherwise the server talks to moto straight, as s5cmd does (a proxy between
     // them would cost the server a hop and moto new connections).
-    let in_parts = args.large_mib > args.copy_part_mib;
+    let largest = if args.large_mib > 0 { args.large_mib * MIB } else { args.small_kib as u64 * 1024 };
+    let in_parts = largest > args.copy_part_mib * MIB;
     let shim = if in_parts { Some(byos_test_support::MotoShim::start(&moto).await) } else { None };
     let endpoint = shim.as_ref().map_or(moto.url(), |shim| shim.url()).to_owned();
     let region = byos_test_support::region("eu-central-1");
