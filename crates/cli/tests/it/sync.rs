@@ -364,12 +364,16 @@ async fn records(server: &Server, outcomes: &[&str]) -> u64 {
         .sum()
 }
 
-/// How many messages a server sent to the dead letters, from its metrics.
-async fn dead_letters(server: &Server) -> u64 {
+/// A counter without labels from a server's metrics: 0 until the server answers.
+async fn counter(server: &Server, name: &str) -> u64 {
     let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
     let text = response.text().await.unwrap_or_default();
-    text.lines().find_map(|l| l.strip_prefix("byos_sync_dead_letters_total ")?.parse::<f64>().ok()).unwrap_or(0.0)
-        as u64
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok()).unwrap_or(0.0) as u64
+}
+
+/// How many messages a server sent to the dead letters.
+async fn dead_letters(server: &Server) -> u64 {
+    counter(server, "byos_sync_dead_letters_total").await
 }
 
 /// How many event records the server has applied or looked up.
@@ -650,9 +654,7 @@ async fn applied(server: &Server) -> u64 {
 
 /// How many batches of queue messages a server has applied (one per receive that brought any).
 async fn batches(server: &Server) -> u64 {
-    let Ok(response) = reqwest::get(server.url("/metrics")).await else { return 0 };
-    let text = response.text().await.unwrap_or_default();
-    text.lines().find_map(|l| l.strip_prefix("byos_sync_batches_total ")?.parse::<f64>().ok()).unwrap_or(0.0) as u64
+    counter(server, "byos_sync_batches_total").await
 }
 
 /// With `sync.batch_window_ms`, a poller whose receive brought fewer than 10 messages waits
