@@ -223,8 +223,12 @@ impl BucketAccess {
     {
         let request = with_sse!(self.s3().copy_object().bucket(bucket).key(to).copy_source(source.header()), sse);
         let out = request.send().await.map_err(|e| classify("CopyObject", e))?;
-        let etag = out.copy_object_result().and_then(|r| r.e_tag()).unwrap_or_default();
-        Ok(Copied { etag: etag.trim_matches('"').to_owned(), version_id: out.version_id().map(str::to_owned) })
+        let result = out.copy_object_result();
+        Ok(Copied {
+            etag: result.and_then(|r| r.e_tag()).unwrap_or_default().trim_matches('"').to_owned(),
+            version_id: out.version_id().map(str::to_owned),
+            last_modified_ms: result.and_then(|r| r.last_modified()).and_then(|t| t.to_millis().ok()),
+        })
     }
 }
 
@@ -324,11 +328,13 @@ struct Layout {
     at_once: usize,
 }
 
-/// What a copy made: the new object's ETag (without quotes) and version.
+/// What a copy made: the new object's ETag (without quotes), version, and when S3 wrote it
+/// (CopyObject answers it; CompleteMultipartUpload does not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copied {
     pub etag: String,
     pub version_id: Option<String>,
+    pub last_modified_ms: Option<i64>,
 }
 
 /// A part S3 already holds of a multipart upload.
@@ -499,6 +505,7 @@ impl BucketAccess {
         Ok(Copied {
             etag: out.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
             version_id: out.version_id().map(str::to_owned),
+            last_modified_ms: None,
         })
     }
 

@@ -27,11 +27,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use byos_aws::{AwsError, BucketAccess, PageMarker};
+use byos_aws::{AwsError, BucketAccess, Head, PageMarker};
 use byos_buckets::OpenBucket;
 use byos_catalog::{CopySpec, Job, JobObject, JobSpec, JobStatus, Lease, ObjectResult, OnConflict, Project};
 use byos_domain::iam::{Access, Policies, PolicyDocument, Request, ResourcePolicy};
 use byos_domain::session::{CopyScope, copy_session_policy, session_name, session_policy_text};
+use byos_sync::Answer;
 use byos_domain::{
     CheckResult, KmsKeyArn, Problem, RoleArn, ServerSideEncryption, ValidationCheck, ValidationReport, VersioningState,
     is_probe_key, policies,
@@ -76,19 +77,18 @@ pub(crate) async fn copy(
     // Every replica's results.
     run.refresh().await?;
     if !spec.dry_run {
-        // The catalog shows the copies (and a move's sources gone) without waiting for events.
+        // The catalog of a side that keeps no versions took each copy (and each source gone) as
+        // it landed, from the requests' answers. One that keeps versions shows them now, without
+        // waiting for events: an answer names only the version its request made.
+        let refresh_destination = !answers_suffice(&sides.to);
+        let refresh_source = remove_sources && !answers_suffice(&sides.from);
         for path in &spec.paths {
             let target = destination_path(spec, path);
-            if target.ends_with('/') {
-                run.inner.sync.refresh_folder(destination, &target).await?;
-                if remove_sources {
-                    run.inner.sync.refresh_folder(&sides.source, path).await?;
-                }
-            } else {
-                run.inner.sync.observe(destination, &target).await?;
-                if remove_sources {
-                    run.inner.sync.observe(&sides.source, path).await?;
-                }
+            if refresh_destination {
+                refresh(run, destination, &target).await?;
+            }
+            if refresh_source {
+                refresh(run, &sides.source, path).await?;
             }
         }
     }
@@ -100,6 +100,22 @@ pub(crate) async fn copy(
     let (key, reason) = first_failure
         .unwrap_or_else(|| ("(an earlier run's)".to_owned(), "the job's report names each object".to_owned()));
     Err(Stop::Failed(Problem::objects_not_copied(progress.objects_failed, &format!("/{key}"), &reason)))
+}
+
+/// Brings the catalog of `path` (a folder or a file) of `project` in line with its bucket.
+async fn refresh(run: &Run<'_>, project: &Project, path: &str) -> Result<(), Stop> {
+    if path.ends_with('/') {
+        run.inner.sync.refresh_folder(project, path).await?;
+    } else {
+        run.inner.sync.observe(project, path).await?;
+    }
+    Ok(())
+}
+
+/// Whether the answers of the requests that write and delete a side's keys are all its catalog
+/// needs: on a bucket that keeps no versions, one answer is all S3 holds for its key.
+fn answers_suffice(side: &OpenBucket) -> bool {
+    side.configuration.versioning == Some(VersioningState::Unversioned)
 }
 
 /// Whether another replica may help with `job`: a copy or move whose plan is complete and whose
@@ -767,6 +783,9 @@ async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec) -> Result<(), S
 /// What one object's copy needs, shared by the copies in flight.
 struct Copier {
     access: BucketAccess,
+    /// The projects whose catalogs take the answers, where those suffice ([`answers_suffice`]).
+    answer_destination: Option<Project>,
+    answer_source: Option<Project>,
     source_bucket: String,
     source_prefix: String,
     destination_bucket: String,
@@ -780,8 +799,22 @@ struct Copier {
 
 /// What became of one object: an end, or a failure that may pass (it stays pending).
 enum Outcome {
-    Done(ObjectResult, Option<String>),
+    Done(Done),
     Later(AwsError),
+}
+
+/// An object's end, and what its requests answered of the keys they wrote and deleted.
+struct Done {
+    result: ObjectResult,
+    error: Option<String>,
+    destination: Option<Answer>,
+    source: Option<Answer>,
+}
+
+impl Done {
+    fn new(result: ObjectResult, error: Option<String>) -> Done {
+        Done { result, error, destination: None, source: None }
+    }
 }
 
 impl Copier {
@@ -794,51 +827,68 @@ impl Copier {
             etag: object.etag.clone(),
         };
         let to = format!("{}{}", self.destination_prefix, object.destination_key);
-        match self.copy_source(&source, &to).await {
-            Ok(outcome) => outcome,
+        match self.copy_source(object, &source, &to).await {
+            Ok(done) => Outcome::Done(done),
             Err(CopyError::Aws(e)) if e.retryable() => Outcome::Later(e),
             Err(CopyError::Aws(e)) => {
-                Outcome::Done(ObjectResult::Failed, Some(format!("{}: {}", e.operation, e.message)))
+                Outcome::Done(Done::new(ObjectResult::Failed, Some(format!("{}: {}", e.operation, e.message))))
             }
-            Err(e) => Outcome::Done(ObjectResult::Failed, Some(e.to_string())),
+            Err(e) => Outcome::Done(Done::new(ObjectResult::Failed, Some(e.to_string()))),
         }
     }
 
-    async fn copy_source(&self, source: &Source, to: &str) -> Result<Outcome, CopyError> {
+    async fn copy_source(&self, object: &JobObject, source: &Source, to: &str) -> Result<Done, CopyError> {
         let bucket = self.destination_bucket.as_str();
-        let copied = if self.on_conflict == OnConflict::Overwrite && !self.dry_run {
-            false
+        let started_ms = Answer::now_ms();
+        let answer = |project: &Option<Project>, key: &str, head: Option<Head>| {
+            // A version other than the null one: the bucket keeps versions after all, and the
+            // answer is not all it holds for the key (the job's next reconcile sees them).
+            let unversioned = head.as_ref().is_none_or(|h| h.version_id.as_deref().is_none_or(|v| v == "null"));
+            project.as_ref().filter(|_| unversioned).map(|_| Answer { key: key.to_owned(), started_ms, head })
+        };
+        let destination = |head: Head| answer(&self.answer_destination, &object.destination_key, Some(head));
+        let there = if self.on_conflict == OnConflict::Overwrite && !self.dry_run {
+            None
         } else if let Some(there) = self.access.head(bucket, to, None).await? {
             // The job's own copy, made before a stop, counts as made; anything else conflicts.
             match verify(&self.access, source, &there, self.copies.in_parts(source.size)).await {
-                Ok(()) => true,
+                Ok(()) => Some(there),
                 Err(CopyError::Mismatch(_)) => match self.on_conflict {
-                    OnConflict::Skip => return Ok(Outcome::Done(ObjectResult::Skipped, None)),
+                    OnConflict::Skip => {
+                        let done = Done::new(ObjectResult::Skipped, None);
+                        return Ok(Done { destination: destination(there), ..done });
+                    }
                     OnConflict::Fail => {
-                        return Ok(Outcome::Done(
+                        let done = Done::new(
                             ObjectResult::Failed,
                             Some("the destination holds another object, and the job does not overwrite".to_owned()),
-                        ));
+                        );
+                        return Ok(Done { destination: destination(there), ..done });
                     }
-                    OnConflict::Overwrite => false,
+                    OnConflict::Overwrite => None,
                 },
                 Err(e) => return Err(e),
             }
         } else {
-            false
+            None
         };
         if self.dry_run {
-            return Ok(Outcome::Done(if copied { ObjectResult::Copied } else { ObjectResult::Planned }, None));
+            let result = if there.is_some() { ObjectResult::Copied } else { ObjectResult::Planned };
+            return Ok(Done::new(result, None));
         }
-        if !copied {
-            copy_verified(&self.access, source, bucket, to, self.sse.as_ref(), &self.copies).await?;
-        }
+        let copy = match there {
+            Some(there) => there,
+            None => copy_verified(&self.access, source, bucket, to, self.sse.as_ref(), &self.copies).await?,
+        };
+        let done = Done { destination: destination(copy), ..Done::new(ObjectResult::Copied, None) };
         if !self.remove_sources {
-            return Ok(Outcome::Done(ObjectResult::Copied, None));
+            return Ok(done);
         }
         // The copy is verified: its source may go (on a versioned bucket, behind a delete marker).
+        let deleting_ms = Answer::now_ms();
         self.access.delete_object(&source.bucket, &source.key, None).await?;
-        Ok(Outcome::Done(ObjectResult::Moved, None))
+        let gone = answer(&self.answer_source, &object.source_key, None).map(|a| Answer { started_ms: deleting_ms, ..a });
+        Ok(Done { result: ObjectResult::Moved, source: gone, ..done })
     }
 }
 
@@ -872,8 +922,12 @@ async fn copy_planned(
     share: Share,
 ) -> Result<(Option<(String, String)>, u64), Stop> {
     let settings = &run.inner.settings;
+    let answers = !spec.dry_run;
     let copier = Arc::new(Copier {
         access: sides.access.clone(),
+        answer_destination: Some(sides.destination.clone()).filter(|_| answers && answers_suffice(&sides.to)),
+        answer_source: Some(sides.source.clone())
+            .filter(|_| answers && remove_sources && answers_suffice(&sides.from)),
         source_bucket: sides.source.bucket.as_str().to_owned(),
         source_prefix: sides.source.key_prefix.as_str().to_owned(),
         destination_bucket: sides.destination.bucket.as_str().to_owned(),
@@ -979,7 +1033,7 @@ async fn copy_range(
         let Some(last) = page.last() else { break };
         after = Some(last.seq);
         let mut in_flight = JoinSet::new();
-        let mut results: Vec<(u64, ObjectResult, Option<String>)> = Vec::new();
+        let mut results = Results::default();
         let mut objects = page.into_iter();
         loop {
             while in_flight.len() < window.size {
@@ -995,12 +1049,12 @@ async fn copy_range(
             let Some(done) = in_flight.join_next().await else { break };
             let (object, outcome) = done.map_err(|e| Stop::Internal(Box::new(e)))?;
             match outcome {
-                Outcome::Done(result, error) => {
+                Outcome::Done(done) => {
                     window.grow();
-                    if let (ObjectResult::Failed, Some(reason), None) = (result, &error, &first_failure) {
+                    if let (ObjectResult::Failed, Some(reason), None) = (done.result, &done.error, &first_failure) {
                         *first_failure = Some((object.source_key.clone(), reason.clone()));
                     }
-                    results.push((object.seq, result, error));
+                    results.push(object.seq, done);
                 }
                 Outcome::Later(e) => {
                     let pause = window.shrink();
@@ -1009,18 +1063,47 @@ async fn copy_range(
                     left = Some(e);
                 }
             }
-            if results.len() >= RECORD_EVERY {
-                recorded += results.len() as u64;
-                run.record_objects(&results).await?;
-                results.clear();
+            if results.objects.len() >= RECORD_EVERY {
+                recorded += results.record(run, copier).await?;
             }
         }
-        recorded += results.len() as u64;
-        if !results.is_empty() {
-            run.record_objects(&results).await?;
-        }
+        recorded += results.record(run, copier).await?;
     }
     Ok((recorded, left))
+}
+
+/// Objects' ends not recorded yet, with what their requests answered for the catalogs.
+#[derive(Default)]
+struct Results {
+    objects: Vec<(u64, ObjectResult, Option<String>)>,
+    destination: Vec<Answer>,
+    source: Vec<Answer>,
+}
+
+impl Results {
+    fn push(&mut self, seq: u64, done: Done) {
+        self.objects.push((seq, done.result, done.error));
+        self.destination.extend(done.destination);
+        self.source.extend(done.source);
+    }
+
+    /// Applies the answers to the catalogs, then records the ends with the job's progress:
+    /// a crash between the two copies those objects again, which changes nothing. Answers how
+    /// many ends it recorded.
+    async fn record(&mut self, run: &mut Run<'_>, copier: &Copier) -> Result<u64, Stop> {
+        if let Some(project) = &copier.answer_destination {
+            run.inner.sync.answered(project, &self.destination).await?;
+        }
+        if let Some(project) = &copier.answer_source {
+            run.inner.sync.answered(project, &self.source).await?;
+        }
+        if !self.objects.is_empty() {
+            run.record_objects(&self.objects).await?;
+        }
+        let recorded = self.objects.len() as u64;
+        *self = Results::default();
+        Ok(recorded)
+    }
 }
 
 /// The copies in flight: halved (with a pause that doubles) when S3 asks to slow down, grown by

@@ -75,7 +75,8 @@ impl CopySettings {
 const MAX_PARTS: u64 = 10_000;
 
 /// Copies `source` to `to` in `bucket`, with the destination configuration's encryption, and
-/// verifies the copy.
+/// verifies the copy; answers the copy as S3 described it (from the copy's own answer where that
+/// says enough, else from a HEAD of it).
 pub async fn copy_verified(
     access: &BucketAccess,
     source: &Source,
@@ -83,7 +84,7 @@ pub async fn copy_verified(
     to: &str,
     sse: Option<&ServerSideEncryption>,
     copies: &CopySettings,
-) -> Result<(), CopyError> {
+) -> Result<Head, CopyError> {
     let in_parts = copies.in_parts(source.size);
     if in_parts {
         // A copy in parts has an ETag of its parts: the HEAD below is what verifies it.
@@ -114,12 +115,26 @@ pub async fn copy_verified(
                 None => tracing::debug!(key = to, "the copy has no checksum to compare; its size is compared"),
             }
         }
-    } else if access.copy_object(source.copy_source(), bucket, to, sse).await?.etag == source.etag {
-        return Ok(());
+    } else {
+        let copied = access.copy_object(source.copy_source(), bucket, to, sse).await?;
+        if let (true, Some(last_modified_ms)) = (copied.etag == source.etag, copied.last_modified_ms) {
+            // The same ETag is the same bytes: the copy is verified, and its answer describes it.
+            return Ok(Head {
+                version_id: copied.version_id,
+                size: source.size,
+                etag: copied.etag,
+                last_modified_ms,
+                // CopyObject writes STANDARD unless asked otherwise, and a new object has no restore.
+                storage_class: None,
+                restore: None,
+                server_side_encryption: None,
+            });
+        }
     }
     let copy =
         access.head(bucket, to, None).await?.ok_or_else(|| CopyError::Mismatch("the copy is gone".to_owned()))?;
-    verify(access, source, &copy, in_parts).await
+    verify(access, source, &copy, in_parts).await?;
+    Ok(copy)
 }
 
 /// Whether `copy` is a copy of `source`: by ETag where both are MD5s of the bytes, by size where

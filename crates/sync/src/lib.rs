@@ -45,6 +45,25 @@ pub use worker::Workers;
 
 use routes::Routes;
 
+/// What a request that wrote or deleted a key answered, on a bucket that keeps no versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Relative to the project.
+    pub key: String,
+    /// When the request (or the first of those that made the answer) started, in ms since the
+    /// epoch by this clock: the answer holds every change S3 made to the key before.
+    pub started_ms: i64,
+    /// The object the key holds, or `None` for a key the request deleted.
+    pub head: Option<byos_aws::Head>,
+}
+
+impl Answer {
+    /// The time to give a request starting now as its `started_ms`.
+    pub fn now_ms() -> i64 {
+        lookup::now_ms()
+    }
+}
+
 /// How the sync engine behaves.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -282,6 +301,26 @@ impl SyncEngine {
         let observation = lookup::look_up(&bucket.access, project.bucket.as_str(), &full, versioning).await?;
         let update = KeyUpdate::Observed { key: key.to_owned(), observation, fence: None };
         self.inner.store.data.apply(project.id, &[update]).await?;
+        Ok(())
+    }
+
+    /// Applies what the requests that wrote or deleted keys of `project` answered, as
+    /// [`observe`](Self::observe) would after reading each key again, without reading them: for a
+    /// job's copies as they land. Only on a bucket that keeps no versions is one answer all S3
+    /// holds for its key; on a versioned one an observation needs every version of the key, so
+    /// refresh the folder instead.
+    pub async fn answered(&self, project: &Project, answers: &[Answer]) -> Result<(), SyncError> {
+        let updates: Vec<KeyUpdate> = answers
+            .iter()
+            .map(|answer| KeyUpdate::Observed {
+                key: answer.key.clone(),
+                observation: lookup::from_head(lookup::as_of(answer.started_ms), answer.head.clone()),
+                fence: None,
+            })
+            .collect();
+        if !updates.is_empty() {
+            self.inner.store.data.apply(project.id, &updates).await?;
+        }
         Ok(())
     }
 

@@ -55,7 +55,7 @@ pub(crate) fn observation(as_of_ms: i64, entries: &[ListedVersion]) -> Observati
     Observation { as_of_ms, versions: entries.iter().map(observed).collect() }
 }
 
-fn from_head(as_of_ms: i64, head: Option<Head>) -> Observation {
+pub(crate) fn from_head(as_of_ms: i64, head: Option<Head>) -> Observation {
     let versions = head
         .map(|h| ObservedVersion {
             version_id: h.version_id.unwrap_or_else(|| NULL_VERSION.to_owned()),

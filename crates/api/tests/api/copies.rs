@@ -178,6 +178,12 @@ async fn copies_between_buckets_are_verified_and_reported() {
     let names: Vec<&str> =
         listing.ok(200)["items"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
     assert_eq!(names, ["lane-0", "lane-1", "lane-2", "lane-3", "big.bam"]);
+    // It took each copy from the copy's own answer (or its HEAD), and a listing agrees with all
+    // 500: sizes, ETags, times and storage classes.
+    let sync = app.state.services().sync();
+    let project = |id: &str| app.state.store().projects.get_project(uuid::Uuid::parse_str(id).unwrap());
+    let drift = sync.refresh_folder(&project(&destination).await.unwrap(), "in/").await.unwrap();
+    assert_eq!(drift, byos_catalog::Drift::default());
 
     // The report: one line per object, in the plan's order; CSV with a header.
     let id = job["id"].as_str().unwrap();
@@ -261,6 +267,10 @@ async fn copies_between_buckets_are_verified_and_reported() {
     gone.error(404, "not-found");
     let arrived = app.get(&format!("/api/v1/projects/{destination}/data?path=/moved/lane-2/&limit=1000")).await;
     assert_eq!(arrived.ok(200)["items"].as_array().map(Vec::len), Some(124));
+    for (id, folder) in [(&destination, "moved/"), (&source, "run/")] {
+        let drift = sync.refresh_folder(&project(id).await.unwrap(), folder).await.unwrap();
+        assert_eq!(drift, byos_catalog::Drift::default(), "{folder}");
+    }
     let metrics = app.get("/metrics").await.text;
     for ended in [
         r#"{type="copy",status="succeeded"} 4"#,
