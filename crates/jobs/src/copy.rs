@@ -24,19 +24,20 @@
 //! evaluates them for the role where the bucket is in another account: a missing grant is named
 //! with the statement to add and the `byos aws` command that prints it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use byos_aws::{AwsError, BucketAccess, Head, PageMarker};
 use byos_buckets::OpenBucket;
-use byos_catalog::{CopySpec, Job, JobObject, JobSpec, JobStatus, Lease, ObjectResult, OnConflict, Project};
+use byos_catalog::{CopySpec, Job, JobObject, JobPlan, JobSpec, JobStatus, Lease, ObjectResult, OnConflict, Project};
 use byos_domain::iam::{Access, Policies, PolicyDocument, Request, ResourcePolicy};
 use byos_domain::session::{CopyScope, copy_session_policy, session_name, session_policy_text};
-use byos_sync::Answer;
 use byos_domain::{
     CheckResult, KmsKeyArn, Problem, RoleArn, ServerSideEncryption, ValidationCheck, ValidationReport, VersioningState,
     is_probe_key, policies,
 };
+use byos_sync::Answer;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -72,8 +73,11 @@ pub(crate) async fn copy(
         // Taken up again after the configurations changed under it.
         return Err(Stop::Failed(Problem::copy_preflight_failed("copy-identity", detail)));
     }
-    plan(run, &sides, spec).await?;
-    let (first_failure, _) = copy_planned(run, &sides, spec, remove_sources, Share::Runner).await?;
+    let copier = Arc::new(Copier::new(run, &sides, spec, remove_sources));
+    let mut window = Window::new(run.inner.settings.copies_at_once.max(1));
+    let mut first_failure = None;
+    plan(run, &sides, spec, &mut Flight::new(&copier, &mut window, &mut first_failure)).await?;
+    copy_planned(run, &sides, &copier, &mut window, &mut first_failure, Share::Runner).await?;
     // Every replica's results.
     run.refresh().await?;
     if !spec.dry_run {
@@ -140,8 +144,9 @@ pub(crate) async fn help(run: &mut Run<'_>) -> Result<u64, Stop> {
     if let Identity::Unavailable { .. } = sides.identity {
         return Ok(0);
     }
-    let (_, recorded) = copy_planned(run, &sides, &spec, remove_sources, Share::Helper).await?;
-    Ok(recorded)
+    let copier = Arc::new(Copier::new(run, &sides, &spec, remove_sources));
+    let mut window = Window::new(run.inner.settings.copies_at_once.max(1));
+    copy_planned(run, &sides, &copier, &mut window, &mut None, Share::Helper).await
 }
 
 /// Both projects, the access that copies, and what the copy needs of each configuration.
@@ -695,89 +700,124 @@ pub fn glob_of(glob: &str) -> Result<Glob, globset::Error> {
     Glob::new(glob)
 }
 
-/// Lists the sources into the job's plan, from where it stopped.
-async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec) -> Result<(), Stop> {
+/// Lists the sources into the job's plan, from where it stopped, and copies planned objects
+/// meanwhile: the plan goes at the listing's pace, and the copies that start while it goes take
+/// from the objects it planned last, up to a page of them.
+async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec, flight: &mut Flight<'_>) -> Result<(), Stop> {
     let mut plan = run.job.plan.clone().unwrap_or_default();
     let filter = Filter::new(spec).map_err(|e| Stop::Internal(Box::new(e)))?;
-    let from = sides.source.bucket.as_str();
+    // Planned objects waiting for a copy; those that do not fit wait in the store.
+    let mut waiting: VecDeque<JobObject> = VecDeque::new();
     while !plan.done {
-        let Some(path) = spec.paths.get(plan.path) else {
+        if spec.paths.get(plan.path).is_none() {
+            // Other replicas help once the plan is done, each with ranges of it: the copies
+            // under way here end first, and the objects waiting are copied by range.
+            flight.drain(run).await?;
             plan.done = true;
             run.record_plan(&[], &plan).await?;
             break;
-        };
-        let target = destination_path(spec, path);
-        // What the globs read: the path under the destination folder.
-        let kept = target.strip_prefix(spec.destination.as_str()).unwrap_or(&target).to_owned();
-        let mut objects = Vec::new();
-        if path.ends_with('/') || path.is_empty() {
-            let prefix = sides.source_key(path);
-            let after = plan.after.clone().map(|key| PageMarker::After { key: sides.source_key(&key) });
-            let max = i32::try_from(PAGE).unwrap_or(i32::MAX);
-            let listed = if sides.source_versioned {
-                sides.access.list_versions_page(from, &prefix, after.as_ref(), max).await
-            } else {
-                sides.access.list_objects_page(from, &prefix, after.as_ref(), max).await
-            };
-            let page = listed.map_err(|e| aws_stop(e, &sides.source))?;
-            for entry in &page.entries {
-                let Some(relative) = entry.key.strip_prefix(&prefix) else { continue };
-                let skip = !entry.is_latest || entry.delete_marker || is_probe_key(&entry.key);
-                if skip || !filter.keeps(&format!("{kept}{relative}")) {
-                    continue;
-                }
-                objects.push(JobObject {
-                    seq: plan.objects + objects.len() as u64,
-                    source_key: format!("{path}{relative}"),
-                    version_id: entry.version_id.clone().filter(|v| v != "null"),
-                    size: entry.size,
-                    etag: entry.etag.clone(),
-                    destination_key: format!("{target}{relative}"),
-                    result: ObjectResult::Pending,
-                    error: None,
-                });
-            }
-            let last = page.entries.last().and_then(|e| e.key.strip_prefix(sides.source.key_prefix.as_str()));
-            match (&page.next, last) {
-                (Some(_), Some(last)) => plan.after = Some(last.to_owned()),
-                _ => (plan.path, plan.after) = (plan.path + 1, None),
-            }
-        } else {
-            let head = sides.access.head(from, &sides.source_key(path), None).await;
-            match head.map_err(|e| aws_stop(e, &sides.source))? {
-                Some(head) if filter.keeps(&kept) => objects.push(JobObject {
-                    seq: plan.objects,
-                    source_key: path.clone(),
-                    version_id: head.version_id.filter(|v| sides.source_versioned && v != "null"),
-                    size: head.size,
-                    etag: head.etag,
-                    destination_key: target,
-                    result: ObjectResult::Pending,
-                    error: None,
-                }),
-                Some(_) => {}
-                // Gone since the job was asked for: the report says so.
-                None => objects.push(JobObject {
-                    seq: plan.objects,
-                    source_key: path.clone(),
-                    version_id: None,
-                    size: 0,
-                    etag: String::new(),
-                    destination_key: target,
-                    result: ObjectResult::Failed,
-                    error: Some("the source is gone".to_owned()),
-                }),
-            }
-            (plan.path, plan.after) = (plan.path + 1, None);
         }
-        plan.objects += objects.len() as u64;
+        let (objects, next) = {
+            let page = plan_page(sides, spec, &filter, &plan);
+            tokio::pin!(page);
+            loop {
+                let room = flight.has_room() && !waiting.is_empty();
+                tokio::select! {
+                    page = &mut page => break page?,
+                    Some(joined) = flight.copies.join_next() => flight.take(run, joined).await?,
+                    () = run.pace(), if room => flight.start(run, waiting.pop_front()),
+                }
+            }
+        };
+        plan = next;
         let progress = run.progress();
         progress.objects_total = Some(progress.objects_total.unwrap_or(0) + objects.len() as u64);
         progress.bytes_total = Some(progress.bytes_total.unwrap_or(0) + objects.iter().map(|o| o.size).sum::<u64>());
         progress.objects_failed += objects.iter().filter(|o| o.result == ObjectResult::Failed).count() as u64;
         run.record_plan(&objects, &plan).await?;
+        let room = (PAGE as usize).saturating_sub(waiting.len());
+        waiting.extend(objects.into_iter().filter(|o| o.result == ObjectResult::Pending).take(room));
     }
     Ok(())
+}
+
+/// The objects of the plan's next page (a page of a folder's listing, or a file), and where the
+/// plan stands after them.
+async fn plan_page(
+    sides: &Sides,
+    spec: &CopySpec,
+    filter: &Filter,
+    plan: &JobPlan,
+) -> Result<(Vec<JobObject>, JobPlan), Stop> {
+    let mut plan = plan.clone();
+    let Some(path) = spec.paths.get(plan.path) else { return Ok((Vec::new(), plan)) };
+    let from = sides.source.bucket.as_str();
+    let target = destination_path(spec, path);
+    // What the globs read: the path under the destination folder.
+    let kept = target.strip_prefix(spec.destination.as_str()).unwrap_or(&target).to_owned();
+    let mut objects = Vec::new();
+    if path.ends_with('/') || path.is_empty() {
+        let prefix = sides.source_key(path);
+        let after = plan.after.clone().map(|key| PageMarker::After { key: sides.source_key(&key) });
+        let max = i32::try_from(PAGE).unwrap_or(i32::MAX);
+        let listed = if sides.source_versioned {
+            sides.access.list_versions_page(from, &prefix, after.as_ref(), max).await
+        } else {
+            sides.access.list_objects_page(from, &prefix, after.as_ref(), max).await
+        };
+        let page = listed.map_err(|e| aws_stop(e, &sides.source))?;
+        for entry in &page.entries {
+            let Some(relative) = entry.key.strip_prefix(&prefix) else { continue };
+            let skip = !entry.is_latest || entry.delete_marker || is_probe_key(&entry.key);
+            if skip || !filter.keeps(&format!("{kept}{relative}")) {
+                continue;
+            }
+            objects.push(JobObject {
+                seq: plan.objects + objects.len() as u64,
+                source_key: format!("{path}{relative}"),
+                version_id: entry.version_id.clone().filter(|v| v != "null"),
+                size: entry.size,
+                etag: entry.etag.clone(),
+                destination_key: format!("{target}{relative}"),
+                result: ObjectResult::Pending,
+                error: None,
+            });
+        }
+        let last = page.entries.last().and_then(|e| e.key.strip_prefix(sides.source.key_prefix.as_str()));
+        match (&page.next, last) {
+            (Some(_), Some(last)) => plan.after = Some(last.to_owned()),
+            _ => (plan.path, plan.after) = (plan.path + 1, None),
+        }
+    } else {
+        let head = sides.access.head(from, &sides.source_key(path), None).await;
+        match head.map_err(|e| aws_stop(e, &sides.source))? {
+            Some(head) if filter.keeps(&kept) => objects.push(JobObject {
+                seq: plan.objects,
+                source_key: path.clone(),
+                version_id: head.version_id.filter(|v| sides.source_versioned && v != "null"),
+                size: head.size,
+                etag: head.etag,
+                destination_key: target,
+                result: ObjectResult::Pending,
+                error: None,
+            }),
+            Some(_) => {}
+            // Gone since the job was asked for: the report says so.
+            None => objects.push(JobObject {
+                seq: plan.objects,
+                source_key: path.clone(),
+                version_id: None,
+                size: 0,
+                etag: String::new(),
+                destination_key: target,
+                result: ObjectResult::Failed,
+                error: Some("the source is gone".to_owned()),
+            }),
+        }
+        (plan.path, plan.after) = (plan.path + 1, None);
+    }
+    plan.objects += objects.len() as u64;
+    Ok((objects, plan))
 }
 
 /// What one object's copy needs, shared by the copies in flight.
@@ -818,6 +858,25 @@ impl Done {
 }
 
 impl Copier {
+    fn new(run: &Run<'_>, sides: &Sides, spec: &CopySpec, remove_sources: bool) -> Copier {
+        let answers = !spec.dry_run;
+        Copier {
+            access: sides.access.clone(),
+            answer_destination: Some(sides.destination.clone()).filter(|_| answers && answers_suffice(&sides.to)),
+            answer_source: Some(sides.source.clone())
+                .filter(|_| answers && remove_sources && answers_suffice(&sides.from)),
+            source_bucket: sides.source.bucket.as_str().to_owned(),
+            source_prefix: sides.source.key_prefix.as_str().to_owned(),
+            destination_bucket: sides.destination.bucket.as_str().to_owned(),
+            destination_prefix: sides.destination.key_prefix.as_str().to_owned(),
+            sse: sides.sse.clone(),
+            copies: run.inner.settings.copies,
+            on_conflict: spec.on_conflict,
+            dry_run: spec.dry_run,
+            remove_sources,
+        }
+    }
+
     async fn copy(&self, object: &JobObject) -> Outcome {
         let source = Source {
             bucket: self.source_bucket.clone(),
@@ -840,13 +899,14 @@ impl Copier {
     async fn copy_source(&self, object: &JobObject, source: &Source, to: &str) -> Result<Done, CopyError> {
         let bucket = self.destination_bucket.as_str();
         let started_ms = Answer::now_ms();
-        let answer = |project: &Option<Project>, key: &str, head: Option<Head>| {
+        let answer = |project: &Option<Project>, key: &str, started_ms: i64, head: Option<Head>| {
             // A version other than the null one: the bucket keeps versions after all, and the
-            // answer is not all it holds for the key (the job's next reconcile sees them).
+            // answer is not all it holds for the key (the project's next reconcile sees them).
             let unversioned = head.as_ref().is_none_or(|h| h.version_id.as_deref().is_none_or(|v| v == "null"));
             project.as_ref().filter(|_| unversioned).map(|_| Answer { key: key.to_owned(), started_ms, head })
         };
-        let destination = |head: Head| answer(&self.answer_destination, &object.destination_key, Some(head));
+        let destination =
+            |head: Head| answer(&self.answer_destination, &object.destination_key, started_ms, Some(head));
         let there = if self.on_conflict == OnConflict::Overwrite && !self.dry_run {
             None
         } else if let Some(there) = self.access.head(bucket, to, None).await? {
@@ -887,7 +947,7 @@ impl Copier {
         // The copy is verified: its source may go (on a versioned bucket, behind a delete marker).
         let deleting_ms = Answer::now_ms();
         self.access.delete_object(&source.bucket, &source.key, None).await?;
-        let gone = answer(&self.answer_source, &object.source_key, None).map(|a| Answer { started_ms: deleting_ms, ..a });
+        let gone = answer(&self.answer_source, &object.source_key, deleting_ms, None);
         Ok(Done { result: ObjectResult::Moved, source: gone, ..done })
     }
 }
@@ -912,36 +972,18 @@ struct Pass {
 
 /// Copies the plan's pending objects, range by range (`jobs.copy_range_objects` objects, each
 /// range under the lease `job:{id}:objects:{n}`, so that replicas share a job without copying
-/// one object twice), pass after pass until none is left that S3 may still take. Answers the
-/// first failure of this run (its source key and reason) and how many objects it recorded.
+/// one object twice), pass after pass until none is left that S3 may still take. Notes the
+/// first failure of this run (its source key and reason); answers how many objects it recorded.
 async fn copy_planned(
     run: &mut Run<'_>,
     sides: &Sides,
-    spec: &CopySpec,
-    remove_sources: bool,
+    copier: &Arc<Copier>,
+    window: &mut Window,
+    first_failure: &mut Option<(String, String)>,
     share: Share,
-) -> Result<(Option<(String, String)>, u64), Stop> {
-    let settings = &run.inner.settings;
-    let answers = !spec.dry_run;
-    let copier = Arc::new(Copier {
-        access: sides.access.clone(),
-        answer_destination: Some(sides.destination.clone()).filter(|_| answers && answers_suffice(&sides.to)),
-        answer_source: Some(sides.source.clone())
-            .filter(|_| answers && remove_sources && answers_suffice(&sides.from)),
-        source_bucket: sides.source.bucket.as_str().to_owned(),
-        source_prefix: sides.source.key_prefix.as_str().to_owned(),
-        destination_bucket: sides.destination.bucket.as_str().to_owned(),
-        destination_prefix: sides.destination.key_prefix.as_str().to_owned(),
-        sse: sides.sse.clone(),
-        copies: settings.copies,
-        on_conflict: spec.on_conflict,
-        dry_run: spec.dry_run,
-        remove_sources,
-    });
-    let range = settings.copy_range_objects.max(1);
+) -> Result<u64, Stop> {
+    let range = run.inner.settings.copy_range_objects.max(1);
     let ranges = run.job.plan.as_ref().map_or(0, |plan| plan.objects).div_ceil(range);
-    let mut window = Window::new(settings.copies_at_once.max(1));
-    let mut first_failure = None;
     let mut total = 0;
     // Ranges whose every object has its result: the plan is complete, so they stay so, and
     // later passes (a runner waiting for other replicas' ranges) need not take their leases.
@@ -962,22 +1004,23 @@ async fn copy_planned(
             };
             let lease = RangeLease(Some(lease));
             let seqs = n * range..(n + 1) * range;
-            let copied = lease.hold(copy_range(run, &copier, &mut window, seqs, &mut first_failure)).await;
+            let mut flight = Flight::new(copier, window, first_failure);
+            let copied = lease.hold(copy_range(run, &mut flight, seqs)).await;
             drop(lease);
-            let (recorded, left) = copied.map_err(Stop::LeaseLost)??;
-            pass.recorded += recorded;
-            match left {
+            copied.map_err(Stop::LeaseLost)??;
+            pass.recorded += flight.recorded;
+            match flight.left {
                 None => *finished = true,
-                Some(_) => pass.left = left,
+                Some(_) => pass.left = flight.left,
             }
         }
         total += pass.recorded;
         match (pass.left, pass.elsewhere, share) {
-            (None, false, _) | (None, true, Share::Helper) => return Ok((first_failure, total)),
+            (None, false, _) | (None, true, Share::Helper) => return Ok(total),
             // Some objects wait for S3: another pass takes them, unless this one did nothing.
             (Some(e), _, _) if pass.recorded == 0 => {
                 if share == Share::Helper {
-                    return Ok((first_failure, total));
+                    return Ok(total);
                 }
                 if !pass.elsewhere {
                     return Err(aws_stop(e, &sides.destination));
@@ -1015,61 +1058,120 @@ impl Drop for RangeLease {
     }
 }
 
-/// Copies the pending objects of one range of the plan, a page at a time; answers how many it
-/// recorded, and the last failure that may pass (its objects stay pending).
-async fn copy_range(
-    run: &mut Run<'_>,
-    copier: &Arc<Copier>,
-    window: &mut Window,
-    seqs: std::ops::Range<u64>,
-    first_failure: &mut Option<(String, String)>,
-) -> Result<(u64, Option<AwsError>), Stop> {
+/// Copies the pending objects of one range of the plan, read a page at a time.
+async fn copy_range(run: &mut Run<'_>, flight: &mut Flight<'_>, seqs: std::ops::Range<u64>) -> Result<(), Stop> {
     let mut after = seqs.start.checked_sub(1);
-    let mut recorded = 0u64;
-    let mut left: Option<AwsError> = None;
     loop {
-        let mut page = run.inner.store.jobs.job_objects(run.job.id, after, true, PAGE).await?;
+        let mut page: VecDeque<JobObject> =
+            run.inner.store.jobs.job_objects(run.job.id, after, true, PAGE).await?.into();
         page.retain(|object| seqs.contains(&object.seq));
-        let Some(last) = page.last() else { break };
+        let Some(last) = page.back() else { break };
         after = Some(last.seq);
-        let mut in_flight = JoinSet::new();
-        let mut results = Results::default();
-        let mut objects = page.into_iter();
-        loop {
-            while in_flight.len() < window.size {
-                let Some(object) = objects.next() else { break };
-                run.pace().await;
-                run.paced(1);
-                let copier = copier.clone();
-                in_flight.spawn(async move {
-                    let outcome = copier.copy(&object).await;
-                    (object, outcome)
-                });
-            }
-            let Some(done) = in_flight.join_next().await else { break };
-            let (object, outcome) = done.map_err(|e| Stop::Internal(Box::new(e)))?;
-            match outcome {
-                Outcome::Done(done) => {
-                    window.grow();
-                    if let (ObjectResult::Failed, Some(reason), None) = (done.result, &done.error, &first_failure) {
-                        *first_failure = Some((object.source_key.clone(), reason.clone()));
-                    }
-                    results.push(object.seq, done);
+        while !page.is_empty() {
+            flight.start_from(run, &mut page).await;
+            flight.next(run).await?;
+        }
+    }
+    flight.drain(run).await
+}
+
+/// Copies of objects under way, as many at once as the window allows, and the ends not
+/// recorded yet (recorded together every [`RECORD_EVERY`]).
+struct Flight<'a> {
+    copier: &'a Arc<Copier>,
+    window: &'a mut Window,
+    first_failure: &'a mut Option<(String, String)>,
+    copies: JoinSet<(JobObject, Outcome)>,
+    results: Results,
+    /// Ends recorded.
+    recorded: u64,
+    /// The last failure that may pass: its object stays pending.
+    left: Option<AwsError>,
+}
+
+impl<'a> Flight<'a> {
+    fn new(
+        copier: &'a Arc<Copier>,
+        window: &'a mut Window,
+        first_failure: &'a mut Option<(String, String)>,
+    ) -> Flight<'a> {
+        Flight {
+            copier,
+            window,
+            first_failure,
+            copies: JoinSet::new(),
+            results: Results::default(),
+            recorded: 0,
+            left: None,
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.copies.len() < self.window.size
+    }
+
+    /// Starts copies of `objects`, from the front, while the window has room.
+    async fn start_from(&mut self, run: &mut Run<'_>, objects: &mut VecDeque<JobObject>) {
+        while self.has_room() && !objects.is_empty() {
+            run.pace().await;
+            self.start(run, objects.pop_front());
+        }
+    }
+
+    /// Starts a copy of `object` now (its time under `jobs.objects_per_second` has come).
+    fn start(&mut self, run: &mut Run<'_>, object: Option<JobObject>) {
+        let Some(object) = object else { return };
+        run.paced(1);
+        let copier = self.copier.clone();
+        self.copies.spawn(async move {
+            let outcome = copier.copy(&object).await;
+            (object, outcome)
+        });
+    }
+
+    /// Waits for a copy to end, and takes its end; does nothing when none is under way.
+    async fn next(&mut self, run: &mut Run<'_>) -> Result<(), Stop> {
+        match self.copies.join_next().await {
+            Some(joined) => self.take(run, joined).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every copy under way, and records all the ends.
+    async fn drain(&mut self, run: &mut Run<'_>) -> Result<(), Stop> {
+        while !self.copies.is_empty() {
+            self.next(run).await?;
+        }
+        self.recorded += self.results.record(run, self.copier).await?;
+        Ok(())
+    }
+
+    async fn take(
+        &mut self,
+        run: &mut Run<'_>,
+        joined: Result<(JobObject, Outcome), tokio::task::JoinError>,
+    ) -> Result<(), Stop> {
+        let (object, outcome) = joined.map_err(|e| Stop::Internal(Box::new(e)))?;
+        match outcome {
+            Outcome::Done(done) => {
+                self.window.grow();
+                if let (ObjectResult::Failed, Some(reason), None) = (done.result, &done.error, &self.first_failure) {
+                    *self.first_failure = Some((object.source_key.clone(), reason.clone()));
                 }
-                Outcome::Later(e) => {
-                    let pause = window.shrink();
-                    tracing::info!(job = %run.job.id, key = object.source_key, error = %e, copies = window.size, "S3 asks the copy to slow down");
-                    tokio::time::sleep(pause).await;
-                    left = Some(e);
-                }
+                self.results.push(object.seq, done);
             }
-            if results.objects.len() >= RECORD_EVERY {
-                recorded += results.record(run, copier).await?;
+            Outcome::Later(e) => {
+                let pause = self.window.shrink();
+                tracing::info!(job = %run.job.id, key = object.source_key, error = %e, copies = self.window.size, "S3 asks the copy to slow down");
+                tokio::time::sleep(pause).await;
+                self.left = Some(e);
             }
         }
-        recorded += results.record(run, copier).await?;
+        if self.results.objects.len() >= RECORD_EVERY {
+            self.recorded += self.results.record(run, self.copier).await?;
+        }
+        Ok(())
     }
-    Ok((recorded, left))
 }
 
 /// Objects' ends not recorded yet, with what their requests answered for the catalogs.

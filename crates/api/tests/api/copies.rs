@@ -11,6 +11,8 @@ use crate::support::{BUCKET, OnMoto, id_of, project, set_ready_in, set_ready_wit
 
 /// The destination bucket, which encrypts with a KMS key.
 const DESTINATION: &str = "destination-bucket";
+/// A bucket that keeps versions.
+const VERSIONED: &str = "versioned-bucket";
 const MIB: usize = 1024 * 1024;
 
 /// Puts an object straight to moto (which checks no signature), with the headers given.
@@ -181,8 +183,8 @@ async fn copies_between_buckets_are_verified_and_reported() {
     // It took each copy from the copy's own answer (or its HEAD), and a listing agrees with all
     // 500: sizes, ETags, times and storage classes.
     let sync = app.state.services().sync();
-    let project = |id: &str| app.state.store().projects.get_project(uuid::Uuid::parse_str(id).unwrap());
-    let drift = sync.refresh_folder(&project(&destination).await.unwrap(), "in/").await.unwrap();
+    let stored = |id: &str| app.state.store().projects.get_project(uuid::Uuid::parse_str(id).unwrap());
+    let drift = sync.refresh_folder(&stored(&destination).await.unwrap(), "in/").await.unwrap();
     assert_eq!(drift, byos_catalog::Drift::default());
 
     // The report: one line per object, in the plan's order; CSV with a header.
@@ -268,7 +270,7 @@ async fn copies_between_buckets_are_verified_and_reported() {
     let arrived = app.get(&format!("/api/v1/projects/{destination}/data?path=/moved/lane-2/&limit=1000")).await;
     assert_eq!(arrived.ok(200)["items"].as_array().map(Vec::len), Some(124));
     for (id, folder) in [(&destination, "moved/"), (&source, "run/")] {
-        let drift = sync.refresh_folder(&project(id).await.unwrap(), folder).await.unwrap();
+        let drift = sync.refresh_folder(&stored(id).await.unwrap(), folder).await.unwrap();
         assert_eq!(drift, byos_catalog::Drift::default(), "{folder}");
     }
     let metrics = app.get("/metrics").await.text;
@@ -278,6 +280,87 @@ async fn copies_between_buckets_are_verified_and_reported() {
         r#"{type="move",status="succeeded"} 1"#,
     ] {
         assert!(metrics.contains(&format!("byos_jobs_ended_total{ended}")), "{ended}: {metrics}");
+    }
+
+    // Into a bucket that keeps versions, where a copy's answer names only the version it made:
+    // the catalog shows each copy (a folder's and a file's) as a listing of its versions does.
+    on.setup.create_bucket(VERSIONED).await.unwrap();
+    on.setup.set_versioning(VERSIONED, byos_domain::VersioningState::Enabled).await.unwrap();
+    on.bucket.put_object(VERSIONED, "kept/lane-3/read-003.txt", b"older".to_vec(), None).await.unwrap();
+    let body = json!({"name": "versioned", "region": "eu-central-1", "bucket": VERSIONED,
+        "credentialId": credential});
+    let versioned = id_of(app.post("/api/v1/storage-configurations", body).await.ok(201));
+    set_ready_with(app, &versioned, byos_domain::VersioningState::Enabled).await;
+    let kept = project(app, "kept", &versioned, "kept").await;
+    let copied = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "copy", "source": {"projectId": source, "paths": ["/run/lane-3/", "/samples.csv"]},
+                   "destination": {"projectId": kept, "path": "/"}, "onConflict": "overwrite"}),
+        )
+        .await;
+    let copied = wait_for_job(app, copied.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&copied["status"], &copied["progress"]["objectsDone"]), (&json!("succeeded"), &json!(125)));
+    for (path, key) in [("/lane-3/read-003.txt", "kept/lane-3/read-003.txt"), ("/samples.csv", "kept/samples.csv")] {
+        let head = on.bucket.head(VERSIONED, key, None).await.unwrap().unwrap();
+        let listing = app.get(&format!("/api/v1/projects/{kept}/data?path={path}")).await;
+        let entry = &listing.ok(200)["items"][0];
+        assert_eq!((&entry["versionId"], &entry["size"]), (&json!(head.version_id), &json!(head.size)), "{entry}");
+    }
+    let drift = sync.refresh_folder(&stored(&kept).await.unwrap(), "").await.unwrap();
+    assert_eq!(drift, byos_catalog::Drift::default());
+}
+
+/// A move whose plan takes two listing pages: copies start while the second page is listed (and
+/// the sources they delete are behind where the listing goes on), the rest after the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_of_more_than_a_listing_page_moves_each_object_once() {
+    const OBJECTS: usize = 1_100;
+    let on = OnMoto::new("pages").await;
+    let app = &on.app;
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..OBJECTS {
+        let (bucket, permits) = (on.bucket.clone(), permits.clone());
+        puts.spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
+            bucket
+                .put_object(BUCKET, &format!("pages/src/run/r{i:04}"), i.to_string().into_bytes(), None)
+                .await
+                .unwrap();
+        });
+    }
+    while puts.join_next().await.is_some() {}
+    let source = on.imported_project("src").await;
+    let destination = project(app, "dst", &on.configuration, "dst").await;
+    let _workers = app.state.services().job_engine().spawn_workers();
+
+    let moved = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "move", "source": {"projectId": source, "paths": ["/run/"]},
+                   "destination": {"projectId": destination, "path": "/"}}),
+        )
+        .await;
+    let moved = wait_for_job(app, moved.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&moved["status"], &moved["progress"]["objectsDone"], &moved["progress"]["objectsTotal"]),
+        (&json!("succeeded"), &json!(OBJECTS), &json!(OBJECTS)),
+        "{moved}"
+    );
+    let report = lines(&report(&on, moved["id"].as_str().unwrap(), false).await);
+    let sources: std::collections::BTreeSet<&str> = report.iter().filter_map(|l| l["source"].as_str()).collect();
+    assert_eq!((report.len(), sources.len()), (OBJECTS, OBJECTS), "one line per object");
+    assert!(report.iter().all(|l| l["result"] == "moved"));
+    assert_eq!(keys(&on, BUCKET, "pages/src/run/").await, Vec::<String>::new(), "sources gone");
+    let arrived = keys(&on, BUCKET, "pages/dst/run/").await;
+    let expected: Vec<String> = (0..OBJECTS).map(|i| format!("pages/dst/run/r{i:04}")).collect();
+    assert_eq!(arrived, expected);
+    // Both catalogs took every copy and every source gone from the answers.
+    let sync = app.state.services().sync();
+    for (id, folder) in [(&source, "run/"), (&destination, "run/")] {
+        let stored = app.state.store().projects.get_project(uuid::Uuid::parse_str(id).unwrap()).await.unwrap();
+        assert_eq!(sync.refresh_folder(&stored, folder).await.unwrap(), byos_catalog::Drift::default(), "{folder}");
     }
 }
 
