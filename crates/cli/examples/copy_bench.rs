@@ -1,7 +1,7 @@
 //! Copy jobs against s5cmd, bucket to bucket on moto (see BENCHMARKS.md): a real `byos serve`
 //! with two projects on two buckets, and each round a copy job of a folder of small objects
 //! (and of one large object) from one to the other, timed from its `POST /api/v1/jobs` until the
-//! job reads `succeeded` (preflight, plan, copies, the destination's catalog refreshed), against
+//! job reads `succeeded` (preflight, plan, copies, each copy in the destination's catalog), against
 //! `s5cmd cp 's3://src/prefix/*' s3://dst/prefix/` on the same moto, alternating, in one run.
 //! Both copy server-side (CopyObject; byos's large object in UploadPartCopy parts when
 //! `--copy-part-mib` is below its size).
@@ -50,8 +50,8 @@ struct Args {
     copies_at_once: usize,
     /// Removes the destination bucket's event notifications once both projects are imported,
     /// so that neither tool's copies send events: moto's queue slows down with every message it
-    /// holds, and by 10,000 of them moto serves little else. The job's refresh at its end still
-    /// brings the copies into the destination's catalog.
+    /// holds, and by 10,000 of them moto serves little else. The job itself still brings each
+    /// copy into the destination's catalog, from the copy's answer.
     #[arg(long)]
     without_events: bool,
 }
@@ -178,7 +178,7 @@ async fn main() -> Result<()> {
         aws.own_bucket_access(&region)
             .put_notifications(DESTINATION, &byos_domain::notifications::NotificationConfig::default())
             .await?;
-        println!("the destination bucket sends no events: the job's refresh at its end updates the catalog");
+        println!("the destination bucket sends no events: the job brings each copy into the catalog itself");
     }
 
     let mut cases = Vec::new();
@@ -225,7 +225,7 @@ async fn main() -> Result<()> {
             let mut bytes_done = 0;
             // The job's time until its progress first shows copies done (preflight, plan, and
             // the first copies: a job records its progress every 256 objects), from there to
-            // the last copy, and then to succeeded (the catalog refreshed).
+            // the last copy, and then to succeeded (a versioned destination's catalog refreshed).
             let mut phases = [Duration::ZERO; 3];
             let mut cpu_used = [[0.0; 2]; 2];
             for tool in if round % 2 == 0 { [0, 1] } else { [1, 0] } {

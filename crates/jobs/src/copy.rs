@@ -14,7 +14,14 @@
 //!    destination's encryption, verified, and for a move its source deleted after that. Results
 //!    are recorded with the job's progress in one transaction, so a job taken up after a crash
 //!    copies only what is still pending. A throttled or failing S3 halves the copies in flight
-//!    and leaves the object pending for the next pass, rather than failing it.
+//!    and leaves the object pending for the next pass, rather than failing it. The first copies
+//!    start while the plan is still listed, and those under way end before the plan is recorded
+//!    complete, which is when other replicas may help.
+//!
+//! The catalogs follow as the objects land: on a bucket that keeps no versions, the answer of a
+//! copy (or of its verifying HEAD) and of a move's delete is all S3 holds for the key, and is
+//! applied with the results it comes with; a side that keeps versions is refreshed from one
+//! listing at the job's end, as an answer names only the version its request made.
 //!
 //! Which identity copies: the storage credential both configurations share (one IAM identity
 //! allowed on both buckets), or else the destination region's cross-account copy role, assumed
@@ -702,7 +709,7 @@ pub fn glob_of(glob: &str) -> Result<Glob, globset::Error> {
 
 /// Lists the sources into the job's plan, from where it stopped, and copies planned objects
 /// meanwhile: the plan goes at the listing's pace, and the copies that start while it goes take
-/// from the objects it planned last, up to a page of them.
+/// the objects it planned in order, from up to a page of them held here.
 async fn plan(run: &mut Run<'_>, sides: &Sides, spec: &CopySpec, flight: &mut Flight<'_>) -> Result<(), Stop> {
     let mut plan = run.job.plan.clone().unwrap_or_default();
     let filter = Filter::new(spec).map_err(|e| Stop::Internal(Box::new(e)))?;
@@ -839,7 +846,7 @@ struct Copier {
 
 /// What became of one object: an end, or a failure that may pass (it stays pending).
 enum Outcome {
-    Done(Done),
+    Done(Box<Done>),
     Later(AwsError),
 }
 
@@ -887,12 +894,13 @@ impl Copier {
         };
         let to = format!("{}{}", self.destination_prefix, object.destination_key);
         match self.copy_source(object, &source, &to).await {
-            Ok(done) => Outcome::Done(done),
+            Ok(done) => Outcome::Done(Box::new(done)),
             Err(CopyError::Aws(e)) if e.retryable() => Outcome::Later(e),
-            Err(CopyError::Aws(e)) => {
-                Outcome::Done(Done::new(ObjectResult::Failed, Some(format!("{}: {}", e.operation, e.message))))
-            }
-            Err(e) => Outcome::Done(Done::new(ObjectResult::Failed, Some(e.to_string()))),
+            Err(CopyError::Aws(e)) => Outcome::Done(Box::new(Done::new(
+                ObjectResult::Failed,
+                Some(format!("{}: {}", e.operation, e.message)),
+            ))),
+            Err(e) => Outcome::Done(Box::new(Done::new(ObjectResult::Failed, Some(e.to_string())))),
         }
     }
 
@@ -1158,7 +1166,7 @@ impl<'a> Flight<'a> {
                 if let (ObjectResult::Failed, Some(reason), None) = (done.result, &done.error, &self.first_failure) {
                     *self.first_failure = Some((object.source_key.clone(), reason.clone()));
                 }
-                self.results.push(object.seq, done);
+                self.results.push(object.seq, *done);
             }
             Outcome::Later(e) => {
                 let pause = self.window.shrink();
