@@ -227,14 +227,19 @@ async fn main() -> Result<()> {
             // the first copies: a job records its progress every 256 objects), from there to
             // the last copy, and then to succeeded (a versioned destination's catalog refreshed).
             let mut phases = [Duration::ZERO; 3];
-            let mut cpu_used = [[0.0; 2]; 2];
+            let mut cpu_used = [[0.0; 3]; 2];
             for tool in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
                 if !args.without_events {
                     settle(&client, &server, written).await?;
                     written += objects as u64;
                 }
                 let before = ingested(&client, &server).await?;
-                let cpu = (cpu_seconds(&server.pid().to_string(), false)?, cpu_seconds("self", true)?);
+                let moto_pid = moto.pid().to_string();
+                let cpu = (
+                    cpu_seconds(&server.pid().to_string(), false)?,
+                    cpu_seconds("self", true)?,
+                    cpu_seconds(&moto_pid, false)?,
+                );
                 let into = format!("{}-{case}-{round}/", ["byos", "s5cmd"][tool]);
                 if tool == 0 {
                     let started = Instant::now();
@@ -252,9 +257,13 @@ async fn main() -> Result<()> {
                     times[1] = started.elapsed();
                 }
                 during[tool] = ingested(&client, &server).await? - before;
-                // byos serve while either tool ran, and s5cmd itself (a child this process waited for).
-                cpu_used[tool] =
-                    [cpu_seconds(&server.pid().to_string(), false)? - cpu.0, cpu_seconds("self", true)? - cpu.1];
+                // byos serve while either tool ran, s5cmd itself (a child this process waited for),
+                // and moto: the work each tool's requests cost the one server both wait on.
+                cpu_used[tool] = [
+                    cpu_seconds(&server.pid().to_string(), false)? - cpu.0,
+                    cpu_seconds("self", true)? - cpu.1,
+                    cpu_seconds(&moto_pid, false)? - cpu.2,
+                ];
                 let copied = count(&aws, &region, &format!("data/dst/{into}")).await?;
                 ensure!(copied == objects, "{into}: {copied} objects copied, not {objects}");
                 remove(format!("data/dst/{into}")).await?;
@@ -266,7 +275,7 @@ async fn main() -> Result<()> {
             eprintln!(
                 "  {name}, round {round}: byos {:.2} s ({}; to the first copies recorded {:.2} s, the rest {:.2} s, then \
                  {:.2} s to succeeded), s5cmd {:.2} s; CPU: byos serve {:.1} s during its job and {:.1} s during \
-                 s5cmd's copy, s5cmd {:.1} s; events applied meanwhile: {} in {} receives during byos's job, {} in \
+                 s5cmd's copy, s5cmd {:.1} s, moto {:.1} s during byos's job and {:.1} s during s5cmd's; events applied meanwhile: {} in {} receives during byos's job, {} in \
                  {} during s5cmd's copy",
                 byos_time.as_secs_f64(),
                 rate(bytes_done, byos_time),
@@ -277,6 +286,8 @@ async fn main() -> Result<()> {
                 cpu_used[0][0],
                 cpu_used[1][0],
                 cpu_used[1][1],
+                cpu_used[0][2],
+                cpu_used[1][2],
                 during[0].records,
                 during[0].batches,
                 during[1].records,

@@ -451,6 +451,11 @@ impl Moto {
         &self.url
     }
 
+    /// The server's process id, to read what it uses (its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Switches IAM enforcement on: from now on only the IAM users' own keys work, within their
     /// policies. Set the users up first.
     pub async fn enforce_iam(&self) {
