@@ -189,6 +189,7 @@ async fn main() -> Result<()> {
         cases.push(("1 large object", "large", "large/large.bin", 1));
     }
     let mut rows = Vec::new();
+    let moto_pid = moto.pid().to_string();
     // Every copy into the destination bucket, and every removal, sends an event that the server
     // applies afterwards; each tool starts once the events before it are applied, so that
     // neither runs while moto serves the other's aftermath.
@@ -234,7 +235,6 @@ async fn main() -> Result<()> {
                     written += objects as u64;
                 }
                 let before = ingested(&client, &server).await?;
-                let moto_pid = moto.pid().to_string();
                 let cpu = (
                     cpu_seconds(&server.pid().to_string(), false)?,
                     cpu_seconds("self", true)?,
@@ -275,8 +275,8 @@ async fn main() -> Result<()> {
             eprintln!(
                 "  {name}, round {round}: byos {:.2} s ({}; to the first copies recorded {:.2} s, the rest {:.2} s, then \
                  {:.2} s to succeeded), s5cmd {:.2} s; CPU: byos serve {:.1} s during its job and {:.1} s during \
-                 s5cmd's copy, s5cmd {:.1} s, moto {:.1} s during byos's job and {:.1} s during s5cmd's; events applied meanwhile: {} in {} receives during byos's job, {} in \
-                 {} during s5cmd's copy",
+                 s5cmd's copy, s5cmd {:.1} s, moto {:.1} s during byos's job and {:.1} s during s5cmd's; events \
+                 applied meanwhile: {} in {} receives during byos's job, {} in {} during s5cmd's copy",
                 byos_time.as_secs_f64(),
                 rate(bytes_done, byos_time),
                 phases[0].as_secs_f64(),
