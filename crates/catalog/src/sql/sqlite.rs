@@ -26,6 +26,7 @@ const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// folder's, a B-tree's inner pages) is copied once per checkpoint however often the log holds
 /// it: with 10,000 pages (40 MiB), fewer and larger checkpoints copy each such page less often.
 const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
 /// Each pooled connection's page cache.
 const READER_CACHE_KIB: i64 = 8 * 1024;
 
