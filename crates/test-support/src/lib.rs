@@ -407,13 +407,20 @@ pub fn free_port() -> u16 {
 /// when it exits first or takes more than 30 s.
 fn wait_until_listening(child: &mut Child, port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|stream| !connected_to_itself(&stream)) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited with {status} before listening");
         }
         assert!(Instant::now() < deadline, "{what} did not listen within 30 s");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether a loopback connection met no listener but itself: a connect to a port nobody listens
+/// on succeeds, now and then, when the kernel picks that same port as the connection's own
+/// (TCP's simultaneous open). A server still starting up on that port would look ready.
+fn connected_to_itself(stream: &std::net::TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(local), Ok(peer)) if local == peer)
 }
 
 /// A moto server of its own for one test: the local AWS (S3, SQS, STS, KMS, IAM). Stopped when
@@ -783,5 +790,25 @@ async fn sts_gate_serve(
         );
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(&answer).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket bound to a port and connected to that same port, nothing listening there,
+    /// connects to itself; `wait_until_listening` must not take that for the server it waits for.
+    #[tokio::test]
+    async fn a_connection_to_itself_is_not_a_listener() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let own = socket.local_addr().unwrap();
+        let stream = socket.connect(own).await.unwrap().into_std().unwrap();
+        assert!(connected_to_itself(&stream), "{own}");
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(!connected_to_itself(&stream));
     }
 }
