@@ -62,16 +62,21 @@ async fn supervise(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     let engine = SyncEngine { inner: inner.clone() };
     let mut consumers = {
         let (inner, stopped) = (inner.clone(), stopped.clone());
-        Consumers::new(inner.settings.pollers.max(1), RESTART_BASE, move |region: AwsRegion, delay: Duration| {
-            let (inner, mut stopped) = (inner.clone(), stopped.clone());
-            Box::pin(async move {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = stopping(&mut stopped) => return,
-                }
-                consume(inner, region, stopped).await;
-            }) as ConsumerFuture
-        })
+        Consumers::new(
+            inner.settings.pollers.max(1),
+            RESTART_BASE,
+            stopped.clone(),
+            move |region: AwsRegion, delay: Duration| {
+                let (inner, mut stopped) = (inner.clone(), stopped.clone());
+                Box::pin(async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopping(&mut stopped) => return,
+                    }
+                    consume(inner, region, stopped).await;
+                }) as ConsumerFuture
+            },
+        )
     };
     let mut ticker = tokio::time::interval(inner.settings.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,6 +161,8 @@ type ConsumerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + S
 struct Consumers<S> {
     pollers: usize,
     base: Duration,
+    /// Turns true when the workers stop: pollers that end then are done, not failed.
+    stopped: watch::Receiver<bool>,
     /// Makes a poller of a region that starts after a delay.
     spawn: S,
     tasks: JoinSet<()>,
@@ -167,10 +174,11 @@ struct Consumers<S> {
 }
 
 impl<S: Fn(AwsRegion, Duration) -> ConsumerFuture> Consumers<S> {
-    fn new(pollers: usize, base: Duration, spawn: S) -> Consumers<S> {
+    fn new(pollers: usize, base: Duration, stopped: watch::Receiver<bool>, spawn: S) -> Consumers<S> {
         Consumers {
             pollers,
             base,
+            stopped,
             spawn,
             tasks: JoinSet::new(),
             running: HashMap::new(),
@@ -197,7 +205,8 @@ impl<S: Fn(AwsRegion, Duration) -> ConsumerFuture> Consumers<S> {
         self.running.insert(handle.id(), (region.clone(), tokio::time::Instant::now() + delay));
     }
 
-    /// Waits for a poller to end, and starts it again after its backoff. Cancel-safe.
+    /// Waits for a poller to end, and starts it again after its backoff, unless the workers are
+    /// stopping (pollers end then). Cancel-safe.
     async fn restart_ended(&mut self) {
         let Some(ended) = self.tasks.join_next_with_id().await else { return };
         let (id, panic) = match ended {
@@ -205,6 +214,12 @@ impl<S: Fn(AwsRegion, Duration) -> ConsumerFuture> Consumers<S> {
             Err(e) => (e.id(), Some(e)),
         };
         let Some((region, started)) = self.running.remove(&id) else { return };
+        if *self.stopped.borrow() {
+            if let Some(panic) = panic.filter(tokio::task::JoinError::is_panic) {
+                tracing::error!(region = %region, error = %panic, "a queue consumer failed while the workers stop");
+            }
+            return;
+        }
         let restarts = self.restarts.entry(region.clone()).or_default();
         if started.elapsed() >= RESTART_FORGIVEN_AFTER {
             *restarts = 0;
@@ -357,7 +372,8 @@ mod tests {
     async fn a_consumer_that_ends_is_restarted() {
         let starts = Arc::new(AtomicU32::new(0));
         let counted = starts.clone();
-        let mut consumers = Consumers::new(2, Duration::ZERO, move |region: AwsRegion, _delay: Duration| {
+        let (_stop, stopped) = watch::channel(false);
+        let mut consumers = Consumers::new(2, Duration::ZERO, stopped, move |region: AwsRegion, _delay: Duration| {
             // The first three starts fail; the rest run until stopped.
             let start = counted.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
@@ -379,6 +395,30 @@ mod tests {
         let still = tokio::time::timeout(Duration::from_millis(50), consumers.restart_ended()).await;
         assert!(still.is_err(), "no poller ended");
         assert_eq!(starts.load(Ordering::SeqCst), 5);
+    }
+
+    /// Pollers end when the workers stop: that is no failure, and none is started again.
+    #[tokio::test]
+    async fn consumers_that_end_because_the_workers_stop_are_not_restarted() {
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        let (stop, stopped) = watch::channel(false);
+        let watched = stopped.clone();
+        let mut consumers = Consumers::new(3, Duration::ZERO, stopped, move |_region: AwsRegion, _delay: Duration| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut stopped = watched.clone();
+            Box::pin(async move { stopping(&mut stopped).await }) as ConsumerFuture
+        });
+        consumers.ensure(&AwsRegion::parse("eu-west-2").unwrap());
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+        stop.send(true).unwrap();
+        // Each call sees one poller end; with all three gone it returns at once.
+        for _ in 0..4 {
+            consumers.restart_ended().await;
+        }
+        assert!(consumers.is_empty(), "every poller ended and none was started again");
+        assert_eq!(starts.load(Ordering::SeqCst), 3, "no poller was restarted");
+        assert_eq!(consumers.restarts(&AwsRegion::parse("eu-west-2").unwrap()), 0);
     }
 
     #[test]
