@@ -1493,6 +1493,18 @@ async fn awkward_keys_round_trip(f: Fixture) {
     expected.sort_unstable();
     assert_eq!(keys, expected);
 
+    // Overwritten: each key's stored state and each folder's row are read back by the store
+    // (SQLite returns them as JSON text), and the overwrite finds them.
+    let again: Vec<KeyUpdate> = awkward.iter().map(|k| put(k, 2)).collect();
+    assert_eq!(apply(s, p.id, &again).await.changed, 11);
+    for key in awkward {
+        let got = get_entry(s, p.id, key).await.unwrap_or_else(|| panic!("{key:?} is missing"));
+        assert_eq!(got.kind, file(NULL_VERSION, 2), "{key:?}");
+    }
+    let keys: Vec<String> = all_keys(s, p.id).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, expected, "no key twice");
+    assert_eq!(names(&list(s, p.id, "under_score/").await), ["a_b.txt"]);
+
     // The project folder's own marker (the empty relative key) is kept, and shows as no entry.
     let root = list(s, p.id, "").await;
     apply(s, p.id, &[put("", 2)]).await;

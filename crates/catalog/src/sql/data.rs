@@ -27,7 +27,9 @@ pub(crate) const ENTRY_COLUMNS: &str =
     "parent, name, kind, size, etag, last_modified, storage_class, version_id, archive, children, marker";
 
 super::row! {
-    /// A key's row of `objects`.
+    /// A key's row of `objects`: from the database's row, or from an element of a JSON array
+    /// of arrays (see [`Dialect::load_states`]).
+    #[derive(serde::Deserialize)]
     pub(crate) struct KeyRow {
         pub(super) key: String,
         state: String,
@@ -51,7 +53,7 @@ impl TryFrom<KeyRow> for StoredKey {
 
 /// `{verb} FROM entries` of the project's entries of `kind` at `pairs` `(parent, name)` pairs, as
 /// a row-value `IN (VALUES ...)`. Parameters: the project, then each pair's parent and name.
-fn entries_in<D: Dialect>(verb: &str, kind: &str, pairs: usize) -> String {
+pub(super) fn entries_in<D: Dialect>(verb: &str, kind: &str, pairs: usize) -> String {
     format!(
         "{verb} FROM entries WHERE project = {} AND kind = '{kind}' AND (parent, name) IN (VALUES {})",
         parameters::<D>(1, 1),
@@ -365,17 +367,9 @@ where
     async fn load_folders<'p>(&mut self, folders: BTreeSet<&'p str>) -> Result<BTreeMap<&'p str, Option<FolderRow>>> {
         let mut rows: BTreeMap<&str, Option<FolderRow>> = folders.iter().map(|path| (*path, None)).collect();
         let folders: Vec<(&str, &str)> = folders.iter().map(|path| split(path)).collect();
-        for chunk in folders.chunks(CHUNK) {
-            let sql = entries_in::<D>("SELECT parent, name, children, marker", "folder", chunk.len());
-            let mut query = sqlx::query_as(&sql).bind(self.project);
-            for (parent, name) in chunk {
-                query = query.bind(*parent).bind(*name);
-            }
-            let found: Vec<(String, String, i64, bool)> = query.fetch_all(&mut *self.tx).await?;
-            for (parent, name, children, marker) in found {
-                if let Some(row) = rows.get_mut(format!("{parent}{name}").as_str()) {
-                    *row = Some(FolderRow { children, marker });
-                }
+        for (parent, name, children, marker) in D::load_folders(&mut self.tx, self.project, &folders).await? {
+            if let Some(row) = rows.get_mut(format!("{parent}{name}").as_str()) {
+                *row = Some(FolderRow { children, marker });
             }
         }
         Ok(rows)

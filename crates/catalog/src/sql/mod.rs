@@ -133,6 +133,14 @@ pub(crate) trait Dialect: Database {
         keys: &[&str],
     ) -> impl Future<Output = sqlx::Result<Vec<data::KeyRow>>> + Send;
 
+    /// The rows of a project's folders at `folders` (`(parent, name)` pairs, unique; those it
+    /// has), in a batch's transaction: each one's parent, name, count of children and marker.
+    fn load_folders(
+        tx: &mut Transaction<'static, Self>,
+        project: i64,
+        folders: &[(&str, &str)],
+    ) -> impl Future<Output = sqlx::Result<Vec<(String, String, i64, bool)>>> + Send;
+
     /// Writes a project's keys' states (`(key, state as JSON)`, keys unique) at `revision`:
     /// `new` ones, which the table does not have, and ones that replace the `stored` rows.
     fn write_states(

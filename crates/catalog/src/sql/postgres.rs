@@ -3,7 +3,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::data::KeyRow;
+use super::data::{CHUNK, KeyRow, entries_in};
 use super::{Dialect, SqlStore};
 use crate::data::{FileEntry, restore_text};
 use crate::{Backend, OpenError, Store, StoreOptions, redact_url};
@@ -75,6 +75,23 @@ impl Dialect for Postgres {
             .fetch_all(&mut **tx)
             .await?;
             rows.extend(found);
+        }
+        Ok(rows)
+    }
+
+    async fn load_folders(
+        tx: &mut Transaction<'static, Postgres>,
+        project: i64,
+        folders: &[(&str, &str)],
+    ) -> sqlx::Result<Vec<(String, String, i64, bool)>> {
+        let mut rows = Vec::with_capacity(folders.len());
+        for chunk in folders.chunks(CHUNK) {
+            let sql = entries_in::<Postgres>("SELECT parent, name, children, marker", "folder", chunk.len());
+            let mut query = sqlx::query_as(&sql).bind(project);
+            for (parent, name) in chunk {
+                query = query.bind(*parent).bind(*name);
+            }
+            rows.extend(query.fetch_all(&mut **tx).await?);
         }
         Ok(rows)
     }

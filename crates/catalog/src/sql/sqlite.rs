@@ -13,7 +13,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::data::{CHUNK, KeyRow, parameters, tuples};
+use super::data::{CHUNK, KeyRow, entries_in, parameters, tuples};
 use super::{Dialect, SqlStore};
 use crate::data::{FileEntry, restore_text};
 use crate::{Backend, OpenError, Store, StoreOptions};
@@ -60,7 +60,9 @@ impl Dialect for Sqlite {
     }
 
     /// Multi-row statements of [`CHUNK`] rows: SQLite binds each parameter in a function call,
-    /// so many small ones cost no more than a few arrays.
+    /// so many small ones cost no more than a few arrays. The rows come back as one JSON text
+    /// per statement, not as rows: sqlx hands each row from SQLite's thread to the waiting task
+    /// on its own, and the task, faster than SQLite, is woken for every one of them.
     async fn load_states(
         tx: &mut Transaction<'static, Sqlite>,
         project: i64,
@@ -69,14 +71,39 @@ impl Dialect for Sqlite {
         let mut rows = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(CHUNK) {
             let sql = format!(
-                "SELECT key, state, revision FROM objects WHERE project = ? AND key IN ({})",
+                "SELECT json_group_array(json_array(key, state, revision)) FROM objects \
+                 WHERE project = ? AND key IN ({})",
                 parameters::<Sqlite>(2, chunk.len())
             );
-            let mut query = sqlx::query_as(&sql).bind(project);
+            let mut query = sqlx::query_scalar(&sql).bind(project);
             for key in chunk {
                 query = query.bind(*key);
             }
-            rows.extend(query.fetch_all(&mut **tx).await?);
+            let json: String = query.fetch_one(&mut **tx).await?;
+            rows.extend(from_json::<KeyRow>(&json)?);
+        }
+        Ok(rows)
+    }
+
+    /// As [`Self::load_states`]: one JSON text per statement.
+    async fn load_folders(
+        tx: &mut Transaction<'static, Sqlite>,
+        project: i64,
+        folders: &[(&str, &str)],
+    ) -> sqlx::Result<Vec<(String, String, i64, bool)>> {
+        let mut rows = Vec::with_capacity(folders.len());
+        for chunk in folders.chunks(CHUNK) {
+            let sql = entries_in::<Sqlite>(
+                "SELECT json_group_array(json_array(parent, name, children, json(iif(marker, 'true', 'false'))))",
+                "folder",
+                chunk.len(),
+            );
+            let mut query = sqlx::query_scalar(&sql).bind(project);
+            for (parent, name) in chunk {
+                query = query.bind(*parent).bind(*name);
+            }
+            let json: String = query.fetch_one(&mut **tx).await?;
+            rows.extend(from_json::<(String, String, i64, bool)>(&json)?);
         }
         Ok(rows)
     }
@@ -148,6 +175,11 @@ impl Dialect for Sqlite {
     async fn lock_table(_tx: &mut Transaction<'static, Sqlite>, _table: &'static str) -> sqlx::Result<()> {
         Ok(())
     }
+}
+
+/// The rows of a JSON array of arrays, as `json_group_array(json_array(...))` folds them.
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> sqlx::Result<Vec<T>> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 pub(crate) async fn open(path: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
