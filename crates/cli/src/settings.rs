@@ -82,6 +82,7 @@ struct RawSync {
     pollers: Option<usize>,
     in_flight: Option<usize>,
     batch_window_ms: Option<u64>,
+    commit_delay_ms: Option<u64>,
     listing_concurrency: Option<usize>,
     inventory_max_age_hours: Option<u64>,
     reconcile_interval_seconds: Option<u64>,
@@ -220,6 +221,8 @@ impl HttpLimits {
 const MAX_LISTING_CONCURRENCY: usize = 256;
 /// A poller that waits longer than a long poll between receives only delays the catalog.
 const MAX_BATCH_WINDOW_MS: u64 = 20_000;
+/// A group commit that waits a second for more batches holds their messages past any gain.
+const MAX_COMMIT_DELAY_MS: u64 = 1000;
 /// A report older than S3 Inventory's weekly schedule plus its delivery is of no use.
 const MAX_INVENTORY_AGE_HOURS: u64 = 8 * 24;
 
@@ -354,6 +357,11 @@ impl Settings {
                 Some(ms) if ms > MAX_BATCH_WINDOW_MS => bail!("sync.batch_window_ms: 0 to {MAX_BATCH_WINDOW_MS}"),
                 Some(ms) => Duration::from_millis(ms),
                 None => sync_defaults.batch_window,
+            },
+            commit_delay: match raw.sync.commit_delay_ms {
+                Some(ms) if ms > MAX_COMMIT_DELAY_MS => bail!("sync.commit_delay_ms: 0 to {MAX_COMMIT_DELAY_MS}"),
+                Some(ms) => Duration::from_millis(ms),
+                None => sync_defaults.commit_delay,
             },
             listing_concurrency: match raw.sync.listing_concurrency {
                 Some(n) if !(1..=MAX_LISTING_CONCURRENCY).contains(&n) => {
@@ -532,6 +540,7 @@ mod tests {
             ("BYOS__LIFECYCLE__REVERIFY_INTERVAL_SECONDS", "60"),
             ("BYOS__SYNC__IN_FLIGHT", "2000"),
             ("BYOS__SYNC__BATCH_WINDOW_MS", "250"),
+            ("BYOS__SYNC__COMMIT_DELAY_MS", "30"),
             ("BYOS__SYNC__LISTING_CONCURRENCY", "4"),
             ("BYOS__SYNC__INVENTORY_MAX_AGE_HOURS", "0"),
             ("BYOS__SERVER__HEADER_READ_TIMEOUT_SECONDS", "5"),
@@ -547,6 +556,7 @@ mod tests {
         assert_eq!(s.lifecycle.reverify_interval, Duration::from_secs(60));
         assert_eq!(s.sync.in_flight, 2000);
         assert_eq!(s.sync.batch_window, Duration::from_millis(250));
+        assert_eq!(s.sync.commit_delay, Duration::from_millis(30));
         assert_eq!(s.sync.listing_concurrency, 4);
         assert_eq!(s.sync.inventory_max_age, Duration::ZERO);
         let limits = HttpLimits {
@@ -576,6 +586,7 @@ mod tests {
             ("[lifecycle]\nqueue_name_prefix = \"bad name\"\n", "lifecycle.queue_name_prefix"),
             ("[sync]\nin_flight = 5\n", "sync.in_flight"),
             ("[sync]\nbatch_window_ms = 60000\n", "sync.batch_window_ms"),
+            ("[sync]\ncommit_delay_ms = 5000\n", "sync.commit_delay_ms"),
             ("[sync]\nlisting_concurrency = 0\n", "sync.listing_concurrency"),
             ("[sync]\nlisting_concurrency = 1000\n", "sync.listing_concurrency"),
             ("[sync]\ninventory_max_age_hours = 1000\n", "sync.inventory_max_age_hours"),

@@ -81,6 +81,10 @@ pub struct SyncSettings {
     /// and load on the queue); the messages received are applied at once all the same, and the
     /// other pollers keep polling. Like Lambda's `MaximumBatchingWindowInSeconds` for SQS.
     pub batch_window: Duration,
+    /// How long the leader of a group commit waits for more batches when others already wait
+    /// besides its own (busy pollers), so that more share its transaction (the `commit` module); a batch
+    /// alone commits at once. `Duration::ZERO`: what waits commits at once.
+    pub commit_delay: Duration,
     /// How long a received message stays invisible to other consumers: longer than a batch
     /// takes to apply.
     pub visibility: Duration,
@@ -107,6 +111,7 @@ impl Default for SyncSettings {
             pollers: 8,
             in_flight: 500,
             batch_window: Duration::ZERO,
+            commit_delay: Duration::from_millis(20),
             listing_concurrency: 16,
             inventory_max_age: Duration::from_secs(48 * 3600),
             visibility: Duration::from_secs(120),
@@ -213,6 +218,7 @@ impl Inner {
 impl SyncEngine {
     /// An engine that opens buckets with `buckets`, the opener the server shares.
     pub fn new(store: Store, aws: Aws, buckets: Buckets, settings: SyncSettings) -> SyncEngine {
+        let commits = commit::GroupCommit::new(settings.commit_delay);
         SyncEngine {
             inner: Arc::new(Inner {
                 store,
@@ -221,7 +227,7 @@ impl SyncEngine {
                 settings,
                 routes: RwLock::new(Arc::new(Routes::default())),
                 metrics: Metrics::default(),
-                commits: commit::GroupCommit::default(),
+                commits,
                 wake: tokio::sync::Notify::new(),
                 reconciles: Mutex::new(JoinSet::new()),
                 stopping: watch::channel(false).0,
@@ -232,6 +238,11 @@ impl SyncEngine {
     /// Adds the engine's metrics to the server's registry.
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.inner.metrics.register(registry);
+        registry.register(
+            "sync_transactions",
+            "Store transactions that committed batches of queue messages (batches ready together share one)",
+            self.inner.commits.transactions.clone(),
+        );
     }
 
     /// Reads the projects again, so that events reach the projects created (or not the ones
