@@ -121,6 +121,10 @@ enum Command {
         /// Folders the keys are spread over (two levels deep).
         #[arg(long, default_value_t = 100)]
         folders: usize,
+        /// A setting of the server's, as its environment variable: `--set BYOS__SYNC__IN_FLIGHT=1000`
+        /// (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = setting)]
+        settings: Vec<(String, String)>,
         /// The byos binary (`cargo build --release -p byos`); by default the one beside this
         /// example's directory.
         #[arg(long, env = "BYOS_BENCH_BYOS")]
@@ -288,10 +292,10 @@ async fn main() -> Result<()> {
         Command::Inventory { objects, folders, changes, rounds, parquet } => {
             inventory(objects, folders, changes, rounds, parquet).await?;
         }
-        Command::Ingest { messages, pollers, rounds, folders, byos, fauxqs_dir } => {
+        Command::Ingest { messages, pollers, rounds, folders, settings, byos, fauxqs_dir } => {
             let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
             let fauxqs_dir = fauxqs_dir.unwrap_or_else(|| workspace().join("target/test-peers/fauxqs"));
-            ingest::run(&ingest::Plan { messages, pollers, rounds, folders }, &byos, &fauxqs_dir).await?;
+            ingest::run(&ingest::Plan { messages, pollers, rounds, folders, settings }, &byos, &fauxqs_dir).await?;
         }
         Command::Api { messages, samples, byos, fauxqs_dir } => {
             let byos = byos.map_or_else(byos_beside_this_example, Ok)?;
@@ -449,6 +453,14 @@ impl Rng {
 
 /// The `n`th key of a project, relative to its folder, in one of `folders` folders two levels
 /// deep (`d03/s7/`).
+/// `NAME=VALUE`, a setting of the server's as its environment variable.
+fn setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if name.starts_with("BYOS__") => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?}: expected BYOS__SECTION__KEY=VALUE")),
+    }
+}
+
 fn relative_key(n: usize, folders: usize) -> String {
     format!("{}f{n:07}.dat", folder_path(n % folders.max(1)))
 }
@@ -1630,6 +1642,8 @@ mod ingest {
         pub(crate) pollers: Vec<usize>,
         pub(crate) rounds: usize,
         pub(crate) folders: usize,
+        /// Extra settings of the server's runs, as environment variables.
+        pub(crate) settings: Vec<(String, String)>,
     }
 
     const BUCKET: &str = "bench-ingest";
@@ -1641,6 +1655,7 @@ mod ingest {
     const APPLIED: &str = "byos_sync_records_total{outcome=\"applied\"}";
     const LOOKED_UP: &str = "byos_sync_records_total{outcome=\"looked-up\"}";
     const DEAD_LETTERS: &str = "byos_sync_dead_letters_total";
+    const TRANSACTIONS: &str = "byos_sync_transactions_total";
 
     /// fauxqs on a free loopback port, stopped when dropped.
     struct Fauxqs {
@@ -2227,14 +2242,20 @@ mod ingest {
                 for server_now in [round % 2 == 1, round % 2 == 0] {
                     if server_now {
                         fill(&queues, &queue.url, &stream.bodies).await?;
-                        let server = Server::start(byos, dir.path(), &environment(&moto, &fauxqs, pollers))?;
+                        let mut env: Vec<(&str, String)> = environment(&moto, &fauxqs, pollers);
+                        env.extend(plan.settings.iter().map(|(name, value)| (name.as_str(), value.clone())));
+                        let server = Server::start(byos, dir.path(), &env)?;
                         let started = server.listening;
+                        // The most messages received and not yet deleted, as the queue counts
+                        // them: fauxqs looks at each one on every receive.
+                        let mut most_in_flight = 0;
                         let cpu = (fauxqs.ticks()?, Cpu::process_ticks(&server.pid().to_string(), 2)?);
                         let mut progress = (0, Instant::now());
                         let elapsed = loop {
                             let applied = metric(&client, &server, APPLIED).await?;
                             let counts = queues.approximate_counts(&queue.url).await?;
                             let at = started.elapsed();
+                            most_in_flight = most_in_flight.max(counts.1);
                             if applied >= count as u64 && counts == (0, 0) {
                                 break at;
                             }
@@ -2252,6 +2273,7 @@ mod ingest {
                         let applied = metric(&client, &server, APPLIED).await?;
                         let looked_up = metric(&client, &server, LOOKED_UP).await?;
                         let dead = metric(&client, &server, DEAD_LETTERS).await?;
+                        let transactions = metric(&client, &server, TRANSACTIONS).await?;
                         ensure!(
                             applied == count as u64 && looked_up == 0 && dead == 0,
                             "applied {applied}, looked up {looked_up}, dead letters {dead} of {count} records"
@@ -2263,12 +2285,14 @@ mod ingest {
                         println!(
                             "round {}, {pollers} pollers: byos serve applied and deleted {count} one-record messages in \
                              {:.2} s, {:.0} messages/s (catalog checked: {files} files); CPU per 1,000 messages: \
-                             byos serve {:.1} ms, fauxqs {:.1} ms",
+                             byos serve {:.1} ms, fauxqs {:.1} ms; at most {most_in_flight} messages in flight, \
+                             {transactions} store transactions ({:.0} messages each)",
                             round + 1,
                             elapsed.as_secs_f64(),
                             rate(count, elapsed),
                             per_thousand(cpu.1, count),
                             per_thousand(cpu.0, count),
+                            count as f64 / transactions.max(1) as f64,
                         );
                         times.1 = elapsed;
                     } else {
