@@ -451,8 +451,6 @@ impl Rng {
     }
 }
 
-/// The `n`th key of a project, relative to its folder, in one of `folders` folders two levels
-/// deep (`d03/s7/`).
 /// `NAME=VALUE`, a setting of the server's as its environment variable.
 fn setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -461,6 +459,8 @@ fn setting(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The `n`th key of a project, relative to its folder, in one of `folders` folders two levels
+/// deep (`d03/s7/`).
 fn relative_key(n: usize, folders: usize) -> String {
     format!("{}f{n:07}.dat", folder_path(n % folders.max(1)))
 }

@@ -82,8 +82,8 @@ pub struct SyncSettings {
     /// other pollers keep polling. Like Lambda's `MaximumBatchingWindowInSeconds` for SQS.
     pub batch_window: Duration,
     /// How long the leader of a group commit waits for more batches when others already wait
-    /// besides its own (busy pollers), so that more share its transaction (the `commit` module); a batch
-    /// alone commits at once. `Duration::ZERO`: what waits commits at once.
+    /// besides its own (busy pollers), so that more share its transaction (the `commit`
+    /// module); a batch alone commits at once. `Duration::ZERO`: what waits commits at once.
     pub commit_delay: Duration,
     /// How long a received message stays invisible to other consumers: longer than a batch
     /// takes to apply.
