@@ -406,7 +406,7 @@ impl Run<'_> {
 
     /// Waits until a batch may be written under `jobs.objects_per_second`.
     pub(crate) async fn pace(&mut self) {
-        tokio::time::sleep_until(self.pace.next).await;
+        self.pace.wait().await;
     }
 
     /// Counts a batch of `objects` written now: the next waits its time.
@@ -415,9 +415,17 @@ impl Run<'_> {
     }
 }
 
+/// How late the timer may wake a task: tokio's counts whole milliseconds.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// Spreads writes at `per_second` objects a second at most: after a batch of `n` ends, the next
 /// waits `n / per_second`. Counted from a batch's end, so that slow answers slow the job down
 /// rather than let it catch up in a burst.
+///
+/// Writes closer together than the timer's tick (a copy started every third of a millisecond
+/// at 3,000 a second) keep to their schedule instead: a wait the timer ended up to a tick late
+/// is made up by the writes after it, which go at once, so the rate is the one asked for and
+/// not a write per tick.
 struct Pace {
     per_second: f64,
     next: Instant,
@@ -428,8 +436,16 @@ impl Pace {
         Pace { per_second: f64::from(per_second.max(1)), next: Instant::now() }
     }
 
+    /// Waits until the next write's time; not at all when it has come.
+    async fn wait(&self) {
+        if self.next > Instant::now() {
+            tokio::time::sleep_until(self.next).await;
+        }
+    }
+
     fn done(&mut self, objects: usize, now: Instant) {
-        self.next = now + Duration::from_secs_f64(objects as f64 / self.per_second);
+        let from = if now.saturating_duration_since(self.next) <= TIMER_TICK { self.next } else { now };
+        self.next = from + Duration::from_secs_f64(objects as f64 / self.per_second);
     }
 }
 
@@ -489,14 +505,33 @@ mod tests {
 
     #[test]
     fn batches_keep_to_the_rate() {
-        let t0 = Instant::now();
         let mut pace = Pace::new(1_000);
-        assert!(pace.next <= Instant::now(), "the first batch goes at once");
+        let t0 = pace.next;
+        assert!(t0 <= Instant::now(), "the first batch goes at once");
         pace.done(1_000, t0);
         assert_eq!(pace.next, t0 + Duration::from_secs(1));
         // A slow batch: the next waits its time after it, not after the one before.
         let late = t0 + Duration::from_secs(5);
         pace.done(10, late);
         assert_eq!(pace.next, late + Duration::from_millis(10));
+    }
+
+    /// At 3,000 a second a copy starts every third of a millisecond, closer than the timer's
+    /// tick: the rate must still be 3,000, not the one start per tick the timer would allow.
+    #[tokio::test(start_paused = true)]
+    async fn starts_closer_than_a_timer_tick_keep_to_the_rate() {
+        let mut pace = Pace::new(3_000);
+        let second = Instant::now() + Duration::from_secs(1);
+        let mut started = 0;
+        loop {
+            pace.wait().await;
+            let now = Instant::now();
+            if now >= second {
+                break;
+            }
+            pace.done(1, now);
+            started += 1;
+        }
+        assert!((2_990..=3_000).contains(&started), "{started} starts in a second at 3,000 a second");
     }
 }
