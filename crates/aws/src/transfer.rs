@@ -588,6 +588,10 @@ impl BucketAccess {
             .bucket(bucket)
             .key(to)
             .set_content_type(head.content_type().map(str::to_owned))
+            .set_content_disposition(head.content_disposition().map(str::to_owned))
+            .set_content_encoding(head.content_encoding().map(str::to_owned))
+            .set_content_language(head.content_language().map(str::to_owned))
+            .set_cache_control(head.cache_control().map(str::to_owned))
             .set_metadata(head.metadata().cloned())
             .set_tagging(tagging);
         let request = match &checksum {

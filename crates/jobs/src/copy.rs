@@ -50,7 +50,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinSet;
 
-use crate::moves::{CopyError, CopySettings, Source, copy_verified, verify};
+use crate::moves::{CopyError, CopySettings, Source, copy_verified, holds_copy};
 use crate::worker::{Run, Stop, aws_stop};
 
 /// Objects a listing page or a page of the plan holds.
@@ -842,6 +842,9 @@ struct Copier {
     on_conflict: OnConflict,
     dry_run: bool,
     remove_sources: bool,
+    /// When the job first started (its milliseconds since the epoch): only a copy written since
+    /// can be the job's own without proof by ETag or checksum.
+    since_ms: i64,
 }
 
 /// What became of one object: an end, or a failure that may pass (it stays pending).
@@ -881,6 +884,7 @@ impl Copier {
             on_conflict: spec.on_conflict,
             dry_run: spec.dry_run,
             remove_sources,
+            since_ms: run.started_ms(),
         }
     }
 
@@ -918,10 +922,13 @@ impl Copier {
         let there = if self.on_conflict == OnConflict::Overwrite && !self.dry_run {
             None
         } else if let Some(there) = self.access.head(bucket, to, None).await? {
-            // The job's own copy, made before a stop, counts as made; anything else conflicts.
-            match verify(&self.access, source, &there, self.copies.in_parts(source.size)).await {
-                Ok(()) => Some(there),
-                Err(CopyError::Mismatch(_)) => match self.on_conflict {
+            // The job's own copy, made before a stop, counts as made, as do the same bytes
+            // copied earlier; anything else conflicts.
+            let in_parts = self.copies.in_parts(source.size);
+            if holds_copy(&self.access, source, bucket, to, &there, in_parts, self.since_ms).await? {
+                Some(there)
+            } else {
+                match self.on_conflict {
                     OnConflict::Skip => {
                         let done = Done::new(ObjectResult::Skipped, None);
                         return Ok(Done { destination: destination(there), ..done });
@@ -934,8 +941,7 @@ impl Copier {
                         return Ok(Done { destination: destination(there), ..done });
                     }
                     OnConflict::Overwrite => None,
-                },
-                Err(e) => return Err(e),
+                }
             }
         } else {
             None

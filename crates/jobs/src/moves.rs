@@ -7,7 +7,8 @@
 //! A source is deleted only once its copy is verified.
 //!
 //! Taken up again, a folder's move lists what is left of the source; a destination that already
-//! holds a verified copy (the move's own, before the stop) counts as copied.
+//! holds a copy (the same bytes, or one of the same size the move wrote itself before the stop)
+//! counts as copied.
 
 use byos_aws::{AwsError, BucketAccess, CopySource, Head, MAX_COPY_OBJECT_BYTES, MAX_DELETE_BATCH};
 use byos_catalog::Project;
@@ -137,6 +138,17 @@ pub async fn copy_verified(
     Ok(copy)
 }
 
+/// How much a check of a copy against its source proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evidence {
+    /// The same bytes: equal ETags (an MD5 of the bytes, or of the same parts).
+    Bytes,
+    /// The same size, where the ETags cannot be compared (SSE-KMS on either side, a source
+    /// uploaded in parts, a copy made in parts): enough for a copy just made, not to tell a
+    /// copy from another object of that size.
+    Size,
+}
+
 /// Whether `copy` is a copy of `source`: by ETag where both are MD5s of the bytes, by size where
 /// they cannot be (a copy made in parts has an ETag of its parts).
 pub(crate) async fn verify(
@@ -144,19 +156,55 @@ pub(crate) async fn verify(
     source: &Source,
     copy: &Head,
     in_parts: bool,
-) -> Result<(), CopyError> {
+) -> Result<Evidence, CopyError> {
     if copy.size != source.size {
         return Err(CopyError::Mismatch(format!("{} bytes, the copy {}", source.size, copy.size)));
     }
-    if in_parts || copy.etag == source.etag || source.etag.contains('-') || is_kms(copy) {
-        return Ok(());
+    if copy.etag == source.etag {
+        return Ok(Evidence::Bytes);
+    }
+    if in_parts || source.etag.contains('-') || is_kms(copy) {
+        return Ok(Evidence::Size);
     }
     // The source's own encryption may explain the difference, or the listing's ETag was not the
     // source's latest (it changed since, and the copy is of what it is now).
     match access.head(&source.bucket, &source.key, source.version_id.as_deref()).await? {
-        Some(head) if is_kms(&head) => Ok(()),
-        Some(head) if head.size == copy.size && !head.etag.is_empty() && head.etag == copy.etag => Ok(()),
+        Some(head) if is_kms(&head) => Ok(Evidence::Size),
+        Some(head) if head.size == copy.size && !head.etag.is_empty() && head.etag == copy.etag => Ok(Evidence::Bytes),
         _ => Err(CopyError::Mismatch(format!("ETag {}, the copy's {}", source.etag, copy.etag))),
+    }
+}
+
+/// Whether `there`, found at `to` in `bucket` before a copy of `source` to it, already is that
+/// copy: the same bytes by ETag or by full-object checksum, or, where neither can tell, a copy
+/// of the same size that the job made itself before a stop (written after the second of
+/// `since_ms`, when the job first started). Anything else is another object, which the job must
+/// not take for its copy: a move would delete a source that was never copied. A copy of the
+/// job's first second without a checksum counts as another object: a conflict reported, never
+/// a source lost.
+pub(crate) async fn holds_copy(
+    access: &BucketAccess,
+    source: &Source,
+    bucket: &str,
+    to: &str,
+    there: &Head,
+    in_parts: bool,
+    since_ms: i64,
+) -> Result<bool, CopyError> {
+    match verify(access, source, there, in_parts).await {
+        Ok(Evidence::Bytes) => Ok(true),
+        // S3's times have whole seconds: one in the second the job started may be older.
+        Ok(Evidence::Size) if there.last_modified_ms >= since_ms - since_ms.rem_euclid(1000) + 1000 => Ok(true),
+        Ok(Evidence::Size) => {
+            let there_version = there.version_id.as_deref().filter(|v| *v != "null");
+            let (expected, found) = tokio::try_join!(
+                access.full_object_checksum(&source.bucket, &source.key, source.version_id.as_deref()),
+                access.full_object_checksum(bucket, to, there_version),
+            )?;
+            Ok(matches!((expected, found), (Some(expected), Some(found)) if expected == found))
+        }
+        Err(CopyError::Mismatch(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -182,6 +230,7 @@ pub(crate) async fn move_folder(
     let mut marker = None;
     let mut failures: Vec<(String, String)> = Vec::new();
     let batch = i32::try_from(MAX_DELETE_BATCH).unwrap_or(i32::MAX);
+    let keep_since = Some(run.started_ms()).filter(|_| !overwrite);
     loop {
         let page = bucket
             .access
@@ -205,7 +254,7 @@ pub(crate) async fn move_folder(
                 let settings = inner.settings.copies;
                 copies.spawn(async move {
                     let outcome =
-                        move_one(&access, &bucket_name, &source, &to_key, sse.as_ref(), overwrite, &settings).await;
+                        move_one(&access, &bucket_name, &source, &to_key, sse.as_ref(), keep_since, &settings).await;
                     (source, outcome)
                 });
             }
@@ -272,22 +321,23 @@ enum One {
     Skipped,
 }
 
+/// Moves `source` to `to`; `keep_since` is when the move first started where it keeps what its
+/// destinations hold (it does not overwrite), `None` where it overwrites.
 async fn move_one(
     access: &BucketAccess,
     bucket: &str,
     source: &Source,
     to: &str,
     sse: Option<&ServerSideEncryption>,
-    overwrite: bool,
+    keep_since: Option<i64>,
     copies: &CopySettings,
 ) -> Result<One, CopyError> {
-    if !overwrite && let Some(there) = access.head(bucket, to, None).await? {
+    if let Some(since_ms) = keep_since
+        && let Some(there) = access.head(bucket, to, None).await?
+    {
         // The move's own copy, made before a stop, counts; anything else is left alone.
-        return match verify(access, source, &there, copies.in_parts(source.size)).await {
-            Ok(()) => Ok(One::Copied),
-            Err(CopyError::Mismatch(_)) => Ok(One::Skipped),
-            Err(e) => Err(e),
-        };
+        let ours = holds_copy(access, source, bucket, to, &there, copies.in_parts(source.size), since_ms).await?;
+        return Ok(if ours { One::Copied } else { One::Skipped });
     }
     copy_verified(access, source, bucket, to, sse, copies).await?;
     Ok(One::Copied)

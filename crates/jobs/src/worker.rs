@@ -344,6 +344,12 @@ impl Run<'_> {
         self.step().await
     }
 
+    /// When the job first started, in milliseconds since the epoch: now, on its first run.
+    pub(crate) fn started_ms(&self) -> i64 {
+        let started = self.job.started_at.unwrap_or_else(OffsetDateTime::now_utc);
+        i64::try_from(started.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
     pub(crate) fn progress(&mut self) -> &mut JobProgress {
         &mut self.job.progress
     }

@@ -169,6 +169,20 @@ impl<'a> Jobs<'a> {
             exclude: request.exclude,
             dry_run: request.dry_run,
         };
+        // Two sources landing on one key: the second copy would replace the first (and a move
+        // delete both sources), so paths whose destinations overlap go in separate jobs.
+        let targets: Vec<String> = spec.paths.iter().map(|path| byos_jobs::destination_path(&spec, path)).collect();
+        for (i, (path, target)) in spec.paths.iter().zip(&targets).enumerate() {
+            let holds = |other: &String| {
+                other == target || (target.is_empty() || target.ends_with('/')) && other.starts_with(target.as_str())
+            };
+            if let Some(j) = targets.iter().enumerate().position(|(j, other)| j != i && holds(other)) {
+                return Err(invalid(format!(
+                    "source.paths: /{} and /{path} would both land in /{target}; copy them in separate jobs or into different folders",
+                    spec.paths[j]
+                )));
+            }
+        }
         if source_id == destination_id {
             for path in &spec.paths {
                 let target = byos_jobs::destination_path(&spec, path);

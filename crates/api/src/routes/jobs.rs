@@ -128,7 +128,8 @@ pub(crate) struct CopySourceBody {
     #[schema(value_type = Option<Uuid>)]
     project_id: Option<String>,
     /// From the project's root: a folder ends with `/` and keeps its last segment under the
-    /// destination (`/a/` into `/in/` gives `/in/a/...`; `/` copies the root's contents).
+    /// destination (`/a/` into `/in/` gives `/in/a/...`; `/` copies the root's contents). No
+    /// two paths may land on the same keys (`/x/run/` and `/y/run/`; `/` and `/b.txt`).
     #[serde(default)]
     #[schema(example = json!(["/runs/42/", "/samples.csv"]))]
     paths: Vec<String>,

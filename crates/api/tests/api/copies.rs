@@ -82,6 +82,9 @@ async fn copies_between_buckets_are_verified_and_reported() {
     let crc32 = byos_test_support::crc32_checksum(&big);
     let headers = [
         ("content-type", "application/x-bam"),
+        ("content-disposition", "attachment; filename=\"big.bam\""),
+        ("content-language", "en"),
+        ("cache-control", "no-cache"),
         ("x-amz-meta-sample", "na12878"),
         ("x-amz-tagging", "run=42"),
         ("x-amz-sdk-checksum-algorithm", "CRC32"),
@@ -157,10 +160,12 @@ async fn copies_between_buckets_are_verified_and_reported() {
     let head = on.bucket.head(DESTINATION, "lab/dst/in/run/lane-1/read-005.txt", None).await.unwrap().unwrap();
     assert_eq!(head.server_side_encryption.as_deref(), Some("aws:kms"));
     let reply = reqwest::get(format!("{moto}/{DESTINATION}/lab/dst/in/run/big.bam")).await.unwrap();
+    let header = |name: &str| reply.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_eq!(
-        (reply.headers()["content-type"].to_str().ok(), reply.headers()["x-amz-meta-sample"].to_str().ok()),
-        (Some("application/x-bam"), Some("na12878")),
-        "content type and metadata kept in a copy in parts"
+        ["content-type", "content-disposition", "content-language", "cache-control", "x-amz-meta-sample"].map(header),
+        ["application/x-bam", "attachment; filename=\"big.bam\"", "en", "no-cache", "na12878"]
+            .map(|v| Some(v.to_owned())),
+        "content type, the other content headers and metadata kept in a copy in parts"
     );
     assert!(reply.bytes().await.unwrap() == big, "byte-exact");
     // The copy in parts carries the source's full-object checksum, computed by S3 over its parts.
@@ -230,6 +235,24 @@ async fn copies_between_buckets_are_verified_and_reported() {
     assert_eq!(overwritten["status"], "succeeded", "{overwritten}");
     let head = on.bucket.head(DESTINATION, "lab/dst/in/samples.csv", None).await.unwrap().unwrap();
     assert_eq!(head.size, 5, "overwritten");
+
+    // Another object of the same size, where SSE-KMS leaves no ETag to compare: not the job's
+    // copy, so a move fails it and keeps its source.
+    let kms = byos_domain::ServerSideEncryption::Kms(byos_domain::KmsKeyArn::parse(&key).unwrap());
+    on.bucket.put_object(DESTINATION, "lab/dst/in/samples.csv", b"other".to_vec(), Some(&kms)).await.unwrap();
+    let other = on.bucket.head(DESTINATION, "lab/dst/in/samples.csv", None).await.unwrap();
+    let kept = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "move", "source": {"projectId": source, "paths": ["/samples.csv"]},
+                   "destination": {"projectId": destination, "path": "/in/"}}),
+        )
+        .await;
+    let kept = wait_for_job(app, kept.ok(202)["id"].as_str().unwrap()).await;
+    assert_eq!((&kept["status"], &kept["error"]["code"]), (&json!("failed"), &json!("objects-not-copied")), "{kept}");
+    assert!(on.bucket.head(BUCKET, "copies/src/samples.csv", None).await.unwrap().is_some(), "the source stays");
+    let there = on.bucket.head(DESTINATION, "lab/dst/in/samples.csv", None).await.unwrap();
+    assert_eq!(there, other, "the other object stays");
 
     // A dry run with globs plans and reports, and writes nothing.
     let dry = app
@@ -423,6 +446,15 @@ async fn a_copy_needs_access_to_both_projects_and_sane_paths() {
     for (body, code) in bad {
         let reply = app.post("/api/v1/jobs", body.clone()).await;
         reply.error(if code == "file-not-found" { 404 } else { 400 }, code);
+    }
+    // Two sources that would land on the same keys: the second copy would replace the first.
+    for (paths, message) in [
+        (json!(["/run/", "/run/"]), "source.paths: /run/ and /run/ would both land in /in/run/"),
+        (json!(["/", "/run/x.txt"]), "source.paths: /run/x.txt and / would both land in /in/"),
+    ] {
+        let reply = app.post("/api/v1/jobs", copy("copy", paths, "/in/")).await;
+        let said = reply.error(400, "invalid-request");
+        assert!(said.contains(message), "{said}");
     }
     // Into the same project's other folder is fine.
     let within = json!({"type": "copy", "source": {"projectId": a, "paths": ["/run/"]}, "destination": {"projectId": a, "path": "/copy/"}});
