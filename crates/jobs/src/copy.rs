@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use byos_aws::{AwsError, BucketAccess, Head, PageMarker};
+use byos_aws::{AwsError, AwsErrorKind, BucketAccess, Head, PageMarker};
 use byos_buckets::OpenBucket;
 use byos_catalog::{CopySpec, Job, JobObject, JobPlan, JobSpec, JobStatus, Lease, ObjectResult, OnConflict, Project};
 use byos_domain::iam::{Access, Policies, PolicyDocument, Request, ResourcePolicy};
@@ -952,7 +952,26 @@ impl Copier {
         }
         let copy = match there {
             Some(there) => there,
-            None => copy_verified(&self.access, source, bucket, to, self.sse.as_ref(), &self.copies).await?,
+            None => match copy_verified(&self.access, source, bucket, to, self.sse.as_ref(), &self.copies).await {
+                Ok(copy) => copy,
+                // A move taken up again after a stop that lost this object's end: its source
+                // went once its copy was verified, and the copy is there.
+                Err(CopyError::Aws(e)) if self.remove_sources && e.kind == AwsErrorKind::NoSuchKey => {
+                    let in_parts = self.copies.in_parts(source.size);
+                    match self.access.head(bucket, to, None).await? {
+                        Some(there)
+                            if holds_copy(&self.access, source, bucket, to, &there, in_parts, self.since_ms)
+                                .await? =>
+                        {
+                            let gone = answer(&self.answer_source, &object.source_key, started_ms, None);
+                            let done = Done::new(ObjectResult::Moved, None);
+                            return Ok(Done { destination: destination(there), source: gone, ..done });
+                        }
+                        _ => return Err(CopyError::Aws(e)),
+                    }
+                }
+                Err(e) => return Err(e),
+            },
         };
         let done = Done { destination: destination(copy), ..Done::new(ObjectResult::Copied, None) };
         if !self.remove_sources {

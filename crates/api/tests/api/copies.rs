@@ -334,6 +334,56 @@ async fn copies_between_buckets_are_verified_and_reported() {
     assert_eq!(drift, byos_catalog::Drift::default());
 }
 
+/// A move taken up again after a stop that lost some objects' ends: their sources are gone and
+/// their copies made. Here the last object of the plan is moved by hand while the job copies
+/// the others, one a second: the job counts it moved, where it used to fail it on the missing
+/// source (a `overwrite` move asks CopyObject at once, without a HEAD of its destination).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_counts_a_copy_made_before_its_source_went() {
+    let jobs = byos_api::JobSettings { objects_per_second: 1, ..Default::default() };
+    let on = OnMoto::with_jobs("gone", jobs).await;
+    let app = &on.app;
+    for name in ["a", "b", "c", "d", "e"] {
+        on.bucket
+            .put_object(BUCKET, &format!("gone/src/run/{name}.txt"), name.as_bytes().to_vec(), None)
+            .await
+            .unwrap();
+    }
+    let source = on.imported_project("src").await;
+    let destination = project(app, "dst", &on.configuration, "dst").await;
+    let _workers = app.state.services().job_engine().spawn_workers();
+    let started = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "move", "source": {"projectId": source, "paths": ["/run/"]},
+                   "destination": {"projectId": destination, "path": "/"}, "onConflict": "overwrite"}),
+        )
+        .await;
+    let path = format!("/api/v1/jobs/{}", started.ok(202)["id"].as_str().unwrap());
+    // Once the plan holds all five, and long before the job's fifth second, e.txt moves.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let job = app.get(&path).await;
+        let job = job.ok(200);
+        if job["progress"]["objectsTotal"] == 5 {
+            assert!(job["progress"]["objectsDone"].as_u64() < Some(4), "{job}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not planned: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    on.bucket.put_object(BUCKET, "gone/dst/run/e.txt", b"e".to_vec(), None).await.unwrap();
+    on.bucket.delete_object(BUCKET, "gone/src/run/e.txt", None).await.unwrap();
+    let moved = wait_for_job(app, path.rsplit('/').next().unwrap()).await;
+    assert_eq!(
+        (&moved["status"], &moved["progress"]["objectsDone"], &moved["progress"]["objectsFailed"]),
+        (&json!("succeeded"), &json!(5), &json!(0)),
+        "{moved}"
+    );
+    assert_eq!(keys(&on, BUCKET, "gone/src/").await, Vec::<String>::new());
+    assert_eq!(keys(&on, BUCKET, "gone/dst/run/").await.len(), 5);
+}
+
 /// A move whose plan takes two listing pages: copies start while the second page is listed (and
 /// the sources they delete are behind where the listing goes on), the rest after the plan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
