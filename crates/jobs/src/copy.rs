@@ -979,6 +979,18 @@ impl Copier {
         }
         // The copy is verified: its source may go (on a versioned bucket, behind a delete marker).
         let deleting_ms = Answer::now_ms();
+        if let Some(pinned) = source.version_id.as_deref() {
+            // The copy is of the version the plan listed: one written since must not go behind
+            // the delete marker uncopied. One deleted since leaves nothing to delete.
+            match self.access.head(&source.bucket, &source.key, None).await? {
+                None => return Ok(Done { result: ObjectResult::Moved, ..done }),
+                Some(current) if current.version_id.as_deref() != Some(pinned) => {
+                    let why = "copied, but its source stays: a newer version was written after the job listed it";
+                    return Ok(Done { result: ObjectResult::Failed, error: Some(why.to_owned()), ..done });
+                }
+                Some(_) => {}
+            }
+        }
         self.access.delete_object(&source.bucket, &source.key, None).await?;
         let gone = answer(&self.answer_source, &object.source_key, deleting_ms, None);
         Ok(Done { result: ObjectResult::Moved, source: gone, ..done })

@@ -384,6 +384,60 @@ async fn a_move_counts_a_copy_made_before_its_source_went() {
     assert_eq!(keys(&on, BUCKET, "gone/dst/run/").await.len(), 5);
 }
 
+/// A move from a bucket that keeps versions copies the versions its plan listed: a version
+/// written afterwards stays the source's current one, rather than going behind the move's delete
+/// marker uncopied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_leaves_a_version_written_after_its_plan() {
+    let jobs = byos_api::JobSettings { objects_per_second: 1, ..Default::default() };
+    let on = OnMoto::with_jobs("versions", jobs).await;
+    let app = &on.app;
+    on.setup.set_versioning(BUCKET, byos_domain::VersioningState::Enabled).await.unwrap();
+    set_ready_with(app, &on.configuration, byos_domain::VersioningState::Enabled).await;
+    for name in ["a", "b", "c", "d", "e"] {
+        let key = format!("versions/src/run/{name}.txt");
+        on.bucket.put_object(BUCKET, &key, name.as_bytes().to_vec(), None).await.unwrap();
+    }
+    let source = on.imported_project("src").await;
+    let destination = project(app, "dst", &on.configuration, "dst").await;
+    let _workers = app.state.services().job_engine().spawn_workers();
+    let started = app
+        .post(
+            "/api/v1/jobs",
+            json!({"type": "move", "source": {"projectId": source, "paths": ["/run/"]},
+                   "destination": {"projectId": destination, "path": "/"}}),
+        )
+        .await;
+    let id = started.ok(202)["id"].as_str().unwrap().to_owned();
+    // Once the plan holds all five, and long before the job's fifth second, e.txt changes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let job = app.get(&format!("/api/v1/jobs/{id}")).await;
+        let job = job.ok(200);
+        if job["progress"]["objectsTotal"] == 5 {
+            assert!(job["progress"]["objectsDone"].as_u64() < Some(4), "{job}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not planned: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    on.bucket.put_object(BUCKET, "versions/src/run/e.txt", b"e, again".to_vec(), None).await.unwrap();
+    let moved = wait_for_job(app, &id).await;
+    assert_eq!(
+        (&moved["status"], &moved["progress"]["objectsDone"], &moved["progress"]["objectsFailed"]),
+        (&json!("failed"), &json!(4), &json!(1)),
+        "{moved}"
+    );
+    let current = on.bucket.head(BUCKET, "versions/src/run/e.txt", None).await.unwrap();
+    assert_eq!(current.map(|h| h.size), Some(8), "the newer version stays current");
+    let copied = on.bucket.head(BUCKET, "versions/dst/run/e.txt", None).await.unwrap();
+    assert_eq!(copied.map(|h| h.size), Some(1), "the listed version was copied");
+    let report = lines(&report(&on, &id, false).await);
+    let e = report.iter().find(|l| l["source"] == "/run/e.txt").unwrap();
+    assert_eq!(e["result"], "failed");
+    assert!(e["error"].as_str().unwrap().contains("a newer version"), "{e}");
+}
+
 /// A move whose plan takes two listing pages: copies start while the second page is listed (and
 /// the sources they delete are behind where the listing goes on), the rest after the plan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
