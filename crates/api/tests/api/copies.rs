@@ -334,54 +334,71 @@ async fn copies_between_buckets_are_verified_and_reported() {
     assert_eq!(drift, byos_catalog::Drift::default());
 }
 
-/// A move taken up again after a stop that lost some objects' ends: their sources are gone and
-/// their copies made. Here the last object of the plan is moved by hand while the job copies
-/// the others, one a second: the job counts it moved, where it used to fail it on the missing
-/// source (a `overwrite` move asks CopyObject at once, without a HEAD of its destination).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_move_counts_a_copy_made_before_its_source_went() {
+/// The objects of a slow move's folder, each holding its name: the job moves one a second, so
+/// the last one's turn comes seconds after its plan holds them all, time for a test to change it
+/// first.
+const SLOW: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+
+/// A move of `{name}/src/run/` (the objects of [`SLOW`]) into the root of project `dst`, at one
+/// object a second, on a bucket with `versioning`; answers once the job's plan holds them all,
+/// with moto, the job engine's workers and the job's id.
+async fn slow_move(
+    name: &str,
+    versioning: byos_domain::VersioningState,
+    on_conflict: &str,
+) -> (OnMoto, impl Sized, String) {
     let jobs = byos_api::JobSettings { objects_per_second: 1, ..Default::default() };
-    let on = OnMoto::with_jobs("gone", jobs).await;
+    let on = OnMoto::with_jobs(name, jobs).await;
     let app = &on.app;
-    for name in ["a", "b", "c", "d", "e"] {
-        on.bucket
-            .put_object(BUCKET, &format!("gone/src/run/{name}.txt"), name.as_bytes().to_vec(), None)
-            .await
-            .unwrap();
+    if versioning != byos_domain::VersioningState::Unversioned {
+        on.setup.set_versioning(BUCKET, versioning).await.unwrap();
+    }
+    set_ready_with(app, &on.configuration, versioning).await;
+    for object in SLOW {
+        let key = format!("{name}/src/run/{object}.txt");
+        on.bucket.put_object(BUCKET, &key, object.as_bytes().to_vec(), None).await.unwrap();
     }
     let source = on.imported_project("src").await;
     let destination = project(app, "dst", &on.configuration, "dst").await;
-    let _workers = app.state.services().job_engine().spawn_workers();
+    let workers = app.state.services().job_engine().spawn_workers();
     let started = app
         .post(
             "/api/v1/jobs",
             json!({"type": "move", "source": {"projectId": source, "paths": ["/run/"]},
-                   "destination": {"projectId": destination, "path": "/"}, "onConflict": "overwrite"}),
+                   "destination": {"projectId": destination, "path": "/"}, "onConflict": on_conflict}),
         )
         .await;
-    let path = format!("/api/v1/jobs/{}", started.ok(202)["id"].as_str().unwrap());
-    // Once the plan holds all five, and long before the job's fifth second, e.txt moves.
+    let id = started.ok(202)["id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let job = app.get(&path).await;
+        let job = app.get(&format!("/api/v1/jobs/{id}")).await;
         let job = job.ok(200);
-        if job["progress"]["objectsTotal"] == 5 {
-            assert!(job["progress"]["objectsDone"].as_u64() < Some(4), "{job}");
-            break;
+        if job["progress"]["objectsTotal"] == SLOW.len() {
+            assert!(job["progress"]["objectsDone"].as_u64() < Some(SLOW.len() as u64 - 1), "{job}");
+            return (on, workers, id);
         }
         assert!(std::time::Instant::now() < deadline, "not planned: {job}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    on.bucket.put_object(BUCKET, "gone/dst/run/e.txt", b"e".to_vec(), None).await.unwrap();
-    on.bucket.delete_object(BUCKET, "gone/src/run/e.txt", None).await.unwrap();
-    let moved = wait_for_job(app, path.rsplit('/').next().unwrap()).await;
+}
+
+/// A move taken up again after a stop that lost some objects' ends: their sources are gone and
+/// their copies made. Here the last object of the plan is moved by hand while the job moves the
+/// others: the job counts it moved, where it used to fail it on the missing source (an
+/// `overwrite` move asks CopyObject at once, without a HEAD of its destination).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_counts_a_copy_made_before_its_source_went() {
+    let (on, _workers, id) = slow_move("gone", byos_domain::VersioningState::Unversioned, "overwrite").await;
+    on.bucket.put_object(BUCKET, "gone/dst/run/h.txt", b"h".to_vec(), None).await.unwrap();
+    on.bucket.delete_object(BUCKET, "gone/src/run/h.txt", None).await.unwrap();
+    let moved = wait_for_job(&on.app, &id).await;
     assert_eq!(
         (&moved["status"], &moved["progress"]["objectsDone"], &moved["progress"]["objectsFailed"]),
-        (&json!("succeeded"), &json!(5), &json!(0)),
+        (&json!("succeeded"), &json!(SLOW.len()), &json!(0)),
         "{moved}"
     );
     assert_eq!(keys(&on, BUCKET, "gone/src/").await, Vec::<String>::new());
-    assert_eq!(keys(&on, BUCKET, "gone/dst/run/").await.len(), 5);
+    assert_eq!(keys(&on, BUCKET, "gone/dst/run/").await.len(), SLOW.len());
 }
 
 /// A move from a bucket that keeps versions copies the versions its plan listed: a version
@@ -389,53 +406,22 @@ async fn a_move_counts_a_copy_made_before_its_source_went() {
 /// marker uncopied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_leaves_a_version_written_after_its_plan() {
-    let jobs = byos_api::JobSettings { objects_per_second: 1, ..Default::default() };
-    let on = OnMoto::with_jobs("versions", jobs).await;
-    let app = &on.app;
-    on.setup.set_versioning(BUCKET, byos_domain::VersioningState::Enabled).await.unwrap();
-    set_ready_with(app, &on.configuration, byos_domain::VersioningState::Enabled).await;
-    for name in ["a", "b", "c", "d", "e"] {
-        let key = format!("versions/src/run/{name}.txt");
-        on.bucket.put_object(BUCKET, &key, name.as_bytes().to_vec(), None).await.unwrap();
-    }
-    let source = on.imported_project("src").await;
-    let destination = project(app, "dst", &on.configuration, "dst").await;
-    let _workers = app.state.services().job_engine().spawn_workers();
-    let started = app
-        .post(
-            "/api/v1/jobs",
-            json!({"type": "move", "source": {"projectId": source, "paths": ["/run/"]},
-                   "destination": {"projectId": destination, "path": "/"}}),
-        )
-        .await;
-    let id = started.ok(202)["id"].as_str().unwrap().to_owned();
-    // Once the plan holds all five, and long before the job's fifth second, e.txt changes.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let job = app.get(&format!("/api/v1/jobs/{id}")).await;
-        let job = job.ok(200);
-        if job["progress"]["objectsTotal"] == 5 {
-            assert!(job["progress"]["objectsDone"].as_u64() < Some(4), "{job}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not planned: {job}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    on.bucket.put_object(BUCKET, "versions/src/run/e.txt", b"e, again".to_vec(), None).await.unwrap();
-    let moved = wait_for_job(app, &id).await;
+    let (on, _workers, id) = slow_move("versions", byos_domain::VersioningState::Enabled, "fail").await;
+    on.bucket.put_object(BUCKET, "versions/src/run/h.txt", b"h, again".to_vec(), None).await.unwrap();
+    let moved = wait_for_job(&on.app, &id).await;
     assert_eq!(
         (&moved["status"], &moved["progress"]["objectsDone"], &moved["progress"]["objectsFailed"]),
-        (&json!("failed"), &json!(4), &json!(1)),
+        (&json!("failed"), &json!(SLOW.len() - 1), &json!(1)),
         "{moved}"
     );
-    let current = on.bucket.head(BUCKET, "versions/src/run/e.txt", None).await.unwrap();
+    let current = on.bucket.head(BUCKET, "versions/src/run/h.txt", None).await.unwrap();
     assert_eq!(current.map(|h| h.size), Some(8), "the newer version stays current");
-    let copied = on.bucket.head(BUCKET, "versions/dst/run/e.txt", None).await.unwrap();
+    let copied = on.bucket.head(BUCKET, "versions/dst/run/h.txt", None).await.unwrap();
     assert_eq!(copied.map(|h| h.size), Some(1), "the listed version was copied");
     let report = lines(&report(&on, &id, false).await);
-    let e = report.iter().find(|l| l["source"] == "/run/e.txt").unwrap();
-    assert_eq!(e["result"], "failed");
-    assert!(e["error"].as_str().unwrap().contains("a newer version"), "{e}");
+    let h = report.iter().find(|l| l["source"] == "/run/h.txt").unwrap();
+    assert_eq!(h["result"], "failed");
+    assert!(h["error"].as_str().unwrap().contains("a newer version"), "{h}");
 }
 
 /// A move whose plan takes two listing pages: copies start while the second page is listed (and
